@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything the demo and the tests need, from the package registries only:
+# Debian's chromium, a project virtualenv with the package and its dev/server extras, the pinned npm
+# browser assets, the micropip wheel Pyodide's lock pins, and a wheel of this working tree.
+# Re-running it is cheap: each step checks what is already there.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-python3}"
+VENV="$ROOT/.venv"
+WHEELS="$ROOT/build/wheels"
+# Pinned to the version pyodide 314.0.7's pyodide-lock.json names; older micropip does not import
+# under Pyodide's Python 3.14.
+MICROPIP_VERSION="0.11.1"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if [[ ! -x /usr/bin/chromium ]]; then
+    log "installing Debian chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium >/dev/null
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+# Reinstall only when the dependency declaration changed.
+STAMP="$VENV/.p2p_setup_stamp"
+WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]]; then
+    log "installing the package (editable) with its dev and server extras"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q hatchling
+    "$VENV/bin/python" -m pip install -q -e ".[dev,server]"
+    echo "$WANT" > "$STAMP"
+fi
+
+if ! node -e 'const p=require("./package.json").dependencies;for(const [n,v] of Object.entries(p)){if(require("./node_modules/"+n+"/package.json").version!==v)process.exit(1)}' 2>/dev/null; then
+    log "installing pinned npm browser assets"
+    if [[ -f package-lock.json ]]; then
+        npm ci --no-audit --no-fund --loglevel=error
+    else
+        npm install --no-audit --no-fund --loglevel=error
+    fi
+fi
+
+mkdir -p "$WHEELS"
+if [[ ! -f "$WHEELS/micropip-$MICROPIP_VERSION-py3-none-any.whl" ]]; then
+    log "downloading micropip $MICROPIP_VERSION"
+    "$VENV/bin/python" -m pip download -q "micropip==$MICROPIP_VERSION" --no-deps \
+        --python-version 3.14 --only-binary=:all: -d "$WHEELS"
+fi
+
+# The browser installs the package from this wheel, so it is rebuilt from the working tree each time
+# (about a second) rather than trusted from an earlier run.
+log "building the p2p_transport wheel"
+rm -f "$WHEELS"/p2p_transport-*.whl
+"$VENV/bin/python" -m pip wheel -q --no-deps --no-build-isolation -w "$WHEELS" . >/dev/null
+log "ready"
