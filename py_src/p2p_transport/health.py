@@ -1,0 +1,143 @@
+"""Connection health: is the peer-to-peer link good, degraded, or gone?"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from .rtt import RTTTracker
+from .timing import Clock
+
+__all__ = ["ConnectionHealthMonitor", "HealthStatus", "HealthThresholds"]
+
+#: How many recent input packets the loss estimate looks at: 120 is 2 s at 60 Hz, enough samples
+#: that one lost packet moves the estimate by under 1%, recent enough to follow a change.
+LOSS_WINDOW_PACKETS: Final = 120
+
+
+class HealthStatus(StrEnum):
+    GOOD = "good"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthThresholds:
+    """When the link counts as degraded or gone.
+
+    The latency limits are the seed design's: one-way latency above 100 ms is already felt in a
+    60 Hz game (6 frames of rollback), above 200 ms it is hard to play.
+
+    Silence: pings go out every 500 ms and inputs every frame, so 1 s without any packet means
+    several packets in a row were lost (a warning), and 3 s means the peer is gone. GGPO waits
+    5 s and GGRS 2 s before declaring a disconnect; 3 s sits between them: long enough that a
+    background tab throttled to one timer per second, or a 30% loss burst, does not trip it, short
+    enough that the session moves to the relay before a participant notices.
+    """
+
+    warning_one_way_ms: float = 100.0
+    critical_one_way_ms: float = 200.0
+    warning_silence_ms: float = 1000.0
+    disconnect_silence_ms: float = 3000.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "warning_one_way_ms",
+            "critical_one_way_ms",
+            "warning_silence_ms",
+            "disconnect_silence_ms",
+        ):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.critical_one_way_ms < self.warning_one_way_ms:
+            raise ValueError("critical_one_way_ms must not be below warning_one_way_ms")
+        if self.disconnect_silence_ms < self.warning_silence_ms:
+            raise ValueError("disconnect_silence_ms must not be below warning_silence_ms")
+
+
+class ConnectionHealthMonitor:
+    """Watches the packets of one path (the DataChannel) and rates the link.
+
+    Loss is estimated from the input packets' current frames: the peer sends one packet per frame,
+    so the share of frames in the recent range that never brought a packet is the packet loss.
+    Gaps (inputs that redundancy failed to bring) are the receiver's to count; they are reported
+    here by :meth:`record_gaps` so the rating sees them.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        rtt: RTTTracker | None = None,
+        thresholds: HealthThresholds | None = None,
+    ) -> None:
+        self._clock = clock
+        self._rtt = rtt
+        self.thresholds = thresholds or HealthThresholds()
+        self.packets_received = 0
+        self.gaps = 0
+        self._recent_frames: deque[int] = deque(maxlen=LOSS_WINDOW_PACKETS)
+        self._recent_set: set[int] = set()
+        self._since_ms = clock()
+        self.last_packet_at_ms: float | None = None
+
+    def reset(self) -> None:
+        """Start watching afresh (the channel (re)opened); totals are kept."""
+        self._recent_frames.clear()
+        self._recent_set.clear()
+        self._since_ms = self._clock()
+        self.last_packet_at_ms = None
+
+    def record_packet(self, input_frame: int | None = None) -> None:
+        """A packet of any kind arrived; ``input_frame`` is an input packet's current frame."""
+        self.packets_received += 1
+        self.last_packet_at_ms = self._clock()
+        if input_frame is not None and input_frame not in self._recent_set:
+            if len(self._recent_frames) == self._recent_frames.maxlen:
+                self._recent_set.discard(self._recent_frames[0])
+            self._recent_frames.append(input_frame)
+            self._recent_set.add(input_frame)
+
+    def record_gaps(self, count: int) -> None:
+        self.gaps += count
+
+    @property
+    def silence_ms(self) -> float:
+        """Time since the last packet, or since watching began if none came."""
+        last = self.last_packet_at_ms if self.last_packet_at_ms is not None else self._since_ms
+        return max(0.0, self._clock() - last)
+
+    @property
+    def loss_estimate(self) -> float | None:
+        """Fraction of recent frames whose input packet never arrived on this path."""
+        if len(self._recent_set) < 2:
+            return None
+        span = max(self._recent_set) - min(self._recent_set) + 1
+        return 1.0 - len(self._recent_set) / span
+
+    @property
+    def status(self) -> HealthStatus:
+        t = self.thresholds
+        silence = self.silence_ms
+        if silence > t.disconnect_silence_ms:
+            return HealthStatus.DISCONNECTED
+        one_way = self._rtt.one_way_ms if self._rtt is not None else None
+        if one_way is not None and one_way > t.critical_one_way_ms:
+            return HealthStatus.CRITICAL
+        if silence > t.warning_silence_ms or (
+            one_way is not None and one_way > t.warning_one_way_ms
+        ):
+            return HealthStatus.WARNING
+        return HealthStatus.GOOD
+
+    def snapshot(self) -> dict[str, float | int | str | None]:
+        return {
+            "health_status": self.status.value,
+            "health_packets_received": self.packets_received,
+            "health_gaps": self.gaps,
+            "health_loss_estimate": self.loss_estimate,
+            "health_silence_ms": self.silence_ms,
+        }

@@ -1,0 +1,166 @@
+"""Delivers the peer's inputs to the game exactly once, whatever copies and paths bring them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Final
+
+from .codec import InputPacket
+
+__all__ = ["DEFAULT_HISTORY_FRAMES", "MAX_FRAME_JUMP", "InputReceiver", "ReceiverCounters"]
+
+logger = logging.getLogger(__name__)
+
+#: How far behind the newest frame a frame is still remembered. 256 frames is about 4 s at 60 Hz:
+#: far longer than redundancy or a relay detour delays an input, yet memory stays bounded. A frame
+#: older than this that was never delivered is counted as lost; a copy arriving later is stale.
+DEFAULT_HISTORY_FRAMES: Final = 256
+#: A packet whose newest frame is this far past everything seen so far is not believed: rollback
+#: peers advance one frame per tick, so a jump of 1024 frames (17 s at 60 Hz) is a corrupt or
+#: hostile packet, and believing it would make every genuine frame look stale.
+MAX_FRAME_JUMP: Final = 1024
+
+InputCallback = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class ReceiverCounters:
+    packets: int = 0
+    inputs_delivered: int = 0
+    duplicates: int = 0
+    #: First delivered from a redundant (non-newest) slot of a packet: the copy that saved it.
+    recovered: int = 0
+    #: A copy of an already delivered frame carrying another action; the first one stays.
+    conflicts: int = 0
+    #: Packets claiming to come from a player other than the expected peer.
+    wrong_player: int = 0
+    #: Packets whose frames jumped implausibly far ahead.
+    implausible: int = 0
+    #: Copies of frames older than the remembered history.
+    stale: int = 0
+    #: Frames not delivered once the peer's own redundancy had moved past them.
+    gaps: int = 0
+    #: Of those gaps, frames that arrived later anyway (another path, a reordered packet).
+    gaps_filled: int = 0
+    #: Frames that fell out of the history without ever being delivered.
+    lost: int = 0
+    #: Exceptions raised by the game's input callback (logged; delivery goes on).
+    callback_errors: int = 0
+
+
+class InputReceiver:
+    """Turns the peer's input packets into one ``on_input(frame, action)`` call per frame.
+
+    Frames are assumed to come one input per frame from the peer, as a rollback game produces
+    them; that is what lets a missing frame be told from a frame that never existed.
+    """
+
+    def __init__(
+        self,
+        peer_index: int,
+        on_input: InputCallback,
+        history_frames: int = DEFAULT_HISTORY_FRAMES,
+    ) -> None:
+        if history_frames < 1:
+            raise ValueError(f"history_frames must be at least 1, got {history_frames}")
+        self.peer_index = peer_index
+        self._on_input = on_input
+        self._history = history_frames
+        self.counters = ReceiverCounters()
+        self._actions: dict[int, int] = {}
+        self._newest: int | None = None
+        # Frames below _gap_checked were checked for gaps; frames below _floor are forgotten.
+        # Frames before the first one seen are still accepted (a slower path may bring them), but
+        # are not counted as gaps or losses: nothing says the peer ever produced them.
+        self._gap_checked = 0
+        self._floor = 0
+        self._first_seen = 0
+        self._pending_gaps: set[int] = set()
+
+    @property
+    def newest_frame(self) -> int | None:
+        return self._newest
+
+    def reset(self) -> None:
+        """Forget every frame (a new episode restarts frame numbers); counters are kept."""
+        self._actions.clear()
+        self._pending_gaps.clear()
+        self._newest = None
+        self._gap_checked = 0
+        self._floor = 0
+        self._first_seen = 0
+
+    def receive(self, packet: InputPacket) -> int:
+        """Deliver the packet's new inputs; return how many were delivered."""
+        counters = self.counters
+        if packet.player_index != self.peer_index:
+            counters.wrong_player += 1
+            return 0
+        inputs = packet.inputs
+        if not inputs:
+            counters.packets += 1
+            return 0
+        packet_newest = inputs[-1][0]
+        if self._newest is None:
+            self._first_seen = self._gap_checked = inputs[0][0]
+            self._floor = max(0, self._first_seen - self._history + 1)
+        elif packet_newest > self._newest + MAX_FRAME_JUMP:
+            counters.implausible += 1
+            return 0
+        counters.packets += 1
+        delivered = 0
+        last_slot = len(inputs) - 1
+        for slot, (frame, action) in enumerate(inputs):
+            if frame < self._floor:
+                counters.stale += 1
+                continue
+            known = self._actions.get(frame)
+            if known is not None:
+                counters.duplicates += 1
+                if known != action:
+                    counters.conflicts += 1
+                continue
+            self._actions[frame] = action
+            if slot != last_slot:
+                counters.recovered += 1
+            if frame in self._pending_gaps:
+                self._pending_gaps.discard(frame)
+                counters.gaps_filled += 1
+            delivered += 1
+            self._deliver(frame, action)
+        counters.inputs_delivered += delivered
+        if self._newest is None or packet_newest > self._newest:
+            self._newest = packet_newest
+        # The peer's redundancy no longer carries anything older than this packet's oldest frame.
+        self._check_gaps(inputs[0][0])
+        self._forget_below(self._newest - self._history + 1)
+        return delivered
+
+    def _deliver(self, frame: int, action: int) -> None:
+        try:
+            self._on_input(frame, action)
+        except Exception:
+            # The game's callback failing must not cost it the other inputs of this packet.
+            self.counters.callback_errors += 1
+            logger.exception("input callback failed for frame %d", frame)
+
+    def _check_gaps(self, horizon: int) -> None:
+        for frame in range(max(self._gap_checked, self._floor), horizon):
+            if frame not in self._actions:
+                self.counters.gaps += 1
+                self._pending_gaps.add(frame)
+        self._gap_checked = max(self._gap_checked, horizon)
+
+    def _forget_below(self, floor: int) -> None:
+        if floor <= self._floor:
+            return
+        for frame in range(self._floor, floor):
+            if self._actions.pop(frame, None) is None and frame >= self._first_seen:
+                self.counters.lost += 1
+                self._pending_gaps.discard(frame)
+        self._floor = floor
+
+    def stats(self) -> dict[str, int]:
+        return asdict(self.counters)

@@ -1,0 +1,142 @@
+"""Sends the local player's inputs with redundancy, and holds back when the channel is congested."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import asdict, dataclass
+from itertools import islice
+from typing import Final, Protocol
+
+from .codec import MAX_ACTION, MAX_FRAME, MAX_INPUTS_PER_PACKET, encode_input_packet
+
+__all__ = [
+    "DEFAULT_BUFFER_THRESHOLD",
+    "DEFAULT_REDUNDANCY",
+    "DEFAULT_WINDOW",
+    "DataChannelLike",
+    "P2PInputSender",
+    "SenderCounters",
+    "try_send",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Each input rides in its own packet and the next two: one lost packet in three loses nothing.
+DEFAULT_REDUNDANCY: Final = 3
+#: How many past inputs are kept; 10 frames (167 ms at 60 Hz) covers any redundancy up to 10.
+DEFAULT_WINDOW: Final = 10
+#: 16 KiB queued in the DataChannel is about 200 input packets, over 3 s of input at 60 Hz: the
+#: link is not keeping up, and queueing more only adds delay to inputs that are already late.
+DEFAULT_BUFFER_THRESHOLD: Final = 16 * 1024
+
+
+class DataChannelLike(Protocol):
+    """The part of the browser's RTCDataChannel the transport uses."""
+
+    @property
+    def readyState(self) -> str: ...
+
+    @property
+    def bufferedAmount(self) -> int: ...
+
+    def send(self, data: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class SenderCounters:
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    skipped_closed: int = 0
+    skipped_congested: int = 0
+    #: ``send`` raised (the channel closed between the check and the send).
+    send_errors: int = 0
+
+
+def try_send(
+    channel: DataChannelLike | None, data: bytes, buffer_threshold: int, counters: SenderCounters
+) -> bool:
+    """Send ``data`` if the channel is open and not congested; count what happened either way."""
+    if channel is None or channel.readyState != "open":
+        counters.skipped_closed += 1
+        return False
+    if channel.bufferedAmount > buffer_threshold:
+        counters.skipped_congested += 1
+        return False
+    try:
+        channel.send(data)
+    except Exception:
+        # The channel can close between the readyState check and the send; a failed send is a
+        # lost packet, which redundancy already covers, never a crash of the game loop.
+        counters.send_errors += 1
+        logger.debug("DataChannel send failed", exc_info=True)
+        return False
+    counters.packets_sent += 1
+    counters.bytes_sent += len(data)
+    return True
+
+
+class P2PInputSender:
+    """Keeps the last ``window`` local inputs and sends the last ``redundancy`` in each packet."""
+
+    def __init__(
+        self,
+        channel: DataChannelLike | None,
+        player_index: int,
+        redundancy: int = DEFAULT_REDUNDANCY,
+        window: int = DEFAULT_WINDOW,
+        buffer_threshold: int = DEFAULT_BUFFER_THRESHOLD,
+    ) -> None:
+        if not 1 <= redundancy <= MAX_INPUTS_PER_PACKET:
+            raise ValueError(f"redundancy must be in 1..{MAX_INPUTS_PER_PACKET}, got {redundancy}")
+        if window < redundancy:
+            raise ValueError(f"window ({window}) must be at least redundancy ({redundancy})")
+        if buffer_threshold < 0:
+            raise ValueError(f"buffer_threshold must not be negative, got {buffer_threshold}")
+        encode_input_packet(player_index, 0, ())  # validates player_index with the codec's message
+        self.channel = channel
+        self.player_index = player_index
+        self.redundancy = redundancy
+        self.buffer_threshold = buffer_threshold
+        self.counters = SenderCounters()
+        self._window: deque[tuple[int, int]] = deque(maxlen=window)
+
+    @property
+    def window(self) -> tuple[tuple[int, int], ...]:
+        """The remembered ``(frame, action)`` inputs, oldest first."""
+        return tuple(self._window)
+
+    def record(self, action: int, target_frame: int) -> bytes:
+        """Add an input to the window and return the packet that carries it and its predecessors."""
+        if not isinstance(action, int) or isinstance(action, bool) or not 0 <= action <= MAX_ACTION:
+            raise ValueError(f"action must be an int in 0..{MAX_ACTION}, got {action!r}")
+        if (
+            not isinstance(target_frame, int)
+            or isinstance(target_frame, bool)
+            or not 0 <= target_frame <= MAX_FRAME
+        ):
+            raise ValueError(f"target_frame must be an int in 0..{MAX_FRAME}, got {target_frame!r}")
+        if self._window and target_frame <= self._window[-1][0]:
+            raise ValueError(
+                f"target_frame {target_frame} is not after the last recorded frame "
+                f"{self._window[-1][0]}; call reset() when a new episode restarts frame numbers"
+            )
+        self._window.append((target_frame, action))
+        first = max(0, len(self._window) - self.redundancy)
+        recent = tuple(islice(self._window, first, None))
+        return encode_input_packet(self.player_index, target_frame, recent)
+
+    def send(self, packet: bytes) -> bool:
+        """Send an already encoded packet over the channel, unless it is closed or congested."""
+        return try_send(self.channel, packet, self.buffer_threshold, self.counters)
+
+    def record_and_send(self, action: int, target_frame: int) -> bool:
+        """Record the input, then send it with its predecessors. False if nothing was sent."""
+        return self.send(self.record(action, target_frame))
+
+    def reset(self) -> None:
+        """Forget the window (a new episode); counters are kept."""
+        self._window.clear()
+
+    def stats(self) -> dict[str, int]:
+        return asdict(self.counters)

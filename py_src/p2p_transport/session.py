@@ -1,0 +1,346 @@
+"""The object a game holds: one peer connection, its relay, and everything measured about them."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+from .codec import (
+    DecodeError,
+    InputPacket,
+    Keepalive,
+    Message,
+    MessageType,
+    Ping,
+    Pong,
+    decode,
+    encode_keepalive,
+    encode_ping,
+    encode_pong,
+)
+from .health import ConnectionHealthMonitor, HealthThresholds
+from .receiver import DEFAULT_HISTORY_FRAMES, InputCallback, InputReceiver
+from .relay import RELAY_EVENT, RelayChannel, SocketIOLike
+from .rtt import DEFAULT_RTT_WINDOW, RTTTracker
+from .sender import (
+    DEFAULT_BUFFER_THRESHOLD,
+    DEFAULT_REDUNDANCY,
+    DEFAULT_WINDOW,
+    DataChannelLike,
+    P2PInputSender,
+    SenderCounters,
+    try_send,
+)
+from .timing import Clock, Scheduler
+
+__all__ = ["P2PSession", "Path", "SessionConfig", "SessionState"]
+
+logger = logging.getLogger(__name__)
+
+#: The seed design pings every 500 ms: two RTT samples a second keep the 10-sample window at the
+#: last 5 s, and cost 18 bytes each way, nothing beside 60 input packets a second.
+DEFAULT_PING_INTERVAL_MS: Final = 500.0
+#: Pings remembered until their pong comes back: 32 is 16 s of pings, longer than any pong that
+#: still says something about the link. A pong matching none of them is counted and ignored.
+MAX_OUTSTANDING_PINGS: Final = 32
+#: ``performance.now()`` resolves 0.1 ms in Chromium without cross-origin isolation.
+CLOCK_RESOLUTION_MS: Final = 0.1
+
+
+class Path(StrEnum):
+    """The two ways a packet travels between the peers."""
+
+    P2P = "p2p"
+    RELAY = "relay"
+
+
+class SessionState(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    redundancy: int = DEFAULT_REDUNDANCY
+    window: int = DEFAULT_WINDOW
+    buffer_threshold: int = DEFAULT_BUFFER_THRESHOLD
+    ping_interval_ms: float = DEFAULT_PING_INTERVAL_MS
+    rtt_window: int = DEFAULT_RTT_WINDOW
+    history_frames: int = DEFAULT_HISTORY_FRAMES
+    health: HealthThresholds = field(default_factory=HealthThresholds)
+    #: Send every input over the Socket.IO relay too (the seed's parallel mode); the receiving
+    #: side delivers whichever copy comes first and drops the other.
+    relay_inputs: bool = True
+    #: Ping over the relay as well, so its RTT is known when the game has to fall back to it.
+    relay_pings: bool = True
+    relay_event: str = RELAY_EVENT
+
+    def __post_init__(self) -> None:
+        if not self.ping_interval_ms > 0:
+            raise ValueError(f"ping_interval_ms must be positive, got {self.ping_interval_ms}")
+
+
+@dataclass(slots=True)
+class _PathStats:
+    """What crossed one path, in each direction."""
+
+    sent: SenderCounters = field(default_factory=SenderCounters)
+    packets_received: int = 0
+    bytes_received: int = 0
+    decode_errors: int = 0
+    pings_sent: int = 0
+    pings_received: int = 0
+    pongs_received: int = 0
+
+
+@dataclass(slots=True)
+class _SessionCounters:
+    inputs_sent: int = 0
+    #: Pongs answering no ping this side has outstanding (a duplicate, or a peer making them up).
+    unmatched_pongs: int = 0
+    #: Exceptions inside message handling: a bug, logged and counted, never raised to the caller.
+    handler_errors: int = 0
+
+
+class P2PSession:
+    """Wires sender, receiver, RTT tracking and health to a DataChannel and a Socket.IO relay.
+
+    Every entry point that the browser calls (``on_open``, ``on_message``, ``on_relay_message``,
+    ``on_close``, ``on_failed``, the ping timer) counts bad input and never raises, so nothing a
+    peer sends can stop the game loop. Arguments the game passes wrongly (``step`` with a frame
+    that is not new) raise ``ValueError`` at once.
+    """
+
+    def __init__(
+        self,
+        player_index: int,
+        peer_index: int,
+        *,
+        on_input: InputCallback,
+        clock: Clock,
+        scheduler: Scheduler,
+        channel: DataChannelLike | None = None,
+        relay: SocketIOLike | None = None,
+        config: SessionConfig | None = None,
+    ) -> None:
+        if player_index == peer_index:
+            raise ValueError(f"player_index and peer_index must differ, both are {player_index}")
+        self.config = config or SessionConfig()
+        self.player_index = player_index
+        self.peer_index = peer_index
+        self._clock = clock
+        self._scheduler = scheduler
+        cfg = self.config
+        self.sender = P2PInputSender(
+            channel, player_index, cfg.redundancy, cfg.window, cfg.buffer_threshold
+        )
+        self.receiver = InputReceiver(peer_index, on_input, cfg.history_frames)
+        self.rtt = RTTTracker(clock, cfg.rtt_window)
+        self.relay_rtt = RTTTracker(clock, cfg.rtt_window)
+        self.health = ConnectionHealthMonitor(clock, self.rtt, cfg.health)
+        self._relay = RelayChannel(relay, cfg.relay_event) if relay is not None else None
+        self.state = SessionState.NEW
+        self._paths = {Path.P2P: _PathStats(sent=self.sender.counters), Path.RELAY: _PathStats()}
+        self._counters = _SessionCounters()
+        self._outstanding: OrderedDict[tuple[Path, float], None] = OrderedDict()
+        self._ping_timer: object | None = None
+        self._handlers: dict[int, Callable[[Any, Path], None]] = {
+            MessageType.INPUT: self._on_input_packet,
+            MessageType.PING: self._on_ping,
+            MessageType.PONG: self._on_pong,
+            MessageType.KEEPALIVE: self._on_keepalive,
+        }
+
+    # --- the channel's events ---------------------------------------------------------------
+
+    @property
+    def channel(self) -> DataChannelLike | None:
+        return self.sender.channel
+
+    def attach_channel(self, channel: DataChannelLike | None) -> None:
+        """Use ``channel`` for the peer-to-peer path (a new connection after a failure)."""
+        self.sender.channel = channel
+
+    @property
+    def ping_timer_running(self) -> bool:
+        return self._ping_timer is not None
+
+    def on_open(self) -> None:
+        """The DataChannel opened: start measuring it."""
+        self.state = SessionState.OPEN
+        self.health.reset()
+        if self._ping_timer is None:
+            self._ping_timer = self._scheduler.set_interval(
+                self._on_ping_timer, self.config.ping_interval_ms
+            )
+
+    def on_close(self) -> None:
+        """The DataChannel closed; the relay, if any, keeps carrying inputs."""
+        self._stop_pinging()
+        if self.state is not SessionState.FAILED:
+            self.state = SessionState.CLOSED
+
+    def on_failed(self) -> None:
+        """The peer connection failed (ICE failure, or the channel reported an error)."""
+        self._stop_pinging()
+        self.state = SessionState.FAILED
+
+    def on_message(self, data: bytes | bytearray | memoryview) -> None:
+        """A packet arrived on the DataChannel."""
+        self._receive(data, Path.P2P)
+
+    def on_relay_message(self, data: bytes | bytearray | memoryview) -> None:
+        """A packet arrived through the Socket.IO relay."""
+        self._receive(data, Path.RELAY)
+
+    # --- what the game calls ------------------------------------------------------------------
+
+    def step(self, frame: int, action: int) -> bool:
+        """Send the local input for ``frame``: over P2P and, in parallel, over the relay.
+
+        Both paths carry the same packet; the peer delivers whichever copy arrives first.
+        Returns whether any path took it.
+        """
+        packet = self.sender.record(action, frame)
+        self._counters.inputs_sent += 1
+        sent = self.sender.send(packet)
+        if self.config.relay_inputs:
+            sent = self._send(Path.RELAY, packet) or sent
+        return sent
+
+    def ping(self) -> None:
+        """Ping the peer over the DataChannel now (the timer does this every interval)."""
+        self._ping(Path.P2P)
+
+    def ping_relay(self) -> None:
+        """Ping the peer through the relay now."""
+        self._ping(Path.RELAY)
+
+    def send_keepalive(self) -> bool:
+        return self._send(Path.P2P, encode_keepalive())
+
+    def reset_episode(self) -> None:
+        """Forget inputs and frame numbers for a new episode; keep the connection and RTT."""
+        self.sender.reset()
+        self.receiver.reset()
+        self.health.reset()
+
+    def close(self) -> None:
+        """Stop all timers and let go of the channel and relay. Safe to call more than once."""
+        self._stop_pinging()
+        self.sender.channel = None
+        self._relay = None
+        self._outstanding.clear()
+        self.state = SessionState.CLOSED
+
+    def stats(self) -> dict[str, Any]:
+        """Every counter and RTT figure as a flat, JSON-serialisable dict."""
+        out: dict[str, Any] = {
+            "player_index": self.player_index,
+            "peer_index": self.peer_index,
+            "state": self.state.value,
+            "ping_timer_running": self.ping_timer_running,
+        }
+        out.update(asdict(self._counters))
+        for path, stats in self._paths.items():
+            for key, value in asdict(stats).items():
+                if key == "sent":
+                    for sent_key, sent_value in value.items():
+                        out[f"{path.value}_{sent_key}"] = sent_value
+                else:
+                    out[f"{path.value}_{key}"] = value
+        out["pings_sent"] = sum(s.pings_sent for s in self._paths.values())
+        out["pongs_received"] = sum(s.pongs_received for s in self._paths.values())
+        out.update(self.receiver.stats())
+        out["inputs_received"] = self.receiver.counters.inputs_delivered
+        out.update(self.rtt.snapshot())
+        out.update({f"relay_{k}": v for k, v in self.relay_rtt.snapshot().items()})
+        out.update(self.health.snapshot())
+        return out
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _channel(self, path: Path) -> DataChannelLike | None:
+        return self.sender.channel if path is Path.P2P else self._relay
+
+    def _send(self, path: Path, packet: bytes) -> bool:
+        return try_send(
+            self._channel(path), packet, self.config.buffer_threshold, self._paths[path].sent
+        )
+
+    def _ping(self, path: Path) -> None:
+        now = self._clock()
+        if self._send(path, encode_ping(now)):
+            self._paths[path].pings_sent += 1
+            self._outstanding[(path, now)] = None
+            while len(self._outstanding) > MAX_OUTSTANDING_PINGS:
+                self._outstanding.popitem(last=False)
+
+    def _on_ping_timer(self) -> None:
+        try:
+            if self.sender.channel is not None and self.sender.channel.readyState == "open":
+                self.ping()
+            if (
+                self.config.relay_pings
+                and self._relay is not None
+                and self._relay.readyState == "open"
+            ):
+                self.ping_relay()
+        except Exception:
+            self._counters.handler_errors += 1
+            logger.exception("ping timer failed")
+
+    def _stop_pinging(self) -> None:
+        if self._ping_timer is not None:
+            timer, self._ping_timer = self._ping_timer, None
+            self._scheduler.clear_interval(timer)
+
+    def _receive(self, data: bytes | bytearray | memoryview, path: Path) -> None:
+        stats = self._paths[path]
+        try:
+            stats.packets_received += 1
+            stats.bytes_received += len(data)
+            message: Message = decode(data)
+        except (DecodeError, TypeError):
+            stats.decode_errors += 1
+            return
+        try:
+            if path is Path.P2P:
+                self.health.record_packet(
+                    message.current_frame if isinstance(message, InputPacket) else None
+                )
+            self._handlers[message.type](message, path)
+        except Exception:
+            self._counters.handler_errors += 1
+            logger.exception("handling a %s message failed", message.type.name)
+
+    def _on_input_packet(self, packet: InputPacket, path: Path) -> None:
+        gaps_before = self.receiver.counters.gaps
+        self.receiver.receive(packet)
+        self.health.record_gaps(self.receiver.counters.gaps - gaps_before)
+
+    def _on_ping(self, ping: Ping, path: Path) -> None:
+        # Answered here, inside the message handler, so the pong's delay is the network's and
+        # not the game loop's.
+        self._paths[path].pings_received += 1
+        self._send(path, encode_pong(ping.timestamp_ms))
+
+    def _on_pong(self, pong: Pong, path: Path) -> None:
+        key = (path, pong.timestamp_ms)
+        if key not in self._outstanding:
+            self._counters.unmatched_pongs += 1
+            return
+        del self._outstanding[key]
+        self._paths[path].pongs_received += 1
+        tracker = self.rtt if path is Path.P2P else self.relay_rtt
+        # A matched pong is a real answer even when a coarse clock reads its round trip as 0.
+        tracker.add_sample(max(self._clock() - pong.timestamp_ms, CLOCK_RESOLUTION_MS))
+
+    def _on_keepalive(self, _message: Keepalive, path: Path) -> None:
+        """Nothing to do beyond the health bookkeeping every packet gets."""
