@@ -97,6 +97,8 @@ class _PathStats:
     pings_sent: int = 0
     pings_received: int = 0
     pongs_received: int = 0
+    #: Peer inputs that reached the game through this path first.
+    inputs_delivered: int = 0
 
 
 @dataclass(slots=True)
@@ -322,7 +324,7 @@ class P2PSession:
 
     def _on_input_packet(self, packet: InputPacket, path: Path) -> None:
         gaps_before = self.receiver.counters.gaps
-        self.receiver.receive(packet)
+        self._paths[path].inputs_delivered += self.receiver.receive(packet)
         self.health.record_gaps(self.receiver.counters.gaps - gaps_before)
 
     def _on_ping(self, ping: Ping, path: Path) -> None:

@@ -1,0 +1,182 @@
+"""The two-tab demo.
+
+``python -m p2p_transport.demo`` serves the demo page on 127.0.0.1 and prints the URL to open in two
+tabs. ``python -m p2p_transport.demo --headless --frames N [--json PATH]`` runs both tabs in headless
+Chromium itself (inside ``scripts/netns.sh``), steps N frames of scripted inputs at 60 Hz through the
+full Python transport in each tab, prints a summary, writes a JSON report and exits 0 only if every
+input was delivered exactly once in both directions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from .scripted_game import FRAME_MS
+
+__all__ = ["main", "player_summary", "run_headless"]
+
+#: Beyond the frames themselves: two Pyodide boots at once take about 4-5 s on 2 cores, and the
+#: last inputs need a moment to arrive.
+HEADLESS_SLACK_S: Final = 60.0
+POLL_S: Final = 0.1
+REPORT_KEYS: Final = (
+    "inputs_sent",
+    "inputs_received",
+    "duplicates",
+    "recovered",
+    "pings_sent",
+    "pongs_received",
+    "rtt_p50_ms",
+    "rtt_p95_ms",
+)
+
+
+def player_summary(tab_report: dict[str, Any], ready_ms: float | None) -> dict[str, Any]:
+    """One player's entry in the JSON report, from a tab's ``DemoTab.report()``."""
+    stats = tab_report["stats"]
+    entry: dict[str, Any] = {key: stats.get(key) for key in REPORT_KEYS}
+    entry.update(
+        player_index=tab_report["player_index"],
+        ready_ms=ready_ms,
+        channel_open_ms=tab_report["channel_open_ms"],
+        delivered_exactly_once=bool(
+            tab_report["game"] and tab_report["game"]["delivered_exactly_once"]
+        ),
+        game=tab_report["game"],
+        p2p_inputs_delivered=stats.get("p2p_inputs_delivered"),
+        relay_inputs_delivered=stats.get("relay_inputs_delivered"),
+        health_status=stats.get("health_status"),
+    )
+    return entry
+
+
+def run_headless(
+    frames: int, options: dict[str, Any] | None = None, timeout_s: float | None = None
+) -> dict[str, Any]:
+    """Run the demo in two headless tabs; return the report (``ok`` says if all arrived once)."""
+    from playwright.sync_api import sync_playwright
+
+    from .harness import (
+        TurnServer,
+        launch_chromium,
+        open_tab,
+        require_loopback_namespace,
+        wait_ready,
+    )
+    from .server import ServerThread
+
+    require_loopback_namespace()
+    deadline_s = timeout_s if timeout_s is not None else frames * FRAME_MS / 1000 + HEADLESS_SLACK_S
+    started = time.monotonic()
+    with TurnServer() as turn, ServerThread() as server, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            context = browser.new_context()
+            tab_options = {"frames": frames, "room": "demo", "ice_servers": turn.ice_servers}
+            tab_options.update(options or {})
+            pages = [open_tab(context, server.url, tab_options) for _ in range(2)]
+            for page in pages:
+                wait_ready(page)
+            reports = _wait_for_games(pages, started + deadline_s)
+            ready = [page.evaluate("() => window.p2pShim.timings.readyMs") for page in pages]
+        finally:
+            browser.close()
+    players = sorted(
+        (player_summary(report, ready_ms) for report, ready_ms in zip(reports, ready, strict=True)),
+        key=lambda entry: entry["player_index"],
+    )
+    return {
+        "frames": frames,
+        "ok": all(entry["delivered_exactly_once"] for entry in players),
+        "elapsed_s": round(time.monotonic() - started, 2),
+        "players": players,
+    }
+
+
+def _wait_for_games(pages: Sequence[Any], deadline: float) -> list[dict[str, Any]]:
+    while True:
+        reports = [
+            json.loads(
+                page.evaluate("() => window.p2pDemo ? window.p2pDemo.report_json() : 'null'")
+            )
+            for page in pages
+        ]
+        done = all(r is not None and r["game"] is not None and r["game"]["done"] for r in reports)
+        if done or time.monotonic() > deadline:
+            if any(r is None for r in reports):
+                raise RuntimeError("a tab never started the demo (see its console)")
+            return reports
+        time.sleep(POLL_S)
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    lines = [
+        f"p2p_transport demo: {report['frames']} frames per player, "
+        f"{'every input delivered exactly once' if report['ok'] else 'INPUTS MISSING OR DUPLICATED'}"
+        f" ({report['elapsed_s']} s)",
+        f"{'':28}"
+        + "".join(f"{'player ' + str(p['player_index']):>14}" for p in report["players"]),
+    ]
+    rows = [
+        ("inputs sent", "inputs_sent", "{}"),
+        ("inputs received", "inputs_received", "{}"),
+        ("first via p2p", "p2p_inputs_delivered", "{}"),
+        ("first via relay", "relay_inputs_delivered", "{}"),
+        ("duplicates dropped", "duplicates", "{}"),
+        ("recovered by redundancy", "recovered", "{}"),
+        ("pings sent", "pings_sent", "{}"),
+        ("pongs received", "pongs_received", "{}"),
+        ("RTT p50 (ms)", "rtt_p50_ms", "{:.2f}"),
+        ("RTT p95 (ms)", "rtt_p95_ms", "{:.2f}"),
+        ("page ready (ms)", "ready_ms", "{:.0f}"),
+        ("channel open (ms)", "channel_open_ms", "{:.0f}"),
+    ]
+    for label, key, fmt in rows:
+        cells = "".join(
+            f"{(fmt.format(p[key]) if p[key] is not None else '-'):>14}" for p in report["players"]
+        )
+        lines.append(f"{label:28}{cells}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m p2p_transport.demo", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="interactive mode: default %(default)s")
+    parser.add_argument("--port", type=int, default=8000, help="interactive mode: 0 picks one")
+    parser.add_argument(
+        "--headless", action="store_true", help="run both tabs in headless Chromium"
+    )
+    parser.add_argument("--frames", type=int, default=600, help="frames per player (headless)")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here (headless)")
+    args = parser.parse_args(argv)
+    if args.frames < 1:
+        parser.error("--frames must be at least 1")
+
+    if not args.headless:
+        from .server import run_server
+
+        print(
+            "Open the printed URL in two browser tabs; they pair, connect over WebRTC and show "
+            "live stats. Ctrl-C stops.",
+            flush=True,
+        )
+        run_server(args.host, args.port)
+        return 0
+
+    report = run_headless(args.frames)
+    print(format_summary(report))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report written to {args.json}")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
