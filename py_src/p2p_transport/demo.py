@@ -1,10 +1,10 @@
 """The two-tab demo.
 
-``python -m p2p_transport.demo`` serves the demo page on 127.0.0.1 and prints the URL to open in two
-tabs. ``python -m p2p_transport.demo --headless --frames N [--json PATH]`` runs both tabs in headless
-Chromium itself (inside ``scripts/netns.sh``), steps N frames of scripted inputs at 60 Hz through the
-full Python transport in each tab, prints a summary, writes a JSON report and exits 0 only if every
-input was delivered exactly once in both directions.
+``python -m p2p_transport.demo`` serves the demo page on 127.0.0.1 and prints the URL to open in
+two tabs. ``python -m p2p_transport.demo --headless --frames N [--json PATH]`` runs both tabs in
+headless Chromium itself (inside ``scripts/netns.sh``), steps N frames of scripted inputs at 60 Hz
+through the full Python transport in each tab, prints a summary, writes a JSON report and exits 0
+only if every input was delivered exactly once in both directions.
 """
 
 from __future__ import annotations
@@ -116,9 +116,11 @@ def _wait_for_games(pages: Sequence[Any], deadline: float) -> list[dict[str, Any
 
 
 def format_summary(report: dict[str, Any]) -> str:
+    verdict = (
+        "every input delivered exactly once" if report["ok"] else "INPUTS MISSING OR DUPLICATED"
+    )
     lines = [
-        f"p2p_transport demo: {report['frames']} frames per player, "
-        f"{'every input delivered exactly once' if report['ok'] else 'INPUTS MISSING OR DUPLICATED'}"
+        f"p2p_transport demo: {report['frames']} frames per player, {verdict}"
         f" ({report['elapsed_s']} s)",
         f"{'':28}"
         + "".join(f"{'player ' + str(p['player_index']):>14}" for p in report["players"]),
