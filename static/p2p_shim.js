@@ -1,0 +1,152 @@
+// p2p_shim.js: the only JavaScript p2p_transport needs. It boots Pyodide, micropip and the
+// project's wheels (loudly: any failure is shown on the page and rethrown), and gives Python an
+// interval timer that tests can audit. Everything else lives in Python.
+// A classic script (no modules, no build step) so a page can include it with one <script> tag.
+(function () {
+  "use strict";
+
+  // Matches the micropip wheel in a list of wheel URLs: it must be loaded before micropip can
+  // install the others.
+  const MICROPIP_WHEEL = /(^|\/)micropip-[^/]*\.whl$/;
+  const ERROR_ELEMENT_ID = "p2p-error";
+
+  // Browser interval ids that are still running, so a test can assert none are left behind.
+  const intervals = new Set();
+  let bootPromise = null;
+
+  const shim = {
+    ready: false,
+    error: null,
+    pyodide: null,
+    // performance.now() values, i.e. milliseconds since navigation started.
+    timings: {},
+
+    // Boot once; later calls return the same promise.
+    boot(options) {
+      if (!bootPromise) bootPromise = boot(options || {});
+      return bootPromise;
+    },
+
+    // Wrappers for Python: identical to the browser's, plus a count of live intervals.
+    setInterval(fn, ms) {
+      const id = window.setInterval(fn, ms);
+      intervals.add(id);
+      return id;
+    },
+    clearInterval(id) {
+      window.clearInterval(id);
+      intervals.delete(id);
+    },
+    activeIntervals() {
+      return intervals.size;
+    },
+  };
+
+  function mark(name) {
+    shim.timings[name] = performance.now();
+  }
+
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = src;
+      script.onload = resolve;
+      script.onerror = () => reject(new Error("could not load " + src));
+      document.head.appendChild(script);
+    });
+  }
+
+  function showError(message) {
+    let el = document.getElementById(ERROR_ELEMENT_ID);
+    if (!el) {
+      el = document.createElement("pre");
+      el.id = ERROR_ELEMENT_ID;
+      (document.body || document.documentElement).prepend(el);
+    }
+    el.setAttribute("role", "alert");
+    el.style.cssText =
+      "color:#b00;background:#fee;border:1px solid #b00;padding:0.5em;white-space:pre-wrap";
+    el.hidden = false;
+    el.textContent = "p2p_transport failed to start: " + message;
+  }
+
+  // Python import that throws a readable error instead of a bare PythonError.
+  function verifyImport(pyodide, name, hint) {
+    try {
+      pyodide.pyimport(name).destroy();
+    } catch (err) {
+      const detail = err && err.message ? err.message : String(err);
+      throw new Error("cannot import " + name + " " + hint + ": " + detail);
+    }
+  }
+
+  // wheelUrls: an array of .whl URLs, or a promise of one (resolved first, so a failure to list
+  // the wheels is reported like any other boot failure).
+  async function boot({ pyodideBase, wheelUrls = [], packageName = "p2p_transport", onStatus }) {
+    const status = (text) => {
+      if (onStatus) onStatus(text);
+    };
+    try {
+      if (!pyodideBase) throw new Error("boot() needs pyodideBase");
+      const base = pyodideBase.endsWith("/") ? pyodideBase : pyodideBase + "/";
+      mark("bootStartMs");
+      const urls = await wheelUrls;
+
+      status("loading Pyodide");
+      if (typeof window.loadPyodide !== "function") await loadScript(base + "pyodide.js");
+      const pyodide = await window.loadPyodide({ indexURL: base });
+      mark("pyodideLoadedMs");
+
+      // micropip comes from its wheel URL: the PyPI wheel's hash differs from the one in
+      // pyodide-lock.json, so loading it by name fails the integrity check.
+      const micropipUrl = urls.find((url) => MICROPIP_WHEEL.test(url));
+      if (!micropipUrl) throw new Error("no micropip wheel in " + JSON.stringify(urls));
+      status("loading micropip");
+      const loadErrors = [];
+      // loadPackage resolves even when the load fails (it only logs), so collect its errors and
+      // verify the import afterwards.
+      await pyodide.loadPackage(micropipUrl, {
+        errorCallback: (msg) => loadErrors.push(msg),
+        messageCallback: () => {},
+      });
+      const loadDetail = loadErrors.length ? " (" + loadErrors.join("; ") + ")" : "";
+      verifyImport(pyodide, "micropip", "after loading " + micropipUrl + loadDetail);
+      mark("micropipMs");
+
+      const micropip = pyodide.pyimport("micropip");
+      try {
+        for (const url of urls) {
+          if (url === micropipUrl) continue;
+          status("installing " + url.split("/").pop());
+          try {
+            await micropip.install(url);
+          } catch (err) {
+            // micropip does not check the HTTP status: a 404 surfaces as "not a zip file", so
+            // name the URL to make the cause findable.
+            const detail = err && err.message ? err.message : String(err);
+            throw new Error("micropip could not install " + url + ": " + detail);
+          }
+        }
+      } finally {
+        micropip.destroy();
+      }
+      mark("wheelsMs");
+
+      verifyImport(pyodide, packageName, "after installing the wheels");
+      mark("readyMs");
+      shim.pyodide = pyodide;
+      shim.ready = true;
+      status("ready in " + Math.round(shim.timings.readyMs) + " ms");
+      return pyodide;
+    } catch (err) {
+      const message = err && err.message ? err.message : String(err);
+      shim.error = message;
+      console.error("p2p_shim boot failed:", err);
+      showError(message);
+      status("error: " + message);
+      throw err;
+    }
+  }
+
+  window.p2pShim = shim;
+})();
