@@ -168,7 +168,11 @@ def encode_input_packet(
 def _encode_timestamp(kind: MessageType, timestamp_ms: float) -> bytes:
     if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int | float):
         raise ValueError(f"timestamp_ms must be a number, got {type(timestamp_ms).__name__}")
-    if not math.isfinite(timestamp_ms):
+    try:
+        finite = math.isfinite(timestamp_ms)
+    except OverflowError:  # an int beyond float64's range; do not print all its digits
+        raise ValueError("timestamp_ms must be finite, got an int beyond float64") from None
+    if not finite:
         raise ValueError(f"timestamp_ms must be finite, got {timestamp_ms}")
     return _TIMESTAMP.pack(kind, timestamp_ms)
 

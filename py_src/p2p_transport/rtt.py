@@ -52,7 +52,13 @@ class RTTTracker:
         """Record one round trip. Raises ``ValueError`` for a non-finite or non-positive sample."""
         if isinstance(rtt_ms, bool) or not isinstance(rtt_ms, int | float):
             raise ValueError(f"RTT sample must be a number, got {type(rtt_ms).__name__}")
-        if not math.isfinite(rtt_ms) or rtt_ms <= 0:
+        try:
+            finite = math.isfinite(rtt_ms)
+        except OverflowError:  # an int beyond float64's range; do not print all its digits
+            raise ValueError(
+                "RTT sample must be finite and positive, got an int beyond float64"
+            ) from None
+        if not finite or rtt_ms <= 0:
             raise ValueError(f"RTT sample must be finite and positive, got {rtt_ms}")
         self._samples.append(rtt_ms)
         self.sample_count += 1
