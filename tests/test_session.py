@@ -1,0 +1,487 @@
+"""P2PSession with fake channel, relay, clock and scheduler."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from p2p_transport import SessionConfig, SessionState
+from p2p_transport.codec import (
+    encode_input_packet,
+    encode_keepalive,
+    encode_ping,
+    encode_pong,
+)
+from p2p_transport.session import MAX_OUTSTANDING_PINGS, P2PSession
+
+from tests.fakes import FakeChannel, FakeClock, FakeScheduler, FakeSocket
+
+
+@dataclass
+class Side:
+    session: P2PSession
+    channel: FakeChannel
+    socket: FakeSocket
+    inputs: list[tuple[int, int]] = field(default_factory=list)
+
+
+def make(
+    player: int = 0,
+    peer: int = 1,
+    clock: FakeClock | None = None,
+    scheduler: FakeScheduler | None = None,
+    config: SessionConfig | None = None,
+) -> Side:
+    clock = clock or FakeClock(1000.0)
+    scheduler = scheduler or FakeScheduler(clock)
+    channel, socket = FakeChannel(), FakeSocket()
+    inputs: list[tuple[int, int]] = []
+    session = P2PSession(
+        player,
+        peer,
+        on_input=lambda frame, action: inputs.append((frame, action)),
+        clock=clock,
+        scheduler=scheduler,
+        channel=channel,
+        relay=socket,
+        config=config,
+    )
+    return Side(session, channel, socket, inputs)
+
+
+def pair(config: SessionConfig | None = None) -> tuple[Side, Side, FakeClock, FakeScheduler]:
+    clock = FakeClock(1000.0)
+    scheduler = FakeScheduler(clock)
+    return (
+        make(0, 1, clock, scheduler, config),
+        make(1, 0, clock, scheduler, config),
+        clock,
+        scheduler,
+    )
+
+
+# --- the ping timer ---------------------------------------------------------------------------
+
+
+def test_on_open_starts_exactly_one_ping_timer() -> None:
+    a = make()
+    scheduler = a.session._scheduler
+    assert isinstance(scheduler, FakeScheduler)
+    assert not a.session.ping_timer_running
+    assert scheduler.active == {}
+    a.session.on_open()
+    a.session.on_open()  # a second open event must not start a second timer
+    assert len(scheduler.started) == 1
+    assert len(scheduler.active) == 1
+    (timer,) = scheduler.active.values()
+    assert timer.interval_ms == 500.0
+    assert a.session.ping_timer_running
+    assert a.session.state is SessionState.OPEN
+
+
+@pytest.mark.parametrize("stop", ["on_close", "on_failed", "close"])
+def test_closing_stops_the_timer_and_none_is_left(stop: str) -> None:
+    clock = FakeClock()
+    scheduler = FakeScheduler(clock)
+    a = make(clock=clock, scheduler=scheduler)
+    a.session.on_open()
+    getattr(a.session, stop)()
+    getattr(a.session, stop)()  # twice is harmless
+    assert scheduler.active == {}
+    assert scheduler.cleared == scheduler.started  # the one timer, cleared once
+    assert not a.session.ping_timer_running
+    sent = len(a.channel.sent) + len(a.socket.emitted)
+    assert scheduler.advance(5000) == 0
+    assert len(a.channel.sent) + len(a.socket.emitted) == sent
+    expected = {"on_close": "closed", "on_failed": "failed", "close": "closed"}[stop]
+    assert a.session.state.value == expected
+
+
+def test_close_after_failure_keeps_failed_state_and_reopen_restarts_one_timer() -> None:
+    clock = FakeClock()
+    scheduler = FakeScheduler(clock)
+    a = make(clock=clock, scheduler=scheduler)
+    a.session.on_open()
+    a.session.on_failed()
+    a.session.on_close()
+    assert a.session.state is SessionState.FAILED
+    new_channel = FakeChannel()
+    a.session.attach_channel(new_channel)
+    a.session.on_open()
+    assert len(scheduler.active) == 1
+    assert len(scheduler.started) == 2
+    scheduler.advance(500)
+    assert len(new_channel.sent) == 1  # the new channel is pinged, not the old one
+
+
+def test_ping_timer_pings_both_paths_every_interval() -> None:
+    clock = FakeClock(0.0)
+    scheduler = FakeScheduler(clock)
+    a = make(clock=clock, scheduler=scheduler)
+    a.session.on_open()
+    scheduler.advance(499)
+    assert a.channel.sent == []
+    scheduler.advance(1)
+    assert a.channel.sent == [encode_ping(500.0)]
+    assert a.socket.emitted == [("relay", encode_ping(500.0))]
+    scheduler.advance(1000)
+    assert a.channel.sent[1:] == [encode_ping(1000.0), encode_ping(1500.0)]
+    assert a.session.stats()["pings_sent"] == 6
+    assert a.session.stats()["p2p_pings_sent"] == 3
+    assert a.session.stats()["relay_pings_sent"] == 3
+
+
+def test_ping_timer_skips_closed_paths_and_relay_when_disabled() -> None:
+    clock = FakeClock(0.0)
+    scheduler = FakeScheduler(clock)
+    a = make(clock=clock, scheduler=scheduler, config=SessionConfig(relay_pings=False))
+    a.session.on_open()
+    scheduler.advance(500)
+    assert len(a.channel.sent) == 1
+    assert a.socket.emitted == []
+    a.channel.readyState = "closed"
+    scheduler.advance(500)
+    assert len(a.channel.sent) == 1
+    stats = a.session.stats()
+    assert stats["pings_sent"] == 1
+    assert stats["p2p_skipped_closed"] == 0  # the timer did not even try
+
+
+# --- ping / pong ------------------------------------------------------------------------------
+
+
+def test_ping_is_answered_on_the_same_path_and_gives_an_rtt_sample() -> None:
+    a, b, clock, _ = pair()
+    a.session.ping()
+    (ping,) = a.channel.sent
+    assert ping == encode_ping(1000.0)
+    b.session.on_message(ping)
+    assert b.channel.sent == [encode_pong(1000.0)]  # echoes the timestamp
+    assert b.socket.emitted == []
+    clock.advance(42.0)
+    a.session.on_message(b.channel.sent[0])
+    assert a.session.rtt.last_sample_ms == 42.0
+    assert a.session.rtt.sample_count == 1
+    assert a.session.relay_rtt.sample_count == 0
+    stats = a.session.stats()
+    assert (stats["pings_sent"], stats["pongs_received"], stats["unmatched_pongs"]) == (1, 1, 0)
+    assert stats["rtt_p50_ms"] == stats["rtt_p95_ms"] == 42.0
+    assert b.session.stats()["p2p_pings_received"] == 1
+
+
+def test_relay_ping_is_answered_through_the_relay() -> None:
+    a, b, clock, _ = pair()
+    a.session.ping_relay()
+    ((event, ping),) = a.socket.emitted
+    assert event == "relay"
+    b.session.on_relay_message(ping)
+    assert b.socket.emitted == [("relay", encode_pong(1000.0))]
+    assert b.channel.sent == []
+    clock.advance(120.0)
+    a.session.on_relay_message(b.socket.emitted[0][1])
+    assert a.session.relay_rtt.last_sample_ms == 120.0
+    assert a.session.rtt.sample_count == 0
+    assert a.session.stats()["relay_pongs_received"] == 1
+
+
+def test_pong_on_the_other_path_does_not_match() -> None:
+    a, _, clock, _ = pair()
+    a.session.ping()
+    clock.advance(10)
+    a.session.on_relay_message(encode_pong(1000.0))
+    assert a.session.stats()["unmatched_pongs"] == 1
+    assert a.session.relay_rtt.sample_count == 0
+    a.session.on_message(encode_pong(1000.0))
+    assert a.session.rtt.last_sample_ms == 10.0
+
+
+def test_unmatched_and_duplicate_pongs_are_counted_not_sampled() -> None:
+    a, _, clock, _ = pair()
+    a.session.on_message(encode_pong(123.0))
+    assert a.session.stats()["unmatched_pongs"] == 1
+    a.session.ping()
+    clock.advance(30)
+    a.session.on_message(encode_pong(1000.0))
+    a.session.on_message(encode_pong(1000.0))  # the same pong again
+    stats = a.session.stats()
+    assert stats["unmatched_pongs"] == 2
+    assert stats["pongs_received"] == 1
+    assert stats["rtt_samples"] == 1
+
+
+def test_zero_round_trip_on_a_coarse_clock_is_still_a_sample() -> None:
+    a, _, _, _ = pair()
+    a.session.ping()
+    a.session.on_message(encode_pong(1000.0))  # same clock reading
+    assert a.session.rtt.last_sample_ms == 0.1
+
+
+def test_only_the_most_recent_pings_are_remembered() -> None:
+    a, _, clock, _ = pair()
+    for _ in range(MAX_OUTSTANDING_PINGS + 1):
+        a.session.ping()
+        clock.advance(1)
+    a.session.on_message(encode_pong(1000.0))  # the first ping: forgotten
+    a.session.on_message(encode_pong(1001.0))  # the second: still outstanding
+    stats = a.session.stats()
+    assert (stats["unmatched_pongs"], stats["pongs_received"]) == (1, 1)
+
+
+def test_ping_on_a_closed_channel_is_not_counted_as_sent() -> None:
+    a = make()
+    a.channel.readyState = "closed"
+    a.session.ping()
+    stats = a.session.stats()
+    assert stats["pings_sent"] == 0
+    assert stats["p2p_skipped_closed"] == 1
+
+
+# --- garbage ----------------------------------------------------------------------------------
+
+
+def test_random_garbage_is_counted_never_raised() -> None:
+    a = make()
+    rng = random.Random(1234)
+    count = 0
+    for _ in range(500):
+        data = rng.randbytes(rng.randrange(0, 40))
+        if data[:1] in (b"\x01", b"\x02", b"\x03", b"\x04"):
+            continue  # might be valid; the property test below covers those
+        a.session.on_message(data)
+        a.session.on_relay_message(data)
+        count += 1
+    stats = a.session.stats()
+    assert stats["p2p_decode_errors"] == count
+    assert stats["relay_decode_errors"] == count
+    assert stats["handler_errors"] == 0
+    assert a.inputs == []
+
+
+@pytest.mark.parametrize("data", [None, 42, "text", object(), 3.5, [1, 2, 3], "\x04"])
+def test_non_bytes_are_counted_as_decode_errors(data: object) -> None:
+    a = make()
+    a.session.on_message(data)  # type: ignore[arg-type]
+    a.session.on_relay_message(data)  # type: ignore[arg-type]
+    stats = a.session.stats()
+    assert stats["p2p_decode_errors"] == 1
+    assert stats["relay_decode_errors"] == 1
+    assert stats["health_packets_received"] == 0
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_never_raise(data: bytes) -> None:
+    a = make()
+    a.session.on_message(data)
+    a.session.on_relay_message(data)
+    stats = a.session.stats()
+    assert stats["handler_errors"] == 0
+    assert stats["p2p_packets_received"] == stats["relay_packets_received"] == 1
+
+
+def test_wrong_player_packet_is_counted() -> None:
+    a = make(player=0, peer=1)
+    a.session.on_message(encode_input_packet(2, 0, [(0, 1)]))
+    assert a.inputs == []
+    assert a.session.stats()["wrong_player"] == 1
+
+
+def test_handler_exception_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    a = make()
+
+    def broken(packet: object) -> int:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(a.session.receiver, "receive", broken)
+    a.session.on_message(encode_input_packet(1, 0, [(0, 1)]))
+    assert a.session.stats()["handler_errors"] == 1
+
+
+def test_game_on_input_exception_is_counted_not_raised() -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+
+    def on_input(frame: int, action: int) -> None:
+        calls.append(frame)
+        raise ValueError("the game's own bug")
+
+    session = P2PSession(
+        0, 1, on_input=on_input, clock=clock, scheduler=FakeScheduler(clock), channel=FakeChannel()
+    )
+    session.on_message(encode_input_packet(1, 1, [(0, 1), (1, 2)]))
+    assert calls == [0, 1]  # the second input is still delivered
+    stats = session.stats()
+    assert stats["callback_errors"] == 2
+    assert stats["inputs_received"] == 2
+    assert stats["handler_errors"] == 0
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def test_step_sends_the_same_bytes_on_both_paths() -> None:
+    a = make()
+    assert a.session.step(0, 5) is True
+    assert a.session.step(1, 6) is True
+    assert a.channel.sent == [
+        encode_input_packet(0, 0, [(0, 5)]),
+        encode_input_packet(0, 1, [(0, 5), (1, 6)]),
+    ]
+    assert a.socket.emitted == [("relay", data) for data in a.channel.sent]
+    stats = a.session.stats()
+    assert stats["inputs_sent"] == 2
+    assert stats["p2p_packets_sent"] == stats["relay_packets_sent"] == 2
+
+
+def test_step_return_value_reports_whether_any_path_took_it() -> None:
+    a = make()
+    a.channel.readyState = "closed"
+    assert a.session.step(0, 1) is True  # the relay took it
+    a.socket.connected = False
+    assert a.session.step(1, 1) is False
+    assert a.socket.emitted == [("relay", encode_input_packet(0, 0, [(0, 1)]))]
+    stats = a.session.stats()
+    assert stats["inputs_sent"] == 2
+    assert (stats["p2p_skipped_closed"], stats["relay_skipped_closed"]) == (2, 1)
+
+
+def test_relay_inputs_disabled_sends_on_p2p_only() -> None:
+    a = make(config=SessionConfig(relay_inputs=False))
+    assert a.session.step(0, 1) is True
+    assert len(a.channel.sent) == 1
+    assert a.socket.emitted == []
+
+
+def test_step_with_a_bad_frame_raises() -> None:
+    a = make()
+    a.session.step(3, 1)
+    with pytest.raises(ValueError, match="not after the last recorded frame"):
+        a.session.step(3, 1)
+
+
+def test_both_copies_deliver_once_and_count_a_duplicate() -> None:
+    a, b, _, _ = pair()
+    a.session.step(0, 7)
+    b.session.on_message(a.channel.sent[0])
+    b.session.on_relay_message(a.socket.emitted[0][1])
+    assert b.inputs == [(0, 7)]
+    stats = b.session.stats()
+    assert stats["inputs_received"] == 1
+    assert stats["duplicates"] == 1
+    # Relay packets do not count as the DataChannel's health.
+    assert stats["health_packets_received"] == 1
+
+
+def test_relay_copy_first_then_p2p() -> None:
+    a, b, _, _ = pair()
+    for frame in range(3):
+        a.session.step(frame, frame + 10)
+    b.session.on_relay_message(a.socket.emitted[1][1])  # frames 0, 1
+    for data in a.channel.sent:
+        b.session.on_message(data)
+    assert b.inputs == [(0, 10), (1, 11), (2, 12)]
+    stats = b.session.stats()
+    assert stats["recovered"] == 1  # frame 0, first seen in a redundant slot
+    assert stats["duplicates"] == 1 + 2 + 2  # packet 0: 1; packet 1: 2; packet 2: 0, 1 again
+
+
+def test_keepalive() -> None:
+    a, b, clock, _ = pair()
+    assert a.session.send_keepalive() is True
+    assert a.channel.sent == [encode_keepalive()]
+    clock.advance(2000)
+    b.session.on_message(a.channel.sent[0])
+    assert b.session.health.last_packet_at_ms == 3000.0
+    assert b.session.stats()["health_silence_ms"] == 0.0
+
+
+def test_reset_episode_clears_inputs_and_keeps_the_connection() -> None:
+    a, b, clock, scheduler = pair()
+    a.session.on_open()
+    b.session.on_open()
+    a.session.ping()
+    clock.advance(20)
+    b.session.on_message(a.channel.sent[-1])
+    a.session.on_message(b.channel.sent[-1])
+    for frame in range(5):
+        a.session.step(frame, 1)
+        b.session.on_message(a.channel.sent[-1])
+    assert b.inputs == [(f, 1) for f in range(5)]
+    a.session.reset_episode()
+    b.session.reset_episode()
+    assert a.session.sender.window == ()
+    assert b.session.receiver.newest_frame is None
+    # Frame numbers restart at 0 without a ValueError, and the peer delivers them again.
+    a.session.step(0, 9)
+    assert a.channel.sent[-1] == encode_input_packet(0, 0, [(0, 9)])
+    b.session.on_message(a.channel.sent[-1])
+    assert b.inputs[-1] == (0, 9)
+    # The connection, its timer and what was measured about it survive.
+    assert a.session.state is SessionState.OPEN
+    assert a.session.ping_timer_running
+    assert len(scheduler.active) == 2
+    assert a.session.channel is a.channel
+    assert a.session.rtt.sample_count == 1
+    assert a.session.stats()["inputs_sent"] == 6
+
+
+def test_close_lets_go_of_both_paths() -> None:
+    a = make()
+    a.session.on_open()
+    a.session.close()
+    assert a.session.channel is None
+    assert a.session.step(0, 1) is False
+    assert a.channel.sent == []
+    assert a.socket.emitted == []
+
+
+# --- stats ------------------------------------------------------------------------------------
+
+
+def test_stats_is_json_serialisable_with_the_documented_keys() -> None:
+    a, b, clock, _ = pair()
+    b.session.stats()  # before anything happened
+    json.dumps(b.session.stats())
+    a.session.on_open()
+    for frame in range(3):
+        a.session.step(frame, 2)
+        b.session.on_message(a.channel.sent[-1])
+    b.session.on_relay_message(a.socket.emitted[-1][1])
+    b.session.ping()
+    clock.advance(30)
+    a.session.on_message(b.channel.sent[-1])  # a answers b's ping
+    b.session.on_message(a.channel.sent[-1])
+    stats = b.session.stats()
+    assert json.loads(json.dumps(stats)) == stats
+    for key in (
+        "inputs_sent",
+        "inputs_received",
+        "duplicates",
+        "recovered",
+        "pings_sent",
+        "pongs_received",
+        "rtt_p50_ms",
+        "rtt_p95_ms",
+    ):
+        assert key in stats, key
+    assert stats["inputs_sent"] == 0
+    assert stats["inputs_received"] == 3
+    assert stats["duplicates"] == 1 + 2 + 3  # redundant copies, plus the relay's 3
+    assert stats["recovered"] == 0
+    assert stats["pings_sent"] == 1
+    assert stats["pongs_received"] == 1
+    assert stats["rtt_p50_ms"] == stats["rtt_p95_ms"] == 30.0
+    assert stats["state"] == "new"
+    assert a.session.stats()["inputs_sent"] == 3
+    assert a.session.stats()["state"] == "open"
+
+
+def test_constructor_validation() -> None:
+    clock = FakeClock()
+    with pytest.raises(ValueError, match="must differ"):
+        P2PSession(1, 1, on_input=lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock))
+    with pytest.raises(ValueError, match="ping_interval_ms must be positive"):
+        SessionConfig(ping_interval_ms=0)
