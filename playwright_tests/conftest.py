@@ -14,7 +14,6 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import pytest
-from p2p_transport.server import ServerThread
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -26,6 +25,8 @@ from playwright.sync_api import (
     WebSocket,
     sync_playwright,
 )
+
+from p2p_transport.server import ServerThread
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 CHROMIUM: Final = Path("/usr/bin/chromium")

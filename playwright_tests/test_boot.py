@@ -15,8 +15,9 @@ from conftest import (
     wait_for_boot,
     wait_for_shim,
 )
-from p2p_transport.server import ServerThread
 from playwright.sync_api import BrowserContext, Page, Route, expect
+
+from p2p_transport.server import ServerThread
 
 # TEST-NET-1 (RFC 5737): reserved for documentation, never a real host. The request is aborted by
 # the guard, or answered by a local route if the guard failed, so no packet is ever sent to it.

@@ -64,11 +64,14 @@
 
   async function main() {
     await window.p2pBoot;
+    if (!p2pShim.ready) return; // not booted (?autoboot=0): the caller drives the page
     const browser = p2pShim.pyodide.pyimport("p2p_transport.browser");
-    const tab = browser.DemoTab(JSON.stringify(pageOptions()));
+    const options = pageOptions();
+    const tab = browser.DemoTab(JSON.stringify(options));
     browser.destroy();
     window.p2pDemo = tab;
     tab.start();
+    if (options.ui === false) return; // benchmarks: no periodic work on the main thread
     const history = [];
     let lastSamples = 0;
     setInterval(() => {

@@ -17,6 +17,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from p2p_transport.codec import (
     MAX_INPUTS_PER_PACKET,
     DecodeError,

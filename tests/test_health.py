@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from p2p_transport.health import (
     LOSS_WINDOW_PACKETS,
     ConnectionHealthMonitor,
@@ -12,7 +13,6 @@ from p2p_transport.health import (
     HealthThresholds,
 )
 from p2p_transport.rtt import RTTTracker
-
 from tests.fakes import FakeClock
 
 

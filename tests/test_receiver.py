@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from p2p_transport.codec import InputPacket
 from p2p_transport.receiver import MAX_FRAME_JUMP, InputReceiver, ReceiverCounters
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from p2p_transport.rtt import DEFAULT_RTT_WINDOW, RTTTracker
 
+from p2p_transport.rtt import DEFAULT_RTT_WINDOW, RTTTracker
 from tests.fakes import FakeClock
 
 

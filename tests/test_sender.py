@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from p2p_transport.codec import InputPacket, decode
 from p2p_transport.sender import DEFAULT_BUFFER_THRESHOLD, P2PInputSender, SenderCounters, try_send
-
 from tests.fakes import FakeChannel
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import socketio
+
 from p2p_transport.server import MAX_RELAY_BYTES, MAX_TRANSPORT_PACKET_BYTES, ServerThread
 
 # Long enough for loopback delivery on a loaded 2-core machine; only failing waits take this long.

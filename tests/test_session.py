@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from p2p_transport import SessionConfig, SessionState
 from p2p_transport.codec import (
     encode_input_packet,
@@ -17,7 +18,6 @@ from p2p_transport.codec import (
     encode_pong,
 )
 from p2p_transport.session import MAX_OUTSTANDING_PINGS, P2PSession
-
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler, FakeSocket
 
 

@@ -235,7 +235,8 @@ class RelayServer:
             del self._rooms[membership.room]
             self.stats.rooms_open = len(self._rooms)
             return
-        for remaining_sid in room.members.values():
+        # A copy: the emit awaits, and the other member may disconnect meanwhile.
+        for remaining_sid in list(room.members.values()):
             await self.sio.emit(
                 "peer_left", {"player_index": membership.player_index}, to=remaining_sid
             )
@@ -482,7 +483,11 @@ def create_app(static_dir: Path, node_modules: Path, wheels_dir: Path) -> P2PApp
 
 def _bind(host: str, port: int) -> socket.socket:
     """Bind the listening socket ourselves so that port 0 yields a known port before start-up."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must be named: asyncio sets TCP_NODELAY on accepted connections only when the socket
+    # says IPPROTO_TCP, and without it Nagle's algorithm meets delayed ACKs and every relayed
+    # packet waits about 40 ms (measured: 88 ms relay round trips instead of 3 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)

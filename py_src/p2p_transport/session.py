@@ -58,6 +58,10 @@ class Path(StrEnum):
     RELAY = "relay"
 
 
+#: Called with each round-trip sample and the path it was measured on.
+RTTCallback = Callable[[float, Path], None]
+
+
 class SessionState(StrEnum):
     NEW = "new"
     OPEN = "open"
@@ -113,6 +117,8 @@ class _SessionCounters:
 class P2PSession:
     """Wires sender, receiver, RTT tracking and health to a DataChannel and a Socket.IO relay.
 
+    ``on_rtt(rtt_ms, path)`` hears every round-trip sample as it is taken.
+
     Every entry point that the browser calls (``on_open``, ``on_message``, ``on_relay_message``,
     ``on_close``, ``on_failed``, the ping timer) counts bad input and never raises, so nothing a
     peer sends can stop the game loop. Arguments the game passes wrongly (``step`` with a frame
@@ -130,6 +136,7 @@ class P2PSession:
         channel: DataChannelLike | None = None,
         relay: SocketIOLike | None = None,
         config: SessionConfig | None = None,
+        on_rtt: RTTCallback | None = None,
     ) -> None:
         if player_index == peer_index:
             raise ValueError(f"player_index and peer_index must differ, both are {player_index}")
@@ -138,6 +145,7 @@ class P2PSession:
         self.peer_index = peer_index
         self._clock = clock
         self._scheduler = scheduler
+        self.on_rtt = on_rtt
         cfg = self.config
         self.sender = P2PInputSender(
             channel, player_index, cfg.redundancy, cfg.window, cfg.buffer_threshold
@@ -342,7 +350,10 @@ class P2PSession:
         self._paths[path].pongs_received += 1
         tracker = self.rtt if path is Path.P2P else self.relay_rtt
         # A matched pong is a real answer even when a coarse clock reads its round trip as 0.
-        tracker.add_sample(max(self._clock() - pong.timestamp_ms, CLOCK_RESOLUTION_MS))
+        rtt_ms = max(self._clock() - pong.timestamp_ms, CLOCK_RESOLUTION_MS)
+        tracker.add_sample(rtt_ms)
+        if self.on_rtt is not None:
+            self.on_rtt(rtt_ms, path)
 
     def _on_keepalive(self, _message: Keepalive, path: Path) -> None:
         """Nothing to do beyond the health bookkeeping every packet gets."""

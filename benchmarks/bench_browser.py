@@ -1,0 +1,241 @@
+"""Round-trip time and page-ready time in real Chromium, side by side.
+
+Run inside the loopback-only namespace:
+
+    scripts/netns.sh .venv/bin/python benchmarks/bench_browser.py [--pings 1000] [--json PATH]
+
+In one browser run, two tabs paired through the reference server measure sequential ping/pongs:
+  (a) Python (Pyodide) on both ends over the DataChannel, through P2PSession;
+  (b) raw JavaScript on both ends over a DataChannel of the same kind between the same two tabs;
+  (c) Python on both ends through the Socket.IO server relay.
+The kinds take turns in rounds so that machine noise falls on all of them alike. Then single tabs
+measure navigation-to-ready: with the package (Pyodide + micropip + wheel + import) against a bare
+Pyodide boot. Figures are printed and written as JSON; nothing here passes or fails on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import sync_playwright
+
+from p2p_transport.harness import (
+    TurnServer,
+    launch_chromium,
+    open_tab,
+    require_loopback_namespace,
+    wait_ready,
+)
+from p2p_transport.server import ServerThread
+
+# Runs inside the pinging tab: sequential pings on one path, each sent from the pong's handler.
+PY_PINGER = """
+from p2p_transport.session import Path
+
+class SequentialPinger:
+    def __init__(self, session, path, count):
+        self.session, self.path, self.count, self.samples = session, Path(path), count, []
+        session.on_rtt = self.on_rtt
+        self._ping = session.ping if self.path is Path.P2P else session.ping_relay
+        self._ping()
+
+    def on_rtt(self, rtt_ms, path):
+        if path is self.path:
+            self.samples.append(rtt_ms)
+            if len(self.samples) < self.count:
+                self._ping()
+
+    @property
+    def done(self):
+        return len(self.samples) >= self.count
+
+def start_pinger(path, count):
+    global pinger
+    pinger = SequentialPinger(js.p2pDemo.transport.session, path, count)
+
+import js
+"""
+
+# A second peer connection of the same kind, in plain JavaScript, between the same two tabs.
+JS_SETUP = """async ([iceServers, offerer]) => {
+  const pc = new RTCPeerConnection({iceServers});
+  window.rawPc = pc; window.rawCandidates = [];
+  pc.onicecandidate = (e) => { if (e.candidate) window.rawCandidates.push(e.candidate.toJSON()); };
+  const ready = (ch) => { ch.binaryType = "arraybuffer"; window.rawChannel = ch; };
+  if (offerer) {
+    ready(pc.createDataChannel("raw", {ordered: false, maxRetransmits: 0}));
+    const offer = await pc.createOffer(); await pc.setLocalDescription(offer);
+    return pc.localDescription.toJSON();
+  }
+  pc.ondatachannel = (e) => {
+    ready(e.channel);
+    e.channel.onmessage = (m) => e.channel.send(m.data);
+  };
+  return null;
+}"""
+JS_ANSWER = """async (offer) => {
+  await rawPc.setRemoteDescription(offer);
+  const answer = await rawPc.createAnswer(); await rawPc.setLocalDescription(answer);
+  return rawPc.localDescription.toJSON();
+}"""
+JS_PINGS = """async (count) => {
+  const ch = window.rawChannel, samples = [];
+  const ping = new Uint8Array(9); ping[0] = 2;
+  await new Promise((resolve) => {
+    let sent = 0;
+    ch.onmessage = () => {
+      samples.push(performance.now() - sent);
+      if (samples.length >= count) resolve(); else { sent = performance.now(); ch.send(ping); }
+    };
+    sent = performance.now(); ch.send(ping);
+  });
+  return samples;
+}"""
+WARMUP = 50
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "count": len(ordered),
+        "median_ms": statistics.median(ordered),
+        "p95_ms": ordered[max(0, math.ceil(len(ordered) * 0.95) - 1)],  # nearest rank
+        "mean_ms": statistics.fmean(ordered),
+    }
+
+
+def connect_raw(pages: list[Any], ice: list[dict[str, Any]]) -> None:
+    offer = pages[0].evaluate(JS_SETUP, [ice, True])
+    pages[1].evaluate(JS_SETUP, [ice, False])
+    answer = pages[1].evaluate(JS_ANSWER, offer)
+    pages[0].evaluate("async (a) => rawPc.setRemoteDescription(a)", answer)
+    pages[0].wait_for_timeout(300)  # let both sides gather their loopback candidates
+    for src, dst in ((0, 1), (1, 0)):
+        for candidate in pages[src].evaluate("() => rawCandidates"):
+            pages[dst].evaluate("async (c) => rawPc.addIceCandidate(c)", candidate)
+    pages[0].wait_for_function("() => window.rawChannel && rawChannel.readyState === 'open'")
+    pages[1].wait_for_function("() => window.rawChannel && rawChannel.readyState === 'open'")
+
+
+def python_pings(page: Any, path: str, count: int) -> list[float]:
+    page.evaluate(
+        "([path, count]) => p2pShim.pyodide.globals.get('start_pinger')(path, count)",
+        [path, count],
+    )
+    page.wait_for_function(
+        "() => p2pShim.pyodide.globals.get('pinger').done", timeout=120_000, polling=50
+    )
+    samples: list[float] = page.evaluate(
+        "() => p2pShim.pyodide.globals.get('pinger').samples.toJs()"
+    )
+    return samples
+
+
+def measure_rtt(
+    server_url: str, ice: list[dict[str, Any]], browser: Any, pings: int, rounds: int
+) -> dict[str, Any]:
+    context = browser.new_context()
+    # No interval pings and no game traffic: only the benchmark's ping chain is in flight.
+    options = {
+        "autostart": False,
+        "frames": 1,
+        "room": "bench",
+        "ice_servers": ice,
+        "ping_interval_ms": 1e9,
+    }
+    pages = [open_tab(context, server_url, options) for _ in range(2)]
+    for page in pages:
+        wait_ready(page)
+        page.wait_for_function(
+            "() => window.p2pDemo && JSON.parse(p2pDemo.report_json()).channel_open_ms !== null",
+            timeout=30_000,
+        )
+    pages[0].evaluate("(code) => p2pShim.pyodide.runPython(code)", PY_PINGER)
+    connect_raw(pages, ice)
+    kinds: dict[str, list[float]] = {"python_p2p": [], "raw_js_p2p": [], "python_relay": []}
+    per_round = pings // rounds
+    for _ in range(rounds):
+        kinds["python_p2p"] += python_pings(pages[0], "p2p", per_round + WARMUP)[WARMUP:]
+        kinds["raw_js_p2p"] += pages[0].evaluate(JS_PINGS, per_round + WARMUP)[WARMUP:]
+        kinds["python_relay"] += python_pings(pages[0], "relay", per_round + WARMUP)[WARMUP:]
+    context.close()
+    return {kind: summary(samples) for kind, samples in kinds.items()}
+
+
+def measure_ready(server_url: str, browser: Any, repeats: int) -> dict[str, Any]:
+    with_package, bare = [], []
+    for _ in range(repeats):
+        context = browser.new_context()
+        page = open_tab(context, server_url, {"autostart": False, "frames": 1, "room": "ready"})
+        wait_ready(page)
+        with_package.append(page.evaluate("() => p2pShim.timings.readyMs"))
+        context.close()
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server_url}/?autoboot=0", wait_until="load")
+        bare.append(
+            page.evaluate(
+                "async () => { await loadPyodide({indexURL: '/pyodide/'});"
+                " return performance.now(); }"
+            )
+        )
+        context.close()
+    return {"with_package": summary(with_package), "bare_pyodide": summary(bare)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pings", type=int, default=1000, help="per kind (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=4, help="turns each kind takes")
+    parser.add_argument("--ready-repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=Path("reports/bench_browser.json"))
+    args = parser.parse_args(argv)
+    require_loopback_namespace()
+    with TurnServer() as turn, ServerThread() as server, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            rtt = measure_rtt(server.url, turn.ice_servers, browser, args.pings, args.rounds)
+            ready = measure_ready(server.url, browser, args.ready_repeats)
+        finally:
+            browser.close()
+    a, b, c = rtt["python_p2p"], rtt["raw_js_p2p"], rtt["python_relay"]
+    result = {
+        "rtt": rtt,
+        "ratio_python_over_raw_js_median": a["median_ms"] / b["median_ms"],
+        "ratio_python_p2p_over_relay_median": a["median_ms"] / c["median_ms"],
+        "ready": ready,
+        "ratio_ready_package_over_bare_median": ready["with_package"]["median_ms"]
+        / ready["bare_pyodide"]["median_ms"],
+    }
+    print(f"{'round trip (sequential pings)':36}{'median ms':>11}{'p95 ms':>9}{'n':>7}")
+    for label, key in (
+        ("(a) Python over DataChannel", "python_p2p"),
+        ("(b) raw JS over DataChannel", "raw_js_p2p"),
+        ("(c) Python through Socket.IO relay", "python_relay"),
+    ):
+        s = rtt[key]
+        print(f"{label:36}{s['median_ms']:>11.3f}{s['p95_ms']:>9.3f}{s['count']:>7}")
+    print(
+        f"a/b at the median: {result['ratio_python_over_raw_js_median']:.2f}   "
+        f"a/c: {result['ratio_python_p2p_over_relay_median']:.2f}"
+    )
+    print(
+        f"page ready, median of {args.ready_repeats}: with package "
+        f"{ready['with_package']['median_ms']:.0f} ms, bare Pyodide "
+        f"{ready['bare_pyodide']['median_ms']:.0f} ms "
+        f"(ratio {result['ratio_ready_package_over_bare_median']:.3f})"
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
