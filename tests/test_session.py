@@ -485,3 +485,17 @@ def test_constructor_validation() -> None:
         P2PSession(1, 1, on_input=lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock))
     with pytest.raises(ValueError, match="ping_interval_ms must be positive"):
         SessionConfig(ping_interval_ms=0)
+
+
+def test_open_after_close_starts_no_timer() -> None:
+    clock = FakeClock()
+    scheduler = FakeScheduler(clock)
+    session = P2PSession(
+        0, 1, on_input=lambda f, a: None, clock=clock, scheduler=scheduler, channel=FakeChannel()
+    )
+    session.close()
+    session.on_open()
+    assert not session.ping_timer_running
+    assert scheduler.active == {}
+    assert scheduler.started == []
+    assert session.state is SessionState.CLOSED

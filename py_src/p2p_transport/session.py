@@ -160,6 +160,9 @@ class P2PSession:
         self._counters = _SessionCounters()
         self._outstanding: OrderedDict[tuple[Path, float], None] = OrderedDict()
         self._ping_timer: object | None = None
+        # Set by close(): unlike a closed channel, which a reconnection reopens, it is final, so a
+        # late open event cannot start a timer nothing would stop.
+        self._shut_down = False
         self._handlers: dict[int, Callable[[Any, Path], None]] = {
             MessageType.INPUT: self._on_input_packet,
             MessageType.PING: self._on_ping,
@@ -182,7 +185,9 @@ class P2PSession:
         return self._ping_timer is not None
 
     def on_open(self) -> None:
-        """The DataChannel opened: start measuring it."""
+        """The DataChannel opened: start measuring it. Ignored once :meth:`close` was called."""
+        if self._shut_down:
+            return
         self.state = SessionState.OPEN
         self.health.reset()
         if self._ping_timer is None:
@@ -243,6 +248,7 @@ class P2PSession:
 
     def close(self) -> None:
         """Stop all timers and let go of the channel and relay. Safe to call more than once."""
+        self._shut_down = True
         self._stop_pinging()
         self.sender.channel = None
         self._relay = None
