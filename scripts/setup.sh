@@ -17,11 +17,15 @@ MICROPIP_VERSION="0.11.1"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-if [[ ! -x /usr/bin/chromium ]]; then
-    log "installing Debian chromium"
+# Debian packages: the browser, and coturn as the loopback STUN/TURN server of browser runs.
+APT_MISSING=()
+[[ -x /usr/bin/chromium ]] || APT_MISSING+=(chromium)
+command -v turnserver >/dev/null || APT_MISSING+=(coturn)
+if [[ ${#APT_MISSING[@]} -gt 0 ]]; then
+    log "installing Debian packages: ${APT_MISSING[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq chromium >/dev/null
+    apt-get install -y -qq --no-install-recommends "${APT_MISSING[@]}" >/dev/null
 fi
 
 if [[ ! -x "$VENV/bin/python" ]]; then
