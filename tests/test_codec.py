@@ -217,9 +217,15 @@ def test_decode_error_says_what_was_wrong(data: bytes, message: str) -> None:
 )
 def test_decode_rejects_non_buffers_with_decode_error(data: object, type_name: str) -> None:
     with pytest.raises(
-        DecodeError, match=f"expected bytes, bytearray or memoryview, got {type_name}"
+        DecodeError, match=f"expected bytes, bytearray or a contiguous memoryview, got {type_name}"
     ):
         decode(data)  # type: ignore[arg-type]
+
+
+def test_decode_names_a_non_contiguous_memoryview() -> None:
+    strided = memoryview(encode_keepalive() * 4)[::2]
+    with pytest.raises(DecodeError, match="got a non-contiguous memoryview"):
+        decode(strided)
 
 
 def test_decode_error_is_a_value_error() -> None:

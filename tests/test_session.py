@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from p2p_transport import SessionConfig, SessionState
 from p2p_transport.codec import (
+    MessageType,
+    decode,
     encode_input_packet,
     encode_keepalive,
     encode_ping,
@@ -499,3 +501,25 @@ def test_open_after_close_starts_no_timer() -> None:
     assert scheduler.active == {}
     assert scheduler.started == []
     assert session.state is SessionState.CLOSED
+
+
+def test_congestion_holds_inputs_back_but_not_pings_and_pongs() -> None:
+    clock = FakeClock()
+    channel = FakeChannel(bufferedAmount=1_000_000)
+    session = P2PSession(
+        0,
+        1,
+        on_input=lambda f, a: None,
+        clock=clock,
+        scheduler=FakeScheduler(clock),
+        channel=channel,
+        config=SessionConfig(relay_inputs=False),
+    )
+    session.on_open()
+    assert session.step(0, 1) is False
+    session.ping()
+    session.on_message(encode_ping(5.0))
+    assert [decode(p).type for p in channel.sent] == [MessageType.PING, MessageType.PONG]
+    stats = session.stats()
+    assert stats["p2p_skipped_congested"] == 1
+    assert stats["pings_sent"] == 1

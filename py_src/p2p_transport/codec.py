@@ -193,8 +193,11 @@ def encode_keepalive() -> bytes:
 
 # --- decoding ---------------------------------------------------------------------------------
 
+#: What the per-type decoders read: the caller's bytes, or a byte view of any other buffer.
+_View: TypeAlias = bytes | memoryview
 
-def _decode_input(data: memoryview) -> InputPacket:
+
+def _decode_input(data: _View) -> InputPacket:
     if len(data) < INPUT_HEADER_SIZE:
         raise DecodeError(
             f"input packet truncated: {len(data)} bytes, header needs {INPUT_HEADER_SIZE}"
@@ -224,8 +227,8 @@ def _decode_input(data: memoryview) -> InputPacket:
 
 def _timestamp_decoder(
     name: str, make: Callable[[float], Ping | Pong]
-) -> Callable[[memoryview], Ping | Pong]:
-    def decode_timestamp(data: memoryview) -> Ping | Pong:
+) -> Callable[[_View], Ping | Pong]:
+    def decode_timestamp(data: _View) -> Ping | Pong:
         if len(data) != _TIMESTAMP.size:
             raise DecodeError(f"{name} must be {_TIMESTAMP.size} bytes, got {len(data)}")
         (_, timestamp_ms) = _TIMESTAMP.unpack(data)
@@ -236,13 +239,13 @@ def _timestamp_decoder(
     return decode_timestamp
 
 
-def _decode_keepalive(data: memoryview) -> Keepalive:
+def _decode_keepalive(data: _View) -> Keepalive:
     if len(data) != 1:
         raise DecodeError(f"keepalive has {len(data) - 1} trailing bytes")
     return _KEEPALIVE
 
 
-_DECODERS: Final[dict[int, Callable[[memoryview], Message]]] = {
+_DECODERS: Final[dict[int, Callable[[_View], Message]]] = {
     MessageType.INPUT: _decode_input,
     MessageType.PING: _timestamp_decoder("ping", Ping),
     MessageType.PONG: _timestamp_decoder("pong", Pong),
@@ -252,12 +255,18 @@ _DECODERS: Final[dict[int, Callable[[memoryview], Message]]] = {
 
 def decode(data: Buffer) -> Message:
     """Parse one message. Raises :class:`DecodeError` (and only that) if ``data`` is not valid."""
-    try:
-        view = memoryview(data).cast("B")
-    except (TypeError, ValueError) as exc:
-        raise DecodeError(
-            f"expected bytes, bytearray or memoryview, got {type(data).__name__}"
-        ) from exc
+    view: bytes | memoryview
+    if type(data) is bytes:
+        view = data  # the common case, from the browser's ArrayBuffer: no view needed
+    else:
+        try:
+            view = memoryview(data).cast("B")
+        except (TypeError, ValueError) as exc:
+            what = "a non-contiguous memoryview" if isinstance(data, memoryview) else None
+            raise DecodeError(
+                f"expected bytes, bytearray or a contiguous memoryview, got "
+                f"{what or type(data).__name__}"
+            ) from exc
     if not view:
         raise DecodeError("empty message")
     decoder = _DECODERS.get(view[0])

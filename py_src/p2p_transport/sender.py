@@ -54,13 +54,19 @@ class SenderCounters:
 
 
 def try_send(
-    channel: DataChannelLike | None, data: bytes, buffer_threshold: int, counters: SenderCounters
+    channel: DataChannelLike | None,
+    data: bytes,
+    buffer_threshold: int | None,
+    counters: SenderCounters,
 ) -> bool:
-    """Send ``data`` if the channel is open and not congested; count what happened either way."""
+    """Send ``data`` if the channel is open and not congested; count what happened either way.
+
+    ``buffer_threshold=None`` skips the congestion check (for tiny control messages).
+    """
     if channel is None or channel.readyState != "open":
         counters.skipped_closed += 1
         return False
-    if channel.bufferedAmount > buffer_threshold:
+    if buffer_threshold is not None and channel.bufferedAmount > buffer_threshold:
         counters.skipped_congested += 1
         return False
     try:

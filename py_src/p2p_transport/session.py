@@ -238,7 +238,7 @@ class P2PSession:
         self._ping(Path.RELAY)
 
     def send_keepalive(self) -> bool:
-        return self._send(Path.P2P, encode_keepalive())
+        return self._send_control(Path.P2P, encode_keepalive())
 
     def reset_episode(self) -> None:
         """Forget inputs and frame numbers for a new episode; keep the connection and RTT."""
@@ -290,9 +290,15 @@ class P2PSession:
             self._channel(path), packet, self.config.buffer_threshold, self._paths[path].sent
         )
 
+    def _send_control(self, path: Path, packet: bytes) -> bool:
+        """Pings, pongs and keepalives go out even when the channel is congested: they are 9
+        bytes, and a pong that waits in the queue reports the queueing delay the inputs really
+        suffer, where a skipped one would make a congested link look silent."""
+        return try_send(self._channel(path), packet, None, self._paths[path].sent)
+
     def _ping(self, path: Path) -> None:
         now = self._clock()
-        if self._send(path, encode_ping(now)):
+        if self._send_control(path, encode_ping(now)):
             self._paths[path].pings_sent += 1
             self._outstanding[(path, now)] = None
             while len(self._outstanding) > MAX_OUTSTANDING_PINGS:
@@ -345,7 +351,7 @@ class P2PSession:
         # Answered here, inside the message handler, so the pong's delay is the network's and
         # not the game loop's.
         self._paths[path].pings_received += 1
-        self._send(path, encode_pong(ping.timestamp_ms))
+        self._send_control(path, encode_pong(ping.timestamp_ms))
 
     def _on_pong(self, pong: Pong, path: Path) -> None:
         key = (path, pong.timestamp_ms)
