@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import js
-from pyodide.ffi import JsProxy, create_proxy, to_js
+from pyodide.ffi import JsProxy, create_proxy, jsnull, to_js
 
 from .receiver import InputCallback
 from .relay import RELAY_EVENT
@@ -365,6 +365,8 @@ class BrowserTransport:
                 "applying the answer",
             )
         elif kind == "ice-candidate":
+            if not isinstance(message.get("candidate"), dict):
+                return  # a malformed signal; end-of-candidates is never sent
             candidate = _js_object(message["candidate"])
             if self._remote_description_set:
                 self._spawn(self.pc.addIceCandidate(candidate), "adding an ICE candidate")
@@ -372,8 +374,10 @@ class BrowserTransport:
                 self._pending_candidates.append(candidate)
 
     def _on_ice_candidate(self, event: Any) -> None:
-        if event.candidate is not None and self.socket is not None:
-            candidate = json.loads(js.JSON.stringify(event.candidate))
+        # Gathering ends with a null candidate, which arrives as ``jsnull``, not ``None``.
+        raw = event.candidate
+        if raw is not None and raw is not jsnull and self.socket is not None:
+            candidate = json.loads(js.JSON.stringify(raw))
             self._send_signal({"type": "ice-candidate", "candidate": candidate})
 
     def _on_connection_state(self, *_: Any) -> None:
