@@ -1,9 +1,13 @@
 """Shared fixtures for the browser tests (Playwright's sync API, Debian's /usr/bin/chromium).
 
-Fixtures: ``server`` (session: the reference server on 127.0.0.1, ephemeral port), ``browser``
-(session: headless Chromium), ``loopback_guard`` (function: fails the test if a page requested
-anything but loopback), ``context`` and ``page`` (function: guarded), and the helpers
-``open_page``/``wait_for_boot`` for pages that boot Pyodide through static/p2p_shim.js.
+The whole run must happen inside a loopback-only network namespace (``scripts/netns.sh``): the
+session starts by checking that, and every browser is launched by ``harness.launch_chromium``.
+
+Fixtures: ``server`` (session: the reference server on 127.0.0.1, ephemeral port), ``turn``
+(session: coturn on 127.0.0.1 as STUN/TURN), ``browser`` (session: headless Chromium),
+``loopback_guard`` (function: fails the test if a page requested anything but loopback),
+``context`` and ``page`` (function: guarded), and the helpers ``open_page``/``wait_for_boot`` for
+pages that boot Pyodide through static/p2p_shim.js.
 """
 
 from __future__ import annotations
@@ -26,28 +30,14 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from p2p_transport.harness import TurnServer, launch_chromium, require_loopback_namespace
 from p2p_transport.server import ServerThread
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
-CHROMIUM: Final = Path("/usr/bin/chromium")
-# Flags verified to work as root on these machines; the last four stop Chromium's own background
-# traffic (updates, sync, field trials), which must not leave loopback.
-CHROMIUM_ARGS: Final = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-# Real host ICE candidates instead of mDNS .local names, so WebRTC on loopback is deterministic.
-EXTRA_DISABLED_FEATURES: Final = ("WebRtcHideLocalIpsWithMdns",)
-# Makes Chromium answer Browser.getBrowserCommandLine, which is how the flags are checked below.
-ENABLE_AUTOMATION: Final = "--enable-automation"
-DISABLE_FEATURES: Final = "--disable-features="
 # One Pyodide boot takes 2-3 s alone and 4-5 s with two tabs on 2 cores; 60 s only bounds a hang.
 BOOT_TIMEOUT_MS: Final = 60_000
+# Any other single Playwright wait or call: a hung page fails the test instead of blocking the run.
+DEFAULT_TIMEOUT_MS: Final = 30_000
 
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 # URLs that never touch the network.
@@ -72,7 +62,8 @@ class LoopbackGuard:
 
     Non-loopback HTTP requests are also aborted before they are sent, so a page bug cannot send
     traffic off the machine; ``check()`` (run by the fixture after each test) then fails the test.
-    WebRTC (ICE/STUN/TURN) traffic is invisible to Playwright and is not covered.
+    WebRTC (ICE/STUN/TURN) traffic is invisible to Playwright; the loopback-only network
+    namespace is what keeps it on 127.0.0.1.
     """
 
     def __init__(self) -> None:
@@ -117,7 +108,19 @@ def loopback_guard() -> Iterator[LoopbackGuard]:
     guard.check()
 
 
-# --- server and browser --------------------------------------------------------------------------
+# --- namespace, servers and browser --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_namespace() -> None:
+    """Every browser test needs the loopback-only namespace; refuse to run outside it."""
+    try:
+        require_loopback_namespace()
+    except RuntimeError as exc:
+        message = str(exc)
+    else:
+        return
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -139,94 +142,64 @@ def server() -> Iterator[ServerThread]:
 
 
 @pytest.fixture(scope="session")
+def turn() -> Iterator[TurnServer]:
+    """coturn on 127.0.0.1: in the namespace it is what gives Chromium an ICE candidate at all."""
+    with TurnServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
 
 
-def _command_line(browser: Browser) -> list[str]:
-    session = browser.new_browser_cdp_session()
-    try:
-        arguments: list[str] = session.send("Browser.getBrowserCommandLine")["arguments"]
-    finally:
-        session.detach()
-    return arguments
-
-
-def _launch(pw: Playwright, args: list[str], ignore_default_args: list[str]) -> Browser:
-    return pw.chromium.launch(
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=args,
-        ignore_default_args=ignore_default_args,
-    )
-
-
-def launch_chromium(
-    pw: Playwright,
-    extra_args: tuple[str, ...] = (),
-    disabled_features: tuple[str, ...] = EXTRA_DISABLED_FEATURES,
-) -> Browser:
-    """Launch headless Chromium with our flags and ``disabled_features`` merged into Playwright's.
-
-    Chromium honours only the last ``--disable-features`` switch and Playwright passes its own
-    list, so a second switch would silently re-enable Playwright's features or drop ours. The
-    exact default switch is read from a first launch, then replaced by one merged switch.
-    """
-    args = [*CHROMIUM_ARGS, *extra_args, ENABLE_AUTOMATION]
-    probe = _launch(pw, args, [])
-    try:
-        defaults = [a for a in _command_line(probe) if a.startswith(DISABLE_FEATURES)]
-    finally:
-        probe.close()
-    if len(defaults) > 1:
-        raise RuntimeError(f"several {DISABLE_FEATURES} switches already: {defaults}")
-    default_features = defaults[0][len(DISABLE_FEATURES) :].split(",") if defaults else []
-    merged = [f for f in default_features if f] + [
-        f for f in disabled_features if f not in default_features
-    ]
-    browser = _launch(pw, [*args, DISABLE_FEATURES + ",".join(merged)], defaults)
-
-    final = [a for a in _command_line(browser) if a.startswith(DISABLE_FEATURES)]
-    if len(final) != 1 or not set(disabled_features) <= set(final[0].split("=", 1)[1].split(",")):
-        browser.close()
-        raise RuntimeError(f"could not merge {disabled_features} into {DISABLE_FEATURES}: {final}")
-    return browser
-
-
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    chromium = launch_chromium(playwright)
+    chromium: Browser = launch_chromium(playwright)
     yield chromium
     chromium.close()
 
 
+def new_guarded_context(browser: Browser, guard: LoopbackGuard) -> BrowserContext:
+    ctx = browser.new_context()
+    ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    guard.watch(ctx)
+    return ctx
+
+
 @pytest.fixture
 def context(browser: Browser, loopback_guard: LoopbackGuard) -> Iterator[BrowserContext]:
-    ctx = browser.new_context()
-    loopback_guard.watch(ctx)
+    ctx = new_guarded_context(browser, loopback_guard)
     yield ctx
     ctx.close()
 
 
-@pytest.fixture
-def console_messages() -> list[str]:
-    """Console output and uncaught errors of ``page``; printed (shown by pytest on failure)."""
-    return []
-
-
-@pytest.fixture
-def page(context: BrowserContext, console_messages: list[str]) -> Iterator[Page]:
-    pg = context.new_page()
+def capture_console(page: Page, lines: list[str], prefix: str = "") -> None:
+    """Append the page's console output and uncaught errors to ``lines``."""
 
     def on_console(message: ConsoleMessage) -> None:
-        console_messages.append(f"[{message.type}] {message.text}")
+        lines.append(f"{prefix}[{message.type}] {message.text}")
 
-    pg.on("console", on_console)
-    pg.on("pageerror", lambda error: console_messages.append(f"[pageerror] {error}"))
-    yield pg
-    if console_messages:
-        print("browser console:\n  " + "\n  ".join(console_messages))
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: lines.append(f"{prefix}[pageerror] {error}"))
+
+
+@pytest.fixture
+def console_messages() -> Iterator[list[str]]:
+    """Console output and uncaught errors of the test's pages; printed (pytest shows it on
+    failure)."""
+    lines: list[str] = []
+    yield lines
+    if lines:
+        print("browser console:\n  " + "\n  ".join(lines))
+
+
+@pytest.fixture
+def page(context: BrowserContext, console_messages: list[str]) -> Page:
+    pg = context.new_page()
+    capture_console(pg, console_messages)
+    return pg
 
 
 # --- booting pages -------------------------------------------------------------------------------
