@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from p2p_transport.codec import (
     MAX_INPUTS_PER_PACKET,
+    AckedInputPacket,
     DecodeError,
     InputPacket,
     Keepalive,
@@ -28,6 +29,7 @@ from p2p_transport.codec import (
     Ping,
     Pong,
     decode,
+    encode_acked_input_packet,
     encode_input_packet,
     encode_keepalive,
     encode_ping,
@@ -47,6 +49,10 @@ def encode(message: Message) -> bytes:
         return encode_ping(message.timestamp_ms)
     if isinstance(message, Pong):
         return encode_pong(message.timestamp_ms)
+    if isinstance(message, AckedInputPacket):
+        return encode_acked_input_packet(
+            message.player_index, message.current_frame, message.ack_frame, message.inputs
+        )
     assert isinstance(message, Keepalive)
     return encode_keepalive()
 
