@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2p_transport.codec import InputPacket
+from p2p_transport.codec import AckedInputPacket, InputPacket
 from p2p_transport.receiver import MAX_FRAME_JUMP, InputReceiver, ReceiverCounters
 
 PEER = 1
@@ -321,3 +321,118 @@ def test_any_subset_in_any_order_delivers_what_arrived_exactly_once(
     for p in arrivals:
         r.receive(p)
     assert Counter(got.frames) == Counter({f for p in arrivals for f, _ in p.inputs})
+
+
+# --- the ack to send back ---------------------------------------------------------------------
+
+
+def acked(*frames: int, ack: int | None = None) -> AckedInputPacket:
+    return AckedInputPacket(PEER, frames[-1], ack, tuple((f, action_of(f)) for f in frames))
+
+
+def test_ack_is_none_until_something_is_delivered() -> None:
+    r, _ = receiver()
+    assert r.ack_frame is None
+    r.receive(packet(0, player=0))  # not the peer
+    r.receive(packet())  # no inputs
+    assert r.ack_frame is None
+
+
+def test_ack_follows_an_in_order_stream() -> None:
+    r, _ = receiver()
+    for p in stream(5):
+        r.receive(p)
+        assert r.ack_frame == p.current_frame
+
+
+def test_ack_starts_at_the_first_frame_seen() -> None:
+    r, _ = receiver()
+    r.receive(packet(10, 11, 12))
+    assert r.ack_frame == 12
+
+
+def test_ack_waits_for_a_missing_frame_then_jumps_over_what_came_meanwhile() -> None:
+    r, _ = receiver()
+    r.receive(packet(0))
+    r.receive(packet(1))
+    r.receive(packet(3))
+    r.receive(packet(4))
+    assert r.ack_frame == 1
+    r.receive(packet(2))
+    assert r.ack_frame == 4
+
+
+def test_version_one_redundancy_moving_past_a_frame_does_not_move_the_ack() -> None:
+    # A version-1 packet's oldest frame says only how much redundancy the peer uses; a frame
+    # older than that may still come over another path, so the ack waits for it.
+    r, _ = receiver()
+    for p in stream(4):
+        r.receive(p)
+    r.receive(packet(5, 6, 7))
+    assert r.counters.gaps == 1
+    assert r.ack_frame == 3
+
+
+def test_an_acked_packet_settles_the_frames_before_its_oldest() -> None:
+    # The acked sender carries every unacknowledged input; one it left out was given up.
+    r, got = receiver()
+    r.receive(acked(0, 1, 2))
+    r.receive(acked(5, 6, 7))
+    assert r.ack_frame == 7
+    assert 3 not in got.frames
+    r.receive(acked(3, 4, 5, 6, 7, 8))  # a delayed copy still delivers, and moves nothing back
+    assert got.frames == [0, 1, 2, 5, 6, 7, 3, 4, 8]
+    assert r.ack_frame == 8
+
+
+def test_an_acked_packet_does_not_settle_frames_after_a_gap_in_it() -> None:
+    r, _ = receiver()
+    r.receive(acked(0, 1))
+    r.receive(acked(3, 4))  # frame 2 given up
+    assert r.ack_frame == 4
+    r.receive(acked(5, 7))  # not a sender's packet (6 missing inside), but the ack must hold at 5
+    assert r.ack_frame == 5
+
+
+def test_ack_passes_frames_that_fell_out_of_the_history() -> None:
+    r, _ = receiver(history_frames=4)
+    r.receive(packet(0))
+    r.receive(packet(2))
+    assert r.ack_frame == 0
+    for f in range(3, 6):
+        r.receive(packet(f))
+    # Frame 1 is below the floor (5 - 4 + 1 = 2): lost, and no longer worth waiting for.
+    assert r.counters.lost == 1
+    assert r.ack_frame == 5
+
+
+def test_ack_ignores_rejected_packets_and_resets_with_the_episode() -> None:
+    r, _ = receiver()
+    r.receive(packet(0, 1))
+    r.receive(packet(5000))  # implausible jump
+    r.receive(packet(2, player=7))
+    assert r.ack_frame == 1
+    r.reset()
+    assert r.ack_frame is None
+    r.receive(packet(0))
+    assert r.ack_frame == 0
+
+
+@given(st.integers(1, 60), st.data())
+def test_ack_is_the_end_of_the_delivered_run_from_the_first_frame(
+    n: int, data: st.DataObject
+) -> None:
+    packets = stream(n, redundancy=2)
+    arrivals = data.draw(st.lists(st.sampled_from(packets), max_size=2 * n))
+    r, got = receiver()
+    first: int | None = None
+    for p in arrivals:
+        r.receive(p)
+        first = p.inputs[0][0] if first is None else first
+        delivered = set(got.frames)
+        expected = None
+        frame = first
+        while frame in delivered:
+            expected = frame
+            frame += 1
+        assert r.ack_frame == expected

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from .codec import InputPacket
+from .codec import AckedInputPacket, InputPacket
 
 __all__ = ["DEFAULT_HISTORY_FRAMES", "MAX_FRAME_JUMP", "InputReceiver", "ReceiverCounters"]
 
@@ -78,10 +78,21 @@ class InputReceiver:
         self._floor = 0
         self._first_seen = 0
         self._pending_gaps: set[int] = set()
+        self._ack: int | None = None
 
     @property
     def newest_frame(self) -> int | None:
         return self._newest
+
+    @property
+    def ack_frame(self) -> int | None:
+        """The acknowledgement to send the peer: the highest frame F such that every frame from
+        the first one seen up to F was delivered, or can no longer be (it fell out of the history,
+        or the peer's acked packets show it stopped sending it). ``None`` before anything was.
+
+        The peer drops its copies of frames up to F, so F never passes a frame still on its way.
+        """
+        return self._ack
 
     def reset(self) -> None:
         """Forget every frame (a new episode restarts frame numbers); counters are kept."""
@@ -91,8 +102,9 @@ class InputReceiver:
         self._gap_checked = 0
         self._floor = 0
         self._first_seen = 0
+        self._ack = None
 
-    def receive(self, packet: InputPacket) -> int:
+    def receive(self, packet: InputPacket | AckedInputPacket) -> int:
         """Deliver the packet's new inputs; return how many were delivered."""
         counters = self.counters
         if packet.player_index != self.peer_index:
@@ -136,6 +148,10 @@ class InputReceiver:
         # The peer's redundancy no longer carries anything older than this packet's oldest frame.
         self._check_gaps(inputs[0][0])
         self._forget_below(self._newest - self._history + 1)
+        # An acked packet carries every input its sender has not seen acknowledged, so the frames
+        # before its oldest one were delivered or given up; a version-1 packet says no such thing.
+        given_up_below = inputs[0][0] if isinstance(packet, AckedInputPacket) else 0
+        self._advance_ack(max(self._floor, given_up_below))
         return delivered
 
     def _deliver(self, frame: int, action: int) -> None:
@@ -145,6 +161,15 @@ class InputReceiver:
             # The game's callback failing must not cost it the other inputs of this packet.
             self.counters.callback_errors += 1
             logger.exception("input callback failed for frame %d", frame)
+
+    def _advance_ack(self, settled_below: int) -> None:
+        """Move the ack over every frame below ``settled_below`` and every delivered frame after."""
+        frame = self._first_seen if self._ack is None else self._ack + 1
+        frame = max(frame, settled_below)
+        while frame in self._actions:
+            frame += 1
+        if frame > self._first_seen:
+            self._ack = frame - 1
 
     def _check_gaps(self, horizon: int) -> None:
         for frame in range(max(self._gap_checked, self._floor), horizon):
