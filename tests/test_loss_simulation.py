@@ -70,7 +70,9 @@ def simulate(
     clock = FakeClock(0.0)
     scheduler = FakeScheduler(clock)
     link = FakeLink(p2p_loss=p2p_loss, relay_loss=relay_loss, relay_delay=relay_delay, seed=seed)
-    config = SessionConfig(redundancy=REDUNDANCY, relay_inputs=relay_inputs)
+    # Fixed redundancy, as version-1 peers send: acked inputs (tests/test_ack_simulation.py)
+    # would otherwise be negotiated between these two sessions.
+    config = SessionConfig(redundancy=REDUNDANCY, relay_inputs=relay_inputs, acked_inputs=False)
     delivered: dict[str, list[tuple[int, int]]] = {"a": [], "b": []}
     sessions = {
         side: P2PSession(

@@ -83,6 +83,9 @@ class ConnectionHealthMonitor:
         self._recent_set: set[int] = set()
         self._since_ms = clock()
         self.last_packet_at_ms: float | None = None
+        #: The peer has left this side's inputs unacknowledged past the acked sender's pending
+        #: bound (the session keeps this up to date): it rates the link a warning at least.
+        self.peer_stalled = False
 
     def reset(self) -> None:
         """Start watching afresh (the channel (re)opened); totals are kept."""
@@ -127,8 +130,10 @@ class ConnectionHealthMonitor:
         one_way = self._rtt.one_way_ms if self._rtt is not None else None
         if one_way is not None and one_way > t.critical_one_way_ms:
             return HealthStatus.CRITICAL
-        if silence > t.warning_silence_ms or (
-            one_way is not None and one_way > t.warning_one_way_ms
+        if (
+            silence > t.warning_silence_ms
+            or (one_way is not None and one_way > t.warning_one_way_ms)
+            or self.peer_stalled
         ):
             return HealthStatus.WARNING
         return HealthStatus.GOOD

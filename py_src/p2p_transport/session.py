@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from .acked_sender import RESEND_INTERVAL_MS, AckedInputSender
 from .codec import (
+    AckedInputPacket,
     DecodeError,
     InputPacket,
     Keepalive,
@@ -23,8 +25,10 @@ from .codec import (
     encode_pong,
 )
 from .health import ConnectionHealthMonitor, HealthThresholds
+from .negotiation import AckNegotiation
 from .receiver import DEFAULT_HISTORY_FRAMES, InputCallback, InputReceiver
 from .relay import RELAY_EVENT, RelayChannel, SocketIOLike
+from .routing import LinkSignals, Route, RouteMode, Router, RoutingThresholds
 from .rtt import DEFAULT_RTT_WINDOW, RTTTracker
 from .sender import (
     DEFAULT_BUFFER_THRESHOLD,
@@ -84,10 +88,22 @@ class SessionConfig:
     #: Ping over the relay as well, so its RTT is known when the game has to fall back to it.
     relay_pings: bool = True
     relay_event: str = RELAY_EVENT
+    #: Send inputs as acked packets (0x20) once the peer has shown it understands them: every
+    #: input rides in each packet until acknowledged, so no burst shorter than the pending bound
+    #: loses one. Until then, and always when False, version-1 packets with fixed ``redundancy``.
+    acked_inputs: bool = True
+    #: Which path inputs take (:mod:`p2p_transport.routing`). With ``relay_inputs`` False,
+    #: ``parallel`` means the DataChannel only, as it always has.
+    route_mode: RouteMode = RouteMode.PARALLEL
+    routing: RoutingThresholds = field(default_factory=RoutingThresholds)
 
     def __post_init__(self) -> None:
         if not self.ping_interval_ms > 0:
             raise ValueError(f"ping_interval_ms must be positive, got {self.ping_interval_ms}")
+        # Accept the mode's string value ("p2p-first"), as a command line or JS caller passes it.
+        object.__setattr__(self, "route_mode", RouteMode(self.route_mode))
+        if not self.relay_inputs and self.route_mode not in (RouteMode.PARALLEL, RouteMode.P2P):
+            raise ValueError(f"route_mode {self.route_mode.value!r} needs relay_inputs")
 
 
 @dataclass(slots=True)
@@ -112,12 +128,15 @@ class _SessionCounters:
     unmatched_pongs: int = 0
     #: Exceptions inside message handling: a bug, logged and counted, never raised to the caller.
     handler_errors: int = 0
+    #: Acked packets the resend timer sent while the game produced no input.
+    input_resends: int = 0
 
 
 class P2PSession:
     """Wires sender, receiver, RTT tracking and health to a DataChannel and a Socket.IO relay.
 
-    ``on_rtt(rtt_ms, path)`` hears every round-trip sample as it is taken.
+    ``on_rtt(rtt_ms, path)`` hears every round-trip sample as it is taken; ``router.subscribe``
+    hears every route change.
 
     Every entry point that the browser calls (``on_open``, ``on_message``, ``on_relay_message``,
     ``on_close``, ``on_failed``, the ping timer) counts bad input and never raises, so nothing a
@@ -151,6 +170,11 @@ class P2PSession:
             channel, player_index, cfg.redundancy, cfg.window, cfg.buffer_threshold
         )
         self.receiver = InputReceiver(peer_index, on_input, cfg.history_frames)
+        self.acked_sender = AckedInputSender(player_index, cfg.redundancy)
+        self.negotiation = AckNegotiation(clock, cfg.acked_inputs)
+        self.router = Router(
+            cfg.route_mode if cfg.relay_inputs else RouteMode.P2P, clock, cfg.routing
+        )
         self.rtt = RTTTracker(clock, cfg.rtt_window)
         self.relay_rtt = RTTTracker(clock, cfg.rtt_window)
         self.health = ConnectionHealthMonitor(clock, self.rtt, cfg.health)
@@ -160,6 +184,11 @@ class P2PSession:
         self._counters = _SessionCounters()
         self._outstanding: OrderedDict[tuple[Path, float], None] = OrderedDict()
         self._ping_timer: object | None = None
+        # Resends pending acked inputs while the game sends none; runs from negotiation to close().
+        self._resend_timer: object | None = None
+        self._stepped_since_resend_check = False
+        # The peer sent inputs that no packet of this side has acknowledged yet.
+        self._ack_owed = False
         # Set by close(): unlike a closed channel, which a reconnection reopens, it is final, so a
         # late open event cannot start a timer nothing would stop.
         self._shut_down = False
@@ -168,6 +197,7 @@ class P2PSession:
             MessageType.PING: self._on_ping,
             MessageType.PONG: self._on_pong,
             MessageType.KEEPALIVE: self._on_keepalive,
+            MessageType.ACKED_INPUT: self._on_acked_input_packet,
         }
 
     # --- the channel's events ---------------------------------------------------------------
@@ -217,16 +247,31 @@ class P2PSession:
     # --- what the game calls ------------------------------------------------------------------
 
     def step(self, frame: int, action: int) -> bool:
-        """Send the local input for ``frame``: over P2P and, in parallel, over the relay.
+        """Send the local input for ``frame`` on the route the router picks (by default over P2P
+        and, in parallel, over the relay).
 
-        Both paths carry the same packet; the peer delivers whichever copy arrives first.
+        Every path carries the same packet; the peer delivers whichever copy arrives first.
         Returns whether any path took it.
         """
-        packet = self.sender.record(action, frame)
+        negotiation = self.negotiation
+        acked = self.acked_sender
+        if negotiation.use_acked:
+            acked.record(frame, action)
+            packet = acked.packet(self.receiver.ack_frame)
+        else:
+            packet = self.sender.record(action, frame)
+            if negotiation.enabled:
+                # Kept from the start, so what version 1 lost goes out again once negotiated.
+                acked.record(frame, action)
         self._counters.inputs_sent += 1
-        sent = self.sender.send(packet)
-        if self.config.relay_inputs:
-            sent = self._send(Path.RELAY, packet) or sent
+        route = self._route()
+        sent = self._send_input(packet, route)
+        if negotiation.probe_due():
+            self._send_input(acked.packet(self.receiver.ack_frame), route)
+            negotiation.probe_sent()
+        self._stepped_since_resend_check = True
+        self._ack_owed = False
+        self.health.peer_stalled = acked.stalled
         return sent
 
     def ping(self) -> None:
@@ -243,13 +288,18 @@ class P2PSession:
     def reset_episode(self) -> None:
         """Forget inputs and frame numbers for a new episode; keep the connection and RTT."""
         self.sender.reset()
+        self.acked_sender.reset()
         self.receiver.reset()
         self.health.reset()
+        self._ack_owed = False
 
     def close(self) -> None:
         """Stop all timers and let go of the channel and relay. Safe to call more than once."""
         self._shut_down = True
         self._stop_pinging()
+        if self._resend_timer is not None:
+            timer, self._resend_timer = self._resend_timer, None
+            self._scheduler.clear_interval(timer)
         self.sender.channel = None
         self._relay = None
         self._outstanding.clear()
@@ -262,6 +312,11 @@ class P2PSession:
             "peer_index": self.peer_index,
             "state": self.state.value,
             "ping_timer_running": self.ping_timer_running,
+            "resend_timer_running": self._resend_timer is not None,
+            "acked_inputs_in_use": self.negotiation.use_acked,
+            "acked_probes_sent": self.negotiation.probes_sent,
+            "acked_pending": len(self.acked_sender.pending),
+            "acked_stalled": self.acked_sender.stalled,
         }
         out.update(asdict(self._counters))
         for path, stats in self._paths.items():
@@ -278,6 +333,8 @@ class P2PSession:
         out.update(self.rtt.snapshot())
         out.update({f"relay_{k}": v for k, v in self.relay_rtt.snapshot().items()})
         out.update(self.health.snapshot())
+        out.update({f"acked_{k}": v for k, v in self.acked_sender.stats().items()})
+        out.update(self.router.stats())
         return out
 
     # --- internals ----------------------------------------------------------------------------
@@ -289,6 +346,54 @@ class P2PSession:
         return try_send(
             self._channel(path), packet, self.config.buffer_threshold, self._paths[path].sent
         )
+
+    def _send_input(self, packet: bytes, route: Route) -> bool:
+        sent = False
+        if route is not Route.RELAY:
+            sent = self._send(Path.P2P, packet)
+        if route is not Route.P2P:
+            sent = self._send(Path.RELAY, packet) or sent
+        return sent
+
+    def _route(self) -> Route:
+        router = self.router
+        if router.mode is not RouteMode.P2P_FIRST:
+            return router.route  # fixed: nothing to measure
+        channel = self.sender.channel
+        p2p_open = channel is not None and channel.readyState == "open"
+        congested = (
+            channel is not None
+            and p2p_open
+            and channel.bufferedAmount > self.config.buffer_threshold
+        )
+        relay = self._relay
+        return router.update(
+            LinkSignals(
+                p2p_open=p2p_open,
+                p2p_congested=congested,
+                p2p_silence_ms=self.health.silence_ms,
+                p2p_rtt_ms=self.rtt.last_sample_ms,
+                relay_open=relay is not None and relay.readyState == "open",
+                relay_rtt_ms=self.relay_rtt.last_sample_ms,
+            )
+        )
+
+    def _on_resend_timer(self) -> None:
+        """Resend pending inputs (and an owed ack) when the game sent no input since the last
+        check: a paused game's last inputs still reach the peer."""
+        try:
+            if self._stepped_since_resend_check:
+                self._stepped_since_resend_check = False
+                return
+            acked = self.acked_sender
+            if not (acked.has_pending or self._ack_owed):
+                return
+            if self._send_input(acked.pending_packet(self.receiver.ack_frame), self._route()):
+                self._counters.input_resends += 1
+            self._ack_owed = False
+        except Exception:
+            self._counters.handler_errors += 1
+            logger.exception("resend timer failed")
 
     def _send_control(self, path: Path, packet: bytes) -> bool:
         """Pings, pongs and keepalives go out even when the channel is congested: they are 9
@@ -335,17 +440,37 @@ class P2PSession:
         try:
             if path is Path.P2P:
                 self.health.record_packet(
-                    message.current_frame if isinstance(message, InputPacket) else None
+                    message.current_frame
+                    if isinstance(message, InputPacket | AckedInputPacket)
+                    else None
                 )
             self._handlers[message.type](message, path)
         except Exception:
             self._counters.handler_errors += 1
             logger.exception("handling a %s message failed", message.type.name)
 
-    def _on_input_packet(self, packet: InputPacket, path: Path) -> None:
+    def _on_input_packet(self, packet: InputPacket | AckedInputPacket, path: Path) -> None:
+        if packet.player_index == self.peer_index:
+            self.negotiation.heard_peer_inputs()
         gaps_before = self.receiver.counters.gaps
         self._paths[path].inputs_delivered += self.receiver.receive(packet)
         self.health.record_gaps(self.receiver.counters.gaps - gaps_before)
+
+    def _on_acked_input_packet(self, packet: AckedInputPacket, path: Path) -> None:
+        if packet.player_index == self.peer_index:
+            if self.negotiation.heard_acked_inputs():
+                self.acked_sender.acks_expected = True
+                if self._resend_timer is None and not self._shut_down:
+                    self._resend_timer = self._scheduler.set_interval(
+                        self._on_resend_timer, RESEND_INTERVAL_MS
+                    )
+            if self.negotiation.use_acked:
+                self.acked_sender.on_ack(packet.ack_frame)
+                self.health.peer_stalled = self.acked_sender.stalled
+                # Answered within one resend interval even if the game sends nothing; a pure
+                # ack (no inputs) is not answered, or two idle peers would echo acks forever.
+                self._ack_owed = self._ack_owed or bool(packet.inputs)
+        self._on_input_packet(packet, path)
 
     def _on_ping(self, ping: Ping, path: Path) -> None:
         # Answered here, inside the message handler, so the pong's delay is the network's and
