@@ -1,10 +1,13 @@
 """p2p_transport: peer-to-peer input transport for browser games that run Python under Pyodide.
 
-The protocol core (codec, RTT, health, sender, receiver, session) is plain Python with an injected
-clock, scheduler and channels; only :mod:`p2p_transport.browser` touches the browser.
+The protocol core (codec, RTT, health, senders, receiver, routing, fault injection, session) is
+plain Python with an injected clock, scheduler and channels; only :mod:`p2p_transport.browser`
+touches the browser.
 """
 
+from .acked_sender import AckedInputSender
 from .codec import (
+    AckedInputPacket,
     DecodeError,
     InputPacket,
     Keepalive,
@@ -13,14 +16,17 @@ from .codec import (
     Ping,
     Pong,
     decode,
+    encode_acked_input_packet,
     encode_input_packet,
     encode_keepalive,
     encode_ping,
     encode_pong,
 )
+from .faults import FaultConfig, FaultyChannel
 from .health import ConnectionHealthMonitor, HealthStatus, HealthThresholds
 from .receiver import InputReceiver
 from .relay import RelayChannel
+from .routing import Route, RouteChange, RouteMode, Router, RoutingThresholds
 from .rtt import RTTTracker
 from .sender import DataChannelLike, P2PInputSender
 from .session import P2PSession, Path, SessionConfig, SessionState
@@ -29,10 +35,14 @@ from .timing import Clock, Scheduler
 __version__ = "0.1.0"
 
 __all__ = [
+    "AckedInputPacket",
+    "AckedInputSender",
     "Clock",
     "ConnectionHealthMonitor",
     "DataChannelLike",
     "DecodeError",
+    "FaultConfig",
+    "FaultyChannel",
     "HealthStatus",
     "HealthThresholds",
     "InputPacket",
@@ -47,11 +57,17 @@ __all__ = [
     "Pong",
     "RTTTracker",
     "RelayChannel",
+    "Route",
+    "RouteChange",
+    "RouteMode",
+    "Router",
+    "RoutingThresholds",
     "Scheduler",
     "SessionConfig",
     "SessionState",
     "__version__",
     "decode",
+    "encode_acked_input_packet",
     "encode_input_packet",
     "encode_keepalive",
     "encode_ping",
