@@ -139,9 +139,9 @@ class P2PSession:
     hears every route change.
 
     Every entry point that the browser calls (``on_open``, ``on_message``, ``on_relay_message``,
-    ``on_close``, ``on_failed``, the ping timer) counts bad input and never raises, so nothing a
-    peer sends can stop the game loop. Arguments the game passes wrongly (``step`` with a frame
-    that is not new) raise ``ValueError`` at once.
+    ``on_close``, ``on_failed``, the ping and resend timers) counts bad input and never raises, so
+    nothing a peer sends can stop the game loop. Arguments the game passes wrongly (``step`` with
+    a frame that is not new) raise ``ValueError`` at once.
     """
 
     def __init__(
@@ -360,12 +360,11 @@ class P2PSession:
         if router.mode is not RouteMode.P2P_FIRST:
             return router.route  # fixed: nothing to measure
         channel = self.sender.channel
-        p2p_open = channel is not None and channel.readyState == "open"
-        congested = (
-            channel is not None
-            and p2p_open
-            and channel.bufferedAmount > self.config.buffer_threshold
-        )
+        if channel is None:
+            p2p_open = congested = False
+        else:
+            p2p_open = channel.readyState == "open"
+            congested = p2p_open and channel.bufferedAmount > self.config.buffer_threshold
         relay = self._relay
         return router.update(
             LinkSignals(
@@ -467,8 +466,9 @@ class P2PSession:
             if self.negotiation.use_acked:
                 self.acked_sender.on_ack(packet.ack_frame)
                 self.health.peer_stalled = self.acked_sender.stalled
-                # Answered within one resend interval even if the game sends nothing; a pure
-                # ack (no inputs) is not answered, or two idle peers would echo acks forever.
+                # Answered by the next packet: the game's next step, or the resend timer's if the
+                # game sends nothing. A pure ack (no inputs) is not answered, or two idle peers
+                # would echo acks forever.
                 self._ack_owed = self._ack_owed or bool(packet.inputs)
         self._on_input_packet(packet, path)
 
