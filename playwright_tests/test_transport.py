@@ -242,8 +242,12 @@ def test_pings_stop_after_the_channel_closes(played: Played) -> None:
     assert [tab.stats()["pings_sent"] for tab in played.tabs] == counts
     for tab in (first, second):
         assert "closed" in tab.event_names()
-        # The game finished and the ping timer stopped: no interval is left.
-        assert tab.active_intervals() == 0
+        # The game finished and the ping timer stopped. The peer is still there over the relay,
+        # so the session's resend timer for acked inputs (if negotiated) may legitimately run;
+        # nothing else may.
+        resend_timer = bool(tab.stats().get("resend_timer_running", False))
+        assert tab.active_intervals() == int(resend_timer)
+        print(f"after the channel closed: resend timer running {resend_timer}")
     assert_no_page_errors(played.console)
 
 

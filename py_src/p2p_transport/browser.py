@@ -416,7 +416,9 @@ class BrowserTransport:
     def _on_peer_left(self, data: Any) -> None:
         self._close_peer_connection()
         if self.session is not None:
-            self.session.on_close()
+            # The session with this peer is over (a new peer gets a new one): close it, which
+            # also stops the timers that would otherwise keep running for nobody.
+            self.session.close()
         self._emit_event("peer_left", data.to_py() if hasattr(data, "to_py") else {})
 
     def _on_server_error(self, data: Any) -> None:
