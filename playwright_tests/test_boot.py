@@ -74,6 +74,42 @@ def test_index_page_boots_pyodide_micropip_and_the_package(
     assert loopback_guard.violations == []
 
 
+def test_the_archive_installer_boots_the_package_without_micropip(
+    page: Page, server: ServerThread, loopback_guard: LoopbackGuard
+) -> None:
+    open_page(page, server, "?installer=archive")
+    state = wait_for_boot(page)
+    assert state["error"] is None
+    assert state["ready"] is True
+    found = json.loads(
+        str(
+            run_python(
+                page,
+                "import json, sys, importlib.metadata as md, p2p_transport\n"
+                "json.dumps({'micropip_loaded': 'micropip' in sys.modules,\n"
+                "  'version': md.version('p2p_transport'),\n"
+                "  'in_site_packages': 'site-packages' in p2p_transport.__file__})",
+            )
+        )
+    )
+    assert found == {"micropip_loaded": False, "version": "0.1.0", "in_site_packages": True}
+    assert "micropipMs" not in state["timings"]
+    assert loopback_guard.violations == []
+
+
+def test_the_archive_installer_reports_a_missing_wheel(page: Page, server: ServerThread) -> None:
+    open_page(page, server, "?autoboot=0")
+    wait_for_shim(page)
+    bad_url = "/wheels/p2p_transport-0.0.0-py3-none-any.whl"
+    rejection = page.evaluate(
+        """url => p2pShim.boot({pyodideBase: "/pyodide/", wheelUrls: [url], installer: "archive"})
+            .then(() => null, err => String(err && err.message || err))""",
+        bad_url,
+    )
+    assert rejection == f"{bad_url} answered 404"
+    expect(page.locator("#p2p-error")).to_contain_text(bad_url)
+
+
 def test_boot_records_navigation_relative_timings(page: Page, server: ServerThread) -> None:
     open_page(page, server)
     timings = wait_for_boot(page)["timings"]

@@ -148,11 +148,14 @@ def launch_chromium(playwright: Any, extra_args: Sequence[str] = ()) -> Any:
     )
 
 
-def open_tab(context: Any, base_url: str, options: dict[str, Any]) -> Any:
-    """Open the demo page with ``options`` (JSON in the URL fragment) and return the page."""
+def open_tab(context: Any, base_url: str, options: dict[str, Any], query: str = "") -> Any:
+    """Open the demo page with ``options`` (JSON in the URL fragment) and return the page.
+
+    ``query`` is the page's own query string, e.g. ``"installer=archive"``.
+    """
     page = context.new_page()
     fragment = json.dumps(options, separators=(",", ":"))
-    page.goto(f"{base_url}/#{fragment}", wait_until="commit")
+    page.goto(f"{base_url}/{'?' + query if query else ''}#{fragment}", wait_until="commit")
     return page
 
 
