@@ -233,3 +233,27 @@ def test_an_immediate_send_on_a_failing_channel_raises_like_the_real_one() -> No
 def test_config_validation(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         FaultConfig(**kwargs)
+
+
+def test_holds_packets_only_with_delay_or_reordering() -> None:
+    assert not FaultConfig().holds_packets
+    assert not FaultConfig(loss=0.3, burst=5, duplicate=0.1).holds_packets
+    assert FaultConfig(delay_ms=1).holds_packets
+    assert FaultConfig(reorder=0.1).holds_packets
+    assert not FaultConfig(reorder=0.1, reorder_ms=0).holds_packets
+
+
+def test_replacing_the_channel_loses_what_was_queued_for_the_old_one() -> None:
+    channel, old, clock = faulty(FaultConfig(delay_ms=10))
+    for data in numbered(3):
+        channel.send(data)
+    new = FakeChannel()
+    assert channel.replace_channel(new) == 3
+    assert channel.queued == 0
+    assert channel.counters.lost_in_flight == 3
+    channel.send(b"\x04")
+    clock.advance(10)
+    assert channel.pump() == 1
+    assert old.sent == []
+    assert new.sent == [b"\x04"]
+    assert channel.counters.packets == 4

@@ -61,6 +61,12 @@ class FaultConfig:
                 raise ValueError(f"{name} must be finite and not negative, got {value}")
 
     @property
+    def holds_packets(self) -> bool:
+        """Whether packets can wait in the queue, so something must call
+        :meth:`FaultyChannel.pump`."""
+        return self.delay_ms > 0 or (self.reorder > 0 and self.reorder_ms > 0)
+
+    @property
     def burst_start_probability(self) -> float:
         """The chance that a packet outside a burst starts one.
 
@@ -159,6 +165,18 @@ class FaultyChannel:
         for _ in range(copies):
             heapq.heappush(self._queue, (due, self._sequence, data))
             self._sequence += 1
+
+    def replace_channel(self, channel: DataChannelLike) -> int:
+        """Wrap ``channel`` from now on (a new connection after the old one closed).
+
+        Packets still queued were headed for the old connection and are lost in flight, as they
+        would be on the real path; returns how many. Counters and the random sequence carry on.
+        """
+        lost = len(self._queue)
+        self._queue.clear()
+        self.counters.lost_in_flight += lost
+        self.channel = channel
+        return lost
 
     def pump(self) -> int:
         """Hand every queued packet that is due to the wrapped channel; return how many went."""

@@ -31,11 +31,23 @@ class HealthThresholds:
     The latency limits are the seed design's: one-way latency above 100 ms is already felt in a
     60 Hz game (6 frames of rollback), above 200 ms it is hard to play.
 
-    Silence: pings go out every 500 ms and inputs every frame, so 1 s without any packet means
-    several packets in a row were lost (a warning), and 3 s means the peer is gone. GGPO waits
-    5 s and GGRS 2 s before declaring a disconnect; 3 s sits between them: long enough that a
-    background tab throttled to one timer per second, or a 30% loss burst, does not trip it, short
-    enough that the session moves to the relay before a participant notices.
+    Silence: while the session's watchdog runs, the DataChannel brings a keepalive at least every
+    200 ms (and a ping every 500 ms, and 60 input packets a second during play), and the relay a
+    ping every 500 ms. GGPO tells the game after 750 ms of silence and disconnects after 5000 ms;
+    GGRS uses 500 ms and 2000 ms; both send keepalives every 200 ms over UDP, where silence is the
+    only sign of a lost peer. The defaults here, 1000 ms and 3000 ms, differ because:
+
+    - A warning here has a cost GGPO's notice does not: ``p2p-first`` routing moves the inputs to
+      the relay on it. On an idle link at 30% loss (about seven packets a second), 500 ms of
+      silence is three or four losses in a row (p ~ 1.5e-2 per half second): a warning about
+      twice a minute. 1000 ms is seven in a row (p ~ 2e-4 per second): about once an hour.
+    - A closed tab does not need the silence threshold: the server's ``peer_left`` and the
+      DataChannel's close event report it within a second. The disconnect threshold only catches
+      a peer that vanished without either, with silence on both paths (the relay too). 3 s
+      rather than GGRS's 2 s rides through a tab whose timers the browser throttled to one a
+      second and through a relay hiccup while the server reconnects its WebSocket; rather than
+      GGPO's 5 s because GGPO's peer has no second path, so its silence is more often a passing
+      outage worth waiting for, while here the relay's silence too is a strong sign.
     """
 
     warning_one_way_ms: float = 100.0

@@ -41,7 +41,14 @@ from .sender import (
 )
 from .timing import Clock, Scheduler
 
-__all__ = ["P2PSession", "Path", "SessionConfig", "SessionState"]
+__all__ = [
+    "DEFAULT_KEEPALIVE_INTERVAL_MS",
+    "P2PSession",
+    "Path",
+    "SessionConfig",
+    "SessionEvent",
+    "SessionState",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,11 @@ DEFAULT_PING_INTERVAL_MS: Final = 500.0
 #: Pings remembered until their pong comes back: 32 is 16 s of pings, longer than any pong that
 #: still says something about the link. A pong matching none of them is counted and ignored.
 MAX_OUTSTANDING_PINGS: Final = 32
+#: The watchdog's period (:meth:`P2PSession.start_watchdog`): a keepalive goes out over the
+#: DataChannel when nothing else did for this long, and the peer's silence is checked. GGPO and GGRS
+#: send keepalives every 200 ms too; at 60 Hz a running game never needs one, a paused game sends
+#: five a second (one byte each), so the peer's silence thresholds measure the link, not the game.
+DEFAULT_KEEPALIVE_INTERVAL_MS: Final = 200.0
 #: ``performance.now()`` resolves 0.1 ms in Chromium without cross-origin isolation.
 CLOCK_RESOLUTION_MS: Final = 0.1
 
@@ -64,6 +76,29 @@ class Path(StrEnum):
 
 #: Called with each round-trip sample and the path it was measured on.
 RTTCallback = Callable[[float, Path], None]
+
+
+class SessionEvent(StrEnum):
+    """What the watchdog reports to ``on_event`` (each once per crossing of its threshold).
+
+    Thresholds are the health monitor's silence thresholds (:class:`~.health.HealthThresholds`):
+    ``warning_silence_ms`` and ``disconnect_silence_ms``.
+    """
+
+    #: The DataChannel is open but nothing came over it for the warning threshold.
+    P2P_SILENT = "p2p_silent"
+    #: ... nor for the disconnect threshold: the channel is open only in name.
+    P2P_DEAD = "p2p_dead"
+    #: Nothing came on any path for the warning threshold.
+    PEER_SILENT = "peer_silent"
+    #: Nothing came on any path for the disconnect threshold: the peer is gone (or the network).
+    PEER_GONE = "peer_gone"
+    #: A packet arrived after ``peer_silent`` or ``peer_gone``.
+    PEER_BACK = "peer_back"
+
+
+#: Called with a :class:`SessionEvent` and a detail dict (``silence_ms``).
+SessionEventCallback = Callable[[SessionEvent, dict[str, Any]], None]
 
 
 class SessionState(StrEnum):
@@ -96,10 +131,15 @@ class SessionConfig:
     #: ``parallel`` means the DataChannel only, as it always has.
     route_mode: RouteMode = RouteMode.PARALLEL
     routing: RoutingThresholds = field(default_factory=RoutingThresholds)
+    #: The watchdog's period: keepalives when idle, silence checks (see
+    #: :data:`DEFAULT_KEEPALIVE_INTERVAL_MS`).
+    keepalive_interval_ms: float = DEFAULT_KEEPALIVE_INTERVAL_MS
 
     def __post_init__(self) -> None:
-        if not self.ping_interval_ms > 0:
-            raise ValueError(f"ping_interval_ms must be positive, got {self.ping_interval_ms}")
+        for name in ("ping_interval_ms", "keepalive_interval_ms"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
         # Accept the mode's string value ("p2p-first"), as a command line or JS caller passes it.
         object.__setattr__(self, "route_mode", RouteMode(self.route_mode))
         if not self.relay_inputs and self.route_mode not in (RouteMode.PARALLEL, RouteMode.P2P):
@@ -130,13 +170,16 @@ class _SessionCounters:
     handler_errors: int = 0
     #: Acked packets the resend timer sent while the game produced no input.
     input_resends: int = 0
+    #: Keepalives the watchdog sent over an idle DataChannel.
+    keepalives_sent: int = 0
 
 
 class P2PSession:
     """Wires sender, receiver, RTT tracking and health to a DataChannel and a Socket.IO relay.
 
     ``on_rtt(rtt_ms, path)`` hears every round-trip sample as it is taken; ``router.subscribe``
-    hears every route change.
+    hears every route change; ``on_event(event, detail)`` hears the watchdog's
+    :class:`SessionEvent` reports once :meth:`start_watchdog` has started it.
 
     Every entry point that the browser calls (``on_open``, ``on_message``, ``on_relay_message``,
     ``on_close``, ``on_failed``, the ping and resend timers) counts bad input and never raises, so
@@ -156,6 +199,7 @@ class P2PSession:
         relay: SocketIOLike | None = None,
         config: SessionConfig | None = None,
         on_rtt: RTTCallback | None = None,
+        on_event: SessionEventCallback | None = None,
     ) -> None:
         if player_index == peer_index:
             raise ValueError(f"player_index and peer_index must differ, both are {player_index}")
@@ -165,6 +209,7 @@ class P2PSession:
         self._clock = clock
         self._scheduler = scheduler
         self.on_rtt = on_rtt
+        self.on_event = on_event
         cfg = self.config
         self.sender = P2PInputSender(
             channel, player_index, cfg.redundancy, cfg.window, cfg.buffer_threshold
@@ -192,6 +237,15 @@ class P2PSession:
         # Set by close(): unlike a closed channel, which a reconnection reopens, it is final, so a
         # late open event cannot start a timer nothing would stop.
         self._shut_down = False
+        # The watchdog (keepalives, silence checks) and what it has already reported.
+        self._watchdog_timer: object | None = None
+        self._p2p_sent_at_last_check = 0
+        self._p2p_alarm: SessionEvent | None = None
+        self._peer_alarm: SessionEvent | None = None
+        # When the watchdog started, and the last packet that came through the relay: with the
+        # health monitor's last DataChannel packet, they say how long the peer has been silent.
+        self._watch_since_ms = clock()
+        self._relay_heard_ms: float | None = None
         self._handlers: dict[int, Callable[[Any, Path], None]] = {
             MessageType.INPUT: self._on_input_packet,
             MessageType.PING: self._on_ping,
@@ -219,6 +273,8 @@ class P2PSession:
         if self._shut_down:
             return
         self.state = SessionState.OPEN
+        # The channel opening is the peer answering: it counts as hearing from it.
+        self._watch_since_ms = self._clock()
         self.health.reset()
         if self._ping_timer is None:
             self._ping_timer = self._scheduler.set_interval(
@@ -274,6 +330,31 @@ class P2PSession:
         self.health.peer_stalled = acked.stalled
         return sent
 
+    def start_watchdog(self) -> None:
+        """Start the watchdog timer: every ``keepalive_interval_ms`` it sends a keepalive over the
+        DataChannel if nothing else went out on it since the last check, and reports the peer's
+        silence through ``on_event``. Runs until :meth:`close`; calling it again does nothing."""
+        if self._shut_down or self._watchdog_timer is not None:
+            return
+        self._watch_since_ms = self._clock()
+        self._p2p_sent_at_last_check = self._paths[Path.P2P].sent.packets_sent
+        self._watchdog_timer = self._scheduler.set_interval(
+            self._on_watchdog, self.config.keepalive_interval_ms
+        )
+
+    @property
+    def watchdog_running(self) -> bool:
+        return self._watchdog_timer is not None
+
+    @property
+    def peer_silence_ms(self) -> float:
+        """Time since a packet last arrived on any path (or since the watchdog started)."""
+        last = self._watch_since_ms
+        for heard in (self.health.last_packet_at_ms, self._relay_heard_ms):
+            if heard is not None and heard > last:
+                last = heard
+        return max(0.0, self._clock() - last)
+
     def ping(self) -> None:
         """Ping the peer over the DataChannel now (the timer does this every interval)."""
         self._ping(Path.P2P)
@@ -290,6 +371,10 @@ class P2PSession:
         self.sender.reset()
         self.acked_sender.reset()
         self.receiver.reset()
+        # The health monitor forgets its last packet; the peer's silence must not.
+        last = self.health.last_packet_at_ms
+        if last is not None and last > self._watch_since_ms:
+            self._watch_since_ms = last
         self.health.reset()
         self._ack_owed = False
 
@@ -297,9 +382,11 @@ class P2PSession:
         """Stop all timers and let go of the channel and relay. Safe to call more than once."""
         self._shut_down = True
         self._stop_pinging()
-        if self._resend_timer is not None:
-            timer, self._resend_timer = self._resend_timer, None
-            self._scheduler.clear_interval(timer)
+        for name in ("_resend_timer", "_watchdog_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                setattr(self, name, None)
+                self._scheduler.clear_interval(timer)
         self.sender.channel = None
         self._relay = None
         self._outstanding.clear()
@@ -313,6 +400,8 @@ class P2PSession:
             "state": self.state.value,
             "ping_timer_running": self.ping_timer_running,
             "resend_timer_running": self._resend_timer is not None,
+            "watchdog_running": self._watchdog_timer is not None,
+            "peer_silence_ms": self.peer_silence_ms,
             "acked_inputs_in_use": self.negotiation.use_acked,
             "acked_probes_sent": self.negotiation.probes_sent,
             "acked_pending": len(self.acked_sender.pending),
@@ -394,6 +483,69 @@ class P2PSession:
             self._counters.handler_errors += 1
             logger.exception("resend timer failed")
 
+    def _on_watchdog(self) -> None:
+        try:
+            self._keepalive_if_idle()
+            self._check_silence()
+        except Exception:
+            self._counters.handler_errors += 1
+            logger.exception("watchdog failed")
+
+    def _keepalive_if_idle(self) -> None:
+        sent = self._paths[Path.P2P].sent
+        channel = self.sender.channel
+        if (
+            sent.packets_sent == self._p2p_sent_at_last_check
+            and channel is not None
+            and channel.readyState == "open"
+            and self.send_keepalive()
+        ):
+            self._counters.keepalives_sent += 1
+        self._p2p_sent_at_last_check = sent.packets_sent
+
+    def _check_silence(self) -> None:
+        thresholds = self.health.thresholds
+        warning, disconnect = thresholds.warning_silence_ms, thresholds.disconnect_silence_ms
+        channel = self.sender.channel
+        if channel is not None and channel.readyState == "open":
+            silence = self.health.silence_ms
+            if silence > disconnect:
+                self._p2p_alarm = self._raise(self._p2p_alarm, SessionEvent.P2P_DEAD, silence)
+            elif silence > warning:
+                if self._p2p_alarm is None:
+                    self._p2p_alarm = self._raise(None, SessionEvent.P2P_SILENT, silence)
+            else:
+                self._p2p_alarm = None
+        else:
+            # A closed channel is reported by its own close event; a new one starts afresh.
+            self._p2p_alarm = None
+        silence = self.peer_silence_ms
+        if silence > disconnect:
+            self._peer_alarm = self._raise(self._peer_alarm, SessionEvent.PEER_GONE, silence)
+        elif silence > warning:
+            if self._peer_alarm is None:
+                self._peer_alarm = self._raise(None, SessionEvent.PEER_SILENT, silence)
+        elif self._peer_alarm is not None:
+            self._peer_alarm = None
+            self._report(SessionEvent.PEER_BACK, silence)
+
+    def _raise(
+        self, current: SessionEvent | None, event: SessionEvent, silence_ms: float
+    ) -> SessionEvent:
+        """Report ``event`` unless it is the alarm already raised; return the alarm now up."""
+        if current is not event:
+            self._report(event, silence_ms)
+        return event
+
+    def _report(self, event: SessionEvent, silence_ms: float) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event, {"silence_ms": round(silence_ms, 1)})
+        except Exception:
+            self._counters.handler_errors += 1
+            logger.exception("on_event callback failed for %s", event.value)
+
     def _send_control(self, path: Path, packet: bytes) -> bool:
         """Pings, pongs and keepalives go out even when the channel is congested: they are 9
         bytes, and a pong that waits in the queue reports the queueing delay the inputs really
@@ -443,6 +595,8 @@ class P2PSession:
                     if isinstance(message, InputPacket | AckedInputPacket)
                     else None
                 )
+            else:
+                self._relay_heard_ms = self._clock()
             self._handlers[message.type](message, path)
         except Exception:
             self._counters.handler_errors += 1
