@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from p2p_transport.codec import (
     MAX_INPUTS_PER_PACKET,
     AckedInputPacket,
+    ControlAck,
+    ControlMessage,
     DecodeError,
     InputPacket,
     Keepalive,
@@ -30,6 +32,8 @@ from p2p_transport.codec import (
     Pong,
     decode,
     encode_acked_input_packet,
+    encode_control,
+    encode_control_ack,
     encode_input_packet,
     encode_keepalive,
     encode_ping,
@@ -53,6 +57,10 @@ def encode(message: Message) -> bytes:
         return encode_acked_input_packet(
             message.player_index, message.current_frame, message.ack_frame, message.inputs
         )
+    if isinstance(message, ControlMessage):
+        return encode_control(message.sequence, message.kind, message.payload)
+    if isinstance(message, ControlAck):
+        return encode_control_ack(message.ack)
     assert isinstance(message, Keepalive)
     return encode_keepalive()
 

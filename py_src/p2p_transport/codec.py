@@ -13,12 +13,18 @@ type   message      layout after the type byte
 0x04   keepalive    nothing
 0x20   acked input  player u16, current frame u32, ack frame u32, count u8,
                     then count x (frame u32, action u8), oldest first
+0x22   control      sequence u32, kind u8, payload length u16, then the payload
+0x23   control ack  cumulative ack u32 (0xFFFFFFFF: none yet)
 =====  ===========  =====================================================================
 
 0x20 is not version 1: it carries, besides the inputs, the sender's acknowledgement of the peer's
 inputs (the highest frame up to which it holds every one; 0xFFFFFFFF when it holds none yet), so a
 peer can stop resending what arrived. A session sends it only to a peer that has shown it
 understands it (:mod:`p2p_transport.negotiation`).
+
+0x22 and 0x23 are not version 1 either: :mod:`p2p_transport.control` sends each control message
+(episode end, episode ready, state hash, or one of the game's own kinds) until the peer's control
+ack, the highest sequence up to which it holds every control message, covers it.
 
 Decoding is table-driven: each message type registers one parser, so later message types (acks,
 reliable control messages, episode and state-hash messages) are a new table entry, not a new branch.
@@ -36,16 +42,25 @@ from typing import Final, TypeAlias
 
 __all__ = [
     "ACKED_INPUT_HEADER_SIZE",
+    "CONTROL_ACK_SIZE",
+    "CONTROL_HEADER_SIZE",
+    "GAME_KIND_MAX",
+    "GAME_KIND_MIN",
     "INPUT_HEADER_SIZE",
     "INPUT_SIZE",
     "MAX_ACKED_INPUTS_PER_PACKET",
     "MAX_ACTION",
+    "MAX_CONTROL_PAYLOAD",
+    "MAX_CONTROL_SEQUENCE",
     "MAX_FRAME",
     "MAX_INPUTS_PER_PACKET",
     "MAX_PLAYER_INDEX",
     "NO_ACK",
     "AckedInputPacket",
     "Buffer",
+    "ControlAck",
+    "ControlKind",
+    "ControlMessage",
     "DecodeError",
     "InputPacket",
     "Keepalive",
@@ -55,6 +70,8 @@ __all__ = [
     "Pong",
     "decode",
     "encode_acked_input_packet",
+    "encode_control",
+    "encode_control_ack",
     "encode_input_packet",
     "encode_keepalive",
     "encode_ping",
@@ -70,6 +87,28 @@ class MessageType(IntEnum):
     PONG = 0x03
     KEEPALIVE = 0x04
     ACKED_INPUT = 0x20
+    CONTROL = 0x22
+    CONTROL_ACK = 0x23
+
+
+class ControlKind(IntEnum):
+    """The kinds of control message the transport itself sends; the game's own kinds are
+    :data:`GAME_KIND_MIN` to :data:`GAME_KIND_MAX`. Kinds in between are reserved for later
+    transport messages: a peer that receives one it does not know still acknowledges it."""
+
+    #: The sender's game ended an episode: episode u32, last frame u32.
+    EPISODE_END = 0x01
+    #: The sender is ready to start an episode: episode u32.
+    EPISODE_READY = 0x02
+    #: Hashes of the sender's confirmed game state: episode u32, then (frame u32, hash) entries
+    #: (:mod:`p2p_transport.desync`).
+    STATE_HASH = 0x03
+
+
+#: ``P2PSession.send_control`` takes the upper half of the kind byte: room for 128 game messages,
+#: and the transport's own kinds can grow below it without breaking a game that uses these.
+GAME_KIND_MIN: Final = 0x80
+GAME_KIND_MAX: Final = 0xFF
 
 
 class DecodeError(ValueError):
@@ -82,6 +121,8 @@ _INPUT_HEADER: Final = struct.Struct(">BHIBB")
 _INPUT_ENTRY: Final = struct.Struct(">IB")
 _ACKED_INPUT_HEADER: Final = struct.Struct(">BHIIB")
 _TIMESTAMP: Final = struct.Struct(">Bd")
+_CONTROL_HEADER: Final = struct.Struct(">BIBH")
+_CONTROL_ACK: Final = struct.Struct(">BI")
 
 INPUT_HEADER_SIZE: Final = _INPUT_HEADER.size  # 9 bytes
 INPUT_SIZE: Final = _INPUT_ENTRY.size  # 5 bytes per (frame, action)
@@ -99,6 +140,17 @@ MAX_ACKED_INPUTS_PER_PACKET: Final = 64
 #: The ack field's value for "I hold none of your inputs yet"; it stands for ``None`` in Python.
 #: Frame 0xFFFFFFFF itself can therefore not be acknowledged (it comes after 2.2 years at 60 Hz).
 NO_ACK: Final = 0xFFFF_FFFF
+CONTROL_HEADER_SIZE: Final = _CONTROL_HEADER.size  # 8 bytes
+CONTROL_ACK_SIZE: Final = _CONTROL_ACK.size  # 5 bytes
+#: A control message is resent whole until acknowledged, so it must fit in one DataChannel packet:
+#: browsers send SCTP packets of about 1200 bytes (IPv6's minimum MTU, 1280, less the IP, UDP, DTLS
+#: and SCTP headers), and a message split across two is lost when either piece is. 1024 bytes of
+#: payload (1032 on the wire) fits with room to spare, and holds an episode summary or a few dozen
+#: state hashes; bulk data belongs on a reliable channel, not here.
+MAX_CONTROL_PAYLOAD: Final = 1024
+#: 0xFFFFFFFF is the control ack's "none yet", so it is never a sequence number: a session would
+#: reach it after 4 billion control messages, which no game sends.
+MAX_CONTROL_SEQUENCE: Final = NO_ACK - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +209,35 @@ class Keepalive:
         return MessageType.KEEPALIVE
 
 
-Message: TypeAlias = InputPacket | Ping | Pong | Keepalive | AckedInputPacket
+@dataclass(frozen=True, slots=True)
+class ControlMessage:
+    """One reliable control message: ``kind`` (a :class:`ControlKind` or a game kind) and its
+    ``payload``, numbered by ``sequence`` (0, 1, 2, ... per direction) for ordering and acks."""
+
+    sequence: int
+    kind: int
+    payload: bytes
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.CONTROL
+
+
+@dataclass(frozen=True, slots=True)
+class ControlAck:
+    """The highest control sequence up to which the sender holds every control message of the
+    peer it is sending to, or ``None`` if it holds none yet."""
+
+    ack: int | None
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.CONTROL_ACK
+
+
+Message: TypeAlias = (
+    InputPacket | Ping | Pong | Keepalive | AckedInputPacket | ControlMessage | ControlAck
+)
 
 _KEEPALIVE: Final = Keepalive()
 _KEEPALIVE_BYTES: Final = bytes([MessageType.KEEPALIVE])
@@ -268,6 +348,25 @@ def encode_keepalive() -> bytes:
     return _KEEPALIVE_BYTES
 
 
+def encode_control(sequence: int, kind: int, payload: Buffer) -> bytes:
+    """A control message: ``payload`` is at most :data:`MAX_CONTROL_PAYLOAD` bytes."""
+    _check_int("sequence", sequence, MAX_CONTROL_SEQUENCE)
+    _check_int("kind", kind, 0xFF)
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
+    body = bytes(payload)
+    if len(body) > MAX_CONTROL_PAYLOAD:
+        raise ValueError(f"payload is at most {MAX_CONTROL_PAYLOAD} bytes, got {len(body)}")
+    return _CONTROL_HEADER.pack(MessageType.CONTROL, sequence, kind, len(body)) + body
+
+
+def encode_control_ack(ack: int | None) -> bytes:
+    """A control ack: every control sequence up to ``ack`` received (``None``: none yet)."""
+    if ack is not None:
+        _check_int("ack", ack, MAX_CONTROL_SEQUENCE)
+    return _CONTROL_ACK.pack(MessageType.CONTROL_ACK, NO_ACK if ack is None else ack)
+
+
 # --- decoding ---------------------------------------------------------------------------------
 
 #: What the per-type decoders read: the caller's bytes, or a byte view of any other buffer.
@@ -343,12 +442,44 @@ def _decode_keepalive(data: _View) -> Keepalive:
     return _KEEPALIVE
 
 
+def _decode_control(data: _View) -> ControlMessage:
+    if len(data) < CONTROL_HEADER_SIZE:
+        raise DecodeError(
+            f"control message truncated: {len(data)} bytes, header needs {CONTROL_HEADER_SIZE}"
+        )
+    _, sequence, kind, length = _CONTROL_HEADER.unpack_from(data)
+    if sequence > MAX_CONTROL_SEQUENCE:
+        raise DecodeError(f"control sequence 0x{sequence:08x} is reserved")
+    if length > MAX_CONTROL_PAYLOAD:
+        raise DecodeError(
+            f"control payload length {length} over the limit of {MAX_CONTROL_PAYLOAD}"
+        )
+    expected = CONTROL_HEADER_SIZE + length
+    if len(data) < expected:
+        raise DecodeError(
+            f"control message truncated: {len(data)} bytes, "
+            f"a {length}-byte payload needs {expected}"
+        )
+    if len(data) > expected:
+        raise DecodeError(f"control message has {len(data) - expected} trailing bytes")
+    return ControlMessage(sequence, kind, bytes(data[CONTROL_HEADER_SIZE:]))
+
+
+def _decode_control_ack(data: _View) -> ControlAck:
+    if len(data) != CONTROL_ACK_SIZE:
+        raise DecodeError(f"control ack must be {CONTROL_ACK_SIZE} bytes, got {len(data)}")
+    _, ack = _CONTROL_ACK.unpack(data)
+    return ControlAck(None if ack == NO_ACK else ack)
+
+
 _DECODERS: Final[dict[int, Callable[[_View], Message]]] = {
     MessageType.INPUT: _decode_input,
     MessageType.PING: _timestamp_decoder("ping", Ping),
     MessageType.PONG: _timestamp_decoder("pong", Pong),
     MessageType.KEEPALIVE: _decode_keepalive,
     MessageType.ACKED_INPUT: _decode_acked_input,
+    MessageType.CONTROL: _decode_control,
+    MessageType.CONTROL_ACK: _decode_control_ack,
 }
 
 
