@@ -1,0 +1,375 @@
+"""Reliable, ordered control messages over the unreliable DataChannel and relay.
+
+Inputs tolerate loss because every packet repeats the recent ones; an episode ending, a peer
+being ready, or a state hash does not repeat by itself, and a lost one stalls both games. Here each
+control message gets a sequence number (:class:`~.codec.ControlMessage`) and is sent again, with
+exponential backoff, until the peer's cumulative ack (:class:`~.codec.ControlAck`) covers it. The
+receiver acknowledges every control message it sees, holds early arrivals until the gap before
+them fills, and hands each message to its callback exactly once, in sequence order.
+
+The retransmission timeout follows RFC 6298: SRTT and RTTVAR from round trips measured on
+messages sent only once (Karn's rule), RTO = SRTT + 4 RTTVAR, clamped to
+[:data:`MIN_RTO_MS`, :data:`MAX_RTO_MS`], doubled for each further send of the same message.
+
+Sans-IO: the caller passes a ``transmit`` function that puts bytes on the wire, feeds in what
+arrives (:meth:`ReliableControlChannel.on_control`, :meth:`ReliableControlChannel.on_ack`), and
+the retransmit timer runs on the injected scheduler only while something is unacknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Final
+
+from .codec import (
+    MAX_CONTROL_SEQUENCE,
+    ControlAck,
+    ControlMessage,
+    encode_control,
+    encode_control_ack,
+)
+from .timing import Clock, Scheduler
+
+__all__ = [
+    "DEFAULT_SEND_WINDOW",
+    "DELIVERY_SAMPLES",
+    "INITIAL_RTO_MS",
+    "MAX_RTO_MS",
+    "MIN_RTO_MS",
+    "TIMER_TICK_MS",
+    "ControlCallback",
+    "ControlChannelClosed",
+    "ControlCounters",
+    "ControlWindowFull",
+    "ReliableControlChannel",
+    "decode_episode_end",
+    "decode_episode_ready",
+    "encode_episode_end",
+    "encode_episode_ready",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Unacknowledged messages one side may have in flight, and so also the early arrivals the other
+#: side buffers. A game sends a few control messages per episode; 32 outstanding means the link has
+#: been down for many round trips, and refusing more tells the game so instead of queueing without
+#: bound. At the 1024-byte payload limit the two buffers stay under 64 KiB.
+DEFAULT_SEND_WINDOW: Final = 32
+#: RFC 6298 (2.1): before any round trip is measured, wait a second before the first resend.
+INITIAL_RTO_MS: Final = 1000.0
+#: RFC 6298's 1 s floor exists for TCP's delayed acks; this receiver acks at once, from the message
+#: handler. What can still hold an ack back is the browser's main thread: the peer's handler runs
+#: only between game steps, and a step can take a few 60 Hz frames. 200 ms (Linux TCP's floor too)
+#: rides out such a stall without a spurious resend.
+MIN_RTO_MS: Final = 200.0
+#: RFC 6298 allows a 60 s ceiling; a game waiting on an episode message cannot. After 2 s without
+#: an ack the link is down (the health monitor's disconnect threshold is of that order), and a
+#: message resent at least every 2 s reaches the peer within 2 s of the link coming back.
+MAX_RTO_MS: Final = 2000.0
+#: How often the retransmit timer looks for due messages: a resend goes out at most 25 ms late,
+#: an eighth of the smallest RTO. It runs only while a message is unacknowledged.
+TIMER_TICK_MS: Final = 25.0
+#: Delivery times (send to ack) kept for the percentiles: the last 1000 messages, which at a few
+#: control messages per episode covers a whole experiment session.
+DELIVERY_SAMPLES: Final = 1000
+# RFC 6298 section 2 gains, as in :mod:`p2p_transport.rtt`.
+_ALPHA: Final = 1 / 8
+_BETA: Final = 1 / 4
+_K: Final = 4
+
+#: Called with each received message's kind and payload, in order, exactly once.
+ControlCallback = Callable[[int, bytes], None]
+
+
+class ControlWindowFull(RuntimeError):
+    """:meth:`ReliableControlChannel.send` refused a message: the send window is full."""
+
+
+class ControlChannelClosed(RuntimeError):
+    """:meth:`ReliableControlChannel.send` after :meth:`ReliableControlChannel.close`."""
+
+
+@dataclass(slots=True)
+class ControlCounters:
+    #: Distinct messages sent (each counted once however often it was resent).
+    sent: int = 0
+    #: Sends of a message beyond its first.
+    retransmits: int = 0
+    #: Messages the peer's acks acknowledged.
+    acked: int = 0
+    #: Messages handed to the callback (each exactly once, in order).
+    delivered: int = 0
+    #: Copies of a message already delivered or already buffered.
+    duplicates: int = 0
+    #: Messages too far ahead of the next expected one to buffer; the peer resends them.
+    out_of_window: int = 0
+    #: Acks sent, one for each control message received.
+    acks_sent: int = 0
+    #: Acks covering a sequence this side never sent (a corrupt packet or a confused peer).
+    implausible_acks: int = 0
+    #: Exceptions raised by the delivery callback: logged and counted, never raised.
+    callback_errors: int = 0
+
+
+@dataclass(slots=True)
+class _InFlight:
+    packet: bytes
+    first_sent_ms: float
+    due_ms: float
+    sends: int = 1
+
+
+class ReliableControlChannel:
+    """One direction's sender and the other direction's receiver of control messages.
+
+    ``transmit(packet)`` puts a packet on the wire (on whatever paths the owner chooses) and
+    returns whether any path took it; a packet it could not send is simply sent again when due.
+    ``on_message(kind, payload)`` hears each of the peer's messages once, in order.
+    """
+
+    def __init__(
+        self,
+        transmit: Callable[[bytes], bool],
+        on_message: ControlCallback,
+        *,
+        clock: Clock,
+        scheduler: Scheduler,
+        window: int = DEFAULT_SEND_WINDOW,
+    ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        self._transmit = transmit
+        self._on_message = on_message
+        self._clock = clock
+        self._scheduler = scheduler
+        self.window = window
+        self.counters = ControlCounters()
+        # Sending: the next sequence number and what the peer has not acknowledged, oldest first.
+        self._next_sequence = 0
+        self._in_flight: dict[int, _InFlight] = {}
+        self._timer: object | None = None
+        self._closed = False
+        # RFC 6298 state; None until the first round trip is measured.
+        self.srtt_ms: float | None = None
+        self.rttvar_ms: float | None = None
+        self._delivery_ms: deque[float] = deque(maxlen=DELIVERY_SAMPLES)
+        # Receiving: the next sequence to deliver, and early arrivals waiting for it.
+        self._expected = 0
+        self._early: dict[int, tuple[int, bytes]] = {}
+
+    # --- sending ------------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Messages sent and not yet acknowledged."""
+        return len(self._in_flight)
+
+    @property
+    def timer_running(self) -> bool:
+        return self._timer is not None
+
+    @property
+    def rto_ms(self) -> float:
+        """The retransmission timeout for a message's first resend."""
+        if self.srtt_ms is None or self.rttvar_ms is None:
+            return INITIAL_RTO_MS
+        return min(MAX_RTO_MS, max(MIN_RTO_MS, self.srtt_ms + _K * self.rttvar_ms))
+
+    def send(self, kind: int, payload: bytes = b"") -> int:
+        """Send one message; return its sequence number.
+
+        Raises :class:`ControlWindowFull` when ``window`` messages are unacknowledged,
+        :class:`ControlChannelClosed` after :meth:`close`, and ``ValueError`` for a kind outside
+        0..255 or a payload over :data:`~.codec.MAX_CONTROL_PAYLOAD` bytes.
+        """
+        if self._closed:
+            raise ControlChannelClosed("the control channel is closed")
+        if len(self._in_flight) >= self.window:
+            raise ControlWindowFull(
+                f"{len(self._in_flight)} control messages are unacknowledged, the window's "
+                f"limit: the peer is not acknowledging (is the link down?)"
+            )
+        sequence = self._next_sequence
+        if sequence > MAX_CONTROL_SEQUENCE:
+            raise ControlChannelClosed("control sequence numbers are exhausted")
+        packet = encode_control(sequence, kind, payload)  # validates kind and payload
+        self._next_sequence += 1
+        now = self._clock()
+        self._in_flight[sequence] = _InFlight(packet, now, now + self.rto_ms)
+        self.counters.sent += 1
+        self._transmit(packet)
+        if self._timer is None:
+            self._timer = self._scheduler.set_interval(self._on_timer, TIMER_TICK_MS)
+        return sequence
+
+    def on_ack(self, ack: ControlAck) -> None:
+        """The peer holds every message up to ``ack.ack``: stop resending those."""
+        if ack.ack is None or not self._in_flight:
+            return
+        if ack.ack >= self._next_sequence:
+            self.counters.implausible_acks += 1
+            return
+        now = self._clock()
+        newly = [seq for seq in self._in_flight if seq <= ack.ack]
+        if not newly:
+            return  # a late or repeated ack
+        # Karn's rule: a resent message's ack may answer any of its copies, so it says nothing
+        # about the round trip; and if a resend filled a gap, the later messages' ack waited for it.
+        if all(self._in_flight[seq].sends == 1 for seq in newly):
+            self._add_rtt_sample(now - self._in_flight[newly[-1]].first_sent_ms)
+        for seq in newly:
+            self._delivery_ms.append(now - self._in_flight.pop(seq).first_sent_ms)
+        self.counters.acked += len(newly)
+        if not self._in_flight:
+            self._stop_timer()
+
+    def _add_rtt_sample(self, rtt_ms: float) -> None:
+        if self.srtt_ms is None or self.rttvar_ms is None:
+            self.srtt_ms, self.rttvar_ms = rtt_ms, rtt_ms / 2
+        else:
+            self.rttvar_ms += _BETA * (abs(self.srtt_ms - rtt_ms) - self.rttvar_ms)
+            self.srtt_ms += _ALPHA * (rtt_ms - self.srtt_ms)
+
+    def _on_timer(self) -> None:
+        try:
+            now = self._clock()
+            for entry in self._in_flight.values():
+                if entry.due_ms <= now:
+                    # Exponential backoff per message: each resend waits twice as long, capped.
+                    backoff = min(MAX_RTO_MS, self.rto_ms * 2**entry.sends)
+                    entry.sends += 1
+                    entry.due_ms = now + backoff
+                    self.counters.retransmits += 1
+                    self._transmit(entry.packet)
+        except Exception:
+            # A timer callback has no caller to raise to; a failed resend is retried next tick.
+            logger.exception("control retransmit timer failed")
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            timer, self._timer = self._timer, None
+            self._scheduler.clear_interval(timer)
+
+    # --- receiving ----------------------------------------------------------------------------
+
+    @property
+    def ack(self) -> int | None:
+        """The highest sequence up to which every peer message arrived (``None``: none yet)."""
+        return self._expected - 1 if self._expected else None
+
+    def on_control(self, message: ControlMessage) -> None:
+        """A peer message arrived: acknowledge it, and deliver whatever is now in order."""
+        if self._closed:
+            return
+        sequence = message.sequence
+        if sequence < self._expected or sequence in self._early:
+            self.counters.duplicates += 1
+        elif sequence >= self._expected + self.window:
+            # The peer never has more than its window in flight; this far ahead, it is not
+            # following the protocol, and holding the message would let it grow our memory.
+            self.counters.out_of_window += 1
+        else:
+            self._early[sequence] = (message.kind, message.payload)
+            self._deliver_in_order()
+        # Every copy is acknowledged, duplicates too: a duplicate means the last ack was lost.
+        self.counters.acks_sent += 1
+        self._transmit(encode_control_ack(self.ack))
+
+    def _deliver_in_order(self) -> None:
+        while (ready := self._early.pop(self._expected, None)) is not None:
+            # Counted as delivered before the callback runs, so a callback that raises cannot
+            # make a message delivered twice.
+            self._expected += 1
+            self.counters.delivered += 1
+            kind, payload = ready
+            try:
+                self._on_message(kind, payload)
+            except Exception:
+                self.counters.callback_errors += 1
+                logger.exception("control callback failed for kind %d", kind)
+
+    # --- lifetime and figures -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the retransmit timer and forget what is unacknowledged. Safe to call again."""
+        self._closed = True
+        self._stop_timer()
+        self._in_flight.clear()
+        self._early.clear()
+
+    def delivery_percentile_ms(self, fraction: float) -> float | None:
+        """Nearest-rank percentile of the delivery times (first send to ack), or ``None``."""
+        if not self._delivery_ms:
+            return None
+        ordered = sorted(self._delivery_ms)
+        return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+    @property
+    def delivery_p50_ms(self) -> float | None:
+        return self.delivery_percentile_ms(0.50)
+
+    @property
+    def delivery_p99_ms(self) -> float | None:
+        return self.delivery_percentile_ms(0.99)
+
+    @property
+    def delivery_times_ms(self) -> tuple[float, ...]:
+        """The kept delivery times, oldest first (the last :data:`DELIVERY_SAMPLES`)."""
+        return tuple(self._delivery_ms)
+
+    def stats(self) -> dict[str, float | int | None]:
+        """Counters and figures as a flat, JSON-serialisable dict."""
+        out: dict[str, float | int | None] = dict(asdict(self.counters))
+        out.update(
+            in_flight=self.in_flight,
+            rto_ms=self.rto_ms,
+            srtt_ms=self.srtt_ms,
+            delivery_p50_ms=self.delivery_p50_ms,
+            delivery_p99_ms=self.delivery_p99_ms,
+        )
+        return out
+
+
+# --- the transport's own payloads ---------------------------------------------------------------
+
+_EPISODE_END: Final = struct.Struct(">II")  # episode, last frame
+_EPISODE_READY: Final = struct.Struct(">I")  # episode
+
+
+def encode_episode_end(episode: int, frame: int) -> bytes:
+    """The EPISODE_END payload: episode u32, the episode's last frame u32."""
+    _check_u32("episode", episode)
+    _check_u32("frame", frame)
+    return _EPISODE_END.pack(episode, frame)
+
+
+def decode_episode_end(payload: bytes) -> tuple[int, int]:
+    """``(episode, frame)`` from an EPISODE_END payload; ``ValueError`` if it is not one."""
+    if len(payload) != _EPISODE_END.size:
+        raise ValueError(f"an episode end payload is 8 bytes, got {len(payload)}")
+    episode, frame = _EPISODE_END.unpack(payload)
+    return episode, frame
+
+
+def encode_episode_ready(episode: int) -> bytes:
+    """The EPISODE_READY payload: episode u32."""
+    _check_u32("episode", episode)
+    return _EPISODE_READY.pack(episode)
+
+
+def decode_episode_ready(payload: bytes) -> int:
+    """The episode from an EPISODE_READY payload; ``ValueError`` if it is not one."""
+    if len(payload) != _EPISODE_READY.size:
+        raise ValueError(f"an episode ready payload is 4 bytes, got {len(payload)}")
+    (episode,) = _EPISODE_READY.unpack(payload)
+    return int(episode)
+
+
+def _check_u32(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF_FFFF:
+        raise ValueError(f"{name} must be an int in 0..{0xFFFF_FFFF}, got {value!r}")
