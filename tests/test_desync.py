@@ -1,0 +1,107 @@
+"""DesyncChecker: two checkers joined directly, the first differing frame, bounds, bad payloads."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2p_transport.desync import (
+    MAX_HASH_SIZE,
+    Desync,
+    DesyncChecker,
+    decode_state_hash,
+    encode_state_hash,
+)
+
+
+class Pair:
+    """Two checkers whose payloads are held until :meth:`deliver`, as a control channel would."""
+
+    def __init__(self, history: int = 256) -> None:
+        self.found: dict[str, list[Desync]] = {"a": [], "b": []}
+        self.wire: dict[str, list[bytes]] = {"a": [], "b": []}
+        self.a = DesyncChecker(self.wire["a"].append, self.found["a"].append, history=history)
+        self.b = DesyncChecker(self.wire["b"].append, self.found["b"].append, history=history)
+
+    def deliver(self) -> None:
+        for side, to in (("a", self.b), ("b", self.a)):
+            for payload in self.wire[side]:
+                to.on_peer_hash(payload)
+            self.wire[side].clear()
+
+
+def test_equal_hashes_match() -> None:
+    pair = Pair()
+    for frame in range(0, 300, 30):
+        pair.a.record(frame, frame.to_bytes(8, "big"))
+        pair.b.record(frame, frame.to_bytes(8, "big"))
+    pair.deliver()
+    assert pair.a.counters.matches == pair.b.counters.matches == 10
+    assert pair.a.first_desync is None and pair.found == {"a": [], "b": []}
+
+
+def test_first_differing_frame_is_reported_once_on_both_sides() -> None:
+    pair = Pair()
+    for frame in range(10):
+        pair.a.record(frame, bytes([frame]))
+        pair.b.record(frame, bytes([frame if frame < 4 else 99]))
+        if frame % 3 == 0:
+            pair.deliver()  # whichever side's hash arrives first, the result is the same
+    pair.deliver()
+    assert pair.found["a"] == [Desync(0, 4, b"\x04", b"\x63")]
+    assert pair.found["b"] == [Desync(0, 4, b"\x63", b"\x04")]
+    assert pair.a.first_desync == Desync(0, 4, b"\x04", b"\x63")
+    assert pair.a.counters.mismatches == 6 and pair.a.counters.matches == 4
+    assert pair.a.stats()["first_desync_frame"] == 4
+
+
+def test_episodes_keep_frame_numbers_apart() -> None:
+    pair = Pair()
+    pair.a.record(5, b"old")
+    pair.a.start_episode(1)
+    pair.a.record(5, b"new")
+    pair.b.start_episode(1)
+    pair.b.record(5, b"new")
+    pair.deliver()
+    assert pair.a.first_desync is None and pair.a.counters.matches == 1
+    pair.b.start_episode(0)
+    pair.b.record(5, b"bad")
+    pair.deliver()
+    assert pair.a.first_desync == Desync(0, 5, b"old", b"bad")
+
+
+def test_memory_is_bounded() -> None:
+    pair = Pair(history=8)
+    for frame in range(100):
+        pair.a.record(frame, b"h")
+    pair.deliver()  # b has hashed nothing: its table holds only the last 8
+    assert len(pair.b._peer) == 8 and pair.b.counters.forgotten == 92
+    assert len(pair.a._local) == 8
+
+
+def test_malformed_payloads_are_counted() -> None:
+    checker = DesyncChecker(lambda payload: None)
+    for payload in (b"", bytes(8), bytes(8 + MAX_HASH_SIZE + 1)):
+        checker.on_peer_hash(payload)
+    assert checker.counters.malformed == 3 and checker.counters.peer_hashes == 0
+
+
+def test_a_refused_send_skips_the_hash() -> None:
+    def full(payload: bytes) -> None:
+        raise RuntimeError("window full")
+
+    checker = DesyncChecker(full)
+    checker.record(1, b"h")
+    assert checker.counters.hashes_unsent == 1 and checker.counters.hashes_recorded == 1
+
+
+def test_payload_layout_and_validation() -> None:
+    assert encode_state_hash(1, 2, b"\xab") == bytes.fromhex("00000001 00000002 ab")
+    assert decode_state_hash(encode_state_hash(3, 4, bytes(32))) == (3, 4, bytes(32))
+    with pytest.raises(ValueError, match="hash_bytes must be 1 to 32 bytes"):
+        encode_state_hash(0, 0, b"")
+    with pytest.raises(ValueError, match="hash_bytes must be 1 to 32 bytes"):
+        encode_state_hash(0, 0, bytes(33))
+    with pytest.raises(ValueError, match="frame must be an int"):
+        encode_state_hash(0, -1, b"h")
+    with pytest.raises(ValueError, match="history must be at least 1"):
+        DesyncChecker(lambda payload: None, history=0)
