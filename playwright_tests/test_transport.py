@@ -156,7 +156,17 @@ def played(browser: Browser, server: ServerThread, turn: TurnServer) -> Iterator
     console: list[str] = []
     context = new_guarded_context(browser, guard)
     try:
-        tabs = open_pair(context, server, turn, console, frames=FRAMES, relay_inputs=True)
+        # No reconnection: test_pings_stop_after_the_channel_closes closes the channel for good
+        # (test_lossy.py covers the reconnection).
+        tabs = open_pair(
+            context,
+            server,
+            turn,
+            console,
+            frames=FRAMES,
+            relay_inputs=True,
+            reconnect_attempts=0,
+        )
         for tab in tabs:
             tab.wait_game_done(FRAMES)
         taken_at = [tab.now_ms() for tab in tabs]
@@ -241,13 +251,18 @@ def test_pings_stop_after_the_channel_closes(played: Played) -> None:
     first.page.wait_for_timeout(AFTER_CLOSE_WAIT_MS)
     assert [tab.stats()["pings_sent"] for tab in played.tabs] == counts
     for tab in (first, second):
-        assert "closed" in tab.event_names()
+        names = tab.event_names()
+        assert "closed" in names
+        assert "degraded" in names
+        assert "reconnecting" not in names
         # The game finished and the ping timer stopped. The peer is still there over the relay,
-        # so the session's resend timer for acked inputs (if negotiated) may legitimately run;
-        # nothing else may.
-        resend_timer = bool(tab.stats().get("resend_timer_running", False))
-        assert tab.active_intervals() == int(resend_timer)
-        print(f"after the channel closed: resend timer running {resend_timer}")
+        # so the session's watchdog and its resend timer for acked inputs (if negotiated) may
+        # legitimately run; nothing else may.
+        stats = tab.stats()
+        assert stats["watchdog_running"] is True
+        resend_timer = bool(stats["resend_timer_running"])
+        assert tab.active_intervals() == 1 + int(resend_timer)
+        print(f"after the channel closed: watchdog and resend timer ({resend_timer}) running")
     assert_no_page_errors(played.console)
 
 
@@ -333,6 +348,11 @@ def test_closing_a_tab_is_noticed_by_the_other(
     started = time.monotonic()
     leaver.page.close()
     survivor.wait_closed(CLOSE_DETECTION_LIMIT_MS + 3_000)
+    # The channel's close may come before the server's word that the peer left; only the latter
+    # ends the session (until then a reconnection may be scheduled).
+    survivor.wait_until(
+        "r.events.some(([, name]) => name === 'peer_left')", CLOSE_DETECTION_LIMIT_MS + 3_000
+    )
     waited_ms = (time.monotonic() - started) * 1000
 
     report = survivor.report()
@@ -347,6 +367,9 @@ def test_closing_a_tab_is_noticed_by_the_other(
     assert 0 <= detection_ms < CLOSE_DETECTION_LIMIT_MS
     assert report["stats"]["state"] == "closed"
     assert report["stats"]["ping_timer_running"] is False
+    assert report["stats"]["watchdog_running"] is False
+    assert report["stats"]["reconnect_timer_running"] is False
+    assert "disconnected" in [name for _, name in report["events"]]
     assert survivor.active_intervals() == 0
     assert_no_page_errors(console_messages)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -21,10 +22,14 @@ from typing import Any, Final
 import js
 from pyodide.ffi import JsProxy, create_proxy, jsnull, to_js
 
+from .faults import FaultConfig, FaultyChannel
 from .receiver import InputCallback
+from .reconnect import ReconnectBackoff, ReconnectConfig
 from .relay import RELAY_EVENT
+from .routing import RouteChange, RouteMode, RoutingThresholds
 from .scripted_game import ScriptedGame
-from .session import DEFAULT_PING_INTERVAL_MS, P2PSession, SessionConfig
+from .sender import DataChannelLike
+from .session import DEFAULT_PING_INTERVAL_MS, P2PSession, SessionConfig, SessionEvent
 from .timing import Clock, monotonic_ms
 
 __all__ = [
@@ -36,6 +41,7 @@ __all__ = [
     "ProxyRegistry",
     "ShimScheduler",
     "TransportOptions",
+    "fault_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -196,16 +202,53 @@ class TransportOptions:
     #: Force every packet through a TURN server (``iceTransportPolicy: "relay"``).
     relay_only: bool = False
     session: SessionConfig = field(default_factory=SessionConfig)
+    #: Fresh peer connections after the DataChannel is lost (``max_attempts=0``: never).
+    reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
+    #: Impair what this tab sends over the DataChannel (tests and the demo); ``None``: nothing.
+    faults: FaultConfig | None = None
+    #: Seeds the fault injection's random sequence (with the player index, so the two
+    #: directions differ and each is reproducible).
+    fault_seed: int = 0
 
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+
+#: How often delayed packets of the fault injection are checked: 5 ms, under a third of a frame,
+#: so an added delay is accurate to a few ms (browsers clamp intervals to 4 ms anyway).
+FAULT_PUMP_INTERVAL_MS: Final = 5.0
+#: Game events kept with their details for the report; older ones drop out.
+MAX_EVENT_LOG: Final = 200
 
 
 class BrowserTransport:
     """One tab's end of the transport: Socket.IO signaling and relay, WebRTC, and the session.
 
-    ``on_event(name, detail)`` hears ``joined``, ``paired``, ``open``, ``closed``, ``failed``,
-    ``peer_left`` and ``error``. The session exists from ``paired`` on.
+    ``on_event(name, detail)`` hears, for the game:
+
+    - ``connected``: the first DataChannel opened (P2P is up);
+    - ``degraded``: the P2P path was lost (its channel closed, its connection failed, or it went
+      silent), or the peer went quiet on every path, while the peer is still in the room;
+      ``detail["reason"]`` says which;
+    - ``route_changed``: the router changed the inputs' route (``previous``, ``route``,
+      ``target``, ``reason``);
+    - ``reconnecting``: a fresh peer connection is being set up (``attempt``);
+    - ``reconnected``: a fresh DataChannel opened after a loss (``downtime_ms``, ``attempts``),
+      or a peer that had gone silent on every path was heard again;
+    - ``reconnect_failed``: every attempt failed; the relay goes on carrying the game;
+    - ``disconnected``: the peer left the room, or was silent on every path past the
+      disconnect threshold;
+
+    and the lower-level ``joined``, ``paired``, ``open``, ``closed``, ``failed``, ``peer_left`` and
+    ``error``. The session exists from ``paired`` on.
+
+    Reconnection: when the DataChannel closes, the peer connection fails, or the channel stays
+    open but silent past the disconnect threshold, while the peer is still in the room, the peer
+    with the lower player index tears the old connection down and offers a new one over
+    signaling, with bounded attempts and backoff (:mod:`~.reconnect`); the other side accepts a
+    new offer by tearing down its old connection. Every signal carries the connection's
+    ``generation``, so late candidates of an old connection are dropped rather than given to the
+    new one (signals without it, from deployed peers, are taken as they come). The relay carries
+    the game meanwhile, and the router moves the inputs back to P2P once it is healthy again.
     """
 
     def __init__(
@@ -225,14 +268,46 @@ class BrowserTransport:
         self.clock: Clock = monotonic_ms
         self.session: P2PSession | None = None
         self.player_index: int | None = None
+        self.peer_index: int | None = None
         self.socket: Any = None
         self.pc: Any = None
         self.channel: JsDataChannel | None = None
-        self._pending_candidates: list[Any] = []
+        #: The fault-injecting wrapper the session sends through, when faults are configured.
+        self.faulty: FaultyChannel | None = None
+        self._pump_timer: object | None = None
+        # (generation, candidate): candidates that arrived before their description.
+        self._pending_candidates: list[tuple[int | None, Any]] = []
         self._remote_description_set = False
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.events: list[tuple[float, str]] = []
+        #: The game events with their details (bounded), for reports.
+        self.event_log: deque[dict[str, Any]] = deque(maxlen=MAX_EVENT_LOG)
+        # Reconnection.
+        self.generation = 0
+        self.backoff = ReconnectBackoff(options.reconnect)
+        self._peer_present = False
+        self._offer_taken = False
+        self._connected_once = False
+        self._p2p_lost_at: float | None = None
+        self._peer_gone = False
+        self._reconnect_timer: object | None = None
+        self._attempt_timer: object | None = None
+        self.stale_signals = 0
+        self.ice_candidate_errors = 0
+        #: Times the P2P path was lost while the peer was in the room, and times a new
+        #: DataChannel opened after such a loss.
+        self.p2p_losses = 0
+        self.reconnects = 0
+
+    @property
+    def offerer(self) -> bool:
+        """This side makes the offers: it has the lower player index."""
+        return (
+            self.player_index is not None
+            and self.peer_index is not None
+            and self.player_index < self.peer_index
+        )
 
     # --- setup --------------------------------------------------------------------------------
 
@@ -251,26 +326,51 @@ class BrowserTransport:
         on("error", self.proxies.create(self._on_server_error))
 
     def _emit_event(self, name: str, detail: dict[str, Any] | None = None) -> None:
-        self.events.append((self.clock(), name))
+        now = self.clock()
+        self.events.append((now, name))
+        detail = detail or {}
+        self.event_log.append({"at_ms": now, "event": name, **detail})
         if self._on_event is not None:
             try:
-                self._on_event(name, detail or {})
+                self._on_event(name, detail)
             except Exception:
                 logger.exception("on_event callback failed for %s", name)
 
-    def _spawn(self, coro: Any, what: str) -> None:
+    def _spawn(self, coro: Any, what: str, fail_session: bool = True) -> None:
         async def guarded() -> None:
             try:
                 await coro
             except Exception as exc:
                 logger.exception("%s failed", what)
                 self._emit_event("error", {"message": f"{what} failed: {exc}"})
-                if self.session is not None:
+                if fail_session and self.session is not None:
                     self.session.on_failed()
 
         task = asyncio.ensure_future(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _after(self, delay_ms: float, callback: Callable[[], None]) -> object:
+        """Call ``callback`` once after ``delay_ms``: an interval timer that clears itself, so
+        the shim counts it while it is pending and :meth:`close` clears it with the others."""
+        handle: object | None = None
+
+        def fire() -> None:
+            self.scheduler.clear_interval(handle)
+            try:
+                callback()
+            except Exception:
+                logger.exception("timer callback failed")
+
+        handle = self.scheduler.set_interval(fire, max(delay_ms, 1.0))
+        return handle
+
+    def _cancel(self, name: str) -> None:
+        """Clear the one-shot timer in attribute ``name``, if any."""
+        handle = getattr(self, name)
+        if handle is not None:
+            setattr(self, name, None)
+            self.scheduler.clear_interval(handle)
 
     def _on_socket_connect(self, *_: Any) -> None:
         self.socket.emit("join", _js_object({"room": self.options.room}))
@@ -284,10 +384,18 @@ class BrowserTransport:
         player, peer = int(detail["player_index"]), int(detail["peer_index"])
         if self.session is not None:
             # A new peer in the room after the old one left: start the connection afresh.
+            self._stop_reconnecting()
             self._close_peer_connection()
             self.session.close()
-        self.player_index = player
-        self.session = P2PSession(
+        self.player_index, self.peer_index = player, peer
+        self._peer_present = True
+        self._peer_gone = False
+        self._connected_once = False
+        self._p2p_lost_at = None
+        self.generation = 0
+        self._offer_taken = False
+        self.backoff.reset()
+        session = self.session = P2PSession(
             player,
             peer,
             on_input=self._on_input,
@@ -295,7 +403,10 @@ class BrowserTransport:
             scheduler=self.scheduler,
             relay=JsSocketIO(self.socket),
             config=self.options.session,
+            on_event=self._on_session_event,
         )
+        session.router.subscribe(self._on_route_change)
+        session.start_watchdog()
         self._emit_event("paired", detail)
         self._open_peer_connection(offerer=player < peer)
 
@@ -307,7 +418,6 @@ class BrowserTransport:
             config["iceTransportPolicy"] = "relay"
         self.pc = js.RTCPeerConnection.new(_js_object(config))
         self._remote_description_set = False
-        self._pending_candidates = []
         self.pc.onicecandidate = self._pc_proxies.create(self._on_ice_candidate)
         self.pc.onconnectionstatechange = self._pc_proxies.create(self._on_connection_state)
         if offerer:
@@ -326,65 +436,150 @@ class BrowserTransport:
         raw.onmessage = self._shim.forwardData(self._pc_proxies.create(self._on_channel_data))
         self.channel = JsDataChannel(raw)
         if self.session is not None:
-            self.session.attach_channel(self.channel)
+            self.session.attach_channel(self._impaired(self.channel))
 
-    def _send_signal(self, message: dict[str, Any]) -> None:
+    def _impaired(self, channel: JsDataChannel) -> DataChannelLike:
+        """``channel`` behind the fault injection, if configured (one wrapper for the whole
+        session, so its counters and random sequence span reconnections)."""
+        faults = self.options.faults
+        if faults is None:
+            return channel
+        if self.faulty is None:
+            seed = self.options.fault_seed * 1000 + (self.player_index or 0)
+            self.faulty = FaultyChannel(channel, faults, self.clock, seed)
+        else:
+            self.faulty.replace_channel(channel)
+        if faults.holds_packets and self._pump_timer is None:
+            self._pump_timer = self.scheduler.set_interval(self._pump, FAULT_PUMP_INTERVAL_MS)
+        return self.faulty
+
+    def _pump(self) -> None:
+        try:
+            if self.faulty is not None:
+                self.faulty.pump()
+        except Exception:
+            logger.exception("fault injection pump failed")
+
+    def _signal(self, message: dict[str, Any]) -> None:
+        message["generation"] = self.generation
         self.socket.emit(SIGNAL_EVENT, _js_object(message))
 
     async def _make_offer(self) -> None:
-        offer = await self.pc.createOffer()
-        await self.pc.setLocalDescription(offer)
-        self._send_signal({"type": "offer", "sdp": self.pc.localDescription.sdp})
+        pc = self.pc
+        offer = await pc.createOffer()
+        if pc is not self.pc:
+            return  # replaced meanwhile by a newer connection
+        await pc.setLocalDescription(offer)
+        if pc is self.pc:
+            self._signal({"type": "offer", "sdp": pc.localDescription.sdp})
 
     async def _accept_offer(self, sdp: str) -> None:
-        await self._set_remote({"type": "offer", "sdp": sdp})
-        answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
-        self._send_signal({"type": "answer", "sdp": self.pc.localDescription.sdp})
+        pc = self.pc
+        await self._set_remote(pc, {"type": "offer", "sdp": sdp})
+        if pc is not self.pc:
+            return
+        answer = await pc.createAnswer()
+        if pc is not self.pc:
+            return
+        await pc.setLocalDescription(answer)
+        if pc is self.pc:
+            self._signal({"type": "answer", "sdp": pc.localDescription.sdp})
 
-    async def _set_remote(self, description: dict[str, str]) -> None:
-        await self.pc.setRemoteDescription(_js_object(description))
+    async def _set_remote(self, pc: Any, description: dict[str, str]) -> None:
+        await pc.setRemoteDescription(_js_object(description))
+        if pc is not self.pc:
+            return
         self._remote_description_set = True
         # Candidates can outrun the description they belong to; they wait until it is set.
         pending, self._pending_candidates = self._pending_candidates, []
-        for candidate in pending:
-            await self.pc.addIceCandidate(candidate)
+        for generation, candidate in pending:
+            if generation is None or generation == self.generation:
+                self._add_candidate(candidate)
+            elif generation > self.generation:
+                self._pending_candidates.append((generation, candidate))
+            else:
+                self.stale_signals += 1
+
+    def _add_candidate(self, candidate: Any) -> None:
+        pc = self.pc
+
+        async def add() -> None:
+            try:
+                await pc.addIceCandidate(candidate)
+            except Exception:
+                # A candidate the connection cannot use (one of an old connection, say) is not a
+                # failure of the connection: ICE goes on with the others.
+                self.ice_candidate_errors += 1
+                logger.debug("addIceCandidate failed", exc_info=True)
+
+        self._spawn(add(), "adding an ICE candidate", fail_session=False)
 
     # --- browser events -----------------------------------------------------------------------
 
     def _on_signal(self, data: Any) -> None:
-        if self.pc is None:
+        if self._closed or not self._peer_present:
             return
         message = data.to_py()
-        kind = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        raw_generation = message.get("generation")
+        generation = raw_generation if isinstance(raw_generation, int) else None
         if kind == "offer":
+            if self.offerer:
+                self.stale_signals += 1  # only the other side offers; never take one here
+                return
+            if generation is not None and generation < self.generation:
+                self.stale_signals += 1
+                return
+            if self._offer_taken or self.pc is None:
+                # A new connection: the old one goes, whatever state it is in.
+                self._close_peer_connection()
+                self._open_peer_connection(offerer=False)
+            self._offer_taken = True
+            if generation is not None:
+                self.generation = generation
+                self._pending_candidates = [
+                    (g, c) for g, c in self._pending_candidates if g is None or g >= generation
+                ]
             self._spawn(self._accept_offer(str(message["sdp"])), "answering the offer")
+        elif self.pc is None:
+            return
         elif kind == "answer":
+            if generation is not None and generation != self.generation:
+                self.stale_signals += 1
+                return
             self._spawn(
-                self._set_remote({"type": "answer", "sdp": str(message["sdp"])}),
+                self._set_remote(self.pc, {"type": "answer", "sdp": str(message["sdp"])}),
                 "applying the answer",
             )
         elif kind == "ice-candidate":
             if not isinstance(message.get("candidate"), dict):
                 return  # a malformed signal; end-of-candidates is never sent
+            if generation is not None and generation < self.generation:
+                self.stale_signals += 1
+                return
             candidate = _js_object(message["candidate"])
-            if self._remote_description_set:
-                self._spawn(self.pc.addIceCandidate(candidate), "adding an ICE candidate")
+            if self._remote_description_set and (
+                generation is None or generation == self.generation
+            ):
+                self._add_candidate(candidate)
             else:
-                self._pending_candidates.append(candidate)
+                self._pending_candidates.append((generation, candidate))
 
     def _on_ice_candidate(self, event: Any) -> None:
         # Gathering ends with a null candidate, which arrives as ``jsnull``, not ``None``.
         raw = event.candidate
         if raw is not None and raw is not jsnull and self.socket is not None:
             candidate = json.loads(js.JSON.stringify(raw))
-            self._send_signal({"type": "ice-candidate", "candidate": candidate})
+            self._signal({"type": "ice-candidate", "candidate": candidate})
 
     def _on_connection_state(self, *_: Any) -> None:
         state = str(self.pc.connectionState) if self.pc is not None else "closed"
         if state == "failed" and self.session is not None:
             self.session.on_failed()
             self._emit_event("failed", {"state": state})
+            self._p2p_lost("peer connection failed")
 
     def _on_datachannel(self, event: Any) -> None:
         self._attach_channel(event.channel)
@@ -395,6 +590,25 @@ class BrowserTransport:
         if self.session is not None:
             self.session.on_open()
         self._emit_event("open")
+        self._cancel("_attempt_timer")
+        self._cancel("_reconnect_timer")
+        attempts = self.backoff.attempts
+        self.backoff.reset()
+        if self._p2p_lost_at is not None:
+            downtime = self.clock() - self._p2p_lost_at
+            self._p2p_lost_at = None
+            self.reconnects += 1
+            self._emit_event(
+                "reconnected",
+                {
+                    "downtime_ms": round(downtime, 1),
+                    "attempts": attempts,
+                    "generation": self.generation,
+                },
+            )
+        elif not self._connected_once:
+            self._emit_event("connected", {"generation": self.generation})
+        self._connected_once = True
 
     def _on_channel_close(self, *_: Any) -> None:
         if self.channel is not None:
@@ -402,6 +616,7 @@ class BrowserTransport:
         if self.session is not None:
             self.session.on_close()
         self._emit_event("closed")
+        self._p2p_lost("data channel closed")
 
     def _on_channel_data(self, data: Any) -> None:
         session = self.session
@@ -414,17 +629,91 @@ class BrowserTransport:
             session.on_relay_message(_payload_bytes(data))
 
     def _on_peer_left(self, data: Any) -> None:
+        self._peer_present = False
+        self._stop_reconnecting()
         self._close_peer_connection()
         if self.session is not None:
             # The session with this peer is over (a new peer gets a new one): close it, which
             # also stops the timers that would otherwise keep running for nobody.
             self.session.close()
-        self._emit_event("peer_left", data.to_py() if hasattr(data, "to_py") else {})
+        detail = data.to_py() if hasattr(data, "to_py") else {}
+        self._emit_event("peer_left", detail if isinstance(detail, dict) else {})
+        self._emit_event("disconnected", {"reason": "peer left"})
 
     def _on_server_error(self, data: Any) -> None:
         detail = data.to_py() if hasattr(data, "to_py") else {"message": str(data)}
         logger.warning("server reported an error: %s", detail)
         self._emit_event("error", detail if isinstance(detail, dict) else {"message": str(detail)})
+
+    def _on_route_change(self, change: RouteChange) -> None:
+        self._emit_event("route_changed", _route_change_dict(change))
+
+    def _on_session_event(self, event: SessionEvent, detail: dict[str, Any]) -> None:
+        silence = detail.get("silence_ms")
+        if event is SessionEvent.P2P_SILENT:
+            if self._p2p_lost_at is None:
+                self._emit_event("degraded", {"reason": f"p2p silent for {silence:.0f} ms"})
+        elif event is SessionEvent.P2P_DEAD:
+            self._p2p_lost(f"p2p open but silent for {silence:.0f} ms")
+        elif event is SessionEvent.PEER_SILENT:
+            self._emit_event(
+                "degraded", {"reason": f"peer silent on every path for {silence:.0f} ms"}
+            )
+        elif event is SessionEvent.PEER_GONE:
+            self._peer_gone = True
+            self._emit_event(
+                "disconnected", {"reason": f"peer silent on every path for {silence:.0f} ms"}
+            )
+        elif event is SessionEvent.PEER_BACK and self._peer_gone:
+            self._peer_gone = False
+            self._emit_event("reconnected", {"reason": "peer heard again"})
+
+    # --- reconnection -------------------------------------------------------------------------
+
+    def _p2p_lost(self, reason: str) -> None:
+        """The P2P path is gone while the peer may still be in the room: report it once, and
+        (on the offering side) schedule a fresh connection unless one is already under way."""
+        if self._closed or not self._peer_present or self.session is None:
+            return
+        if self._p2p_lost_at is None:
+            self._p2p_lost_at = self.clock()
+            self.p2p_losses += 1
+            self._emit_event("degraded", {"reason": reason})
+        if self.offerer and self._reconnect_timer is None and not self.backoff.gave_up:
+            self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        self._cancel("_attempt_timer")
+        delay = self.backoff.next_delay_ms()
+        if delay is None:
+            if self.options.reconnect.enabled:
+                self._emit_event(
+                    "reconnect_failed", {"attempts": self.options.reconnect.max_attempts}
+                )
+            return
+        self._reconnect_timer = self._after(delay, self._attempt_reconnect)
+
+    def _attempt_reconnect(self) -> None:
+        self._reconnect_timer = None  # it fired (and cleared itself)
+        if self._closed or not self._peer_present:
+            return
+        self._close_peer_connection()
+        self.generation += 1
+        self._emit_event(
+            "reconnecting", {"attempt": self.backoff.attempts, "generation": self.generation}
+        )
+        self._attempt_timer = self._after(
+            self.options.reconnect.attempt_timeout_ms, self._on_attempt_timeout
+        )
+        self._open_peer_connection(offerer=True)
+
+    def _on_attempt_timeout(self) -> None:
+        self._attempt_timer = None
+        self._p2p_lost(f"reconnection attempt {self.backoff.attempts} timed out")
+
+    def _stop_reconnecting(self) -> None:
+        self._cancel("_reconnect_timer")
+        self._cancel("_attempt_timer")
 
     # --- what the game calls ------------------------------------------------------------------
 
@@ -433,14 +722,39 @@ class BrowserTransport:
             raise RuntimeError("not paired with a peer yet")
         return self.session.step(frame, action)
 
+    def route_changes(self) -> list[dict[str, Any]]:
+        """Every route change the session's router recorded, oldest first."""
+        if self.session is None:
+            return []
+        return [_route_change_dict(change) for change in self.session.router.changes]
+
     def stats(self) -> dict[str, Any]:
         out = self.session.stats() if self.session is not None else {}
         out["live_proxies"] = self.proxies.live + self._pc_proxies.live
+        out["live_pc_proxies"] = self._pc_proxies.live
         out["proxies_created"] = self.proxies.created + self._pc_proxies.created
+        out["generation"] = self.generation
+        out["p2p_losses"] = self.p2p_losses
+        out["reconnects"] = self.reconnects
+        out["stale_signals"] = self.stale_signals
+        out["ice_candidate_errors"] = self.ice_candidate_errors
+        out["reconnect_timer_running"] = self._reconnect_timer is not None
+        out["reconnect_attempt_running"] = self._attempt_timer is not None
+        out.update(self.backoff.stats())
+        out["fault_pump_running"] = self._pump_timer is not None
+        if self.faulty is not None:
+            out.update({f"fault_{k}": v for k, v in self.faulty.stats().items()})
         return out
 
     def _close_peer_connection(self) -> None:
+        self._cancel("_pump_timer")
         if self.channel is not None:
+            # Its close event will not come (the handler goes first), so tell the session here:
+            # it stops pinging, and the router sees no open channel.
+            self.channel.state_changed("closed")
+            if self.session is not None:
+                self.session.attach_channel(None)
+                self.session.on_close()
             raw = self.channel.raw
             raw.onopen = raw.onclose = raw.onmessage = None
             raw.close()
@@ -450,6 +764,7 @@ class BrowserTransport:
             self.pc.ondatachannel = None
             self.pc.close()
             self.pc = None
+        self._remote_description_set = False
         self._pc_proxies.destroy_all()
 
     def close_channel(self) -> None:
@@ -462,10 +777,11 @@ class BrowserTransport:
         if self._closed:
             return
         self._closed = True
+        self._stop_reconnecting()
         if self.session is not None:
             self.session.close()
-        self.scheduler.clear_all()
         self._close_peer_connection()
+        self.scheduler.clear_all()
         if self.socket is not None:
             self.socket.off()
             self.socket.disconnect()
@@ -475,11 +791,27 @@ class BrowserTransport:
         self.proxies.destroy_all()
 
 
+def _route_change_dict(change: RouteChange) -> dict[str, Any]:
+    return {
+        "at_ms": change.at_ms,
+        "previous": change.previous.value,
+        "route": change.route.value,
+        "target": change.target.value,
+        "reason": change.reason,
+    }
+
+
 class DemoTab:
     """One tab of the demo: a :class:`BrowserTransport` driving a :class:`ScriptedGame`.
 
-    Created by the page with its options as JSON; the page and the tests read
-    :meth:`report_json`.
+    Created by the page with its options as JSON (the URL fragment); the page and the tests read
+    :meth:`report_json`. Options: ``frames``, ``autostart``, ``room``, ``server_url``,
+    ``ice_servers``, ``relay_only``, ``relay_inputs``, ``ping_interval_ms``, ``rtt_window``;
+    ``route`` (``parallel``, ``p2p-first``, ``p2p``, ``relay``) and ``routing`` (a dict of
+    :class:`~.routing.RoutingThresholds` fields); fault injection on what this tab sends over the
+    DataChannel: ``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``, ``fault_seed``;
+    ``reconnect_attempts`` (0: no reconnection) and ``reconnect`` (a dict of
+    :class:`~.reconnect.ReconnectConfig` fields).
     """
 
     def __init__(self, options_json: str) -> None:
@@ -491,7 +823,12 @@ class DemoTab:
             ping_interval_ms=float(options.get("ping_interval_ms", DEFAULT_PING_INTERVAL_MS)),
             # The report's percentiles cover the whole run, not only the last 10 pings.
             rtt_window=int(options.get("rtt_window", 1000)),
+            route_mode=RouteMode(options.get("route", RouteMode.PARALLEL.value)),
+            routing=RoutingThresholds(**options.get("routing", {})),
         )
+        reconnect = dict(options.get("reconnect", {}))
+        if "reconnect_attempts" in options:
+            reconnect["max_attempts"] = int(options["reconnect_attempts"])
         self.transport = BrowserTransport(
             TransportOptions(
                 server_url=str(options.get("server_url", "")),
@@ -502,6 +839,9 @@ class DemoTab:
                 ),
                 relay_only=bool(options.get("relay_only", False)),
                 session=session_config,
+                reconnect=ReconnectConfig(**reconnect),
+                faults=fault_config(options),
+                fault_seed=int(options.get("fault_seed", 0)),
             ),
             on_input=self._on_input,
             on_event=self._on_event,
@@ -555,6 +895,8 @@ class DemoTab:
             "game": self.game.report() if self.game is not None else None,
             "stats": self.transport.stats(),
             "events": self.transport.events,
+            "event_log": list(self.transport.event_log),
+            "route_changes": self.transport.route_changes(),
         }
 
     def report_json(self) -> str:
@@ -564,3 +906,15 @@ class DemoTab:
         if self.game is not None:
             self.game.stop()
         self.transport.close()
+
+
+def fault_config(options: dict[str, Any]) -> FaultConfig | None:
+    """The fault injection a tab's options ask for, or ``None`` if they ask for none."""
+    config = FaultConfig(
+        loss=float(options.get("loss", 0.0)),
+        burst=int(options.get("burst", 1)),
+        delay_ms=float(options.get("delay_ms", 0.0)),
+        duplicate=float(options.get("duplicate", 0.0)),
+        reorder=float(options.get("reorder", 0.0)),
+    )
+    return None if config == FaultConfig(burst=config.burst) else config

@@ -5,6 +5,13 @@ two tabs. ``python -m p2p_transport.demo --headless --frames N [--json PATH]`` r
 headless Chromium itself (inside ``scripts/netns.sh``), steps N frames of scripted inputs at 60 Hz
 through the full Python transport in each tab, prints a summary, writes a JSON report and exits 0
 only if every input was delivered exactly once in both directions.
+
+``--loss P --burst N --delay MS`` impair what each tab sends over the DataChannel (both
+directions, each with its own seeded random sequence); ``--route MODE`` pins the routing
+(``parallel``, the default, sends every input over both paths, so loss on the DataChannel alone
+loses nothing; ``p2p`` leaves the relay out). The report gives, per player, the inputs ``lost``
+(never delivered), the ``route_changes`` with their times and reasons, and the packets sent on
+each path.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from .routing import RouteMode
 from .scripted_game import FRAME_MS
 
 __all__ = ["main", "player_summary", "run_headless"]
@@ -34,21 +42,27 @@ REPORT_KEYS: Final = (
     "pongs_received",
     "rtt_p50_ms",
     "rtt_p95_ms",
+    "p2p_packets_sent",
+    "relay_packets_sent",
+    "fault_dropped",
+    "reconnects",
 )
 
 
 def player_summary(tab_report: dict[str, Any], ready_ms: float | None) -> dict[str, Any]:
     """One player's entry in the JSON report, from a tab's ``DemoTab.report()``."""
     stats = tab_report["stats"]
+    game = tab_report["game"]
     entry: dict[str, Any] = {key: stats.get(key) for key in REPORT_KEYS}
     entry.update(
         player_index=tab_report["player_index"],
+        lost=game["frames"] - game["frames_received"] if game else None,
+        route=stats.get("route"),
+        route_changes=tab_report.get("route_changes", []),
         ready_ms=ready_ms,
         channel_open_ms=tab_report["channel_open_ms"],
-        delivered_exactly_once=bool(
-            tab_report["game"] and tab_report["game"]["delivered_exactly_once"]
-        ),
-        game=tab_report["game"],
+        delivered_exactly_once=bool(game and game["delivered_exactly_once"]),
+        game=game,
         p2p_inputs_delivered=stats.get("p2p_inputs_delivered"),
         relay_inputs_delivered=stats.get("relay_inputs_delivered"),
         health_status=stats.get("health_status"),
@@ -93,6 +107,7 @@ def run_headless(
     )
     return {
         "frames": frames,
+        "options": {k: v for k, v in (options or {}).items() if k != "ice_servers"},
         "ok": all(entry["delivered_exactly_once"] for entry in players),
         "elapsed_s": round(time.monotonic() - started, 2),
         "players": players,
@@ -122,16 +137,24 @@ def format_summary(report: dict[str, Any]) -> str:
     lines = [
         f"p2p_transport demo: {report['frames']} frames per player, {verdict}"
         f" ({report['elapsed_s']} s)",
+        f"options: {json.dumps(report.get('options', {}))}",
         f"{'':28}"
         + "".join(f"{'player ' + str(p['player_index']):>14}" for p in report["players"]),
     ]
     rows = [
         ("inputs sent", "inputs_sent", "{}"),
         ("inputs received", "inputs_received", "{}"),
+        ("inputs lost", "lost", "{}"),
         ("first via p2p", "p2p_inputs_delivered", "{}"),
         ("first via relay", "relay_inputs_delivered", "{}"),
         ("duplicates dropped", "duplicates", "{}"),
         ("recovered by redundancy", "recovered", "{}"),
+        ("packets sent p2p", "p2p_packets_sent", "{}"),
+        ("packets sent relay", "relay_packets_sent", "{}"),
+        ("p2p packets dropped (fault)", "fault_dropped", "{}"),
+        ("route at the end", "route", "{}"),
+        ("route changes", "route_change_count", "{}"),
+        ("reconnections", "reconnects", "{}"),
         ("pings sent", "pings_sent", "{}"),
         ("pongs received", "pongs_received", "{}"),
         ("RTT p50 (ms)", "rtt_p50_ms", "{:.2f}"),
@@ -141,10 +164,23 @@ def format_summary(report: dict[str, Any]) -> str:
     ]
     for label, key, fmt in rows:
         cells = "".join(
-            f"{(fmt.format(p[key]) if p[key] is not None else '-'):>14}" for p in report["players"]
+            f"{(fmt.format(value) if (value := _cell(p, key)) is not None else '-'):>14}"
+            for p in report["players"]
         )
         lines.append(f"{label:28}{cells}")
+    for p in report["players"]:
+        for change in p["route_changes"]:
+            lines.append(
+                f"player {p['player_index']} route at {change['at_ms']:9.0f} ms: "
+                f"{change['previous']} -> {change['route']} ({change['reason']})"
+            )
     return "\n".join(lines)
+
+
+def _cell(player: dict[str, Any], key: str) -> Any:
+    if key == "route_change_count":
+        return len(player["route_changes"])
+    return player.get(key)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,9 +192,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--frames", type=int, default=600, help="frames per player (headless)")
     parser.add_argument("--json", type=Path, default=None, help="write the report here (headless)")
+    faults = parser.add_argument_group("fault injection and routing (headless, both tabs)")
+    faults.add_argument(
+        "--loss", type=float, default=0.0, help="fraction of DataChannel packets dropped"
+    )
+    faults.add_argument("--burst", type=int, default=1, help="packets dropped per loss event")
+    faults.add_argument(
+        "--delay", type=float, default=0.0, metavar="MS", help="added DataChannel delay"
+    )
+    faults.add_argument(
+        "--route",
+        choices=[mode.value for mode in RouteMode],
+        default=RouteMode.PARALLEL.value,
+        help="which path inputs take (default %(default)s)",
+    )
+    faults.add_argument("--seed", type=int, default=0, help="fault injection seed")
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error("--frames must be at least 1")
+    if not 0.0 <= args.loss <= 1.0:
+        parser.error("--loss must be in [0, 1]")
+    if args.burst < 1:
+        parser.error("--burst must be at least 1")
+    if not args.delay >= 0:
+        parser.error("--delay must not be negative")
 
     if not args.headless:
         from .server import run_server
@@ -171,7 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_server(args.host, args.port)
         return 0
 
-    report = run_headless(args.frames)
+    options: dict[str, Any] = {"route": args.route}
+    if args.loss > 0 or args.delay > 0:
+        options.update(loss=args.loss, burst=args.burst, delay_ms=args.delay, fault_seed=args.seed)
+    report = run_headless(args.frames, options)
     print(format_summary(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

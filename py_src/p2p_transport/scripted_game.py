@@ -129,4 +129,7 @@ class ScriptedGame:
             "out_of_range": self.out_of_range,
             "delivered_exactly_once": self.delivered_exactly_once,
             "done": self.done,
+            "started_at_ms": self.started_at_ms,
+            "sent_all_at_ms": self.sent_all_at_ms,
+            "received_all_at_ms": self.received_all_at_ms,
         }
