@@ -10,6 +10,12 @@ them fills, and hands each message to its callback exactly once, in sequence ord
 The retransmission timeout follows RFC 6298: SRTT and RTTVAR from round trips measured on
 messages sent only once (Karn's rule), RTO = SRTT + 4 RTTVAR, clamped to
 [:data:`MIN_RTO_MS`, :data:`MAX_RTO_MS`], doubled for each further send of the same message.
+Until the channel has measured a round trip itself it uses the session's ping RTT, if any.
+
+A lost message is usually noticed before its timeout: the receiver acks every arrival, so an ack
+that comes back more than a round trip (plus a quarter for jitter, RACK's reordering window,
+RFC 8985) after the first unacknowledged message was sent, and still does not cover it, was sent
+after that message should have arrived; the message is resent at once.
 
 Sans-IO: the caller passes a ``transmit`` function that puts bytes on the wire, feeds in what
 arrives (:meth:`ReliableControlChannel.on_control`, :meth:`ReliableControlChannel.on_ack`), and
@@ -46,6 +52,7 @@ __all__ = [
     "ControlChannelClosed",
     "ControlCounters",
     "ControlWindowFull",
+    "RTTHint",
     "ReliableControlChannel",
     "decode_episode_end",
     "decode_episode_ready",
@@ -82,8 +89,13 @@ _ALPHA: Final = 1 / 8
 _BETA: Final = 1 / 4
 _K: Final = 4
 
+#: RFC 8985's reordering window: a quarter of the RTT.
+_REORDER_FRACTION: Final = 1 / 4
+
 #: Called with each received message's kind and payload, in order, exactly once.
 ControlCallback = Callable[[int, bytes], None]
+#: ``(SRTT, RTTVAR)`` in ms measured elsewhere (the session's pings), or ``None``.
+RTTHint = Callable[[], tuple[float, float] | None]
 
 
 class ControlWindowFull(RuntimeError):
@@ -120,7 +132,7 @@ class ControlCounters:
 class _InFlight:
     packet: bytes
     first_sent_ms: float
-    due_ms: float
+    last_sent_ms: float
     sends: int = 1
 
 
@@ -140,6 +152,7 @@ class ReliableControlChannel:
         clock: Clock,
         scheduler: Scheduler,
         window: int = DEFAULT_SEND_WINDOW,
+        rtt_hint: RTTHint | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
@@ -147,6 +160,7 @@ class ReliableControlChannel:
         self._on_message = on_message
         self._clock = clock
         self._scheduler = scheduler
+        self._rtt_hint = rtt_hint
         self.window = window
         self.counters = ControlCounters()
         # Sending: the next sequence number and what the peer has not acknowledged, oldest first.
@@ -176,9 +190,16 @@ class ReliableControlChannel:
     @property
     def rto_ms(self) -> float:
         """The retransmission timeout for a message's first resend."""
-        if self.srtt_ms is None or self.rttvar_ms is None:
+        estimate = self._rtt_estimate()
+        if estimate is None:
             return INITIAL_RTO_MS
-        return min(MAX_RTO_MS, max(MIN_RTO_MS, self.srtt_ms + _K * self.rttvar_ms))
+        srtt, rttvar = estimate
+        return min(MAX_RTO_MS, max(MIN_RTO_MS, srtt + _K * rttvar))
+
+    def _rtt_estimate(self) -> tuple[float, float] | None:
+        if self.srtt_ms is not None and self.rttvar_ms is not None:
+            return self.srtt_ms, self.rttvar_ms
+        return self._rtt_hint() if self._rtt_hint is not None else None
 
     def send(self, kind: int, payload: bytes = b"") -> int:
         """Send one message; return its sequence number.
@@ -200,7 +221,7 @@ class ReliableControlChannel:
         packet = encode_control(sequence, kind, payload)  # validates kind and payload
         self._next_sequence += 1
         now = self._clock()
-        self._in_flight[sequence] = _InFlight(packet, now, now + self.rto_ms)
+        self._in_flight[sequence] = _InFlight(packet, now, now)
         self.counters.sent += 1
         self._transmit(packet)
         if self._timer is None:
@@ -209,24 +230,40 @@ class ReliableControlChannel:
 
     def on_ack(self, ack: ControlAck) -> None:
         """The peer holds every message up to ``ack.ack``: stop resending those."""
-        if ack.ack is None or not self._in_flight:
+        if not self._in_flight:
             return
-        if ack.ack >= self._next_sequence:
+        acked = -1 if ack.ack is None else ack.ack
+        if acked >= self._next_sequence:
             self.counters.implausible_acks += 1
             return
         now = self._clock()
-        newly = [seq for seq in self._in_flight if seq <= ack.ack]
-        if not newly:
-            return  # a late or repeated ack
-        # Karn's rule: a resent message's ack may answer any of its copies, so it says nothing
-        # about the round trip; and if a resend filled a gap, the later messages' ack waited for it.
-        if all(self._in_flight[seq].sends == 1 for seq in newly):
-            self._add_rtt_sample(now - self._in_flight[newly[-1]].first_sent_ms)
-        for seq in newly:
-            self._delivery_ms.append(now - self._in_flight.pop(seq).first_sent_ms)
-        self.counters.acked += len(newly)
+        newly = [seq for seq in self._in_flight if seq <= acked]
+        if newly:
+            # Karn's rule: a resent message's ack may answer any of its copies, so it says nothing
+            # about the round trip; and if a resend filled a gap, later messages' acks waited.
+            # Nor may anything have been sent after the newest acked message: its arrival may
+            # be what this ack answers, late, after a gap closed (an ack carries no echo of what
+            # triggered it, as TCP's timestamps would).
+            if acked == self._next_sequence - 1 and all(
+                self._in_flight[seq].sends == 1 for seq in newly
+            ):
+                self._add_rtt_sample(now - self._in_flight[newly[-1]].first_sent_ms)
+            for seq in newly:
+                self._delivery_ms.append(now - self._in_flight.pop(seq).first_sent_ms)
+            self.counters.acked += len(newly)
         if not self._in_flight:
             self._stop_timer()
+            return
+        # Early loss detection (see the module's docstring): only the first unacknowledged
+        # message is known missing, since a cumulative ack says nothing about those after it.
+        sequence, first = next(iter(self._in_flight.items()))
+        estimate = self._rtt_estimate()
+        if (
+            sequence == acked + 1
+            and estimate is not None
+            and now - first.last_sent_ms > estimate[0] * (1 + _REORDER_FRACTION)
+        ):
+            self._resend(first, now)
 
     def _add_rtt_sample(self, rtt_ms: float) -> None:
         if self.srtt_ms is None or self.rttvar_ms is None:
@@ -238,17 +275,21 @@ class ReliableControlChannel:
     def _on_timer(self) -> None:
         try:
             now = self._clock()
+            rto = self.rto_ms
             for entry in self._in_flight.values():
-                if entry.due_ms <= now:
-                    # Exponential backoff per message: each resend waits twice as long, capped.
-                    backoff = min(MAX_RTO_MS, self.rto_ms * 2**entry.sends)
-                    entry.sends += 1
-                    entry.due_ms = now + backoff
-                    self.counters.retransmits += 1
-                    self._transmit(entry.packet)
+                # Exponential backoff per message: each resend waits twice as long, capped. The
+                # wait follows the current RTO, so a first measurement speeds up older messages.
+                if now - entry.last_sent_ms >= min(MAX_RTO_MS, rto * 2 ** (entry.sends - 1)):
+                    self._resend(entry, now)
         except Exception:
             # A timer callback has no caller to raise to; a failed resend is retried next tick.
             logger.exception("control retransmit timer failed")
+
+    def _resend(self, entry: _InFlight, now: float) -> None:
+        entry.sends += 1
+        entry.last_sent_ms = now
+        self.counters.retransmits += 1
+        self._transmit(entry.packet)
 
     def _stop_timer(self) -> None:
         if self._timer is not None:

@@ -270,7 +270,11 @@ class P2PSession:
         # Reliable control messages (:meth:`send_control`) and the desync check riding on them.
         self.on_control = on_control
         self.control = ReliableControlChannel(
-            self._transmit_control, self._on_control_message, clock=clock, scheduler=scheduler
+            self._transmit_control,
+            self._on_control_message,
+            clock=clock,
+            scheduler=scheduler,
+            rtt_hint=self._ping_rtt,
         )
         self.desync = DesyncChecker(
             lambda payload: self.control.send(ControlKind.STATE_HASH, payload), on_desync
@@ -714,6 +718,13 @@ class P2PSession:
             if channel is not None and channel.readyState == "open":
                 sent = self._send_control(path, packet) or sent
         return sent
+
+    def _ping_rtt(self) -> tuple[float, float] | None:
+        """The DataChannel's ping SRTT and RTTVAR: the control channel's RTO until it measures."""
+        rtt = self.rtt
+        if rtt.srtt_ms is None or rtt.rttvar_ms is None:
+            return None
+        return rtt.srtt_ms, rtt.rttvar_ms
 
     def _on_control_message(self, kind: int, payload: bytes) -> None:
         if kind == ControlKind.STATE_HASH:
