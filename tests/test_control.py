@@ -286,3 +286,57 @@ def test_episode_payloads() -> None:
         decode_episode_ready(b"\x00" * 5)
     with pytest.raises(ValueError, match="episode must be an int"):
         encode_episode_ready(-1)
+
+
+def test_rtt_hint_sets_the_rto_until_measured(clock: FakeClock, scheduler: FakeScheduler) -> None:
+    hint: list[tuple[float, float] | None] = [None]
+    channel = ReliableControlChannel(
+        lambda packet: True,
+        lambda kind, payload: None,
+        clock=clock,
+        scheduler=scheduler,
+        rtt_hint=lambda: hint[0],
+    )
+    assert channel.rto_ms == INITIAL_RTO_MS
+    hint[0] = (100.0, 50.0)
+    assert channel.rto_ms == 300.0
+    channel.send(0x80)
+    clock.advance(40)
+    channel.on_ack(ControlAck(0))
+    assert channel.rto_ms == MIN_RTO_MS  # its own measurement now: 40 + 4 x 20 = 120
+
+
+def test_an_ack_that_proves_a_loss_resends_at_once(
+    clock: FakeClock, scheduler: FakeScheduler
+) -> None:
+    a = Endpoint(clock, scheduler)
+    a.channel.send(0x80)
+    clock.advance(40)
+    a.channel.on_ack(ControlAck(0))  # SRTT 40
+    a.channel.send(0x81)  # seq 1: lost
+    clock.advance(20)
+    a.channel.send(0x82)  # seq 2: arrives; its ack still says 0
+    a.take()
+    clock.advance(20)
+    a.channel.on_ack(ControlAck(0))  # 40 ms after seq 1: within SRTT + a quarter, no verdict
+    assert a.take() == []
+    clock.advance(20)
+    a.channel.on_ack(ControlAck(0))  # 60 ms after seq 1 was sent, and it is still not covered
+    assert a.take() == [ControlMessage(1, 0x81, b"")]
+    a.channel.on_ack(ControlAck(0))  # just resent: wait for the resend's answer
+    assert a.take() == []
+    assert a.channel.counters.retransmits == 1
+
+
+def test_no_rtt_sample_from_an_ack_that_may_answer_a_later_message(
+    clock: FakeClock, scheduler: FakeScheduler
+) -> None:
+    a = Endpoint(clock, scheduler)
+    a.channel.send(0x80)
+    clock.advance(100)
+    a.channel.send(0x81)
+    clock.advance(40)
+    a.channel.on_ack(ControlAck(0))  # seq 1 is out: this ack may be its arrival's, gap or not
+    assert a.channel.srtt_ms is None
+    a.channel.on_ack(ControlAck(1))
+    assert a.channel.srtt_ms == 40.0
