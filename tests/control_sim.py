@@ -25,9 +25,10 @@ from tests.link_sim import FRAME_MS, ONE_WAY_MS, action_for
 
 #: The relay goes through a server: a longer way round than the direct path.
 RELAY_ONE_WAY_MS = 50.0
-#: Control messages start after a second of play, as an episode's end comes after some play: by
-#: then the pings (every 500 ms) have measured the RTT the retransmission timeout starts from.
-START_MS = 1000.0
+#: Control messages start after three seconds of play, as an episode's end comes after some play:
+#: by then the pings (every 500 ms) have measured the RTT the retransmission timeout starts from.
+#: (Before any RTT is measured, a lost message waits RFC 6298's initial 1 s timeout.)
+START_MS = 3000.0
 
 
 class _Pipe:

@@ -135,20 +135,37 @@ def test_resends_with_exponential_backoff_until_acked(
 ) -> None:
     a = Endpoint(clock, scheduler)
     a.channel.send(0x80)
+    clock.advance(40)
+    a.channel.on_ack(ControlAck(0))
+    assert a.channel.rto_ms == MIN_RTO_MS
+    a.channel.send(0x81)
+    start = clock()
     a.take()
     sends_at: list[float] = []
-    for _ in range(int(20_000 / TIMER_TICK_MS)):
+    for _ in range(int(5_000 / TIMER_TICK_MS)):
         scheduler.advance(TIMER_TICK_MS)
         if a.take():
-            sends_at.append(clock())
-    # No RTT measured yet: the first resend after 1 s, then 2 s apart (doubled, capped at 2 s).
-    assert sends_at[:3] == [INITIAL_RTO_MS, INITIAL_RTO_MS + MAX_RTO_MS, INITIAL_RTO_MS + 4000]
-    gaps = {later - earlier for earlier, later in itertools.pairwise(sends_at)}
+            sends_at.append(clock() - start)
+    # 200 ms, then each wait doubled (400, 800) until the 1 s ceiling.
+    assert sends_at[:5] == [200.0, 600.0, 1400.0, 2400.0, 3400.0]
+    gaps = {later - earlier for earlier, later in itertools.pairwise(sends_at[3:])}
     assert gaps == {MAX_RTO_MS}
     assert a.channel.counters.retransmits == len(sends_at)
-    a.channel.on_ack(ControlAck(0))
+    a.channel.on_ack(ControlAck(1))
     assert not a.channel.timer_running
-    assert a.channel.srtt_ms is None  # Karn: a resent message's ack is no RTT sample
+    assert a.channel.srtt_ms == 40.0  # Karn: a resent message's ack is no RTT sample
+
+
+def test_before_any_rtt_the_initial_timeout_applies(
+    clock: FakeClock, scheduler: FakeScheduler
+) -> None:
+    a = Endpoint(clock, scheduler)
+    a.channel.send(0x80)
+    a.take()
+    scheduler.advance(INITIAL_RTO_MS - TIMER_TICK_MS)
+    assert a.take() == []
+    scheduler.advance(TIMER_TICK_MS)
+    assert len(a.take()) == 1
 
 
 def test_rto_follows_rfc_6298_within_floor_and_ceiling(

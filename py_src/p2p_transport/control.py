@@ -74,10 +74,11 @@ INITIAL_RTO_MS: Final = 1000.0
 #: only between game steps, and a step can take a few 60 Hz frames. 200 ms (Linux TCP's floor too)
 #: rides out such a stall without a spurious resend.
 MIN_RTO_MS: Final = 200.0
-#: RFC 6298 allows a 60 s ceiling; a game waiting on an episode message cannot. After 2 s without
-#: an ack the link is down (the health monitor's disconnect threshold is of that order), and a
-#: message resent at least every 2 s reaches the peer within 2 s of the link coming back.
-MAX_RTO_MS: Final = 2000.0
+#: RFC 6298 allows a 60 s ceiling, to spare a congested path; a game waiting on an episode message
+#: cannot wait that long, and these messages hardly load a path: even a full window of 32 maximal
+#: messages resent once a second is 33 KB/s, and the usual one is a few dozen bytes. A message
+#: resent at least every second reaches the peer within a second of a broken link coming back.
+MAX_RTO_MS: Final = 1000.0
 #: How often the retransmit timer looks for due messages: a resend goes out at most 25 ms late,
 #: an eighth of the smallest RTO. It runs only while a message is unacknowledged.
 TIMER_TICK_MS: Final = 25.0
@@ -134,6 +135,9 @@ class _InFlight:
     first_sent_ms: float
     last_sent_ms: float
     sends: int = 1
+    #: Resends because the timeout expired: the backoff's exponent. A resend on an ack's evidence
+    #: does not count, as TCP's fast retransmit does not back off: the link is answering.
+    timeouts: int = 0
 
 
 class ReliableControlChannel:
@@ -279,7 +283,8 @@ class ReliableControlChannel:
             for entry in self._in_flight.values():
                 # Exponential backoff per message: each resend waits twice as long, capped. The
                 # wait follows the current RTO, so a first measurement speeds up older messages.
-                if now - entry.last_sent_ms >= min(MAX_RTO_MS, rto * 2 ** (entry.sends - 1)):
+                if now - entry.last_sent_ms >= min(MAX_RTO_MS, rto * 2**entry.timeouts):
+                    entry.timeouts += 1
                     self._resend(entry, now)
         except Exception:
             # A timer callback has no caller to raise to; a failed resend is retried next tick.
