@@ -8,6 +8,9 @@ touches the browser.
 from .acked_sender import AckedInputSender
 from .codec import (
     AckedInputPacket,
+    ControlAck,
+    ControlKind,
+    ControlMessage,
     DecodeError,
     InputPacket,
     Keepalive,
@@ -22,6 +25,8 @@ from .codec import (
     encode_ping,
     encode_pong,
 )
+from .control import ControlChannelClosed, ControlWindowFull, ReliableControlChannel
+from .desync import Desync, DesyncChecker
 from .faults import FaultConfig, FaultyChannel
 from .health import ConnectionHealthMonitor, HealthStatus, HealthThresholds
 from .receiver import InputReceiver
@@ -39,8 +44,15 @@ __all__ = [
     "AckedInputSender",
     "Clock",
     "ConnectionHealthMonitor",
+    "ControlAck",
+    "ControlChannelClosed",
+    "ControlKind",
+    "ControlMessage",
+    "ControlWindowFull",
     "DataChannelLike",
     "DecodeError",
+    "Desync",
+    "DesyncChecker",
     "FaultConfig",
     "FaultyChannel",
     "HealthStatus",
@@ -57,6 +69,7 @@ __all__ = [
     "Pong",
     "RTTTracker",
     "RelayChannel",
+    "ReliableControlChannel",
     "Route",
     "RouteChange",
     "RouteMode",
