@@ -9,7 +9,7 @@ them fills, and hands each message to its callback exactly once, in sequence ord
 
 The retransmission timeout follows RFC 6298: SRTT and RTTVAR from round trips measured on
 messages sent only once (Karn's rule), RTO = SRTT + 4 RTTVAR, clamped to
-[:data:`MIN_RTO_MS`, :data:`MAX_RTO_MS`], doubled for each further send of the same message.
+[:data:`MIN_RTO_MS`, :data:`MAX_RTO_MS`], doubled for each further timeout of the same message.
 Until the channel has measured a round trip itself it uses the session's ping RTT, if any.
 
 A lost message is usually noticed before its timeout: the receiver acks every arrival, so an ack
@@ -316,8 +316,9 @@ class ReliableControlChannel:
         if sequence < self._expected or sequence in self._early:
             self.counters.duplicates += 1
         elif sequence >= self._expected + self.window:
-            # The peer never has more than its window in flight; this far ahead, it is not
-            # following the protocol, and holding the message would let it grow our memory.
+            # The peer never has more than its window (the same default on both sides) in
+            # flight; this far ahead, it is not following the protocol, and holding the message
+            # would let it grow our memory.
             self.counters.out_of_window += 1
         else:
             self._early[sequence] = (message.kind, message.payload)
