@@ -21,7 +21,7 @@ from p2p_transport.codec import GAME_KIND_MIN
 from p2p_transport.control import ControlWindowFull
 from p2p_transport.faults import FaultConfig, FaultyChannel
 from tests.fakes import FakeClock, FakeScheduler
-from tests.link_sim import FRAME_MS, ONE_WAY_MS, action_for
+from tests.link_sim import FRAME_MS, ONE_WAY_MS, Pipe, action_for
 
 #: The relay goes through a server: a longer way round than the direct path.
 RELAY_ONE_WAY_MS = 50.0
@@ -29,19 +29,6 @@ RELAY_ONE_WAY_MS = 50.0
 #: by then the pings (every 500 ms) have measured the RTT the retransmission timeout starts from.
 #: (Before any RTT is measured, a lost message waits RFC 6298's initial 1 s timeout.)
 START_MS = 3000.0
-
-
-class _Pipe:
-    """The far end of a channel: hands each packet to a receive function at once."""
-
-    readyState = "open"
-    bufferedAmount = 0
-
-    def __init__(self) -> None:
-        self.receive: Callable[[bytes], None] = lambda data: None
-
-    def send(self, data: bytes) -> None:
-        self.receive(data)
 
 
 class _RelaySocket:
@@ -112,14 +99,14 @@ def simulate_control(
     scheduler = FakeScheduler(clock)
     directions = {"a": ControlDirection(), "b": ControlDirection()}
     sides = ("a", "b")
-    pipes = {side: _Pipe() for side in sides}
+    pipes = {side: Pipe() for side in sides}
     channels = [
         FaultyChannel(
             pipes[side], FaultConfig(loss=loss, delay_ms=ONE_WAY_MS), clock, seed=seed * 4 + i
         )
         for i, side in enumerate(sides)
     ]
-    relay_pipes = {side: _Pipe() for side in sides}
+    relay_pipes = {side: Pipe() for side in sides}
     if relay_loss is not None:
         relay_config = FaultConfig(loss=relay_loss, delay_ms=RELAY_ONE_WAY_MS)
         channels += [

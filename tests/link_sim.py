@@ -36,8 +36,8 @@ def action_for(player: int, frame: int) -> int:
     return (frame * 31 + player * 17) % 256
 
 
-class _Pipe:
-    """The far end of a DataChannel: hands each packet to the peer session at once."""
+class Pipe:
+    """The far end of a channel: hands each packet to a receive function (the peer) at once."""
 
     readyState = "open"
     bufferedAmount = 0
@@ -126,7 +126,7 @@ def simulate(
     clock = FakeClock(0.0)
     scheduler = FakeScheduler(clock)
     directions = {"a": Direction(), "b": Direction()}
-    pipes = {"a": _Pipe(), "b": _Pipe()}  # pipes["a"] carries what a sends
+    pipes = {"a": Pipe(), "b": Pipe()}  # pipes["a"] carries what a sends
     channels = {
         side: FaultyChannel(pipes[side], fault, clock, seed=seed * 2 + index)
         for index, side in enumerate(("a", "b"))
