@@ -44,6 +44,8 @@ MAX_PLAUSIBLE_RTT_MS: Final = 50.0
 AFTER_CLOSE_WAIT_MS: Final = 3 * PING_INTERVAL_MS
 # "Within a couple of seconds": the surviving tab must notice a closed tab in this time.
 CLOSE_DETECTION_LIMIT_MS: Final = 2_000.0
+# The bound for the game's "disconnected" event after the peer's tab closes.
+DISCONNECT_EVENT_LIMIT_MS: Final = 1_000.0
 
 # What the tests send into the DataChannel: a type byte no message has, an input packet that
 # announces two inputs but carries one, and a string instead of binary data.
@@ -369,7 +371,12 @@ def test_closing_a_tab_is_noticed_by_the_other(
     assert report["stats"]["ping_timer_running"] is False
     assert report["stats"]["watchdog_running"] is False
     assert report["stats"]["reconnect_timer_running"] is False
-    assert "disconnected" in [name for _, name in report["events"]]
+    disconnected = [t for t, name in report["events"] if name == "disconnected"]
+    assert disconnected, report["events"]
+    print(f"the game heard 'disconnected' {disconnected[0] - closed_at_ms:.0f} ms after the close")
+    assert disconnected[0] - closed_at_ms < DISCONNECT_EVENT_LIMIT_MS
+    # The peer connection's handlers are freed; the socket's stay, for the next peer.
+    assert report["stats"]["live_pc_proxies"] == 0
     assert survivor.active_intervals() == 0
     assert_no_page_errors(console_messages)
 

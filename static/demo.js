@@ -32,6 +32,10 @@
       ["recovered from redundancy", s.recovered],
       ["first delivered by p2p / relay", `${s.p2p_inputs_delivered} / ${s.relay_inputs_delivered}`],
       ["packets sent p2p / relay", `${s.p2p_packets_sent} / ${s.relay_packets_sent}`],
+      ["route (mode)", `${s.route} (${s.route_mode})`],
+      ["last route change", lastChange(report.route_changes)],
+      ["reconnections", s.reconnects],
+      ["p2p packets dropped (fault injection)", s.fault_dropped ?? "off"],
       ["pings sent / pongs", `${s.pings_sent} / ${s.pongs_received}`],
       ["garbage dropped", s.p2p_decode_errors + s.relay_decode_errors],
     ];
@@ -39,6 +43,12 @@
       .map(([k, v]) => `<tr><th>${k}</th><td>${v ?? "–"}</td></tr>`)
       .join("");
     drawChart(document.getElementById("p2p-chart"), history);
+  }
+
+  function lastChange(changes) {
+    if (!changes || changes.length === 0) return "none";
+    const c = changes[changes.length - 1];
+    return `${c.previous} → ${c.route} at ${(c.at_ms / 1000).toFixed(1)} s (${c.reason})`;
   }
 
   function drawChart(canvas, history) {

@@ -30,11 +30,12 @@ from .desync import Desync, DesyncChecker
 from .faults import FaultConfig, FaultyChannel
 from .health import ConnectionHealthMonitor, HealthStatus, HealthThresholds
 from .receiver import InputReceiver
+from .reconnect import ReconnectBackoff, ReconnectConfig
 from .relay import RelayChannel
 from .routing import Route, RouteChange, RouteMode, Router, RoutingThresholds
 from .rtt import RTTTracker
 from .sender import DataChannelLike, P2PInputSender
-from .session import P2PSession, Path, SessionConfig, SessionState
+from .session import P2PSession, Path, SessionConfig, SessionEvent, SessionState
 from .timing import Clock, Scheduler
 
 __version__ = "0.1.0"
@@ -68,6 +69,8 @@ __all__ = [
     "Ping",
     "Pong",
     "RTTTracker",
+    "ReconnectBackoff",
+    "ReconnectConfig",
     "RelayChannel",
     "ReliableControlChannel",
     "Route",
@@ -77,6 +80,7 @@ __all__ = [
     "RoutingThresholds",
     "Scheduler",
     "SessionConfig",
+    "SessionEvent",
     "SessionState",
     "__version__",
     "decode",

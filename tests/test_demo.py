@@ -1,0 +1,101 @@
+"""The demo's report and summary (no browser: they are built from tab reports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from p2p_transport.demo import format_summary, main, player_summary
+
+
+def tab_report(player: int, frames: int, received: int) -> dict[str, Any]:
+    return {
+        "player_index": player,
+        "channel_open_ms": 3000.0,
+        "game": {
+            "frames": frames,
+            "frames_received": received,
+            "delivered_exactly_once": received == frames,
+            "done": True,
+        },
+        "stats": {
+            "inputs_sent": frames,
+            "inputs_received": received,
+            "duplicates": 5,
+            "recovered": 2,
+            "pings_sent": 10,
+            "pongs_received": 9,
+            "rtt_p50_ms": 1.5,
+            "rtt_p95_ms": 3.25,
+            "p2p_packets_sent": 640,
+            "relay_packets_sent": 35,
+            "fault_dropped": 190,
+            "reconnects": 1,
+            "route": "p2p",
+            "p2p_inputs_delivered": received,
+            "relay_inputs_delivered": 0,
+            "health_status": "good",
+        },
+        "route_changes": [
+            {
+                "at_ms": 8000.0,
+                "previous": "p2p",
+                "route": "both",
+                "target": "relay",
+                "reason": "p2p channel not open",
+            }
+        ],
+    }
+
+
+def test_player_summary_counts_the_inputs_never_delivered() -> None:
+    entry = player_summary(tab_report(1, 600, 597), ready_ms=2500.0)
+    assert entry["lost"] == 3
+    assert entry["delivered_exactly_once"] is False
+    assert entry["p2p_packets_sent"] == 640
+    assert entry["relay_packets_sent"] == 35
+    assert entry["route"] == "p2p"
+    assert entry["route_changes"][0]["reason"] == "p2p channel not open"
+
+
+def test_the_summary_shows_loss_routes_and_packets_per_path() -> None:
+    players = [
+        player_summary(tab_report(0, 600, 600), 2500.0),
+        player_summary(tab_report(1, 600, 597), 2600.0),
+    ]
+    report = {
+        "frames": 600,
+        "options": {"route": "p2p", "loss": 0.3},
+        "ok": False,
+        "elapsed_s": 14.0,
+        "players": players,
+    }
+    text = format_summary(report)
+    lines = {line[:28].strip(): line[28:].split() for line in text.splitlines()}
+    assert lines["inputs lost"] == ["0", "3"]
+    assert lines["packets sent p2p"] == ["640", "640"]
+    assert lines["packets sent relay"] == ["35", "35"]
+    assert lines["p2p packets dropped (fault)"] == ["190", "190"]
+    assert lines["route changes"] == ["1", "1"]
+    assert "INPUTS MISSING" in text
+    assert '"loss": 0.3' in text
+    assert "player 1 route at      8000 ms: p2p -> both (p2p channel not open)" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--loss", "1.5"], "--loss"),
+        (["--burst", "0"], "--burst"),
+        (["--delay", "-1"], "--delay"),
+        (["--route", "carrier-pigeon"], "--route"),
+    ],
+)
+def test_bad_fault_options_are_refused(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--headless", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
