@@ -206,3 +206,108 @@ def test_a_channel_closed_mid_game_falls_back_to_the_relay_and_comes_back(
     assert offerer_stats["reconnect_attempts"] >= 1
     assert answerer.stats()["reconnect_attempts"] == 0  # only the lower index offers
     assert_no_page_errors(console_messages)
+
+
+ONE_WAY_FRAMES: Final = 900
+# In the offerer's tab: once frame 300 has been stepped, drop everything it sends over the
+# DataChannel (the peer's packets still arrive); once a new connection has opened, stop dropping.
+BREAK_ONE_WAY_JS: Final = """frame => new Promise(resolve => {
+    const game = p2pDemo.game;
+    const id = setInterval(() => {
+        const next = game.next_frame;
+        if (next < frame) return;
+        clearInterval(id);
+        game.destroy();
+        p2pDemo.set_faults('{"loss": 1.0}');
+        resolve({at: performance.now(), next, origin: performance.timeOrigin});
+    }, 4);
+})"""
+MEND_AFTER_RECONNECT_JS: Final = """timeoutMs => new Promise((resolve, reject) => {
+    const transport = p2pDemo.transport;
+    const started = performance.now();
+    const id = setInterval(() => {
+        if (transport.reconnects < 1) {
+            if (performance.now() - started > timeoutMs) {
+                clearInterval(id);
+                transport.destroy();
+                reject(new Error("no reconnection"));
+            }
+            return;
+        }
+        clearInterval(id);
+        transport.destroy();
+        p2pDemo.set_faults("{}");
+        resolve(performance.now());
+    }, 4);
+})"""
+
+
+def test_a_channel_dead_one_way_is_left_and_replaced_without_losing_an_input(
+    context: BrowserContext,
+    server: ServerThread,
+    turn: TurnServer,
+    loopback_guard: LoopbackGuard,
+    console_messages: list[str],
+) -> None:
+    """Player 0's DataChannel packets stop arriving while player 1's still do. Player 0 hears
+    nothing wrong but sees its inputs go unacknowledged and moves them to the relay; player 1
+    moves to the relay too, and after 3 s of silence on the channel closes its end, since only
+    player 0 makes offers; player 0 sees its channel close and offers a new connection."""
+    offerer, answerer = open_pair(
+        context, server, turn, console_messages, frames=ONE_WAY_FRAMES, route="p2p-first"
+    )
+    for tab in (offerer, answerer):
+        tab.wait_until(f"r.game !== null && r.game.frames_stepped >= {CLOSE_AT_FRAME // 2}", 30_000)
+    broken = offerer.page.evaluate(BREAK_ONE_WAY_JS, CLOSE_AT_FRAME)
+    mended_at = offerer.page.evaluate(MEND_AFTER_RECONNECT_JS, 15_000)
+    for tab in (offerer, answerer):
+        tab.wait_game_done(ONE_WAY_FRAMES)
+    for tab in (offerer, answerer):
+        tab.wait_until('r.stats.route === "p2p"', 5_000)
+
+    origins = [tab.page.evaluate("() => performance.timeOrigin") for tab in (offerer, answerer)]
+    # Each tab's clock starts at its own navigation: the break, in the answerer's clock.
+    broken_at = [broken["at"], broken["at"] + origins[0] - origins[1]]
+    reports = [tab.report() for tab in (offerer, answerer)]
+    for report, since in zip(reports, broken_at, strict=True):
+        game, stats = report["game"], report["stats"]
+        assert game["delivered_exactly_once"], game
+        assert game["frames_received"] == ONE_WAY_FRAMES
+        assert stats["acked_inputs_abandoned"] == 0
+        assert stats["reconnects"] == 1
+        assert stats["route"] == "p2p"
+        back = first_after([c for c in report["route_changes"] if c["route"] == "p2p"], since)
+        assert back is not None and back["at_ms"] < game["sent_all_at_ms"], report["route_changes"]
+
+    off, ans = reports
+    off_leave = first_after(off["route_changes"], broken_at[0])
+    ans_leave = first_after(ans["route_changes"], broken_at[1])
+    assert off_leave is not None and ans_leave is not None
+    assert off_leave["reason"] == "32 inputs unacknowledged over p2p"
+    # Player 1's acks travel back over player 0's dead direction too: its own backlog, or the
+    # silence, whichever trips first (player 0's acks reach it over the relay once player 0 left).
+    assert ans_leave["reason"] == off_leave["reason"] or ans_leave["reason"].startswith(
+        "p2p silent for"
+    ), ans["route_changes"]
+    ans_dead = first_after(events_named(ans, "degraded"), broken_at[1])
+    assert ans_dead is not None
+    off_closed = first_after(events_named(off, "degraded"), broken_at[0])
+    assert off_closed is not None and off_closed["reason"] == "data channel closed"
+    # Player 1 gave up the channel after the 3 s disconnect threshold, not before.
+    dead_events = [e for e in events_named(ans, "degraded") if "open but silent" in e["reason"]]
+    assert dead_events, ans["event_log"]
+    assert 3000 <= dead_events[0]["at_ms"] - broken_at[1] < 4000
+    assert off["stats"]["reconnect_attempts"] >= 1
+    assert ans["stats"]["reconnect_attempts"] == 0
+    reconnected = first_after(events_named(off, "reconnected"), broken_at[0])
+    assert reconnected is not None
+    print(
+        f"DataChannel dead one way (player 0 -> 1) from frame {broken['next']}: "
+        f"player 0 left P2P after {off_leave['at_ms'] - broken_at[0]:.0f} ms (backlog), "
+        f"player 1 after {ans_leave['at_ms'] - broken_at[1]:.0f} ms ({ans_leave['reason']}); "
+        f"player 1 closed "
+        f"its end after {dead_events[0]['at_ms'] - broken_at[1]:.0f} ms; new channel open "
+        f"after {reconnected['at_ms'] - broken_at[0]:.0f} ms; the break mended "
+        f"{mended_at - reconnected['at_ms']:.0f} ms after that; nothing lost"
+    )
+    assert_no_page_errors(console_messages)

@@ -258,8 +258,36 @@ def test_history_is_bounded_and_the_total_counted() -> None:
         ("high_rtt_ms", -1, "high_rtt_ms must be positive"),
         ("min_dwell_ms", -1, "min_dwell_ms must not be negative"),
         ("overlap_ms", float("nan"), "overlap_ms must not be negative"),
+        ("max_unacked_inputs", 0, "max_unacked_inputs must be at least 1"),
     ],
 )
 def test_threshold_validation(field: str, value: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RoutingThresholds(**{field: value})
+
+
+def test_a_backlog_of_unacknowledged_inputs_on_p2p_moves_to_the_relay() -> None:
+    router, clock = settled_on_p2p()
+    below = signals(unacked_inputs=T.max_unacked_inputs - 1)
+    assert set(run(router, clock, below, 2000)) == {Route.P2P}
+    assert router.update(signals(unacked_inputs=T.max_unacked_inputs)) is Route.BOTH
+    assert router.changes[-1].reason == "32 inputs unacknowledged over p2p"
+    assert router.target is Route.RELAY
+
+
+def test_a_backlog_on_the_relay_does_not_keep_a_healthy_p2p_away() -> None:
+    """On the relay the backlog is the relay's (a slow relay): P2P's own health decides."""
+    router, clock = settled_on_p2p()
+    run(router, clock, signals(p2p_open=False), 2000)
+    assert router.route is Route.RELAY
+    backlog = signals(unacked_inputs=60)
+    routes = run(router, clock, backlog, T.min_dwell_ms + 100)
+    assert routes[-1] is Route.BOTH
+    assert router.target is Route.P2P
+    assert router.changes[-1].reason.startswith("p2p healthy for 30")
+    # Once P2P carries the inputs, the backlog is its own again: one that persists sends them
+    # back to the relay; one that clears keeps them on P2P.
+    assert set(run(router, clock, HEALTHY, T.overlap_ms + 100)) == {Route.BOTH, Route.P2P}
+    assert router.route is Route.P2P
+    assert router.update(backlog) is Route.BOTH
+    assert router.target is Route.RELAY

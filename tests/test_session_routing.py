@@ -129,7 +129,9 @@ def test_p2p_first_leaves_a_silent_channel_and_comes_back_when_it_carries_again(
     game.link.p2p_loss = 1.0  # open, but nothing gets through
     game.play(1500)
     assert game.a.router.target is Route.RELAY
-    assert game.a.router.changes[-1].reason.startswith("p2p silent for 10")
+    # The unacknowledged backlog (32 frames, 533 ms) shows it before the silence (1 s) does.
+    assert game.a.router.changes[-1].reason == "32 inputs unacknowledged over p2p"
+    assert game.a.acked_sender.counters.inputs_abandoned == 0
     game.play(1500)
     assert game.routes[-1] is Route.RELAY
     game.link.p2p_loss = 0.0
@@ -169,3 +171,28 @@ def test_relay_inputs_off_means_p2p_only_and_conflicts_with_a_relay_route() -> N
             SessionConfig(relay_inputs=False, route_mode=mode)
     with pytest.raises(ValueError, match="is not a valid RouteMode"):
         SessionConfig(route_mode="sideways")
+
+
+def test_p2p_first_leaves_a_channel_dead_one_way_before_any_input_is_given_up() -> None:
+    """a's DataChannel packets stop arriving; b's still reach a, so a hears no silence. b's acks,
+    on the relay once b has left the silent channel, stop moving: a leaves P2P on the backlog
+    while every input is still pending, and nothing is lost."""
+    game = Game(SessionConfig(route_mode=RouteMode.P2P_FIRST))
+    game.set_channels("open")
+    game.play(2000)
+    assert game.routes[-1] is Route.P2P
+    forward = game.link.channel_a.on_send
+    game.link.channel_a.on_send = lambda data: None  # a -> b over P2P: dropped
+    dead_at = game.clock()
+    game.play(3000)
+    leave = next(c for c in game.a.router.changes if c.at_ms >= dead_at)
+    assert leave.reason == f"{T.max_unacked_inputs} inputs unacknowledged over p2p"
+    assert leave.target is Route.RELAY
+    assert (leave.at_ms - dead_at) / FRAME_MS == pytest.approx(T.max_unacked_inputs, abs=2)
+    assert game.a.router.route is Route.RELAY
+    assert game.a.acked_sender.counters.inputs_abandoned == 0
+    assert game.a.health.silence_ms < T.silence_ms  # silence alone would not have shown it
+    game.link.channel_a.on_send = forward
+    game.play(500 + T.min_dwell_ms + T.overlap_ms + 100)
+    assert game.routes[-1] is Route.P2P
+    game.assert_every_input_once()

@@ -96,6 +96,11 @@ class AckedInputSender:
         return tuple(islice(self._inputs, len(self._inputs) - count, None))
 
     @property
+    def pending_count(self) -> int:
+        """How many inputs are not yet acknowledged."""
+        return self._pending_count()
+
+    @property
     def has_pending(self) -> bool:
         return self._pending_count() > 0
 

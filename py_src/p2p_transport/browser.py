@@ -16,7 +16,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import js
@@ -442,8 +442,9 @@ class BrowserTransport:
         """``channel`` behind the fault injection, if configured (one wrapper for the whole
         session, so its counters and random sequence span reconnections)."""
         faults = self.options.faults
-        if faults is None:
+        if self.faulty is None and faults is None:
             return channel
+        faults = faults or FaultConfig()
         if self.faulty is None:
             seed = self.options.fault_seed * 1000 + (self.player_index or 0)
             self.faulty = FaultyChannel(channel, faults, self.clock, seed)
@@ -452,6 +453,18 @@ class BrowserTransport:
         if faults.holds_packets and self._pump_timer is None:
             self._pump_timer = self.scheduler.set_interval(self._pump, FAULT_PUMP_INTERVAL_MS)
         return self.faulty
+
+    def set_faults(self, faults: FaultConfig | None) -> None:
+        """Change what goes wrong with this tab's DataChannel packets, from now on and for later
+        connections (tests use it to break a working link). Once set, the wrapper stays for the
+        session, passing packets straight through when ``faults`` is ``None``."""
+        self.options = replace(self.options, faults=faults)
+        if self.faulty is not None:
+            self.faulty.config = faults or FaultConfig()
+            if faults is not None and faults.holds_packets and self._pump_timer is None:
+                self._pump_timer = self.scheduler.set_interval(self._pump, FAULT_PUMP_INTERVAL_MS)
+        elif faults is not None and self.channel is not None and self.session is not None:
+            self.session.attach_channel(self._impaired(self.channel))
 
     def _pump(self) -> None:
         try:
@@ -654,6 +667,10 @@ class BrowserTransport:
             if self._p2p_lost_at is None:
                 self._emit_event("degraded", {"reason": f"p2p silent for {silence:.0f} ms"})
         elif event is SessionEvent.P2P_DEAD:
+            if not self.offerer and self.pc is not None and self._peer_present:
+                # Only the other side makes offers, and it may hear nothing wrong (a channel
+                # dead one way): closing this end closes its channel, which makes it re-offer.
+                self._close_peer_connection()
             self._p2p_lost(f"p2p open but silent for {silence:.0f} ms")
         elif event is SessionEvent.PEER_SILENT:
             self._emit_event(
@@ -901,6 +918,11 @@ class DemoTab:
 
     def report_json(self) -> str:
         return json.dumps(self.report())
+
+    def set_faults(self, options_json: str) -> None:
+        """Change this tab's fault injection mid-game: the same keys as the page options
+        (``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``); ``{}`` for none."""
+        self.transport.set_faults(fault_config(json.loads(options_json)))
 
     def close(self) -> None:
         if self.game is not None:

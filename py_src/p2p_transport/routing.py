@@ -5,7 +5,8 @@ server stayed there for good after one slow moment. ``p2p-first`` sends over the
 while it is healthy and over the relay while it is not, and comes back when it is healthy again:
 
 - it leaves P2P as soon as the channel is not open, is congested, has been silent longer than
-  :attr:`RoutingThresholds.silence_ms`, or its RTT has stayed above
+  :attr:`RoutingThresholds.silence_ms`, leaves :attr:`RoutingThresholds.max_unacked_inputs`
+  inputs unacknowledged, or its RTT has stayed above
   :attr:`RoutingThresholds.high_rtt_ms` for :attr:`RoutingThresholds.high_rtt_for_ms` (unless the
   relay is known to be no faster, or is down);
 - it comes back once P2P has been healthy for :attr:`RoutingThresholds.min_dwell_ms` without a
@@ -91,6 +92,14 @@ class RoutingThresholds:
     ``overlap_ms``: while switching, both paths carry the inputs for 1 s: longer than any relay
     detour worth playing over, so the peer gets the new path's packets before the old path stops,
     and long enough for two pings to show whether the new path works.
+
+    ``max_unacked_inputs``: with acked inputs, the peer acknowledging nothing while this side's
+    inputs go over P2P alone means they do not arrive, though the peer's packets may (a channel
+    dead one way only, which silence on this side does not show). 32 pending inputs is about
+    530 ms at 60 Hz: above what a 400 ms round trip at 30% loss leaves pending (24 frames, and a
+    few more while a lost packet's inputs wait for the next), and
+    half the acked sender's bound of 64, so the switch to both paths comes 0.5 s before any input
+    would be given up.
     """
 
     silence_ms: float = 1000.0
@@ -98,8 +107,13 @@ class RoutingThresholds:
     high_rtt_for_ms: float = 2000.0
     min_dwell_ms: float = 3000.0
     overlap_ms: float = 1000.0
+    max_unacked_inputs: int = 32
 
     def __post_init__(self) -> None:
+        if self.max_unacked_inputs < 1:
+            raise ValueError(
+                f"max_unacked_inputs must be at least 1, got {self.max_unacked_inputs}"
+            )
         for name in ("silence_ms", "high_rtt_ms"):
             value = getattr(self, name)
             if not value > 0:
@@ -123,6 +137,8 @@ class LinkSignals:
     p2p_rtt_ms: float | None
     relay_open: bool
     relay_rtt_ms: float | None
+    #: This side's inputs the peer has not acknowledged yet (acked inputs only; 0 otherwise).
+    unacked_inputs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +261,9 @@ class Router:
             return "p2p channel congested"
         if signals.p2p_silence_ms > t.silence_ms:
             return f"p2p silent for {signals.p2p_silence_ms:.0f} ms"
+        if self._route is Route.P2P and signals.unacked_inputs >= t.max_unacked_inputs:
+            # Only while P2P alone carries the inputs: on the relay the backlog is the relay's.
+            return f"{signals.unacked_inputs} inputs unacknowledged over p2p"
         if (
             rtt is not None
             and self._rtt_high_since is not None

@@ -517,6 +517,9 @@ class P2PSession:
                 p2p_rtt_ms=self.rtt.last_sample_ms,
                 relay_open=relay is not None and relay.readyState == "open",
                 relay_rtt_ms=self.relay_rtt.last_sample_ms,
+                unacked_inputs=(
+                    self.acked_sender.pending_count if self.negotiation.use_acked else 0
+                ),
             )
         )
 
