@@ -51,6 +51,7 @@ from .sender import (
     SenderCounters,
     try_send,
 )
+from .telemetry import SCHEMA, SCHEMA_VERSION, TelemetryRecorder
 from .timing import Clock, Scheduler
 
 __all__ = [
@@ -281,6 +282,10 @@ class P2PSession:
         )
         self._handlers[MessageType.CONTROL] = self._on_control_packet
         self._handlers[MessageType.CONTROL_ACK] = self._on_control_ack
+        # What the experiment keeps (:meth:`telemetry`): time series, bounded.
+        self._telemetry = TelemetryRecorder((path.value for path in Path), clock())
+        self.router.subscribe(self._telemetry.record_route_change)
+        self._observe_health()
 
     # --- the channel's events ---------------------------------------------------------------
 
@@ -474,13 +479,86 @@ class P2PSession:
         out.update(self.rtt.snapshot())
         out.update({f"relay_{k}": v for k, v in self.relay_rtt.snapshot().items()})
         out.update(self.health.snapshot())
+        self._observe_health()
         out.update({f"acked_{k}": v for k, v in self.acked_sender.stats().items()})
         out.update(self.router.stats())
         out.update({f"control_{k}": v for k, v in self.control.stats().items()})
         out.update({f"desync_{k}": v for k, v in self.desync.stats().items()})
         return out
 
+    def telemetry(self) -> dict[str, Any]:
+        """What the experiment keeps: a JSON-serialisable record of this session so far.
+
+        Time series (bounded, oldest rows dropped first and counted, see
+        :mod:`~.telemetry`): RTT samples per path with their times (an hour of pings at the
+        default interval), health status transitions, route changes with reasons, P2P loss
+        estimates, control-message delivery times. Totals: packets and bytes per path and
+        direction, inputs recovered by redundancy, duplicates, conflicts, gaps and losses, the
+        control channel's counters. Every ``at_ms`` is a reading of the session's clock.
+        """
+        now = self._clock()
+        self._observe_health()
+        paths: dict[str, Any] = {}
+        for path, stats in self._paths.items():
+            sent = stats.sent
+            paths[path.value] = {
+                "packets_sent": sent.packets_sent,
+                "bytes_sent": sent.bytes_sent,
+                "packets_received": stats.packets_received,
+                "bytes_received": stats.bytes_received,
+                "decode_errors": stats.decode_errors,
+                "skipped_closed": sent.skipped_closed,
+                "skipped_congested": sent.skipped_congested,
+                "send_errors": sent.send_errors,
+                "pings_sent": stats.pings_sent,
+                "pongs_received": stats.pongs_received,
+                "inputs_delivered_first": stats.inputs_delivered,
+            }
+        rtt_now = {Path.P2P: self.rtt, Path.RELAY: self.relay_rtt}
+        record = self._telemetry.to_dict(rtt_interval_ms=self.config.ping_interval_ms)
+        for path, tracker in rtt_now.items():
+            record["rtt"][path.value]["summary"] = tracker.snapshot()
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "player_index": self.player_index,
+            "peer_index": self.peer_index,
+            "clock": {
+                "unit": "ms",
+                "origin": (
+                    "the session's clock: performance.now() in the browser (ms since the page "
+                    "loaded), not wall-clock time; every at_ms is on it"
+                ),
+                "session_created_at_ms": round(self._telemetry.started_at_ms, 2),
+                "recorded_at_ms": round(now, 2),
+            },
+            "state": self.state.value,
+            "health_status": self.health.status.value,
+            "route_mode": self.router.mode.value,
+            "route": self.router.route.value,
+            "route_changes_total": self.router.change_count,
+            "paths": paths,
+            "inputs": {
+                "sent": self._counters.inputs_sent,
+                "resends": self._counters.input_resends,
+                **self.receiver.stats(),
+            },
+            "loss_estimate_p2p": self.health.loss_estimate,
+            "control": {
+                **asdict(self.control.counters),
+                "delivery_p50_ms": self.control.delivery_p50_ms,
+                "delivery_p99_ms": self.control.delivery_p99_ms,
+            },
+            **record,
+        }
+
     # --- internals ----------------------------------------------------------------------------
+
+    def _observe_health(self) -> None:
+        """Evaluate the health status and let telemetry record it if it changed. Called where
+        the status's inputs change or time has passed: the watchdog and ping ticks (silence), each
+        P2P RTT sample, and whenever :meth:`stats` or :meth:`telemetry` reads it."""
+        self._telemetry.observe_health(self._clock(), self.health.status)
 
     def _channel(self, path: Path) -> DataChannelLike | None:
         return self.sender.channel if path is Path.P2P else self._relay
@@ -544,6 +622,7 @@ class P2PSession:
         try:
             self._keepalive_if_idle()
             self._check_silence()
+            self._observe_health()
         except Exception:
             self._counters.handler_errors += 1
             logger.exception("watchdog failed")
@@ -619,6 +698,9 @@ class P2PSession:
 
     def _on_ping_timer(self) -> None:
         try:
+            now = self._clock()
+            self._telemetry.record_loss(now, self.health.loss_estimate)
+            self._observe_health()
             if self.sender.channel is not None and self.sender.channel.readyState == "open":
                 self.ping()
             if (
@@ -700,6 +782,9 @@ class P2PSession:
         # A matched pong is a real answer even when a coarse clock reads its round trip as 0.
         rtt_ms = max(self._clock() - pong.timestamp_ms, CLOCK_RESOLUTION_MS)
         tracker.add_sample(rtt_ms)
+        self._telemetry.record_rtt(self._clock(), path.value, rtt_ms)
+        if path is Path.P2P:
+            self._observe_health()  # the RTT is one of the status's inputs
         if self.on_rtt is not None:
             self.on_rtt(rtt_ms, path)
 
@@ -739,4 +824,11 @@ class P2PSession:
         self.control.on_control(message)
 
     def _on_control_ack(self, message: ControlAck, _path: Path) -> None:
-        self.control.on_ack(message)
+        control = self.control
+        acked_before = control.counters.acked
+        control.on_ack(message)
+        newly = control.counters.acked - acked_before
+        if newly:
+            now = self._clock()
+            for delivery_ms in control.delivery_times_ms[-newly:]:
+                self._telemetry.record_control_delivery(now, delivery_ms)
