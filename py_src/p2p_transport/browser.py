@@ -919,6 +919,14 @@ class DemoTab:
     def report_json(self) -> str:
         return json.dumps(self.report())
 
+    def telemetry(self) -> dict[str, Any] | None:
+        """The session's :meth:`~.session.P2PSession.telemetry`, or ``None`` before pairing."""
+        session = self.transport.session
+        return session.telemetry() if session is not None else None
+
+    def telemetry_json(self) -> str:
+        return json.dumps(self.telemetry())
+
     def set_faults(self, options_json: str) -> None:
         """Change this tab's fault injection mid-game: the same keys as the page options
         (``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``); ``{}`` for none."""

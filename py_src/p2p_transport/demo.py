@@ -11,7 +11,9 @@ directions, each with its own seeded random sequence); ``--route MODE`` pins the
 (``parallel``, the default, sends every input over both paths, so loss on the DataChannel alone
 loses nothing; ``p2p`` leaves the relay out). The report gives, per player, the inputs ``lost``
 (never delivered), the ``route_changes`` with their times and reasons, and the packets sent on
-each path.
+each path. With ``--json PATH`` each player's telemetry (:meth:`~.session.P2PSession.telemetry`:
+RTT samples over time, health transitions, route changes) goes to ``PATH`` with the suffix
+``.telemetry.json``; ``python -m p2p_transport.plot_telemetry`` plots it.
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ def run_headless(
                 wait_ready(page)
             reports = _wait_for_games(pages, started + deadline_s)
             ready = [page.evaluate("() => window.p2pShim.timings.readyMs") for page in pages]
+            telemetry = [
+                json.loads(page.evaluate("() => p2pDemo.telemetry_json()")) for page in pages
+            ]
         finally:
             browser.close()
     players = sorted(
@@ -111,6 +116,11 @@ def run_headless(
         "ok": all(entry["delivered_exactly_once"] for entry in players),
         "elapsed_s": round(time.monotonic() - started, 2),
         "players": players,
+        # Each player's session telemetry; main() writes it to its own file.
+        "telemetry": sorted(
+            (record for record in telemetry if record is not None),
+            key=lambda record: record["player_index"],
+        ),
     }
 
 
@@ -183,6 +193,11 @@ def _cell(player: dict[str, Any], key: str) -> Any:
     return player.get(key)
 
 
+def telemetry_path_for(report_path: Path) -> Path:
+    """Where ``--json PATH`` puts the telemetry: ``demo.json`` -> ``demo.telemetry.json``."""
+    return report_path.with_suffix(".telemetry.json")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m p2p_transport.demo", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interactive mode: default %(default)s")
@@ -232,11 +247,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.loss > 0 or args.delay > 0:
         options.update(loss=args.loss, burst=args.burst, delay_ms=args.delay, fault_seed=args.seed)
     report = run_headless(args.frames, options)
+    telemetry = report.pop("telemetry", [])
     print(format_summary(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"report written to {args.json}")
+        telemetry_path = telemetry_path_for(args.json)
+        telemetry_file = {"frames": report["frames"], "options": report["options"]}
+        telemetry_path.write_text(json.dumps({**telemetry_file, "players": telemetry}) + "\n")
+        print(f"telemetry written to {telemetry_path}")
     return 0 if report["ok"] else 1
 
 
