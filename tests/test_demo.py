@@ -99,3 +99,25 @@ def test_bad_fault_options_are_refused(
         main(["--headless", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_input_delays_compare_two_tabs_on_their_common_clock() -> None:
+    from p2p_transport.demo import input_delays
+    from p2p_transport.scripted_game import FRAME_MS
+
+    # The sender's page started 1000 ms before the receiver's: its times read 1000 ms later.
+    sender = {"time_origin_ms": 5_000.0, "sent_at_ms": [100.0, 116.0, 133.0, 150.0]}
+    receiver = {
+        "time_origin_ms": 6_000.0,
+        # Arrivals 0.5 ms after sending, except frame 2, which came two frames late; JSON keys.
+        "received_at_ms": {"0": -899.5, "1": -883.5, "2": -866.5 + 2 * FRAME_MS, "3": -849.5},
+    }
+    delays = input_delays(sender, receiver)
+    assert delays["one_way_min_ms"] == pytest.approx(0.5)
+    assert delays["extra_delay_frames_p99"] == pytest.approx(2.0)
+    assert delays["extra_delay_frames_mean"] == pytest.approx(0.5)
+    assert input_delays(sender, {"time_origin_ms": 0.0, "received_at_ms": {}}) == {
+        "one_way_min_ms": None,
+        "extra_delay_frames_mean": None,
+        "extra_delay_frames_p99": None,
+    }

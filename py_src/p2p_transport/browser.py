@@ -28,7 +28,7 @@ from .reconnect import ReconnectBackoff, ReconnectConfig
 from .relay import RELAY_EVENT
 from .routing import RouteChange, RouteMode, RoutingThresholds
 from .scripted_game import ScriptedGame
-from .sender import DataChannelLike
+from .sender import DEFAULT_REDUNDANCY, DataChannelLike
 from .session import DEFAULT_PING_INTERVAL_MS, P2PSession, SessionConfig, SessionEvent
 from .timing import Clock, monotonic_ms
 
@@ -837,6 +837,8 @@ class DemoTab:
         self.autostart = bool(options.get("autostart", True))
         session_config = SessionConfig(
             relay_inputs=bool(options.get("relay_inputs", True)),
+            redundancy=int(options.get("redundancy", DEFAULT_REDUNDANCY)),
+            acked_inputs=bool(options.get("acked_inputs", True)),
             ping_interval_ms=float(options.get("ping_interval_ms", DEFAULT_PING_INTERVAL_MS)),
             # The report's percentiles cover the whole run, not only the last 10 pings.
             rtt_window=int(options.get("rtt_window", 1000)),
@@ -915,6 +917,18 @@ class DemoTab:
             "event_log": list(self.transport.event_log),
             "route_changes": self.transport.route_changes(),
         }
+
+    def timing_json(self) -> str:
+        """When each local frame was sent and each peer frame arrived, on the page's clock, with
+        the page's ``performance.timeOrigin`` so that two tabs' times can be compared."""
+        game = self.game
+        return json.dumps(
+            {
+                "time_origin_ms": float(js.performance.timeOrigin),
+                "sent_at_ms": game.sent_at_ms if game is not None else [],
+                "received_at_ms": game.received_at_ms if game is not None else {},
+            }
+        )
 
     def report_json(self) -> str:
         return json.dumps(self.report())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +36,10 @@ __all__ = ["main", "player_summary", "run_headless"]
 #: last inputs need a moment to arrive.
 HEADLESS_SLACK_S: Final = 60.0
 POLL_S: Final = 0.1
+#: After both tabs sent their last input, how long the rest may take to arrive: acked inputs
+#: are resent every 100 ms and a reconnection takes under a second, so 5 s is plenty; what has
+#: not come by then was lost.
+SETTLE_S: Final = 5.0
 REPORT_KEYS: Final = (
     "inputs_sent",
     "inputs_received",
@@ -65,11 +70,44 @@ def player_summary(tab_report: dict[str, Any], ready_ms: float | None) -> dict[s
         channel_open_ms=tab_report["channel_open_ms"],
         delivered_exactly_once=bool(game and game["delivered_exactly_once"]),
         game=game,
+        p2p_bytes_per_packet=(
+            stats["p2p_bytes_sent"] / stats["p2p_packets_sent"]
+            if stats.get("p2p_packets_sent") and "p2p_bytes_sent" in stats
+            else None
+        ),
         p2p_inputs_delivered=stats.get("p2p_inputs_delivered"),
         relay_inputs_delivered=stats.get("relay_inputs_delivered"),
         health_status=stats.get("health_status"),
     )
     return entry
+
+
+def input_delays(sender: dict[str, Any], receiver: dict[str, Any]) -> dict[str, float | None]:
+    """How late the receiver got the sender's inputs, from both tabs' ``DemoTab.timing_json()``.
+
+    A delay is arrival minus sending on a common clock (each page's ``performance.timeOrigin``
+    plus its own time). The smallest one is the link's own one-way time; what lies beyond it is
+    the extra delay that loss and recovery cost, given in frames.
+    """
+    sent = sender["sent_at_ms"]
+    delays = sorted(
+        receiver["time_origin_ms"] + arrived - sender["time_origin_ms"] - sent[int(frame)]
+        for frame, arrived in receiver["received_at_ms"].items()
+        if int(frame) < len(sent)
+    )
+    if not delays:
+        return {
+            "one_way_min_ms": None,
+            "extra_delay_frames_mean": None,
+            "extra_delay_frames_p99": None,
+        }
+    base = delays[0]
+    extra = [(delay - base) / FRAME_MS for delay in delays]
+    return {
+        "one_way_min_ms": base,
+        "extra_delay_frames_mean": sum(extra) / len(extra),
+        "extra_delay_frames_p99": extra[max(0, math.ceil(0.99 * len(extra)) - 1)],
+    }
 
 
 def run_headless(
@@ -104,12 +142,18 @@ def run_headless(
             telemetry = [
                 json.loads(page.evaluate("() => p2pDemo.telemetry_json()")) for page in pages
             ]
+            timings = [json.loads(page.evaluate("() => p2pDemo.timing_json()")) for page in pages]
         finally:
             browser.close()
-    players = sorted(
-        (player_summary(report, ready_ms) for report, ready_ms in zip(reports, ready, strict=True)),
-        key=lambda entry: entry["player_index"],
-    )
+    players = [
+        player_summary(report, ready_ms) for report, ready_ms in zip(reports, ready, strict=True)
+    ]
+    for entry, own, other in (
+        (players[0], timings[0], timings[1]),
+        (players[1], timings[1], timings[0]),
+    ):
+        entry.update(input_delays(sender=other, receiver=own))
+    players.sort(key=lambda entry: entry["player_index"])
     return {
         "frames": frames,
         "options": {k: v for k, v in (options or {}).items() if k != "ice_servers"},
@@ -125,6 +169,9 @@ def run_headless(
 
 
 def _wait_for_games(pages: Sequence[Any], deadline: float) -> list[dict[str, Any]]:
+    """Poll both tabs until every input arrived, or both sent everything and then waited
+    :data:`SETTLE_S` for the rest (inputs a lossy link lost never come), or the deadline."""
+    all_sent_at: float | None = None
     while True:
         reports = [
             json.loads(
@@ -132,8 +179,14 @@ def _wait_for_games(pages: Sequence[Any], deadline: float) -> list[dict[str, Any
             )
             for page in pages
         ]
-        done = all(r is not None and r["game"] is not None and r["game"]["done"] for r in reports)
-        if done or time.monotonic() > deadline:
+        games = [r["game"] if r is not None else None for r in reports]
+        done = all(g is not None and g["done"] for g in games)
+        if all_sent_at is None and all(
+            g is not None and g["frames_stepped"] == g["frames"] for g in games
+        ):
+            all_sent_at = time.monotonic()
+        settled = all_sent_at is not None and time.monotonic() - all_sent_at > SETTLE_S
+        if done or settled or time.monotonic() > deadline:
             if any(r is None for r in reports):
                 raise RuntimeError("a tab never started the demo (see its console)")
             return reports
@@ -165,6 +218,10 @@ def format_summary(report: dict[str, Any]) -> str:
         ("route at the end", "route", "{}"),
         ("route changes", "route_change_count", "{}"),
         ("reconnections", "reconnects", "{}"),
+        ("bytes per p2p packet", "p2p_bytes_per_packet", "{:.1f}"),
+        ("one-way min (ms)", "one_way_min_ms", "{:.2f}"),
+        ("extra delay mean (frames)", "extra_delay_frames_mean", "{:.3f}"),
+        ("extra delay p99 (frames)", "extra_delay_frames_p99", "{:.2f}"),
         ("pings sent", "pings_sent", "{}"),
         ("pongs received", "pongs_received", "{}"),
         ("RTT p50 (ms)", "rtt_p50_ms", "{:.2f}"),

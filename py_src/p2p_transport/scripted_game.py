@@ -49,6 +49,10 @@ class ScriptedGame:
         self.next_frame = 0
         self.steps_taken_by_any_path = 0
         self.received: dict[int, int] = {}
+        #: When each frame was stepped and each peer frame arrived (this game's clock), so a
+        #: harness that knows both tabs' clock origins can measure every input's delay.
+        self.sent_at_ms: list[float] = []
+        self.received_at_ms: dict[int, float] = {}
         self.extra_deliveries = 0
         self.wrong_actions = 0
         self.out_of_range = 0
@@ -76,6 +80,8 @@ class ScriptedGame:
         self.next_frame = 0
         self.steps_taken_by_any_path = 0
         self.received.clear()
+        self.sent_at_ms.clear()
+        self.received_at_ms.clear()
         self.extra_deliveries = self.wrong_actions = self.out_of_range = 0
         self.started_at_ms = self.sent_all_at_ms = self.received_all_at_ms = None
 
@@ -85,6 +91,7 @@ class ScriptedGame:
             self.stop()
             return
         self.next_frame += 1
+        self.sent_at_ms.append(self._clock())
         if self._step(frame, scripted_action(self.player_index, frame)):
             self.steps_taken_by_any_path += 1
         if self.next_frame == self.frames:
@@ -99,6 +106,7 @@ class ScriptedGame:
             self.extra_deliveries += 1
             return
         self.received[frame] = action
+        self.received_at_ms[frame] = self._clock()
         if action != scripted_action(self.peer_index, frame):
             self.wrong_actions += 1
         if len(self.received) == self.frames:
