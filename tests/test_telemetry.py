@@ -7,6 +7,7 @@ import json
 import pytest
 
 from p2p_transport import HealthStatus, SessionConfig
+from p2p_transport.acked_sender import PENDING_LIMIT
 from p2p_transport.codec import GAME_KIND_MIN
 from p2p_transport.routing import Route, RouteChange, RouteMode
 from p2p_transport.telemetry import (
@@ -16,7 +17,7 @@ from p2p_transport.telemetry import (
     BoundedLog,
     TelemetryRecorder,
 )
-from tests.test_session_routing import Game
+from tests.test_session_routing import FRAME_MS, Game
 
 
 def test_a_bounded_log_drops_the_oldest_rows_and_counts_them() -> None:
@@ -157,3 +158,28 @@ def test_a_session_reports_what_it_measured_and_it_survives_json() -> None:
     deliveries = record["control_deliveries"]["rows"]
     assert len(deliveries) == 3
     assert [d for _, d in deliveries] == pytest.approx(list(a.control.delivery_times_ms), abs=0.01)
+
+
+def test_the_peers_stall_is_recorded_when_it_starts_and_ends_not_at_the_next_tick() -> None:
+    """A DataChannel dead one way: the peer still talks (no silence) but acknowledges none of this
+    side's inputs, so after PENDING_LIMIT of them the status is a warning, from that very step."""
+    game = Game(SessionConfig(route_mode=RouteMode.P2P))
+    for session in game.sessions.values():
+        session.start_watchdog()
+    game.set_channels("open")
+    game.play(1000)
+    send = game.link.channel_a.on_send
+    game.link.channel_a.on_send = lambda data: None  # a's packets vanish; b's still arrive
+    dead_at = game.clock()
+    game.play(1500)
+    game.link.channel_a.on_send = send
+    healed_at = game.clock()
+    game.play(500)
+    rows = game.a.telemetry()["health_transitions"]["rows"]
+    assert [(row[1], row[2]) for row in rows] == [
+        (None, "good"),
+        ("good", "warning"),
+        ("warning", "good"),
+    ]
+    assert rows[1][0] == pytest.approx(dead_at + PENDING_LIMIT * FRAME_MS, abs=2 * FRAME_MS)
+    assert healed_at < rows[2][0] < healed_at + 3 * FRAME_MS  # a watchdog tick is 200 ms

@@ -360,7 +360,7 @@ class P2PSession:
             negotiation.probe_sent()
         self._stepped_since_resend_check = True
         self._ack_owed = False
-        self.health.peer_stalled = acked.stalled
+        self._set_peer_stalled(acked.stalled)
         return sent
 
     def start_watchdog(self) -> None:
@@ -554,10 +554,19 @@ class P2PSession:
 
     # --- internals ----------------------------------------------------------------------------
 
+    def _set_peer_stalled(self, stalled: bool) -> None:
+        """Tell the health monitor whether the peer leaves this side's inputs unacknowledged; a
+        change moves the status at once, and a stall shorter than a watchdog tick (a route switch
+        moving the acks to the relay) is recorded too."""
+        if self.health.peer_stalled is not stalled:
+            self.health.peer_stalled = stalled
+            self._observe_health()
+
     def _observe_health(self) -> None:
         """Evaluate the health status and let telemetry record it if it changed. Called where
         the status's inputs change or time has passed: the watchdog and ping ticks (silence), each
-        P2P RTT sample, and whenever :meth:`stats` or :meth:`telemetry` reads it."""
+        P2P RTT sample, the peer's stall starting or ending, and whenever :meth:`stats` or
+        :meth:`telemetry` reads it."""
         self._telemetry.observe_health(self._clock(), self.health.status)
 
     def _channel(self, path: Path) -> DataChannelLike | None:
@@ -758,7 +767,7 @@ class P2PSession:
                     )
             if self.negotiation.use_acked:
                 self.acked_sender.on_ack(packet.ack_frame)
-                self.health.peer_stalled = self.acked_sender.stalled
+                self._set_peer_stalled(self.acked_sender.stalled)
                 # Answered by the next packet: the game's next step, or the resend timer's if the
                 # game sends nothing. A pure ack (no inputs) is not answered, or two idle peers
                 # would echo acks forever.
