@@ -22,6 +22,7 @@ from typing import Any, Final
 import js
 from pyodide.ffi import JsProxy, create_proxy, jsnull, to_js
 
+from .control import ControlCallback
 from .faults import FaultConfig, FaultyChannel
 from .receiver import InputCallback
 from .reconnect import ReconnectBackoff, ReconnectConfig
@@ -256,10 +257,12 @@ class BrowserTransport:
         options: TransportOptions,
         on_input: InputCallback,
         on_event: EventCallback | None = None,
+        on_control: ControlCallback | None = None,
     ) -> None:
         self.options = options
         self._on_input = on_input
         self._on_event = on_event
+        self._on_control = on_control
         self.proxies = ProxyRegistry()
         # The peer connection's handlers live and die with it, so a reconnection frees the old ones.
         self._pc_proxies = ProxyRegistry()
@@ -404,6 +407,7 @@ class BrowserTransport:
             relay=JsSocketIO(self.socket),
             config=self.options.session,
             on_event=self._on_session_event,
+            on_control=self._on_control,
         )
         session.router.subscribe(self._on_route_change)
         session.start_watchdog()
@@ -839,6 +843,7 @@ class DemoTab:
             relay_inputs=bool(options.get("relay_inputs", True)),
             redundancy=int(options.get("redundancy", DEFAULT_REDUNDANCY)),
             acked_inputs=bool(options.get("acked_inputs", True)),
+            control_on_relay=bool(options.get("control_on_relay", True)),
             ping_interval_ms=float(options.get("ping_interval_ms", DEFAULT_PING_INTERVAL_MS)),
             # The report's percentiles cover the whole run, not only the last 10 pings.
             rtt_window=int(options.get("rtt_window", 1000)),
@@ -864,8 +869,11 @@ class DemoTab:
             ),
             on_input=self._on_input,
             on_event=self._on_event,
+            on_control=self._on_control,
         )
         self.game: ScriptedGame | None = None
+        #: The peer's control messages as they arrived, (kind, payload), for the tests.
+        self.controls_received: list[tuple[int, bytes]] = []
         self.channel_open_ms: float | None = None
         self.paired_ms: float | None = None
 
@@ -917,6 +925,13 @@ class DemoTab:
             "event_log": list(self.transport.event_log),
             "route_changes": self.transport.route_changes(),
         }
+
+    def _on_control(self, kind: int, payload: bytes) -> None:
+        self.controls_received.append((kind, payload))
+
+    def controls_json(self) -> str:
+        """The control messages received so far: ``[[kind, payload hex], ...]`` in order."""
+        return json.dumps([[kind, payload.hex()] for kind, payload in self.controls_received])
 
     def timing_json(self) -> str:
         """When each local frame was sent and each peer frame arrived, on the page's clock, with

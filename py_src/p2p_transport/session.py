@@ -147,6 +147,10 @@ class SessionConfig:
     #: The watchdog's period: keepalives when idle, silence checks (see
     #: :data:`DEFAULT_KEEPALIVE_INTERVAL_MS`).
     keepalive_interval_ms: float = DEFAULT_KEEPALIVE_INTERVAL_MS
+    #: Send control messages and their acks over the relay as well as the DataChannel (see
+    #: ``_transmit_control``). False keeps them on the DataChannel: less server traffic, but they
+    #: wait while the DataChannel is down.
+    control_on_relay: bool = True
 
     def __post_init__(self) -> None:
         for name in ("ping_interval_ms", "keepalive_interval_ms"):
@@ -811,6 +815,8 @@ class P2PSession:
         """
         sent = False
         for path in Path:
+            if path is Path.RELAY and not self.config.control_on_relay:
+                continue
             channel = self._channel(path)
             if channel is not None and channel.readyState == "open":
                 sent = self._send_control(path, packet) or sent
