@@ -523,3 +523,24 @@ def test_congestion_holds_inputs_back_but_not_pings_and_pongs() -> None:
     stats = session.stats()
     assert stats["p2p_skipped_congested"] == 1
     assert stats["pings_sent"] == 1
+
+
+@pytest.mark.parametrize("on_relay", [True, False])
+def test_control_messages_use_the_relay_only_when_configured(on_relay: bool) -> None:
+    clock = FakeClock()
+    channel, socket = FakeChannel(), FakeSocket()
+    session = P2PSession(
+        0,
+        1,
+        on_input=lambda f, a: None,
+        clock=clock,
+        scheduler=FakeScheduler(clock),
+        channel=channel,
+        relay=socket,
+        config=SessionConfig(control_on_relay=on_relay),
+    )
+    session.on_open()
+    session.send_control(0x80, b"go")
+    assert [decode(p).type for p in channel.sent] == [MessageType.CONTROL]
+    relayed = [decode(data).type for _, data in socket.emitted]
+    assert relayed == ([MessageType.CONTROL] if on_relay else [])
