@@ -116,6 +116,17 @@ class ConnectionHealthMonitor:
             self._recent_frames.append(input_frame)
             self._recent_set.add(input_frame)
 
+    def excuse(self, stalled_ms: float) -> None:
+        """The local side ran nothing for ``stalled_ms`` just now (a frozen or blocked page, see
+        :data:`~.session.LOCAL_STALL_MS`): leave that time out of :attr:`silence_ms`. Every packet
+        came before the stall, so moving the reference point forward by it subtracts it exactly."""
+        if stalled_ms <= 0:
+            return
+        now = self._clock()
+        if self.last_packet_at_ms is not None:
+            self.last_packet_at_ms = min(self.last_packet_at_ms + stalled_ms, now)
+        self._since_ms = min(self._since_ms + stalled_ms, now)
+
     def record_gaps(self, count: int) -> None:
         self.gaps += count
 

@@ -78,6 +78,21 @@ MAX_OUTSTANDING_PINGS: Final = 32
 DEFAULT_KEEPALIVE_INTERVAL_MS: Final = 200.0
 #: ``performance.now()`` resolves 0.1 ms in Chromium without cross-origin isolation.
 CLOCK_RESOLUTION_MS: Final = 0.1
+#: While the watchdog runs, a gap this long in which no entry point of the session ran (no timer,
+#: no message, no step) is a local stall: the page was frozen, or its main thread blocked, and
+#: whatever the peer sent meanwhile waits in the event queue. The session leaves such a gap out of
+#: the peer's silence (it measures silence only over time this side was awake), so neither the
+#: watchdog's events nor the health status blame the peer for it, and a pong handled after it is
+#: not an RTT sample. Why 1500 ms: the watchdog alone runs every 200 ms, and Chromium throttles a
+#: hidden tab's timers to at most one wake-up a second (aligned to whole seconds), so an awake
+#: page, however throttled, runs something at least every ~1000 ms; 1500 ms is half as much again
+#: for wake-up jitter. A throttled tab whose peer went silent (gaps of 1000 ms) is therefore still
+#: judged on the full silence and reports the peer gone after 3 s. A stall shorter than 1500 ms is
+#: not excused, but alone it cannot reach the 3000 ms disconnect threshold. Not covered: Chromium's
+#: intensive throttling (one wake-up a minute after 5 minutes hidden; pages with an open
+#: RTCDataChannel are exempt from it) would make every gap a stall and hide a peer that vanished
+#: without a close event or the server's ``peer_left``.
+LOCAL_STALL_MS: Final = 1500.0
 
 
 class Path(StrEnum):
@@ -189,6 +204,15 @@ class _SessionCounters:
     input_resends: int = 0
     #: Keepalives the watchdog sent over an idle DataChannel.
     keepalives_sent: int = 0
+    #: Local stalls (:data:`LOCAL_STALL_MS`): gaps in which this side ran nothing, left out of the
+    #: peer's silence; the longest one, and their total.
+    local_stalls: int = 0
+    local_stall_max_ms: float = 0.0
+    local_stalled_ms: float = 0.0
+    #: Pongs handled after a local stall that began after their ping went out: their round trip
+    #: is mostly this side's stall, so they are not RTT samples (the health verdict never sees
+    #: them).
+    rtt_samples_after_local_stall: int = 0
 
 
 class P2PSession:
@@ -265,6 +289,9 @@ class P2PSession:
         # health monitor's last DataChannel packet, they say how long the peer has been silent.
         self._watch_since_ms = clock()
         self._relay_heard_ms: float | None = None
+        # When an entry point last ran, and when the last local stall ended (see _note_awake).
+        self._awake_at_ms = clock()
+        self._last_stall_end_ms: float | None = None
         self._handlers: dict[int, Callable[[Any, Path], None]] = {
             MessageType.INPUT: self._on_input_packet,
             MessageType.PING: self._on_ping,
@@ -346,6 +373,7 @@ class P2PSession:
         Every path carries the same packet; the peer delivers whichever copy arrives first.
         Returns whether any path took it.
         """
+        self._note_awake()
         negotiation = self.negotiation
         acked = self.acked_sender
         if negotiation.use_acked:
@@ -374,6 +402,7 @@ class P2PSession:
         if self._shut_down or self._watchdog_timer is not None:
             return
         self._watch_since_ms = self._clock()
+        self._awake_at_ms = self._watch_since_ms
         self._p2p_sent_at_last_check = self._paths[Path.P2P].sent.packets_sent
         self._watchdog_timer = self._scheduler.set_interval(
             self._on_watchdog, self.config.keepalive_interval_ms
@@ -455,6 +484,7 @@ class P2PSession:
 
     def stats(self) -> dict[str, Any]:
         """Every counter and RTT figure as a flat, JSON-serialisable dict."""
+        self._note_awake()
         out: dict[str, Any] = {
             "player_index": self.player_index,
             "peer_index": self.peer_index,
@@ -500,6 +530,7 @@ class P2PSession:
         direction, inputs recovered by redundancy, duplicates, conflicts, gaps and losses, the
         control channel's counters. Every ``at_ms`` is a reading of the session's clock.
         """
+        self._note_awake()
         now = self._clock()
         self._observe_health()
         paths: dict[str, Any] = {}
@@ -618,6 +649,7 @@ class P2PSession:
         """Resend pending inputs (and an owed ack) when the game sent no input since the last
         check: a paused game's last inputs still reach the peer."""
         try:
+            self._note_awake()
             if self._stepped_since_resend_check:
                 self._stepped_since_resend_check = False
                 return
@@ -633,12 +665,38 @@ class P2PSession:
 
     def _on_watchdog(self) -> None:
         try:
+            self._note_awake()
             self._keepalive_if_idle()
             self._check_silence()
             self._observe_health()
         except Exception:
             self._counters.handler_errors += 1
             logger.exception("watchdog failed")
+
+    def _note_awake(self) -> None:
+        """An entry point runs: if nothing ran for :data:`LOCAL_STALL_MS` while the watchdog was
+        running, count a local stall and leave it out of the peer's silence on every path."""
+        if self._watchdog_timer is None:
+            # Without the watchdog nothing has to run while the page is awake, so a gap says
+            # nothing about this side.
+            return
+        now = self._clock()
+        gap = now - self._awake_at_ms
+        self._awake_at_ms = now
+        if gap <= LOCAL_STALL_MS:
+            return
+        counters = self._counters
+        counters.local_stalls += 1
+        counters.local_stalled_ms += gap
+        counters.local_stall_max_ms = max(counters.local_stall_max_ms, gap)
+        self._last_stall_end_ms = now
+        # Every packet was heard before the stall began (hearing one is an entry point), so
+        # moving each reference point forward by the gap subtracts exactly the stall.
+        self.health.excuse(gap)
+        self._watch_since_ms = min(self._watch_since_ms + gap, now)
+        if self._relay_heard_ms is not None:
+            self._relay_heard_ms = min(self._relay_heard_ms + gap, now)
+        logger.info("local stall of %.0f ms left out of the peer's silence", gap)
 
     def _keepalive_if_idle(self) -> None:
         sent = self._paths[Path.P2P].sent
@@ -711,6 +769,7 @@ class P2PSession:
 
     def _on_ping_timer(self) -> None:
         try:
+            self._note_awake()
             now = self._clock()
             self._telemetry.record_loss(now, self.health.loss_estimate)
             self._observe_health()
@@ -734,6 +793,8 @@ class P2PSession:
     def _receive(self, data: bytes | bytearray | memoryview, path: Path) -> None:
         stats = self._paths[path]
         try:
+            # Before the packet is recorded: a stall that ends here is left out of the silence.
+            self._note_awake()
             stats.packets_received += 1
             stats.bytes_received += len(data)
             message: Message = decode(data)
@@ -791,6 +852,12 @@ class P2PSession:
             return
         del self._outstanding[key]
         self._paths[path].pongs_received += 1
+        stall_end = self._last_stall_end_ms
+        if stall_end is not None and stall_end > pong.timestamp_ms:
+            # This side stalled while the ping was out (the ping timer ran when it was sent, so
+            # the stall began after): the round trip measures the stall, not the link.
+            self._counters.rtt_samples_after_local_stall += 1
+            return
         tracker = self.rtt if path is Path.P2P else self.relay_rtt
         # A matched pong is a real answer even when a coarse clock reads its round trip as 0.
         rtt_ms = max(self._clock() - pong.timestamp_ms, CLOCK_RESOLUTION_MS)
