@@ -41,6 +41,9 @@ from p2p_transport.session import Path
 class SequentialPinger:
     def __init__(self, session, path, count):
         self.session, self.path, self.count, self.samples = session, Path(path), count, []
+        # (a) is the game's DataChannel itself, not the worker-held ping channel the session
+        # measures RTT on by default.
+        session.attach_ping_channel(None)
         session.on_rtt = self.on_rtt
         self._ping = session.ping if self.path is Path.P2P else session.ping_relay
         self._ping()

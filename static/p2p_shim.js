@@ -46,7 +46,54 @@
     forwardData(fn) {
       return (event) => fn(event.data);
     },
+
+    // Moves a DataChannel into a worker that notes when each message arrives, even while this
+    // page's main thread is busy: onData(data, arrivalMs) gets the page-timeline arrival time,
+    // onState(readyState) the channel's state. Returns {send(bytes), close()}.
+    workerChannel(channel, onData, onState) {
+      const worker = new Worker(workerUrl());
+      worker.onmessage = (e) => {
+        const m = e.data;
+        if (m.state) onState(m.state);
+        else onData(m.data, m.at - performance.timeOrigin);
+      };
+      worker.postMessage({ channel }, [channel]);
+      return {
+        send: (bytes) => worker.postMessage({ send: bytes }),
+        close: () => {
+          worker.postMessage({ close: true });
+          worker.terminate();
+        },
+      };
+    },
   };
+
+  // The worker behind workerChannel: it only stamps arrivals and sends what it is given.
+  const WORKER_SOURCE = `
+    let channel = null;
+    const state = () => postMessage({ state: channel.readyState });
+    onmessage = (e) => {
+      const m = e.data;
+      if (m.channel) {
+        channel = m.channel;
+        channel.binaryType = "arraybuffer";
+        channel.onopen = channel.onclose = state;
+        channel.onmessage = (ev) =>
+          postMessage({ data: ev.data, at: performance.timeOrigin + performance.now() }, [ev.data]);
+        state();
+      } else if (m.send && channel && channel.readyState === "open") {
+        channel.send(m.send);
+      } else if (m.close && channel) {
+        channel.close();
+      }
+    };`;
+  let workerBlobUrl = null;
+  function workerUrl() {
+    if (!workerBlobUrl) {
+      workerBlobUrl = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+    }
+    return workerBlobUrl;
+  }
 
   function mark(name) {
     shim.timings[name] = performance.now();

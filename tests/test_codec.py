@@ -24,6 +24,7 @@ from p2p_transport.codec import (
     ControlAck,
     ControlMessage,
     DecodeError,
+    HeldPong,
     InputPacket,
     Keepalive,
     Message,
@@ -34,6 +35,7 @@ from p2p_transport.codec import (
     encode_acked_input_packet,
     encode_control,
     encode_control_ack,
+    encode_held_pong,
     encode_input_packet,
     encode_keepalive,
     encode_ping,
@@ -61,6 +63,8 @@ def encode(message: Message) -> bytes:
         return encode_control(message.sequence, message.kind, message.payload)
     if isinstance(message, ControlAck):
         return encode_control_ack(message.ack)
+    if isinstance(message, HeldPong):
+        return encode_held_pong(message.timestamp_ms, message.hold_ms)
     assert isinstance(message, Keepalive)
     return encode_keepalive()
 

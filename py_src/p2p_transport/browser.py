@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 #: The label and options deployed peers use: unordered and without retransmits, because a late
 #: input is worth less than the next packet, which carries it again.
 CHANNEL_LABEL: Final = "game"
+#: The RTT channel: negotiated by both sides with a fixed id, far above the ids the browser
+#: assigns to announced channels (0, 1, 2, ...), so the two can never collide.
+PING_CHANNEL_LABEL: Final = "ping"
+PING_CHANNEL_ID: Final = 1000
 SIGNAL_EVENT: Final = "webrtc_signal"
 
 
@@ -136,6 +140,32 @@ class JsDataChannel:
     def bufferedAmount(self) -> int:
         amount: int = self.raw.bufferedAmount
         return amount
+
+
+class WorkerChannel:
+    """The ping channel as ``DataChannelLike``: a DataChannel living in a worker (the shim's
+    ``workerChannel``), which reports its state and forwards what Python sends."""
+
+    bufferedAmount: Final = 0  # the worker holds the channel; pings are too few to congest it
+
+    def __init__(self) -> None:
+        self.handle: Any = None
+        self._state = "connecting"
+
+    @property
+    def readyState(self) -> str:
+        return self._state
+
+    def state_changed(self, state: str) -> None:
+        self._state = str(state)
+
+    def send(self, data: bytes) -> None:
+        self.handle.send(to_js(data))
+
+    def close(self) -> None:
+        self._state = "closed"
+        if self.handle is not None:
+            self.handle.close()
 
 
 class JsSocketIO:
@@ -275,6 +305,7 @@ class BrowserTransport:
         self.socket: Any = None
         self.pc: Any = None
         self.channel: JsDataChannel | None = None
+        self.ping_channel: WorkerChannel | None = None
         #: The fault-injecting wrapper the session sends through, when faults are configured.
         self.faulty: FaultyChannel | None = None
         self._pump_timer: object | None = None
@@ -424,12 +455,37 @@ class BrowserTransport:
         self._remote_description_set = False
         self.pc.onicecandidate = self._pc_proxies.create(self._on_ice_candidate)
         self.pc.onconnectionstatechange = self._pc_proxies.create(self._on_connection_state)
+        self._open_ping_channel()
         if offerer:
             options = _js_object({"ordered": False, "maxRetransmits": 0})
             self._attach_channel(self.pc.createDataChannel(CHANNEL_LABEL, options))
             self._spawn(self._make_offer(), "creating the offer")
         else:
             self.pc.ondatachannel = self._pc_proxies.create(self._on_datachannel)
+
+    def _open_ping_channel(self) -> None:
+        """The RTT's own channel, held by a worker that stamps arrivals (see
+        ``P2PSession.attach_ping_channel``); a peer without it simply never answers on it."""
+        raw = self.pc.createDataChannel(
+            PING_CHANNEL_LABEL,
+            _js_object(
+                {"negotiated": True, "id": PING_CHANNEL_ID, "ordered": False, "maxRetransmits": 0}
+            ),
+        )
+        channel = WorkerChannel()
+        channel.handle = self._shim.workerChannel(
+            raw,
+            self._pc_proxies.create(self._on_ping_channel_data),
+            self._pc_proxies.create(channel.state_changed),
+        )
+        self.ping_channel = channel
+        if self.session is not None:
+            self.session.attach_ping_channel(channel)
+
+    def _on_ping_channel_data(self, data: Any, arrival_ms: float) -> None:
+        session = self.session
+        if session is not None:
+            session.on_ping_channel_message(_payload_bytes(data), arrival_ms)
 
     def _attach_channel(self, raw: Any) -> None:
         raw.binaryType = "arraybuffer"
@@ -769,6 +825,11 @@ class BrowserTransport:
 
     def _close_peer_connection(self) -> None:
         self._cancel("_pump_timer")
+        if self.ping_channel is not None:
+            if self.session is not None:
+                self.session.attach_ping_channel(None)
+            self.ping_channel.close()
+            self.ping_channel = None
         if self.channel is not None:
             # Its close event will not come (the handler goes first), so tell the session here:
             # it stops pinging, and the router sees no open channel.

@@ -62,6 +62,7 @@ __all__ = [
     "ControlKind",
     "ControlMessage",
     "DecodeError",
+    "HeldPong",
     "InputPacket",
     "Keepalive",
     "Message",
@@ -72,6 +73,7 @@ __all__ = [
     "encode_acked_input_packet",
     "encode_control",
     "encode_control_ack",
+    "encode_held_pong",
     "encode_input_packet",
     "encode_keepalive",
     "encode_ping",
@@ -87,6 +89,7 @@ class MessageType(IntEnum):
     PONG = 0x03
     KEEPALIVE = 0x04
     ACKED_INPUT = 0x20
+    HELD_PONG = 0x21
     CONTROL = 0x22
     CONTROL_ACK = 0x23
 
@@ -121,6 +124,7 @@ _INPUT_HEADER: Final = struct.Struct(">BHIBB")
 _INPUT_ENTRY: Final = struct.Struct(">IB")
 _ACKED_INPUT_HEADER: Final = struct.Struct(">BHIIB")
 _TIMESTAMP: Final = struct.Struct(">Bd")
+_HELD_PONG: Final = struct.Struct(">BdI")
 _CONTROL_HEADER: Final = struct.Struct(">BIBH")
 _CONTROL_ACK: Final = struct.Struct(">BI")
 
@@ -128,6 +132,9 @@ INPUT_HEADER_SIZE: Final = _INPUT_HEADER.size  # 9 bytes
 INPUT_SIZE: Final = _INPUT_ENTRY.size  # 5 bytes per (frame, action)
 MAX_PLAYER_INDEX: Final = 0xFFFF
 MAX_FRAME: Final = 0xFFFF_FFFF
+_HOLD: Final = struct.Struct(">I")
+#: The hold time is a u32 of microseconds: up to about 71 minutes.
+MAX_HOLD_MS: Final = 0xFFFF_FFFF / 1000
 MAX_ACTION: Final = 0xFF
 # The count field is a u8, but deployed JavaScript encoders cap a packet at 15 inputs; accepting at
 # most that keeps a hostile count from costing a large allocation and matches what peers send.
@@ -203,6 +210,19 @@ class Pong:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldPong:
+    """A pong that also says how long the responder held the ping before answering (QUIC's
+    ack_delay), so the pinger can take the responder's own stalls out of the round trip."""
+
+    timestamp_ms: float
+    hold_ms: float
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.HELD_PONG
+
+
+@dataclass(frozen=True, slots=True)
 class Keepalive:
     @property
     def type(self) -> MessageType:
@@ -236,7 +256,14 @@ class ControlAck:
 
 
 Message: TypeAlias = (
-    InputPacket | Ping | Pong | Keepalive | AckedInputPacket | ControlMessage | ControlAck
+    InputPacket
+    | Ping
+    | Pong
+    | HeldPong
+    | Keepalive
+    | AckedInputPacket
+    | ControlMessage
+    | ControlAck
 )
 
 _KEEPALIVE: Final = Keepalive()
@@ -344,6 +371,17 @@ def encode_pong(timestamp_ms: float) -> bytes:
     return _encode_timestamp(MessageType.PONG, timestamp_ms)
 
 
+def encode_held_pong(timestamp_ms: float, hold_ms: float) -> bytes:
+    """A pong echoing a ping's timestamp, with the time the responder held the ping (whole
+    microseconds on the wire, at most :data:`MAX_HOLD_MS`)."""
+    packet = _encode_timestamp(MessageType.HELD_PONG, timestamp_ms)
+    if isinstance(hold_ms, bool) or not isinstance(hold_ms, int | float):
+        raise ValueError(f"hold_ms must be a number, got {type(hold_ms).__name__}")
+    if not 0 <= hold_ms <= MAX_HOLD_MS:
+        raise ValueError(f"hold_ms must be in 0..{MAX_HOLD_MS}, got {hold_ms}")
+    return packet + _HOLD.pack(round(hold_ms * 1000))
+
+
 def encode_keepalive() -> bytes:
     return _KEEPALIVE_BYTES
 
@@ -436,6 +474,15 @@ def _timestamp_decoder(
     return decode_timestamp
 
 
+def _decode_held_pong(data: _View) -> HeldPong:
+    if len(data) != _HELD_PONG.size:
+        raise DecodeError(f"held pong must be {_HELD_PONG.size} bytes, got {len(data)}")
+    _, timestamp_ms, hold_us = _HELD_PONG.unpack(data)
+    if not math.isfinite(timestamp_ms):
+        raise DecodeError(f"held pong timestamp is not finite: {timestamp_ms}")
+    return HeldPong(timestamp_ms, hold_us / 1000)
+
+
 def _decode_keepalive(data: _View) -> Keepalive:
     if len(data) != 1:
         raise DecodeError(f"keepalive has {len(data) - 1} trailing bytes")
@@ -476,6 +523,7 @@ _DECODERS: Final[dict[int, Callable[[_View], Message]]] = {
     MessageType.INPUT: _decode_input,
     MessageType.PING: _timestamp_decoder("ping", Ping),
     MessageType.PONG: _timestamp_decoder("pong", Pong),
+    MessageType.HELD_PONG: _decode_held_pong,
     MessageType.KEEPALIVE: _decode_keepalive,
     MessageType.ACKED_INPUT: _decode_acked_input,
     MessageType.CONTROL: _decode_control,

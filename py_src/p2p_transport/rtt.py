@@ -45,6 +45,11 @@ class RTTTracker:
         self.last_sample_at_ms: float | None = None
 
     @property
+    def samples(self) -> tuple[float, ...]:
+        """The samples in the window, oldest first."""
+        return tuple(self._samples)
+
+    @property
     def window(self) -> int:
         return self._samples.maxlen or 0
 

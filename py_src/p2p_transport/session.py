@@ -13,11 +13,13 @@ from .acked_sender import RESEND_INTERVAL_MS, AckedInputSender
 from .codec import (
     GAME_KIND_MAX,
     GAME_KIND_MIN,
+    MAX_HOLD_MS,
     AckedInputPacket,
     ControlAck,
     ControlKind,
     ControlMessage,
     DecodeError,
+    HeldPong,
     InputPacket,
     Keepalive,
     Message,
@@ -25,6 +27,7 @@ from .codec import (
     Ping,
     Pong,
     decode,
+    encode_held_pong,
     encode_keepalive,
     encode_ping,
     encode_pong,
@@ -78,6 +81,13 @@ MAX_OUTSTANDING_PINGS: Final = 32
 DEFAULT_KEEPALIVE_INTERVAL_MS: Final = 200.0
 #: ``performance.now()`` resolves 0.1 ms in Chromium without cross-origin isolation.
 CLOCK_RESOLUTION_MS: Final = 0.1
+#: Pings sent on the ping channel before it counts as unanswered: a peer without one (a deployed
+#: JavaScript peer) never answers there, and three pings (1.5 s) is long enough to tell.
+PING_CHANNEL_PROBES: Final = 3
+#: A pong handled this long after it arrived was handled late by this side (a stalled main
+#: thread): its sample is still right, measured from the arrival, but is counted. 20 ms is more
+#: than a frame of ordinary event-loop delay at 60 Hz.
+LATE_HANDLING_MS: Final = 20.0
 #: While the watchdog runs, a gap this long in which no entry point of the session ran (no timer,
 #: no message, no step) is a local stall: the page was frozen, or its main thread blocked, and
 #: whatever the peer sent meanwhile waits in the event queue. The session leaves such a gap out of
@@ -213,6 +223,13 @@ class _SessionCounters:
     #: is mostly this side's stall, so they are not RTT samples (the health verdict never sees
     #: them).
     rtt_samples_after_local_stall: int = 0
+    #: Pongs carrying the responder's hold time that this side sent and received.
+    held_pongs_sent: int = 0
+    held_pongs_received: int = 0
+    #: Pongs this side handled :data:`LATE_HANDLING_MS` or more after they arrived.
+    rtt_samples_handled_late: int = 0
+    #: Messages on the ping channel that are neither pings nor pongs (dropped).
+    ping_channel_unexpected: int = 0
 
 
 class P2PSession:
@@ -265,6 +282,12 @@ class P2PSession:
         )
         self.rtt = RTTTracker(clock, cfg.rtt_window)
         self.relay_rtt = RTTTracker(clock, cfg.rtt_window)
+        #: Round trips as a naive pinger would see them on the ping channel (from handling time,
+        #: with the responder's hold left in), kept beside the corrected ones to show the gap.
+        self.naive_rtt = RTTTracker(clock, cfg.rtt_window)
+        self._ping_channel: DataChannelLike | None = None
+        self._ping_channel_proven = False
+        self._ping_channel_probes = 0
         self.health = ConnectionHealthMonitor(clock, self.rtt, cfg.health)
         self._relay = RelayChannel(relay, cfg.relay_event) if relay is not None else None
         self.state = SessionState.NEW
@@ -359,6 +382,55 @@ class P2PSession:
     def on_message(self, data: bytes | bytearray | memoryview) -> None:
         """A packet arrived on the DataChannel."""
         self._receive(data, Path.P2P)
+
+    def attach_ping_channel(self, channel: DataChannelLike | None) -> None:
+        """Measure RTT on ``channel``, whose messages come with their arrival time.
+
+        In the browser it is a second DataChannel held by a worker, which notes when each message
+        arrived even while the page's main thread is busy. Pings there are answered with a pong
+        that carries the hold time (arrival to answer), and pongs there are timed from their
+        arrival, so neither side's stalls count as network delay. It is used once the peer has
+        answered on it; a peer without one gets the pings on the DataChannel as before.
+        """
+        self._ping_channel = channel
+        self._ping_channel_proven = False
+        self._ping_channel_probes = 0
+
+    def on_ping_channel_message(
+        self, data: bytes | bytearray | memoryview, arrival_ms: float
+    ) -> None:
+        """A packet arrived on the ping channel at ``arrival_ms`` (this session's clock)."""
+        stats = self._paths[Path.P2P]
+        try:
+            self._note_awake()
+            stats.packets_received += 1
+            stats.bytes_received += len(data)
+            message: Message = decode(data)
+        except (DecodeError, TypeError):
+            stats.decode_errors += 1
+            return
+        try:
+            self.health.record_packet(None)
+            if isinstance(message, Ping):
+                stats.pings_received += 1
+                hold_ms = min(max(0.0, self._clock() - arrival_ms), MAX_HOLD_MS)
+                sent = try_send(
+                    self._ping_channel,
+                    encode_held_pong(message.timestamp_ms, hold_ms),
+                    None,
+                    stats.sent,
+                )
+                self._counters.held_pongs_sent += sent
+            elif isinstance(message, HeldPong | Pong):
+                self._ping_channel_proven = True
+                hold_ms = message.hold_ms if isinstance(message, HeldPong) else 0.0
+                self._counters.held_pongs_received += isinstance(message, HeldPong)
+                self._take_pong(message.timestamp_ms, Path.P2P, arrival_ms, hold_ms)
+            else:
+                self._counters.ping_channel_unexpected += 1
+        except Exception:
+            self._counters.handler_errors += 1
+            logger.exception("handling a %s message on the ping channel failed", message.type.name)
 
     def on_relay_message(self, data: bytes | bytearray | memoryview) -> None:
         """A packet arrived through the Socket.IO relay."""
@@ -477,6 +549,7 @@ class P2PSession:
                 setattr(self, name, None)
                 self._scheduler.clear_interval(timer)
         self.sender.channel = None
+        self._ping_channel = None
         self._relay = None
         self._outstanding.clear()
         self.control.close()
@@ -512,6 +585,16 @@ class P2PSession:
         out["inputs_received"] = self.receiver.counters.inputs_delivered
         out.update(self.rtt.snapshot())
         out.update({f"relay_{k}": v for k, v in self.relay_rtt.snapshot().items()})
+        out.update({f"naive_{k}": v for k, v in self.naive_rtt.snapshot().items()})
+        out["ping_channel"] = (
+            "none"
+            if self._ping_channel is None
+            else "in use"
+            if self._ping_channel_proven
+            else "probing"
+            if self._ping_channel_probes < PING_CHANNEL_PROBES
+            else "unanswered"
+        )
         out.update(self.health.snapshot())
         self._observe_health()
         out.update({f"acked_{k}": v for k, v in self.acked_sender.stats().items()})
@@ -761,11 +844,24 @@ class P2PSession:
 
     def _ping(self, path: Path) -> None:
         now = self._clock()
-        if self._send_control(path, encode_ping(now)):
+        if path is Path.P2P and self._use_ping_channel():
+            sent = try_send(self._ping_channel, encode_ping(now), None, self._paths[path].sent)
+            self._ping_channel_probes += not self._ping_channel_proven
+        else:
+            sent = self._send_control(path, encode_ping(now))
+        if sent:
             self._paths[path].pings_sent += 1
             self._outstanding[(path, now)] = None
             while len(self._outstanding) > MAX_OUTSTANDING_PINGS:
                 self._outstanding.popitem(last=False)
+
+    def _use_ping_channel(self) -> bool:
+        channel = self._ping_channel
+        return (
+            channel is not None
+            and channel.readyState == "open"
+            and (self._ping_channel_proven or self._ping_channel_probes < PING_CHANNEL_PROBES)
+        )
 
     def _on_ping_timer(self) -> None:
         try:
@@ -846,21 +942,35 @@ class P2PSession:
         self._send_control(path, encode_pong(ping.timestamp_ms))
 
     def _on_pong(self, pong: Pong, path: Path) -> None:
-        key = (path, pong.timestamp_ms)
+        self._take_pong(pong.timestamp_ms, path, None, 0.0)
+
+    def _take_pong(
+        self, timestamp_ms: float, path: Path, arrival_ms: float | None, hold_ms: float
+    ) -> None:
+        """A pong for the ping sent at ``timestamp_ms``; ``arrival_ms`` is when it arrived, if
+        known (the ping channel), and ``hold_ms`` how long the peer held the ping."""
+        key = (path, timestamp_ms)
         if key not in self._outstanding:
             self._counters.unmatched_pongs += 1
             return
         del self._outstanding[key]
         self._paths[path].pongs_received += 1
-        stall_end = self._last_stall_end_ms
-        if stall_end is not None and stall_end > pong.timestamp_ms:
-            # This side stalled while the ping was out (the ping timer ran when it was sent, so
-            # the stall began after): the round trip measures the stall, not the link.
-            self._counters.rtt_samples_after_local_stall += 1
-            return
+        now = self._clock()
+        if arrival_ms is None:
+            stall_end = self._last_stall_end_ms
+            if stall_end is not None and stall_end > timestamp_ms:
+                # This side stalled while the ping was out (the ping timer ran when it was sent,
+                # so the stall began after): the round trip measures the stall, not the link.
+                self._counters.rtt_samples_after_local_stall += 1
+                return
+            arrival_ms = now
+        else:
+            self.naive_rtt.add_sample(max(now - timestamp_ms, CLOCK_RESOLUTION_MS))
+            if now - arrival_ms >= LATE_HANDLING_MS:
+                self._counters.rtt_samples_handled_late += 1
         tracker = self.rtt if path is Path.P2P else self.relay_rtt
         # A matched pong is a real answer even when a coarse clock reads its round trip as 0.
-        rtt_ms = max(self._clock() - pong.timestamp_ms, CLOCK_RESOLUTION_MS)
+        rtt_ms = max(arrival_ms - timestamp_ms - hold_ms, CLOCK_RESOLUTION_MS)
         tracker.add_sample(rtt_ms)
         self._telemetry.record_rtt(self._clock(), path.value, rtt_ms)
         if path is Path.P2P:

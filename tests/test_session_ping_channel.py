@@ -1,0 +1,100 @@
+"""RTT over the ping channel: arrival-timed pongs that carry the responder's hold time."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2p_transport import P2PSession
+from p2p_transport.codec import (
+    HeldPong,
+    MessageType,
+    Pong,
+    decode,
+    encode_held_pong,
+    encode_input_packet,
+    encode_ping,
+)
+from p2p_transport.session import LATE_HANDLING_MS, PING_CHANNEL_PROBES
+from tests.fakes import FakeChannel, FakeClock, FakeScheduler
+
+
+def make() -> tuple[P2PSession, FakeClock, FakeChannel, FakeChannel]:
+    clock = FakeClock(1000.0)
+    main, pings = FakeChannel(), FakeChannel()
+    session = P2PSession(
+        0, 1, on_input=lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock), channel=main
+    )
+    session.attach_ping_channel(pings)
+    session.on_open()
+    return session, clock, main, pings
+
+
+def sent_types(channel: FakeChannel) -> list[MessageType]:
+    return [decode(p).type for p in channel.sent]
+
+
+def test_pings_probe_the_ping_channel_then_fall_back_when_unanswered() -> None:
+    session, _, main, pings = make()
+    for _ in range(PING_CHANNEL_PROBES + 2):
+        session.ping()
+    assert sent_types(pings) == [MessageType.PING] * PING_CHANNEL_PROBES
+    assert sent_types(main) == [MessageType.PING] * 2
+    assert session.stats()["ping_channel"] == "unanswered"
+
+
+def test_a_held_pong_gives_the_round_trip_without_the_hold() -> None:
+    session, clock, main, _ = make()
+    session.ping()
+    sent_at = clock()
+    # The peer held the ping 150 ms (its main thread was busy); the pong arrived 152 ms after
+    # the ping left and is handled 5 ms after that.
+    clock.advance(157)
+    session.on_ping_channel_message(encode_held_pong(sent_at, 150.0), arrival_ms=sent_at + 152)
+    stats = session.stats()
+    assert stats["rtt_last_ms"] == pytest.approx(2.0)
+    assert stats["naive_rtt_last_ms"] == pytest.approx(157.0)
+    assert stats["held_pongs_received"] == 1
+    assert stats["rtt_samples_handled_late"] == 0
+    assert stats["ping_channel"] == "in use"
+    # Proven: later pings keep to the ping channel, past the probe count.
+    for _ in range(PING_CHANNEL_PROBES + 1):
+        session.ping()
+    assert sent_types(main) == []
+
+
+def test_a_pong_handled_late_is_counted_and_timed_from_its_arrival() -> None:
+    session, clock, _, _ = make()
+    session.ping()
+    sent_at = clock()
+    clock.advance(2 + LATE_HANDLING_MS + 100)  # this side was busy when the pong came
+    session.on_ping_channel_message(encode_held_pong(sent_at, 0.5), arrival_ms=sent_at + 2.5)
+    stats = session.stats()
+    assert stats["rtt_last_ms"] == pytest.approx(2.0)
+    assert stats["rtt_samples_handled_late"] == 1
+
+
+def test_pings_on_the_ping_channel_get_the_hold_time_and_on_the_datachannel_a_v1_pong() -> None:
+    session, clock, main, pings = make()
+    session.on_ping_channel_message(encode_ping(42.0), arrival_ms=clock() - 150)
+    (answer,) = [decode(p) for p in pings.sent]
+    assert answer == HeldPong(42.0, 150.0)
+    session.on_message(encode_ping(43.0))
+    assert [decode(p) for p in main.sent] == [Pong(43.0)]
+    assert session.stats()["held_pongs_sent"] == 1
+
+
+def test_other_messages_and_garbage_on_the_ping_channel_are_counted() -> None:
+    session, clock, _, _ = make()
+    session.on_ping_channel_message(encode_input_packet(1, 0, [(0, 1)]), arrival_ms=clock())
+    session.on_ping_channel_message(b"\xff", arrival_ms=clock())
+    stats = session.stats()
+    assert stats["ping_channel_unexpected"] == 1
+    assert stats["p2p_decode_errors"] == 1
+    assert stats["inputs_received"] == 0
+
+
+def test_close_lets_go_of_the_ping_channel() -> None:
+    session, _, _, pings = make()
+    session.close()
+    session.ping()
+    assert pings.sent == []
