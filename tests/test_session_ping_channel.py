@@ -98,3 +98,10 @@ def test_close_lets_go_of_the_ping_channel() -> None:
     session.close()
     session.ping()
     assert pings.sent == []
+
+
+def test_ping_channel_traffic_does_not_make_the_datachannel_look_alive() -> None:
+    # The game channel can be dead one way while the ping channel works; its silence must show.
+    session, clock, _, _ = make()
+    session.on_ping_channel_message(encode_ping(1.0), arrival_ms=clock())
+    assert session.health.packets_received == 0

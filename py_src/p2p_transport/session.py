@@ -410,7 +410,8 @@ class P2PSession:
             stats.decode_errors += 1
             return
         try:
-            self.health.record_packet(None)
+            # Not counted as the DataChannel heard: the ping channel can be alive while the game
+            # channel is dead one way, and that is what the silence checks must see.
             if isinstance(message, Ping):
                 stats.pings_received += 1
                 hold_ms = min(max(0.0, self._clock() - arrival_ms), MAX_HOLD_MS)
