@@ -401,13 +401,8 @@ class P2PSession:
     ) -> None:
         """A packet arrived on the ping channel at ``arrival_ms`` (this session's clock)."""
         stats = self._paths[Path.P2P]
-        try:
-            self._note_awake()
-            stats.packets_received += 1
-            stats.bytes_received += len(data)
-            message: Message = decode(data)
-        except (DecodeError, TypeError):
-            stats.decode_errors += 1
+        message = self._decode_counted(data, stats)
+        if message is None:
             return
         try:
             # Not counted as the DataChannel heard: the ping channel can be alive while the game
@@ -887,16 +882,23 @@ class P2PSession:
             timer, self._ping_timer = self._ping_timer, None
             self._scheduler.clear_interval(timer)
 
-    def _receive(self, data: bytes | bytearray | memoryview, path: Path) -> None:
-        stats = self._paths[path]
+    def _decode_counted(
+        self, data: bytes | bytearray | memoryview, stats: _PathStats
+    ) -> Message | None:
+        """Count the packet on its path and decode it; garbage is counted and gives None."""
         try:
             # Before the packet is recorded: a stall that ends here is left out of the silence.
             self._note_awake()
             stats.packets_received += 1
             stats.bytes_received += len(data)
-            message: Message = decode(data)
+            return decode(data)
         except (DecodeError, TypeError):
             stats.decode_errors += 1
+            return None
+
+    def _receive(self, data: bytes | bytearray | memoryview, path: Path) -> None:
+        message = self._decode_counted(data, self._paths[path])
+        if message is None:
             return
         try:
             if path is Path.P2P:
