@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import LoopbackGuard, new_guarded_context
-from playwright.sync_api import Browser
+from playwright.sync_api import BrowserContext
 from test_transport import Tab, open_pair
 
 from p2p_transport.harness import TurnServer
@@ -49,47 +48,40 @@ def received(tab: Tab) -> list[tuple[int, int]]:
 
 
 def test_control_messages_arrive_once_in_order_under_loss(
-    browser: Browser, server: ServerThread, turn: TurnServer
+    context: BrowserContext, console_messages: list[str], server: ServerThread, turn: TurnServer
 ) -> None:
-    guard = LoopbackGuard()
-    console: list[str] = []
-    context = new_guarded_context(browser, guard)
-    try:
-        tabs = open_pair(
-            context,
-            server,
-            turn,
-            console,
-            frames=1,
-            route="p2p",
-            relay_inputs=False,
-            control_on_relay=False,
-            loss=LOSS,
-            reconnect_attempts=0,
+    tabs = open_pair(
+        context,
+        server,
+        turn,
+        console_messages,
+        frames=1,
+        route="p2p",
+        relay_inputs=False,
+        control_on_relay=False,
+        loss=LOSS,
+        reconnect_attempts=0,
+    )
+    for tab in tabs:
+        tab.wait_open()
+    for tab in tabs:
+        tab.page.evaluate("(code) => p2pShim.pyodide.runPython(code)", SENDER)
+    for tab in tabs:
+        tab.page.wait_for_function(
+            f"() => JSON.parse(p2pDemo.controls_json()).length >= {MESSAGES}",
+            timeout=DELIVERY_TIMEOUT_MS,
         )
-        for tab in tabs:
-            tab.wait_open()
-        for tab in tabs:
-            tab.page.evaluate("(code) => p2pShim.pyodide.runPython(code)", SENDER)
-        for tab in tabs:
-            tab.page.wait_for_function(
-                f"() => JSON.parse(p2pDemo.controls_json()).length >= {MESSAGES}",
-                timeout=DELIVERY_TIMEOUT_MS,
-            )
-        for tab in tabs:
-            tab.page.wait_for_timeout(500)  # a duplicate delivered late would show up here
-            assert received(tab) == [(GAME_KIND, index) for index in range(MESSAGES)]
-            stats = tab.stats()
-            assert stats["control_acked"] == MESSAGES, stats
-            assert stats["fault_dropped"] > 0, stats
-            assert stats["relay_packets_sent"] <= stats["pings_sent"], "control used the relay"
-            print(
-                f"player {tab.report()['player_index']}: {MESSAGES} control messages, "
-                f"delivery (send to ack) p50 {stats['control_delivery_p50_ms']:.1f} ms, "
-                f"p99 {stats['control_delivery_p99_ms']:.1f} ms, "
-                f"{stats['control_retransmits']} retransmits, "
-                f"{stats['fault_dropped']} DataChannel packets dropped"
-            )
-    finally:
-        context.close()
-    guard.check()
+    for tab in tabs:
+        tab.page.wait_for_timeout(500)  # a duplicate delivered late would show up here
+        assert received(tab) == [(GAME_KIND, index) for index in range(MESSAGES)]
+        stats = tab.stats()
+        assert stats["control_acked"] == MESSAGES, stats
+        assert stats["fault_dropped"] > 0, stats
+        assert stats["relay_packets_sent"] <= stats["pings_sent"], "control used the relay"
+        print(
+            f"player {tab.report()['player_index']}: {MESSAGES} control messages, "
+            f"delivery (send to ack) p50 {stats['control_delivery_p50_ms']:.1f} ms, "
+            f"p99 {stats['control_delivery_p99_ms']:.1f} ms, "
+            f"{stats['control_retransmits']} retransmits, "
+            f"{stats['fault_dropped']} DataChannel packets dropped"
+        )

@@ -4,8 +4,7 @@ STUN server, and with ``relay_only`` every packet through coturn's TURN relay.""
 from __future__ import annotations
 
 import pytest
-from conftest import LoopbackGuard, new_guarded_context
-from playwright.sync_api import Browser
+from playwright.sync_api import BrowserContext
 from test_transport import FRAMES, open_pair
 
 from p2p_transport.harness import TurnServer
@@ -27,29 +26,27 @@ SELECTED_LOCAL_CANDIDATE_JS = """async () => {
 
 @pytest.mark.parametrize(("relay_only", "expected_type"), [(False, "srflx"), (True, "relay")])
 def test_the_channel_takes_the_configured_ice_path(
-    browser: Browser, server: ServerThread, turn: TurnServer, relay_only: bool, expected_type: str
+    context: BrowserContext,
+    console_messages: list[str],
+    server: ServerThread,
+    turn: TurnServer,
+    relay_only: bool,
+    expected_type: str,
 ) -> None:
-    guard = LoopbackGuard()
-    console: list[str] = []
-    context = new_guarded_context(browser, guard)
-    try:
-        tabs = open_pair(
-            context,
-            server,
-            turn,
-            console,
-            frames=FRAMES // 5,
-            relay_only=relay_only,
-            relay_inputs=False,
-        )
-        for tab in tabs:
-            tab.wait_open()
-        for tab in tabs:
-            tab.wait_game_done(FRAMES // 5)
-            game = tab.report()["game"]
-            assert game["delivered_exactly_once"], game
-            selected = tab.page.evaluate(SELECTED_LOCAL_CANDIDATE_JS)
-            assert selected == {"type": expected_type, "address": "127.0.0.1"}
-    finally:
-        context.close()
-    guard.check()
+    tabs = open_pair(
+        context,
+        server,
+        turn,
+        console_messages,
+        frames=FRAMES // 5,
+        relay_only=relay_only,
+        relay_inputs=False,
+    )
+    for tab in tabs:
+        tab.wait_open()
+    for tab in tabs:
+        tab.wait_game_done(FRAMES // 5)
+        game = tab.report()["game"]
+        assert game["delivered_exactly_once"], game
+        selected = tab.page.evaluate(SELECTED_LOCAL_CANDIDATE_JS)
+        assert selected == {"type": expected_type, "address": "127.0.0.1"}

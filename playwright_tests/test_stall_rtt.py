@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import statistics
 
-from conftest import LoopbackGuard, new_guarded_context
-from playwright.sync_api import Browser
+from playwright.sync_api import BrowserContext
 from test_transport import open_pair
 
 from p2p_transport.harness import TurnServer
@@ -35,47 +34,40 @@ BUSY_JS = (
 
 
 def test_corrected_rtt_ignores_the_answering_tabs_stalls(
-    browser: Browser, server: ServerThread, turn: TurnServer
+    context: BrowserContext, console_messages: list[str], server: ServerThread, turn: TurnServer
 ) -> None:
-    guard = LoopbackGuard()
-    console: list[str] = []
-    context = new_guarded_context(browser, guard)
-    try:
-        pinger, answerer = open_pair(
-            context,
-            server,
-            turn,
-            console,
-            frames=1,
-            ping_interval_ms=PING_INTERVAL_MS,
-            relay_inputs=False,
-            rtt_window=2000,
-        )
-        for tab in (pinger, answerer):
-            tab.wait_open()
-        pinger.wait_until("r.stats.ping_channel === 'in use' && r.stats.rtt_samples >= 20", 20_000)
-        unstalled = statistics.median(pinger.page.evaluate(SAMPLES_JS.format("rtt")))
-        before = pinger.stats()["rtt_samples"]
+    pinger, answerer = open_pair(
+        context,
+        server,
+        turn,
+        console_messages,
+        frames=1,
+        ping_interval_ms=PING_INTERVAL_MS,
+        relay_inputs=False,
+        rtt_window=2000,
+    )
+    for tab in (pinger, answerer):
+        tab.wait_open()
+    pinger.wait_until("r.stats.ping_channel === 'in use' && r.stats.rtt_samples >= 20", 20_000)
+    unstalled = statistics.median(pinger.page.evaluate(SAMPLES_JS.format("rtt")))
+    before = pinger.stats()["rtt_samples"]
 
-        for _ in range(STALLS):
-            answerer.page.evaluate(BUSY_JS)
-            answerer.page.wait_for_timeout(STALL_SPACING_MS)
+    for _ in range(STALLS):
+        answerer.page.evaluate(BUSY_JS)
+        answerer.page.wait_for_timeout(STALL_SPACING_MS)
 
-        stats = pinger.stats()
-        corrected = pinger.page.evaluate(SAMPLES_JS.format("rtt"))[before:]
-        naive = pinger.page.evaluate(SAMPLES_JS.format("naive_rtt"))[before:]
-        assert len(corrected) == len(naive) >= STALLS
-        print(
-            f"unstalled median {unstalled:.2f} ms; during {STALLS} stalls of {STALL_MS} ms: "
-            f"corrected max {max(corrected):.2f} ms, median {statistics.median(corrected):.2f} ms; "
-            f"naive max {max(naive):.2f} ms, median {statistics.median(naive):.2f} ms; "
-            f"{stats['held_pongs_received']} held pongs"
-        )
-        # The stalls were real: some answers were held for most of a stall.
-        assert max(naive) > STALL_MS / 2
-        assert max(corrected) < unstalled + TOLERANCE_MS
-        answerer_stats = answerer.stats()
-        assert answerer_stats["held_pongs_sent"] > 0
-    finally:
-        context.close()
-    guard.check()
+    stats = pinger.stats()
+    corrected = pinger.page.evaluate(SAMPLES_JS.format("rtt"))[before:]
+    naive = pinger.page.evaluate(SAMPLES_JS.format("naive_rtt"))[before:]
+    assert len(corrected) == len(naive) >= STALLS
+    print(
+        f"unstalled median {unstalled:.2f} ms; during {STALLS} stalls of {STALL_MS} ms: "
+        f"corrected max {max(corrected):.2f} ms, median {statistics.median(corrected):.2f} ms; "
+        f"naive max {max(naive):.2f} ms, median {statistics.median(naive):.2f} ms; "
+        f"{stats['held_pongs_received']} held pongs"
+    )
+    # The stalls were real: some answers were held for most of a stall.
+    assert max(naive) > STALL_MS / 2
+    assert max(corrected) < unstalled + TOLERANCE_MS
+    answerer_stats = answerer.stats()
+    assert answerer_stats["held_pongs_sent"] > 0
