@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from p2p_transport.harness import (
     require_loopback_namespace,
     wait_ready,
 )
+from p2p_transport.rtt import nearest_rank
 from p2p_transport.server import ServerThread
 
 # Runs inside the pinging tab: sequential pings on one path, each sent from the pong's handler.
@@ -108,7 +108,7 @@ def summary(samples: list[float]) -> dict[str, float]:
     return {
         "count": len(ordered),
         "median_ms": statistics.median(ordered),
-        "p95_ms": ordered[max(0, math.ceil(len(ordered) * 0.95) - 1)],  # nearest rank
+        "p95_ms": nearest_rank(ordered, 0.95),
         "mean_ms": statistics.fmean(ordered),
     }
 

@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.control_sim import RELAY_ONE_WAY_MS, percentile, simulate_control
+from p2p_transport.rtt import nearest_rank
+from tests.control_sim import RELAY_ONE_WAY_MS, simulate_control
 from tests.link_sim import ONE_WAY_MS
 
 LINKS = [(loss, relay) for relay in (False, True) for loss in (0.0, 0.1, 0.2, 0.3)]
@@ -48,11 +49,11 @@ def measure(loss: float, relay: bool, messages: int, seeds: int) -> dict[str, An
         "loss": loss,
         "relay": relay,
         "messages": 2 * messages * seeds,
-        "delivery_p50_ms": percentile(acked, 0.5),
-        "delivery_p99_ms": percentile(acked, 0.99),
+        "delivery_p50_ms": nearest_rank(acked, 0.5),
+        "delivery_p99_ms": nearest_rank(acked, 0.99),
         "delivery_max_ms": max(acked),
-        "callback_p50_ms": percentile(one_way, 0.5),
-        "callback_p99_ms": percentile(one_way, 0.99),
+        "callback_p50_ms": nearest_rank(one_way, 0.5),
+        "callback_p99_ms": nearest_rank(one_way, 0.99),
         "resends_per_message": resends / (2 * messages * seeds),
     }
 

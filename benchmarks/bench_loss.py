@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from p2p_transport import SessionConfig
-from tests.link_sim import ONE_WAY_MS, link, percentile, simulate
+from p2p_transport.rtt import nearest_rank
+from tests.link_sim import ONE_WAY_MS, link, simulate
 
 SCHEMES = {
     "fixed 3": SessionConfig(redundancy=3, acked_inputs=False, relay_inputs=False),
@@ -57,7 +58,7 @@ def measure(scheme: str, loss: float, burst: int, frames: int, seed: int) -> dic
         "inputs": 2 * frames,
         "lost": lost,
         "delay_mean_frames": sum(delays) / len(delays),
-        "delay_p99_frames": percentile(delays, 0.99),
+        "delay_p99_frames": nearest_rank(delays, 0.99),
         "delay_max_frames": max(delays),
         "bytes_per_packet": sum(sizes) / len(sizes),
         "input_packets": len(sizes),

@@ -12,7 +12,6 @@ acknowledged or ``limit_ms`` has passed. With ``relay_loss`` set, the relay is a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -72,12 +71,6 @@ class ControlRun:
         for session in self.sessions.values():
             out += session.control.delivery_times_ms
         return out
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 def payload(index: int) -> bytes:

@@ -14,7 +14,6 @@ check what arrived, and when, against what the link did.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -107,12 +106,6 @@ class SimRun:
     channels: dict[str, FaultyChannel]
     #: "a" is what side a sent and b received; "b" the other way.
     directions: dict[str, Direction]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 def simulate(

@@ -25,7 +25,6 @@ the retransmit timer runs on the injected scheduler only while something is unac
 from __future__ import annotations
 
 import logging
-import math
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from .codec import (
     encode_control,
     encode_control_ack,
 )
+from .rtt import nearest_rank, rfc6298_update
 from .timing import Clock, Scheduler
 
 __all__ = [
@@ -85,9 +85,7 @@ TIMER_TICK_MS: Final = 25.0
 #: Delivery times (send to ack) kept for the percentiles: the last 1000 messages, which at a few
 #: control messages per episode covers a whole experiment session.
 DELIVERY_SAMPLES: Final = 1000
-# RFC 6298 section 2 gains, as in :mod:`p2p_transport.rtt`.
-_ALPHA: Final = 1 / 8
-_BETA: Final = 1 / 4
+# RFC 6298 section 2: the RTO is SRTT plus 4 RTTVAR.
 _K: Final = 4
 
 #: RFC 8985's reordering window: a quarter of the RTT.
@@ -270,11 +268,7 @@ class ReliableControlChannel:
             self._resend(first, now)
 
     def _add_rtt_sample(self, rtt_ms: float) -> None:
-        if self.srtt_ms is None or self.rttvar_ms is None:
-            self.srtt_ms, self.rttvar_ms = rtt_ms, rtt_ms / 2
-        else:
-            self.rttvar_ms += _BETA * (abs(self.srtt_ms - rtt_ms) - self.rttvar_ms)
-            self.srtt_ms += _ALPHA * (rtt_ms - self.srtt_ms)
+        self.srtt_ms, self.rttvar_ms = rfc6298_update(self.srtt_ms, self.rttvar_ms, rtt_ms)
 
     def _on_timer(self) -> None:
         try:
@@ -351,10 +345,7 @@ class ReliableControlChannel:
 
     def delivery_percentile_ms(self, fraction: float) -> float | None:
         """Nearest-rank percentile of the delivery times (first send to ack), or ``None``."""
-        if not self._delivery_ms:
-            return None
-        ordered = sorted(self._delivery_ms)
-        return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+        return nearest_rank(self._delivery_ms, fraction) if self._delivery_ms else None
 
     @property
     def delivery_p50_ms(self) -> float | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .routing import RouteMode
+from .rtt import nearest_rank
 from .scripted_game import FRAME_MS
 
 __all__ = ["main", "player_summary", "run_headless"]
@@ -106,7 +106,7 @@ def input_delays(sender: dict[str, Any], receiver: dict[str, Any]) -> dict[str, 
     return {
         "one_way_min_ms": base,
         "extra_delay_frames_mean": sum(extra) / len(extra),
-        "extra_delay_frames_p99": extra[max(0, math.ceil(0.99 * len(extra)) - 1)],
+        "extra_delay_frames_p99": nearest_rank(extra, 0.99),
     }
 
 

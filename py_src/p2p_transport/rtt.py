@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Iterable
 from typing import Final
 
 from .timing import Clock
 
-__all__ = ["DEFAULT_RTT_WINDOW", "RTTTracker"]
+__all__ = ["DEFAULT_RTT_WINDOW", "RTTTracker", "nearest_rank", "rfc6298_update"]
 
 #: The seed design averaged the last 10 samples: at one ping per 500 ms that is the last 5 seconds,
 #: long enough to smooth one slow answer, short enough to follow a real change.
@@ -19,10 +20,20 @@ _ALPHA: Final = 1 / 8
 _BETA: Final = 1 / 4
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an already sorted, non-empty list."""
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
+def nearest_rank(values: Iterable[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in (0, 1]) of a non-empty collection."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+def rfc6298_update(
+    srtt_ms: float | None, rttvar_ms: float | None, sample_ms: float
+) -> tuple[float, float]:
+    """SRTT and RTTVAR after one more round-trip sample (RFC 6298, section 2)."""
+    if srtt_ms is None or rttvar_ms is None:
+        return sample_ms, sample_ms / 2
+    rttvar_ms = (1 - _BETA) * rttvar_ms + _BETA * abs(srtt_ms - sample_ms)
+    return (1 - _ALPHA) * srtt_ms + _ALPHA * sample_ms, rttvar_ms
 
 
 class RTTTracker:
@@ -69,12 +80,7 @@ class RTTTracker:
         self.sample_count += 1
         self.last_sample_ms = rtt_ms
         self.last_sample_at_ms = self._clock()
-        if self.srtt_ms is None or self.rttvar_ms is None:
-            self.srtt_ms = rtt_ms
-            self.rttvar_ms = rtt_ms / 2
-        else:
-            self.rttvar_ms = (1 - _BETA) * self.rttvar_ms + _BETA * abs(self.srtt_ms - rtt_ms)
-            self.srtt_ms = (1 - _ALPHA) * self.srtt_ms + _ALPHA * rtt_ms
+        self.srtt_ms, self.rttvar_ms = rfc6298_update(self.srtt_ms, self.rttvar_ms, rtt_ms)
 
     def reset(self) -> None:
         self._samples.clear()
@@ -110,7 +116,7 @@ class RTTTracker:
     def percentile_ms(self, fraction: float) -> float | None:
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-        return _percentile(sorted(self._samples), fraction) if self._samples else None
+        return nearest_rank(self._samples, fraction) if self._samples else None
 
     @property
     def p50_ms(self) -> float | None:
