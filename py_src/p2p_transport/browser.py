@@ -905,6 +905,7 @@ class DemoTab:
             redundancy=int(options.get("redundancy", DEFAULT_REDUNDANCY)),
             acked_inputs=bool(options.get("acked_inputs", True)),
             control_on_relay=bool(options.get("control_on_relay", True)),
+            relay_pings=bool(options.get("relay_pings", True)),
             ping_interval_ms=float(options.get("ping_interval_ms", DEFAULT_PING_INTERVAL_MS)),
             # The report's percentiles cover the whole run, not only the last 10 pings.
             rtt_window=int(options.get("rtt_window", 1000)),
