@@ -47,19 +47,30 @@
       return (event) => fn(event.data);
     },
 
-    // Moves a DataChannel into a worker that notes when each message arrives, even while this
-    // page's main thread is busy: onData(data, arrivalMs) gets the page-timeline arrival time,
-    // onState(readyState) the channel's state. Returns {send(bytes), close()}.
-    workerChannel(channel, onData, onState) {
+    // Moves a DataChannel into a worker that notes when each message arrives and leaves, even
+    // while this page's main thread is busy (times are on the page's performance.now() timeline):
+    // onData(data, arrivalMs) gets each message, onState(readyState) the channel's state.
+    // send(bytes, tag, heldSinceMs, holdOffset): with a tag, onLeft(tag, leftMs) says when the
+    // packet left; with heldSinceMs, a big-endian u32 of the microseconds since then is written at
+    // byte holdOffset as it leaves. Returns {send, close()}.
+    workerChannel(channel, onData, onState, onLeft) {
       const worker = new Worker(workerUrl());
+      const origin = performance.timeOrigin;
       worker.onmessage = (e) => {
         const m = e.data;
         if (m.state) onState(m.state);
-        else onData(m.data, m.at - performance.timeOrigin);
+        else if (m.left !== undefined) onLeft(m.left, m.at - origin);
+        else onData(m.data, m.at - origin);
       };
       worker.postMessage({ channel }, [channel]);
       return {
-        send: (bytes) => worker.postMessage({ send: bytes }),
+        send: (bytes, tag, heldSinceMs, holdOffset) =>
+          worker.postMessage({
+            send: bytes,
+            tag,
+            heldSince: heldSinceMs === undefined ? undefined : heldSinceMs + origin,
+            holdOffset,
+          }),
         close: () => {
           worker.postMessage({ close: true });
           worker.terminate();
@@ -68,7 +79,7 @@
     },
   };
 
-  // The worker behind workerChannel: it only stamps arrivals and sends what it is given.
+  // The worker behind workerChannel: it only stamps arrivals and departures.
   const WORKER_SOURCE = `
     let channel = null;
     const state = () => postMessage({ state: channel.readyState });
@@ -82,7 +93,13 @@
           postMessage({ data: ev.data, at: performance.timeOrigin + performance.now() }, [ev.data]);
         state();
       } else if (m.send && channel && channel.readyState === "open") {
+        const now = performance.timeOrigin + performance.now();
+        if (m.heldSince !== undefined) {
+          const us = Math.min(Math.max(0, Math.round((now - m.heldSince) * 1000)), 0xffffffff);
+          new DataView(m.send.buffer, m.send.byteOffset).setUint32(m.holdOffset, us);
+        }
         channel.send(m.send);
+        if (m.tag !== undefined) postMessage({ left: m.tag, at: now });
       } else if (m.close && channel) {
         channel.close();
       }

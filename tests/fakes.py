@@ -115,6 +115,26 @@ class FakeChannel:
             self.on_send(bytes(data))
 
 
+class FakePingChannel(FakeChannel):
+    """The ping channel's surface (``PingChannelLike``): sends like ``FakeChannel`` and records
+    what each timed send asked for; the test reports departures itself, as the worker would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: ``(ping, timestamp_ms)`` for each ``send_ping``.
+        self.pings: list[tuple[bytes, float]] = []
+        #: ``(pong, hold_offset, arrival_ms)`` for each ``send_held_pong``.
+        self.held_pongs: list[tuple[bytes, int, float]] = []
+
+    def send_ping(self, data: bytes, timestamp_ms: float) -> None:
+        self.send(data)
+        self.pings.append((bytes(data), timestamp_ms))
+
+    def send_held_pong(self, data: bytes, hold_offset: int, arrival_ms: float) -> None:
+        self.send(data)
+        self.held_pongs.append((bytes(data), hold_offset, arrival_ms))
+
+
 class FakeSocket:
     """A socket.io-client ``Socket``: a ``connected`` flag and ``emit`` recording (event, data)."""
 

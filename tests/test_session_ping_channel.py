@@ -8,6 +8,7 @@ from p2p_transport import P2PSession
 from p2p_transport.codec import (
     HeldPong,
     MessageType,
+    Ping,
     Pong,
     decode,
     encode_held_pong,
@@ -15,12 +16,12 @@ from p2p_transport.codec import (
     encode_ping,
 )
 from p2p_transport.session import LATE_HANDLING_MS, PING_CHANNEL_PROBES
-from tests.fakes import FakeChannel, FakeClock, FakeScheduler
+from tests.fakes import FakeChannel, FakeClock, FakePingChannel, FakeScheduler
 
 
-def make() -> tuple[P2PSession, FakeClock, FakeChannel, FakeChannel]:
+def make() -> tuple[P2PSession, FakeClock, FakeChannel, FakePingChannel]:
     clock = FakeClock(1000.0)
-    main, pings = FakeChannel(), FakeChannel()
+    main, pings = FakeChannel(), FakePingChannel()
     session = P2PSession(
         0, 1, on_input=lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock), channel=main
     )
@@ -73,11 +74,31 @@ def test_a_pong_handled_late_is_counted_and_timed_from_its_arrival() -> None:
     assert stats["rtt_samples_handled_late"] == 1
 
 
+def test_the_round_trip_starts_when_the_channel_says_the_ping_left() -> None:
+    session, clock, _, pings = make()
+    session.ping()
+    ((ping, timestamp),) = pings.pings
+    assert decode(ping) == Ping(timestamp)
+    # The worker sent it 4 ms after Python asked (its thread was waiting for a core).
+    session.on_ping_left(timestamp, timestamp + 4)
+    session.on_ping_left(timestamp + 1, timestamp + 9)  # no such ping: ignored
+    clock.advance(10)
+    session.on_ping_channel_message(encode_held_pong(timestamp, 1.0), arrival_ms=timestamp + 7)
+    stats = session.stats()
+    assert stats["rtt_last_ms"] == pytest.approx(2.0)
+    assert stats["naive_rtt_last_ms"] == pytest.approx(10.0)
+
+
 def test_pings_on_the_ping_channel_get_the_hold_time_and_on_the_datachannel_a_v1_pong() -> None:
     session, clock, main, pings = make()
     session.on_ping_channel_message(encode_ping(42.0), arrival_ms=clock() - 150)
     (answer,) = [decode(p) for p in pings.sent]
     assert answer == HeldPong(42.0, 150.0)
+    # The channel is asked to bring the hold up to date as the pong leaves: the field is the
+    # pong's last four bytes, counted from the ping's arrival.
+    ((pong, hold_offset, arrival_ms),) = pings.held_pongs
+    assert (hold_offset, arrival_ms) == (9, clock() - 150)
+    assert pong[hold_offset:] == (150_000).to_bytes(4, "big")
     session.on_message(encode_ping(43.0))
     assert [decode(p) for p in main.sent] == [Pong(43.0)]
     assert session.stats()["held_pongs_sent"] == 1

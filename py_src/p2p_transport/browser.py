@@ -143,8 +143,8 @@ class JsDataChannel:
 
 
 class WorkerChannel:
-    """The ping channel as ``DataChannelLike``: a DataChannel living in a worker (the shim's
-    ``workerChannel``), which reports its state and forwards what Python sends."""
+    """The ping channel as ``PingChannelLike``: a DataChannel living in a worker (the shim's
+    ``workerChannel``), which reports its state, stamps what arrives and times what it sends."""
 
     bufferedAmount: Final = 0  # the worker holds the channel; pings are too few to congest it
 
@@ -161,6 +161,12 @@ class WorkerChannel:
 
     def send(self, data: bytes) -> None:
         self.handle.send(to_js(data))
+
+    def send_ping(self, data: bytes, timestamp_ms: float) -> None:
+        self.handle.send(to_js(data), timestamp_ms)
+
+    def send_held_pong(self, data: bytes, hold_offset: int, arrival_ms: float) -> None:
+        self.handle.send(to_js(data), None, arrival_ms, hold_offset)
 
     def close(self) -> None:
         self._state = "closed"
@@ -477,6 +483,7 @@ class BrowserTransport:
             raw,
             self._pc_proxies.create(self._on_ping_channel_data),
             self._pc_proxies.create(channel.state_changed),
+            self._pc_proxies.create(self._on_ping_left),
         )
         self.ping_channel = channel
         if self.session is not None:
@@ -486,6 +493,11 @@ class BrowserTransport:
         session = self.session
         if session is not None:
             session.on_ping_channel_message(_payload_bytes(data), arrival_ms)
+
+    def _on_ping_left(self, timestamp_ms: float, left_ms: float) -> None:
+        session = self.session
+        if session is not None:
+            session.on_ping_left(timestamp_ms, left_ms)
 
     def _attach_channel(self, raw: Any) -> None:
         raw.binaryType = "arraybuffer"

@@ -135,6 +135,9 @@ MAX_FRAME: Final = 0xFFFF_FFFF
 _HOLD: Final = struct.Struct(">I")
 #: The hold time is a u32 of microseconds: up to about 71 minutes.
 MAX_HOLD_MS: Final = 0xFFFF_FFFF / 1000
+#: Where a held pong's hold field starts (byte 9): whoever sends the pong can rewrite the field at
+#: the moment it leaves, so the hold covers everything up to the send.
+HELD_PONG_HOLD_OFFSET: Final = _HELD_PONG.size - _HOLD.size
 MAX_ACTION: Final = 0xFF
 # The count field is a u8, but deployed JavaScript encoders cap a packet at 15 inputs; accepting at
 # most that keeps a hostile count from costing a large allocation and matches what peers send.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import Final, Protocol
@@ -58,10 +59,12 @@ def try_send(
     data: bytes,
     buffer_threshold: int | None,
     counters: SenderCounters,
+    send: Callable[[bytes], None] | None = None,
 ) -> bool:
     """Send ``data`` if the channel is open and not congested; count what happened either way.
 
-    ``buffer_threshold=None`` skips the congestion check (for tiny control messages).
+    ``buffer_threshold=None`` skips the congestion check (for tiny control messages). ``send``
+    replaces ``channel.send`` (for a channel with more than one way to send).
     """
     if channel is None or channel.readyState != "open":
         counters.skipped_closed += 1
@@ -70,7 +73,7 @@ def try_send(
         counters.skipped_congested += 1
         return False
     try:
-        channel.send(data)
+        (channel.send if send is None else send)(data)
     except Exception:
         # The channel can close between the readyState check and the send; a failed send is a
         # lost packet, which redundancy already covers, never a crash of the game loop.

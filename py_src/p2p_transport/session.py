@@ -7,12 +7,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from .acked_sender import RESEND_INTERVAL_MS, AckedInputSender
 from .codec import (
     GAME_KIND_MAX,
     GAME_KIND_MIN,
+    HELD_PONG_HOLD_OFFSET,
     MAX_HOLD_MS,
     AckedInputPacket,
     ControlAck,
@@ -61,6 +62,7 @@ __all__ = [
     "DEFAULT_KEEPALIVE_INTERVAL_MS",
     "P2PSession",
     "Path",
+    "PingChannelLike",
     "SessionConfig",
     "SessionEvent",
     "SessionState",
@@ -114,6 +116,22 @@ class Path(StrEnum):
 
 #: Called with each round-trip sample and the path it was measured on.
 RTTCallback = Callable[[float, Path], None]
+
+
+class PingChannelLike(DataChannelLike, Protocol):
+    """The ping channel (:meth:`P2PSession.attach_ping_channel`): a DataChannel whose holder can
+    take a time at the very moment a packet leaves. In the browser a worker holds it, so neither
+    a busy main thread nor the hop to the worker counts as network delay."""
+
+    def send_ping(self, data: bytes, timestamp_ms: float) -> None:
+        """Send a ping, then report when it left: :meth:`P2PSession.on_ping_left` with
+        ``timestamp_ms`` (the ping's own, to find it by) and the moment it left."""
+        ...
+
+    def send_held_pong(self, data: bytes, hold_offset: int, arrival_ms: float) -> None:
+        """Send a held pong whose hold field (a big-endian u32 of microseconds at byte
+        ``hold_offset``) is rewritten, as it leaves, to the time since the ping's ``arrival_ms``."""
+        ...
 
 
 class SessionEvent(StrEnum):
@@ -285,7 +303,7 @@ class P2PSession:
         #: Round trips as a naive pinger would see them on the ping channel (from handling time,
         #: with the responder's hold left in), kept beside the corrected ones to show the gap.
         self.naive_rtt = RTTTracker(clock, cfg.rtt_window)
-        self._ping_channel: DataChannelLike | None = None
+        self._ping_channel: PingChannelLike | None = None
         self._ping_channel_proven = False
         self._ping_channel_probes = 0
         self.health = ConnectionHealthMonitor(clock, self.rtt, cfg.health)
@@ -293,7 +311,8 @@ class P2PSession:
         self.state = SessionState.NEW
         self._paths = {Path.P2P: _PathStats(sent=self.sender.counters), Path.RELAY: _PathStats()}
         self._counters = _SessionCounters()
-        self._outstanding: OrderedDict[tuple[Path, float], None] = OrderedDict()
+        # Pings awaiting their pong, each with the moment it left when its channel reports one.
+        self._outstanding: OrderedDict[tuple[Path, float], float | None] = OrderedDict()
         self._ping_timer: object | None = None
         # Resends pending acked inputs while the game sends none; runs from negotiation to close().
         self._resend_timer: object | None = None
@@ -383,14 +402,15 @@ class P2PSession:
         """A packet arrived on the DataChannel."""
         self._receive(data, Path.P2P)
 
-    def attach_ping_channel(self, channel: DataChannelLike | None) -> None:
+    def attach_ping_channel(self, channel: PingChannelLike | None) -> None:
         """Measure RTT on ``channel``, whose messages come with their arrival time.
 
         In the browser it is a second DataChannel held by a worker, which notes when each message
-        arrived even while the page's main thread is busy. Pings there are answered with a pong
-        that carries the hold time (arrival to answer), and pongs there are timed from their
-        arrival, so neither side's stalls count as network delay. It is used once the peer has
-        answered on it; a peer without one gets the pings on the DataChannel as before.
+        arrived and when each ping and pong left, even while the page's main thread is busy.
+        Pings there are answered with a pong that carries the hold time (arrival to departure),
+        and a round trip runs from the ping's departure to the pong's arrival, so neither side's
+        stalls count as network delay. It is used once the peer has answered on it; a peer
+        without one gets the pings on the DataChannel as before.
         """
         self._ping_channel = channel
         self._ping_channel_proven = False
@@ -409,14 +429,7 @@ class P2PSession:
             # channel is dead one way, and that is what the silence checks must see.
             if isinstance(message, Ping):
                 stats.pings_received += 1
-                hold_ms = min(max(0.0, self._clock() - arrival_ms), MAX_HOLD_MS)
-                sent = try_send(
-                    self._ping_channel,
-                    encode_held_pong(message.timestamp_ms, hold_ms),
-                    None,
-                    stats.sent,
-                )
-                self._counters.held_pongs_sent += sent
+                self._answer_on_ping_channel(message.timestamp_ms, arrival_ms)
             elif isinstance(message, HeldPong | Pong):
                 self._ping_channel_proven = True
                 hold_ms = message.hold_ms if isinstance(message, HeldPong) else 0.0
@@ -840,8 +853,15 @@ class P2PSession:
 
     def _ping(self, path: Path) -> None:
         now = self._clock()
-        if path is Path.P2P and self._use_ping_channel():
-            sent = try_send(self._ping_channel, encode_ping(now), None, self._paths[path].sent)
+        channel = self._ping_channel
+        if path is Path.P2P and channel is not None and self._use_ping_channel():
+            sent = try_send(
+                channel,
+                encode_ping(now),
+                None,
+                self._paths[path].sent,
+                send=lambda data: channel.send_ping(data, now),
+            )
             self._ping_channel_probes += not self._ping_channel_proven
         else:
             sent = self._send_control(path, encode_ping(now))
@@ -858,6 +878,28 @@ class P2PSession:
             and channel.readyState == "open"
             and (self._ping_channel_proven or self._ping_channel_probes < PING_CHANNEL_PROBES)
         )
+
+    def on_ping_left(self, timestamp_ms: float, left_ms: float) -> None:
+        """The ping channel's report that the ping stamped ``timestamp_ms`` left at ``left_ms``
+        (this session's clock): its round trip is timed from then."""
+        key = (Path.P2P, timestamp_ms)
+        if key in self._outstanding:
+            self._outstanding[key] = left_ms
+
+    def _answer_on_ping_channel(self, timestamp_ms: float, arrival_ms: float) -> None:
+        channel = self._ping_channel
+        assert channel is not None  # a message came from it
+        # The hold so far, which the channel brings up to date as the pong leaves.
+        hold_ms = min(max(0.0, self._clock() - arrival_ms), MAX_HOLD_MS)
+        pong = encode_held_pong(timestamp_ms, hold_ms)
+        sent = try_send(
+            channel,
+            pong,
+            None,
+            self._paths[Path.P2P].sent,
+            send=lambda data: channel.send_held_pong(data, HELD_PONG_HOLD_OFFSET, arrival_ms),
+        )
+        self._counters.held_pongs_sent += sent
 
     def _on_ping_timer(self) -> None:
         try:
@@ -956,7 +998,7 @@ class P2PSession:
         if key not in self._outstanding:
             self._counters.unmatched_pongs += 1
             return
-        del self._outstanding[key]
+        left_ms = self._outstanding.pop(key)
         self._paths[path].pongs_received += 1
         now = self._clock()
         if arrival_ms is None:
@@ -973,7 +1015,8 @@ class P2PSession:
                 self._counters.rtt_samples_handled_late += 1
         tracker = self.rtt if path is Path.P2P else self.relay_rtt
         # A matched pong is a real answer even when a coarse clock reads its round trip as 0.
-        rtt_ms = max(arrival_ms - timestamp_ms - hold_ms, CLOCK_RESOLUTION_MS)
+        start_ms = timestamp_ms if left_ms is None else left_ms
+        rtt_ms = max(arrival_ms - start_ms - hold_ms, CLOCK_RESOLUTION_MS)
         tracker.add_sample(rtt_ms)
         self._telemetry.record_rtt(self._clock(), path.value, rtt_ms)
         if path is Path.P2P:
