@@ -7,7 +7,7 @@ Run inside the loopback-only namespace:
 Two tabs of the demo in Chromium; the pinging tab pings every 100 ms on the worker-held ping
 channel while the answering tab busy-loops its main thread for 200 ms, ``--stalls`` times (the
 browser stall test does the same 6 times). Then, as a control, a third tab that takes no part
-busy-loops for ``--bystander-ms``: a core is as busy as in a stall, but no ping is held. Prints
+stalls the same way: a core is as busy as in a stall, but no ping is held. Prints
 count, median, p95 and max of each kind of sample, and the share within 5 ms of the unstalled
 median. Figures only; nothing here passes or fails.
 """
@@ -33,9 +33,8 @@ from p2p_transport.server import ServerThread
 from p2p_transport.stall_probe import (
     STALL_TAB_OPTIONS,
     TARGET_MS,
-    busy_bystander,
     describe,
-    stall_answerer,
+    stall_tab,
 )
 
 REPORT_JS = "() => window.p2pDemo ? JSON.parse(p2pDemo.report_json()) : null"
@@ -44,9 +43,6 @@ REPORT_JS = "() => window.p2pDemo ? JSON.parse(p2pDemo.report_json()) : null"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stalls", type=int, default=60, help="200 ms stalls (%(default)s)")
-    parser.add_argument(
-        "--bystander-ms", type=int, default=10_000, help="control: busy loop in a third tab"
-    )
     parser.add_argument("--json", type=Path, default=Path("reports/bench_stall_rtt.json"))
     args = parser.parse_args(argv)
     require_loopback_namespace()
@@ -69,13 +65,14 @@ def main(argv: list[str] | None = None) -> int:
                     timeout=30_000,
                 )
             pinger, answerer = sorted(pages, key=lambda p: p.evaluate(REPORT_JS)["player_index"])
-            run = stall_answerer(pinger, answerer, args.stalls)
-            bystander = context.new_page()
-            contended = busy_bystander(pinger, bystander, args.bystander_ms)
+            run = stall_tab(pinger, answerer, args.stalls)
+            control = stall_tab(pinger, context.new_page(), args.stalls)
         finally:
             browser.close()
     rows = run.rows()
-    rows["bystander busy"] = describe(contended, run.unstalled_median)
+    rows["bystander stalls"] = describe(
+        [c for c, _ in control.in_stalls(True)], run.unstalled_median
+    )
     print(
         f"{'RTT samples (ms)':<18}{'n':>6}{'median':>9}{'p95':>9}{'max':>9}"
         f"  within {TARGET_MS:g} ms of the unstalled median"
@@ -90,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "samples": {
             "unstalled": run.unstalled,
-            "corrected": run.corrected,
-            "naive": run.naive,
-            "bystander_busy": contended,
+            "timed": run.timed,
+            "stalls": run.stalls,
+            "bystander_timed": control.timed,
+            "bystander_stalls": control.stalls,
         },
     }
     args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -16,7 +16,7 @@ from test_transport import open_pair
 
 from p2p_transport.harness import TurnServer
 from p2p_transport.server import ServerThread
-from p2p_transport.stall_probe import STALL_MS, STALL_TAB_OPTIONS, TARGET_MS, stall_answerer
+from p2p_transport.stall_probe import STALL_MS, STALL_TAB_OPTIONS, TARGET_MS, stall_tab
 
 STALLS = 6
 #: The issue's bound (TARGET_MS, 5 ms) is held by the median of the held samples. Single samples
@@ -36,7 +36,7 @@ def test_corrected_rtt_ignores_the_answering_tabs_stalls(
         tab.wait_open()
     pinger.wait_until("r.stats.ping_channel === 'in use' && r.stats.rtt_samples >= 20", 20_000)
 
-    run = stall_answerer(pinger.page, answerer.page, STALLS)
+    run = stall_tab(pinger.page, answerer.page, STALLS)
 
     for name, row in run.rows().items():
         print(f"{name}: " + ", ".join(f"{key} {value:.2f}" for key, value in row.items()))

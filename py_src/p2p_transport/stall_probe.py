@@ -17,9 +17,8 @@ __all__ = [
     "STALL_TAB_OPTIONS",
     "TARGET_MS",
     "StallRun",
-    "busy_bystander",
     "describe",
-    "stall_answerer",
+    "stall_tab",
 ]
 
 #: A long environment step, as the issue's test describes it.
@@ -43,47 +42,67 @@ STALL_TAB_OPTIONS: Final[dict[str, Any]] = {
 }
 #: Between stalls, so the pinger gets unstalled answers in between.
 STALL_SPACING_MS: Final = 700
-_BUSY_JS: Final = "(ms) => { const t = performance.now(); while (performance.now() - t < ms) {} }"
-# Both lists in one call, so no sample lands between the two reads.
-_SAMPLES_JS: Final = (
-    "() => p2pShim.pyodide.runPython('import js; s = js.p2pDemo.transport.session; "
-    "[list(s.rtt.samples), list(s.naive_rtt.samples)]').toJs()"
-)
+# Returns when the stall began and ended, as epoch milliseconds, comparable across tabs.
+_BUSY_JS: Final = """(ms) => {
+  const start = performance.now();
+  while (performance.now() - start < ms) {}
+  return [start, performance.now()].map((t) => performance.timeOrigin + t);
+}"""
+# The pinger's RTT samples with their times (the session's clock, the page's performance.now())
+# and its naive samples, in one call so that no sample lands between the reads; and its clock's
+# origin, to place the stalls on it.
+_SAMPLES_JS: Final = """() => [
+  p2pShim.pyodide.runPython(`import js; s = js.p2pDemo.transport.session
+[s.telemetry()["rtt"]["p2p"]["rows"], list(s.naive_rtt.samples)]`).toJs(),
+  performance.timeOrigin,
+]"""
 
 
 @dataclass(frozen=True)
 class StallRun:
-    """RTT samples (ms) the pinging tab took: ``unstalled`` before any stall, then ``corrected``
-    and ``naive`` side by side while the answering tab stalled."""
+    """What the pinging tab measured: ``unstalled`` RTTs (ms) before any stall, then ``timed``
+    samples ``(at_ms, corrected_ms, naive_ms)`` while another tab stalled ``stalls`` times (each
+    ``(start_ms, end_ms)``; all times on the pinger's clock)."""
 
     unstalled: list[float]
-    corrected: list[float]
-    naive: list[float]
+    timed: list[tuple[float, float, float]]
+    stalls: list[tuple[float, float]]
 
     @property
     def unstalled_median(self) -> float:
         return statistics.median(self.unstalled)
 
     @property
-    def held(self) -> list[tuple[float, float]]:
-        """(corrected, naive) for the pings the answering tab held through a stall."""
-        return [(c, n) for c, n in zip(self.corrected, self.naive, strict=True) if n - c >= HELD_MS]
+    def corrected(self) -> list[float]:
+        return [c for _, c, _ in self.timed]
 
     @property
-    def unheld(self) -> list[float]:
-        """Corrected samples taken between the stalls, of pings nothing held."""
-        return [c for c, n in zip(self.corrected, self.naive, strict=True) if n - c < HELD_MS]
+    def held(self) -> list[tuple[float, float]]:
+        """(corrected, naive) for the pings the answering tab held through a stall: told by the
+        hold itself, so no clock but the pinger's is involved."""
+        return [(c, n) for _, c, n in self.timed if n - c >= HELD_MS]
+
+    def in_stalls(self, during: bool) -> list[tuple[float, float]]:
+        """(corrected, naive) for the samples whose round trip (from sending the ping to
+        handling the pong) overlapped a stall, or, with ``during=False``, overlapped none. The
+        stalls' times come from the stalling tab's clock; tabs agree on them to well under the
+        100 ms between pings."""
+        return [
+            (c, n)
+            for at, c, n in self.timed
+            if during == any(start <= at and at - n <= end for start, end in self.stalls)
+        ]
 
     def rows(self) -> dict[str, dict[str, float]]:
         """Figures (:func:`describe`) for the unstalled samples, those between the stalls, and
-        the held ones, corrected and naive."""
+        those during them, corrected and naive."""
         median = self.unstalled_median
-        held = self.held
+        during = self.in_stalls(True)
         return {
             "unstalled": describe(self.unstalled, median),
-            "between stalls": describe(self.unheld, median),
-            "held, corrected": describe([c for c, _ in held], median),
-            "held, naive": describe([n for _, n in held], median),
+            "between stalls": describe([c for c, _ in self.in_stalls(False)], median),
+            "during, corrected": describe([c for c, _ in during], median),
+            "during, naive": describe([n for _, n in during], median),
         }
 
 
@@ -102,23 +121,26 @@ def describe(samples: list[float], reference_ms: float) -> dict[str, float]:
     }
 
 
-def stall_answerer(pinger: Any, answerer: Any, stalls: int) -> StallRun:
-    """Busy-loop ``answerer``'s main thread :data:`STALL_MS` at a time, ``stalls`` times, while
-    ``pinger`` (a Playwright page of the demo, already pinging on the ping channel) pings it.
-    Samples the pinger took before the call are the unstalled ones."""
-    rtt_before, naive_before = pinger.evaluate(_SAMPLES_JS)
+def stall_tab(pinger: Any, staller: Any, stalls: int) -> StallRun:
+    """Busy-loop ``staller``'s main thread :data:`STALL_MS` at a time, ``stalls`` times, while
+    ``pinger`` (a Playwright page of the demo, already pinging on the ping channel) pings.
+    ``staller`` is the tab answering the pings, or, as a control, a bystander taking no part in
+    them: a core is then as busy as in a stall, but no ping is held. Samples the pinger took
+    before the call are the unstalled ones."""
+    (rows_before, naive_before), _ = pinger.evaluate(_SAMPLES_JS)
+    windows = []
     for _ in range(stalls):
-        answerer.evaluate(_BUSY_JS, STALL_MS)
-        answerer.wait_for_timeout(STALL_SPACING_MS)
-    rtt, naive = pinger.evaluate(_SAMPLES_JS)
-    return StallRun(rtt_before, rtt[len(rtt_before) :], naive[len(naive_before) :])
-
-
-def busy_bystander(pinger: Any, bystander: Any, duration_ms: int) -> list[float]:
-    """The control for :func:`stall_answerer`: busy-loop ``bystander``, a page taking no part in
-    the pings, for ``duration_ms`` while ``pinger`` pings, so a core is as busy as in a stall but
-    nothing holds a ping. Returns the corrected RTT samples taken meanwhile."""
-    rtt_before, _ = pinger.evaluate(_SAMPLES_JS)
-    bystander.evaluate(_BUSY_JS, duration_ms)
-    rtt, _ = pinger.evaluate(_SAMPLES_JS)
-    return list(rtt[len(rtt_before) :])
+        windows.append(staller.evaluate(_BUSY_JS, STALL_MS))
+        staller.wait_for_timeout(STALL_SPACING_MS)
+    (rows, naive), origin = pinger.evaluate(_SAMPLES_JS)
+    timed = [
+        (at, rtt, naive_rtt)
+        for (at, rtt), naive_rtt in zip(
+            rows[len(rows_before) :], naive[len(naive_before) :], strict=True
+        )
+    ]
+    return StallRun(
+        [rtt for _, rtt in rows_before],
+        timed,
+        [(start - origin, end - origin) for start, end in windows],
+    )
