@@ -72,6 +72,9 @@ def test_a_pong_handled_late_is_counted_and_timed_from_its_arrival() -> None:
     stats = session.stats()
     assert stats["rtt_last_ms"] == pytest.approx(2.0)
     assert stats["rtt_samples_handled_late"] == 1
+    # The experiment's record keeps the sample beside the naive RTT, the hold and the flag.
+    (row,) = session.telemetry()["rtt"]["p2p"]["rows"]
+    assert row == [clock(), 2.0, 2 + LATE_HANDLING_MS + 100, 0.5, True]
 
 
 def test_the_round_trip_starts_when_the_channel_says_the_ping_left() -> None:

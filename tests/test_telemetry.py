@@ -11,6 +11,7 @@ from p2p_transport.acked_sender import PENDING_LIMIT
 from p2p_transport.codec import GAME_KIND_MIN
 from p2p_transport.routing import Route, RouteChange, RouteMode
 from p2p_transport.telemetry import (
+    RTT_COLUMNS,
     RTT_SAMPLE_ROWS,
     SCHEMA,
     SCHEMA_VERSION,
@@ -43,7 +44,7 @@ def test_rtt_samples_stay_within_the_ring_however_long_the_session() -> None:
     recorder = TelemetryRecorder(("p2p", "relay"), 0.0)
     extra = 250
     for i in range(RTT_SAMPLE_ROWS + extra):
-        recorder.record_rtt(i * 500.0, "p2p", 20.0 + i % 7)
+        recorder.record_rtt(i * 500.0, "p2p", 20.0 + i % 7, 20.0 + i % 7)
     p2p = recorder.to_dict(rtt_interval_ms=500.0)["rtt"]["p2p"]
     assert len(p2p["rows"]) == RTT_SAMPLE_ROWS
     assert p2p["dropped"] == extra
@@ -119,9 +120,14 @@ def test_a_session_reports_what_it_measured_and_it_survives_json() -> None:
         rtt = record["rtt"][path]
         assert len(rtt["rows"]) == stats[f"{path}_pongs_received"] > 0
         assert rtt["dropped"] == 0
-        times = [at for at, _ in rtt["rows"]]
+        assert rtt["columns"] == list(RTT_COLUMNS)
+        times = [at for at, *_ in rtt["rows"]]
         assert times == sorted(times)
-        assert all(value > 0 for _, value in rtt["rows"])
+        # Game channel and relay pongs (the fakes have no ping channel): the RTT is the naive
+        # one, no hold is known, and nothing was handled late.
+        for _, value, naive, hold, late in rtt["rows"]:
+            assert value == naive > 0
+            assert (hold, late) == (None, False)
     assert record["rtt"]["p2p"]["rows"][-1][1] == pytest.approx(a.rtt.last_sample_ms, abs=0.01)
     assert record["rtt"]["p2p"]["summary"]["rtt_samples"] == a.rtt.sample_count
 

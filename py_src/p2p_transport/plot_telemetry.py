@@ -130,8 +130,10 @@ def plot(records: Sequence[dict[str, Any]], out: Path, title: str | None = None)
             rows = series["rows"]
             if not rows:
                 continue
-            times = [(at - origin) / MS_PER_S for at, _ in rows]
-            values = [rtt for _, rtt in rows]
+            at_column = series["columns"].index("at_ms")
+            rtt_column = series["columns"].index("rtt_ms")
+            times = [(row[at_column] - origin) / MS_PER_S for row in rows]
+            values = [row[rtt_column] for row in rows]
             highest = max(highest, *values)
             interval_ms = series.get("covers_ms", 0) / series["capacity"] or MS_PER_S
             times, values = _with_gaps(times, values, GAP_INTERVALS * interval_ms / MS_PER_S)

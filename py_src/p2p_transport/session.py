@@ -432,7 +432,7 @@ class P2PSession:
                 self._answer_on_ping_channel(message.timestamp_ms, arrival_ms)
             elif isinstance(message, HeldPong | Pong):
                 self._ping_channel_proven = True
-                hold_ms = message.hold_ms if isinstance(message, HeldPong) else 0.0
+                hold_ms = message.hold_ms if isinstance(message, HeldPong) else None
                 self._counters.held_pongs_received += isinstance(message, HeldPong)
                 self._take_pong(message.timestamp_ms, Path.P2P, arrival_ms, hold_ms)
             else:
@@ -987,13 +987,13 @@ class P2PSession:
         self._send_control(path, encode_pong(ping.timestamp_ms))
 
     def _on_pong(self, pong: Pong, path: Path) -> None:
-        self._take_pong(pong.timestamp_ms, path, None, 0.0)
+        self._take_pong(pong.timestamp_ms, path, None, None)
 
     def _take_pong(
-        self, timestamp_ms: float, path: Path, arrival_ms: float | None, hold_ms: float
+        self, timestamp_ms: float, path: Path, arrival_ms: float | None, hold_ms: float | None
     ) -> None:
         """A pong for the ping sent at ``timestamp_ms``; ``arrival_ms`` is when it arrived, if
-        known (the ping channel), and ``hold_ms`` how long the peer held the ping."""
+        known (the ping channel), and ``hold_ms`` how long the peer held the ping, if it says."""
         key = (path, timestamp_ms)
         if key not in self._outstanding:
             self._counters.unmatched_pongs += 1
@@ -1001,6 +1001,8 @@ class P2PSession:
         left_ms = self._outstanding.pop(key)
         self._paths[path].pongs_received += 1
         now = self._clock()
+        naive_ms = max(now - timestamp_ms, CLOCK_RESOLUTION_MS)
+        handled_late = False
         if arrival_ms is None:
             stall_end = self._last_stall_end_ms
             if stall_end is not None and stall_end > timestamp_ms:
@@ -1010,15 +1012,15 @@ class P2PSession:
                 return
             arrival_ms = now
         else:
-            self.naive_rtt.add_sample(max(now - timestamp_ms, CLOCK_RESOLUTION_MS))
-            if now - arrival_ms >= LATE_HANDLING_MS:
-                self._counters.rtt_samples_handled_late += 1
+            self.naive_rtt.add_sample(naive_ms)
+            handled_late = now - arrival_ms >= LATE_HANDLING_MS
+            self._counters.rtt_samples_handled_late += handled_late
         tracker = self.rtt if path is Path.P2P else self.relay_rtt
         # A matched pong is a real answer even when a coarse clock reads its round trip as 0.
         start_ms = timestamp_ms if left_ms is None else left_ms
-        rtt_ms = max(arrival_ms - start_ms - hold_ms, CLOCK_RESOLUTION_MS)
+        rtt_ms = max(arrival_ms - start_ms - (hold_ms or 0.0), CLOCK_RESOLUTION_MS)
         tracker.add_sample(rtt_ms)
-        self._telemetry.record_rtt(self._clock(), path.value, rtt_ms)
+        self._telemetry.record_rtt(now, path.value, rtt_ms, naive_ms, hold_ms, handled_late)
         if path is Path.P2P:
             self._observe_health()  # the RTT is one of the status's inputs
         if self.on_rtt is not None:

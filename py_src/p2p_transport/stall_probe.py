@@ -31,13 +31,12 @@ TARGET_MS: Final = 5.0
 HELD_MS: Final = 10.0
 #: Demo options for both tabs. Pings every 100 ms, so every 200 ms stall has pings arriving in
 #: it; nothing through the server and no page UI, so the second core (the first busy-loops) runs
-#: only what carries the pings; a window that keeps every sample.
+#: only what carries the pings. The samples are read from the telemetry, whose ring keeps 7200.
 STALL_TAB_OPTIONS: Final[dict[str, Any]] = {
     "frames": 1,
     "ping_interval_ms": 100.0,
     "relay_inputs": False,
     "relay_pings": False,
-    "rtt_window": 100_000,
     "ui": False,
 }
 #: Between stalls, so the pinger gets unstalled answers in between.
@@ -48,12 +47,12 @@ _BUSY_JS: Final = """(ms) => {
   while (performance.now() - start < ms) {}
   return [start, performance.now()].map((t) => performance.timeOrigin + t);
 }"""
-# The pinger's RTT samples with their times (the session's clock, the page's performance.now())
-# and its naive samples, in one call so that no sample lands between the reads; and its clock's
-# origin, to place the stalls on it.
+# The pinger's RTT samples as the experiment's record keeps them (times on the session's clock,
+# the page's performance.now()), and that clock's origin, to place the stalls on it.
 _SAMPLES_JS: Final = """() => [
-  p2pShim.pyodide.runPython(`import js; s = js.p2pDemo.transport.session
-[s.telemetry()["rtt"]["p2p"]["rows"], list(s.naive_rtt.samples)]`).toJs(),
+  p2pShim.pyodide.runPython(
+    'import js; js.p2pDemo.transport.session.telemetry()["rtt"]["p2p"]["rows"]'
+  ).toJs(),
   performance.timeOrigin,
 ]"""
 
@@ -127,20 +126,14 @@ def stall_tab(pinger: Any, staller: Any, stalls: int) -> StallRun:
     ``staller`` is the tab answering the pings, or, as a control, a bystander taking no part in
     them: a core is then as busy as in a stall, but no ping is held. Samples the pinger took
     before the call are the unstalled ones."""
-    (rows_before, naive_before), _ = pinger.evaluate(_SAMPLES_JS)
+    before, _ = pinger.evaluate(_SAMPLES_JS)
     windows = []
     for _ in range(stalls):
         windows.append(staller.evaluate(_BUSY_JS, STALL_MS))
         staller.wait_for_timeout(STALL_SPACING_MS)
-    (rows, naive), origin = pinger.evaluate(_SAMPLES_JS)
-    timed = [
-        (at, rtt, naive_rtt)
-        for (at, rtt), naive_rtt in zip(
-            rows[len(rows_before) :], naive[len(naive_before) :], strict=True
-        )
-    ]
+    rows, origin = pinger.evaluate(_SAMPLES_JS)
     return StallRun(
-        [rtt for _, rtt in rows_before],
-        timed,
+        [row[1] for row in before],
+        [(at, rtt, naive) for at, rtt, naive, *_ in rows[len(before) :]],
         [(start - origin, end - origin) for start, end in windows],
     )

@@ -27,6 +27,7 @@ __all__ = [
     "HEALTH_TRANSITION_ROWS",
     "LOSS_SAMPLE_ROWS",
     "ROUTE_CHANGE_ROWS",
+    "RTT_COLUMNS",
     "RTT_SAMPLE_ROWS",
     "SCHEMA",
     "SCHEMA_VERSION",
@@ -37,10 +38,16 @@ __all__ = [
 #: Names the record's format: tools reading a telemetry file check it before anything else.
 SCHEMA: Final = "p2p_transport.telemetry"
 #: Raised whenever a field changes meaning or goes away; adding a field does not raise it.
-SCHEMA_VERSION: Final = 1
+#: Version 2: RTT rows gained the naive RTT, the peer's hold and the handled-late flag.
+SCHEMA_VERSION: Final = 2
+#: The columns of an RTT row: when the sample was taken, the RTT (corrected for the peer's hold
+#: on the ping channel), the naive RTT (handling minus sending; the RTT itself on the game channel
+#: and the relay), how long the peer held the ping (``None`` where its pong does not say), and
+#: whether this side handled the pong late (:data:`~.session.LATE_HANDLING_MS`).
+RTT_COLUMNS: Final = ("at_ms", "rtt_ms", "naive_rtt_ms", "peer_hold_ms", "handled_late")
 #: RTT samples kept per path: 7200 is one hour at the default two pings a second (500 ms), the
-#: length of a long lab session. Each row is two floats (about 110 bytes in CPython, 20 in JSON),
-#: so both paths together stay under 2 MB in memory and 300 kB on disk.
+#: length of a long lab session. A row (:data:`RTT_COLUMNS`) is about 170 bytes in CPython and 40
+#: in JSON (measured), so both paths together stay under 2.5 MB in memory and 600 kB on disk.
 RTT_SAMPLE_ROWS: Final = 7200
 #: P2P loss estimates kept: one per ping tick, so also an hour at the default interval.
 LOSS_SAMPLE_ROWS: Final = 7200
@@ -113,7 +120,7 @@ class TelemetryRecorder:
 
     def __init__(self, paths: Iterable[str], started_at_ms: float) -> None:
         self.started_at_ms = started_at_ms
-        self.rtt = {path: BoundedLog(("at_ms", "rtt_ms"), RTT_SAMPLE_ROWS) for path in paths}
+        self.rtt = {path: BoundedLog(RTT_COLUMNS, RTT_SAMPLE_ROWS) for path in paths}
         self.health = BoundedLog(("at_ms", "from", "to"), HEALTH_TRANSITION_ROWS)
         self.routes = BoundedLog(
             ("at_ms", "previous", "route", "target", "reason"), ROUTE_CHANGE_ROWS
@@ -127,8 +134,18 @@ class TelemetryRecorder:
         """The status last observed (``None`` before the first observation)."""
         return self._health_status
 
-    def record_rtt(self, at_ms: float, path: str, rtt_ms: float) -> None:
-        self.rtt[path].append(_ms(at_ms), _ms(rtt_ms))
+    def record_rtt(
+        self,
+        at_ms: float,
+        path: str,
+        rtt_ms: float,
+        naive_rtt_ms: float,
+        peer_hold_ms: float | None = None,
+        handled_late: bool = False,
+    ) -> None:
+        """One RTT sample (see :data:`RTT_COLUMNS`)."""
+        hold = None if peer_hold_ms is None else _ms(peer_hold_ms)
+        self.rtt[path].append(_ms(at_ms), _ms(rtt_ms), _ms(naive_rtt_ms), hold, handled_late)
 
     def observe_health(self, at_ms: float, status: HealthStatus) -> bool:
         """Note the status just evaluated; record a transition if it changed (the first
