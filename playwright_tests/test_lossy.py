@@ -142,7 +142,6 @@ def test_a_channel_closed_mid_game_falls_back_to_the_relay_and_comes_back(
         report = tab.report()
         game, stats = report["game"], report["stats"]
         start = before[id(tab)]
-        assert start["stats"]["route"] == "p2p", start["route_changes"]
         assert game["delivered_exactly_once"], game
         assert game["frames_received"] == RECOVERY_FRAMES
 
@@ -156,6 +155,8 @@ def test_a_channel_closed_mid_game_falls_back_to_the_relay_and_comes_back(
         changes = report["route_changes"]
         leave = first_after(changes, lost_at)
         assert leave is not None, changes
+        # The route was P2P when the channel went: ``before`` cannot tell, since it is read after
+        # the close, and the peer's close event can beat it.
         assert (leave["previous"], leave["target"]) == ("p2p", "relay"), changes
         assert leave["reason"] == "p2p channel not open"
         on_relay = first_after([c for c in changes if c["route"] == "relay"], lost_at)
