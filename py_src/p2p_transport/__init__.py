@@ -12,6 +12,7 @@ from .codec import (
     ControlKind,
     ControlMessage,
     DecodeError,
+    HeldPong,
     InputPacket,
     Keepalive,
     Message,
@@ -20,6 +21,7 @@ from .codec import (
     Pong,
     decode,
     encode_acked_input_packet,
+    encode_held_pong,
     encode_input_packet,
     encode_keepalive,
     encode_ping,
@@ -35,7 +37,14 @@ from .relay import RelayChannel
 from .routing import Route, RouteChange, RouteMode, Router, RoutingThresholds
 from .rtt import RTTTracker
 from .sender import DataChannelLike, P2PInputSender
-from .session import P2PSession, Path, SessionConfig, SessionEvent, SessionState
+from .session import (
+    P2PSession,
+    Path,
+    PingChannelLike,
+    SessionConfig,
+    SessionEvent,
+    SessionState,
+)
 from .timing import Clock, Scheduler
 
 __version__ = "0.1.0"
@@ -58,6 +67,7 @@ __all__ = [
     "FaultyChannel",
     "HealthStatus",
     "HealthThresholds",
+    "HeldPong",
     "InputPacket",
     "InputReceiver",
     "Keepalive",
@@ -67,6 +77,7 @@ __all__ = [
     "P2PSession",
     "Path",
     "Ping",
+    "PingChannelLike",
     "Pong",
     "RTTTracker",
     "ReconnectBackoff",
@@ -85,6 +96,7 @@ __all__ = [
     "__version__",
     "decode",
     "encode_acked_input_packet",
+    "encode_held_pong",
     "encode_input_packet",
     "encode_keepalive",
     "encode_ping",
