@@ -888,7 +888,8 @@ class P2PSession:
 
     def _answer_on_ping_channel(self, timestamp_ms: float, arrival_ms: float) -> None:
         channel = self._ping_channel
-        assert channel is not None  # a message came from it
+        if channel is None:  # let go of (close(), or detached) while the ping was on its way
+            return
         # The hold so far, which the channel brings up to date as the pong leaves.
         hold_ms = min(max(0.0, self._clock() - arrival_ms), MAX_HOLD_MS)
         pong = encode_held_pong(timestamp_ms, hold_ms)
