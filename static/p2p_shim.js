@@ -52,9 +52,19 @@
     // onData(data, arrivalMs) gets each message, onState(readyState) the channel's state.
     // send(bytes, tag, heldSinceMs, holdOffset): with a tag, onLeft(tag, leftMs) says when the
     // packet left; with heldSinceMs, a big-endian u32 of the microseconds since then is written at
-    // byte holdOffset as it leaves. Returns {send, close()}.
+    // byte holdOffset as it leaves. Returns {send, close()}, or undefined where the browser
+    // cannot move a DataChannel into a worker (transferable RTCDataChannel is recent in Chromium
+    // and missing in Firefox): the caller then goes without.
     workerChannel(channel, onData, onState, onLeft) {
-      const worker = new Worker(workerUrl());
+      let worker;
+      try {
+        worker = new Worker(workerUrl());
+        worker.postMessage({ channel }, [channel]);
+      } catch (err) {
+        if (worker) worker.terminate();
+        console.info(`p2pShim: no worker-held channel here (${err.name}: ${err.message})`);
+        return undefined;
+      }
       const origin = performance.timeOrigin;
       worker.onmessage = (e) => {
         const m = e.data;
@@ -62,7 +72,6 @@
         else if (m.left !== undefined) onLeft(m.left, m.at - origin);
         else onData(m.data, m.at - origin);
       };
-      worker.postMessage({ channel }, [channel]);
       return {
         send: (bytes, tag, heldSinceMs, holdOffset) =>
           worker.postMessage({

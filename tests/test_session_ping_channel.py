@@ -132,3 +132,12 @@ def test_ping_channel_traffic_does_not_make_the_datachannel_look_alive() -> None
     session, clock, _, _ = make()
     session.on_ping_channel_message(encode_ping(1.0), arrival_ms=clock())
     assert session.health.packets_received == 0
+
+
+def test_a_closed_ping_channel_says_so_and_pings_go_on_the_game_channel() -> None:
+    session, _, main, pings = make()
+    pings.readyState = "closed"
+    session.ping()
+    assert session.stats()["ping_channel"] == "closed"
+    assert pings.sent == []
+    assert sent_types(main) == [MessageType.PING]

@@ -470,8 +470,10 @@ class BrowserTransport:
             self.pc.ondatachannel = self._pc_proxies.create(self._on_datachannel)
 
     def _open_ping_channel(self) -> None:
-        """The RTT's own channel, held by a worker that stamps arrivals (see
-        ``P2PSession.attach_ping_channel``); a peer without it simply never answers on it."""
+        """The RTT's own channel, held by a worker that stamps arrivals and departures (see
+        ``P2PSession.attach_ping_channel``); a peer without it simply never answers on it. A
+        browser that cannot move a DataChannel into a worker goes without (the channel is closed):
+        the peer's probes there go unanswered, and both measure RTT on the game channel."""
         raw = self.pc.createDataChannel(
             PING_CHANNEL_LABEL,
             _js_object(
@@ -485,6 +487,9 @@ class BrowserTransport:
             self._pc_proxies.create(channel.state_changed),
             self._pc_proxies.create(self._on_ping_left),
         )
+        if channel.handle is None:
+            raw.close()
+            return
         self.ping_channel = channel
         if self.session is not None:
             self.session.attach_ping_channel(channel)

@@ -598,6 +598,8 @@ class P2PSession:
         out["ping_channel"] = (
             "none"
             if self._ping_channel is None
+            else "closed"
+            if self._ping_channel.readyState in ("closing", "closed")
             else "in use"
             if self._ping_channel_proven
             else "probing"
