@@ -9,6 +9,7 @@ import pytest
 from p2p_transport.codec import ControlAck, ControlMessage, decode, encode_control
 from p2p_transport.control import (
     INITIAL_RTO_MS,
+    MAX_ACK_DELAY_MS,
     MAX_RTO_MS,
     MIN_RTO_MS,
     TIMER_TICK_MS,
@@ -137,7 +138,7 @@ def test_resends_with_exponential_backoff_until_acked(
     a.channel.send(0x80)
     clock.advance(40)
     a.channel.on_ack(ControlAck(0))
-    assert a.channel.rto_ms == MIN_RTO_MS
+    assert a.channel.rto_ms == 170.0  # 40 + 4 x 20 + 50
     a.channel.send(0x81)
     start = clock()
     a.take()
@@ -146,8 +147,8 @@ def test_resends_with_exponential_backoff_until_acked(
         scheduler.advance(TIMER_TICK_MS)
         if a.take():
             sends_at.append(clock() - start)
-    # 200 ms, then each wait doubled (400, 800) until the 1 s ceiling.
-    assert sends_at[:5] == [200.0, 600.0, 1400.0, 2400.0, 3400.0]
+    # 170 ms, then each wait doubled (340, 680) until the 1 s ceiling.
+    assert sends_at[:5] == [170.0, 510.0, 1190.0, 2190.0, 3190.0]
     gaps = {later - earlier for earlier, later in itertools.pairwise(sends_at[3:])}
     assert gaps == {MAX_RTO_MS}
     assert a.channel.counters.retransmits == len(sends_at)
@@ -168,7 +169,7 @@ def test_before_any_rtt_the_initial_timeout_applies(
     assert len(a.take()) == 1
 
 
-def test_rto_follows_rfc_6298_within_floor_and_ceiling(
+def test_rto_is_quics_probe_timeout_within_the_ceiling(
     clock: FakeClock, scheduler: FakeScheduler
 ) -> None:
     a = Endpoint(clock, scheduler)
@@ -177,10 +178,18 @@ def test_rto_follows_rfc_6298_within_floor_and_ceiling(
     clock.advance(10)
     a.channel.on_ack(ControlAck(0))
     assert (a.channel.srtt_ms, a.channel.rttvar_ms) == (10.0, 5.0)
-    assert a.channel.rto_ms == MIN_RTO_MS  # 10 + 4 x 5 = 30, under the floor
+    assert a.channel.rto_ms == 10 + 4 * 5 + MAX_ACK_DELAY_MS
+    # Steady round trips shrink RTTVAR; 4 RTTVAR then counts for the 1 ms granularity.
+    for sequence in range(1, 40):
+        a.channel.send(0x80)
+        clock.advance(10)
+        a.channel.on_ack(ControlAck(sequence))
+    assert a.channel.rttvar_ms is not None and a.channel.rttvar_ms < 0.25
+    assert a.channel.rto_ms == pytest.approx(10 + 1 + MAX_ACK_DELAY_MS)
+    assert MIN_RTO_MS == 1 + MAX_ACK_DELAY_MS
     a.channel.send(0x80)
     clock.advance(5000)
-    a.channel.on_ack(ControlAck(1))
+    a.channel.on_ack(ControlAck(40))
     assert a.channel.rto_ms == MAX_RTO_MS
 
 
@@ -189,8 +198,8 @@ def test_first_resend_after_the_measured_rto(clock: FakeClock, scheduler: FakeSc
     a.channel.send(0x80)
     clock.advance(100)
     a.channel.on_ack(ControlAck(0))
-    rto = a.channel.rto_ms  # 100 + 4 x 50 = 300
-    assert rto == 300.0
+    rto = a.channel.rto_ms
+    assert rto == 350.0  # 100 + 4 x 50 + 50
     a.channel.send(0x81)
     a.take()
     scheduler.advance(rto - TIMER_TICK_MS)
@@ -316,11 +325,11 @@ def test_rtt_hint_sets_the_rto_until_measured(clock: FakeClock, scheduler: FakeS
     )
     assert channel.rto_ms == INITIAL_RTO_MS
     hint[0] = (100.0, 50.0)
-    assert channel.rto_ms == 300.0
+    assert channel.rto_ms == 350.0  # 100 + 4 x 50 + 50
     channel.send(0x80)
     clock.advance(40)
     channel.on_ack(ControlAck(0))
-    assert channel.rto_ms == MIN_RTO_MS  # its own measurement now: 40 + 4 x 20 = 120
+    assert channel.rto_ms == 170.0  # its own measurement now: 40 + 4 x 20 + 50
 
 
 def test_an_ack_that_proves_a_loss_resends_at_once(

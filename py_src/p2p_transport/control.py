@@ -7,10 +7,11 @@ exponential backoff, until the peer's cumulative ack (:class:`~.codec.ControlAck
 receiver acknowledges every control message it sees, holds early arrivals until the gap before
 them fills, and hands each message to its callback exactly once, in sequence order.
 
-The retransmission timeout follows RFC 6298: SRTT and RTTVAR from round trips measured on
-messages sent only once (Karn's rule), RTO = SRTT + 4 RTTVAR, clamped to
-[:data:`MIN_RTO_MS`, :data:`MAX_RTO_MS`], doubled for each further timeout of the same message.
-Until the channel has measured a round trip itself it uses the session's ping RTT, if any.
+The retransmission timeout is QUIC's probe timeout (RFC 9002, 6.2.1) on RFC 6298's estimator:
+SRTT and RTTVAR from round trips measured on messages sent only once (Karn's rule), RTO = SRTT +
+max(4 RTTVAR, 1 ms) + :data:`MAX_ACK_DELAY_MS`, at most :data:`MAX_RTO_MS`, doubled for each
+further timeout of the same message. Until the channel has measured a round trip itself it uses
+the session's ping RTT, if any.
 
 A lost message is usually noticed before its timeout: the receiver acks every arrival, so an ack
 that comes back more than a round trip (plus a quarter for jitter, RACK's reordering window,
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_SEND_WINDOW",
     "DELIVERY_SAMPLES",
     "INITIAL_RTO_MS",
+    "MAX_ACK_DELAY_MS",
     "MAX_RTO_MS",
     "MIN_RTO_MS",
     "TIMER_TICK_MS",
@@ -69,19 +71,25 @@ logger = logging.getLogger(__name__)
 DEFAULT_SEND_WINDOW: Final = 32
 #: RFC 6298 (2.1): before any round trip is measured, wait a second before the first resend.
 INITIAL_RTO_MS: Final = 1000.0
-#: RFC 6298's 1 s floor exists for TCP's delayed acks; this receiver acks at once, from the message
-#: handler. What can still hold an ack back is the browser's main thread: the peer's handler runs
-#: only between game steps, and a step can take a few 60 Hz frames. 200 ms (Linux TCP's floor too)
-#: rides out such a stall without a spurious resend.
-MIN_RTO_MS: Final = 200.0
+#: How long the peer may hold an ack, added to every timeout (QUIC's max_ack_delay, 25 ms by
+#: default there). This receiver acks at once, from its message handler, but that handler runs only
+#: between the peer's game steps: 50 ms is three 60 Hz frames. A longer step (a slow environment
+#: step) costs a spurious resend of a few dozen bytes, which the peer drops as a duplicate; a
+#: floor high enough to avoid that (this channel had 200 ms, Linux TCP's) would cost every lost
+#: message that much more delay at an episode boundary, where both games wait for it.
+MAX_ACK_DELAY_MS: Final = 50.0
+#: RFC 9002's timer granularity: the least that 4 RTTVAR counts for.
+_GRANULARITY_MS: Final = 1.0
+#: The smallest timeout the formula gives (a round trip of 0): the granularity plus the ack delay.
+MIN_RTO_MS: Final = _GRANULARITY_MS + MAX_ACK_DELAY_MS
 #: RFC 6298 allows a 60 s ceiling, to spare a congested path; a game waiting on an episode message
 #: cannot wait that long, and these messages hardly load a path: even a full window of 32 maximal
 #: messages resent once a second is 33 KB/s, and the usual one is a few dozen bytes. A message
 #: resent at least every second reaches the peer within a second of a broken link coming back.
 MAX_RTO_MS: Final = 1000.0
-#: How often the retransmit timer looks for due messages: a resend goes out at most 25 ms late,
-#: an eighth of the smallest RTO. It runs only while a message is unacknowledged.
-TIMER_TICK_MS: Final = 25.0
+#: How often the retransmit timer looks for due messages: a resend goes out at most 10 ms late,
+#: a fifth of the smallest RTO. It runs only while a message is unacknowledged.
+TIMER_TICK_MS: Final = 10.0
 #: Delivery times (send to ack) kept for the percentiles: the last 1000 messages, which at a few
 #: control messages per episode covers a whole experiment session.
 DELIVERY_SAMPLES: Final = 1000
@@ -196,7 +204,7 @@ class ReliableControlChannel:
         if estimate is None:
             return INITIAL_RTO_MS
         srtt, rttvar = estimate
-        return min(MAX_RTO_MS, max(MIN_RTO_MS, srtt + _K * rttvar))
+        return min(MAX_RTO_MS, srtt + max(_K * rttvar, _GRANULARITY_MS) + MAX_ACK_DELAY_MS)
 
     def _rtt_estimate(self) -> tuple[float, float] | None:
         if self.srtt_ms is not None and self.rttvar_ms is not None:

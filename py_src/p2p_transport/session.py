@@ -1036,10 +1036,11 @@ class P2PSession:
         """Control messages and their acks go out on every open path, DataChannel and relay.
 
         They are a few small packets per episode, so a second copy costs nothing, while a lost one
-        costs a retransmission timeout (200 ms or more) at an episode boundary, where both games
-        wait for it; the copies' losses are independent, so at 30% loss on each path 9% of sends
-        are lost instead of 30%. And a DataChannel that is open but dead (what the router leaves
-        P2P for) cannot hold them up. The receiver drops whichever copy comes second.
+        costs a retransmission timeout (50 ms and a few round trips, or more) at an episode
+        boundary, where both games wait for it; the copies' losses are independent, so at 30% loss
+        on each path 9% of sends are lost instead of 30%. And a DataChannel that is open but dead
+        (what the router leaves P2P for) cannot hold them up. The receiver drops whichever copy
+        comes second.
         """
         sent = False
         for path in Path:
