@@ -8,10 +8,7 @@ from hypothesis import strategies as st
 
 from p2p_transport.acked_sender import PENDING_LIMIT, AckedInputSender, AckedSenderCounters
 from p2p_transport.codec import AckedInputPacket, decode
-
-
-def h(text: str) -> bytes:
-    return bytes.fromhex(text.replace("|", " "))
+from tests.codec_helpers import h
 
 
 def inputs_of(data: bytes) -> tuple[tuple[int, int], ...]:

@@ -20,17 +20,12 @@ from p2p_transport.codec import (
     MAX_ACKED_INPUTS_PER_PACKET,
     NO_ACK,
     AckedInputPacket,
-    DecodeError,
     MessageType,
     decode,
     encode_acked_input_packet,
     encode_input_packet,
 )
-from tests.test_codec import _decode_or_error
-
-
-def h(text: str) -> bytes:
-    return bytes.fromhex(text.replace("|", " "))
+from tests.codec_helpers import check_decode_error, check_encode_error, decode_or_error, h, u32
 
 
 def entries_hex(inputs: tuple[tuple[int, int], ...]) -> str:
@@ -137,9 +132,7 @@ DECODE_ERRORS = [
 
 @pytest.mark.parametrize(("data", "message"), DECODE_ERRORS)
 def test_decode_error_says_what_was_wrong(data: bytes, message: str) -> None:
-    with pytest.raises(DecodeError) as info:
-        decode(data)
-    assert message in str(info.value)
+    check_decode_error(data, message)
 
 
 ENCODE_ERRORS = [
@@ -186,15 +179,10 @@ ENCODE_ERRORS = [
 
 @pytest.mark.parametrize(("call", "message"), ENCODE_ERRORS)
 def test_encoder_value_errors(call: Callable[[], bytes], message: str) -> None:
-    with pytest.raises(ValueError) as info:
-        call()
-    assert type(info.value) is ValueError
-    assert message in str(info.value)
+    check_encode_error(call, message)
 
 
 # --- properties -------------------------------------------------------------------------------
-
-u32 = st.integers(0, 0xFFFF_FFFF)
 
 
 @st.composite
@@ -220,7 +208,7 @@ def test_round_trip(message: AckedInputPacket) -> None:
 
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_after_the_type_byte(body: bytes) -> None:
-    message = _decode_or_error(b"\x20" + body)
+    message = decode_or_error(b"\x20" + body)
     if message is not None:
         assert isinstance(message, AckedInputPacket)
 
@@ -241,7 +229,7 @@ def near_valid_acked_packets(draw: st.DrawFn) -> bytes:
 
 @given(near_valid_acked_packets())
 def test_near_valid_acked_packets(data: bytes) -> None:
-    message = _decode_or_error(data)
+    message = decode_or_error(data)
     if message is not None:
         assert isinstance(message, AckedInputPacket)
         frames = [frame for frame, _ in message.inputs]

@@ -25,18 +25,12 @@ from p2p_transport.codec import (
     ControlAck,
     ControlKind,
     ControlMessage,
-    DecodeError,
     MessageType,
     decode,
     encode_control,
     encode_control_ack,
 )
-from tests.test_codec import _decode_or_error
-
-
-def h(text: str) -> bytes:
-    return bytes.fromhex(text.replace("|", " "))
-
+from tests.codec_helpers import check_decode_error, check_encode_error, decode_or_error, h
 
 FULL = bytes(range(256)) * 4
 
@@ -130,9 +124,7 @@ DECODE_ERRORS = [
 
 @pytest.mark.parametrize(("data", "message"), DECODE_ERRORS)
 def test_decode_error_says_what_was_wrong(data: bytes, message: str) -> None:
-    with pytest.raises(DecodeError) as info:
-        decode(data)
-    assert message in str(info.value)
+    check_decode_error(data, message)
 
 
 ENCODE_ERRORS = [
@@ -157,9 +149,7 @@ ENCODE_ERRORS = [
 
 @pytest.mark.parametrize(("call", "message"), ENCODE_ERRORS)
 def test_encoder_value_errors(call: Callable[[], bytes], message: str) -> None:
-    with pytest.raises(ValueError) as info:
-        call()
-    assert message in str(info.value)
+    check_encode_error(call, message)
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -181,7 +171,7 @@ def test_control_ack_round_trip(ack: int | None) -> None:
 
 @given(st.sampled_from([0x22, 0x23]), st.binary(max_size=64))
 def test_arbitrary_bytes_after_the_type_byte(kind: int, body: bytes) -> None:
-    message = _decode_or_error(bytes([kind]) + body)
+    message = decode_or_error(bytes([kind]) + body)
     if message is not None:
         assert message.type == kind
 
@@ -200,7 +190,7 @@ def near_valid_controls(draw: st.DrawFn) -> bytes:
 
 @given(near_valid_controls())
 def test_near_valid_controls(data: bytes) -> None:
-    message = _decode_or_error(data)
+    message = decode_or_error(data)
     if message is not None:
         assert isinstance(message, ControlMessage)
         assert len(message.payload) <= MAX_CONTROL_PAYLOAD

@@ -6,11 +6,8 @@ import pytest
 
 from p2p_transport.codec import InputPacket, decode
 from p2p_transport.sender import DEFAULT_BUFFER_THRESHOLD, P2PInputSender, SenderCounters, try_send
+from tests.codec_helpers import h
 from tests.fakes import FakeChannel
-
-
-def h(text: str) -> bytes:
-    return bytes.fromhex(text.replace("|", " "))
 
 
 def test_first_four_packets_exact_bytes() -> None:

@@ -1,0 +1,89 @@
+"""What the codec tests share: hex literals, the one encoder for any message, and the checks
+every message type's decode errors, encode errors and garbage go through."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hypothesis import strategies as st
+
+from p2p_transport.codec import (
+    AckedInputPacket,
+    ControlAck,
+    ControlMessage,
+    DecodeError,
+    HeldPong,
+    InputPacket,
+    Keepalive,
+    Message,
+    Ping,
+    Pong,
+    decode,
+    encode_acked_input_packet,
+    encode_control,
+    encode_control_ack,
+    encode_held_pong,
+    encode_input_packet,
+    encode_keepalive,
+    encode_ping,
+    encode_pong,
+)
+
+#: Any frame, sequence or other u32 field.
+u32 = st.integers(0, 0xFFFF_FFFF)
+
+
+def h(text: str) -> bytes:
+    """Hex with spaces and ``|`` separators for readability."""
+    return bytes.fromhex(text.replace("|", " "))
+
+
+def encode(message: Message) -> bytes:
+    """Any decoded message back to bytes, with its own encoder."""
+    if isinstance(message, InputPacket):
+        return encode_input_packet(message.player_index, message.current_frame, message.inputs)
+    if isinstance(message, Ping):
+        return encode_ping(message.timestamp_ms)
+    if isinstance(message, Pong):
+        return encode_pong(message.timestamp_ms)
+    if isinstance(message, AckedInputPacket):
+        return encode_acked_input_packet(
+            message.player_index, message.current_frame, message.ack_frame, message.inputs
+        )
+    if isinstance(message, ControlMessage):
+        return encode_control(message.sequence, message.kind, message.payload)
+    if isinstance(message, ControlAck):
+        return encode_control_ack(message.ack)
+    if isinstance(message, HeldPong):
+        return encode_held_pong(message.timestamp_ms, message.hold_ms)
+    assert isinstance(message, Keepalive)
+    return encode_keepalive()
+
+
+def decode_or_error(data: bytes) -> Message | None:
+    """Decode ``data``, which must either fail with a :class:`DecodeError` that says something
+    (``None``) or give a message that encodes back to exactly ``data``."""
+    try:
+        message = decode(data)
+    except DecodeError as exc:
+        assert str(exc)  # every error says something
+        return None
+    # Whatever decodes is canonical: encoding it again gives back exactly the same bytes.
+    assert encode(message) == data
+    return message
+
+
+def check_decode_error(data: bytes, message: str) -> None:
+    """Decoding ``data`` raises a DecodeError that says ``message``."""
+    with pytest.raises(DecodeError) as info:
+        decode(data)
+    assert message in str(info.value)
+
+
+def check_encode_error(call: Callable[[], bytes], message: str) -> None:
+    """``call`` raises a plain ValueError (no subclass) that says ``message``."""
+    with pytest.raises(ValueError) as info:
+        call()
+    assert type(info.value) is ValueError
+    assert message in str(info.value)
