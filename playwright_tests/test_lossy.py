@@ -35,20 +35,26 @@ CLOSE_AT_FRAME: Final = 300
 # The router leaves P2P at the next step after the channel closes: one frame, plus a busy tab.
 MAX_TO_RELAY_MS: Final = 100.0
 
-# Polls the game inside the page (every 4 ms) and closes the DataChannel as soon as frame 300 has
-# been stepped; returns the page's clock at the close and the frame it happened at.
-CLOSE_AT_FRAME_JS: Final = """frame => new Promise(resolve => {
+
+def at_frame_js(action: str) -> str:
+    """A page function of ``frame``: polls the game every 4 ms and, as soon as ``frame`` has been
+    stepped, runs ``action`` (JavaScript, with ``game`` in scope); resolves with the page's clock
+    just before the action, its time origin and the frame it happened at."""
+    return f"""frame => new Promise(resolve => {{
     const game = p2pDemo.game;
-    const id = setInterval(() => {
+    const id = setInterval(() => {{
         const next = game.next_frame;
         if (next < frame) return;
         clearInterval(id);
         const at = performance.now();
-        p2pDemo.transport.close_channel();
-        game.destroy();
-        resolve({at, next});
-    }, 4);
-})"""
+        {action}
+        resolve({{at, next, origin: performance.timeOrigin}});
+    }}, 4);
+}})"""
+
+
+# Closes the DataChannel as soon as frame 300 has been stepped.
+CLOSE_AT_FRAME_JS: Final = at_frame_js("p2pDemo.transport.close_channel(); game.destroy();")
 
 
 def events_named(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -212,17 +218,7 @@ def test_a_channel_closed_mid_game_falls_back_to_the_relay_and_comes_back(
 ONE_WAY_FRAMES: Final = 900
 # In the offerer's tab: once frame 300 has been stepped, drop everything it sends over the
 # DataChannel (the peer's packets still arrive); once a new connection has opened, stop dropping.
-BREAK_ONE_WAY_JS: Final = """frame => new Promise(resolve => {
-    const game = p2pDemo.game;
-    const id = setInterval(() => {
-        const next = game.next_frame;
-        if (next < frame) return;
-        clearInterval(id);
-        game.destroy();
-        p2pDemo.set_faults('{"loss": 1.0}');
-        resolve({at: performance.now(), next, origin: performance.timeOrigin});
-    }, 4);
-})"""
+BREAK_ONE_WAY_JS: Final = at_frame_js("""game.destroy(); p2pDemo.set_faults('{"loss": 1.0}');""")
 MEND_AFTER_RECONNECT_JS: Final = """timeoutMs => new Promise((resolve, reject) => {
     const transport = p2pDemo.transport;
     const started = performance.now();
