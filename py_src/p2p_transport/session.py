@@ -855,8 +855,8 @@ class P2PSession:
 
     def _ping(self, path: Path) -> None:
         now = self._clock()
-        channel = self._ping_channel
-        if path is Path.P2P and channel is not None and self._use_ping_channel():
+        channel = self._ping_channel_to_use() if path is Path.P2P else None
+        if channel is not None:
             sent = try_send(
                 channel,
                 encode_ping(now),
@@ -873,13 +873,16 @@ class P2PSession:
             while len(self._outstanding) > MAX_OUTSTANDING_PINGS:
                 self._outstanding.popitem(last=False)
 
-    def _use_ping_channel(self) -> bool:
+    def _ping_channel_to_use(self) -> PingChannelLike | None:
+        """The ping channel, if it is open and either answered or still being probed."""
         channel = self._ping_channel
-        return (
+        if (
             channel is not None
             and channel.readyState == "open"
             and (self._ping_channel_proven or self._ping_channel_probes < PING_CHANNEL_PROBES)
-        )
+        ):
+            return channel
+        return None
 
     def on_ping_left(self, timestamp_ms: float, left_ms: float) -> None:
         """The ping channel's report that the ping stamped ``timestamp_ms`` left at ``left_ms``
