@@ -24,19 +24,19 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-from p2p_transport.harness import (
+from p2p_demo.harness import (
     TurnServer,
     launch_chromium,
     open_tab,
     require_loopback_namespace,
     wait_ready,
 )
-from p2p_transport.rtt import nearest_rank
-from p2p_transport.server import ServerThread
+from p2p_server.server import ServerThread
+from p2p_transport.protocol.rtt import nearest_rank
 
 # Runs inside the pinging tab: sequential pings on one path, each sent from the pong's handler.
 PY_PINGER = """
-from p2p_transport.session import Path
+from p2p_transport.session.session import Path
 
 class SequentialPinger:
     def __init__(self, session, path, count):

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from p2p_transport.rtt import nearest_rank
+from p2p_transport.protocol.rtt import nearest_rank
 from tests.control_sim import RELAY_ONE_WAY_MS, simulate_control
 from tests.link_sim import ONE_WAY_MS
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p_transport import P2PInputSender, P2PSession
-from p2p_transport.codec import MAX_INPUTS_PER_PACKET, decode, encode_input_packet
+from p2p_transport.wire.codec import MAX_INPUTS_PER_PACKET, decode, encode_input_packet
 
 INPUTS_3 = ((1000, 3), (1001, 4), (1002, 5))
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p_transport import SessionConfig
-from p2p_transport.rtt import nearest_rank
+from p2p_transport.protocol.rtt import nearest_rank
 from tests.link_sim import ONE_WAY_MS, link, simulate
 
 SCHEMES = {

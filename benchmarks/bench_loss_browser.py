@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
-from p2p_transport.demo import run_headless
+from p2p_demo.launcher import run_headless
 
 SCHEMES: Final = {
     "fixed 3": {"acked_inputs": False, "redundancy": 3},

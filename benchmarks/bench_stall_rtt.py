@@ -22,20 +22,20 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from p2p_transport.harness import (
+from p2p_demo.harness import (
     TurnServer,
     launch_chromium,
     open_tab,
     require_loopback_namespace,
     wait_ready,
 )
-from p2p_transport.server import ServerThread
-from p2p_transport.stall_probe import (
+from p2p_demo.stall_probe import (
     STALL_TAB_OPTIONS,
     TARGET_MS,
     describe,
     stall_tab,
 )
+from p2p_server.server import ServerThread
 
 REPORT_JS = "() => window.p2pDemo ? JSON.parse(p2pDemo.report_json()) : null"
 

@@ -7,7 +7,7 @@ Fixtures: ``server`` (session: the reference server on 127.0.0.1, ephemeral port
 (session: coturn on 127.0.0.1 as STUN/TURN), ``browser`` (session: headless Chromium),
 ``loopback_guard`` (function: fails the test if a page requested anything but loopback),
 ``context`` and ``page`` (function: guarded), and the helpers ``open_page``/``wait_for_boot`` for
-pages that boot Pyodide through static/p2p_shim.js.
+pages that boot Pyodide through the shim.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from p2p_transport.harness import TurnServer, launch_chromium, require_loopback_namespace
-from p2p_transport.server import ServerThread
+from p2p_demo.harness import TurnServer, launch_chromium, require_loopback_namespace
+from p2p_server.server import ServerThread
+from p2p_transport.browser import shim_path
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 # One Pyodide boot takes 2-3 s alone and 4-5 s with two tabs on 2 cores; 60 s only bounds a hang.
@@ -128,11 +129,11 @@ def server() -> Iterator[ServerThread]:
     needed = [
         PROJECT_ROOT / "node_modules" / "pyodide" / "pyodide.js",
         PROJECT_ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js",
-        PROJECT_ROOT / "static" / "p2p_shim.js",
+        shim_path(),
     ]
     missing = [str(p) for p in needed if not p.is_file()]
     wheels = PROJECT_ROOT / "build" / "wheels"
-    for pattern in ("micropip-*.whl", "p2p_transport-*.whl"):
+    for pattern in ("micropip-*.whl", "p2p_transport-*.whl", "p2p_demo-*.whl"):
         if not any(wheels.glob(pattern)):
             missing.append(str(wheels / pattern))
     if missing:
@@ -225,7 +226,7 @@ def wait_for_boot(page: Page, timeout_ms: float = BOOT_TIMEOUT_MS) -> dict[str, 
 
 
 def wait_for_shim(page: Page, timeout_ms: float = BOOT_TIMEOUT_MS) -> None:
-    """Wait until static/p2p_shim.js has run (for pages opened with ?autoboot=0)."""
+    """Wait until the shim has run (for pages opened with ?autoboot=0)."""
     page.wait_for_function("() => window.p2pShim !== undefined", timeout=timeout_ms)
 
 

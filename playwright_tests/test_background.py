@@ -25,8 +25,8 @@ from typing import Final
 from playwright.sync_api import BrowserContext
 from test_transport import assert_no_page_errors, open_pair
 
-from p2p_transport.harness import TurnServer
-from p2p_transport.server import ServerThread
+from p2p_demo.harness import TurnServer
+from p2p_server.server import ServerThread
 
 # Above the 1000 ms warning threshold, so that without the stall detection the first watchdog
 # tick after it reports the peer silent; below the 3000 ms disconnect threshold, so that the

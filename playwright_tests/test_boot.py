@@ -17,7 +17,7 @@ from conftest import (
 )
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
-from p2p_transport.server import ServerThread
+from p2p_server.server import ServerThread
 
 # TEST-NET-1 (RFC 5737): reserved for documentation, never a real host. The request is aborted by
 # the guard, or answered by a local route if the guard failed, so no packet is ever sent to it.
@@ -30,8 +30,12 @@ AFTER_CLEAR_WAIT_MS: Final = 100
 
 
 def served_wheel_urls() -> list[str]:
-    wheels = sorted((PROJECT_ROOT / "build" / "wheels").glob("*.whl"))
-    return [f"/wheels/{w.name}" for w in wheels]
+    """What a game page installs: micropip, then the transport (never the demo)."""
+    wheels = PROJECT_ROOT / "build" / "wheels"
+    return [
+        f"/wheels/{next(wheels.glob(f'{name}-*.whl')).name}"
+        for name in ("micropip", "p2p_transport")
+    ]
 
 
 def run_python(page: Page, code: str) -> object:
@@ -57,6 +61,7 @@ def test_index_page_boots_pyodide_micropip_and_the_package(
         )
     )
     assert installed.get("p2p-transport") == "0.1.0"  # micropip lists normalised names
+    assert installed.get("p2p-demo") == "0.1.0"  # the demo page installs the demo's wheel too
     assert "micropip" in installed
 
     expect(page.locator("#p2p-status")).to_have_text(re.compile(r"^ready in \d+ ms$"))

@@ -11,8 +11,8 @@ import json
 from playwright.sync_api import BrowserContext
 from test_transport import Tab, open_pair
 
-from p2p_transport.harness import TurnServer
-from p2p_transport.server import ServerThread
+from p2p_demo.harness import TurnServer
+from p2p_server.server import ServerThread
 
 MESSAGES = 100
 GAME_KIND = 0x80
@@ -20,7 +20,7 @@ LOSS = 0.3
 # Sends the next messages whenever the control window has room; the window holds 32 in flight.
 SENDER = f"""
 import js
-from p2p_transport.control import ControlWindowFull
+from p2p_transport.protocol.control import ControlWindowFull
 tab = js.p2pDemo
 session = tab.transport.session
 scheduler = tab.transport.scheduler

@@ -7,8 +7,8 @@ import pytest
 from playwright.sync_api import BrowserContext
 from test_transport import FRAMES, open_pair
 
-from p2p_transport.harness import TurnServer
-from p2p_transport.server import ServerThread
+from p2p_demo.harness import TurnServer
+from p2p_server.server import ServerThread
 
 # The local candidate of the pair ICE selected, read from the peer connection's own stats.
 SELECTED_LOCAL_CANDIDATE_JS = """async () => {

@@ -14,8 +14,8 @@ from typing import Final
 from playwright.sync_api import BrowserContext
 from test_transport import SHORT_FRAMES, assert_no_page_errors, open_pair
 
-from p2p_transport.harness import TurnServer
-from p2p_transport.server import ServerThread
+from p2p_demo.harness import TurnServer
+from p2p_server.server import ServerThread
 
 # The first tab to load takes the part of the browser without transferable DataChannels.
 NO_TRANSFER_JS: Final = """

@@ -14,9 +14,9 @@ import statistics
 from playwright.sync_api import BrowserContext
 from test_transport import open_pair
 
-from p2p_transport.harness import TurnServer
-from p2p_transport.server import ServerThread
-from p2p_transport.stall_probe import STALL_MS, STALL_TAB_OPTIONS, TARGET_MS, stall_tab
+from p2p_demo.harness import TurnServer
+from p2p_demo.stall_probe import STALL_MS, STALL_TAB_OPTIONS, TARGET_MS, stall_tab
+from p2p_server.server import ServerThread
 
 STALLS = 6
 #: The issue's bound (TARGET_MS, 5 ms) is held by the median of the held samples. Single samples

@@ -25,9 +25,9 @@ from conftest import (
 )
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from p2p_transport.harness import TurnServer, open_tab, wait_ready
-from p2p_transport.scripted_game import FRAME_MS
-from p2p_transport.server import ServerThread
+from p2p_demo.harness import TurnServer, open_tab, wait_ready
+from p2p_demo.scripted_game import FRAME_MS
+from p2p_server.server import ServerThread
 
 FRAMES: Final = 600
 SHORT_FRAMES: Final = 120

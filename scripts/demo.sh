@@ -7,5 +7,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 bash scripts/setup.sh
-exec scripts/netns.sh .venv/bin/python -m p2p_transport.demo --headless --frames 600 \
+exec scripts/netns.sh .venv/bin/python -m p2p_demo --headless --frames 600 \
     --json reports/demo.json "$@"

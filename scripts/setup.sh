@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything the demo and the tests need, from the package registries only:
-# Debian's chromium, a project virtualenv with the package and its dev/server extras, the pinned npm
-# browser assets, the micropip wheel Pyodide's lock pins, and a wheel of this working tree.
+# Debian's chromium and coturn, a project virtualenv with the three packages (editable) and the dev
+# extra, the pinned npm browser assets, the micropip wheel Pyodide's lock pins, and the two wheels
+# the pages install (p2p_transport, p2p_demo), built from this working tree.
 # Re-running it is cheap: each step checks what is already there.
 set -euo pipefail
 
@@ -36,10 +37,10 @@ fi
 STAMP="$VENV/.p2p_setup_stamp"
 WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]]; then
-    log "installing the package (editable) with its dev and server extras"
+    log "installing the packages (editable) with the dev extra"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q hatchling
-    "$VENV/bin/python" -m pip install -q -e ".[dev,server]"
+    "$VENV/bin/python" -m pip install -q -e ".[dev]"
     echo "$WANT" > "$STAMP"
 fi
 
@@ -59,9 +60,10 @@ if [[ ! -f "$WHEELS/micropip-$MICROPIP_VERSION-py3-none-any.whl" ]]; then
         --python-version 3.14 --only-binary=:all: -d "$WHEELS"
 fi
 
-# The browser installs the package from this wheel, so it is rebuilt from the working tree each time
-# (about a second) rather than trusted from an earlier run.
-log "building the p2p_transport wheel"
-rm -f "$WHEELS"/p2p_transport-*.whl
-"$VENV/bin/python" -m pip wheel -q --no-deps --no-build-isolation -w "$WHEELS" . >/dev/null
+# The pages install these wheels (a game page p2p_transport alone, the demo page both), so they are
+# rebuilt from the working tree each time (about a second each) rather than trusted from an
+# earlier run. The server's wheel is never served to a page; tests/test_packaging.py builds it.
+log "building the p2p_transport and p2p_demo wheels"
+rm -f "$WHEELS"/p2p_transport-*.whl "$WHEELS"/p2p_demo-*.whl
+"$VENV/bin/python" -m pip wheel -q --no-deps --no-build-isolation -w "$WHEELS" . packaging/p2p_demo >/dev/null
 log "ready"

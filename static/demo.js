@@ -75,10 +75,10 @@
   async function main() {
     await window.p2pBoot;
     if (!p2pShim.ready) return; // not booted (?autoboot=0): the caller drives the page
-    const browser = p2pShim.pyodide.pyimport("p2p_transport.browser");
+    const module = p2pShim.pyodide.pyimport("p2p_demo.tab");
     const options = pageOptions();
-    const tab = browser.DemoTab(JSON.stringify(options));
-    browser.destroy();
+    const tab = module.DemoTab(JSON.stringify(options));
+    module.destroy();
     window.p2pDemo = tab;
     tab.start();
     if (options.ui === false) return; // benchmarks: no periodic work on the main thread

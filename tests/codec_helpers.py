@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import strategies as st
 
-from p2p_transport.codec import (
+from p2p_transport.wire.codec import (
     AckedInputPacket,
     ControlAck,
     ControlMessage,

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from p2p_transport import P2PSession, SessionConfig
-from p2p_transport.codec import GAME_KIND_MIN
-from p2p_transport.control import ControlWindowFull
-from p2p_transport.faults import FaultConfig, FaultyChannel
+from p2p_transport.protocol.control import ControlWindowFull
+from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.wire.codec import GAME_KIND_MIN
 from tests.fakes import FakeClock, FakeScheduler
 from tests.link_sim import FRAME_MS, ONE_WAY_MS, Pipe, action_for
 

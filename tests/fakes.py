@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p2p_transport import P2PSession
-from p2p_transport.relay import RELAY_EVENT
+from p2p_transport.wire.signaling import RELAY_EVENT
 
 
 class FakeClock:

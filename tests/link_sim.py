@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from p2p_transport import P2PSession, SessionConfig
-from p2p_transport.codec import MessageType
-from p2p_transport.faults import FaultConfig, FaultyChannel
+from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.wire.codec import MessageType
 from tests.fakes import FakeClock, FakeScheduler
 
 FRAME_MS = 1000 / 60

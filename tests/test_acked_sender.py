@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2p_transport.acked_sender import PENDING_LIMIT, AckedInputSender, AckedSenderCounters
-from p2p_transport.codec import AckedInputPacket, decode
+from p2p_transport.protocol.acked_sender import PENDING_LIMIT, AckedInputSender, AckedSenderCounters
+from p2p_transport.wire.codec import AckedInputPacket, decode
 from tests.codec_helpers import h
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2p_transport.codec import (
+from p2p_transport.wire.codec import (
     ACKED_INPUT_HEADER_SIZE,
     MAX_ACKED_INPUTS_PER_PACKET,
     NO_ACK,

@@ -15,13 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2p_transport.codec import (
+from p2p_transport.wire.codec import (
     CONTROL_ACK_SIZE,
     CONTROL_HEADER_SIZE,
     GAME_KIND_MAX,
     GAME_KIND_MIN,
     MAX_CONTROL_PAYLOAD,
     MAX_CONTROL_SEQUENCE,
+    MAX_PACKET_BYTES,
     ControlAck,
     ControlKind,
     ControlMessage,
@@ -30,6 +31,7 @@ from p2p_transport.codec import (
     encode_control,
     encode_control_ack,
 )
+from p2p_transport.wire.signaling import MAX_RELAY_BYTES
 from tests.codec_helpers import check_decode_error, check_encode_error, decode_or_error, h
 
 FULL = bytes(range(256)) * 4
@@ -195,3 +197,9 @@ def test_near_valid_controls(data: bytes) -> None:
         assert isinstance(message, ControlMessage)
         assert len(message.payload) <= MAX_CONTROL_PAYLOAD
         assert len(data) == CONTROL_HEADER_SIZE + len(message.payload)
+
+
+def test_the_largest_packet_is_a_control_message_with_the_largest_payload() -> None:
+    largest = encode_control(0, 0x80, bytes(MAX_CONTROL_PAYLOAD))
+    assert len(largest) == MAX_PACKET_BYTES == 8 + MAX_CONTROL_PAYLOAD
+    assert MAX_PACKET_BYTES <= MAX_RELAY_BYTES

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2p_transport.codec import (
+from p2p_transport.wire.codec import (
     MAX_HOLD_MS,
     DecodeError,
     HeldPong,

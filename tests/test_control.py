@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 
-from p2p_transport.codec import ControlAck, ControlMessage, decode, encode_control
-from p2p_transport.control import (
+from p2p_transport.protocol.control import (
     INITIAL_RTO_MS,
     MAX_ACK_DELAY_MS,
     MAX_RTO_MS,
@@ -21,6 +20,7 @@ from p2p_transport.control import (
     encode_episode_end,
     encode_episode_ready,
 )
+from p2p_transport.wire.codec import ControlAck, ControlMessage, decode, encode_control
 from tests.fakes import FakeClock, FakeScheduler
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from p2p_transport.control import MAX_ACK_DELAY_MS, MAX_RTO_MS
-from p2p_transport.rtt import nearest_rank
+from p2p_transport.protocol.control import MAX_ACK_DELAY_MS, MAX_RTO_MS
+from p2p_transport.protocol.rtt import nearest_rank
 from tests.control_sim import ControlRun, simulate_control
 from tests.link_sim import ONE_WAY_MS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2p_transport.desync import (
+from p2p_transport.protocol.desync import (
     MAX_HASH_SIZE,
     Desync,
     DesyncChecker,

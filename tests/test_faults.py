@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from p2p_transport.faults import FaultConfig, FaultCounters, FaultyChannel
-from p2p_transport.sender import SenderCounters, try_send
+from p2p_transport.protocol.faults import FaultConfig, FaultCounters, FaultyChannel
+from p2p_transport.protocol.sender import SenderCounters, try_send
 from tests.fakes import FakeChannel, FakeClock
 
 

@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from p2p_transport.health import (
+from p2p_transport.protocol.health import (
     LOSS_WINDOW_PACKETS,
     ConnectionHealthMonitor,
     HealthStatus,
     HealthThresholds,
 )
-from p2p_transport.rtt import RTTTracker
+from p2p_transport.protocol.rtt import RTTTracker
 from tests.fakes import FakeClock
 
 

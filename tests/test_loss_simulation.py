@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import pytest
 
 from p2p_transport import P2PSession, SessionConfig
-from p2p_transport.codec import InputPacket, decode
+from p2p_transport.wire.codec import InputPacket, decode
 from tests.fakes import FakeChannel, FakeClock, FakeLink, FakeScheduler
 
 N_FRAMES = 10_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2p_transport.negotiation import PROBE_INTERVAL_MS, AckNegotiation
+from p2p_transport.protocol.negotiation import PROBE_INTERVAL_MS, AckNegotiation
 from tests.fakes import FakeClock
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from p2p_transport import demo, plot_telemetry
+from p2p_demo import launcher, plot_telemetry
 from tests.test_telemetry import run_game
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -54,7 +54,7 @@ def test_files_that_are_not_telemetry_are_refused(
     source = tmp_path / "report.json"
     source.write_text(json.dumps({"frames": 10, "players": [{"player_index": 0}]}))
     assert plot_telemetry.main([str(source), "-o", str(tmp_path / "x.png")]) == 1
-    assert "not a p2p_transport.telemetry record" in capsys.readouterr().err
+    assert "not a p2p_transport.session.telemetry record" in capsys.readouterr().err
     record = run_game().a.telemetry()
     record["schema_version"] = 99
     source.write_text(json.dumps(record))
@@ -94,10 +94,10 @@ def test_the_demo_writes_each_players_telemetry_next_to_its_report(
             "telemetry": telemetry,
         }
 
-    monkeypatch.setattr(demo, "run_headless", fake_run)
+    monkeypatch.setattr(launcher, "run_headless", fake_run)
     report_path = tmp_path / "reports" / "demo.json"
-    assert demo.main(["--headless", "--frames", "10", "--json", str(report_path)]) == 0
-    assert demo.telemetry_path_for(report_path) == tmp_path / "reports" / "demo.telemetry.json"
+    assert launcher.main(["--headless", "--frames", "10", "--json", str(report_path)]) == 0
+    assert launcher.telemetry_path_for(report_path) == tmp_path / "reports" / "demo.telemetry.json"
     report = json.loads(report_path.read_text())
     assert "telemetry" not in report  # kept out of the report, in a file of its own
     written = json.loads((tmp_path / "reports" / "demo.telemetry.json").read_text())

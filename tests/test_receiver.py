@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2p_transport.codec import AckedInputPacket, InputPacket
-from p2p_transport.receiver import MAX_FRAME_JUMP, InputReceiver, ReceiverCounters
+from p2p_transport.protocol.receiver import MAX_FRAME_JUMP, InputReceiver, ReceiverCounters
+from p2p_transport.wire.codec import AckedInputPacket, InputPacket
 
 PEER = 1
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from p2p_transport.reconnect import ReconnectBackoff, ReconnectConfig
+from p2p_transport.protocol.reconnect import ReconnectBackoff, ReconnectConfig
 
 
 def delays(backoff: ReconnectBackoff, n: int) -> list[float | None]:

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from p2p_transport.routing import (
+from p2p_transport.protocol.routing import (
     MAX_ROUTE_HISTORY,
     LinkSignals,
     Route,

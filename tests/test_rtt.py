@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from p2p_transport.rtt import DEFAULT_RTT_WINDOW, RTTTracker
+from p2p_transport.protocol.rtt import DEFAULT_RTT_WINDOW, RTTTracker
 from tests.fakes import FakeClock
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from p2p_transport.codec import InputPacket, decode
-from p2p_transport.sender import DEFAULT_BUFFER_THRESHOLD, P2PInputSender, SenderCounters, try_send
+from p2p_transport.protocol.sender import (
+    DEFAULT_BUFFER_THRESHOLD,
+    P2PInputSender,
+    SenderCounters,
+    try_send,
+)
+from p2p_transport.wire.codec import InputPacket, decode
 from tests.codec_helpers import h
 from tests.fakes import FakeChannel
 

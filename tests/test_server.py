@@ -1,4 +1,4 @@
-"""Tests of the reference server (p2p_transport.server) over real loopback sockets.
+"""Tests of the reference server (p2p_server.server) over real loopback sockets.
 
 The Socket.IO tests share one ServerThread on 127.0.0.1 port 0 (stopping one costs about 0.2 s of
 uvicorn's shutdown ticks, which adds up over many tests); each test reads counter changes through
@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 import socketio
 
-from p2p_transport.server import MAX_RELAY_BYTES, MAX_TRANSPORT_PACKET_BYTES, ServerThread
+from p2p_server.server import MAX_TRANSPORT_PACKET_BYTES, ServerThread
+from p2p_transport.browser import shim_path
+from p2p_transport.wire.signaling import MAX_RELAY_BYTES
 
 # Long enough for loopback delivery on a loaded 2-core machine; only failing waits take this long.
 EVENT_TIMEOUT_S = 5.0
@@ -338,6 +340,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path / "root"
     files = {
         "static/index.html": "<!doctype html><title>t</title>",
+        # A stale copy in the page's directory: the server must serve the installed one.
         "static/p2p_shim.js": "window.p2pShim = {};",
         "static/style.css": "body{}",
         "static/sub/page.html": "<p>sub</p>",
@@ -385,7 +388,7 @@ def fetch(srv: ServerThread, path: str, method: str = "GET") -> tuple[int, dict[
         ("/", "text/html", b"<!doctype html><title>t</title>"),
         ("/static/index.html", "text/html", None),
         ("/static/sub/page.html", "text/html", b"<p>sub</p>"),
-        ("/static/p2p_shim.js", "text/javascript", b"window.p2pShim = {};"),
+        ("/static/p2p_shim.js", "text/javascript", shim_path().read_bytes()),
         ("/static/style.css", "text/css", None),
         ("/pyodide/pyodide.js", "text/javascript", None),
         ("/pyodide/pyodide.asm.mjs", "text/javascript", None),
@@ -477,7 +480,7 @@ def test_stats_route_reports_the_counters(http_server: ServerThread) -> None:
 
 def test_module_entry_point_serves_on_the_printed_port(assets: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "p2p_transport.server", "--port", "0", "--log-level", "warning"],
+        [sys.executable, "-m", "p2p_server", "--port", "0", "--log-level", "warning"],
         cwd=assets,  # default directories are found relative to the working directory
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -487,7 +490,7 @@ def test_module_entry_point_serves_on_the_printed_port(assets: Path) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("p2p_transport server listening on http://127.0.0.1:"), line
+        assert line.startswith("p2p_server listening on http://127.0.0.1:"), line
         port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
         deadline = time.monotonic() + EVENT_TIMEOUT_S
         while True:

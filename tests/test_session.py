@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2p_transport import SessionConfig, SessionState
-from p2p_transport.codec import (
+from p2p_transport.session.session import MAX_OUTSTANDING_PINGS, P2PSession
+from p2p_transport.wire.codec import (
     MessageType,
     decode,
     encode_input_packet,
@@ -19,7 +20,6 @@ from p2p_transport.codec import (
     encode_ping,
     encode_pong,
 )
-from p2p_transport.session import MAX_OUTSTANDING_PINGS, P2PSession
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler, FakeSocket
 
 

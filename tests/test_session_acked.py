@@ -4,8 +4,10 @@ timer, the stalled peer."""
 from __future__ import annotations
 
 from p2p_transport import SessionConfig
-from p2p_transport.acked_sender import PENDING_LIMIT, RESEND_INTERVAL_MS
-from p2p_transport.codec import (
+from p2p_transport.protocol.acked_sender import PENDING_LIMIT, RESEND_INTERVAL_MS
+from p2p_transport.protocol.health import HealthStatus
+from p2p_transport.protocol.negotiation import PROBE_INTERVAL_MS
+from p2p_transport.wire.codec import (
     AckedInputPacket,
     InputPacket,
     MessageType,
@@ -13,8 +15,6 @@ from p2p_transport.codec import (
     encode_acked_input_packet,
     encode_input_packet,
 )
-from p2p_transport.health import HealthStatus
-from p2p_transport.negotiation import PROBE_INTERVAL_MS
 from tests.fakes import FakeClock, FakeScheduler
 from tests.test_session import Side, make
 

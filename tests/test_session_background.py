@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 
 from p2p_transport import SessionConfig
-from p2p_transport.codec import MessageType, decode
-from p2p_transport.health import HealthStatus, HealthThresholds
-from p2p_transport.session import (
+from p2p_transport.protocol.health import HealthStatus, HealthThresholds
+from p2p_transport.session.session import (
     DEFAULT_KEEPALIVE_INTERVAL_MS,
     LOCAL_STALL_MS,
     P2PSession,
     SessionEvent,
 )
+from p2p_transport.wire.codec import MessageType, decode
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler
 
 STEP_MS = 10.0

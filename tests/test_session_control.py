@@ -7,7 +7,14 @@ import json
 import pytest
 
 from p2p_transport import P2PSession
-from p2p_transport.codec import (
+from p2p_transport.protocol.control import (
+    ControlChannelClosed,
+    ControlWindowFull,
+    decode_episode_end,
+    decode_episode_ready,
+)
+from p2p_transport.protocol.desync import Desync
+from p2p_transport.wire.codec import (
     GAME_KIND_MAX,
     GAME_KIND_MIN,
     ControlAck,
@@ -16,13 +23,6 @@ from p2p_transport.codec import (
     MessageType,
     decode,
 )
-from p2p_transport.control import (
-    ControlChannelClosed,
-    ControlWindowFull,
-    decode_episode_end,
-    decode_episode_ready,
-)
-from p2p_transport.desync import Desync
 from tests.fakes import FakeClock, FakeLink, FakeScheduler
 
 

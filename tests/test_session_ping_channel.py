@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from p2p_transport import P2PSession
-from p2p_transport.codec import (
+from p2p_transport.session.session import LATE_HANDLING_MS, PING_CHANNEL_PROBES
+from p2p_transport.wire.codec import (
     HeldPong,
     MessageType,
     Ping,
@@ -15,7 +16,6 @@ from p2p_transport.codec import (
     encode_input_packet,
     encode_ping,
 )
-from p2p_transport.session import LATE_HANDLING_MS, PING_CHANNEL_PROBES
 from tests.fakes import FakeChannel, FakeClock, FakePingChannel, FakeScheduler
 
 

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from p2p_transport import P2PSession, SessionConfig
-from p2p_transport.codec import AckedInputPacket, InputPacket, decode
-from p2p_transport.routing import Route, RouteChange, RouteMode, RoutingThresholds
+from p2p_transport.protocol.routing import Route, RouteChange, RouteMode, RoutingThresholds
+from p2p_transport.wire.codec import AckedInputPacket, InputPacket, decode
 from tests.fakes import FakeClock, FakeLink, FakeScheduler
 from tests.test_session import make
 

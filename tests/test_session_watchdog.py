@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from p2p_transport import SessionConfig
-from p2p_transport.codec import encode_keepalive, encode_ping
-from p2p_transport.health import HealthThresholds
-from p2p_transport.session import DEFAULT_KEEPALIVE_INTERVAL_MS, P2PSession, SessionEvent
+from p2p_transport.protocol.health import HealthThresholds
+from p2p_transport.session.session import DEFAULT_KEEPALIVE_INTERVAL_MS, P2PSession, SessionEvent
+from p2p_transport.wire.codec import encode_keepalive, encode_ping
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler, FakeSocket
 
 KEEPALIVE = encode_keepalive()

@@ -7,10 +7,9 @@ import json
 import pytest
 
 from p2p_transport import HealthStatus, SessionConfig
-from p2p_transport.acked_sender import PENDING_LIMIT
-from p2p_transport.codec import GAME_KIND_MIN
-from p2p_transport.routing import Route, RouteChange, RouteMode
-from p2p_transport.telemetry import (
+from p2p_transport.protocol.acked_sender import PENDING_LIMIT
+from p2p_transport.protocol.routing import Route, RouteChange, RouteMode
+from p2p_transport.session.telemetry import (
     RTT_COLUMNS,
     RTT_SAMPLE_ROWS,
     SCHEMA,
@@ -18,6 +17,7 @@ from p2p_transport.telemetry import (
     BoundedLog,
     TelemetryRecorder,
 )
+from p2p_transport.wire.codec import GAME_KIND_MIN
 from tests.test_session_routing import FRAME_MS, Game
 
 

@@ -1,12 +1,35 @@
 """p2p_transport: peer-to-peer input transport for browser games that run Python under Pyodide.
 
-The protocol core (codec, RTT, health, senders, receiver, routing, fault injection, session) is
-plain Python with an injected clock, scheduler and channels; only :mod:`p2p_transport.browser`
-touches the browser.
+The wire format (:mod:`.wire`), the protocol pieces (:mod:`.protocol`) and the session
+(:mod:`.session`) are plain Python with an injected clock, scheduler and channels; only
+:mod:`.browser` touches the browser.
 """
 
-from .acked_sender import AckedInputSender
-from .codec import (
+from p2p_transport.protocol.acked_sender import AckedInputSender
+from p2p_transport.protocol.control import (
+    ControlChannelClosed,
+    ControlWindowFull,
+    ReliableControlChannel,
+)
+from p2p_transport.protocol.desync import Desync, DesyncChecker
+from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.protocol.health import ConnectionHealthMonitor, HealthStatus, HealthThresholds
+from p2p_transport.protocol.receiver import InputReceiver
+from p2p_transport.protocol.reconnect import ReconnectBackoff, ReconnectConfig
+from p2p_transport.protocol.relay import RelayChannel
+from p2p_transport.protocol.routing import Route, RouteChange, RouteMode, Router, RoutingThresholds
+from p2p_transport.protocol.rtt import RTTTracker
+from p2p_transport.protocol.sender import DataChannelLike, P2PInputSender
+from p2p_transport.session.session import (
+    P2PSession,
+    Path,
+    PingChannelLike,
+    SessionConfig,
+    SessionEvent,
+    SessionState,
+)
+from p2p_transport.timing import Clock, Scheduler
+from p2p_transport.wire.codec import (
     AckedInputPacket,
     ControlAck,
     ControlKind,
@@ -27,25 +50,6 @@ from .codec import (
     encode_ping,
     encode_pong,
 )
-from .control import ControlChannelClosed, ControlWindowFull, ReliableControlChannel
-from .desync import Desync, DesyncChecker
-from .faults import FaultConfig, FaultyChannel
-from .health import ConnectionHealthMonitor, HealthStatus, HealthThresholds
-from .receiver import InputReceiver
-from .reconnect import ReconnectBackoff, ReconnectConfig
-from .relay import RelayChannel
-from .routing import Route, RouteChange, RouteMode, Router, RoutingThresholds
-from .rtt import RTTTracker
-from .sender import DataChannelLike, P2PInputSender
-from .session import (
-    P2PSession,
-    Path,
-    PingChannelLike,
-    SessionConfig,
-    SessionEvent,
-    SessionState,
-)
-from .timing import Clock, Scheduler
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .timing import Clock
+from p2p_transport.timing import Clock
 
 __all__ = ["PROBE_INTERVAL_MS", "AckNegotiation"]
 

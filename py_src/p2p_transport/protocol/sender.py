@@ -9,7 +9,12 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import Final, Protocol
 
-from .codec import MAX_ACTION, MAX_FRAME, MAX_INPUTS_PER_PACKET, encode_input_packet
+from p2p_transport.wire.codec import (
+    MAX_ACTION,
+    MAX_FRAME,
+    MAX_INPUTS_PER_PACKET,
+    encode_input_packet,
+)
 
 __all__ = [
     "DEFAULT_BUFFER_THRESHOLD",

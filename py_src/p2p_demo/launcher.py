@@ -1,7 +1,7 @@
 """The two-tab demo.
 
-``python -m p2p_transport.demo`` serves the demo page on 127.0.0.1 and prints the URL to open in
-two tabs. ``python -m p2p_transport.demo --headless --frames N [--json PATH]`` runs both tabs in
+``python -m p2p_demo`` serves the demo page on 127.0.0.1 and prints the URL to open in
+two tabs. ``python -m p2p_demo --headless --frames N [--json PATH]`` runs both tabs in
 headless Chromium itself (inside ``scripts/netns.sh``), steps N frames of scripted inputs at 60 Hz
 through the full Python transport in each tab, prints a summary, writes a JSON report and exits 0
 only if every input was delivered exactly once in both directions.
@@ -13,22 +13,21 @@ loses nothing; ``p2p`` leaves the relay out). The report gives, per player, the 
 (never delivered), the ``route_changes`` with their times and reasons, and the packets sent on
 each path. With ``--json PATH`` each player's telemetry (:meth:`~.session.P2PSession.telemetry`:
 RTT samples over time, health transitions, route changes) goes to ``PATH`` with the suffix
-``.telemetry.json``; ``python -m p2p_transport.plot_telemetry`` plots it.
+``.telemetry.json``; ``python -m p2p_demo.plot_telemetry`` plots it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from .routing import RouteMode
-from .rtt import nearest_rank
-from .scripted_game import FRAME_MS
+from p2p_demo.scripted_game import FRAME_MS
+from p2p_transport.protocol.routing import RouteMode
+from p2p_transport.protocol.rtt import nearest_rank
 
 __all__ = ["main", "player_summary", "run_headless"]
 
@@ -116,14 +115,14 @@ def run_headless(
     """Run the demo in two headless tabs; return the report (``ok`` says if all arrived once)."""
     from playwright.sync_api import sync_playwright
 
-    from .harness import (
+    from p2p_demo.harness import (
         TurnServer,
         launch_chromium,
         open_tab,
         require_loopback_namespace,
         wait_ready,
     )
-    from .server import ServerThread
+    from p2p_server.server import ServerThread
 
     require_loopback_namespace()
     deadline_s = timeout_s if timeout_s is not None else frames * FRAME_MS / 1000 + HEADLESS_SLACK_S
@@ -256,7 +255,7 @@ def telemetry_path_for(report_path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m p2p_transport.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m p2p_demo", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interactive mode: default %(default)s")
     parser.add_argument("--port", type=int, default=8000, help="interactive mode: 0 picks one")
     parser.add_argument(
@@ -290,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--delay must not be negative")
 
     if not args.headless:
-        from .server import run_server
+        from p2p_server.server import run_server
 
         print(
             "Open the printed URL in two browser tabs; they pair, connect over WebRTC and show "
@@ -315,7 +314,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         telemetry_path.write_text(json.dumps({**telemetry_file, "players": telemetry}) + "\n")
         print(f"telemetry written to {telemetry_path}")
     return 0 if report["ok"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from .rtt import RTTTracker
-from .timing import Clock
+from p2p_transport.protocol.rtt import RTTTracker
+from p2p_transport.timing import Clock
 
 __all__ = ["ConnectionHealthMonitor", "HealthStatus", "HealthThresholds"]
 

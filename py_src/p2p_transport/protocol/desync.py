@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from .codec import MAX_FRAME
+from p2p_transport.wire.codec import MAX_FRAME
 
 __all__ = [
     "DEFAULT_HASH_HISTORY",

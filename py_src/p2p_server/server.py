@@ -9,9 +9,10 @@ It does three jobs for a two-player room:
 It also serves the static files the demo page needs (Pyodide, the Socket.IO client bundle, the
 project's wheels) from loopback, so a browser test never needs the internet.
 
-Run it with ``python -m p2p_transport.server``; tests start it in a thread with
+Run it with ``python -m p2p_server``; tests start it in a thread with
 :class:`ServerThread`.
-The event names and payload shapes below are a contract shared with the browser-side code.
+The event names, payload shapes and limits are the contract in :mod:`p2p_transport.wire.signaling`,
+shared with the browser edge.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import json
 import logging
 import mimetypes
 import socket
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,9 +33,23 @@ from typing import Any, Final
 import socketio
 import uvicorn
 
+from p2p_transport.browser import SHIM_FILE_NAME, shim_path
+from p2p_transport.wire.signaling import (
+    DEFAULT_ROOM,
+    ERROR_EVENT,
+    JOIN_EVENT,
+    JOINED_EVENT,
+    MAX_RELAY_BYTES,
+    MAX_ROOM_NAME_CHARS,
+    PAIRED_EVENT,
+    PEER_LEFT_EVENT,
+    PLAYERS_PER_ROOM,
+    RELAY_EVENT,
+    SIGNAL_EVENT,
+    SIGNAL_TYPES,
+)
+
 __all__ = [
-    "DEFAULT_ROOM",
-    "MAX_RELAY_BYTES",
     "P2PApp",
     "RelayServer",
     "ServerStats",
@@ -45,21 +59,8 @@ __all__ = [
     "run_server",
 ]
 
-logger = logging.getLogger("p2p_transport.server")
+logger = logging.getLogger("p2p_server.server")
 
-# --- Protocol constants (the contract with the browser code) -------------------------------------
-
-DEFAULT_ROOM: Final = "default"
-# A room is a two-player game: the offerer is player 0, the answerer player 1.
-PLAYERS_PER_ROOM: Final = 2
-# Room names are keys in server memory and appear in logs; bound them so a client cannot make
-# either grow without limit.
-MAX_ROOM_NAME_CHARS: Final = 64
-# The largest input packet the codec produces is 9 + 5 * 15 = 84 bytes (15 redundant inputs), and
-# the other message types are smaller still. 4 KiB leaves room for future message types; anything
-# larger is a bug or hostile, and is refused rather than forwarded to the peer.
-MAX_RELAY_BYTES: Final = 4096
-SIGNAL_TYPES: Final = frozenset({"offer", "answer", "ice-candidate"})
 # Engine.IO closes the connection on any single packet above this size. SDP offers/answers are a
 # few KiB; 64 KiB is generous for signaling while keeping one client from making the server buffer
 # megabytes (python-engineio's default is 1 MB).
@@ -86,6 +87,9 @@ CONTENT_TYPES: Final[dict[str, str]] = {
     ".ts": "text/plain; charset=utf-8",
 }
 FALLBACK_CONTENT_TYPE: Final = "application/octet-stream"
+# The transport's JavaScript half, served from the installed p2p_transport package rather than a
+# copy in the page's directory, so page and Python always come from the same release.
+SHIM_URL: Final = f"/static/{SHIM_FILE_NAME}"
 # The p2p_transport wheel is rebuilt from the working tree between runs under the same name, so
 # nothing may be cached; this also keeps test runs independent of each other.
 NO_STORE_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
@@ -178,9 +182,9 @@ class RelayServer:
         )
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
-        self.sio.on("join", self._guarded("join", self._on_join))
-        self.sio.on("webrtc_signal", self._guarded("webrtc_signal", self._on_signal))
-        self.sio.on("relay", self._guarded("relay", self._on_relay))
+        self.sio.on(JOIN_EVENT, self._guarded(JOIN_EVENT, self._on_join))
+        self.sio.on(SIGNAL_EVENT, self._guarded(SIGNAL_EVENT, self._on_signal))
+        self.sio.on(RELAY_EVENT, self._guarded(RELAY_EVENT, self._on_relay))
         self.sio.on("*", self._on_unknown_event)
 
     # --- bookkeeping -----------------------------------------------------------------------------
@@ -198,7 +202,7 @@ class RelayServer:
     async def _reject(self, sid: str, event: str, message: str) -> None:
         self.stats.errors += 1
         logger.warning("refused %r from %s: %s", event, sid, message)
-        await self.sio.emit("error", {"message": f"{event}: {message}"}, to=sid)
+        await self.sio.emit(ERROR_EVENT, {"message": f"{event}: {message}"}, to=sid)
 
     def _guarded(
         self, event: str, handler: Callable[[str, Any], Awaitable[None]]
@@ -242,7 +246,7 @@ class RelayServer:
         # A copy: the emit awaits, and the other member may disconnect meanwhile.
         for remaining_sid in list(room.members.values()):
             await self.sio.emit(
-                "peer_left", {"player_index": membership.player_index}, to=remaining_sid
+                PEER_LEFT_EVENT, {"player_index": membership.player_index}, to=remaining_sid
             )
 
     async def _on_join(self, sid: str, data: Any) -> None:
@@ -270,12 +274,12 @@ class RelayServer:
         members = dict(room.members)
         logger.info("%s joined room %r as player %d", sid, room_name, index)
 
-        await self.sio.emit("joined", {"room": room_name, "player_index": index}, to=sid)
+        await self.sio.emit(JOINED_EVENT, {"room": room_name, "player_index": index}, to=sid)
         if len(members) == PLAYERS_PER_ROOM:
             for member_index, member_sid in members.items():
                 peer_index = next(i for i in members if i != member_index)
                 await self.sio.emit(
-                    "paired",
+                    PAIRED_EVENT,
                     {"room": room_name, "player_index": member_index, "peer_index": peer_index},
                     to=member_sid,
                 )
@@ -295,7 +299,7 @@ class RelayServer:
             return
         self.stats.signals_relayed += 1
         self.stats.events_relayed += 1
-        await self.sio.emit("webrtc_signal", data, to=peer)
+        await self.sio.emit(SIGNAL_EVENT, data, to=peer)
 
     async def _on_relay(self, sid: str, data: Any) -> None:
         if not isinstance(data, bytes):
@@ -313,7 +317,7 @@ class RelayServer:
         self.stats.relay_messages += 1
         self.stats.events_relayed += 1
         self.stats.bytes_relayed += len(data)
-        await self.sio.emit("relay", data, to=peer)
+        await self.sio.emit(RELAY_EVENT, data, to=peer)
 
     async def _on_unknown_event(self, event: str, sid: str, *args: Any) -> None:
         await self._reject(sid, str(event), "unknown event")
@@ -356,7 +360,8 @@ def resolve_under(root: Path, relative: str) -> Path | None:
 class StaticApp:
     """ASGI app for every non-Socket.IO HTTP route.
 
-    ``/`` -> index.html, ``/static/`` -> static dir, ``/pyodide/`` -> node_modules/pyodide,
+    ``/`` -> index.html, ``/static/p2p_shim.js`` -> the installed transport's shim,
+    ``/static/`` -> static dir, ``/pyodide/`` -> node_modules/pyodide,
     ``/socket.io-client/`` -> node_modules/socket.io-client/dist, ``/wheels/`` -> wheels dir
     (plus a generated ``/wheels/index.json``), ``/stats`` -> the relay counters as JSON.
     """
@@ -404,6 +409,8 @@ class StaticApp:
         target: Path | None = None
         if path == "/":
             target = resolve_under(self.static_dir, "index.html")
+        elif path == SHIM_URL:
+            target = shim_path()
         else:
             for prefix, root in self.mounts.items():
                 if path.startswith(prefix):
@@ -592,7 +599,7 @@ def run_server(
     sock = _bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     # stdout, flushed: a launcher that passed port 0 reads the real port from this line.
-    print(f"p2p_transport server listening on http://{shown}:{sock.getsockname()[1]}/", flush=True)
+    print(f"p2p_server listening on http://{shown}:{sock.getsockname()[1]}/", flush=True)
     try:
         uvicorn.Server(_uvicorn_config(app, log_level)).run(sockets=[sock])
     finally:
@@ -601,7 +608,7 @@ def run_server(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m p2p_transport.server",
+        prog="python -m p2p_server",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="default: %(default)s (loopback)")
@@ -641,7 +648,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,8 +17,8 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from .sender import DataChannelLike
-from .timing import Clock
+from p2p_transport.protocol.sender import DataChannelLike
+from p2p_transport.timing import Clock
 
 __all__ = ["DEFAULT_REORDER_MS", "FaultConfig", "FaultCounters", "FaultyChannel"]
 

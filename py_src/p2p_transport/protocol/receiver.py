@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from .codec import AckedInputPacket, InputPacket
+from p2p_transport.wire.codec import AckedInputPacket, InputPacket
 
 __all__ = ["DEFAULT_HISTORY_FRAMES", "MAX_FRAME_JUMP", "InputReceiver", "ReceiverCounters"]
 

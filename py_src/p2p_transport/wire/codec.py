@@ -13,6 +13,8 @@ type   message      layout after the type byte
 0x04   keepalive    nothing
 0x20   acked input  player u16, current frame u32, ack frame u32, count u8,
                     then count x (frame u32, action u8), oldest first
+0x21   held pong    float64: the ping's timestamp; hold u32: microseconds from the ping's
+                    arrival to this pong's departure
 0x22   control      sequence u32, kind u8, payload length u16, then the payload
 0x23   control ack  cumulative ack u32 (0xFFFFFFFF: none yet)
 =====  ===========  =====================================================================
@@ -20,11 +22,14 @@ type   message      layout after the type byte
 0x20 is not version 1: it carries, besides the inputs, the sender's acknowledgement of the peer's
 inputs (the highest frame up to which it holds every one; 0xFFFFFFFF when it holds none yet), so a
 peer can stop resending what arrived. A session sends it only to a peer that has shown it
-understands it (:mod:`p2p_transport.negotiation`).
+understands it (:mod:`p2p_transport.protocol.negotiation`).
 
-0x22 and 0x23 are not version 1 either: :mod:`p2p_transport.control` sends each control message
-(episode end, episode ready, state hash, or one of the game's own kinds) until the peer's control
-ack, the highest sequence up to which it holds every control message, covers it.
+0x21 is not version 1 either: it answers a ping on the ping channel (:mod:`p2p_transport.session`)
+with the time the responder held the ping, so a stalled responder does not inflate the RTT.
+
+0x22 and 0x23 are not version 1 either: :mod:`p2p_transport.protocol.control` sends each
+control message (episode end, episode ready, state hash, or one of the game's own kinds) until the
+peer's control ack, the highest sequence up to which it holds every control message, covers it.
 
 Decoding is table-driven: each message type registers one parser, so later message types (acks,
 reliable control messages, episode and state-hash messages) are a new table entry, not a new branch.
@@ -54,6 +59,7 @@ __all__ = [
     "MAX_CONTROL_SEQUENCE",
     "MAX_FRAME",
     "MAX_INPUTS_PER_PACKET",
+    "MAX_PACKET_BYTES",
     "MAX_PLAYER_INDEX",
     "NO_ACK",
     "AckedInputPacket",
@@ -104,7 +110,7 @@ class ControlKind(IntEnum):
     #: The sender is ready to start an episode: episode u32.
     EPISODE_READY = 0x02
     #: Hashes of the sender's confirmed game state: episode u32, then (frame u32, hash) entries
-    #: (:mod:`p2p_transport.desync`).
+    #: (:mod:`p2p_transport.protocol.desync`).
     STATE_HASH = 0x03
 
 
@@ -161,6 +167,15 @@ MAX_CONTROL_PAYLOAD: Final = 1024
 #: 0xFFFFFFFF is the control ack's "none yet", so it is never a sequence number: a session would
 #: reach it after 4 billion control messages, which no game sends.
 MAX_CONTROL_SEQUENCE: Final = NO_ACK - 1
+#: The largest packet of any type: a control message with the largest payload, 1032 bytes (an
+#: acked input packet is at most 332, a version-1 one 84). The relay's size limit is checked
+#: against it (:data:`p2p_transport.wire.signaling.MAX_RELAY_BYTES`).
+MAX_PACKET_BYTES: Final = max(
+    CONTROL_HEADER_SIZE + MAX_CONTROL_PAYLOAD,
+    ACKED_INPUT_HEADER_SIZE + INPUT_SIZE * MAX_ACKED_INPUTS_PER_PACKET,
+    INPUT_HEADER_SIZE + INPUT_SIZE * MAX_INPUTS_PER_PACKET,
+    _HELD_PONG.size,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Plot a telemetry file: RTT over time per player and path, route changes as vertical lines.
 
-``python -m p2p_transport.plot_telemetry TELEMETRY.json -o out.png`` reads what
+``python -m p2p_demo.plot_telemetry TELEMETRY.json -o out.png`` reads what
 :meth:`~.session.P2PSession.telemetry` returned (one session's record, a list of them, or the
 demo's ``*.telemetry.json`` with its ``players`` list) and writes a PNG with one panel per player:
 each path's RTT samples over the session's clock in seconds, and a dashed line at each route
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from .telemetry import SCHEMA, SCHEMA_VERSION
+from p2p_transport.session.telemetry import SCHEMA, SCHEMA_VERSION
 
 __all__ = ["main", "plot", "sessions_in"]
 
@@ -192,7 +192,7 @@ def plot(records: Sequence[dict[str, Any]], out: Path, title: str | None = None)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m p2p_transport.plot_telemetry",
+        prog="python -m p2p_demo.plot_telemetry",
         description="Plot RTT over time, with route changes, from a telemetry JSON file to PNG.",
     )
     parser.add_argument("telemetry", type=Path, help="a telemetry JSON file")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from .timing import Clock
+from p2p_transport.timing import Clock
 
 __all__ = [
     "MAX_ROUTE_HISTORY",

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Final, Protocol
 
-__all__ = ["RELAY_EVENT", "RelayChannel", "SocketIOLike"]
+from p2p_transport.wire.signaling import RELAY_EVENT
 
-#: The Socket.IO event that carries binary packets through the server to the other room member.
-RELAY_EVENT: Final = "relay"
+__all__ = ["RelayChannel", "SocketIOLike"]
 
 
 class SocketIOLike(Protocol):

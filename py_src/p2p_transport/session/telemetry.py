@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from .health import HealthStatus
-from .routing import RouteChange
+from p2p_transport.protocol.health import HealthStatus
+from p2p_transport.protocol.routing import RouteChange
 
 __all__ = [
     "CONTROL_DELIVERY_ROWS",
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Names the record's format: tools reading a telemetry file check it before anything else.
-SCHEMA: Final = "p2p_transport.telemetry"
+SCHEMA: Final = "p2p_transport.session.telemetry"
 #: Raised whenever a field changes meaning or goes away; adding a field does not raise it.
 #: Version 2: RTT rows gained the naive RTT, the peer's hold and the handled-late flag.
 SCHEMA_VERSION: Final = 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from .timing import Clock, Scheduler
+from p2p_transport.timing import Clock, Scheduler
 
 __all__ = ["FRAME_MS", "ScriptedGame", "scripted_action"]
 

@@ -18,8 +18,13 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import Final
 
-from .codec import MAX_ACKED_INPUTS_PER_PACKET, MAX_ACTION, MAX_FRAME, encode_acked_input_packet
-from .sender import DEFAULT_REDUNDANCY
+from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
+from p2p_transport.wire.codec import (
+    MAX_ACKED_INPUTS_PER_PACKET,
+    MAX_ACTION,
+    MAX_FRAME,
+    encode_acked_input_packet,
+)
 
 __all__ = ["PENDING_LIMIT", "RESEND_INTERVAL_MS", "AckedInputSender", "AckedSenderCounters"]
 

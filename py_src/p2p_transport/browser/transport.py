@@ -1,8 +1,4 @@
-"""The browser edge: the only module that imports ``js`` and ``pyodide.ffi``.
-
-It adapts the browser's objects to the sans-IO core (an RTCDataChannel to ``DataChannelLike``, a
-socket.io-client socket to ``SocketIOLike``, the JS shim's ``setInterval`` to ``Scheduler``) and
-sets up the WebRTC connection over Socket.IO signaling, all in Python through ``js`` proxies.
+"""One tab's end of the transport: Socket.IO signaling and relay, WebRTC, and the session.
 
 Hot paths stay synchronous: a DataChannel message goes from the browser's event straight into
 ``P2PSession.on_message`` and a ping is answered inside that call, with no asyncio hop. Only the
@@ -20,30 +16,37 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import js
-from pyodide.ffi import JsProxy, create_proxy, jsnull, to_js
+from pyodide.ffi import jsnull
 
-from .control import ControlCallback
-from .faults import FaultConfig, FaultyChannel
-from .receiver import InputCallback
-from .reconnect import ReconnectBackoff, ReconnectConfig
-from .relay import RELAY_EVENT
-from .routing import RouteChange, RouteMode, RoutingThresholds
-from .scripted_game import ScriptedGame
-from .sender import DEFAULT_REDUNDANCY, DataChannelLike
-from .session import DEFAULT_PING_INTERVAL_MS, P2PSession, SessionConfig, SessionEvent
-from .timing import Clock, monotonic_ms
+from p2p_transport.browser.adapters import (
+    JsDataChannel,
+    JsSocketIO,
+    ProxyRegistry,
+    ShimScheduler,
+    WorkerChannel,
+    js_object,
+    payload_bytes,
+)
+from p2p_transport.protocol.control import ControlCallback
+from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.protocol.receiver import InputCallback
+from p2p_transport.protocol.reconnect import ReconnectBackoff, ReconnectConfig
+from p2p_transport.protocol.routing import RouteChange
+from p2p_transport.protocol.sender import DataChannelLike
+from p2p_transport.session.session import P2PSession, SessionConfig, SessionEvent
+from p2p_transport.timing import Clock, monotonic_ms
+from p2p_transport.wire.signaling import (
+    DEFAULT_ROOM,
+    ERROR_EVENT,
+    JOIN_EVENT,
+    JOINED_EVENT,
+    PAIRED_EVENT,
+    PEER_LEFT_EVENT,
+    RELAY_EVENT,
+    SIGNAL_EVENT,
+)
 
-__all__ = [
-    "BrowserTransport",
-    "DemoTab",
-    "IceServer",
-    "JsDataChannel",
-    "JsSocketIO",
-    "ProxyRegistry",
-    "ShimScheduler",
-    "TransportOptions",
-    "fault_config",
-]
+__all__ = ["BrowserTransport", "IceServer", "TransportOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,162 +57,6 @@ CHANNEL_LABEL: Final = "game"
 #: assigns to announced channels (0, 1, 2, ...), so the two can never collide.
 PING_CHANNEL_LABEL: Final = "ping"
 PING_CHANNEL_ID: Final = 1000
-SIGNAL_EVENT: Final = "webrtc_signal"
-
-
-def _js_object(value: Any) -> Any:
-    """A Python dict/list as plain JS objects/arrays (what browser APIs expect)."""
-    return to_js(value, dict_converter=js.Object.fromEntries)
-
-
-class ProxyRegistry:
-    """Creates the proxies JS keeps (event handlers, timer callbacks) and destroys them together.
-
-    A proxy that is never destroyed leaks its Python callable; one destroyed too early makes the
-    next JS call fail. Keeping them in one place lets :meth:`destroy_all` free them at close and
-    lets tests count what is alive.
-    """
-
-    def __init__(self) -> None:
-        self._live: dict[int, JsProxy] = {}
-        self.created = 0
-
-    def create(self, func: Callable[..., Any]) -> JsProxy:
-        proxy = create_proxy(func)
-        self._live[id(proxy)] = proxy
-        self.created += 1
-        return proxy
-
-    def destroy(self, proxy: JsProxy) -> None:
-        if self._live.pop(id(proxy), None) is not None:
-            proxy.destroy()
-
-    def destroy_all(self) -> None:
-        for proxy in self._live.values():
-            proxy.destroy()
-        self._live.clear()
-
-    @property
-    def live(self) -> int:
-        return len(self._live)
-
-
-def _payload_bytes(data: Any) -> bytes:
-    """An incoming ArrayBuffer as bytes; anything else (a string from a confused peer) as garbage
-    bytes the codec will reject and count, so it is never silently dropped."""
-    try:
-        payload: bytes = data.to_bytes()
-    except AttributeError:
-        return str(data).encode()
-    return payload
-
-
-class JsDataChannel:
-    """An RTCDataChannel as ``DataChannelLike``.
-
-    Outgoing bytes are copied into a Uint8Array kept per packet length and reused: ``send`` copies
-    its argument, so reuse is safe. In send loops in Chromium here, a fresh typed array per packet
-    (what ``to_js(bytes)`` makes) cost 60-150 us a send against under 10 us for a reused one. A
-    game sends a handful of distinct lengths, so the cache stays tiny.
-    """
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-        # Bound once: a method lookup through the proxy on every packet costs measurable time.
-        self._send = raw.send
-        self._buffers: dict[int, Any] = {}
-        # Kept from the open/close events rather than read through the proxy on every send
-        # (3 us each). A send in the short "closing" state throws and is counted as a send error.
-        self._state = str(raw.readyState)
-
-    def state_changed(self, state: str) -> None:
-        self._state = state
-
-    def send(self, data: bytes) -> None:
-        buffer = self._buffers.get(len(data))
-        if buffer is None:
-            buffer = self._buffers[len(data)] = js.Uint8Array.new(len(data))
-        buffer.assign(data)
-        self._send(buffer)
-
-    @property
-    def readyState(self) -> str:
-        return self._state
-
-    @property
-    def bufferedAmount(self) -> int:
-        amount: int = self.raw.bufferedAmount
-        return amount
-
-
-class WorkerChannel:
-    """The ping channel as ``PingChannelLike``: a DataChannel living in a worker (the shim's
-    ``workerChannel``), which reports its state, stamps what arrives and times what it sends."""
-
-    bufferedAmount: Final = 0  # the worker holds the channel; pings are too few to congest it
-
-    def __init__(self) -> None:
-        self.handle: Any = None
-        self._state = "connecting"
-
-    @property
-    def readyState(self) -> str:
-        return self._state
-
-    def state_changed(self, state: str) -> None:
-        self._state = str(state)
-
-    def send(self, data: bytes) -> None:
-        self.handle.send(to_js(data))
-
-    def send_ping(self, data: bytes, timestamp_ms: float) -> None:
-        self.handle.send(to_js(data), timestamp_ms)
-
-    def send_held_pong(self, data: bytes, hold_offset: int, arrival_ms: float) -> None:
-        self.handle.send(to_js(data), None, arrival_ms, hold_offset)
-
-    def close(self) -> None:
-        self._state = "closed"
-        if self.handle is not None:
-            self.handle.close()
-
-
-class JsSocketIO:
-    """A socket.io-client socket as ``SocketIOLike``."""
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-
-    @property
-    def connected(self) -> bool:
-        return bool(self.raw.connected)
-
-    def emit(self, event: str, data: bytes) -> object:
-        return self.raw.emit(event, to_js(data))
-
-
-class ShimScheduler:
-    """``Scheduler`` over the JS shim's ``setInterval``/``clearInterval`` (counted by the shim)."""
-
-    def __init__(self, proxies: ProxyRegistry, shim: Any | None = None) -> None:
-        self._shim = shim if shim is not None else js.p2pShim
-        self._proxies = proxies
-        self._callbacks: dict[int, JsProxy] = {}
-
-    def set_interval(self, callback: Callable[[], None], interval_ms: float) -> object:
-        proxy = self._proxies.create(callback)
-        handle = int(self._shim.setInterval(proxy, interval_ms))
-        self._callbacks[handle] = proxy
-        return handle
-
-    def clear_interval(self, handle: object) -> None:
-        self._shim.clearInterval(handle)
-        if isinstance(handle, int) and (proxy := self._callbacks.pop(handle, None)) is not None:
-            self._proxies.destroy(proxy)
-
-    def clear_all(self) -> None:
-        for handle in list(self._callbacks):
-            self.clear_interval(handle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +79,7 @@ class TransportOptions:
     """How one tab connects. The defaults suit two tabs on one machine or one LAN."""
 
     server_url: str = ""
-    room: str = "default"
+    room: str = DEFAULT_ROOM
     #: No ICE servers by default: peers on one host or LAN connect over host candidates, and a
     #: STUN server that cannot be reached only slows gathering down.
     ice_servers: tuple[IceServer, ...] = ()
@@ -353,17 +200,17 @@ class BrowserTransport:
 
     def connect(self) -> None:
         """Open the Socket.IO connection and join the room; the rest follows from events."""
-        opts = _js_object({"transports": ["websocket"], "forceNew": True})
+        opts = js_object({"transports": ["websocket"], "forceNew": True})
         url = self.options.server_url
         self.socket = js.io(url, opts) if url else js.io(opts)
         on = self.socket.on
         on("connect", self.proxies.create(self._on_socket_connect))
-        on("joined", self.proxies.create(self._on_joined))
-        on("paired", self.proxies.create(self._on_paired))
+        on(JOINED_EVENT, self.proxies.create(self._on_joined))
+        on(PAIRED_EVENT, self.proxies.create(self._on_paired))
         on(SIGNAL_EVENT, self.proxies.create(self._on_signal))
         on(RELAY_EVENT, self.proxies.create(self._on_relay))
-        on("peer_left", self.proxies.create(self._on_peer_left))
-        on("error", self.proxies.create(self._on_server_error))
+        on(PEER_LEFT_EVENT, self.proxies.create(self._on_peer_left))
+        on(ERROR_EVENT, self.proxies.create(self._on_server_error))
 
     def _emit_event(self, name: str, detail: dict[str, Any] | None = None) -> None:
         now = self.clock()
@@ -413,7 +260,7 @@ class BrowserTransport:
             self.scheduler.clear_interval(handle)
 
     def _on_socket_connect(self, *_: Any) -> None:
-        self.socket.emit("join", _js_object({"room": self.options.room}))
+        self.socket.emit(JOIN_EVENT, js_object({"room": self.options.room}))
 
     def _on_joined(self, data: Any) -> None:
         detail = data.to_py()
@@ -457,13 +304,13 @@ class BrowserTransport:
         }
         if self.options.relay_only:
             config["iceTransportPolicy"] = "relay"
-        self.pc = js.RTCPeerConnection.new(_js_object(config))
+        self.pc = js.RTCPeerConnection.new(js_object(config))
         self._remote_description_set = False
         self.pc.onicecandidate = self._pc_proxies.create(self._on_ice_candidate)
         self.pc.onconnectionstatechange = self._pc_proxies.create(self._on_connection_state)
         self._open_ping_channel()
         if offerer:
-            options = _js_object({"ordered": False, "maxRetransmits": 0})
+            options = js_object({"ordered": False, "maxRetransmits": 0})
             self._attach_channel(self.pc.createDataChannel(CHANNEL_LABEL, options))
             self._spawn(self._make_offer(), "creating the offer")
         else:
@@ -476,7 +323,7 @@ class BrowserTransport:
         the peer's probes there go unanswered, and both measure RTT on the game channel."""
         raw = self.pc.createDataChannel(
             PING_CHANNEL_LABEL,
-            _js_object(
+            js_object(
                 {"negotiated": True, "id": PING_CHANNEL_ID, "ordered": False, "maxRetransmits": 0}
             ),
         )
@@ -497,7 +344,7 @@ class BrowserTransport:
     def _on_ping_channel_data(self, data: Any, arrival_ms: float) -> None:
         session = self.session
         if session is not None:
-            session.on_ping_channel_message(_payload_bytes(data), arrival_ms)
+            session.on_ping_channel_message(payload_bytes(data), arrival_ms)
 
     def _on_ping_left(self, timestamp_ms: float, left_ms: float) -> None:
         session = self.session
@@ -552,7 +399,7 @@ class BrowserTransport:
 
     def _signal(self, message: dict[str, Any]) -> None:
         message["generation"] = self.generation
-        self.socket.emit(SIGNAL_EVENT, _js_object(message))
+        self.socket.emit(SIGNAL_EVENT, js_object(message))
 
     async def _make_offer(self) -> None:
         pc = self.pc
@@ -576,7 +423,7 @@ class BrowserTransport:
             self._signal({"type": "answer", "sdp": pc.localDescription.sdp})
 
     async def _set_remote(self, pc: Any, description: dict[str, str]) -> None:
-        await pc.setRemoteDescription(_js_object(description))
+        await pc.setRemoteDescription(js_object(description))
         if pc is not self.pc:
             return
         self._remote_description_set = True
@@ -649,7 +496,7 @@ class BrowserTransport:
             if generation is not None and generation < self.generation:
                 self.stale_signals += 1
                 return
-            candidate = _js_object(message["candidate"])
+            candidate = js_object(message["candidate"])
             if self._remote_description_set and (
                 generation is None or generation == self.generation
             ):
@@ -711,12 +558,12 @@ class BrowserTransport:
     def _on_channel_data(self, data: Any) -> None:
         session = self.session
         if session is not None:
-            session.on_message(_payload_bytes(data))
+            session.on_message(payload_bytes(data))
 
     def _on_relay(self, data: Any) -> None:
         session = self.session
         if session is not None:
-            session.on_relay_message(_payload_bytes(data))
+            session.on_relay_message(payload_bytes(data))
 
     def _on_peer_left(self, data: Any) -> None:
         self._peer_present = False
@@ -898,161 +745,3 @@ def _route_change_dict(change: RouteChange) -> dict[str, Any]:
         "target": change.target.value,
         "reason": change.reason,
     }
-
-
-class DemoTab:
-    """One tab of the demo: a :class:`BrowserTransport` driving a :class:`ScriptedGame`.
-
-    Created by the page with its options as JSON (the URL fragment); the page and the tests read
-    :meth:`report_json`. Options: ``frames``, ``autostart``, ``room``, ``server_url``,
-    ``ice_servers``, ``relay_only``, ``relay_inputs``, ``ping_interval_ms``, ``rtt_window``;
-    ``route`` (``parallel``, ``p2p-first``, ``p2p``, ``relay``) and ``routing`` (a dict of
-    :class:`~.routing.RoutingThresholds` fields); fault injection on what this tab sends over the
-    DataChannel: ``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``, ``fault_seed``;
-    ``reconnect_attempts`` (0: no reconnection) and ``reconnect`` (a dict of
-    :class:`~.reconnect.ReconnectConfig` fields).
-    """
-
-    def __init__(self, options_json: str) -> None:
-        options = json.loads(options_json)
-        self.frames = int(options.get("frames", 600))
-        self.autostart = bool(options.get("autostart", True))
-        session_config = SessionConfig(
-            relay_inputs=bool(options.get("relay_inputs", True)),
-            redundancy=int(options.get("redundancy", DEFAULT_REDUNDANCY)),
-            acked_inputs=bool(options.get("acked_inputs", True)),
-            control_on_relay=bool(options.get("control_on_relay", True)),
-            relay_pings=bool(options.get("relay_pings", True)),
-            ping_interval_ms=float(options.get("ping_interval_ms", DEFAULT_PING_INTERVAL_MS)),
-            # The report's percentiles cover the whole run, not only the last 10 pings.
-            rtt_window=int(options.get("rtt_window", 1000)),
-            route_mode=RouteMode(options.get("route", RouteMode.PARALLEL.value)),
-            routing=RoutingThresholds(**options.get("routing", {})),
-        )
-        reconnect = dict(options.get("reconnect", {}))
-        if "reconnect_attempts" in options:
-            reconnect["max_attempts"] = int(options["reconnect_attempts"])
-        self.transport = BrowserTransport(
-            TransportOptions(
-                server_url=str(options.get("server_url", "")),
-                room=str(options.get("room", "default")),
-                ice_servers=tuple(
-                    IceServer(s["urls"], s.get("username"), s.get("credential"))
-                    for s in options.get("ice_servers", ())
-                ),
-                relay_only=bool(options.get("relay_only", False)),
-                session=session_config,
-                reconnect=ReconnectConfig(**reconnect),
-                faults=fault_config(options),
-                fault_seed=int(options.get("fault_seed", 0)),
-            ),
-            on_input=self._on_input,
-            on_event=self._on_event,
-            on_control=self._on_control,
-        )
-        self.game: ScriptedGame | None = None
-        #: The peer's control messages as they arrived, (kind, payload), for the tests.
-        self.controls_received: list[tuple[int, bytes]] = []
-        self.channel_open_ms: float | None = None
-        self.paired_ms: float | None = None
-
-    def start(self) -> None:
-        self.transport.connect()
-
-    def _on_event(self, name: str, detail: dict[str, Any]) -> None:
-        transport = self.transport
-        if name == "paired":
-            self.paired_ms = transport.clock()
-            self.game = ScriptedGame(
-                int(detail["player_index"]),
-                int(detail["peer_index"]),
-                self.frames,
-                transport.step,
-                transport.scheduler,
-                transport.clock,
-            )
-        elif name == "open":
-            if self.channel_open_ms is None:
-                self.channel_open_ms = transport.clock()
-            if self.autostart and self.game is not None and self.game.next_frame == 0:
-                self.game.start()
-
-    def _on_input(self, frame: int, action: int) -> None:
-        if self.game is not None:
-            self.game.on_input(frame, action)
-
-    def start_game(self) -> None:
-        if self.game is None:
-            raise RuntimeError("not paired yet")
-        self.game.start()
-
-    def reset_episode(self) -> None:
-        """A new episode on the same connection: transport state and the game start over."""
-        if self.game is None or self.transport.session is None:
-            raise RuntimeError("not paired yet")
-        self.transport.session.reset_episode()
-        self.game.reset()
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "player_index": self.transport.player_index,
-            "paired_ms": self.paired_ms,
-            "channel_open_ms": self.channel_open_ms,
-            "game": self.game.report() if self.game is not None else None,
-            "stats": self.transport.stats(),
-            "events": self.transport.events,
-            "event_log": list(self.transport.event_log),
-            "route_changes": self.transport.route_changes(),
-        }
-
-    def _on_control(self, kind: int, payload: bytes) -> None:
-        self.controls_received.append((kind, payload))
-
-    def controls_json(self) -> str:
-        """The control messages received so far: ``[[kind, payload hex], ...]`` in order."""
-        return json.dumps([[kind, payload.hex()] for kind, payload in self.controls_received])
-
-    def timing_json(self) -> str:
-        """When each local frame was sent and each peer frame arrived, on the page's clock, with
-        the page's ``performance.timeOrigin`` so that two tabs' times can be compared."""
-        game = self.game
-        return json.dumps(
-            {
-                "time_origin_ms": float(js.performance.timeOrigin),
-                "sent_at_ms": game.sent_at_ms if game is not None else [],
-                "received_at_ms": game.received_at_ms if game is not None else {},
-            }
-        )
-
-    def report_json(self) -> str:
-        return json.dumps(self.report())
-
-    def telemetry(self) -> dict[str, Any] | None:
-        """The session's :meth:`~.session.P2PSession.telemetry`, or ``None`` before pairing."""
-        session = self.transport.session
-        return session.telemetry() if session is not None else None
-
-    def telemetry_json(self) -> str:
-        return json.dumps(self.telemetry())
-
-    def set_faults(self, options_json: str) -> None:
-        """Change this tab's fault injection mid-game: the same keys as the page options
-        (``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``); ``{}`` for none."""
-        self.transport.set_faults(fault_config(json.loads(options_json)))
-
-    def close(self) -> None:
-        if self.game is not None:
-            self.game.stop()
-        self.transport.close()
-
-
-def fault_config(options: dict[str, Any]) -> FaultConfig | None:
-    """The fault injection a tab's options ask for, or ``None`` if they ask for none."""
-    config = FaultConfig(
-        loss=float(options.get("loss", 0.0)),
-        burst=int(options.get("burst", 1)),
-        delay_ms=float(options.get("delay_ms", 0.0)),
-        duplicate=float(options.get("duplicate", 0.0)),
-        reorder=float(options.get("reorder", 0.0)),
-    )
-    return None if config == FaultConfig(burst=config.burst) else config

@@ -32,15 +32,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from .codec import (
+from p2p_transport.protocol.rtt import nearest_rank, rfc6298_update
+from p2p_transport.timing import Clock, Scheduler
+from p2p_transport.wire.codec import (
     MAX_CONTROL_SEQUENCE,
     ControlAck,
     ControlMessage,
     encode_control,
     encode_control_ack,
 )
-from .rtt import nearest_rank, rfc6298_update
-from .timing import Clock, Scheduler
 
 __all__ = [
     "DEFAULT_SEND_WINDOW",

@@ -9,8 +9,32 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from .acked_sender import RESEND_INTERVAL_MS, AckedInputSender
-from .codec import (
+from p2p_transport.protocol.acked_sender import RESEND_INTERVAL_MS, AckedInputSender
+from p2p_transport.protocol.control import (
+    ControlCallback,
+    ReliableControlChannel,
+    encode_episode_end,
+    encode_episode_ready,
+)
+from p2p_transport.protocol.desync import DesyncCallback, DesyncChecker
+from p2p_transport.protocol.health import ConnectionHealthMonitor, HealthThresholds
+from p2p_transport.protocol.negotiation import AckNegotiation
+from p2p_transport.protocol.receiver import DEFAULT_HISTORY_FRAMES, InputCallback, InputReceiver
+from p2p_transport.protocol.relay import RelayChannel, SocketIOLike
+from p2p_transport.protocol.routing import LinkSignals, Route, RouteMode, Router, RoutingThresholds
+from p2p_transport.protocol.rtt import DEFAULT_RTT_WINDOW, RTTTracker
+from p2p_transport.protocol.sender import (
+    DEFAULT_BUFFER_THRESHOLD,
+    DEFAULT_REDUNDANCY,
+    DEFAULT_WINDOW,
+    DataChannelLike,
+    P2PInputSender,
+    SenderCounters,
+    try_send,
+)
+from p2p_transport.session.telemetry import SCHEMA, SCHEMA_VERSION, TelemetryRecorder
+from p2p_transport.timing import Clock, Scheduler
+from p2p_transport.wire.codec import (
     GAME_KIND_MAX,
     GAME_KIND_MIN,
     HELD_PONG_HOLD_OFFSET,
@@ -33,30 +57,7 @@ from .codec import (
     encode_ping,
     encode_pong,
 )
-from .control import (
-    ControlCallback,
-    ReliableControlChannel,
-    encode_episode_end,
-    encode_episode_ready,
-)
-from .desync import DesyncCallback, DesyncChecker
-from .health import ConnectionHealthMonitor, HealthThresholds
-from .negotiation import AckNegotiation
-from .receiver import DEFAULT_HISTORY_FRAMES, InputCallback, InputReceiver
-from .relay import RELAY_EVENT, RelayChannel, SocketIOLike
-from .routing import LinkSignals, Route, RouteMode, Router, RoutingThresholds
-from .rtt import DEFAULT_RTT_WINDOW, RTTTracker
-from .sender import (
-    DEFAULT_BUFFER_THRESHOLD,
-    DEFAULT_REDUNDANCY,
-    DEFAULT_WINDOW,
-    DataChannelLike,
-    P2PInputSender,
-    SenderCounters,
-    try_send,
-)
-from .telemetry import SCHEMA, SCHEMA_VERSION, TelemetryRecorder
-from .timing import Clock, Scheduler
+from p2p_transport.wire.signaling import RELAY_EVENT
 
 __all__ = [
     "DEFAULT_KEEPALIVE_INTERVAL_MS",
@@ -183,7 +184,7 @@ class SessionConfig:
     #: input rides in each packet until acknowledged, so no burst shorter than the pending bound
     #: loses one. Until then, and always when False, version-1 packets with fixed ``redundancy``.
     acked_inputs: bool = True
-    #: Which path inputs take (:mod:`p2p_transport.routing`). With ``relay_inputs`` False,
+    #: Which path inputs take (:mod:`p2p_transport.protocol.routing`). With ``relay_inputs`` False,
     #: ``parallel`` means the DataChannel only, as it always has.
     route_mode: RouteMode = RouteMode.PARALLEL
     routing: RoutingThresholds = field(default_factory=RoutingThresholds)

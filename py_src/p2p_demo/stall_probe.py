@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .rtt import nearest_rank
+from p2p_transport.protocol.rtt import nearest_rank
 
 __all__ = [
     "HELD_MS",

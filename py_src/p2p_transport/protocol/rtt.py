@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Final
 
-from .timing import Clock
+from p2p_transport.timing import Clock
 
 __all__ = ["DEFAULT_RTT_WINDOW", "RTTTracker", "nearest_rank", "rfc6298_update"]
 

@@ -1,5 +1,5 @@
 """Running real browsers against the transport: a loopback TURN/STUN server, headless Chromium,
-and two tabs of the demo page. Used by ``python -m p2p_transport.demo --headless``, the browser
+and two tabs of the demo page. Used by ``python -m p2p_demo --headless``, the browser
 tests and the browser benchmark; never imported in the browser.
 
 Every run is meant to happen inside a network namespace that has only loopback

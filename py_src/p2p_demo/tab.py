@@ -1,0 +1,178 @@
+"""One tab of the demo page: a :class:`~p2p_transport.browser.transport.BrowserTransport`
+driving a :class:`~p2p_demo.scripted_game.ScriptedGame`, with reports for the page and tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import js
+
+from p2p_demo.scripted_game import ScriptedGame
+from p2p_transport.browser.transport import BrowserTransport, IceServer, TransportOptions
+from p2p_transport.protocol.faults import FaultConfig
+from p2p_transport.protocol.reconnect import ReconnectConfig
+from p2p_transport.protocol.routing import RouteMode, RoutingThresholds
+from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
+from p2p_transport.session.session import DEFAULT_PING_INTERVAL_MS, SessionConfig
+from p2p_transport.wire.signaling import DEFAULT_ROOM
+
+__all__ = ["DemoTab", "fault_config"]
+
+
+class DemoTab:
+    """One tab of the demo: a :class:`BrowserTransport` driving a :class:`ScriptedGame`.
+
+    Created by the page with its options as JSON (the URL fragment); the page and the tests read
+    :meth:`report_json`. Options: ``frames``, ``autostart``, ``room``, ``server_url``,
+    ``ice_servers``, ``relay_only``, ``relay_inputs``, ``ping_interval_ms``, ``rtt_window``;
+    ``route`` (``parallel``, ``p2p-first``, ``p2p``, ``relay``) and ``routing`` (a dict of
+    :class:`~.routing.RoutingThresholds` fields); fault injection on what this tab sends over the
+    DataChannel: ``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``, ``fault_seed``;
+    ``reconnect_attempts`` (0: no reconnection) and ``reconnect`` (a dict of
+    :class:`~.reconnect.ReconnectConfig` fields).
+    """
+
+    def __init__(self, options_json: str) -> None:
+        options = json.loads(options_json)
+        self.frames = int(options.get("frames", 600))
+        self.autostart = bool(options.get("autostart", True))
+        session_config = SessionConfig(
+            relay_inputs=bool(options.get("relay_inputs", True)),
+            redundancy=int(options.get("redundancy", DEFAULT_REDUNDANCY)),
+            acked_inputs=bool(options.get("acked_inputs", True)),
+            control_on_relay=bool(options.get("control_on_relay", True)),
+            relay_pings=bool(options.get("relay_pings", True)),
+            ping_interval_ms=float(options.get("ping_interval_ms", DEFAULT_PING_INTERVAL_MS)),
+            # The report's percentiles cover the whole run, not only the last 10 pings.
+            rtt_window=int(options.get("rtt_window", 1000)),
+            route_mode=RouteMode(options.get("route", RouteMode.PARALLEL.value)),
+            routing=RoutingThresholds(**options.get("routing", {})),
+        )
+        reconnect = dict(options.get("reconnect", {}))
+        if "reconnect_attempts" in options:
+            reconnect["max_attempts"] = int(options["reconnect_attempts"])
+        self.transport = BrowserTransport(
+            TransportOptions(
+                server_url=str(options.get("server_url", "")),
+                room=str(options.get("room", DEFAULT_ROOM)),
+                ice_servers=tuple(
+                    IceServer(s["urls"], s.get("username"), s.get("credential"))
+                    for s in options.get("ice_servers", ())
+                ),
+                relay_only=bool(options.get("relay_only", False)),
+                session=session_config,
+                reconnect=ReconnectConfig(**reconnect),
+                faults=fault_config(options),
+                fault_seed=int(options.get("fault_seed", 0)),
+            ),
+            on_input=self._on_input,
+            on_event=self._on_event,
+            on_control=self._on_control,
+        )
+        self.game: ScriptedGame | None = None
+        #: The peer's control messages as they arrived, (kind, payload), for the tests.
+        self.controls_received: list[tuple[int, bytes]] = []
+        self.channel_open_ms: float | None = None
+        self.paired_ms: float | None = None
+
+    def start(self) -> None:
+        self.transport.connect()
+
+    def _on_event(self, name: str, detail: dict[str, Any]) -> None:
+        transport = self.transport
+        if name == "paired":
+            self.paired_ms = transport.clock()
+            self.game = ScriptedGame(
+                int(detail["player_index"]),
+                int(detail["peer_index"]),
+                self.frames,
+                transport.step,
+                transport.scheduler,
+                transport.clock,
+            )
+        elif name == "open":
+            if self.channel_open_ms is None:
+                self.channel_open_ms = transport.clock()
+            if self.autostart and self.game is not None and self.game.next_frame == 0:
+                self.game.start()
+
+    def _on_input(self, frame: int, action: int) -> None:
+        if self.game is not None:
+            self.game.on_input(frame, action)
+
+    def start_game(self) -> None:
+        if self.game is None:
+            raise RuntimeError("not paired yet")
+        self.game.start()
+
+    def reset_episode(self) -> None:
+        """A new episode on the same connection: transport state and the game start over."""
+        if self.game is None or self.transport.session is None:
+            raise RuntimeError("not paired yet")
+        self.transport.session.reset_episode()
+        self.game.reset()
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "player_index": self.transport.player_index,
+            "paired_ms": self.paired_ms,
+            "channel_open_ms": self.channel_open_ms,
+            "game": self.game.report() if self.game is not None else None,
+            "stats": self.transport.stats(),
+            "events": self.transport.events,
+            "event_log": list(self.transport.event_log),
+            "route_changes": self.transport.route_changes(),
+        }
+
+    def _on_control(self, kind: int, payload: bytes) -> None:
+        self.controls_received.append((kind, payload))
+
+    def controls_json(self) -> str:
+        """The control messages received so far: ``[[kind, payload hex], ...]`` in order."""
+        return json.dumps([[kind, payload.hex()] for kind, payload in self.controls_received])
+
+    def timing_json(self) -> str:
+        """When each local frame was sent and each peer frame arrived, on the page's clock, with
+        the page's ``performance.timeOrigin`` so that two tabs' times can be compared."""
+        game = self.game
+        return json.dumps(
+            {
+                "time_origin_ms": float(js.performance.timeOrigin),
+                "sent_at_ms": game.sent_at_ms if game is not None else [],
+                "received_at_ms": game.received_at_ms if game is not None else {},
+            }
+        )
+
+    def report_json(self) -> str:
+        return json.dumps(self.report())
+
+    def telemetry(self) -> dict[str, Any] | None:
+        """The session's :meth:`~.session.P2PSession.telemetry`, or ``None`` before pairing."""
+        session = self.transport.session
+        return session.telemetry() if session is not None else None
+
+    def telemetry_json(self) -> str:
+        return json.dumps(self.telemetry())
+
+    def set_faults(self, options_json: str) -> None:
+        """Change this tab's fault injection mid-game: the same keys as the page options
+        (``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``); ``{}`` for none."""
+        self.transport.set_faults(fault_config(json.loads(options_json)))
+
+    def close(self) -> None:
+        if self.game is not None:
+            self.game.stop()
+        self.transport.close()
+
+
+def fault_config(options: dict[str, Any]) -> FaultConfig | None:
+    """The fault injection a tab's options ask for, or ``None`` if they ask for none."""
+    config = FaultConfig(
+        loss=float(options.get("loss", 0.0)),
+        burst=int(options.get("burst", 1)),
+        delay_ms=float(options.get("delay_ms", 0.0)),
+        duplicate=float(options.get("duplicate", 0.0)),
+        reorder=float(options.get("reorder", 0.0)),
+    )
+    return None if config == FaultConfig(burst=config.burst) else config

@@ -1,0 +1,67 @@
+"""The Socket.IO contract between a browser and the signaling/relay server, named once.
+
+The browser edge (:mod:`p2p_transport.browser.transport`), the relay channel
+(:mod:`p2p_transport.protocol.relay`) and the reference server (:mod:`p2p_server.server`) all
+import these names, so the two sides cannot drift apart.
+
+==============  ===========  =====================================================================
+event           direction    payload
+==============  ===========  =====================================================================
+``join``        to server    ``{room}`` (a non-empty string of at most 64 characters)
+``joined``      to client    ``{room, player_index}``
+``paired``      to client    ``{room, player_index, peer_index}``, to both members once two are in
+``webrtc_signal``  both      ``{type: offer|answer|ice-candidate, ...}``, to the other member only
+``relay``       both         binary: one packet of :mod:`~p2p_transport.wire.codec`, to the other
+                             member only, at most :data:`MAX_RELAY_BYTES`
+``peer_left``   to client    ``{player_index}`` of the member that left
+``error``       to client    ``{message}``: the server refused an event
+==============  ===========  =====================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from p2p_transport.wire.codec import MAX_PACKET_BYTES
+
+__all__ = [
+    "DEFAULT_ROOM",
+    "ERROR_EVENT",
+    "JOINED_EVENT",
+    "JOIN_EVENT",
+    "MAX_RELAY_BYTES",
+    "MAX_ROOM_NAME_CHARS",
+    "PAIRED_EVENT",
+    "PEER_LEFT_EVENT",
+    "PLAYERS_PER_ROOM",
+    "RELAY_EVENT",
+    "SIGNAL_EVENT",
+    "SIGNAL_TYPES",
+]
+
+JOIN_EVENT: Final = "join"
+JOINED_EVENT: Final = "joined"
+PAIRED_EVENT: Final = "paired"
+#: WebRTC signaling; deployed interactive_gym / mug peers use the same event name.
+SIGNAL_EVENT: Final = "webrtc_signal"
+#: Binary packets through the server to the other room member (the relay path).
+RELAY_EVENT: Final = "relay"
+PEER_LEFT_EVENT: Final = "peer_left"
+ERROR_EVENT: Final = "error"
+
+SIGNAL_TYPES: Final = frozenset({"offer", "answer", "ice-candidate"})
+
+#: The room a client joins when it names none.
+DEFAULT_ROOM: Final = "default"
+#: A room is a two-player game: player 0 offers, player 1 answers.
+PLAYERS_PER_ROOM: Final = 2
+#: Room names are keys in server memory and appear in logs; bounded so that a client cannot make
+#: either grow without limit.
+MAX_ROOM_NAME_CHARS: Final = 64
+#: The largest packet the codec produces is :data:`~p2p_transport.wire.codec.MAX_PACKET_BYTES`
+#: (a control message with the largest payload); 4 KiB leaves room for later message types, and
+#: anything larger is a bug or hostile, refused rather than forwarded to the peer.
+MAX_RELAY_BYTES: Final = 4096
+
+if MAX_PACKET_BYTES > MAX_RELAY_BYTES:  # pragma: no cover - a build-time consistency check
+    raise ImportError(f"the codec's largest packet ({MAX_PACKET_BYTES} B) exceeds the relay limit")
