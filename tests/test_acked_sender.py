@@ -147,10 +147,10 @@ def test_reset_forgets_inputs_and_acks() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda s: s.record(0, 256), "action must be an int in 0..255"),
-        (lambda s: s.record(0, True), "action must be an int in 0..255, got True"),
-        (lambda s: s.record(-1, 0), "target_frame must be an int in 0..4294967295"),
-        (lambda s: s.record(2**32, 0), "target_frame must be an int"),
+        (lambda s: s.record(0, 256), "action must be in 0..255, got 256"),
+        (lambda s: s.record(0, True), "action must be an int, got bool"),
+        (lambda s: s.record(-1, 0), "target_frame must be in 0..4294967295, got -1"),
+        (lambda s: s.record(2**32, 0), "target_frame must be in 0..4294967295, got 4294967296"),
         (lambda s: (s.record(5, 0), s.record(5, 0)), "not after the last recorded frame 5"),
     ],
 )

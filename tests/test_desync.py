@@ -101,7 +101,7 @@ def test_payload_layout_and_validation() -> None:
         encode_state_hash(0, 0, b"")
     with pytest.raises(ValueError, match="hash_bytes must be 1 to 32 bytes"):
         encode_state_hash(0, 0, bytes(33))
-    with pytest.raises(ValueError, match="frame must be an int"):
+    with pytest.raises(ValueError, match=r"frame must be in 0\.\.4294967295, got -1"):
         encode_state_hash(0, -1, b"h")
     with pytest.raises(ValueError, match="history must be at least 1"):
         DesyncChecker(lambda payload: None, history=0)

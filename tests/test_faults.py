@@ -224,7 +224,7 @@ def test_an_immediate_send_on_a_failing_channel_raises_like_the_real_one() -> No
         ({"loss": 1.5}, "loss must be in"),
         ({"duplicate": float("nan")}, "duplicate must be in"),
         ({"reorder": 2}, "reorder must be in"),
-        ({"burst": 0}, "burst must be an int of at least 1"),
+        ({"burst": 0}, "burst must be at least 1, got 0"),
         ({"burst": True}, "burst must be an int"),
         ({"delay_ms": -1}, "delay_ms must be finite and not negative"),
         ({"reorder_ms": float("inf")}, "reorder_ms must be finite"),

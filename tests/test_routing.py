@@ -256,8 +256,8 @@ def test_history_is_bounded_and_the_total_counted() -> None:
     [
         ("silence_ms", 0, "silence_ms must be positive"),
         ("high_rtt_ms", -1, "high_rtt_ms must be positive"),
-        ("min_dwell_ms", -1, "min_dwell_ms must not be negative"),
-        ("overlap_ms", float("nan"), "overlap_ms must not be negative"),
+        ("min_dwell_ms", -1, "min_dwell_ms must be finite and not negative"),
+        ("overlap_ms", float("nan"), "overlap_ms must be finite and not negative"),
         ("max_unacked_inputs", 0, "max_unacked_inputs must be at least 1"),
     ],
 )

@@ -170,12 +170,12 @@ def test_frame_must_increase(frames: tuple[int, int], message: str) -> None:
 @pytest.mark.parametrize(
     ("action", "frame", "message"),
     [
-        (256, 0, "action must be an int in 0..255, got 256"),
-        (-1, 0, "action must be an int in 0..255, got -1"),
-        (True, 0, "action must be an int in 0..255, got True"),
-        (1.0, 0, "action must be an int in 0..255, got 1.0"),
-        (0, -1, "target_frame must be an int in 0..4294967295, got -1"),
-        (0, 2**32, "target_frame must be an int in 0..4294967295"),
+        (256, 0, "action must be in 0..255, got 256"),
+        (-1, 0, "action must be in 0..255, got -1"),
+        (True, 0, "action must be an int, got bool"),
+        (1.0, 0, "action must be an int, got float"),
+        (0, -1, "target_frame must be in 0..4294967295, got -1"),
+        (0, 2**32, "target_frame must be in 0..4294967295, got 4294967296"),
         (0, False, "target_frame must be an int"),
     ],
 )

@@ -18,11 +18,9 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import Final
 
-from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
+from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY, check_input
 from p2p_transport.wire.codec import (
     MAX_ACKED_INPUTS_PER_PACKET,
-    MAX_ACTION,
-    MAX_FRAME,
     encode_acked_input_packet,
 )
 
@@ -50,19 +48,6 @@ class AckedSenderCounters:
     inputs_abandoned: int = 0
     #: Times the peer became stalled (the first input abandoned after an ack).
     stalls: int = 0
-
-
-def _check_input(frame: int, action: int, last_frame: int | None) -> None:
-    # bool is an int subclass; a True action is almost certainly a caller's bug.
-    if not isinstance(action, int) or isinstance(action, bool) or not 0 <= action <= MAX_ACTION:
-        raise ValueError(f"action must be an int in 0..{MAX_ACTION}, got {action!r}")
-    if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame <= MAX_FRAME:
-        raise ValueError(f"target_frame must be an int in 0..{MAX_FRAME}, got {frame!r}")
-    if last_frame is not None and frame <= last_frame:
-        raise ValueError(
-            f"target_frame {frame} is not after the last recorded frame {last_frame}; "
-            "call reset() when a new episode restarts frame numbers"
-        )
 
 
 class AckedInputSender:
@@ -112,7 +97,7 @@ class AckedInputSender:
     def record(self, target_frame: int, action: int) -> None:
         """Add the local input for ``target_frame``; it stays pending until acknowledged."""
         inputs = self._inputs
-        _check_input(target_frame, action, inputs[-1][0] if inputs else None)
+        check_input(action, target_frame, inputs[-1][0] if inputs else None)
         if len(inputs) == PENDING_LIMIT and self._is_pending(inputs[0][0]) and self.acks_expected:
             self.counters.inputs_abandoned += 1
             if not self.stalled:

@@ -32,10 +32,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport.checks import check_int
 from p2p_transport.protocol.rtt import nearest_rank, rfc6298_update
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.codec import (
     MAX_CONTROL_SEQUENCE,
+    MAX_FRAME,
     ControlAck,
     ControlMessage,
     encode_control,
@@ -389,8 +391,8 @@ _EPISODE_READY: Final = struct.Struct(">I")  # episode
 
 def encode_episode_end(episode: int, frame: int) -> bytes:
     """The EPISODE_END payload: episode u32, the episode's last frame u32."""
-    _check_u32("episode", episode)
-    _check_u32("frame", frame)
+    check_int("episode", episode, MAX_FRAME)
+    check_int("frame", frame, MAX_FRAME)
     return _EPISODE_END.pack(episode, frame)
 
 
@@ -404,7 +406,7 @@ def decode_episode_end(payload: bytes) -> tuple[int, int]:
 
 def encode_episode_ready(episode: int) -> bytes:
     """The EPISODE_READY payload: episode u32."""
-    _check_u32("episode", episode)
+    check_int("episode", episode, MAX_FRAME)
     return _EPISODE_READY.pack(episode)
 
 
@@ -414,8 +416,3 @@ def decode_episode_ready(payload: bytes) -> int:
         raise ValueError(f"an episode ready payload is 4 bytes, got {len(payload)}")
     (episode,) = _EPISODE_READY.unpack(payload)
     return int(episode)
-
-
-def _check_u32(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF_FFFF:
-        raise ValueError(f"{name} must be an int in 0..{0xFFFF_FFFF}, got {value!r}")

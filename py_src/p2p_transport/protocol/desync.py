@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport.checks import check_int
 from p2p_transport.wire.codec import MAX_FRAME
 
 __all__ = [
@@ -74,9 +75,8 @@ class DesyncCounters:
 
 def encode_state_hash(episode: int, frame: int, hash_bytes: bytes) -> bytes:
     """The STATE_HASH payload: episode u32, frame u32, then the hash (1 to 32 bytes)."""
-    for name, value in (("episode", episode), ("frame", frame)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FRAME:
-            raise ValueError(f"{name} must be an int in 0..{MAX_FRAME}, got {value!r}")
+    check_int("episode", episode, MAX_FRAME)
+    check_int("frame", frame, MAX_FRAME)
     if not isinstance(hash_bytes, bytes | bytearray) or not 1 <= len(hash_bytes) <= MAX_HASH_SIZE:
         raise ValueError(f"hash_bytes must be 1 to {MAX_HASH_SIZE} bytes, got {hash_bytes!r}")
     return _HEADER.pack(episode, frame) + bytes(hash_bytes)

@@ -12,11 +12,11 @@ Every random choice comes from one ``random.Random(seed)``, so a run is reproduc
 from __future__ import annotations
 
 import heapq
-import math
 import random
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport.checks import check_int, check_non_negative
 from p2p_transport.protocol.sender import DataChannelLike
 from p2p_transport.timing import Clock
 
@@ -53,12 +53,8 @@ class FaultConfig:
     def __post_init__(self) -> None:
         for name in ("loss", "duplicate", "reorder"):
             _check_probability(name, getattr(self, name))
-        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
-            raise ValueError(f"burst must be an int of at least 1, got {self.burst!r}")
-        for name in ("delay_ms", "reorder_ms"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be finite and not negative, got {value}")
+        check_int("burst", self.burst, minimum=1)
+        check_non_negative(self, "delay_ms", "reorder_ms")
 
     @property
     def holds_packets(self) -> bool:

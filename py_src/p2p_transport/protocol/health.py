@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from p2p_transport.checks import check_positive
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.timing import Clock
 
@@ -56,15 +57,13 @@ class HealthThresholds:
     disconnect_silence_ms: float = 3000.0
 
     def __post_init__(self) -> None:
-        for name in (
+        check_positive(
+            self,
             "warning_one_way_ms",
             "critical_one_way_ms",
             "warning_silence_ms",
             "disconnect_silence_ms",
-        ):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+        )
         if self.critical_one_way_ms < self.warning_one_way_ms:
             raise ValueError("critical_one_way_ms must not be below warning_one_way_ms")
         if self.disconnect_silence_ms < self.warning_silence_ms:

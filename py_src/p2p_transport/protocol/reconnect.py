@@ -13,6 +13,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport.checks import check_int, check_non_negative, check_positive
+
 __all__ = ["ReconnectBackoff", "ReconnectConfig", "ReconnectCounters"]
 
 #: Attempt delays with the defaults: 250, 500, 1000, 2000, 4000 ms (7.75 s in all, plus the time
@@ -48,17 +50,11 @@ class ReconnectConfig:
     attempt_timeout_ms: float = 5000.0
 
     def __post_init__(self) -> None:
-        attempts = self.max_attempts
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
-            raise ValueError(f"max_attempts must be an int of at least 0, got {attempts!r}")
-        for name in ("first_delay_ms", "max_delay_ms"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be finite and not negative, got {value}")
+        check_int("max_attempts", self.max_attempts)
+        check_non_negative(self, "first_delay_ms", "max_delay_ms")
         if not (math.isfinite(self.backoff) and self.backoff >= 1):
             raise ValueError(f"backoff must be at least 1, got {self.backoff}")
-        if not (math.isfinite(self.attempt_timeout_ms) and self.attempt_timeout_ms > 0):
-            raise ValueError(f"attempt_timeout_ms must be positive, got {self.attempt_timeout_ms}")
+        check_positive(self, "attempt_timeout_ms")
 
     @property
     def enabled(self) -> bool:

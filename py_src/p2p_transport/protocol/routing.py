@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from p2p_transport.checks import check_int, check_non_negative, check_positive
 from p2p_transport.timing import Clock
 
 __all__ = [
@@ -110,18 +111,9 @@ class RoutingThresholds:
     max_unacked_inputs: int = 32
 
     def __post_init__(self) -> None:
-        if self.max_unacked_inputs < 1:
-            raise ValueError(
-                f"max_unacked_inputs must be at least 1, got {self.max_unacked_inputs}"
-            )
-        for name in ("silence_ms", "high_rtt_ms"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        for name in ("high_rtt_for_ms", "min_dwell_ms", "overlap_ms"):
-            value = getattr(self, name)
-            if not value >= 0:
-                raise ValueError(f"{name} must not be negative, got {value}")
+        check_int("max_unacked_inputs", self.max_unacked_inputs, minimum=1)
+        check_positive(self, "silence_ms", "high_rtt_ms")
+        check_non_negative(self, "high_rtt_for_ms", "min_dwell_ms", "overlap_ms")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Final
 
+from p2p_transport.checks import check_finite
 from p2p_transport.timing import Clock
 
 __all__ = ["DEFAULT_RTT_WINDOW", "RTTTracker", "nearest_rank", "rfc6298_update"]
@@ -66,16 +67,9 @@ class RTTTracker:
 
     def add_sample(self, rtt_ms: float) -> None:
         """Record one round trip. Raises ``ValueError`` for a non-finite or non-positive sample."""
-        if isinstance(rtt_ms, bool) or not isinstance(rtt_ms, int | float):
-            raise ValueError(f"RTT sample must be a number, got {type(rtt_ms).__name__}")
-        try:
-            finite = math.isfinite(rtt_ms)
-        except OverflowError:  # an int beyond float64's range; do not print all its digits
-            raise ValueError(
-                "RTT sample must be finite and positive, got an int beyond float64"
-            ) from None
-        if not finite or rtt_ms <= 0:
-            raise ValueError(f"RTT sample must be finite and positive, got {rtt_ms}")
+        check_finite("RTT sample", rtt_ms)
+        if rtt_ms <= 0:
+            raise ValueError(f"RTT sample must be positive, got {rtt_ms}")
         self._samples.append(rtt_ms)
         self.sample_count += 1
         self.last_sample_ms = rtt_ms

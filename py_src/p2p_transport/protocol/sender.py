@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import Final, Protocol
 
+from p2p_transport.checks import check_int
 from p2p_transport.wire.codec import (
     MAX_ACTION,
     MAX_FRAME,
@@ -23,6 +24,7 @@ __all__ = [
     "DataChannelLike",
     "P2PInputSender",
     "SenderCounters",
+    "check_input",
     "try_send",
 ]
 
@@ -90,6 +92,17 @@ def try_send(
     return True
 
 
+def check_input(action: int, target_frame: int, last_frame: int | None) -> None:
+    """A local input a sender can record: an action byte for a frame after ``last_frame``."""
+    check_int("action", action, MAX_ACTION)
+    check_int("target_frame", target_frame, MAX_FRAME)
+    if last_frame is not None and target_frame <= last_frame:
+        raise ValueError(
+            f"target_frame {target_frame} is not after the last recorded frame {last_frame}; "
+            "call reset() when a new episode restarts frame numbers"
+        )
+
+
 class P2PInputSender:
     """Keeps the last ``window`` local inputs and sends the last ``redundancy`` in each packet."""
 
@@ -122,19 +135,7 @@ class P2PInputSender:
 
     def record(self, action: int, target_frame: int) -> bytes:
         """Add an input to the window and return the packet that carries it and its predecessors."""
-        if not isinstance(action, int) or isinstance(action, bool) or not 0 <= action <= MAX_ACTION:
-            raise ValueError(f"action must be an int in 0..{MAX_ACTION}, got {action!r}")
-        if (
-            not isinstance(target_frame, int)
-            or isinstance(target_frame, bool)
-            or not 0 <= target_frame <= MAX_FRAME
-        ):
-            raise ValueError(f"target_frame must be an int in 0..{MAX_FRAME}, got {target_frame!r}")
-        if self._window and target_frame <= self._window[-1][0]:
-            raise ValueError(
-                f"target_frame {target_frame} is not after the last recorded frame "
-                f"{self._window[-1][0]}; call reset() when a new episode restarts frame numbers"
-            )
+        check_input(action, target_frame, self._window[-1][0] if self._window else None)
         self._window.append((target_frame, action))
         first = max(0, len(self._window) - self.redundancy)
         recent = tuple(islice(self._window, first, None))

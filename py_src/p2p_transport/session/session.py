@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
+from p2p_transport.checks import check_positive
 from p2p_transport.protocol.acked_sender import RESEND_INTERVAL_MS, AckedInputSender
 from p2p_transport.protocol.control import (
     ControlCallback,
@@ -197,10 +198,7 @@ class SessionConfig:
     control_on_relay: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("ping_interval_ms", "keepalive_interval_ms"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+        check_positive(self, "ping_interval_ms", "keepalive_interval_ms")
         # Accept the mode's string value ("p2p-first"), as a command line or JS caller passes it.
         object.__setattr__(self, "route_mode", RouteMode(self.route_mode))
         if not self.relay_inputs and self.route_mode not in (RouteMode.PARALLEL, RouteMode.P2P):

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, TypeAlias
 
+from p2p_transport.checks import check_finite, check_int
+
 __all__ = [
     "ACKED_INPUT_HEADER_SIZE",
     "CONTROL_ACK_SIZE",
@@ -291,14 +293,6 @@ _KEEPALIVE_BYTES: Final = bytes([MessageType.KEEPALIVE])
 # --- encoding ---------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: int, maximum: int) -> None:
-    # bool is an int subclass; a True action is almost certainly a caller's bug.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
-    if not 0 <= value <= maximum:
-        raise ValueError(f"{name} must be in 0..{maximum}, got {value}")
-
-
 def encode_input_packet(
     player_index: int, current_frame: int, inputs: Sequence[tuple[int, int]]
 ) -> bytes:
@@ -308,8 +302,8 @@ def encode_input_packet(
     carried as given, with no relation to the input frames enforced, because deployed peers differ
     in how they fill it.
     """
-    _check_int("player_index", player_index, MAX_PLAYER_INDEX)
-    _check_int("current_frame", current_frame, MAX_FRAME)
+    check_int("player_index", player_index, MAX_PLAYER_INDEX)
+    check_int("current_frame", current_frame, MAX_FRAME)
     count = len(inputs)
     if count > MAX_INPUTS_PER_PACKET:
         raise ValueError(f"at most {MAX_INPUTS_PER_PACKET} inputs per packet, got {count}")
@@ -330,10 +324,10 @@ def encode_acked_input_packet(
     ``ack_frame`` is the highest frame up to which the sender holds every input of the peer, or
     ``None`` for none yet.
     """
-    _check_int("player_index", player_index, MAX_PLAYER_INDEX)
-    _check_int("current_frame", current_frame, MAX_FRAME)
+    check_int("player_index", player_index, MAX_PLAYER_INDEX)
+    check_int("current_frame", current_frame, MAX_FRAME)
     if ack_frame is not None:
-        _check_int("ack_frame", ack_frame, NO_ACK - 1)
+        check_int("ack_frame", ack_frame, NO_ACK - 1)
     count = len(inputs)
     if count > MAX_ACKED_INPUTS_PER_PACKET:
         raise ValueError(
@@ -356,8 +350,8 @@ def encode_acked_input_packet(
 def _pack_inputs(out: bytearray, offset: int, inputs: Sequence[tuple[int, int]]) -> None:
     previous = -1
     for frame, action in inputs:
-        _check_int("frame", frame, MAX_FRAME)
-        _check_int("action", action, MAX_ACTION)
+        check_int("frame", frame, MAX_FRAME)
+        check_int("action", action, MAX_ACTION)
         if frame <= previous:
             raise ValueError(
                 f"input frames must be strictly increasing, got {frame} after {previous}"
@@ -368,14 +362,7 @@ def _pack_inputs(out: bytearray, offset: int, inputs: Sequence[tuple[int, int]])
 
 
 def _encode_timestamp(kind: MessageType, timestamp_ms: float) -> bytes:
-    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int | float):
-        raise ValueError(f"timestamp_ms must be a number, got {type(timestamp_ms).__name__}")
-    try:
-        finite = math.isfinite(timestamp_ms)
-    except OverflowError:  # an int beyond float64's range; do not print all its digits
-        raise ValueError("timestamp_ms must be finite, got an int beyond float64") from None
-    if not finite:
-        raise ValueError(f"timestamp_ms must be finite, got {timestamp_ms}")
+    check_finite("timestamp_ms", timestamp_ms)
     return _TIMESTAMP.pack(kind, timestamp_ms)
 
 
@@ -393,8 +380,7 @@ def encode_held_pong(timestamp_ms: float, hold_ms: float) -> bytes:
     """A pong echoing a ping's timestamp, with the time the responder held the ping (whole
     microseconds on the wire, at most :data:`MAX_HOLD_MS`)."""
     packet = _encode_timestamp(MessageType.HELD_PONG, timestamp_ms)
-    if isinstance(hold_ms, bool) or not isinstance(hold_ms, int | float):
-        raise ValueError(f"hold_ms must be a number, got {type(hold_ms).__name__}")
+    check_finite("hold_ms", hold_ms)
     if not 0 <= hold_ms <= MAX_HOLD_MS:
         raise ValueError(f"hold_ms must be in 0..{MAX_HOLD_MS}, got {hold_ms}")
     return packet + _HOLD.pack(round(hold_ms * 1000))
@@ -406,8 +392,8 @@ def encode_keepalive() -> bytes:
 
 def encode_control(sequence: int, kind: int, payload: Buffer) -> bytes:
     """A control message: ``payload`` is at most :data:`MAX_CONTROL_PAYLOAD` bytes."""
-    _check_int("sequence", sequence, MAX_CONTROL_SEQUENCE)
-    _check_int("kind", kind, 0xFF)
+    check_int("sequence", sequence, MAX_CONTROL_SEQUENCE)
+    check_int("kind", kind, 0xFF)
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
     body = bytes(payload)
@@ -419,7 +405,7 @@ def encode_control(sequence: int, kind: int, payload: Buffer) -> bytes:
 def encode_control_ack(ack: int | None) -> bytes:
     """A control ack: every control sequence up to ``ack`` received (``None``: none yet)."""
     if ack is not None:
-        _check_int("ack", ack, MAX_CONTROL_SEQUENCE)
+        check_int("ack", ack, MAX_CONTROL_SEQUENCE)
     return _CONTROL_ACK.pack(MessageType.CONTROL_ACK, NO_ACK if ack is None else ack)
 
 
