@@ -94,7 +94,7 @@ class AckedInputSender:
     def has_pending(self) -> bool:
         return self._pending_count() > 0
 
-    def record(self, target_frame: int, action: int) -> None:
+    def record(self, action: int, target_frame: int) -> None:
         """Add the local input for ``target_frame``; it stays pending until acknowledged."""
         inputs = self._inputs
         check_input(action, target_frame, inputs[-1][0] if inputs else None)

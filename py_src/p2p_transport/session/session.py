@@ -457,13 +457,13 @@ class P2PSession:
         negotiation = self.negotiation
         acked = self.acked_sender
         if negotiation.use_acked:
-            acked.record(frame, action)
+            acked.record(action, frame)
             packet = acked.packet(self.receiver.ack_frame)
         else:
             packet = self.sender.record(action, frame)
             if negotiation.enabled:
                 # Kept from the start, so what version 1 lost goes out again once negotiated.
-                acked.record(frame, action)
+                acked.record(action, frame)
         self._counters.inputs_sent += 1
         route = self._route()
         sent = self._send_input(packet, route)
