@@ -19,8 +19,8 @@ from playwright.sync_api import BrowserContext
 from test_transport import assert_no_page_errors, open_pair
 
 from p2p_demo.harness import TurnServer
-from p2p_demo.scripted_game import FRAME_MS
 from p2p_server.server import ServerThread
+from p2p_transport.timing import FRAME_MS
 
 LOSSY_FRAMES: Final = 600
 LOSS: Final = 0.3

@@ -26,8 +26,8 @@ from conftest import (
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from p2p_demo.harness import TurnServer, open_tab, wait_ready
-from p2p_demo.scripted_game import FRAME_MS
 from p2p_server.server import ServerThread
+from p2p_transport.timing import FRAME_MS
 
 FRAMES: Final = 600
 SHORT_FRAMES: Final = 120

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 from p2p_transport import P2PSession, SessionConfig
 from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.timing import FRAME_MS
 from p2p_transport.wire.codec import MessageType
 from tests.fakes import FakeClock, FakeScheduler
 
-FRAME_MS = 1000 / 60
 #: 20 ms each way: a 40 ms round trip, a typical P2P path between players in one region.
 ONE_WAY_MS = 20.0
 #: Paused after the last frame: long enough for the resend timer to bring anything pending at a

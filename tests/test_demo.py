@@ -103,7 +103,7 @@ def test_bad_fault_options_are_refused(
 
 def test_input_delays_compare_two_tabs_on_their_common_clock() -> None:
     from p2p_demo.launcher import input_delays
-    from p2p_demo.scripted_game import FRAME_MS
+    from p2p_transport.timing import FRAME_MS
 
     # The sender's page started 1000 ms before the receiver's: its times read 1000 ms later.
     sender = {"time_origin_ms": 5_000.0, "sent_at_ms": [100.0, 116.0, 133.0, 150.0]}

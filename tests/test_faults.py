@@ -9,6 +9,7 @@ import pytest
 
 from p2p_transport.protocol.faults import FaultConfig, FaultCounters, FaultyChannel
 from p2p_transport.protocol.sender import SenderCounters, try_send
+from p2p_transport.timing import FRAME_MS
 from tests.fakes import FakeChannel, FakeClock
 
 
@@ -152,7 +153,6 @@ def test_duplicates_arrive_twice_back_to_back() -> None:
 def test_reordered_packets_are_held_back_and_overtaken() -> None:
     # Without added delay, packets not reordered still go at once; reordered ones wait 50 ms.
     channel, inner, clock = faulty(FaultConfig(reorder=0.2), seed=3)
-    frame_ms = 1000 / 60
     sent_at: dict[int, float] = {}
     delays: dict[int, float] = {}
     inner.on_send = lambda data: delays.__setitem__(
@@ -162,7 +162,7 @@ def test_reordered_packets_are_held_back_and_overtaken() -> None:
     for number, data in enumerate(numbered(n)):
         sent_at[number] = clock()
         channel.send(data)
-        clock.advance(frame_ms)
+        clock.advance(FRAME_MS)
         channel.pump()
     clock.advance(1000)
     channel.pump()
@@ -171,7 +171,7 @@ def test_reordered_packets_are_held_back_and_overtaken() -> None:
     # Each packet went at once or one pump after its 50 ms, and as many waited as were reordered.
     held = [number for number, delay in delays.items() if delay > 0]
     # (The last few waited for the final pump.)
-    assert all(50 - 1e-6 <= delays[number] <= 50 + frame_ms + 1e-6 for number in sorted(held)[:-4])
+    assert all(50 - 1e-6 <= delays[number] <= 50 + FRAME_MS + 1e-6 for number in sorted(held)[:-4])
     assert len(held) == channel.counters.reordered
     assert abs(len(held) / n - 0.2) <= 5 * math.sqrt(0.2 * 0.8 / n)
     # A held packet is overtaken by the packets sent meanwhile that were not held themselves.

@@ -38,12 +38,12 @@ from dataclasses import dataclass
 import pytest
 
 from p2p_transport import P2PSession, SessionConfig
+from p2p_transport.timing import FRAME_MS
 from p2p_transport.wire.codec import InputPacket, decode
 from tests.fakes import FakeChannel, FakeClock, FakeLink, FakeScheduler
 
 N_FRAMES = 10_000
 REDUNDANCY = 3
-FRAME_MS = 1000 / 60
 LOSS_LEVELS = (0.0, 0.1, 0.2, 0.3)
 
 

@@ -15,9 +15,9 @@ from p2p_transport.protocol.routing import (
     Router,
     RoutingThresholds,
 )
+from p2p_transport.timing import FRAME_MS
 from tests.fakes import FakeClock
 
-FRAME_MS = 1000 / 60
 T = RoutingThresholds()
 
 HEALTHY = LinkSignals(

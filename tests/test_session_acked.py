@@ -7,6 +7,7 @@ from p2p_transport import SessionConfig
 from p2p_transport.protocol.acked_sender import PENDING_LIMIT, RESEND_INTERVAL_MS
 from p2p_transport.protocol.health import HealthStatus
 from p2p_transport.protocol.negotiation import PROBE_INTERVAL_MS
+from p2p_transport.timing import FRAME_MS
 from p2p_transport.wire.codec import (
     AckedInputPacket,
     InputPacket,
@@ -18,7 +19,6 @@ from p2p_transport.wire.codec import (
 from tests.fakes import FakeClock, FakeScheduler
 from tests.test_session import Side, make
 
-FRAME_MS = 1000 / 60
 P2P_ONLY = SessionConfig(relay_inputs=False, relay_pings=False)
 
 

@@ -8,11 +8,11 @@ import pytest
 
 from p2p_transport import P2PSession, SessionConfig
 from p2p_transport.protocol.routing import Route, RouteChange, RouteMode, RoutingThresholds
+from p2p_transport.timing import FRAME_MS
 from p2p_transport.wire.codec import AckedInputPacket, InputPacket, decode
 from tests.fakes import FakeClock, FakeLink, FakeScheduler
 from tests.test_session import make
 
-FRAME_MS = 1000 / 60
 T = RoutingThresholds()
 
 

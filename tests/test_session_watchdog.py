@@ -10,6 +10,7 @@ import pytest
 from p2p_transport import SessionConfig
 from p2p_transport.protocol.health import HealthThresholds
 from p2p_transport.session.session import DEFAULT_KEEPALIVE_INTERVAL_MS, P2PSession, SessionEvent
+from p2p_transport.timing import FRAME_MS
 from p2p_transport.wire.codec import encode_keepalive, encode_ping
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler, FakeSocket
 
@@ -75,7 +76,7 @@ def test_no_keepalive_while_the_game_sends_or_the_channel_is_closed() -> None:
     w.session.start_watchdog()
     for frame in range(30):  # half a second of inputs at 60 Hz
         w.session.step(frame, 1)
-        w.scheduler.advance(1000 / 60)
+        w.scheduler.advance(FRAME_MS)
     assert w.keepalives() == 0
     w.channel.readyState = "closed"
     w.scheduler.advance(5 * INTERVAL)

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from p2p_demo.scripted_game import FRAME_MS
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.protocol.rtt import nearest_rank
+from p2p_transport.timing import FRAME_MS
 
 __all__ = ["main", "player_summary", "run_headless"]
 

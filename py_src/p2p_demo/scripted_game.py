@@ -8,14 +8,11 @@ sent, once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
-from p2p_transport.timing import Clock, Scheduler
+from p2p_transport.timing import FRAME_MS, Clock, Scheduler
 
-__all__ = ["FRAME_MS", "ScriptedGame", "scripted_action"]
-
-#: 60 frames a second, the tick rate of the interactive_gym games.
-FRAME_MS: Final = 1000.0 / 60.0
+__all__ = ["ScriptedGame", "scripted_action"]
 
 
 def scripted_action(player_index: int, frame: int) -> int:

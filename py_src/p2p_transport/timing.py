@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias
 
-__all__ = ["Clock", "Scheduler", "monotonic_ms"]
+__all__ = ["FRAME_MS", "Clock", "Scheduler", "monotonic_ms"]
+
+#: One frame of a 60 Hz game, the rate the transport's defaults are tuned for (and the rate of
+#: the demo's game and of the tests' simulated games).
+FRAME_MS: Final = 1000.0 / 60.0
 
 #: Milliseconds from an arbitrary origin, never going backwards: :func:`monotonic_ms` in real use,
 #: a fake in tests.
