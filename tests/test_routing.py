@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 
 from p2p_transport.protocol.routing import (
-    MAX_ROUTE_HISTORY,
     LinkSignals,
     Route,
     RouteChange,
@@ -44,6 +43,13 @@ def run(router: Router, clock: FakeClock, link: LinkSignals, ms: float) -> list[
     return routes
 
 
+def recorded(router: Router) -> list[RouteChange]:
+    """Every change the router makes from now on (it keeps none itself)."""
+    changes: list[RouteChange] = []
+    router.subscribe(changes.append)
+    return changes
+
+
 def p2p_first(thresholds: RoutingThresholds = T) -> tuple[Router, FakeClock]:
     clock = FakeClock(0.0)
     return Router(RouteMode.P2P_FIRST, clock, thresholds), clock
@@ -66,7 +72,7 @@ def test_fixed_modes_never_change(mode: RouteMode, route: Route) -> None:
     for link in (HEALTHY, signals(p2p_open=False), signals(relay_open=False, p2p_silence_ms=1e6)):
         assert set(run(router, clock, link, 5000)) == {route}
     assert router.change_count == 0
-    assert not router.changes
+    assert router.last_change is None
 
 
 def test_mode_accepts_its_string_value() -> None:
@@ -75,6 +81,7 @@ def test_mode_accepts_its_string_value() -> None:
 
 def test_p2p_first_starts_on_the_relay_and_moves_to_p2p_through_both() -> None:
     router, clock = p2p_first()
+    changes = recorded(router)
     assert router.route is Route.RELAY
     assert set(run(router, clock, signals(p2p_open=False), 2000)) == {Route.RELAY}
     # The channel opens: a channel that never failed is used at once, after the overlap.
@@ -83,11 +90,11 @@ def test_p2p_first_starts_on_the_relay_and_moves_to_p2p_through_both() -> None:
     assert routes[0] is Route.BOTH
     assert overlap_frames in (60, 61)  # 1000 ms of 60 Hz frames, give or take float rounding
     assert routes[-1] is Route.P2P
-    assert [(c.previous, c.route, c.target, c.reason) for c in router.changes] == [
+    assert [(c.previous, c.route, c.target, c.reason) for c in changes] == [
         (Route.RELAY, Route.BOTH, Route.P2P, "p2p open"),
         (Route.BOTH, Route.P2P, Route.P2P, "switch complete"),
     ]
-    assert router.changes[0].at_ms == pytest.approx(2000, abs=FRAME_MS)
+    assert changes[0].at_ms == pytest.approx(2000, abs=FRAME_MS)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +109,7 @@ def test_p2p_problems_move_to_the_relay_at_once(link: LinkSignals, reason: str) 
     router, clock = settled_on_p2p()
     before = router.change_count
     assert router.update(link) is Route.BOTH
-    change = router.changes[-1]
+    change = router.last_change
     assert (change.previous, change.route, change.target, change.reason) == (
         Route.P2P,
         Route.BOTH,
@@ -128,7 +135,7 @@ def test_one_slow_moment_moves_nothing_but_sustained_high_rtt_does() -> None:
     # The high RTT has to last the full sustain time again from its return.
     routes = run(router, clock, signals(p2p_rtt_ms=900.0), T.high_rtt_for_ms + 100)
     assert routes[-1] is Route.BOTH
-    assert router.changes[-1].reason.startswith("p2p rtt 900 ms above 400 ms for 20")
+    assert router.last_change.reason.startswith("p2p rtt 900 ms above 400 ms for 20")
 
 
 def test_high_rtt_stays_on_p2p_when_the_relay_is_no_faster() -> None:
@@ -145,6 +152,7 @@ def test_with_the_relay_down_it_stays_on_p2p_however_bad() -> None:
 
 def test_after_a_failure_p2p_must_be_healthy_for_the_dwell_time() -> None:
     router, clock = settled_on_p2p()
+    changes = recorded(router)
     run(router, clock, signals(p2p_silence_ms=1500.0), 2000)
     assert router.route is Route.RELAY
     # Healthy for a bit less than the dwell time, then one silent moment: the clock restarts.
@@ -154,7 +162,7 @@ def test_after_a_failure_p2p_must_be_healthy_for_the_dwell_time() -> None:
     routes = run(router, clock, HEALTHY, 200 + T.overlap_ms + 100)
     assert Route.BOTH in routes
     assert routes[-1] is Route.P2P
-    reasons = [c.reason for c in router.changes]
+    reasons = [c.reason for c in changes]
     assert reasons[-2].startswith("p2p healthy for 30")
     assert reasons[-1] == "switch complete"
 
@@ -178,7 +186,7 @@ def test_relay_closing_brings_the_route_back_to_p2p_at_once() -> None:
     router.update(signals(relay_open=False))
     assert router.route is Route.BOTH
     assert router.target is Route.P2P
-    assert router.changes[-1].reason == "relay closed"
+    assert router.last_change.reason == "relay closed"
 
 
 def test_relay_closing_while_p2p_is_open_but_unhealthy_still_prefers_p2p() -> None:
@@ -186,7 +194,7 @@ def test_relay_closing_while_p2p_is_open_but_unhealthy_still_prefers_p2p() -> No
     run(router, clock, signals(p2p_silence_ms=1500.0), 2000)
     router.update(signals(p2p_silence_ms=1500.0, relay_open=False))
     assert router.target is Route.P2P
-    assert router.changes[-1].reason == "relay closed"
+    assert router.last_change.reason == "relay closed"
 
 
 def test_reversing_during_the_overlap_keeps_both_and_records_why() -> None:
@@ -194,7 +202,7 @@ def test_reversing_during_the_overlap_keeps_both_and_records_why() -> None:
     router.update(signals(p2p_silence_ms=1500.0))
     clock.advance(100)
     router.update(signals(relay_open=False))
-    change = router.changes[-1]
+    change = router.last_change
     assert (change.previous, change.route, change.target, change.reason) == (
         Route.BOTH,
         Route.BOTH,
@@ -211,7 +219,8 @@ def test_subscribers_hear_every_change_and_can_unsubscribe() -> None:
     heard: list[RouteChange] = []
     unsubscribe = router.subscribe(heard.append)
     run(router, clock, HEALTHY, T.overlap_ms + 100)
-    assert heard == list(router.changes)
+    assert len(heard) == router.change_count == 2
+    assert heard[-1] is router.last_change
     unsubscribe()
     unsubscribe()  # twice is harmless
     run(router, clock, signals(p2p_open=False), 2000)
@@ -234,19 +243,21 @@ def test_a_failing_subscriber_is_counted_and_the_others_still_hear() -> None:
     assert router.route is Route.P2P
 
 
-def test_history_is_bounded_and_the_total_counted() -> None:
+def test_a_flapping_link_is_counted_and_kept_nowhere_in_the_router() -> None:
+    flaps = 100
     router, clock = p2p_first(RoutingThresholds(min_dwell_ms=0, overlap_ms=0))
-    for _ in range(MAX_ROUTE_HISTORY):
+    for _ in range(flaps):
         router.update(HEALTHY)
         clock.advance(10)
         router.update(signals(p2p_open=False))
         clock.advance(10)
-    assert router.change_count == 4 * MAX_ROUTE_HISTORY
-    assert len(router.changes) == MAX_ROUTE_HISTORY
+    assert router.change_count == 4 * flaps
+    assert router.last_change is not None
+    assert (router.last_change.route, router.last_change.reason) == (Route.RELAY, "switch complete")
     assert router.stats() == {
         "route_mode": "p2p-first",
         "route": "relay",
-        "route_changes": 4 * MAX_ROUTE_HISTORY,
+        "route_changes": 4 * flaps,
         "route_callback_errors": 0,
     }
 
@@ -271,7 +282,7 @@ def test_a_backlog_of_unacknowledged_inputs_on_p2p_moves_to_the_relay() -> None:
     below = signals(unacked_inputs=T.max_unacked_inputs - 1)
     assert set(run(router, clock, below, 2000)) == {Route.P2P}
     assert router.update(signals(unacked_inputs=T.max_unacked_inputs)) is Route.BOTH
-    assert router.changes[-1].reason == "32 inputs unacknowledged over p2p"
+    assert router.last_change.reason == "32 inputs unacknowledged over p2p"
     assert router.target is Route.RELAY
 
 
@@ -284,7 +295,7 @@ def test_a_backlog_on_the_relay_does_not_keep_a_healthy_p2p_away() -> None:
     routes = run(router, clock, backlog, T.min_dwell_ms + 100)
     assert routes[-1] is Route.BOTH
     assert router.target is Route.P2P
-    assert router.changes[-1].reason.startswith("p2p healthy for 30")
+    assert router.last_change.reason.startswith("p2p healthy for 30")
     # Once P2P carries the inputs, the backlog is its own again: one that persists sends them
     # back to the relay; one that clears keeps them on P2P.
     assert set(run(router, clock, HEALTHY, T.overlap_ms + 100)) == {Route.BOTH, Route.P2P}

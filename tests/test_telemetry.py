@@ -131,10 +131,12 @@ def test_a_session_reports_what_it_measured_and_it_survives_json() -> None:
     assert record["rtt"]["p2p"]["rows"][-1][1] == pytest.approx(a.rtt.last_sample_ms, abs=0.01)
     assert record["rtt"]["p2p"]["summary"]["rtt_samples"] == a.rtt.sample_count
 
-    # Route changes: the router's own record, with reasons.
+    # Route changes: every one the router made, with reasons, in the form the events use.
     routes = record["route_changes"]
     assert record["route_changes_total"] == a.router.change_count == len(routes["rows"])
-    assert [row[4] for row in routes["rows"]] == [c.reason for c in a.router.changes]
+    assert routes["columns"] == list(a.router.last_change.as_dict())
+    assert routes["rows"][-1] == list(a.router.last_change.as_dict().values())
+    assert a.route_changes()[-1] == a.router.last_change.as_dict()
     assert "p2p channel not open" in [row[4] for row in routes["rows"]]
 
     # Health: the closed channel went silent past the disconnect threshold and came back.

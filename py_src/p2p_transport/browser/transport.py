@@ -583,7 +583,7 @@ class BrowserTransport:
         self._emit_event("error", detail if isinstance(detail, dict) else {"message": str(detail)})
 
     def _on_route_change(self, change: RouteChange) -> None:
-        self._emit_event("route_changed", _route_change_dict(change))
+        self._emit_event("route_changed", change.as_dict())
 
     def _on_session_event(self, event: SessionEvent, detail: dict[str, Any]) -> None:
         silence = detail.get("silence_ms")
@@ -664,10 +664,10 @@ class BrowserTransport:
         return self.session.step(frame, action)
 
     def route_changes(self) -> list[dict[str, Any]]:
-        """Every route change the session's router recorded, oldest first."""
+        """The route changes the session's telemetry kept, oldest first."""
         if self.session is None:
             return []
-        return [_route_change_dict(change) for change in self.session.router.changes]
+        return self.session.route_changes()
 
     def stats(self) -> dict[str, Any]:
         out = self.session.stats() if self.session is not None else {}
@@ -735,13 +735,3 @@ class BrowserTransport:
         for task in list(self._tasks):
             task.cancel()
         self.proxies.destroy_all()
-
-
-def _route_change_dict(change: RouteChange) -> dict[str, Any]:
-    return {
-        "at_ms": change.at_ms,
-        "previous": change.previous.value,
-        "route": change.route.value,
-        "target": change.target.value,
-        "reason": change.reason,
-    }

@@ -22,7 +22,6 @@ about the paths each step (:class:`LinkSignals`); nothing here touches a channel
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,7 +31,6 @@ from p2p_transport.checks import check_int, check_non_negative, check_positive
 from p2p_transport.timing import Clock
 
 __all__ = [
-    "MAX_ROUTE_HISTORY",
     "LinkSignals",
     "Route",
     "RouteChange",
@@ -43,10 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Route changes kept for inspection; older ones are dropped (the total is still counted), so a
-#: link that flaps all day does not grow memory. A healthy session makes a handful.
-MAX_ROUTE_HISTORY: Final = 100
 
 
 class RouteMode(StrEnum):
@@ -144,6 +138,16 @@ class RouteChange:
     target: Route
     reason: str
 
+    def as_dict(self) -> dict[str, str | float]:
+        """The change as JSON-ready data: the one form telemetry and the game's events use."""
+        return {
+            "at_ms": round(self.at_ms, 2),
+            "previous": self.previous.value,
+            "route": self.route.value,
+            "target": self.target.value,
+            "reason": self.reason,
+        }
+
 
 RouteChangeCallback = Callable[[RouteChange], None]
 
@@ -155,7 +159,8 @@ _FIXED_ROUTE: Final = {
 
 
 class Router:
-    """Chooses the route at each step, records every change, and tells subscribers.
+    """Chooses the route at each step and tells subscribers of every change (the session's
+    telemetry keeps them, bounded, for the experiment).
 
     In ``p2p-first`` mode the route starts on the relay (the DataChannel is not open yet at first)
     and moves to P2P once the channel is healthy. Subscribers that raise are logged and counted in
@@ -176,7 +181,8 @@ class Router:
         self._healthy_since: float | None = None
         self._rtt_high_since: float | None = None
         self._subscribers: list[RouteChangeCallback] = []
-        self.changes: deque[RouteChange] = deque(maxlen=MAX_ROUTE_HISTORY)
+        #: The latest change, if any, and how many there were.
+        self.last_change: RouteChange | None = None
         self.change_count = 0
         self.callback_errors = 0
 
@@ -277,7 +283,7 @@ class Router:
     def _change(self, route: Route, reason: str, now: float) -> None:
         change = RouteChange(now, self._route, route, self._target, reason)
         self._route = route
-        self.changes.append(change)
+        self.last_change = change
         self.change_count += 1
         for callback in list(self._subscribers):
             try:

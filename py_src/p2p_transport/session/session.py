@@ -613,6 +613,11 @@ class P2PSession:
         out.update({f"desync_{k}": v for k, v in self.desync.stats().items()})
         return out
 
+    def route_changes(self) -> list[dict[str, Any]]:
+        """The route changes telemetry kept (:meth:`~.routing.RouteChange.as_dict`), oldest
+        first."""
+        return self._telemetry.routes.records()
+
     def telemetry(self) -> dict[str, Any]:
         """What the experiment keeps: a JSON-serialisable record of this session so far.
 

@@ -55,7 +55,7 @@ LOSS_SAMPLE_ROWS: Final = 7200
 #: states every 7 s for an hour (the status is evaluated at most every watchdog tick, 200 ms).
 HEALTH_TRANSITION_ROWS: Final = 1000
 #: Route changes kept: each switch is two changes (to ``both`` for the overlap, then to the
-#: target); 1000 is 500 switches, far beyond the router's own history of the last 100.
+#: target); 1000 is 500 switches. The router keeps no history of its own: this is the record.
 ROUTE_CHANGE_ROWS: Final = 1000
 #: Control-message deliveries kept: the control channel's own sample count
 #: (:data:`~.control.DELIVERY_SAMPLES`), a few messages per episode for a whole session.
@@ -102,6 +102,10 @@ class BoundedLog:
 
     def rows(self) -> list[tuple[Any, ...]]:
         return list(self._rows)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as dicts keyed by the columns, oldest first."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self._rows]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,13 +163,7 @@ class TelemetryRecorder:
 
     def record_route_change(self, change: RouteChange) -> None:
         """A :meth:`~.routing.Router.subscribe` callback."""
-        self.routes.append(
-            _ms(change.at_ms),
-            change.previous.value,
-            change.route.value,
-            change.target.value,
-            change.reason,
-        )
+        self.routes.append(*change.as_dict().values())
 
     def record_loss(self, at_ms: float, loss_estimate: float | None) -> None:
         """One P2P loss estimate; ``None`` (too few packets to tell) is not recorded."""
