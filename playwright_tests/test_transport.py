@@ -73,7 +73,7 @@ class Tab:
         return stats
 
     def event_names(self) -> list[str]:
-        return [name for _, name in self.report()["events"]]
+        return [entry["event"] for entry in self.report()["event_log"]]
 
     def now_ms(self) -> float:
         now: float = self.page.evaluate("() => performance.now()")
@@ -186,7 +186,7 @@ def test_the_data_channel_opens_in_both_tabs(played: Played) -> None:
         assert report["channel_open_ms"] is not None
         assert report["paired_ms"] is not None
         assert report["channel_open_ms"] >= report["paired_ms"]
-        names = [name for _, name in report["events"]]
+        names = [entry["event"] for entry in report["event_log"]]
         assert names[:3] == ["joined", "paired", "open"], names
         assert names.count("open") == 1
         assert report["stats"]["state"] == "open"
@@ -353,13 +353,17 @@ def test_closing_a_tab_is_noticed_by_the_other(
     # The channel's close may come before the server's word that the peer left; only the latter
     # ends the session (until then a reconnection may be scheduled).
     survivor.wait_until(
-        "r.events.some(([, name]) => name === 'peer_left')", CLOSE_DETECTION_LIMIT_MS + 3_000
+        "r.event_log.some((entry) => entry.event === 'peer_left')", CLOSE_DETECTION_LIMIT_MS + 3_000
     )
     waited_ms = (time.monotonic() - started) * 1000
 
     report = survivor.report()
-    noticed = [(t, name) for t, name in report["events"] if name in ("closed", "peer_left")]
-    assert noticed, report["events"]
+    noticed = [
+        (e["at_ms"], e["event"])
+        for e in report["event_log"]
+        if e["event"] in ("closed", "peer_left")
+    ]
+    assert noticed, report["event_log"]
     detection_ms = noticed[0][0] - closed_at_ms
     print(
         f"tab close noticed by the other tab after {detection_ms:.0f} ms "
@@ -371,8 +375,8 @@ def test_closing_a_tab_is_noticed_by_the_other(
     assert report["stats"]["ping_timer_running"] is False
     assert report["stats"]["watchdog_running"] is False
     assert report["stats"]["reconnect_timer_running"] is False
-    disconnected = [t for t, name in report["events"] if name == "disconnected"]
-    assert disconnected, report["events"]
+    disconnected = [e["at_ms"] for e in report["event_log"] if e["event"] == "disconnected"]
+    assert disconnected, report["event_log"]
     print(f"the game heard 'disconnected' {disconnected[0] - closed_at_ms:.0f} ms after the close")
     assert disconnected[0] - closed_at_ms < DISCONNECT_EVENT_LIMIT_MS
     # The peer connection's handlers are freed; the socket's stay, for the next peer.

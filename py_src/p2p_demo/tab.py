@@ -120,7 +120,6 @@ class DemoTab:
             "channel_open_ms": self.channel_open_ms,
             "game": self.game.report() if self.game is not None else None,
             "stats": self.transport.stats(),
-            "events": self.transport.events,
             "event_log": list(self.transport.event_log),
             "route_changes": self.transport.route_changes(),
         }

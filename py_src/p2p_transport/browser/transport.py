@@ -167,7 +167,6 @@ class BrowserTransport:
         self._remote_description_set = False
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self.events: list[tuple[float, str]] = []
         #: The game events with their details (bounded), for reports.
         self.event_log: deque[dict[str, Any]] = deque(maxlen=MAX_EVENT_LOG)
         # Reconnection.
@@ -214,7 +213,6 @@ class BrowserTransport:
 
     def _emit_event(self, name: str, detail: dict[str, Any] | None = None) -> None:
         now = self.clock()
-        self.events.append((now, name))
         detail = detail or {}
         self.event_log.append({"at_ms": now, "event": name, **detail})
         if self._on_event is not None:
