@@ -36,7 +36,7 @@ from p2p_transport.protocol.rtt import nearest_rank
 
 # Runs inside the pinging tab: sequential pings on one path, each sent from the pong's handler.
 PY_PINGER = """
-from p2p_transport.session.session import Path
+from p2p_transport.protocol.routing import Path
 
 class SequentialPinger:
     def __init__(self, session, path, count):

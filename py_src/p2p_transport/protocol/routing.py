@@ -32,6 +32,7 @@ from p2p_transport.timing import Clock
 
 __all__ = [
     "LinkSignals",
+    "Path",
     "Route",
     "RouteChange",
     "RouteChangeCallback",
@@ -43,6 +44,27 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+class Path(StrEnum):
+    """The two ways a packet travels between the peers."""
+
+    #: The WebRTC DataChannel, browser to browser.
+    P2P = "p2p"
+    #: Through the Socket.IO server.
+    RELAY = "relay"
+
+
+class Route(StrEnum):
+    """The paths an input packet is sent on: one of them, or both."""
+
+    P2P = Path.P2P.value
+    RELAY = Path.RELAY.value
+    BOTH = "both"
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (Path.P2P, Path.RELAY) if self is Route.BOTH else (Path(self.value),)
+
+
 class RouteMode(StrEnum):
     """How the route is chosen."""
 
@@ -51,17 +73,9 @@ class RouteMode(StrEnum):
     #: The DataChannel while it is healthy, the relay while it is not.
     P2P_FIRST = "p2p-first"
     #: The DataChannel only.
-    P2P = "p2p"
+    P2P = Route.P2P.value
     #: The relay only.
-    RELAY = "relay"
-
-
-class Route(StrEnum):
-    """The paths an input packet is sent on."""
-
-    P2P = "p2p"
-    RELAY = "relay"
-    BOTH = "both"
+    RELAY = Route.RELAY.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,14 @@ from p2p_transport.protocol.health import ConnectionHealthMonitor, HealthThresho
 from p2p_transport.protocol.negotiation import AckNegotiation
 from p2p_transport.protocol.receiver import DEFAULT_HISTORY_FRAMES, InputCallback, InputReceiver
 from p2p_transport.protocol.relay import RelayChannel, SocketIOLike
-from p2p_transport.protocol.routing import LinkSignals, Route, RouteMode, Router, RoutingThresholds
+from p2p_transport.protocol.routing import (
+    LinkSignals,
+    Path,
+    Route,
+    RouteMode,
+    Router,
+    RoutingThresholds,
+)
 from p2p_transport.protocol.rtt import DEFAULT_RTT_WINDOW, RTTTracker
 from p2p_transport.protocol.sender import (
     DEFAULT_BUFFER_THRESHOLD,
@@ -107,13 +114,6 @@ LATE_HANDLING_MS: Final = 20.0
 #: RTCDataChannel are exempt from it) would make every gap a stall and hide a peer that vanished
 #: without a close event or the server's ``peer_left``.
 LOCAL_STALL_MS: Final = 1500.0
-
-
-class Path(StrEnum):
-    """The two ways a packet travels between the peers."""
-
-    P2P = "p2p"
-    RELAY = "relay"
 
 
 #: Called with each round-trip sample and the path it was measured on.
@@ -712,10 +712,8 @@ class P2PSession:
 
     def _send_input(self, packet: bytes, route: Route) -> bool:
         sent = False
-        if route is not Route.RELAY:
-            sent = self._send(Path.P2P, packet)
-        if route is not Route.P2P:
-            sent = self._send(Path.RELAY, packet) or sent
+        for path in route.paths:
+            sent = self._send(path, packet) or sent
         return sent
 
     def _route(self) -> Route:
