@@ -105,3 +105,18 @@ def test_payload_layout_and_validation() -> None:
         encode_state_hash(0, -1, b"h")
     with pytest.raises(ValueError, match="history must be at least 1"):
         DesyncChecker(lambda payload: None, history=0)
+
+
+def test_a_raising_on_desync_is_counted_and_the_check_goes_on() -> None:
+    def broken(desync: Desync) -> None:
+        raise RuntimeError("the game's bug")
+
+    wire: list[bytes] = []
+    checker = DesyncChecker(wire.append, broken)
+    checker.on_peer_hash(encode_state_hash(0, 1, b"peer"))
+    checker.record(1, b"mine")
+    checker.on_peer_hash(encode_state_hash(0, 2, b"same"))
+    checker.record(2, b"same")
+    assert checker.counters.callback_errors == 1
+    assert checker.first_desync == Desync(0, 1, b"mine", b"peer")
+    assert checker.counters.mismatches == 1 and checker.counters.matches == 1

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Final
 
 from p2p_transport.checks import check_int
+from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.rtt import nearest_rank, rfc6298_update
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.codec import (
@@ -338,11 +339,8 @@ class ReliableControlChannel:
             self._expected += 1
             self.counters.delivered += 1
             kind, payload = ready
-            try:
-                self._on_message(kind, payload)
-            except Exception:
+            if not call_guarded(self._on_message, kind, payload, what=f"control (kind {kind})"):
                 self.counters.callback_errors += 1
-                logger.exception("control callback failed for kind %d", kind)
 
     # --- lifetime and figures -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Final
 
 from p2p_transport.checks import check_int
+from p2p_transport.guard import call_guarded
 from p2p_transport.wire.codec import MAX_FRAME
 
 __all__ = [
@@ -71,6 +72,8 @@ class DesyncCounters:
     malformed: int = 0
     #: Hashes dropped unmatched at the history bound (one side far ahead, or not hashing).
     forgotten: int = 0
+    #: ``on_desync`` raised (logged; the check goes on).
+    callback_errors: int = 0
 
 
 def encode_state_hash(episode: int, frame: int, hash_bytes: bytes) -> bytes:
@@ -166,8 +169,10 @@ class DesyncChecker:
         if self.first_desync is not None:
             return
         self.first_desync = Desync(key[0], key[1], local, peer)
-        if self.on_desync is not None:
-            self.on_desync(self.first_desync)
+        if self.on_desync is not None and not call_guarded(
+            self.on_desync, self.first_desync, what="desync"
+        ):
+            self.counters.callback_errors += 1
 
     def stats(self) -> dict[str, int | None]:
         out: dict[str, int | None] = dict(asdict(self.counters))

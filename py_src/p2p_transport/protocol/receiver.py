@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport.guard import call_guarded
 from p2p_transport.wire.codec import AckedInputPacket, InputPacket
 
 __all__ = ["DEFAULT_HISTORY_FRAMES", "MAX_FRAME_JUMP", "InputReceiver", "ReceiverCounters"]
 
-logger = logging.getLogger(__name__)
 
 #: How far behind the newest frame a frame is still remembered. 256 frames is about 4 s at 60 Hz:
 #: far longer than redundancy or a relay detour delays an input, yet memory stays bounded. A frame
@@ -155,12 +154,9 @@ class InputReceiver:
         return delivered
 
     def _deliver(self, frame: int, action: int) -> None:
-        try:
-            self._on_input(frame, action)
-        except Exception:
-            # The game's callback failing must not cost it the other inputs of this packet.
+        # The game's callback failing must not cost it the other inputs of this packet.
+        if not call_guarded(self._on_input, frame, action, what=f"input (frame {frame})"):
             self.counters.callback_errors += 1
-            logger.exception("input callback failed for frame %d", frame)
 
     def _advance_ack(self, settled_below: int) -> None:
         """Move the ack over every frame below ``settled_below`` and every delivered frame after."""

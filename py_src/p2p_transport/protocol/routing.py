@@ -21,13 +21,13 @@ about the paths each step (:class:`LinkSignals`); nothing here touches a channel
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from p2p_transport.checks import check_int, check_non_negative, check_positive
+from p2p_transport.guard import call_guarded
 from p2p_transport.timing import Clock
 
 __all__ = [
@@ -40,8 +40,6 @@ __all__ = [
     "Router",
     "RoutingThresholds",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 class Path(StrEnum):
@@ -300,8 +298,5 @@ class Router:
         self.last_change = change
         self.change_count += 1
         for callback in list(self._subscribers):
-            try:
-                callback(change)
-            except Exception:
+            if not call_guarded(callback, change, what="route change"):
                 self.callback_errors += 1
-                logger.exception("route change subscriber failed")

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_WINDOW",
     "DataChannelLike",
     "P2PInputSender",
+    "RedundantInputs",
     "SenderCounters",
     "check_input",
     "try_send",
@@ -103,29 +104,24 @@ def check_input(action: int, target_frame: int, last_frame: int | None) -> None:
         )
 
 
-class P2PInputSender:
-    """Keeps the last ``window`` local inputs and sends the last ``redundancy`` in each packet."""
+class RedundantInputs:
+    """The last ``window`` local inputs, and the version-1 packet carrying the last
+    ``redundancy`` of them: the packet-building half of :class:`P2PInputSender`, which the
+    session uses to send the same packet on whichever paths it routes to."""
 
     def __init__(
         self,
-        channel: DataChannelLike | None,
         player_index: int,
         redundancy: int = DEFAULT_REDUNDANCY,
         window: int = DEFAULT_WINDOW,
-        buffer_threshold: int = DEFAULT_BUFFER_THRESHOLD,
     ) -> None:
         if not 1 <= redundancy <= MAX_INPUTS_PER_PACKET:
             raise ValueError(f"redundancy must be in 1..{MAX_INPUTS_PER_PACKET}, got {redundancy}")
         if window < redundancy:
             raise ValueError(f"window ({window}) must be at least redundancy ({redundancy})")
-        if buffer_threshold < 0:
-            raise ValueError(f"buffer_threshold must not be negative, got {buffer_threshold}")
         encode_input_packet(player_index, 0, ())  # validates player_index with the codec's message
-        self.channel = channel
         self.player_index = player_index
         self.redundancy = redundancy
-        self.buffer_threshold = buffer_threshold
-        self.counters = SenderCounters()
         self._window: deque[tuple[int, int]] = deque(maxlen=window)
 
     @property
@@ -141,6 +137,41 @@ class P2PInputSender:
         recent = tuple(islice(self._window, first, None))
         return encode_input_packet(self.player_index, target_frame, recent)
 
+    def reset(self) -> None:
+        """Forget the window (a new episode)."""
+        self._window.clear()
+
+
+class P2PInputSender:
+    """Keeps the last ``window`` local inputs and sends the last ``redundancy`` in each packet
+    over one channel, skipping (and counting) sends while it is closed or congested."""
+
+    def __init__(
+        self,
+        channel: DataChannelLike | None,
+        player_index: int,
+        redundancy: int = DEFAULT_REDUNDANCY,
+        window: int = DEFAULT_WINDOW,
+        buffer_threshold: int = DEFAULT_BUFFER_THRESHOLD,
+    ) -> None:
+        self._inputs = RedundantInputs(player_index, redundancy, window)
+        if buffer_threshold < 0:
+            raise ValueError(f"buffer_threshold must not be negative, got {buffer_threshold}")
+        self.channel = channel
+        self.player_index = player_index
+        self.redundancy = redundancy
+        self.buffer_threshold = buffer_threshold
+        self.counters = SenderCounters()
+
+    @property
+    def window(self) -> tuple[tuple[int, int], ...]:
+        """The remembered ``(frame, action)`` inputs, oldest first."""
+        return self._inputs.window
+
+    def record(self, action: int, target_frame: int) -> bytes:
+        """Add an input to the window and return the packet that carries it and its predecessors."""
+        return self._inputs.record(action, target_frame)
+
     def send(self, packet: bytes) -> bool:
         """Send an already encoded packet over the channel, unless it is closed or congested."""
         return try_send(self.channel, packet, self.buffer_threshold, self.counters)
@@ -151,7 +182,7 @@ class P2PInputSender:
 
     def reset(self) -> None:
         """Forget the window (a new episode); counters are kept."""
-        self._window.clear()
+        self._inputs.reset()
 
     def stats(self) -> dict[str, int]:
         return asdict(self.counters)
