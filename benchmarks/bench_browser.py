@@ -36,6 +36,8 @@ from p2p_transport.protocol.rtt import nearest_rank
 
 # Runs inside the pinging tab: sequential pings on one path, each sent from the pong's handler.
 PY_PINGER = """
+from dataclasses import replace
+
 from p2p_transport.protocol.routing import Path
 
 class SequentialPinger:
@@ -44,7 +46,7 @@ class SequentialPinger:
         # (a) is the game's DataChannel itself, not the worker-held ping channel the session
         # measures RTT on by default.
         session.attach_ping_channel(None)
-        session.on_rtt = self.on_rtt
+        session.callbacks = replace(session.callbacks, on_rtt=self.on_rtt)
         self._ping = session.ping if self.path is Path.P2P else session.ping_relay
         self._ping()
 

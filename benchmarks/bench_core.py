@@ -74,7 +74,7 @@ def bench_on_message() -> Callable[[], object]:
     session = P2PSession(
         0,
         1,
-        on_input=lambda frame, action: None,
+        lambda frame, action: None,
         clock=lambda: 0.0,
         scheduler=NullScheduler(),
         channel=OpenChannel(),

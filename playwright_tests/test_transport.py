@@ -50,7 +50,7 @@ DISCONNECT_EVENT_LIMIT_MS: Final = 1_000.0
 # What the tests send into the DataChannel: a type byte no message has, an input packet that
 # announces two inputs but carries one, and a string instead of binary data.
 GARBAGE_JS: Final = """player => {
-    const raw = p2pDemo.transport.channel.raw;
+    const raw = p2pDemo.transport._channel.raw;
     raw.send(new Uint8Array([0xff, 1, 2]));
     raw.send(new Uint8Array([0x01, 0, player, 0, 0, 0, 5, 2, 0, 0, 0, 0, 5, 7]));
     raw.send("not a packet");
@@ -277,7 +277,7 @@ def test_reset_episode_starts_over_on_the_same_connection(
     tabs = open_pair(context, server, turn, console_messages, frames=SHORT_FRAMES)
     for tab in tabs:
         tab.wait_game_done(SHORT_FRAMES)
-        tab.page.evaluate("() => { window.firstPc = p2pDemo.transport.pc; }")
+        tab.page.evaluate("() => { window.firstPc = p2pDemo.transport._pc; }")
     events_before = [tab.event_names() for tab in tabs]
 
     # Both sides reset before either starts, as a game does between episodes: a frame 0 of the
@@ -305,8 +305,8 @@ def test_reset_episode_starts_over_on_the_same_connection(
         assert tab.event_names() == before
         assert report["stats"]["state"] == "open"
         assert report["stats"]["ping_timer_running"] is True
-        assert tab.page.evaluate("() => p2pDemo.transport.pc === window.firstPc")
-        assert tab.page.evaluate("() => p2pDemo.transport.channel.raw.readyState") == "open"
+        assert tab.page.evaluate("() => p2pDemo.transport._pc === window.firstPc")
+        assert tab.page.evaluate("() => p2pDemo.transport._channel.raw.readyState") == "open"
     assert_no_page_errors(console_messages)
 
 

@@ -9,16 +9,7 @@ import pytest
 from hypothesis import strategies as st
 
 from p2p_transport.wire.codec import (
-    AckedInputPacket,
-    ControlAck,
-    ControlMessage,
     DecodeError,
-    HeldPong,
-    InputPacket,
-    Keepalive,
-    Message,
-    Ping,
-    Pong,
     decode,
     encode_acked_input_packet,
     encode_control,
@@ -28,6 +19,17 @@ from p2p_transport.wire.codec import (
     encode_keepalive,
     encode_ping,
     encode_pong,
+)
+from p2p_transport.wire.messages import (
+    AckedInputPacket,
+    ControlAck,
+    ControlMessage,
+    HeldPong,
+    InputPacket,
+    Keepalive,
+    Message,
+    Ping,
+    Pong,
 )
 
 #: Any frame, sequence or other u32 field.

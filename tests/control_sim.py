@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from p2p_transport import P2PSession, SessionConfig
 from p2p_transport.protocol.control import ControlWindowFull
 from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
-from p2p_transport.wire.codec import GAME_KIND_MIN
+from p2p_transport.session import Callbacks
+from p2p_transport.wire.messages import GAME_KIND_MIN
 from tests.fakes import FakeClock, FakeScheduler
 from tests.link_sim import FRAME_MS, ONE_WAY_MS, Pipe, action_for
 
@@ -113,13 +114,14 @@ def simulate_control(
         sessions[side] = P2PSession(
             i,
             1 - i,
-            on_input=lambda frame, action: None,
+            Callbacks(
+                on_input=lambda frame, action: None, on_control=_recorder(directions[other], clock)
+            ),
             clock=clock,
             scheduler=scheduler,
             channel=channels[i],
             relay=_RelaySocket(channels[2 + i]) if relay_loss is not None else None,
             config=config,
-            on_control=_recorder(directions[other], clock),
         )
     for side, other in (("a", "b"), ("b", "a")):
         pipes[side].receive = sessions[other].on_message

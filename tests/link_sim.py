@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from p2p_transport import P2PSession, SessionConfig
 from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
 from p2p_transport.timing import FRAME_MS
-from p2p_transport.wire.codec import MessageType
+from p2p_transport.wire.messages import MessageType
 from tests.fakes import FakeClock, FakeScheduler
 
 #: 20 ms each way: a 40 ms round trip, a typical P2P path between players in one region.
@@ -130,7 +130,7 @@ def simulate(
         sessions[side] = P2PSession(
             player,
             1 - player,
-            on_input=_recorder(directions[other], 1 - player, clock),
+            _recorder(directions[other], 1 - player, clock),
             clock=clock,
             scheduler=scheduler,
             channel=_Tap(channels[side], directions[side].sent, clock),

@@ -22,7 +22,7 @@ import pytest
 
 from p2p_transport import SessionConfig
 from p2p_transport.protocol.acked_sender import PENDING_LIMIT
-from p2p_transport.wire.codec import MessageType
+from p2p_transport.wire.messages import MessageType
 from tests.link_sim import FRAME_MS, IDLE_MS, Direction, SimRun, link, simulate
 
 FRAMES = 4000

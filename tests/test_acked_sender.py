@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2p_transport.protocol.acked_sender import PENDING_LIMIT, AckedInputSender, AckedSenderCounters
-from p2p_transport.wire.codec import AckedInputPacket, decode
+from p2p_transport.wire.codec import decode
+from p2p_transport.wire.messages import AckedInputPacket
 from tests.codec_helpers import h
 
 

@@ -22,18 +22,13 @@ from hypothesis import strategies as st
 from p2p_transport.wire.codec import (
     MAX_INPUTS_PER_PACKET,
     DecodeError,
-    InputPacket,
-    Keepalive,
-    Message,
-    MessageType,
-    Ping,
-    Pong,
     decode,
     encode_input_packet,
     encode_keepalive,
     encode_ping,
     encode_pong,
 )
+from p2p_transport.wire.messages import InputPacket, Keepalive, Message, MessageType, Ping, Pong
 from tests.codec_helpers import (
     check_decode_error,
     check_encode_error,

@@ -19,12 +19,11 @@ from p2p_transport.wire.codec import (
     ACKED_INPUT_HEADER_SIZE,
     MAX_ACKED_INPUTS_PER_PACKET,
     NO_ACK,
-    AckedInputPacket,
-    MessageType,
     decode,
     encode_acked_input_packet,
     encode_input_packet,
 )
+from p2p_transport.wire.messages import AckedInputPacket, MessageType
 from tests.codec_helpers import check_decode_error, check_encode_error, decode_or_error, h, u32
 
 

@@ -18,18 +18,20 @@ from hypothesis import strategies as st
 from p2p_transport.wire.codec import (
     CONTROL_ACK_SIZE,
     CONTROL_HEADER_SIZE,
-    GAME_KIND_MAX,
-    GAME_KIND_MIN,
     MAX_CONTROL_PAYLOAD,
     MAX_CONTROL_SEQUENCE,
     MAX_PACKET_BYTES,
+    decode,
+    encode_control,
+    encode_control_ack,
+)
+from p2p_transport.wire.messages import (
+    GAME_KIND_MAX,
+    GAME_KIND_MIN,
     ControlAck,
     ControlKind,
     ControlMessage,
     MessageType,
-    decode,
-    encode_control,
-    encode_control_ack,
 )
 from p2p_transport.wire.signaling import MAX_RELAY_BYTES
 from tests.codec_helpers import check_decode_error, check_encode_error, decode_or_error, h

@@ -8,14 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2p_transport.wire.codec import (
-    MAX_HOLD_MS,
-    DecodeError,
-    HeldPong,
-    MessageType,
-    decode,
-    encode_held_pong,
-)
+from p2p_transport.wire.codec import MAX_HOLD_MS, DecodeError, decode, encode_held_pong
+from p2p_transport.wire.messages import HeldPong, MessageType
 from tests.codec_helpers import decode_or_error
 
 

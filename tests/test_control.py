@@ -20,7 +20,8 @@ from p2p_transport.protocol.control import (
     encode_episode_end,
     encode_episode_ready,
 )
-from p2p_transport.wire.codec import ControlAck, ControlMessage, decode, encode_control
+from p2p_transport.wire.codec import decode, encode_control
+from p2p_transport.wire.messages import ControlAck, ControlMessage
 from tests.fakes import FakeClock, FakeScheduler
 
 

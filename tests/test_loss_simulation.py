@@ -39,7 +39,8 @@ import pytest
 
 from p2p_transport import P2PSession, SessionConfig
 from p2p_transport.timing import FRAME_MS
-from p2p_transport.wire.codec import InputPacket, decode
+from p2p_transport.wire.codec import decode
+from p2p_transport.wire.messages import InputPacket
 from tests.fakes import FakeChannel, FakeClock, FakeLink, FakeScheduler
 
 N_FRAMES = 10_000
@@ -78,7 +79,7 @@ def simulate(
         side: P2PSession(
             player,
             1 - player,
-            on_input=lambda frame, action, side=side: delivered[side].append((frame, action)),
+            lambda frame, action, side=side: delivered[side].append((frame, action)),
             clock=clock,
             scheduler=scheduler,
             channel=getattr(link, f"channel_{side}"),
@@ -143,7 +144,7 @@ def test_p2p_alone_delivers_one_minus_p_cubed(loss: float) -> None:
 
         # The receiver's counters agree with the link's record. Packets arrive in order, so a
         # frame not delivered by its own packet was recovered from a later one.
-        counters = run.sessions[receiver].receiver.counters
+        counters = run.sessions[receiver].inputs.receiver.counters
         packets_arrived = sum(arrived.values())
         assert counters.inputs_delivered == len(frames)
         assert counters.recovered == len(frames) - packets_arrived
@@ -195,7 +196,7 @@ def test_with_the_lossless_relay_every_input_arrives_exactly_once(loss: float) -
         got = run.delivered[receiver]
         assert Counter(frame for frame, _ in got) == Counter(range(N_FRAMES))
         assert all(action == action_for(player, frame) for frame, action in got)
-        counters = run.sessions[receiver].receiver.counters
+        counters = run.sessions[receiver].inputs.receiver.counters
         assert counters.inputs_delivered == N_FRAMES
         assert counters.lost == 0
         assert counters.stale == 0

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2p_transport.protocol.receiver import MAX_FRAME_JUMP, InputReceiver, ReceiverCounters
-from p2p_transport.wire.codec import AckedInputPacket, InputPacket
+from p2p_transport.wire.messages import AckedInputPacket, InputPacket
 
 PEER = 1
 

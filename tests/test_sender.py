@@ -10,7 +10,8 @@ from p2p_transport.protocol.sender import (
     SenderCounters,
     try_send,
 )
-from p2p_transport.wire.codec import InputPacket, decode
+from p2p_transport.wire.codec import decode
+from p2p_transport.wire.messages import InputPacket
 from tests.codec_helpers import h
 from tests.fakes import FakeChannel
 

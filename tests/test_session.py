@@ -11,15 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2p_transport import SessionConfig, SessionState
-from p2p_transport.session.session import MAX_OUTSTANDING_PINGS, P2PSession
+from p2p_transport.session import Callbacks, P2PSession
+from p2p_transport.session.pinger import MAX_OUTSTANDING_PINGS
 from p2p_transport.wire.codec import (
-    MessageType,
     decode,
     encode_input_packet,
     encode_keepalive,
     encode_ping,
     encode_pong,
 )
+from p2p_transport.wire.messages import MessageType
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler, FakeSocket
 
 
@@ -45,7 +46,7 @@ def make(
     session = P2PSession(
         player,
         peer,
-        on_input=lambda frame, action: inputs.append((frame, action)),
+        lambda frame, action: inputs.append((frame, action)),
         clock=clock,
         scheduler=scheduler,
         channel=channel,
@@ -297,7 +298,7 @@ def test_handler_exception_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch
     def broken(packet: object) -> int:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(a.session.receiver, "receive", broken)
+    monkeypatch.setattr(a.session.inputs.receiver, "receive", broken)
     a.session.on_message(encode_input_packet(1, 0, [(0, 1)]))
     assert a.session.stats()["handler_errors"] == 1
 
@@ -311,7 +312,7 @@ def test_game_on_input_exception_is_counted_not_raised() -> None:
         raise ValueError("the game's own bug")
 
     session = P2PSession(
-        0, 1, on_input=on_input, clock=clock, scheduler=FakeScheduler(clock), channel=FakeChannel()
+        0, 1, on_input, clock=clock, scheduler=FakeScheduler(clock), channel=FakeChannel()
     )
     session.on_message(encode_input_packet(1, 1, [(0, 1), (1, 2)]))
     assert calls == [0, 1]  # the second input is still delivered
@@ -414,8 +415,8 @@ def test_reset_episode_clears_inputs_and_keeps_the_connection() -> None:
     assert b.inputs == [(f, 1) for f in range(5)]
     a.session.reset_episode()
     b.session.reset_episode()
-    assert a.session.sender.window == ()
-    assert b.session.receiver.newest_frame is None
+    assert a.session.inputs.v1.window == ()
+    assert b.session.inputs.receiver.newest_frame is None
     # Frame numbers restart at 0 without a ValueError, and the peer delivers them again.
     a.session.step(0, 9)
     assert a.channel.sent[-1] == encode_input_packet(0, 0, [(0, 9)])
@@ -484,7 +485,7 @@ def test_stats_is_json_serialisable_with_the_documented_keys() -> None:
 def test_constructor_validation() -> None:
     clock = FakeClock()
     with pytest.raises(ValueError, match="must differ"):
-        P2PSession(1, 1, on_input=lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock))
+        P2PSession(1, 1, lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock))
     with pytest.raises(ValueError, match="ping_interval_ms must be positive"):
         SessionConfig(ping_interval_ms=0)
 
@@ -493,7 +494,7 @@ def test_open_after_close_starts_no_timer() -> None:
     clock = FakeClock()
     scheduler = FakeScheduler(clock)
     session = P2PSession(
-        0, 1, on_input=lambda f, a: None, clock=clock, scheduler=scheduler, channel=FakeChannel()
+        0, 1, lambda f, a: None, clock=clock, scheduler=scheduler, channel=FakeChannel()
     )
     session.close()
     session.on_open()
@@ -509,7 +510,7 @@ def test_congestion_holds_inputs_back_but_not_pings_and_pongs() -> None:
     session = P2PSession(
         0,
         1,
-        on_input=lambda f, a: None,
+        lambda f, a: None,
         clock=clock,
         scheduler=FakeScheduler(clock),
         channel=channel,
@@ -532,7 +533,7 @@ def test_control_messages_use_the_relay_only_when_configured(on_relay: bool) -> 
     session = P2PSession(
         0,
         1,
-        on_input=lambda f, a: None,
+        lambda f, a: None,
         clock=clock,
         scheduler=FakeScheduler(clock),
         channel=channel,
@@ -544,3 +545,51 @@ def test_control_messages_use_the_relay_only_when_configured(on_relay: bool) -> 
     assert [decode(p).type for p in channel.sent] == [MessageType.CONTROL]
     relayed = [decode(data).type for _, data in socket.emitted]
     assert relayed == ([MessageType.CONTROL] if on_relay else [])
+
+
+def test_reading_stats_and_telemetry_changes_nothing() -> None:
+    clock = FakeClock()
+    scheduler = FakeScheduler(clock)
+    session = P2PSession(
+        0, 1, lambda f, a: None, clock=clock, scheduler=scheduler, channel=FakeChannel()
+    )
+    session.start_watchdog()
+    session.on_open()
+    scheduler.advance(2000)
+    # Past the local-stall threshold with nothing run: only an entry point may count a stall,
+    # and the health status the reads report must not be recorded as a transition by them.
+    clock.advance(5000)
+    before = (session.stats(), session.telemetry())
+    for _ in range(3):
+        assert (session.stats(), session.telemetry()) == before
+    assert before[0]["local_stalls"] == 0
+    transitions = before[1]["health_transitions"]["rows"]
+    assert transitions[-1][2] != before[0]["health_status"]  # read, not recorded
+    scheduler.advance(200)  # the watchdog runs: the stall is counted, the status recorded
+    after = session.stats()
+    assert after["local_stalls"] == 1
+    assert session.telemetry()["health_transitions"]["rows"][-1][2] == after["health_status"]
+
+
+def test_a_raising_on_rtt_is_counted_and_the_sample_kept() -> None:
+    clock = FakeClock()
+
+    def broken(rtt_ms: float, path: object) -> None:
+        raise RuntimeError("the game's bug")
+
+    channel = FakeChannel()
+    session = P2PSession(
+        0,
+        1,
+        Callbacks(on_input=lambda f, a: None, on_rtt=broken),
+        clock=clock,
+        scheduler=FakeScheduler(clock),
+        channel=channel,
+    )
+    session.ping()
+    (ping,) = channel.sent
+    clock.advance(12)
+    session.on_message(b"\x03" + ping[1:])
+    stats = session.stats()
+    assert (stats["callback_errors"], stats["handler_errors"]) == (1, 0)
+    assert session.rtt.last_sample_ms == 12

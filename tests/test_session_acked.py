@@ -8,14 +8,8 @@ from p2p_transport.protocol.acked_sender import PENDING_LIMIT, RESEND_INTERVAL_M
 from p2p_transport.protocol.health import HealthStatus
 from p2p_transport.protocol.negotiation import PROBE_INTERVAL_MS
 from p2p_transport.timing import FRAME_MS
-from p2p_transport.wire.codec import (
-    AckedInputPacket,
-    InputPacket,
-    MessageType,
-    decode,
-    encode_acked_input_packet,
-    encode_input_packet,
-)
+from p2p_transport.wire.codec import decode, encode_acked_input_packet, encode_input_packet
+from p2p_transport.wire.messages import AckedInputPacket, InputPacket, MessageType
 from tests.fakes import FakeClock, FakeScheduler
 from tests.test_session import Side, make
 
@@ -235,7 +229,7 @@ def test_an_outage_past_the_bound_loses_only_what_fell_out_and_the_ack_moves_pas
     # 110: frames 9..46, of which b had 9 already; everything else arrived.
     gave_up = range(10, 111 - PENDING_LIMIT)
     assert [f for f, _ in pair.b.inputs] == [f for f in range(120) if f not in gave_up]
-    assert pair.b.session.receiver.ack_frame == 119  # not stuck at frame 9
+    assert pair.b.session.inputs.receiver.ack_frame == 119  # not stuck at frame 9
     assert pair.a.session.stats()["acked_pending"] <= 3
 
 

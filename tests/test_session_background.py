@@ -18,13 +18,10 @@ import pytest
 
 from p2p_transport import SessionConfig
 from p2p_transport.protocol.health import HealthStatus, HealthThresholds
-from p2p_transport.session.session import (
-    DEFAULT_KEEPALIVE_INTERVAL_MS,
-    LOCAL_STALL_MS,
-    P2PSession,
-    SessionEvent,
-)
-from p2p_transport.wire.codec import MessageType, decode
+from p2p_transport.session import Callbacks, P2PSession, SessionEvent
+from p2p_transport.session.watchdog import DEFAULT_KEEPALIVE_INTERVAL_MS, LOCAL_STALL_MS
+from p2p_transport.wire.codec import decode
+from p2p_transport.wire.messages import MessageType
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler
 
 STEP_MS = 10.0
@@ -74,13 +71,15 @@ class Side:
         self.session = P2PSession(
             index,
             1 - index,
-            on_input=lambda frame, action: None,
+            Callbacks(
+                on_input=lambda frame, action: None,
+                on_event=lambda event, detail: self.events.append((clock(), event, detail)),
+                on_rtt=lambda rtt, path: self.rtts.append(rtt),
+            ),
             clock=clock,
             scheduler=self.scheduler,
             channel=self.channel,
             config=SessionConfig(relay_inputs=False, relay_pings=False),
-            on_event=lambda event, detail: self.events.append((clock(), event, detail)),
-            on_rtt=lambda rtt, path: self.rtts.append(rtt),
         )
         # Pings answered, and pongs sent, counted as each inbox delivery runs.
         self.pings_delivered = 0
@@ -231,9 +230,7 @@ def test_a_throttled_tab_whose_peer_vanished_still_reports_it() -> None:
 
 def test_stalls_are_only_measured_while_the_watchdog_runs() -> None:
     clock = FakeClock(0.0)
-    session = P2PSession(
-        0, 1, on_input=lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock)
-    )
+    session = P2PSession(0, 1, lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock))
     clock.advance(10_000)
     session.on_message(b"\x04")  # a keepalive, after a long idle spell without a watchdog
     assert session.stats()["local_stalls"] == 0

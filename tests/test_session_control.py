@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -14,14 +15,15 @@ from p2p_transport.protocol.control import (
     decode_episode_ready,
 )
 from p2p_transport.protocol.desync import Desync
-from p2p_transport.wire.codec import (
+from p2p_transport.session import Callbacks
+from p2p_transport.wire.codec import decode
+from p2p_transport.wire.messages import (
     GAME_KIND_MAX,
     GAME_KIND_MIN,
     ControlAck,
     ControlKind,
     ControlMessage,
     MessageType,
-    decode,
 )
 from tests.fakes import FakeClock, FakeLink, FakeScheduler
 
@@ -39,15 +41,17 @@ class Pair:
             side: P2PSession(
                 player,
                 1 - player,
-                on_input=lambda frame, action: None,
+                Callbacks(
+                    on_input=lambda frame, action: None,
+                    on_control=lambda kind, payload, side=side: self.control[side].append(
+                        (kind, payload)
+                    ),
+                    on_desync=self.desyncs[side].append,
+                ),
                 clock=self.clock,
                 scheduler=self.scheduler,
                 channel=getattr(self.link, f"channel_{side}"),
                 relay=getattr(self.link, f"socket_{side}"),
-                on_control=lambda kind, payload, side=side: self.control[side].append(
-                    (kind, payload)
-                ),
-                on_desync=self.desyncs[side].append,
             )
             for side, player in (("a", 0), ("b", 1))
         }
@@ -173,10 +177,11 @@ def test_a_raising_on_control_is_contained() -> None:
     def broken(kind: int, payload: bytes) -> None:
         raise RuntimeError("game bug")
 
-    pair.b.on_control = broken
+    pair.b.callbacks = replace(pair.b.callbacks, on_control=broken)
     pair.a.send_control(GAME_KIND_MIN)
     pair.a.send_control(GAME_KIND_MIN + 1)
     pair.run(100)
     assert pair.b.control.counters.callback_errors == 2
+    assert pair.b.stats()["callback_errors"] == 2
     assert pair.b.control.counters.delivered == 2
     assert pair.a.control.in_flight == 0

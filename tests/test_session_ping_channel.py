@@ -5,17 +5,9 @@ from __future__ import annotations
 import pytest
 
 from p2p_transport import P2PSession
-from p2p_transport.session.session import LATE_HANDLING_MS, PING_CHANNEL_PROBES
-from p2p_transport.wire.codec import (
-    HeldPong,
-    MessageType,
-    Ping,
-    Pong,
-    decode,
-    encode_held_pong,
-    encode_input_packet,
-    encode_ping,
-)
+from p2p_transport.session.pinger import LATE_HANDLING_MS, PING_CHANNEL_PROBES
+from p2p_transport.wire.codec import decode, encode_held_pong, encode_input_packet, encode_ping
+from p2p_transport.wire.messages import HeldPong, MessageType, Ping, Pong
 from tests.fakes import FakeChannel, FakeClock, FakePingChannel, FakeScheduler
 
 
@@ -23,7 +15,7 @@ def make() -> tuple[P2PSession, FakeClock, FakeChannel, FakePingChannel]:
     clock = FakeClock(1000.0)
     main, pings = FakeChannel(), FakePingChannel()
     session = P2PSession(
-        0, 1, on_input=lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock), channel=main
+        0, 1, lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock), channel=main
     )
     session.attach_ping_channel(pings)
     session.on_open()

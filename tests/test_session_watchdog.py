@@ -3,13 +3,15 @@ once per threshold crossed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from p2p_transport import SessionConfig
 from p2p_transport.protocol.health import HealthThresholds
-from p2p_transport.session.session import DEFAULT_KEEPALIVE_INTERVAL_MS, P2PSession, SessionEvent
+from p2p_transport.session import Callbacks, P2PSession, SessionEvent
+from p2p_transport.session.watchdog import DEFAULT_KEEPALIVE_INTERVAL_MS
 from p2p_transport.timing import FRAME_MS
 from p2p_transport.wire.codec import encode_keepalive, encode_ping
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler, FakeSocket
@@ -30,13 +32,15 @@ class Watched:
         self.session = P2PSession(
             0,
             1,
-            on_input=lambda frame, action: None,
+            Callbacks(
+                on_input=lambda frame, action: None,
+                on_event=lambda event, detail: self.events.append((event, detail)),
+            ),
             clock=self.clock,
             scheduler=self.scheduler,
             channel=self.channel,
             relay=self.socket,
             config=config or SessionConfig(),
-            on_event=lambda event, detail: self.events.append((event, detail)),
         )
 
     def names(self) -> list[str]:
@@ -179,10 +183,11 @@ def test_an_on_event_callback_that_raises_is_counted() -> None:
     def broken(event: SessionEvent, detail: dict[str, Any]) -> None:
         raise RuntimeError("game bug")
 
-    w.session.on_event = broken
+    w.session.callbacks = replace(w.session.callbacks, on_event=broken)
     w.session.start_watchdog()
     w.scheduler.advance(WARNING + INTERVAL)
-    assert w.session.stats()["handler_errors"] == 2
+    stats = w.session.stats()
+    assert (stats["callback_errors"], stats["handler_errors"]) == (2, 0)
     assert w.session.watchdog_running
 
 

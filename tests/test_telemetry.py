@@ -17,7 +17,7 @@ from p2p_transport.session.telemetry import (
     BoundedLog,
     TelemetryRecorder,
 )
-from p2p_transport.wire.codec import GAME_KIND_MIN
+from p2p_transport.wire.messages import GAME_KIND_MIN
 from tests.test_session_routing import FRAME_MS, Game
 
 
@@ -133,10 +133,10 @@ def test_a_session_reports_what_it_measured_and_it_survives_json() -> None:
 
     # Route changes: every one the router made, with reasons, in the form the events use.
     routes = record["route_changes"]
-    assert record["route_changes_total"] == a.router.change_count == len(routes["rows"])
-    assert routes["columns"] == list(a.router.last_change.as_dict())
-    assert routes["rows"][-1] == list(a.router.last_change.as_dict().values())
-    assert a.route_changes()[-1] == a.router.last_change.as_dict()
+    assert record["route_changes_total"] == a.inputs.router.change_count == len(routes["rows"])
+    assert routes["columns"] == list(a.inputs.router.last_change.as_dict())
+    assert routes["rows"][-1] == list(a.inputs.router.last_change.as_dict().values())
+    assert a.route_changes()[-1] == a.inputs.router.last_change.as_dict()
     assert "p2p channel not open" in [row[4] for row in routes["rows"]]
 
     # Health: the closed channel went silent past the disconnect threshold and came back.

@@ -51,7 +51,7 @@ _BUSY_JS: Final = """(ms) => {
 # the page's performance.now()), and that clock's origin, to place the stalls on it.
 _SAMPLES_JS: Final = """() => [
   p2pShim.pyodide.runPython(
-    'import js; js.p2pDemo.transport.session.telemetry()["rtt"]["p2p"]["rows"]'
+    'import js; js.p2pDemo.transport.telemetry()["rtt"]["p2p"]["rows"]'
   ).toJs(),
   performance.timeOrigin,
 ]"""

@@ -9,12 +9,14 @@ from typing import Any
 import js
 
 from p2p_demo.scripted_game import ScriptedGame
-from p2p_transport.browser.transport import BrowserTransport, IceServer, TransportOptions
+from p2p_transport.browser.options import IceServer, TransportOptions
+from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.protocol.faults import FaultConfig
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.protocol.routing import RouteMode, RoutingThresholds
 from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
-from p2p_transport.session.session import DEFAULT_PING_INTERVAL_MS, SessionConfig
+from p2p_transport.session import Callbacks, SessionConfig
+from p2p_transport.session.pinger import DEFAULT_PING_INTERVAL_MS
 from p2p_transport.wire.signaling import DEFAULT_ROOM
 
 __all__ = ["DemoTab", "fault_config"]
@@ -66,9 +68,11 @@ class DemoTab:
                 faults=fault_config(options),
                 fault_seed=int(options.get("fault_seed", 0)),
             ),
-            on_input=self._on_input,
-            on_event=self._on_event,
-            on_control=self._on_control,
+            Callbacks(
+                on_input=self._on_input,
+                on_event=self._on_event,
+                on_control=self._on_control,
+            ),
         )
         self.game: ScriptedGame | None = None
         #: The peer's control messages as they arrived, (kind, payload), for the tests.
@@ -108,9 +112,9 @@ class DemoTab:
 
     def reset_episode(self) -> None:
         """A new episode on the same connection: transport state and the game start over."""
-        if self.game is None or self.transport.session is None:
+        if self.game is None:
             raise RuntimeError("not paired yet")
-        self.transport.session.reset_episode()
+        self.transport.reset_episode()
         self.game.reset()
 
     def report(self) -> dict[str, Any]:
@@ -120,7 +124,7 @@ class DemoTab:
             "channel_open_ms": self.channel_open_ms,
             "game": self.game.report() if self.game is not None else None,
             "stats": self.transport.stats(),
-            "event_log": list(self.transport.event_log),
+            "event_log": self.transport.event_log(),
             "route_changes": self.transport.route_changes(),
         }
 
@@ -146,13 +150,9 @@ class DemoTab:
     def report_json(self) -> str:
         return json.dumps(self.report())
 
-    def telemetry(self) -> dict[str, Any] | None:
-        """The session's :meth:`~.session.P2PSession.telemetry`, or ``None`` before pairing."""
-        session = self.transport.session
-        return session.telemetry() if session is not None else None
-
     def telemetry_json(self) -> str:
-        return json.dumps(self.telemetry())
+        """The session's telemetry record as JSON (``null`` before pairing)."""
+        return json.dumps(self.transport.telemetry())
 
     def set_faults(self, options_json: str) -> None:
         """Change this tab's fault injection mid-game: the same keys as the page options

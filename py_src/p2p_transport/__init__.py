@@ -1,108 +1,83 @@
 """p2p_transport: peer-to-peer input transport for browser games that run Python under Pyodide.
 
-The wire format (:mod:`.wire`), the protocol pieces (:mod:`.protocol`) and the session
-(:mod:`.session`) are plain Python with an injected clock, scheduler and channels; only
-:mod:`.browser` touches the browser.
+What a game calls is here. In the browser::
+
+    from p2p_transport import BrowserTransport, Callbacks, TransportOptions
+
+    transport = BrowserTransport(TransportOptions(room="session-42"), Callbacks(on_input=...))
+    transport.connect()
+    transport.step(frame, action)          # every frame
+
+Anywhere else (CPython, tests), :class:`P2PSession` with your own clock, scheduler and channels.
+
+The layers, each a subpackage: :mod:`.wire` (the binary format and the signaling contract),
+:mod:`.protocol` (sans-IO pieces: senders, receiver, control, RTT, health, routing,
+reconnection, the peer-connection machine), :mod:`.session` (the session a game holds) and
+:mod:`.browser` (the only code that touches ``js``). Building blocks are imported from their own
+modules.
 """
 
-from p2p_transport.protocol.acked_sender import AckedInputSender
-from p2p_transport.protocol.control import (
-    ControlChannelClosed,
-    ControlWindowFull,
-    ReliableControlChannel,
-)
-from p2p_transport.protocol.desync import Desync, DesyncChecker
-from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
-from p2p_transport.protocol.health import ConnectionHealthMonitor, HealthStatus, HealthThresholds
-from p2p_transport.protocol.receiver import InputReceiver
-from p2p_transport.protocol.reconnect import ReconnectBackoff, ReconnectConfig
-from p2p_transport.protocol.relay import RelayChannel
-from p2p_transport.protocol.routing import Route, RouteChange, RouteMode, Router, RoutingThresholds
-from p2p_transport.protocol.rtt import RTTTracker
-from p2p_transport.protocol.sender import DataChannelLike, P2PInputSender
-from p2p_transport.session.session import (
+from typing import TYPE_CHECKING, Any
+
+from p2p_transport.browser import shim_path
+from p2p_transport.browser.options import IceServer, TransportOptions
+from p2p_transport.protocol.control import ControlWindowFull
+from p2p_transport.protocol.desync import Desync
+from p2p_transport.protocol.faults import FaultConfig
+from p2p_transport.protocol.health import HealthStatus, HealthThresholds
+from p2p_transport.protocol.reconnect import ReconnectConfig
+from p2p_transport.protocol.routing import Path, RouteChange, RouteMode, RoutingThresholds
+from p2p_transport.protocol.sender import P2PInputSender
+from p2p_transport.session import (
+    Callbacks,
     P2PSession,
-    Path,
     PingChannelLike,
     SessionConfig,
     SessionEvent,
     SessionState,
 )
 from p2p_transport.timing import Clock, Scheduler
-from p2p_transport.wire.codec import (
-    AckedInputPacket,
-    ControlAck,
-    ControlKind,
-    ControlMessage,
-    DecodeError,
-    HeldPong,
-    InputPacket,
-    Keepalive,
-    Message,
-    MessageType,
-    Ping,
-    Pong,
-    decode,
-    encode_acked_input_packet,
-    encode_held_pong,
-    encode_input_packet,
-    encode_keepalive,
-    encode_ping,
-    encode_pong,
-)
+from p2p_transport.wire.codec import DecodeError
+
+if TYPE_CHECKING:
+    from p2p_transport.browser.transport import BrowserTransport
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AckedInputPacket",
-    "AckedInputSender",
+    "BrowserTransport",
+    "Callbacks",
     "Clock",
-    "ConnectionHealthMonitor",
-    "ControlAck",
-    "ControlChannelClosed",
-    "ControlKind",
-    "ControlMessage",
     "ControlWindowFull",
-    "DataChannelLike",
     "DecodeError",
     "Desync",
-    "DesyncChecker",
     "FaultConfig",
-    "FaultyChannel",
     "HealthStatus",
     "HealthThresholds",
-    "HeldPong",
-    "InputPacket",
-    "InputReceiver",
-    "Keepalive",
-    "Message",
-    "MessageType",
+    "IceServer",
     "P2PInputSender",
     "P2PSession",
     "Path",
-    "Ping",
     "PingChannelLike",
-    "Pong",
-    "RTTTracker",
-    "ReconnectBackoff",
     "ReconnectConfig",
-    "RelayChannel",
-    "ReliableControlChannel",
-    "Route",
     "RouteChange",
     "RouteMode",
-    "Router",
     "RoutingThresholds",
     "Scheduler",
     "SessionConfig",
     "SessionEvent",
     "SessionState",
+    "TransportOptions",
     "__version__",
-    "decode",
-    "encode_acked_input_packet",
-    "encode_held_pong",
-    "encode_input_packet",
-    "encode_keepalive",
-    "encode_ping",
-    "encode_pong",
+    "shim_path",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # BrowserTransport imports ``js``, which exists only in the browser: importing it on first
+    # use lets the rest of the package import anywhere.
+    if name == "BrowserTransport":
+        from p2p_transport.browser.transport import BrowserTransport
+
+        return BrowserTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,10 +19,7 @@ from itertools import islice
 from typing import Final
 
 from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY, check_input
-from p2p_transport.wire.codec import (
-    MAX_ACKED_INPUTS_PER_PACKET,
-    encode_acked_input_packet,
-)
+from p2p_transport.wire.codec import MAX_ACKED_INPUTS_PER_PACKET, encode_acked_input_packet
 
 __all__ = ["PENDING_LIMIT", "RESEND_INTERVAL_MS", "AckedInputSender", "AckedSenderCounters"]
 

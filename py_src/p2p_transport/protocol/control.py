@@ -39,11 +39,10 @@ from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.codec import (
     MAX_CONTROL_SEQUENCE,
     MAX_FRAME,
-    ControlAck,
-    ControlMessage,
     encode_control,
     encode_control_ack,
 )
+from p2p_transport.wire.messages import ControlAck, ControlMessage
 
 __all__ = [
     "DEFAULT_SEND_WINDOW",

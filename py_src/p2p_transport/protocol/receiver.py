@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Final
 
 from p2p_transport.guard import call_guarded
-from p2p_transport.wire.codec import AckedInputPacket, InputPacket
+from p2p_transport.wire.messages import AckedInputPacket, InputPacket
 
 __all__ = ["DEFAULT_HISTORY_FRAMES", "MAX_FRAME_JUMP", "InputReceiver", "ReceiverCounters"]
 

@@ -1,6 +1,7 @@
 """The wire layer: what crosses between the peers, byte for byte, and the signaling contract.
 
-:mod:`~p2p_transport.wire.codec` encodes and decodes the binary packets;
+:mod:`~p2p_transport.wire.messages` names the messages as Python values,
+:mod:`~p2p_transport.wire.codec` encodes and decodes their binary form, and
 :mod:`~p2p_transport.wire.signaling` names the Socket.IO events and limits that the browser edge
 and the reference server share.
 """

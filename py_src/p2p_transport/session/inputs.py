@@ -1,0 +1,174 @@
+"""The input path: the local inputs out (version 1 or acked, on the route the router picks) and
+the peer's in, exactly once.
+
+Sans-IO: the session calls :meth:`InputPath.step` for each local input, hands it the peer's
+input packets, and runs :meth:`InputPath.resend_if_idle` from its resend timer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from p2p_transport.protocol.acked_sender import AckedInputSender
+from p2p_transport.protocol.health import ConnectionHealthMonitor
+from p2p_transport.protocol.negotiation import AckNegotiation
+from p2p_transport.protocol.receiver import InputCallback, InputReceiver
+from p2p_transport.protocol.routing import LinkSignals, Path, Route, RouteMode, Router
+from p2p_transport.protocol.rtt import RTTTracker
+from p2p_transport.protocol.sender import RedundantInputs
+from p2p_transport.session.config import SessionConfig
+from p2p_transport.session.paths import Paths
+from p2p_transport.timing import Clock
+from p2p_transport.wire.messages import AckedInputPacket, InputPacket
+
+__all__ = ["InputCounters", "InputPath"]
+
+
+@dataclass(slots=True)
+class InputCounters:
+    inputs_sent: int = 0
+    #: Acked packets the resend timer sent while the game produced no input.
+    input_resends: int = 0
+
+
+class InputPath:
+    """Both directions of the game's inputs for one session.
+
+    ``observe_health`` is called when the peer's acknowledgement stall starts or ends, so the
+    health status (and its telemetry) changes at once.
+    """
+
+    def __init__(
+        self,
+        player_index: int,
+        peer_index: int,
+        on_input: InputCallback,
+        clock: Clock,
+        config: SessionConfig,
+        paths: Paths,
+        health: ConnectionHealthMonitor,
+        trackers: dict[Path, RTTTracker],
+        observe_health: Callable[[], None],
+    ) -> None:
+        self.peer_index = peer_index
+        self._config = config
+        self._paths = paths
+        self._health = health
+        self._trackers = trackers
+        self._observe_health = observe_health
+        self.v1 = RedundantInputs(player_index, config.redundancy, config.window)
+        self.acked = AckedInputSender(player_index, config.redundancy)
+        self.negotiation = AckNegotiation(clock, config.acked_inputs)
+        self.router = Router(
+            config.route_mode if config.relay_inputs else RouteMode.P2P, clock, config.routing
+        )
+        self.receiver = InputReceiver(peer_index, on_input, config.history_frames)
+        self.counters = InputCounters()
+        self._stepped_since_resend_check = False
+        # The peer sent inputs that no packet of this side has acknowledged yet.
+        self._ack_owed = False
+
+    def step(self, frame: int, action: int) -> bool:
+        """Send the local input for ``frame``; return whether any path took it."""
+        negotiation = self.negotiation
+        acked = self.acked
+        if negotiation.use_acked:
+            acked.record(action, frame)
+            packet = acked.packet(self.receiver.ack_frame)
+        else:
+            packet = self.v1.record(action, frame)
+            if negotiation.enabled:
+                # Kept from the start, so what version 1 lost goes out again once negotiated.
+                acked.record(action, frame)
+        self.counters.inputs_sent += 1
+        route = self.route()
+        sent = self._send(packet, route)
+        if negotiation.probe_due():
+            self._send(acked.packet(self.receiver.ack_frame), route)
+            negotiation.probe_sent()
+        self._stepped_since_resend_check = True
+        self._ack_owed = False
+        self._set_peer_stalled(acked.stalled)
+        return sent
+
+    def resend_if_idle(self) -> None:
+        """Resend pending inputs (and an owed ack) when the game sent no input since the last
+        check: a paused game's last inputs still reach the peer."""
+        if self._stepped_since_resend_check:
+            self._stepped_since_resend_check = False
+            return
+        acked = self.acked
+        if not (acked.has_pending or self._ack_owed):
+            return
+        if self._send(acked.pending_packet(self.receiver.ack_frame), self.route()):
+            self.counters.input_resends += 1
+        self._ack_owed = False
+
+    def on_input_packet(self, packet: InputPacket | AckedInputPacket, path: Path) -> None:
+        if packet.player_index == self.peer_index:
+            self.negotiation.heard_peer_inputs()
+        gaps_before = self.receiver.counters.gaps
+        self._paths.stats[path].inputs_delivered += self.receiver.receive(packet)
+        self._health.record_gaps(self.receiver.counters.gaps - gaps_before)
+
+    def on_acked_input_packet(self, packet: AckedInputPacket, path: Path) -> bool:
+        """Take a 0x20 packet; return whether it settled the negotiation just now (the session
+        then starts resending pending inputs on a timer)."""
+        settled = False
+        if packet.player_index == self.peer_index:
+            settled = self.negotiation.heard_acked_inputs()
+            if settled:
+                self.acked.acks_expected = True
+            if self.negotiation.use_acked:
+                self.acked.on_ack(packet.ack_frame)
+                self._set_peer_stalled(self.acked.stalled)
+                # Answered by the next packet: the game's next step, or the resend timer's if the
+                # game sends nothing. A pure ack (no inputs) is not answered, or two idle peers
+                # would echo acks forever.
+                self._ack_owed = self._ack_owed or bool(packet.inputs)
+        self.on_input_packet(packet, path)
+        return settled
+
+    def reset(self) -> None:
+        """Forget inputs and frame numbers for a new episode."""
+        self.v1.reset()
+        self.acked.reset()
+        self.receiver.reset()
+        self._ack_owed = False
+
+    def route(self) -> Route:
+        router = self.router
+        if router.mode is not RouteMode.P2P_FIRST:
+            return router.route  # fixed: nothing to measure
+        channel = self._paths.p2p
+        if channel is None:
+            p2p_open = congested = False
+        else:
+            p2p_open = channel.readyState == "open"
+            congested = p2p_open and channel.bufferedAmount > self._config.buffer_threshold
+        return router.update(
+            LinkSignals(
+                p2p_open=p2p_open,
+                p2p_congested=congested,
+                p2p_silence_ms=self._health.silence_ms,
+                p2p_rtt_ms=self._trackers[Path.P2P].last_sample_ms,
+                relay_open=self._paths.is_open(Path.RELAY),
+                relay_rtt_ms=self._trackers[Path.RELAY].last_sample_ms,
+                unacked_inputs=(self.acked.pending_count if self.negotiation.use_acked else 0),
+            )
+        )
+
+    def _send(self, packet: bytes, route: Route) -> bool:
+        sent = False
+        for path in route.paths:
+            sent = self._paths.send(path, packet) or sent
+        return sent
+
+    def _set_peer_stalled(self, stalled: bool) -> None:
+        """Tell the health monitor whether the peer leaves this side's inputs unacknowledged; a
+        change moves the status at once, and a stall shorter than a watchdog tick (a route switch
+        moving the acks to the relay) is recorded too."""
+        if self._health.peer_stalled is not stalled:
+            self._health.peer_stalled = stalled
+            self._observe_health()

@@ -1,0 +1,78 @@
+"""The session's two paths: the DataChannel (replaced as connections come and go) and the relay,
+and what crossed each in either direction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from p2p_transport.protocol.relay import RelayChannel, SocketIOLike
+from p2p_transport.protocol.routing import Path
+from p2p_transport.protocol.sender import DataChannelLike, SenderCounters, try_send
+
+__all__ = ["PathStats", "Paths"]
+
+
+@dataclass(slots=True)
+class PathStats:
+    """What crossed one path, in each direction."""
+
+    sent: SenderCounters = field(default_factory=SenderCounters)
+    packets_received: int = 0
+    bytes_received: int = 0
+    decode_errors: int = 0
+    pings_sent: int = 0
+    pings_received: int = 0
+    pongs_received: int = 0
+    #: Peer inputs that reached the game through this path first.
+    inputs_delivered: int = 0
+
+
+class Paths:
+    """The channel of each :class:`~p2p_transport.protocol.routing.Path` and its counters.
+
+    ``p2p`` is the DataChannel in use (``None`` between connections); ``relay`` the Socket.IO
+    client seen as a channel (``None`` without one, or after :meth:`close`).
+    """
+
+    def __init__(self, relay: SocketIOLike | None, relay_event: str, buffer_threshold: int) -> None:
+        self.p2p: DataChannelLike | None = None
+        self.relay: RelayChannel | None = (
+            RelayChannel(relay, relay_event) if relay is not None else None
+        )
+        self.stats = {Path.P2P: PathStats(), Path.RELAY: PathStats()}
+        self._buffer_threshold = buffer_threshold
+
+    def channel(self, path: Path) -> DataChannelLike | None:
+        return self.p2p if path is Path.P2P else self.relay
+
+    def is_open(self, path: Path) -> bool:
+        channel = self.channel(path)
+        return channel is not None and channel.readyState == "open"
+
+    def send(self, path: Path, packet: bytes) -> bool:
+        """Send an input packet, unless the path is closed or congested (counted either way)."""
+        return try_send(self.channel(path), packet, self._buffer_threshold, self.stats[path].sent)
+
+    def send_small(
+        self,
+        path: Path,
+        packet: bytes,
+        channel: DataChannelLike | None = None,
+        send: Callable[[bytes], None] | None = None,
+    ) -> bool:
+        """Pings, pongs, keepalives and control messages go out even when the channel is
+        congested: they are a few bytes, and a pong that waits in the queue reports the queueing
+        delay the inputs really suffer, where a skipped one would make a congested link look
+        silent. ``channel`` and ``send`` stand in for the path's own (the ping channel)."""
+        return try_send(
+            channel if channel is not None else self.channel(path),
+            packet,
+            None,
+            self.stats[path].sent,
+            send,
+        )
+
+    def close(self) -> None:
+        self.p2p = None
+        self.relay = None

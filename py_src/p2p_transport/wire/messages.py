@@ -1,0 +1,168 @@
+"""The messages two peers exchange, as Python values: what is said, not how it is written
+(:mod:`~p2p_transport.wire.codec` does that).
+
+Every message has a ``type`` (:class:`MessageType`, its first byte on the wire). Control messages
+carry a kind: the transport's own (:class:`ControlKind`) or one of the game's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final, TypeAlias
+
+__all__ = [
+    "GAME_KIND_MAX",
+    "GAME_KIND_MIN",
+    "AckedInputPacket",
+    "ControlAck",
+    "ControlKind",
+    "ControlMessage",
+    "HeldPong",
+    "InputPacket",
+    "Keepalive",
+    "Message",
+    "MessageType",
+    "Ping",
+    "Pong",
+]
+
+
+class MessageType(IntEnum):
+    """The first byte of every message."""
+
+    INPUT = 0x01
+    PING = 0x02
+    PONG = 0x03
+    KEEPALIVE = 0x04
+    ACKED_INPUT = 0x20
+    HELD_PONG = 0x21
+    CONTROL = 0x22
+    CONTROL_ACK = 0x23
+
+
+class ControlKind(IntEnum):
+    """The kinds of control message the transport itself sends; the game's own kinds are
+    :data:`GAME_KIND_MIN` to :data:`GAME_KIND_MAX`. Kinds in between are reserved for later
+    transport messages: a peer that receives one it does not know still acknowledges it."""
+
+    #: The sender's game ended an episode: episode u32, last frame u32.
+    EPISODE_END = 0x01
+    #: The sender is ready to start an episode: episode u32.
+    EPISODE_READY = 0x02
+    #: Hashes of the sender's confirmed game state: episode u32, then (frame u32, hash) entries
+    #: (:mod:`p2p_transport.protocol.desync`).
+    STATE_HASH = 0x03
+
+
+#: ``P2PSession.send_control`` takes the upper half of the kind byte: room for 128 game messages,
+#: and the transport's own kinds can grow below it without breaking a game that uses these.
+GAME_KIND_MIN: Final = 0x80
+GAME_KIND_MAX: Final = 0xFF
+
+
+@dataclass(frozen=True, slots=True)
+class InputPacket:
+    """One player's most recent inputs as ``(frame, action)`` pairs, oldest first."""
+
+    player_index: int
+    current_frame: int
+    inputs: tuple[tuple[int, int], ...]
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.INPUT
+
+
+@dataclass(frozen=True, slots=True)
+class AckedInputPacket:
+    """Inputs as in :class:`InputPacket`, plus the sender's acknowledgement of the peer's inputs.
+
+    ``ack_frame`` is the highest frame up to which the sender holds every input of the peer it is
+    sending to, or ``None`` if it holds none yet.
+    """
+
+    player_index: int
+    current_frame: int
+    ack_frame: int | None
+    inputs: tuple[tuple[int, int], ...]
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.ACKED_INPUT
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    timestamp_ms: float
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.PING
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    timestamp_ms: float
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.PONG
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPong:
+    """A pong that also says how long the responder held the ping before answering (QUIC's
+    ack_delay), so the pinger can take the responder's own stalls out of the round trip."""
+
+    timestamp_ms: float
+    hold_ms: float
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.HELD_PONG
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    @property
+    def type(self) -> MessageType:
+        return MessageType.KEEPALIVE
+
+
+@dataclass(frozen=True, slots=True)
+class ControlMessage:
+    """One reliable control message: ``kind`` (a :class:`ControlKind` or a game kind) and its
+    ``payload``, numbered by ``sequence`` (0, 1, 2, ... per direction) for ordering and acks."""
+
+    sequence: int
+    kind: int
+    payload: bytes
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.CONTROL
+
+
+@dataclass(frozen=True, slots=True)
+class ControlAck:
+    """The highest control sequence up to which the sender holds every control message of the
+    peer it is sending to, or ``None`` if it holds none yet."""
+
+    ack: int | None
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.CONTROL_ACK
+
+
+Message: TypeAlias = (
+    InputPacket
+    | Ping
+    | Pong
+    | HeldPong
+    | Keepalive
+    | AckedInputPacket
+    | ControlMessage
+    | ControlAck
+)
