@@ -48,13 +48,14 @@ CLOSE_DETECTION_LIMIT_MS: Final = 2_000.0
 DISCONNECT_EVENT_LIMIT_MS: Final = 1_000.0
 
 # What the tests send into the DataChannel: a type byte no message has, an input packet that
-# announces two inputs but carries one, and a string instead of binary data.
+# announces two inputs but carries one (both counted as decode errors), and a string instead of
+# binary data (counted as a text message). Returns [garbage packets, text messages].
 GARBAGE_JS: Final = """player => {
     const raw = p2pDemo.transport._channel.raw;
     raw.send(new Uint8Array([0xff, 1, 2]));
     raw.send(new Uint8Array([0x01, 0, player, 0, 0, 0, 5, 2, 0, 0, 0, 0, 5, 7]));
     raw.send("not a packet");
-    return 3;
+    return [2, 1];
 }"""
 
 
@@ -216,6 +217,19 @@ def test_600_frames_arrive_exactly_once_both_ways_over_both_paths(played: Played
         assert stats["p2p_decode_errors"] == stats["relay_decode_errors"] == 0
 
 
+def test_each_side_validates_the_channel_as_deployed_peers_do(played: Played) -> None:
+    """The 0x10 / 0x11 exchange deployed peers require before they play: both sides sent a
+    validation ping, got its pong and saw the other's ping, within a second of the channel
+    opening (the deployed peers allow 15 s)."""
+    for report in played.reports:
+        stats = report["stats"]
+        assert stats["validated"], stats
+        assert stats["validation_pings_sent"] >= 1
+        assert stats["validation_pongs_received"] >= 1
+        assert stats["validation_peer_pings"] >= 1
+        assert stats["validated_after_ms"] < 1_000, stats
+
+
 def test_pings_start_at_open_and_measure_a_plausible_rtt(played: Played) -> None:
     for report, now_ms in zip(played.reports, played.taken_at_ms, strict=True):
         stats = report["stats"]
@@ -324,10 +338,11 @@ def test_garbage_in_the_channel_is_counted_and_the_game_goes_on(
     for tab in tabs:
         tab.wait_game_done(frames)
 
-    for tab, garbage_from_peer in zip(tabs, reversed(sent), strict=True):
+    for tab, (garbage_from_peer, text_from_peer) in zip(tabs, reversed(sent), strict=True):
         report = tab.report()
         stats = report["stats"]
         assert stats["p2p_decode_errors"] == garbage_from_peer, stats
+        assert stats["text_messages"] == text_from_peer, stats
         assert stats["relay_decode_errors"] == 0
         assert stats["handler_errors"] == 0
         assert report["game"]["delivered_exactly_once"], report["game"]

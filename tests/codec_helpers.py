@@ -19,6 +19,8 @@ from p2p_transport.wire.codec import (
     encode_keepalive,
     encode_ping,
     encode_pong,
+    encode_validation_ping,
+    encode_validation_pong,
 )
 from p2p_transport.wire.messages import (
     AckedInputPacket,
@@ -30,6 +32,8 @@ from p2p_transport.wire.messages import (
     Message,
     Ping,
     Pong,
+    ValidationPing,
+    ValidationPong,
 )
 
 #: Any frame, sequence or other u32 field.
@@ -59,6 +63,10 @@ def encode(message: Message) -> bytes:
         return encode_control_ack(message.ack)
     if isinstance(message, HeldPong):
         return encode_held_pong(message.timestamp_ms, message.hold_ms)
+    if isinstance(message, ValidationPing):
+        return encode_validation_ping(message.timestamp_ms)
+    if isinstance(message, ValidationPong):
+        return encode_validation_pong(message.timestamp_ms)
     assert isinstance(message, Keepalive)
     return encode_keepalive()
 

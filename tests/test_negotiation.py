@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2p_transport.protocol.negotiation import PROBE_INTERVAL_MS, AckNegotiation
+from p2p_transport.protocol.negotiation import MAX_PROBES, PROBE_INTERVAL_MS, AckNegotiation
 from tests.fakes import FakeClock
 
 
@@ -54,3 +54,20 @@ def test_disabled_never_probes_nor_switches() -> None:
 def test_probe_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="probe_interval_ms must be positive"):
         AckNegotiation(FakeClock(), probe_interval_ms=0)
+
+
+def test_a_peer_that_never_answers_gets_a_bounded_number_of_probes() -> None:
+    clock = FakeClock()
+    negotiation = AckNegotiation(clock)
+    negotiation.heard_peer_inputs()
+    for _ in range(10 * MAX_PROBES):
+        if negotiation.probe_due():
+            negotiation.probe_sent()
+        assert negotiation.peer_version == (1 if negotiation.probes_sent == MAX_PROBES else None)
+        clock.advance(PROBE_INTERVAL_MS)
+    assert negotiation.probes_sent == MAX_PROBES
+    assert negotiation.peer_version == 1
+    assert not negotiation.use_acked
+    # A peer that answers late (its own probe got through) still settles it.
+    assert negotiation.heard_acked_inputs() is True
+    assert negotiation.peer_version == 2 and negotiation.use_acked

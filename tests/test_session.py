@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from p2p_transport import SessionConfig, SessionState
 from p2p_transport.session import Callbacks, P2PSession
 from p2p_transport.session.pinger import MAX_OUTSTANDING_PINGS
+from p2p_transport.session.session import VALIDATION_TICK_MS
 from p2p_transport.wire.codec import (
     decode,
     encode_input_packet,
@@ -70,7 +71,12 @@ def pair(config: SessionConfig | None = None) -> tuple[Side, Side, FakeClock, Fa
 # --- the ping timer ---------------------------------------------------------------------------
 
 
-def test_on_open_starts_exactly_one_ping_timer() -> None:
+def pings(channel: FakeChannel) -> list[bytes]:
+    """The pings among what was sent on ``channel`` (a new channel's validation pings aside)."""
+    return [packet for packet in channel.sent if packet[0] == MessageType.PING]
+
+
+def test_on_open_starts_exactly_one_ping_timer_and_one_validation_timer() -> None:
     a = make()
     scheduler = a.session._scheduler
     assert isinstance(scheduler, FakeScheduler)
@@ -78,10 +84,8 @@ def test_on_open_starts_exactly_one_ping_timer() -> None:
     assert scheduler.active == {}
     a.session.on_open()
     a.session.on_open()  # a second open event must not start a second timer
-    assert len(scheduler.started) == 1
-    assert len(scheduler.active) == 1
-    (timer,) = scheduler.active.values()
-    assert timer.interval_ms == 500.0
+    assert len(scheduler.started) == 2
+    assert sorted(t.interval_ms for t in scheduler.active.values()) == [VALIDATION_TICK_MS, 500.0]
     assert a.session.ping_timer_running
     assert a.session.state is SessionState.OPEN
 
@@ -114,11 +118,13 @@ def test_close_after_failure_keeps_failed_state_and_reopen_restarts_one_timer() 
     assert a.session.state is SessionState.FAILED
     new_channel = FakeChannel()
     a.session.attach_channel(new_channel)
+    old_sent = len(a.channel.sent)
     a.session.on_open()
-    assert len(scheduler.active) == 1
-    assert len(scheduler.started) == 2
+    assert len(scheduler.active) == 2  # the ping timer and the new channel's validation timer
+    assert len(scheduler.started) == 4
     scheduler.advance(500)
-    assert len(new_channel.sent) == 1  # the new channel is pinged, not the old one
+    assert len(pings(new_channel)) == 1  # the new channel is pinged, not the old one
+    assert len(a.channel.sent) == old_sent
 
 
 def test_ping_timer_pings_both_paths_every_interval() -> None:
@@ -127,12 +133,12 @@ def test_ping_timer_pings_both_paths_every_interval() -> None:
     a = make(clock=clock, scheduler=scheduler)
     a.session.on_open()
     scheduler.advance(499)
-    assert a.channel.sent == []
+    assert pings(a.channel) == []
     scheduler.advance(1)
-    assert a.channel.sent == [encode_ping(500.0)]
+    assert pings(a.channel) == [encode_ping(500.0)]
     assert a.socket.emitted == [("relay", encode_ping(500.0))]
     scheduler.advance(1000)
-    assert a.channel.sent[1:] == [encode_ping(1000.0), encode_ping(1500.0)]
+    assert pings(a.channel)[1:] == [encode_ping(1000.0), encode_ping(1500.0)]
     assert a.session.stats()["pings_sent"] == 6
     assert a.session.stats()["p2p_pings_sent"] == 3
     assert a.session.stats()["relay_pings_sent"] == 3
@@ -144,11 +150,11 @@ def test_ping_timer_skips_closed_paths_and_relay_when_disabled() -> None:
     a = make(clock=clock, scheduler=scheduler, config=SessionConfig(relay_pings=False))
     a.session.on_open()
     scheduler.advance(500)
-    assert len(a.channel.sent) == 1
+    assert len(pings(a.channel)) == 1
     assert a.socket.emitted == []
     a.channel.readyState = "closed"
     scheduler.advance(500)
-    assert len(a.channel.sent) == 1
+    assert len(pings(a.channel)) == 1
     stats = a.session.stats()
     assert stats["pings_sent"] == 1
     assert stats["p2p_skipped_closed"] == 0  # the timer did not even try
@@ -252,7 +258,7 @@ def test_random_garbage_is_counted_never_raised() -> None:
     count = 0
     for _ in range(500):
         data = rng.randbytes(rng.randrange(0, 40))
-        if data[:1] in (b"\x01", b"\x02", b"\x03", b"\x04"):
+        if data and data[0] in set(MessageType):
             continue  # might be valid; the property test below covers those
         a.session.on_message(data)
         a.session.on_relay_message(data)
@@ -425,7 +431,7 @@ def test_reset_episode_clears_inputs_and_keeps_the_connection() -> None:
     # The connection, its timer and what was measured about it survive.
     assert a.session.state is SessionState.OPEN
     assert a.session.ping_timer_running
-    assert len(scheduler.active) == 2
+    assert len(scheduler.active) == 4  # each side's ping timer and channel validation timer
     assert a.session.channel is a.channel
     assert a.session.rtt.sample_count == 1
     assert a.session.stats()["inputs_sent"] == 6

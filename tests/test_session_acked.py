@@ -6,7 +6,7 @@ from __future__ import annotations
 from p2p_transport import SessionConfig
 from p2p_transport.protocol.acked_sender import PENDING_LIMIT, RESEND_INTERVAL_MS
 from p2p_transport.protocol.health import HealthStatus
-from p2p_transport.protocol.negotiation import PROBE_INTERVAL_MS
+from p2p_transport.protocol.negotiation import MAX_PROBES, PROBE_INTERVAL_MS
 from p2p_transport.timing import FRAME_MS
 from p2p_transport.wire.codec import decode, encode_acked_input_packet, encode_input_packet
 from p2p_transport.wire.messages import AckedInputPacket, InputPacket, MessageType
@@ -105,9 +105,11 @@ def test_a_version_one_peer_gets_the_same_version_one_stream_and_everything_arri
         for f in range(300)
     ]
     assert pair.b.inputs == [(f, f % 256) for f in range(300)]
-    # About one probe per 250 ms (300 frames are 5 s), and a never switched.
-    assert dropped_probes == pair.a.session.stats()["acked_probes_sent"] in (20, 21)
+    # One probe per 250 ms until MAX_PROBES went unanswered (300 frames are 5 s), then none: the
+    # peer is taken for version 1, and a never switched.
+    assert dropped_probes == pair.a.session.stats()["acked_probes_sent"] == MAX_PROBES
     stats = pair.a.session.stats()
+    assert stats["peer_protocol_version"] == 1
     assert not stats["acked_inputs_in_use"]
     assert not stats["resend_timer_running"]
     assert stats["acked_stalls"] == stats["acked_inputs_abandoned"] == 0
@@ -131,6 +133,7 @@ def test_two_new_sessions_switch_to_acked_inputs_within_a_few_frames() -> None:
         assert stats["resend_timer_running"]
         assert kinds(side)[-3:] == [MessageType.ACKED_INPUT] * 3
         assert stats["acked_probes_sent"] == 1
+        assert stats["peer_protocol_version"] == 2
     assert pair.a.inputs == [(f, (f + 1) % 256) for f in range(10)]
     assert pair.b.inputs == [(f, f % 256) for f in range(10)]
     # One resend timer each, started once, besides no ping timer (on_open was not called).

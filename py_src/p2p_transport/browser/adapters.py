@@ -62,7 +62,7 @@ class ProxyRegistry:
 
 
 def payload_bytes(data: Any) -> bytes:
-    """An incoming ArrayBuffer as bytes; anything else (a string from a confused peer) as garbage
+    """An incoming ArrayBuffer as bytes; anything else (a Blob from a confused peer) as garbage
     bytes the codec will reject and count, so it is never silently dropped."""
     try:
         payload: bytes = data.to_bytes()

@@ -504,7 +504,11 @@ class BrowserTransport:
 
     def _on_channel_data(self, data: Any) -> None:
         session = self._session
-        if session is not None:
+        if session is None:
+            return
+        if isinstance(data, str):  # a JS string arrives as str: a text message, not a packet
+            session.on_text_message(data)
+        else:
             session.on_message(payload_bytes(data))
 
     def _on_ping_channel_data(self, data: Any, arrival_ms: float) -> None:

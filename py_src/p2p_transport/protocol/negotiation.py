@@ -5,7 +5,9 @@ keep sending them 0x01 exactly as before. Each side therefore starts with 0x01 a
 the peer's inputs (a peer is there and playing), also sends the same inputs as one 0x20 packet
 every :data:`PROBE_INTERVAL_MS`. A peer that understands it now knows this side does too and
 answers in 0x20; the first 0x20 packet received settles it, on both sides, for the rest of the
-session. A version-1 peer drops the probes and goes on receiving 0x01.
+session. A version-1 peer drops the probes and goes on receiving 0x01; after
+:data:`MAX_PROBES` unanswered probes this side stops sending them and takes the peer for a
+version-1 peer (:attr:`AckNegotiation.peer_version`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Final
 
 from p2p_transport.timing import Clock
 
-__all__ = ["PROBE_INTERVAL_MS", "AckNegotiation"]
+__all__ = ["MAX_PROBES", "PROBE_INTERVAL_MS", "AckNegotiation"]
 
 #: A probe every 250 ms. Until the peer answers, this side sends 0x01 and keeps its inputs pending
 #: for at most 64 frames (1.07 s at 60 Hz), so the answer should come well within that: either
@@ -22,6 +24,11 @@ __all__ = ["PROBE_INTERVAL_MS", "AckNegotiation"]
 #: four rounds (1 s) all fail with probability 7e-5. Against a version-1 peer it costs four
 #: dropped packets a second beside sixty inputs.
 PROBE_INTERVAL_MS: Final = 250.0
+#: Probes sent before giving up on a peer that never answers: 8 (2 s of its inputs heard). Each
+#: side probes, and one probe getting through settles it for both, so two peers of this package
+#: at 30% loss both ways fail to settle with probability (0.3^8)^2, about 4e-9. A deployed
+#: version-1 peer logs each probe as an unknown message type; eight is all it ever gets.
+MAX_PROBES: Final = 8
 
 
 class AckNegotiation:
@@ -46,6 +53,14 @@ class AckNegotiation:
         self._last_probe_ms: float | None = None
 
     @property
+    def peer_version(self) -> int | None:
+        """2 once the peer sent a 0x20 packet, 1 once :data:`MAX_PROBES` went unanswered,
+        ``None`` until one or the other."""
+        if self.peer_speaks_acked:
+            return 2
+        return 1 if self.probes_sent >= MAX_PROBES else None
+
+    @property
     def use_acked(self) -> bool:
         """Send acked inputs (0x20) rather than version 1."""
         return self.enabled and self.peer_speaks_acked
@@ -63,7 +78,12 @@ class AckNegotiation:
 
     def probe_due(self) -> bool:
         """Whether to send a 0x20 probe beside the version-1 packet now."""
-        if not self.enabled or self.peer_speaks_acked or not self._heard_peer_inputs:
+        if (
+            not self.enabled
+            or self.peer_speaks_acked
+            or not self._heard_peer_inputs
+            or self.probes_sent >= MAX_PROBES
+        ):
             return False
         last = self._last_probe_ms
         return last is None or self._clock() - last >= self.probe_interval_ms

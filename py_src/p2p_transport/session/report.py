@@ -52,9 +52,11 @@ class SessionReport:
             "peer_silence_ms": s.peer_silence_ms,
             "acked_inputs_in_use": inputs.negotiation.use_acked,
             "acked_probes_sent": inputs.negotiation.probes_sent,
+            "peer_protocol_version": inputs.negotiation.peer_version,
             "acked_pending": inputs.acked.pending_count,
             "acked_stalled": inputs.acked.stalled,
             "handler_errors": s.handler_errors,
+            "text_messages": s.text_messages,
         }
         out.update(asdict(inputs.counters))
         out.update(asdict(s.pinger.counters))
@@ -75,6 +77,7 @@ class SessionReport:
         out.update({f"relay_{k}": v for k, v in s.relay_rtt.snapshot().items()})
         out.update({f"naive_{k}": v for k, v in s.pinger.naive_rtt.snapshot().items()})
         out["ping_channel"] = s.pinger.ping_channel_state
+        out.update(s.validation.stats())
         out.update(s.health.snapshot())
         out.update({f"acked_{k}": v for k, v in inputs.acked.stats().items()})
         out.update(inputs.router.stats())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.acked_sender import RESEND_INTERVAL_MS
@@ -29,6 +29,7 @@ from p2p_transport.protocol.relay import SocketIOLike
 from p2p_transport.protocol.routing import Path, RouteChange
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.protocol.sender import DataChannelLike
+from p2p_transport.protocol.validation import Validation
 from p2p_transport.session.callbacks import Callbacks
 from p2p_transport.session.config import SessionConfig
 from p2p_transport.session.inputs import InputPath
@@ -38,7 +39,13 @@ from p2p_transport.session.report import SessionReport
 from p2p_transport.session.telemetry import TelemetryRecorder
 from p2p_transport.session.watchdog import SessionEvent, Watchdog
 from p2p_transport.timing import Clock, Scheduler
-from p2p_transport.wire.codec import DecodeError, decode, encode_keepalive
+from p2p_transport.wire.codec import (
+    DecodeError,
+    decode,
+    encode_keepalive,
+    encode_validation_ping,
+    encode_validation_pong,
+)
 from p2p_transport.wire.messages import (
     GAME_KIND_MAX,
     GAME_KIND_MIN,
@@ -49,11 +56,17 @@ from p2p_transport.wire.messages import (
     InputPacket,
     Message,
     MessageType,
+    ValidationPing,
+    ValidationPong,
 )
 
-__all__ = ["P2PSession", "SessionState"]
+__all__ = ["VALIDATION_TICK_MS", "P2PSession", "SessionState"]
 
 logger = logging.getLogger(__name__)
+
+#: The validation timer's period while a new channel is being validated: fine enough that the
+#: first ping leaves within a tick of the deployed peers' 100 ms, and stopped once it is done.
+VALIDATION_TICK_MS: Final = 50.0
 
 
 class SessionState(StrEnum):
@@ -105,6 +118,8 @@ class P2PSession:
         self.callback_errors = 0
         #: Exceptions inside message handling or a timer: a bug, logged and counted, never raised.
         self.handler_errors = 0
+        #: Text messages on the DataChannel (see :meth:`on_text_message`).
+        self.text_messages = 0
 
         self.paths = Paths(relay, cfg.relay_event, cfg.buffer_threshold)
         self.paths.p2p = channel
@@ -149,11 +164,15 @@ class P2PSession:
         self.desync = DesyncChecker(
             lambda payload: self.control.send(ControlKind.STATE_HASH, payload), self._on_desync
         )
+        #: The deployed peers' validation of each new DataChannel, run both ways.
+        self.validation = Validation(clock)
         self._report = SessionReport(self, self._telemetry, clock)
         self._ping_timer: object | None = None
         # Resends pending acked inputs while the game sends none; runs from negotiation to close().
         self._resend_timer: object | None = None
         self._watchdog_timer: object | None = None
+        # Sends this side's validation pings after a channel opens, until they are answered.
+        self._validation_timer: object | None = None
         # Set by close(): unlike a closed channel, which a reconnection reopens, it is final, so a
         # late open event cannot start a timer nothing would stop.
         self._shut_down = False
@@ -162,6 +181,8 @@ class P2PSession:
             MessageType.PING: self.pinger.on_ping,
             MessageType.PONG: self.pinger.on_pong,
             MessageType.KEEPALIVE: self._on_keepalive,
+            MessageType.VALIDATION_PING: self._on_validation_ping,
+            MessageType.VALIDATION_PONG: self._on_validation_pong,
             MessageType.ACKED_INPUT: self._on_acked_input_packet,
             MessageType.CONTROL: self._on_control_packet,
             MessageType.CONTROL_ACK: self._on_control_ack,
@@ -214,16 +235,23 @@ class P2PSession:
             self._ping_timer = self._scheduler.set_interval(
                 self._on_ping_timer, self.config.ping_interval_ms
             )
+        self.validation.opened()
+        if self._validation_timer is None:
+            self._validation_timer = self._scheduler.set_interval(
+                self._on_validation_timer, VALIDATION_TICK_MS
+            )
 
     def on_close(self) -> None:
         """The DataChannel closed; the relay, if any, keeps carrying inputs."""
         self._stop_pinging()
+        self._stop_validating()
         if self.state is not SessionState.FAILED:
             self.state = SessionState.CLOSED
 
     def on_failed(self) -> None:
         """The peer connection failed (ICE failure, or the channel reported an error)."""
         self._stop_pinging()
+        self._stop_validating()
         self.state = SessionState.FAILED
 
     def on_message(self, data: bytes | bytearray | memoryview) -> None:
@@ -233,6 +261,12 @@ class P2PSession:
     def on_relay_message(self, data: bytes | bytearray | memoryview) -> None:
         """A packet arrived through the Socket.IO relay."""
         self._receive(data, Path.RELAY)
+
+    def on_text_message(self, text: str) -> None:
+        """A text (not binary) message arrived on the DataChannel: deployed peers send one JSON
+        greeting after validating. Counted and otherwise ignored; the protocol is binary."""
+        self.watchdog.note_awake()
+        self.text_messages += 1
 
     def on_ping_channel_message(
         self, data: bytes | bytearray | memoryview, arrival_ms: float
@@ -325,6 +359,7 @@ class P2PSession:
         """Stop all timers and let go of the channel and relay. Safe to call more than once."""
         self._shut_down = True
         self._stop_pinging()
+        self._stop_validating()
         for name in ("_resend_timer", "_watchdog_timer"):
             timer = getattr(self, name)
             if timer is not None:
@@ -380,6 +415,25 @@ class P2PSession:
             self.handler_errors += 1
             logger.exception("watchdog failed")
 
+    def _on_validation_timer(self) -> None:
+        try:
+            self.watchdog.note_awake()
+            validation = self.validation
+            if validation.ping_due() and self.paths.is_open(Path.P2P):
+                now = self._clock()
+                if self.paths.send_small(Path.P2P, encode_validation_ping(now)):
+                    validation.ping_sent(now)
+            if validation.finished:
+                self._stop_validating()
+        except Exception:
+            self.handler_errors += 1
+            logger.exception("validation timer failed")
+
+    def _stop_validating(self) -> None:
+        if self._validation_timer is not None:
+            timer, self._validation_timer = self._validation_timer, None
+            self._scheduler.clear_interval(timer)
+
     def _stop_pinging(self) -> None:
         if self._ping_timer is not None:
             timer, self._ping_timer = self._ping_timer, None
@@ -431,6 +485,14 @@ class P2PSession:
 
     def _on_keepalive(self, _message: Message, _path: Path) -> None:
         """Nothing to do beyond the health bookkeeping every packet gets."""
+
+    def _on_validation_ping(self, ping: ValidationPing, path: Path) -> None:
+        # Every one is answered, as deployed peers do: the pong is what validates the sender.
+        self.validation.on_peer_ping()
+        self.paths.send_small(path, encode_validation_pong(ping.timestamp_ms))
+
+    def _on_validation_pong(self, pong: ValidationPong, _path: Path) -> None:
+        self.validation.on_pong(pong.timestamp_ms)
 
     # --- control messages ---------------------------------------------------------------------
 

@@ -11,6 +11,10 @@ type   message      layout after the type byte
 0x02   ping         float64 timestamp in ms (sender's clock)
 0x03   pong         float64: the ping's timestamp echoed unchanged
 0x04   keepalive    nothing
+0x10   validation   float64 timestamp: sent when a channel opens (deployed peers' pre-game check)
+       ping
+0x11   validation   float64: the validation ping's timestamp echoed
+       pong
 0x20   acked input  player u16, current frame u32, ack frame u32, count u8,
                     then count x (frame u32, action u8), oldest first
 0x21   held pong    float64: the ping's timestamp; hold u32: microseconds from the ping's
@@ -55,6 +59,8 @@ from p2p_transport.wire.messages import (
     MessageType,
     Ping,
     Pong,
+    ValidationPing,
+    ValidationPong,
 )
 
 __all__ = [
@@ -83,6 +89,8 @@ __all__ = [
     "encode_keepalive",
     "encode_ping",
     "encode_pong",
+    "encode_validation_ping",
+    "encode_validation_pong",
 ]
 
 
@@ -234,6 +242,16 @@ def encode_pong(timestamp_ms: float) -> bytes:
     return _encode_timestamp(MessageType.PONG, timestamp_ms)
 
 
+def encode_validation_ping(timestamp_ms: float) -> bytes:
+    """The validation ping a channel's opening side sends (deployed peers' 0x10)."""
+    return _encode_timestamp(MessageType.VALIDATION_PING, timestamp_ms)
+
+
+def encode_validation_pong(timestamp_ms: float) -> bytes:
+    """The answer to a validation ping, echoing its timestamp (0x11)."""
+    return _encode_timestamp(MessageType.VALIDATION_PONG, timestamp_ms)
+
+
 def encode_held_pong(timestamp_ms: float, hold_ms: float) -> bytes:
     """A pong echoing a ping's timestamp, with the time the responder held the ping (whole
     microseconds on the wire, at most :data:`MAX_HOLD_MS`)."""
@@ -322,10 +340,13 @@ def _unpack_inputs(
     return inputs
 
 
+_TimestampMessage: TypeAlias = Ping | Pong | ValidationPing | ValidationPong
+
+
 def _timestamp_decoder(
-    name: str, make: Callable[[float], Ping | Pong]
-) -> Callable[[_View], Ping | Pong]:
-    def decode_timestamp(data: _View) -> Ping | Pong:
+    name: str, make: Callable[[float], _TimestampMessage]
+) -> Callable[[_View], _TimestampMessage]:
+    def decode_timestamp(data: _View) -> _TimestampMessage:
         if len(data) != _TIMESTAMP.size:
             raise DecodeError(f"{name} must be {_TIMESTAMP.size} bytes, got {len(data)}")
         (_, timestamp_ms) = _TIMESTAMP.unpack(data)
@@ -385,6 +406,8 @@ _DECODERS: Final[dict[int, Callable[[_View], Message]]] = {
     MessageType.INPUT: _decode_input,
     MessageType.PING: _timestamp_decoder("ping", Ping),
     MessageType.PONG: _timestamp_decoder("pong", Pong),
+    MessageType.VALIDATION_PING: _timestamp_decoder("validation ping", ValidationPing),
+    MessageType.VALIDATION_PONG: _timestamp_decoder("validation pong", ValidationPong),
     MessageType.HELD_PONG: _decode_held_pong,
     MessageType.KEEPALIVE: _decode_keepalive,
     MessageType.ACKED_INPUT: _decode_acked_input,

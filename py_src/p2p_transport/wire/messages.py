@@ -25,6 +25,8 @@ __all__ = [
     "MessageType",
     "Ping",
     "Pong",
+    "ValidationPing",
+    "ValidationPong",
 ]
 
 
@@ -35,6 +37,9 @@ class MessageType(IntEnum):
     PING = 0x02
     PONG = 0x03
     KEEPALIVE = 0x04
+    #: Deployed peers' pre-game validation of a new channel (:mod:`~.protocol.validation`).
+    VALIDATION_PING = 0x10
+    VALIDATION_PONG = 0x11
     ACKED_INPUT = 0x20
     HELD_PONG = 0x21
     CONTROL = 0x22
@@ -111,6 +116,26 @@ class Pong:
 
 
 @dataclass(frozen=True, slots=True)
+class ValidationPing:
+    """Sent when a channel opens; the peer answers it with a :class:`ValidationPong`."""
+
+    timestamp_ms: float
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.VALIDATION_PING
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationPong:
+    timestamp_ms: float
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.VALIDATION_PONG
+
+
+@dataclass(frozen=True, slots=True)
 class HeldPong:
     """A pong that also says how long the responder held the ping before answering (QUIC's
     ack_delay), so the pinger can take the responder's own stalls out of the round trip."""
@@ -162,6 +187,8 @@ Message: TypeAlias = (
     | Pong
     | HeldPong
     | Keepalive
+    | ValidationPing
+    | ValidationPong
     | AckedInputPacket
     | ControlMessage
     | ControlAck
