@@ -14,8 +14,11 @@ from p2p_transport.wire.codec import (
     encode_acked_input_packet,
     encode_control,
     encode_control_ack,
+    encode_focus_state,
     encode_held_pong,
     encode_input_packet,
+    encode_input_request,
+    encode_input_response,
     encode_keepalive,
     encode_ping,
     encode_pong,
@@ -26,8 +29,11 @@ from p2p_transport.wire.messages import (
     AckedInputPacket,
     ControlAck,
     ControlMessage,
+    FocusState,
     HeldPong,
     InputPacket,
+    InputRequest,
+    InputResponse,
     Keepalive,
     Message,
     Ping,
@@ -63,6 +69,12 @@ def encode(message: Message) -> bytes:
         return encode_control_ack(message.ack)
     if isinstance(message, HeldPong):
         return encode_held_pong(message.timestamp_ms, message.hold_ms)
+    if isinstance(message, InputRequest):
+        return encode_input_request(message.start_frame, message.end_frame)
+    if isinstance(message, InputResponse):
+        return encode_input_response(message.player_index, message.inputs)
+    if isinstance(message, FocusState):
+        return encode_focus_state(message.focused, message.frame)
     if isinstance(message, ValidationPing):
         return encode_validation_ping(message.timestamp_ms)
     if isinstance(message, ValidationPong):

@@ -20,10 +20,12 @@ from p2p_transport.wire.codec import (
     CONTROL_HEADER_SIZE,
     MAX_CONTROL_PAYLOAD,
     MAX_CONTROL_SEQUENCE,
+    MAX_INPUTS_PER_RESPONSE,
     MAX_PACKET_BYTES,
     decode,
     encode_control,
     encode_control_ack,
+    encode_input_response,
 )
 from p2p_transport.wire.messages import (
     GAME_KIND_MAX,
@@ -201,7 +203,10 @@ def test_near_valid_controls(data: bytes) -> None:
         assert len(data) == CONTROL_HEADER_SIZE + len(message.payload)
 
 
-def test_the_largest_packet_is_a_control_message_with_the_largest_payload() -> None:
-    largest = encode_control(0, 0x80, bytes(MAX_CONTROL_PAYLOAD))
-    assert len(largest) == MAX_PACKET_BYTES == 8 + MAX_CONTROL_PAYLOAD
+def test_the_largest_packet_fits_the_relay_limit() -> None:
+    largest_control = encode_control(0, 0x80, bytes(MAX_CONTROL_PAYLOAD))
+    largest_response = encode_input_response(0, [(f, 0) for f in range(MAX_INPUTS_PER_RESPONSE)])
+    assert len(largest_control) == 8 + MAX_CONTROL_PAYLOAD
+    assert MAX_PACKET_BYTES == len(largest_response) == 5 + 5 * MAX_INPUTS_PER_RESPONSE
+    assert len(largest_control) < MAX_PACKET_BYTES
     assert MAX_PACKET_BYTES <= MAX_RELAY_BYTES

@@ -96,6 +96,8 @@ class BrowserTransport:
     - ``reconnect_failed``: every attempt failed; the relay goes on carrying the game;
     - ``disconnected``: the peer left the room, or was silent on every path past the
       disconnect threshold;
+    - ``peer_focus``: a deployed peer's tab gained or lost the foreground (``focused``,
+      ``frame``);
 
     and the lower-level ``joined``, ``paired``, ``open``, ``closed``, ``failed``, ``peer_left`` and
     ``error``. The session exists from ``paired`` on; until then the methods that need it raise
@@ -560,3 +562,5 @@ class BrowserTransport:
             machine.peer_gone(silence)
         elif event is SessionEvent.PEER_BACK:
             machine.peer_back()
+        else:
+            self._emit_event(str(event), detail)

@@ -83,6 +83,11 @@ class AckedInputSender:
         return tuple(islice(self._inputs, len(self._inputs) - count, None))
 
     @property
+    def recorded(self) -> tuple[tuple[int, int], ...]:
+        """The last :data:`PENDING_LIMIT` inputs recorded, acknowledged or not, oldest first."""
+        return tuple(self._inputs)
+
+    @property
     def pending_count(self) -> int:
         """How many inputs are not yet acknowledged."""
         return self._pending_count()

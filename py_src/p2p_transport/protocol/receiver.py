@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Final
 
 from p2p_transport.guard import call_guarded
-from p2p_transport.wire.messages import AckedInputPacket, InputPacket
+from p2p_transport.wire.messages import AckedInputPacket, InputPacket, InputResponse
 
 __all__ = ["DEFAULT_HISTORY_FRAMES", "MAX_FRAME_JUMP", "InputReceiver", "ReceiverCounters"]
 
@@ -103,7 +103,7 @@ class InputReceiver:
         self._first_seen = 0
         self._ack = None
 
-    def receive(self, packet: InputPacket | AckedInputPacket) -> int:
+    def receive(self, packet: InputPacket | AckedInputPacket | InputResponse) -> int:
         """Deliver the packet's new inputs; return how many were delivered."""
         counters = self.counters
         if packet.player_index != self.peer_index:

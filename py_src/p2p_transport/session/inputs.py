@@ -20,7 +20,8 @@ from p2p_transport.protocol.sender import RedundantInputs
 from p2p_transport.session.config import SessionConfig
 from p2p_transport.session.paths import Paths
 from p2p_transport.timing import Clock
-from p2p_transport.wire.messages import AckedInputPacket, InputPacket
+from p2p_transport.wire.codec import encode_input_response
+from p2p_transport.wire.messages import AckedInputPacket, InputPacket, InputRequest, InputResponse
 
 __all__ = ["InputCounters", "InputPath"]
 
@@ -30,6 +31,8 @@ class InputCounters:
     inputs_sent: int = 0
     #: Acked packets the resend timer sent while the game produced no input.
     input_resends: int = 0
+    #: A deployed peer's input requests (0x12), each answered with an input response (0x13).
+    input_requests_answered: int = 0
 
 
 class InputPath:
@@ -105,12 +108,28 @@ class InputPath:
             self.counters.input_resends += 1
         self._ack_owed = False
 
-    def on_input_packet(self, packet: InputPacket | AckedInputPacket, path: Path) -> None:
+    def on_input_packet(
+        self, packet: InputPacket | AckedInputPacket | InputResponse, path: Path
+    ) -> None:
+        """Inputs of the peer, from an input packet or an answer to an input request."""
         if packet.player_index == self.peer_index:
             self.negotiation.heard_peer_inputs()
         gaps_before = self.receiver.counters.gaps
         self._paths.stats[path].inputs_delivered += self.receiver.receive(packet)
         self._health.record_gaps(self.receiver.counters.gaps - gaps_before)
+
+    def history(self, start_frame: int, end_frame: int) -> list[tuple[int, int]]:
+        """This side's recorded inputs of ``start_frame`` to ``end_frame`` inclusive, as far back
+        as kept: the acked sender's 64 (it records every input unless acked inputs are off), or
+        the version-1 window."""
+        kept = self.acked.recorded if self.negotiation.enabled else self.v1.window
+        return [(frame, action) for frame, action in kept if start_frame <= frame <= end_frame]
+
+    def on_input_request(self, request: InputRequest, path: Path) -> None:
+        """A deployed peer asks for a range of this side's inputs: answer from the history."""
+        inputs = self.history(request.start_frame, request.end_frame)
+        self._paths.send_small(path, encode_input_response(self.v1.player_index, inputs))
+        self.counters.input_requests_answered += 1
 
     def on_acked_input_packet(self, packet: AckedInputPacket, path: Path) -> bool:
         """Take a 0x20 packet; return whether it settled the negotiation just now (the session

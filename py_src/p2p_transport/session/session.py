@@ -53,6 +53,7 @@ from p2p_transport.wire.messages import (
     ControlAck,
     ControlKind,
     ControlMessage,
+    FocusState,
     InputPacket,
     Message,
     MessageType,
@@ -183,6 +184,9 @@ class P2PSession:
             MessageType.KEEPALIVE: self._on_keepalive,
             MessageType.VALIDATION_PING: self._on_validation_ping,
             MessageType.VALIDATION_PONG: self._on_validation_pong,
+            MessageType.INPUT_REQUEST: self.inputs.on_input_request,
+            MessageType.INPUT_RESPONSE: self.inputs.on_input_packet,
+            MessageType.FOCUS_STATE: self._on_focus_state,
             MessageType.ACKED_INPUT: self._on_acked_input_packet,
             MessageType.CONTROL: self._on_control_packet,
             MessageType.CONTROL_ACK: self._on_control_ack,
@@ -493,6 +497,11 @@ class P2PSession:
 
     def _on_validation_pong(self, pong: ValidationPong, _path: Path) -> None:
         self.validation.on_pong(pong.timestamp_ms)
+
+    def _on_focus_state(self, focus: FocusState, _path: Path) -> None:
+        self._on_watchdog_event(
+            SessionEvent.PEER_FOCUS, {"focused": focus.focused, "frame": focus.frame}
+        )
 
     # --- control messages ---------------------------------------------------------------------
 

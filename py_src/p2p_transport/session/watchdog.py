@@ -53,7 +53,8 @@ LOCAL_STALL_MS: Final = 1500.0
 
 
 class SessionEvent(StrEnum):
-    """What the watchdog reports to ``on_event`` (each once per crossing of its threshold).
+    """What the session reports to ``on_event``: the watchdog's findings (each once per crossing
+    of its threshold), and the peer's focus.
 
     Thresholds are the health monitor's silence thresholds
     (:class:`~p2p_transport.protocol.health.HealthThresholds`): ``warning_silence_ms`` and
@@ -70,6 +71,9 @@ class SessionEvent(StrEnum):
     PEER_GONE = "peer_gone"
     #: A packet arrived after ``peer_silent`` or ``peer_gone``.
     PEER_BACK = "peer_back"
+    #: Not the watchdog's: a deployed peer said its tab gained or lost the foreground (detail
+    #: ``focused``, ``frame``).
+    PEER_FOCUS = "peer_focus"
 
 
 #: Called with a :class:`SessionEvent` and a detail dict (``silence_ms``).

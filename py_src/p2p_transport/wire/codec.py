@@ -15,6 +15,11 @@ type   message      layout after the type byte
        ping
 0x11   validation   float64: the validation ping's timestamp echoed
        pong
+0x12   input        start frame u32, end frame u32, inclusive
+       request
+0x13   input        player u16, count u16, then count x (frame u32, action u8), oldest first
+       response
+0x14   focus state  focused u8 (0 or 1), frame u32
 0x20   acked input  player u16, current frame u32, ack frame u32, count u8,
                     then count x (frame u32, action u8), oldest first
 0x21   held pong    float64: the ping's timestamp; hold u32: microseconds from the ping's
@@ -52,8 +57,11 @@ from p2p_transport.wire.messages import (
     AckedInputPacket,
     ControlAck,
     ControlMessage,
+    FocusState,
     HeldPong,
     InputPacket,
+    InputRequest,
+    InputResponse,
     Keepalive,
     Message,
     MessageType,
@@ -68,6 +76,7 @@ __all__ = [
     "CONTROL_ACK_SIZE",
     "CONTROL_HEADER_SIZE",
     "INPUT_HEADER_SIZE",
+    "INPUT_RESPONSE_HEADER_SIZE",
     "INPUT_SIZE",
     "MAX_ACKED_INPUTS_PER_PACKET",
     "MAX_ACTION",
@@ -75,6 +84,7 @@ __all__ = [
     "MAX_CONTROL_SEQUENCE",
     "MAX_FRAME",
     "MAX_INPUTS_PER_PACKET",
+    "MAX_INPUTS_PER_RESPONSE",
     "MAX_PACKET_BYTES",
     "MAX_PLAYER_INDEX",
     "NO_ACK",
@@ -84,8 +94,11 @@ __all__ = [
     "encode_acked_input_packet",
     "encode_control",
     "encode_control_ack",
+    "encode_focus_state",
     "encode_held_pong",
     "encode_input_packet",
+    "encode_input_request",
+    "encode_input_response",
     "encode_keepalive",
     "encode_ping",
     "encode_pong",
@@ -107,6 +120,9 @@ _TIMESTAMP: Final = struct.Struct(">Bd")
 _HELD_PONG: Final = struct.Struct(">BdI")
 _CONTROL_HEADER: Final = struct.Struct(">BIBH")
 _CONTROL_ACK: Final = struct.Struct(">BI")
+_INPUT_REQUEST: Final = struct.Struct(">BII")
+_INPUT_RESPONSE_HEADER: Final = struct.Struct(">BHH")
+_FOCUS_STATE: Final = struct.Struct(">BBI")
 
 INPUT_HEADER_SIZE: Final = _INPUT_HEADER.size  # 9 bytes
 INPUT_SIZE: Final = _INPUT_ENTRY.size  # 5 bytes per (frame, action)
@@ -141,10 +157,16 @@ MAX_CONTROL_PAYLOAD: Final = 1024
 #: 0xFFFFFFFF is the control ack's "none yet", so it is never a sequence number: a session would
 #: reach it after 4 billion control messages, which no game sends.
 MAX_CONTROL_SEQUENCE: Final = NO_ACK - 1
-#: The largest packet of any type: a control message with the largest payload, 1032 bytes (an
-#: acked input packet is at most 332, a version-1 one 84). The relay's size limit is checked
-#: against it (:data:`p2p_transport.wire.signaling.MAX_RELAY_BYTES`).
+INPUT_RESPONSE_HEADER_SIZE: Final = _INPUT_RESPONSE_HEADER.size  # 5 bytes
+#: An input response this side sends or takes holds at most 256 inputs (about 4 s at 60 Hz,
+#: 1285 bytes): more than any sender keeps (the acked sender's 64), and a hostile count (the field
+#: is a u16) cannot cost more than a small allocation.
+MAX_INPUTS_PER_RESPONSE: Final = 256
+#: The largest packet of any type: an input response of 256 inputs, 1285 bytes (a control
+#: message is at most 1032, an acked input packet 332, a version-1 one 84). The relay's size
+#: limit is checked against it (:data:`p2p_transport.wire.signaling.MAX_RELAY_BYTES`).
 MAX_PACKET_BYTES: Final = max(
+    INPUT_RESPONSE_HEADER_SIZE + INPUT_SIZE * MAX_INPUTS_PER_RESPONSE,
     CONTROL_HEADER_SIZE + MAX_CONTROL_PAYLOAD,
     ACKED_INPUT_HEADER_SIZE + INPUT_SIZE * MAX_ACKED_INPUTS_PER_PACKET,
     INPUT_HEADER_SIZE + INPUT_SIZE * MAX_INPUTS_PER_PACKET,
@@ -252,6 +274,35 @@ def encode_validation_pong(timestamp_ms: float) -> bytes:
     return _encode_timestamp(MessageType.VALIDATION_PONG, timestamp_ms)
 
 
+def encode_input_request(start_frame: int, end_frame: int) -> bytes:
+    """Ask the peer for its inputs of ``start_frame`` to ``end_frame`` inclusive (0x12)."""
+    check_int("start_frame", start_frame, MAX_FRAME)
+    check_int("end_frame", end_frame, MAX_FRAME)
+    if end_frame < start_frame:
+        raise ValueError(f"end_frame {end_frame} is before start_frame {start_frame}")
+    return _INPUT_REQUEST.pack(MessageType.INPUT_REQUEST, start_frame, end_frame)
+
+
+def encode_input_response(player_index: int, inputs: Sequence[tuple[int, int]]) -> bytes:
+    """This side's ``inputs`` (strictly increasing frames) answering an input request (0x13)."""
+    check_int("player_index", player_index, MAX_PLAYER_INDEX)
+    count = len(inputs)
+    if count > MAX_INPUTS_PER_RESPONSE:
+        raise ValueError(f"at most {MAX_INPUTS_PER_RESPONSE} inputs per response, got {count}")
+    out = bytearray(INPUT_RESPONSE_HEADER_SIZE + INPUT_SIZE * count)
+    _INPUT_RESPONSE_HEADER.pack_into(out, 0, MessageType.INPUT_RESPONSE, player_index, count)
+    _pack_inputs(out, INPUT_RESPONSE_HEADER_SIZE, inputs)
+    return bytes(out)
+
+
+def encode_focus_state(focused: bool, frame: int) -> bytes:
+    """Whether this side's tab is in the foreground, as of ``frame`` (0x14)."""
+    if not isinstance(focused, bool):
+        raise ValueError(f"focused must be a bool, got {type(focused).__name__}")
+    check_int("frame", frame, MAX_FRAME)
+    return _FOCUS_STATE.pack(MessageType.FOCUS_STATE, focused, frame)
+
+
 def encode_held_pong(timestamp_ms: float, hold_ms: float) -> bytes:
     """A pong echoing a ping's timestamp, with the time the responder held the ping (whole
     microseconds on the wire, at most :data:`MAX_HOLD_MS`)."""
@@ -340,6 +391,39 @@ def _unpack_inputs(
     return inputs
 
 
+def _decode_input_request(data: _View) -> InputRequest:
+    if len(data) != _INPUT_REQUEST.size:
+        raise DecodeError(f"input request must be {_INPUT_REQUEST.size} bytes, got {len(data)}")
+    _, start_frame, end_frame = _INPUT_REQUEST.unpack(data)
+    if end_frame < start_frame:
+        raise DecodeError(f"input request ends at {end_frame}, before its start {start_frame}")
+    return InputRequest(start_frame, end_frame)
+
+
+def _decode_input_response(data: _View) -> InputResponse:
+    if len(data) < INPUT_RESPONSE_HEADER_SIZE:
+        raise DecodeError(
+            f"input response truncated: {len(data)} bytes, "
+            f"header needs {INPUT_RESPONSE_HEADER_SIZE}"
+        )
+    _, player_index, count = _INPUT_RESPONSE_HEADER.unpack_from(data)
+    if count > MAX_INPUTS_PER_RESPONSE:
+        raise DecodeError(
+            f"input response count {count} over the limit of {MAX_INPUTS_PER_RESPONSE}"
+        )
+    inputs = _unpack_inputs(data, INPUT_RESPONSE_HEADER_SIZE, count, "input response")
+    return InputResponse(player_index, inputs)
+
+
+def _decode_focus_state(data: _View) -> FocusState:
+    if len(data) != _FOCUS_STATE.size:
+        raise DecodeError(f"focus state must be {_FOCUS_STATE.size} bytes, got {len(data)}")
+    _, focused, frame = _FOCUS_STATE.unpack(data)
+    if focused > 1:
+        raise DecodeError(f"focus state's focused byte must be 0 or 1, got {focused}")
+    return FocusState(bool(focused), frame)
+
+
 _TimestampMessage: TypeAlias = Ping | Pong | ValidationPing | ValidationPong
 
 
@@ -408,6 +492,9 @@ _DECODERS: Final[dict[int, Callable[[_View], Message]]] = {
     MessageType.PONG: _timestamp_decoder("pong", Pong),
     MessageType.VALIDATION_PING: _timestamp_decoder("validation ping", ValidationPing),
     MessageType.VALIDATION_PONG: _timestamp_decoder("validation pong", ValidationPong),
+    MessageType.INPUT_REQUEST: _decode_input_request,
+    MessageType.INPUT_RESPONSE: _decode_input_response,
+    MessageType.FOCUS_STATE: _decode_focus_state,
     MessageType.HELD_PONG: _decode_held_pong,
     MessageType.KEEPALIVE: _decode_keepalive,
     MessageType.ACKED_INPUT: _decode_acked_input,

@@ -18,8 +18,11 @@ __all__ = [
     "ControlAck",
     "ControlKind",
     "ControlMessage",
+    "FocusState",
     "HeldPong",
     "InputPacket",
+    "InputRequest",
+    "InputResponse",
     "Keepalive",
     "Message",
     "MessageType",
@@ -40,6 +43,11 @@ class MessageType(IntEnum):
     #: Deployed peers' pre-game validation of a new channel (:mod:`~.protocol.validation`).
     VALIDATION_PING = 0x10
     VALIDATION_PONG = 0x11
+    #: Deployed peers ask for a range of the other side's inputs, and answer such requests.
+    INPUT_REQUEST = 0x12
+    INPUT_RESPONSE = 0x13
+    #: Deployed peers say whether their tab is in the foreground.
+    FOCUS_STATE = 0x14
     ACKED_INPUT = 0x20
     HELD_PONG = 0x21
     CONTROL = 0x22
@@ -136,6 +144,44 @@ class ValidationPong:
 
 
 @dataclass(frozen=True, slots=True)
+class InputRequest:
+    """A request for the receiver's own inputs of frames ``start_frame`` to ``end_frame``,
+    inclusive; answered with an :class:`InputResponse`."""
+
+    start_frame: int
+    end_frame: int
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.INPUT_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class InputResponse:
+    """Inputs of ``player_index`` as ``(frame, action)`` pairs, oldest first: each taken as if it
+    came in an input packet."""
+
+    player_index: int
+    inputs: tuple[tuple[int, int], ...]
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.INPUT_RESPONSE
+
+
+@dataclass(frozen=True, slots=True)
+class FocusState:
+    """Whether the sender's tab is in the foreground, as of its ``frame``."""
+
+    focused: bool
+    frame: int
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.FOCUS_STATE
+
+
+@dataclass(frozen=True, slots=True)
 class HeldPong:
     """A pong that also says how long the responder held the ping before answering (QUIC's
     ack_delay), so the pinger can take the responder's own stalls out of the round trip."""
@@ -189,6 +235,9 @@ Message: TypeAlias = (
     | Keepalive
     | ValidationPing
     | ValidationPong
+    | InputRequest
+    | InputResponse
+    | FocusState
     | AckedInputPacket
     | ControlMessage
     | ControlAck

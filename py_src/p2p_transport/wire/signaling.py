@@ -59,7 +59,7 @@ PLAYERS_PER_ROOM: Final = 2
 #: either grow without limit.
 MAX_ROOM_NAME_CHARS: Final = 64
 #: The largest packet the codec produces is :data:`~p2p_transport.wire.codec.MAX_PACKET_BYTES`
-#: (a control message with the largest payload); 4 KiB leaves room for later message types, and
+#: (an input response of 256 inputs); 4 KiB leaves room for later message types, and
 #: anything larger is a bug or hostile, refused rather than forwarded to the peer.
 MAX_RELAY_BYTES: Final = 4096
 
