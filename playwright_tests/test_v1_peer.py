@@ -1,0 +1,96 @@
+"""A Python tab against a peer that speaks only the deployed peers' version 1 (``v1_peer.js``,
+written from the documented layouts): it validates the channel both ways, the inputs cross
+exactly once each way, pings are answered both ways, and after the first seconds the test peer
+receives no message of a type it does not know."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Final
+
+from conftest import BOOT_TIMEOUT_MS, capture_console
+from playwright.sync_api import BrowserContext
+from test_transport import OPEN_TIMEOUT_MS, Tab, assert_no_page_errors
+
+from p2p_demo.harness import TurnServer, open_tab, wait_ready
+from p2p_server.server import ServerThread
+from p2p_transport.protocol.negotiation import MAX_PROBES
+from p2p_transport.timing import FRAME_MS
+
+FRAMES: Final = 600
+V1_PEER_JS: Final = Path(__file__).with_name("v1_peer.js")
+#: The deployed peers give the validation 15 s; between two tabs here it takes about 0.1 s.
+VALIDATION_LIMIT_MS: Final = 1_000.0
+#: The acked-input probes, the only unknown type the Python side sends a version-1 peer, stop
+#: after MAX_PROBES at 250 ms each once the peer's inputs are heard: a few seconds in all.
+UNKNOWN_TYPES_ONLY_BEFORE_MS: Final = 5_000.0
+ACKED_INPUT_TYPE: Final = 0x20
+
+
+def start_v1_peer(context: BrowserContext, server: ServerThread, options: dict[str, Any]) -> Any:
+    page = context.new_page()
+    # The demo page without its boot: same origin as the server, with the Socket.IO client.
+    page.goto(f"{server.url}/?autoboot=0", wait_until="load")
+    page.add_script_tag(path=str(V1_PEER_JS))
+    page.evaluate("options => v1Peer.start(options)", options)
+    return page
+
+
+def test_a_python_tab_plays_a_version_one_peer(
+    context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
+) -> None:
+    room = f"v1-{uuid.uuid4().hex}"
+    python_page = open_tab(
+        context, server.url, {"room": room, "ice_servers": turn.ice_servers, "frames": FRAMES}
+    )
+    capture_console(python_page, console_messages, prefix="python ")
+    wait_ready(python_page, BOOT_TIMEOUT_MS)
+    python_page.wait_for_function("() => window.p2pDemo !== undefined")
+    python = Tab(python_page)
+    # The Python tab joins first, so it is player 0 and offers, as the lower id does.
+    python.wait_until("r.event_log.some((e) => e.event === 'joined')", OPEN_TIMEOUT_MS)
+    v1_page = start_v1_peer(
+        context, server, {"room": room, "iceServers": turn.ice_servers, "frames": FRAMES}
+    )
+    capture_console(v1_page, console_messages, prefix="v1 ")
+
+    python.wait_game_done(FRAMES)
+    v1_page.wait_for_function(
+        f"() => v1Peer.report().framesReceived >= {FRAMES}", timeout=FRAMES * FRAME_MS + 10_000
+    )
+    v1 = v1_page.evaluate("() => v1Peer.report()")
+    report = python.report()
+    stats = report["stats"]
+    print(f"python -> v1 peer, by type byte: {v1['receivedByType']}")
+    print(f"v1 peer -> python, by type byte: {v1['sentByType']}")
+    print(
+        f"validated after: python {stats['validated_after_ms']} ms, "
+        f"v1 peer {v1['validatedAtMs']:.1f} ms; text greetings {stats['text_messages']}"
+    )
+
+    # Both validated, well within the deployed peers' 15 s.
+    assert stats["validated"] and stats["validated_after_ms"] < VALIDATION_LIMIT_MS, stats
+    assert v1["validatedAtMs"] is not None and v1["validatedAtMs"] < VALIDATION_LIMIT_MS, v1
+    # Every input crossed exactly once, each way.
+    assert report["game"]["delivered_exactly_once"], report["game"]
+    assert v1["framesReceived"] == FRAMES and v1["wrongActions"] == 0, v1
+    # Pings answered both ways: the Python side's, on the game channel once its ping channel
+    # went unanswered, and the test peer's.
+    assert stats["rtt_samples"] > 0 and stats["ping_channel"] == "unanswered", stats
+    assert len(v1["rtts"]) > 0
+    # The Python side took the peer for version 1 after its bounded probes, counted the text
+    # greeting apart, and decoded everything else.
+    assert stats["peer_protocol_version"] == 1
+    assert stats["acked_probes_sent"] == MAX_PROBES
+    assert stats["text_messages"] == 1
+    assert stats["p2p_decode_errors"] == stats["handler_errors"] == 0
+    # Nothing the test peer does not know, but the bounded probes in the first seconds.
+    unknown = {t: n for t, n in v1["receivedByType"].items() if int(t) not in KNOWN_TYPES}
+    assert unknown == {str(ACKED_INPUT_TYPE): MAX_PROBES}, unknown
+    assert v1["lastUnknownAtMs"] < UNKNOWN_TYPES_ONLY_BEFORE_MS, v1
+    assert_no_page_errors(console_messages)
+
+
+#: What the test peer knows (its KNOWN set).
+KNOWN_TYPES: Final = frozenset({0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14})
