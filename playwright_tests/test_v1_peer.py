@@ -1,7 +1,8 @@
 """A Python tab against a peer that speaks only the deployed peers' version 1 (``v1_peer.js``,
 written from the documented layouts): it validates the channel both ways, the inputs cross
-exactly once each way, pings are answered both ways, and after the first seconds the test peer
-receives no message of a type it does not know."""
+exactly once each way, pings are answered both ways, episode end, episode ready and state hashes
+are understood both ways, and after the first seconds the test peer receives no message of a type
+it does not know."""
 
 from __future__ import annotations
 
@@ -59,6 +60,27 @@ def test_a_python_tab_plays_a_version_one_peer(
     v1_page.wait_for_function(
         f"() => v1Peer.report().framesReceived >= {FRAMES}", timeout=FRAMES * FRAME_MS + 10_000
     )
+    # An episode's end both ways: the test peer's three messages, and the Python side's.
+    digest = list(range(1, 9))
+    v1_page.evaluate(
+        "o => v1Peer.sendEpisodeMessages(o)",
+        {"endFrame": 599, "episode": 0, "nextHash": "abcdef01", "hashFrame": 120, "digest": digest},
+    )
+    python_page.evaluate(
+        "code => p2pShim.pyodide.runPython(code)",
+        "import js\n"
+        "t = js.p2pDemo.transport\n"
+        f"t.record_state_hash(120, bytes({digest}))\n"
+        "t.send_episode_end(599, 0)\n"
+        "t.send_episode_ready(1, '12345678')\n",
+    )
+    python.wait_until("r.stats.desync_peer_hashes >= 1", OPEN_TIMEOUT_MS)
+    python_page.wait_for_function("() => JSON.parse(p2pDemo.controls_json()).length >= 2")
+    v1_page.wait_for_function(
+        "() => { const r = v1Peer.report();"
+        " return r.stateHashes.length >= 1 && r.episodeReadies.length >= 1; }"
+    )
+    controls = python_page.evaluate("() => JSON.parse(p2pDemo.controls_json())")
     v1 = v1_page.evaluate("() => v1Peer.report()")
     report = python.report()
     stats = report["stats"]
@@ -85,6 +107,13 @@ def test_a_python_tab_plays_a_version_one_peer(
     assert stats["acked_probes_sent"] == MAX_PROBES
     assert stats["text_messages"] == 1
     assert stats["p2p_decode_errors"] == stats["handler_errors"] == 0
+    # Episode end and ready reach the Python game as control messages (kind 1: episode 0 ended
+    # at frame 599; kind 2: ready for episode 1), and the state hashes of frame 120 match.
+    assert controls == [[1, "0000000000000257"], [2, "00000001"]], controls
+    assert (stats["desync_matches"], stats["desync_mismatches"]) == (1, 0), stats
+    assert v1["episodeEnds"] == [[599, 0]]
+    assert v1["episodeReadies"][0] == [1, "12345678"]
+    assert v1["stateHashes"] == [[120, digest]]
     # Nothing the test peer does not know, but the bounded probes in the first seconds.
     unknown = {t: n for t, n in v1["receivedByType"].items() if int(t) not in KNOWN_TYPES}
     assert unknown == {str(ACKED_INPUT_TYPE): MAX_PROBES}, unknown
@@ -93,4 +122,6 @@ def test_a_python_tab_plays_a_version_one_peer(
 
 
 #: What the test peer knows (its KNOWN set).
-KNOWN_TYPES: Final = frozenset({0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14})
+KNOWN_TYPES: Final = frozenset(
+    {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11, 0x12, 0x13, 0x14}
+)

@@ -1,7 +1,9 @@
 // A test peer that speaks only what deployed interactive_gym / mug peers speak, written from the
 // layouts and semantics in shared/PLATFORM_NOTES.md: version-1 inputs (0x01, the last three in
 // each packet), pings and pongs (0x02 / 0x03), keepalives (0x04), the pre-game validation
-// (0x10 / 0x11, then one JSON text greeting), answers to input requests (0x12 -> 0x13).
+// (0x10 / 0x11, then one JSON text greeting), answers to input requests (0x12 -> 0x13), and
+// episode end, episode ready and state hashes (0x05 / 0x06 / 0x07; a peer's 0x06 arriving after
+// this side sent its own is answered with this side's again, once).
 // Anything else is an unknown type: counted per type, as a deployed peer would log it.
 // It pairs through the reference server (join, paired, webrtc_signal) as the answering side.
 // window.v1Peer.start({room, iceServers, frames}) starts it; window.v1Peer.report() reads it.
@@ -11,7 +13,7 @@
   const REDUNDANCY = 3;
   const VALIDATION_DELAY_MS = 100;
   const PING_INTERVAL_MS = 500;
-  const KNOWN = new Set([0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14]);
+  const KNOWN = new Set([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11, 0x12, 0x13, 0x14]);
 
   // The demo's scripted action (p2p_demo.scripted_game.scripted_action), in doubles: exact for
   // the frame numbers of a test.
@@ -20,6 +22,7 @@
 
   const state = {
     started: false,
+    channel: null,
     player: null,
     peer: null,
     openAtMs: null,
@@ -33,6 +36,10 @@
     duplicates: 0,
     rtts: [],
     texts: 0,
+    episodeEnds: [],
+    episodeReadies: [],
+    stateHashes: [],
+    readySent: {},
     // Per type byte: counts, and the time (ms since open) of the last one.
     receivedByType: {},
     sentByType: {},
@@ -89,6 +96,28 @@
     return bytes;
   }
 
+  function episodeReady(episode, hash) {
+    const [bytes, dv] = view(13, 0x06);
+    dv.setUint32(1, episode);
+    bytes.set(new TextEncoder().encode(hash), 5);
+    return bytes;
+  }
+
+  // The three episode messages, as a deployed peer sends them at an episode's end.
+  function sendEpisodeMessages({ endFrame, episode, nextHash, hashFrame, digest }) {
+    const channel = state.channel;
+    const [end, endView] = view(9, 0x05);
+    endView.setUint32(1, endFrame);
+    endView.setUint32(5, episode);
+    send(channel, end);
+    const [hashed, hashView] = view(13, 0x07);
+    hashView.setUint32(1, hashFrame);
+    hashed.set(digest, 5);
+    send(channel, hashed);
+    state.readySent[episode + 1] = nextHash;
+    send(channel, episodeReady(episode + 1, nextHash));
+  }
+
   function checkValidated(channel) {
     if (state.validatedAtMs !== null) return;
     if (!(state.sentPing && state.gotPong && state.sawPeerPing)) return;
@@ -134,6 +163,16 @@
     } else if (type === 0x11) {
       state.gotPong = true;
       checkValidated(channel);
+    } else if (type === 0x05) {
+      state.episodeEnds.push([dv.getUint32(1), dv.getUint32(5)]);
+    } else if (type === 0x06) {
+      const episode = dv.getUint32(1);
+      const hash = new TextDecoder().decode(new Uint8Array(data, 5, 8));
+      const first = !state.episodeReadies.some(([e]) => e === episode);
+      state.episodeReadies.push([episode, hash]);
+      if (first && episode in state.readySent) send(channel, episodeReady(episode, state.readySent[episode]));
+    } else if (type === 0x07) {
+      state.stateHashes.push([dv.getUint32(1), Array.from(new Uint8Array(data, 5, 8))]);
     } else if (type === 0x12) {
       send(channel, inputResponse(dv.getUint32(1), dv.getUint32(5)));
     }
@@ -141,6 +180,7 @@
 
   function onOpen(channel, frames) {
     state.openAtMs = performance.now();
+    state.channel = channel;
     setTimeout(() => {
       send(channel, timestamped(0x10, performance.now()));
       state.sentPing = true;
@@ -194,8 +234,8 @@
 
   function report() {
     const frames = Object.keys(state.received).map(Number);
-    return { ...state, received: undefined, framesReceived: frames.length };
+    return { ...state, received: undefined, channel: undefined, framesReceived: frames.length };
   }
 
-  window.v1Peer = { start, report };
+  window.v1Peer = { start, report, sendEpisodeMessages };
 })();

@@ -14,6 +14,8 @@ from p2p_transport.wire.codec import (
     encode_acked_input_packet,
     encode_control,
     encode_control_ack,
+    encode_episode_end,
+    encode_episode_ready,
     encode_focus_state,
     encode_held_pong,
     encode_input_packet,
@@ -22,6 +24,7 @@ from p2p_transport.wire.codec import (
     encode_keepalive,
     encode_ping,
     encode_pong,
+    encode_state_hash,
     encode_validation_ping,
     encode_validation_pong,
 )
@@ -29,6 +32,8 @@ from p2p_transport.wire.messages import (
     AckedInputPacket,
     ControlAck,
     ControlMessage,
+    EpisodeEnd,
+    EpisodeReady,
     FocusState,
     HeldPong,
     InputPacket,
@@ -38,6 +43,7 @@ from p2p_transport.wire.messages import (
     Message,
     Ping,
     Pong,
+    StateHash,
     ValidationPing,
     ValidationPong,
 )
@@ -69,6 +75,12 @@ def encode(message: Message) -> bytes:
         return encode_control_ack(message.ack)
     if isinstance(message, HeldPong):
         return encode_held_pong(message.timestamp_ms, message.hold_ms)
+    if isinstance(message, EpisodeEnd):
+        return encode_episode_end(message.frame, message.episode)
+    if isinstance(message, EpisodeReady):
+        return encode_episode_ready(message.episode, message.state_hash)
+    if isinstance(message, StateHash):
+        return encode_state_hash(message.frame, message.digest)
     if isinstance(message, InputRequest):
         return encode_input_request(message.start_frame, message.end_frame)
     if isinstance(message, InputResponse):

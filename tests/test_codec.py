@@ -139,7 +139,7 @@ def test_decoded_inputs_are_plain_int_tuples() -> None:
 DECODE_ERRORS = [
     pytest.param(b"", "empty", id="empty"),
     pytest.param(b"\x00", "unknown message type 0x00", id="type-0"),
-    pytest.param(b"\x05", "unknown message type 0x05", id="type-5"),
+    pytest.param(b"\x15", "unknown message type 0x15", id="type-15"),
     pytest.param(b"\xff\x00\x01", "unknown message type 0xff", id="type-ff"),
     pytest.param(h("01 00 01 00 00 00"), "truncated: 6 bytes, header needs 9", id="short-header"),
     pytest.param(h("01"), "truncated: 1 bytes, header needs 9", id="type-only"),

@@ -171,15 +171,15 @@ class BrowserTransport:
         """Forget inputs and frame numbers for a new episode; keep the connection."""
         self._paired().reset_episode()
 
-    def send_control(self, kind: int, payload: bytes = b"") -> int:
+    def send_control(self, kind: int, payload: bytes = b"") -> int | None:
         """Send the game's own control message reliably (see :meth:`P2PSession.send_control`)."""
         return self._paired().send_control(kind, payload)
 
-    def send_episode_end(self, frame: int, episode: int) -> int:
+    def send_episode_end(self, frame: int, episode: int) -> int | None:
         return self._paired().send_episode_end(frame, episode)
 
-    def send_episode_ready(self, episode: int) -> int:
-        return self._paired().send_episode_ready(episode)
+    def send_episode_ready(self, episode: int, state_hash: str | None = None) -> int | None:
+        return self._paired().send_episode_ready(episode, state_hash)
 
     def record_state_hash(self, frame: int, hash_bytes: bytes) -> None:
         """Compare this confirmed frame's state hash with the peer's (``on_desync`` hears the

@@ -39,6 +39,7 @@ from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.codec import (
     MAX_CONTROL_SEQUENCE,
     MAX_FRAME,
+    decode,
     encode_control,
     encode_control_ack,
 )
@@ -342,6 +343,17 @@ class ReliableControlChannel:
                 self.counters.callback_errors += 1
 
     # --- lifetime and figures -----------------------------------------------------------------
+
+    def take_unacknowledged(self) -> list[tuple[int, bytes]]:
+        """Close the channel and hand back what the peer has not acknowledged, as ``(kind,
+        payload)`` oldest first: for a peer that turned out to speak no control messages."""
+        pending = []
+        for sequence in sorted(self._in_flight):
+            message = decode(self._in_flight[sequence].packet)
+            assert isinstance(message, ControlMessage)  # only control messages are in flight
+            pending.append((message.kind, message.payload))
+        self.close()
+        return pending
 
     def close(self) -> None:
         """Stop the retransmit timer and forget what is unacknowledged. Safe to call again."""

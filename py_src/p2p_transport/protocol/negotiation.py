@@ -50,13 +50,14 @@ class AckNegotiation:
         self.peer_speaks_acked = False
         self.probes_sent = 0
         self._heard_peer_inputs = False
+        self._heard_extension = False
         self._last_probe_ms: float | None = None
 
     @property
     def peer_version(self) -> int | None:
         """2 once the peer sent a 0x20 packet, 1 once :data:`MAX_PROBES` went unanswered,
         ``None`` until one or the other."""
-        if self.peer_speaks_acked:
+        if self.peer_speaks_acked or self._heard_extension:
             return 2
         return 1 if self.probes_sent >= MAX_PROBES else None
 
@@ -68,6 +69,11 @@ class AckNegotiation:
     def heard_peer_inputs(self) -> None:
         """The peer sent a version-1 input packet: it is there, and may understand a probe."""
         self._heard_peer_inputs = True
+
+    def heard_extension(self) -> None:
+        """The peer sent a message version 1 does not have (a control message or its ack): it is
+        a peer of this package, even with acked inputs off, so it is not taken for version 1."""
+        self._heard_extension = True
 
     def heard_acked_inputs(self) -> bool:
         """The peer sent a 0x20 packet. Returns whether this settled the negotiation just now."""

@@ -57,6 +57,7 @@ class SessionReport:
             "acked_stalled": inputs.acked.stalled,
             "handler_errors": s.handler_errors,
             "text_messages": s.text_messages,
+            "control_undeliverable": s.control_undeliverable,
         }
         out.update(asdict(inputs.counters))
         out.update(asdict(s.pinger.counters))
@@ -83,6 +84,7 @@ class SessionReport:
         out.update(inputs.router.stats())
         out.update({f"control_{k}": v for k, v in s.control.stats().items()})
         out.update({f"desync_{k}": v for k, v in s.desync.stats().items()})
+        out.update({f"v1_control_{k}": v for k, v in s.v1_control.stats().items()})
         return out
 
     def telemetry(self) -> dict[str, Any]:

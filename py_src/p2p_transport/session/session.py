@@ -29,6 +29,7 @@ from p2p_transport.protocol.relay import SocketIOLike
 from p2p_transport.protocol.routing import Path, RouteChange
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.protocol.sender import DataChannelLike
+from p2p_transport.protocol.v1_control import VersionOneControl, VersionOneError
 from p2p_transport.protocol.validation import Validation
 from p2p_transport.session.callbacks import Callbacks
 from p2p_transport.session.config import SessionConfig
@@ -40,6 +41,7 @@ from p2p_transport.session.telemetry import TelemetryRecorder
 from p2p_transport.session.watchdog import SessionEvent, Watchdog
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.codec import (
+    V1_HASH_SIZE,
     DecodeError,
     decode,
     encode_keepalive,
@@ -53,10 +55,13 @@ from p2p_transport.wire.messages import (
     ControlAck,
     ControlKind,
     ControlMessage,
+    EpisodeEnd,
+    EpisodeReady,
     FocusState,
     InputPacket,
     Message,
     MessageType,
+    StateHash,
     ValidationPing,
     ValidationPong,
 )
@@ -121,6 +126,9 @@ class P2PSession:
         self.handler_errors = 0
         #: Text messages on the DataChannel (see :meth:`on_text_message`).
         self.text_messages = 0
+        #: Control messages of the game's own kinds, unacknowledged when the peer turned out to
+        #: be a version-1 peer, which has no such messages: dropped, with a warning logged.
+        self.control_undeliverable = 0
 
         self.paths = Paths(relay, cfg.relay_event, cfg.buffer_threshold)
         self.paths.p2p = channel
@@ -163,8 +171,16 @@ class P2PSession:
             rtt_hint=self._ping_rtt,
         )
         self.desync = DesyncChecker(
-            lambda payload: self.control.send(ControlKind.STATE_HASH, payload), self._on_desync
+            lambda payload: self._send_control(ControlKind.STATE_HASH, payload), self._on_desync
         )
+        # The same messages for a version-1 peer, in its own layouts (from when it is known to
+        # be one: see _check_peer_version).
+        self.v1_control = VersionOneControl(
+            lambda packet: self.paths.send_small(Path.P2P, packet),
+            self._on_control_message,
+            lambda: self.desync.episode,
+        )
+        self._peer_is_v1 = False
         #: The deployed peers' validation of each new DataChannel, run both ways.
         self.validation = Validation(clock)
         self._report = SessionReport(self, self._telemetry, clock)
@@ -187,6 +203,9 @@ class P2PSession:
             MessageType.INPUT_REQUEST: self.inputs.on_input_request,
             MessageType.INPUT_RESPONSE: self.inputs.on_input_packet,
             MessageType.FOCUS_STATE: self._on_focus_state,
+            MessageType.EPISODE_END: self._on_version_one_control,
+            MessageType.EPISODE_READY: self._on_version_one_control,
+            MessageType.STATE_HASH: self._on_version_one_control,
             MessageType.ACKED_INPUT: self._on_acked_input_packet,
             MessageType.CONTROL: self._on_control_packet,
             MessageType.CONTROL_ACK: self._on_control_ack,
@@ -280,6 +299,8 @@ class P2PSession:
         if message is None:
             return
         try:
+            if message.type is MessageType.HELD_PONG:
+                self.inputs.negotiation.heard_extension()
             self.pinger.on_ping_channel_message(message, arrival_ms)
         except Exception:
             self.handler_errors += 1
@@ -300,7 +321,10 @@ class P2PSession:
         Returns whether any path took it.
         """
         self.watchdog.note_awake()
-        return self.inputs.step(frame, action)
+        sent = self.inputs.step(frame, action)
+        if not self._peer_is_v1 and self.inputs.negotiation.peer_version == 1:
+            self._control_to_version_one()
+        return sent
 
     def start_watchdog(self) -> None:
         """Start the watchdog timer: every ``keepalive_interval_ms`` it sends a keepalive over the
@@ -329,28 +353,35 @@ class P2PSession:
     def send_keepalive(self) -> bool:
         return self.paths.send_small(Path.P2P, encode_keepalive())
 
-    def send_control(self, kind: int, payload: bytes = b"") -> int:
+    def send_control(self, kind: int, payload: bytes = b"") -> int | None:
         """Send the game's own control message reliably; return its sequence number.
 
         The peer's ``on_control(kind, payload)`` hears it exactly once, after every earlier control
         message. ``kind`` is in ``GAME_KIND_MIN..GAME_KIND_MAX`` (the kinds below are the
         transport's), ``payload`` at most :data:`~p2p_transport.wire.codec.MAX_CONTROL_PAYLOAD`
         bytes. Raises :class:`~p2p_transport.protocol.control.ControlWindowFull` when too many
-        messages are unacknowledged.
+        messages are unacknowledged, and
+        :class:`~p2p_transport.protocol.v1_control.VersionOneError` once the peer is known to be
+        a version-1 peer (a deployed JavaScript peer), which has no such messages.
         """
         if isinstance(kind, bool) or not isinstance(kind, int):
             raise ValueError(f"kind must be an int, got {type(kind).__name__}")
         if not GAME_KIND_MIN <= kind <= GAME_KIND_MAX:
             raise ValueError(f"game control kinds are {GAME_KIND_MIN}..{GAME_KIND_MAX}, got {kind}")
-        return self.control.send(kind, payload)
+        return self._send_control(kind, payload)
 
-    def send_episode_end(self, frame: int, episode: int) -> int:
-        """Tell the peer reliably that ``episode`` ended at ``frame`` (``EPISODE_END``)."""
-        return self.control.send(ControlKind.EPISODE_END, encode_episode_end(episode, frame))
+    def send_episode_end(self, frame: int, episode: int) -> int | None:
+        """Tell the peer that ``episode`` ended at ``frame`` (``EPISODE_END``): reliably, with a
+        sequence number returned, or to a version-1 peer in its own layout (``None``)."""
+        return self._send_control(ControlKind.EPISODE_END, encode_episode_end(episode, frame))
 
-    def send_episode_ready(self, episode: int) -> int:
-        """Tell the peer reliably that this side is ready for ``episode`` (``EPISODE_READY``)."""
-        return self.control.send(ControlKind.EPISODE_READY, encode_episode_ready(episode))
+    def send_episode_ready(self, episode: int, state_hash: str | None = None) -> int | None:
+        """Tell the peer that this side is ready for ``episode`` (``EPISODE_READY``), as
+        :meth:`send_episode_end` does. ``state_hash``, 8 ASCII characters (the first 8 hex digits
+        of the new episode's state hash), goes only to a version-1 peer, which stores it."""
+        return self._send_control(
+            ControlKind.EPISODE_READY, encode_episode_ready(episode), state_hash
+        )
 
     def reset_episode(self) -> None:
         """Forget inputs and frame numbers for a new episode; keep the connection and RTT."""
@@ -536,10 +567,37 @@ class P2PSession:
         elif self.callbacks.on_control is not None:
             self.callbacks.on_control(kind, payload)
 
+    def _send_control(self, kind: int, payload: bytes, state_hash: str | None = None) -> int | None:
+        if self._peer_is_v1:
+            self.v1_control.send(kind, payload, state_hash)
+            return None
+        return self.control.send(kind, payload)
+
+    def _control_to_version_one(self) -> None:
+        """The peer is a version-1 peer: stop sending it control messages, which it drops, and
+        send what it has not acknowledged in its own layouts where it has them."""
+        self._peer_is_v1 = True
+        self.desync.compared_bytes = V1_HASH_SIZE
+        for kind, payload in self.control.take_unacknowledged():
+            try:
+                self.v1_control.send(kind, payload)
+            except VersionOneError:
+                self.control_undeliverable += 1
+                logger.warning(
+                    "control message of kind %d cannot be sent to a version-1 peer; dropped", kind
+                )
+
+    def _on_version_one_control(
+        self, message: EpisodeEnd | EpisodeReady | StateHash, _path: Path
+    ) -> None:
+        self.v1_control.on_message(message)
+
     def _on_control_packet(self, message: ControlMessage, _path: Path) -> None:
+        self.inputs.negotiation.heard_extension()
         self.control.on_control(message)
 
     def _on_control_ack(self, message: ControlAck, _path: Path) -> None:
+        self.inputs.negotiation.heard_extension()
         control = self.control
         acked_before = control.counters.acked
         control.on_ack(message)

@@ -11,6 +11,10 @@ type   message      layout after the type byte
 0x02   ping         float64 timestamp in ms (sender's clock)
 0x03   pong         float64: the ping's timestamp echoed unchanged
 0x04   keepalive    nothing
+0x05   episode end  frame u32, episode u32
+0x06   episode      episode u32, 8 ASCII characters of a state hash
+       ready
+0x07   state hash   frame u32, 8 raw bytes of a state hash
 0x10   validation   float64 timestamp: sent when a channel opens (deployed peers' pre-game check)
        ping
 0x11   validation   float64: the validation ping's timestamp echoed
@@ -57,6 +61,8 @@ from p2p_transport.wire.messages import (
     AckedInputPacket,
     ControlAck,
     ControlMessage,
+    EpisodeEnd,
+    EpisodeReady,
     FocusState,
     HeldPong,
     InputPacket,
@@ -67,6 +73,7 @@ from p2p_transport.wire.messages import (
     MessageType,
     Ping,
     Pong,
+    StateHash,
     ValidationPing,
     ValidationPong,
 )
@@ -88,12 +95,15 @@ __all__ = [
     "MAX_PACKET_BYTES",
     "MAX_PLAYER_INDEX",
     "NO_ACK",
+    "V1_HASH_SIZE",
     "Buffer",
     "DecodeError",
     "decode",
     "encode_acked_input_packet",
     "encode_control",
     "encode_control_ack",
+    "encode_episode_end",
+    "encode_episode_ready",
     "encode_focus_state",
     "encode_held_pong",
     "encode_input_packet",
@@ -102,6 +112,7 @@ __all__ = [
     "encode_keepalive",
     "encode_ping",
     "encode_pong",
+    "encode_state_hash",
     "encode_validation_ping",
     "encode_validation_pong",
 ]
@@ -123,6 +134,9 @@ _CONTROL_ACK: Final = struct.Struct(">BI")
 _INPUT_REQUEST: Final = struct.Struct(">BII")
 _INPUT_RESPONSE_HEADER: Final = struct.Struct(">BHH")
 _FOCUS_STATE: Final = struct.Struct(">BBI")
+_EPISODE_END: Final = struct.Struct(">BII")
+_EPISODE_READY: Final = struct.Struct(">BI8s")
+_STATE_HASH: Final = struct.Struct(">BI8s")
 
 INPUT_HEADER_SIZE: Final = _INPUT_HEADER.size  # 9 bytes
 INPUT_SIZE: Final = _INPUT_ENTRY.size  # 5 bytes per (frame, action)
@@ -157,6 +171,8 @@ MAX_CONTROL_PAYLOAD: Final = 1024
 #: 0xFFFFFFFF is the control ack's "none yet", so it is never a sequence number: a session would
 #: reach it after 4 billion control messages, which no game sends.
 MAX_CONTROL_SEQUENCE: Final = NO_ACK - 1
+#: The deployed peers' episode-ready hash and state hash are 8 characters and 8 bytes.
+V1_HASH_SIZE: Final = 8
 INPUT_RESPONSE_HEADER_SIZE: Final = _INPUT_RESPONSE_HEADER.size  # 5 bytes
 #: An input response this side sends or takes holds at most 256 inputs (about 4 s at 60 Hz,
 #: 1285 bytes): more than any sender keeps (the acked sender's 64), and a hostile count (the field
@@ -295,6 +311,33 @@ def encode_input_response(player_index: int, inputs: Sequence[tuple[int, int]]) 
     return bytes(out)
 
 
+def encode_episode_end(frame: int, episode: int) -> bytes:
+    """Deployed peers' episode end (0x05): frame u32, episode u32."""
+    check_int("frame", frame, MAX_FRAME)
+    check_int("episode", episode, MAX_FRAME)
+    return _EPISODE_END.pack(MessageType.EPISODE_END, frame, episode)
+
+
+def encode_episode_ready(episode: int, state_hash: str) -> bytes:
+    """Deployed peers' episode ready (0x06): episode u32, 8 ASCII characters of a state hash."""
+    check_int("episode", episode, MAX_FRAME)
+    if (
+        not isinstance(state_hash, str)
+        or len(state_hash) != V1_HASH_SIZE
+        or not state_hash.isascii()
+    ):
+        raise ValueError(f"state_hash must be {V1_HASH_SIZE} ASCII characters, got {state_hash!r}")
+    return _EPISODE_READY.pack(MessageType.EPISODE_READY, episode, state_hash.encode("ascii"))
+
+
+def encode_state_hash(frame: int, digest: Buffer) -> bytes:
+    """Deployed peers' state hash (0x07): frame u32, 8 raw bytes."""
+    check_int("frame", frame, MAX_FRAME)
+    if len(digest) != V1_HASH_SIZE:
+        raise ValueError(f"digest must be {V1_HASH_SIZE} bytes, got {len(digest)}")
+    return _STATE_HASH.pack(MessageType.STATE_HASH, frame, bytes(digest))
+
+
 def encode_focus_state(focused: bool, frame: int) -> bytes:
     """Whether this side's tab is in the foreground, as of ``frame`` (0x14)."""
     if not isinstance(focused, bool):
@@ -415,6 +458,29 @@ def _decode_input_response(data: _View) -> InputResponse:
     return InputResponse(player_index, inputs)
 
 
+def _decode_episode_end(data: _View) -> EpisodeEnd:
+    if len(data) != _EPISODE_END.size:
+        raise DecodeError(f"episode end must be {_EPISODE_END.size} bytes, got {len(data)}")
+    _, frame, episode = _EPISODE_END.unpack(data)
+    return EpisodeEnd(frame, episode)
+
+
+def _decode_episode_ready(data: _View) -> EpisodeReady:
+    if len(data) != _EPISODE_READY.size:
+        raise DecodeError(f"episode ready must be {_EPISODE_READY.size} bytes, got {len(data)}")
+    _, episode, raw_hash = _EPISODE_READY.unpack(data)
+    if not raw_hash.isascii():
+        raise DecodeError(f"episode ready's state hash is not ASCII: {raw_hash!r}")
+    return EpisodeReady(episode, raw_hash.decode("ascii"))
+
+
+def _decode_state_hash(data: _View) -> StateHash:
+    if len(data) != _STATE_HASH.size:
+        raise DecodeError(f"state hash must be {_STATE_HASH.size} bytes, got {len(data)}")
+    _, frame, digest = _STATE_HASH.unpack(data)
+    return StateHash(frame, digest)
+
+
 def _decode_focus_state(data: _View) -> FocusState:
     if len(data) != _FOCUS_STATE.size:
         raise DecodeError(f"focus state must be {_FOCUS_STATE.size} bytes, got {len(data)}")
@@ -492,6 +558,9 @@ _DECODERS: Final[dict[int, Callable[[_View], Message]]] = {
     MessageType.PONG: _timestamp_decoder("pong", Pong),
     MessageType.VALIDATION_PING: _timestamp_decoder("validation ping", ValidationPing),
     MessageType.VALIDATION_PONG: _timestamp_decoder("validation pong", ValidationPong),
+    MessageType.EPISODE_END: _decode_episode_end,
+    MessageType.EPISODE_READY: _decode_episode_ready,
+    MessageType.STATE_HASH: _decode_state_hash,
     MessageType.INPUT_REQUEST: _decode_input_request,
     MessageType.INPUT_RESPONSE: _decode_input_response,
     MessageType.FOCUS_STATE: _decode_focus_state,

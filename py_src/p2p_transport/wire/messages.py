@@ -18,6 +18,8 @@ __all__ = [
     "ControlAck",
     "ControlKind",
     "ControlMessage",
+    "EpisodeEnd",
+    "EpisodeReady",
     "FocusState",
     "HeldPong",
     "InputPacket",
@@ -28,6 +30,7 @@ __all__ = [
     "MessageType",
     "Ping",
     "Pong",
+    "StateHash",
     "ValidationPing",
     "ValidationPong",
 ]
@@ -40,6 +43,11 @@ class MessageType(IntEnum):
     PING = 0x02
     PONG = 0x03
     KEEPALIVE = 0x04
+    #: Deployed peers' episode and desync messages (:mod:`~.protocol.v1_control`); a peer of this
+    #: package sends the same as control messages (0x22) instead.
+    EPISODE_END = 0x05
+    EPISODE_READY = 0x06
+    STATE_HASH = 0x07
     #: Deployed peers' pre-game validation of a new channel (:mod:`~.protocol.validation`).
     VALIDATION_PING = 0x10
     VALIDATION_PONG = 0x11
@@ -144,6 +152,44 @@ class ValidationPong:
 
 
 @dataclass(frozen=True, slots=True)
+class EpisodeEnd:
+    """The sender's game ended ``episode`` at ``frame`` (deployed peers' layout)."""
+
+    frame: int
+    episode: int
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.EPISODE_END
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeReady:
+    """The sender is ready for ``episode``; ``state_hash`` is 8 ASCII characters (deployed peers
+    send the first 8 hex digits of their state's hash)."""
+
+    episode: int
+    state_hash: str
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.EPISODE_READY
+
+
+@dataclass(frozen=True, slots=True)
+class StateHash:
+    """The sender's hash of its confirmed state at ``frame``: 8 raw bytes (deployed peers send
+    the first 8 bytes of a SHA-256)."""
+
+    frame: int
+    digest: bytes
+
+    @property
+    def type(self) -> MessageType:
+        return MessageType.STATE_HASH
+
+
+@dataclass(frozen=True, slots=True)
 class InputRequest:
     """A request for the receiver's own inputs of frames ``start_frame`` to ``end_frame``,
     inclusive; answered with an :class:`InputResponse`."""
@@ -235,6 +281,9 @@ Message: TypeAlias = (
     | Keepalive
     | ValidationPing
     | ValidationPong
+    | EpisodeEnd
+    | EpisodeReady
+    | StateHash
     | InputRequest
     | InputResponse
     | FocusState
