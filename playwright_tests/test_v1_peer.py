@@ -27,6 +27,9 @@ VALIDATION_LIMIT_MS: Final = 1_000.0
 #: after MAX_PROBES at 250 ms each once the peer's inputs are heard: a few seconds in all.
 UNKNOWN_TYPES_ONLY_BEFORE_MS: Final = 5_000.0
 ACKED_INPUT_TYPE: Final = 0x20
+#: The first ping goes 500 ms after the channel opens; before pings went to the game channel too
+#: while the ping channel was probed, the first answered one came after the three probes (2 s).
+FIRST_RTT_WITHIN_MS: Final = 1_000.0
 
 
 def start_v1_peer(context: BrowserContext, server: ServerThread, options: dict[str, Any]) -> Any:
@@ -101,6 +104,13 @@ def test_a_python_tab_plays_a_version_one_peer(
     # went unanswered, and the test peer's.
     assert stats["rtt_samples"] > 0 and stats["ping_channel"] == "unanswered", stats
     assert len(v1["rtts"]) > 0
+    # RTT from the first ping (500 ms after the channel opened): its copy on the game channel
+    # was answered, though the ping channel never was.
+    first_rtt_at = python_page.evaluate(
+        "() => JSON.parse(p2pDemo.telemetry_json()).rtt.p2p.rows[0][0]"
+    )
+    assert first_rtt_at - report["channel_open_ms"] < FIRST_RTT_WITHIN_MS
+    assert stats["pings_while_probing"] >= 1
     # The Python side took the peer for version 1 after its bounded probes, counted the text
     # greeting apart, and decoded everything else.
     assert stats["peer_protocol_version"] == 1

@@ -6,7 +6,13 @@ import pytest
 
 from p2p_transport import P2PSession
 from p2p_transport.session.pinger import LATE_HANDLING_MS, PING_CHANNEL_PROBES
-from p2p_transport.wire.codec import decode, encode_held_pong, encode_input_packet, encode_ping
+from p2p_transport.wire.codec import (
+    decode,
+    encode_held_pong,
+    encode_input_packet,
+    encode_ping,
+    encode_pong,
+)
 from p2p_transport.wire.messages import HeldPong, MessageType, Ping, Pong
 from tests.fakes import FakeChannel, FakeClock, FakePingChannel, FakeScheduler
 
@@ -31,8 +37,30 @@ def test_pings_probe_the_ping_channel_then_fall_back_when_unanswered() -> None:
     for _ in range(PING_CHANNEL_PROBES + 2):
         session.ping()
     assert sent_types(pings) == [MessageType.PING] * PING_CHANNEL_PROBES
-    assert sent_types(main) == [MessageType.PING] * 2
-    assert session.stats()["ping_channel"] == "unanswered"
+    # Each probe went on the game channel too, then the pings kept to it.
+    assert sent_types(main) == [MessageType.PING] * (PING_CHANNEL_PROBES + 2)
+    stats = session.stats()
+    assert stats["ping_channel"] == "unanswered"
+    assert stats["pings_while_probing"] == PING_CHANNEL_PROBES
+
+
+def test_the_first_ping_gives_an_rtt_whichever_channel_the_peer_answers_on() -> None:
+    # A peer without the ping channel (a deployed peer) answers the game channel's copy.
+    session, clock, main, _ = make()
+    session.ping()
+    clock.advance(12)
+    (ping,) = main.sent
+    session.on_message(encode_pong(decode(ping).timestamp_ms))  # type: ignore[union-attr]
+    assert session.stats()["rtt_last_ms"] == pytest.approx(12.0)
+    # A peer of this package answers both: each copy is its own sample, none unmatched.
+    session, clock, _, _ = make()
+    session.ping()
+    sent_at = clock()
+    clock.advance(3)
+    session.on_ping_channel_message(encode_held_pong(sent_at, 0.5), arrival_ms=sent_at + 3)
+    session.on_message(encode_pong(sent_at))
+    stats = session.stats()
+    assert (stats["rtt_samples"], stats["unmatched_pongs"]) == (2, 0)
 
 
 def test_a_held_pong_gives_the_round_trip_without_the_hold() -> None:
@@ -49,10 +77,11 @@ def test_a_held_pong_gives_the_round_trip_without_the_hold() -> None:
     assert stats["held_pongs_received"] == 1
     assert stats["rtt_samples_handled_late"] == 0
     assert stats["ping_channel"] == "in use"
-    # Proven: later pings keep to the ping channel, past the probe count.
+    # Proven: later pings keep to the ping channel, past the probe count (the game channel
+    # carried only the first ping's copy, sent before the peer answered).
     for _ in range(PING_CHANNEL_PROBES + 1):
         session.ping()
-    assert sent_types(main) == []
+    assert sent_types(main) == [MessageType.PING]
 
 
 def test_a_pong_handled_late_is_counted_and_timed_from_its_arrival() -> None:

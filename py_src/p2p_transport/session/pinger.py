@@ -94,6 +94,8 @@ class PingerCounters:
     rtt_samples_handled_late: int = 0
     #: Messages on the ping channel that are neither pings nor pongs (dropped).
     ping_channel_unexpected: int = 0
+    #: Pings the game channel carried too while the ping channel was being probed.
+    pings_while_probing: int = 0
 
 
 class Pinger:
@@ -125,8 +127,9 @@ class Pinger:
         self._ping_channel: PingChannelLike | None = None
         self._ping_channel_proven = False
         self._ping_channel_probes = 0
-        # Pings awaiting their pong, each with the moment it left when its channel reports one.
-        self._outstanding: OrderedDict[tuple[Path, float], float | None] = OrderedDict()
+        # Pings awaiting their pong, by (path, sent on the ping channel, timestamp), each with
+        # the moment it left when its channel reports one.
+        self._outstanding: OrderedDict[tuple[Path, bool, float], float | None] = OrderedDict()
 
     # --- the ping channel ---------------------------------------------------------------------
 
@@ -164,21 +167,32 @@ class Pinger:
     def ping(self, path: Path) -> None:
         now = self._clock()
         channel = self._ping_channel_to_use() if path is Path.P2P else None
-        if channel is not None:
-            sent = self._paths.send_small(
-                path, encode_ping(now), channel, lambda data: channel.send_ping(data, now)
-            )
-            self._ping_channel_probes += not self._ping_channel_proven
-        else:
+        if channel is None:
+            self._send_ping(path, now, None)
+            return
+        self._send_ping(path, now, channel)
+        if not self._ping_channel_proven:
+            self._ping_channel_probes += 1
+            # RTT from the first ping: until the peer answers on the ping channel (a deployed
+            # peer never does), the game channel carries each ping too.
+            self.counters.pings_while_probing += self._send_ping(path, now, None)
+
+    def _send_ping(self, path: Path, now: float, ping_channel: PingChannelLike | None) -> bool:
+        if ping_channel is None:
             sent = self._paths.send_small(path, encode_ping(now))
+        else:
+            sent = self._paths.send_small(
+                path, encode_ping(now), ping_channel, lambda data: ping_channel.send_ping(data, now)
+            )
         if sent:
             self._paths.stats[path].pings_sent += 1
-            self._outstanding[(path, now)] = None
+            self._outstanding[(path, ping_channel is not None, now)] = None
             while len(self._outstanding) > MAX_OUTSTANDING_PINGS:
                 self._outstanding.popitem(last=False)
+        return sent
 
     def on_ping_left(self, timestamp_ms: float, left_ms: float) -> None:
-        key = (Path.P2P, timestamp_ms)
+        key = (Path.P2P, True, timestamp_ms)
         if key in self._outstanding:
             self._outstanding[key] = left_ms
 
@@ -191,7 +205,7 @@ class Pinger:
         self._paths.send_small(path, encode_pong(ping.timestamp_ms))
 
     def on_pong(self, pong: Pong, path: Path) -> None:
-        self._take_pong(pong.timestamp_ms, path, None, None)
+        self._take_pong(pong.timestamp_ms, path, False, None, None)
 
     def on_ping_channel_message(self, message: Message, arrival_ms: float) -> None:
         """A message that arrived on the ping channel at ``arrival_ms``."""
@@ -204,7 +218,7 @@ class Pinger:
             self._ping_channel_proven = True
             hold_ms = message.hold_ms if isinstance(message, HeldPong) else None
             self.counters.held_pongs_received += isinstance(message, HeldPong)
-            self._take_pong(message.timestamp_ms, Path.P2P, arrival_ms, hold_ms)
+            self._take_pong(message.timestamp_ms, Path.P2P, True, arrival_ms, hold_ms)
         else:
             self.counters.ping_channel_unexpected += 1
 
@@ -223,11 +237,17 @@ class Pinger:
         self.counters.held_pongs_sent += sent
 
     def _take_pong(
-        self, timestamp_ms: float, path: Path, arrival_ms: float | None, hold_ms: float | None
+        self,
+        timestamp_ms: float,
+        path: Path,
+        on_ping_channel: bool,
+        arrival_ms: float | None,
+        hold_ms: float | None,
     ) -> None:
-        """A pong for the ping sent at ``timestamp_ms``; ``arrival_ms`` is when it arrived, if
-        known (the ping channel), and ``hold_ms`` how long the peer held the ping, if it says."""
-        key = (path, timestamp_ms)
+        """A pong for the ping sent at ``timestamp_ms`` (on the ping channel or not);
+        ``arrival_ms`` is when it arrived, if known (the ping channel), and ``hold_ms`` how long
+        the peer held the ping, if it says."""
+        key = (path, on_ping_channel, timestamp_ms)
         if key not in self._outstanding:
             self.counters.unmatched_pongs += 1
             return

@@ -54,7 +54,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable, Sequence
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from p2p_transport.checks import check_finite, check_int
 from p2p_transport.wire.messages import (
@@ -434,10 +434,15 @@ def _unpack_inputs(
     return inputs
 
 
+def _unpack_exact(data: _View, layout: struct.Struct, name: str) -> tuple[Any, ...]:
+    """A fixed-size message's fields (the type byte first), or a DecodeError naming ``name``."""
+    if len(data) != layout.size:
+        raise DecodeError(f"{name} must be {layout.size} bytes, got {len(data)}")
+    return layout.unpack(data)
+
+
 def _decode_input_request(data: _View) -> InputRequest:
-    if len(data) != _INPUT_REQUEST.size:
-        raise DecodeError(f"input request must be {_INPUT_REQUEST.size} bytes, got {len(data)}")
-    _, start_frame, end_frame = _INPUT_REQUEST.unpack(data)
+    _, start_frame, end_frame = _unpack_exact(data, _INPUT_REQUEST, "input request")
     if end_frame < start_frame:
         raise DecodeError(f"input request ends at {end_frame}, before its start {start_frame}")
     return InputRequest(start_frame, end_frame)
@@ -459,32 +464,24 @@ def _decode_input_response(data: _View) -> InputResponse:
 
 
 def _decode_episode_end(data: _View) -> EpisodeEnd:
-    if len(data) != _EPISODE_END.size:
-        raise DecodeError(f"episode end must be {_EPISODE_END.size} bytes, got {len(data)}")
-    _, frame, episode = _EPISODE_END.unpack(data)
+    _, frame, episode = _unpack_exact(data, _EPISODE_END, "episode end")
     return EpisodeEnd(frame, episode)
 
 
 def _decode_episode_ready(data: _View) -> EpisodeReady:
-    if len(data) != _EPISODE_READY.size:
-        raise DecodeError(f"episode ready must be {_EPISODE_READY.size} bytes, got {len(data)}")
-    _, episode, raw_hash = _EPISODE_READY.unpack(data)
+    _, episode, raw_hash = _unpack_exact(data, _EPISODE_READY, "episode ready")
     if not raw_hash.isascii():
         raise DecodeError(f"episode ready's state hash is not ASCII: {raw_hash!r}")
     return EpisodeReady(episode, raw_hash.decode("ascii"))
 
 
 def _decode_state_hash(data: _View) -> StateHash:
-    if len(data) != _STATE_HASH.size:
-        raise DecodeError(f"state hash must be {_STATE_HASH.size} bytes, got {len(data)}")
-    _, frame, digest = _STATE_HASH.unpack(data)
+    _, frame, digest = _unpack_exact(data, _STATE_HASH, "state hash")
     return StateHash(frame, digest)
 
 
 def _decode_focus_state(data: _View) -> FocusState:
-    if len(data) != _FOCUS_STATE.size:
-        raise DecodeError(f"focus state must be {_FOCUS_STATE.size} bytes, got {len(data)}")
-    _, focused, frame = _FOCUS_STATE.unpack(data)
+    _, focused, frame = _unpack_exact(data, _FOCUS_STATE, "focus state")
     if focused > 1:
         raise DecodeError(f"focus state's focused byte must be 0 or 1, got {focused}")
     return FocusState(bool(focused), frame)
@@ -497,9 +494,7 @@ def _timestamp_decoder(
     name: str, make: Callable[[float], _TimestampMessage]
 ) -> Callable[[_View], _TimestampMessage]:
     def decode_timestamp(data: _View) -> _TimestampMessage:
-        if len(data) != _TIMESTAMP.size:
-            raise DecodeError(f"{name} must be {_TIMESTAMP.size} bytes, got {len(data)}")
-        (_, timestamp_ms) = _TIMESTAMP.unpack(data)
+        _, timestamp_ms = _unpack_exact(data, _TIMESTAMP, name)
         if not math.isfinite(timestamp_ms):
             raise DecodeError(f"{name} timestamp is not finite: {timestamp_ms}")
         return make(timestamp_ms)
@@ -508,9 +503,7 @@ def _timestamp_decoder(
 
 
 def _decode_held_pong(data: _View) -> HeldPong:
-    if len(data) != _HELD_PONG.size:
-        raise DecodeError(f"held pong must be {_HELD_PONG.size} bytes, got {len(data)}")
-    _, timestamp_ms, hold_us = _HELD_PONG.unpack(data)
+    _, timestamp_ms, hold_us = _unpack_exact(data, _HELD_PONG, "held pong")
     if not math.isfinite(timestamp_ms):
         raise DecodeError(f"held pong timestamp is not finite: {timestamp_ms}")
     return HeldPong(timestamp_ms, hold_us / 1000)
@@ -546,9 +539,7 @@ def _decode_control(data: _View) -> ControlMessage:
 
 
 def _decode_control_ack(data: _View) -> ControlAck:
-    if len(data) != CONTROL_ACK_SIZE:
-        raise DecodeError(f"control ack must be {CONTROL_ACK_SIZE} bytes, got {len(data)}")
-    _, ack = _CONTROL_ACK.unpack(data)
+    _, ack = _unpack_exact(data, _CONTROL_ACK, "control ack")
     return ControlAck(None if ack == NO_ACK else ack)
 
 
