@@ -162,3 +162,31 @@ def test_a_closed_ping_channel_says_so_and_pings_go_on_the_game_channel() -> Non
     assert session.stats()["ping_channel"] == "closed"
     assert pings.sent == []
     assert sent_types(main) == [MessageType.PING]
+
+
+def test_an_idle_game_channel_gets_keepalives_however_busy_the_ping_channel() -> None:
+    """A paused game with the ping channel in use: the pings and held pongs on the ping channel
+    must not stand in for traffic on the game channel, or the peer, which judges silence on the
+    game channel, would find it dead and tear the connection down."""
+    clock = FakeClock(1000.0)
+    scheduler = FakeScheduler(clock)
+    main, pings = FakeChannel(), FakePingChannel()
+    session = P2PSession(0, 1, lambda f, a: None, clock=clock, scheduler=scheduler, channel=main)
+    session.attach_ping_channel(pings)
+    session.on_open()
+    session.start_watchdog()
+    # The peer answers on the ping channel: every ping stays there from now on.
+    pings.on_send = lambda data: session.on_ping_channel_message(
+        encode_held_pong(decode(data).timestamp_ms, 0.1),
+        arrival_ms=clock(),  # type: ignore[union-attr]
+    )
+    scheduler.advance(3000)  # the validation pings (unanswered here) keep the channel busy
+    before = len(main.sent)
+    scheduler.advance(3000)
+    assert len(pings.pings) >= 10 and session.stats()["ping_channel"] == "in use"
+    # Then a keepalive at every 200 ms watchdog tick, and nothing else on the game channel.
+    assert {p[0] for p in main.sent[before:]} == {MessageType.KEEPALIVE}
+    assert len(main.sent) - before >= 3000 / 200 - 1
+    stats = session.stats()
+    assert stats["ping_channel_packets_sent"] == len(pings.sent)
+    assert stats["p2p_packets_sent"] == len(main.sent)

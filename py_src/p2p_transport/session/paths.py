@@ -41,6 +41,10 @@ class Paths:
             RelayChannel(relay, relay_event) if relay is not None else None
         )
         self.stats = {Path.P2P: PathStats(), Path.RELAY: PathStats()}
+        #: What went out on the ping channel, kept apart from the game channel's sends: the
+        #: watchdog sends a keepalive when the game channel itself was idle, whatever the ping
+        #: channel carried (the peer's silence checks look at the game channel only).
+        self.ping_channel_sent = SenderCounters()
         self._buffer_threshold = buffer_threshold
 
     def channel(self, path: Path) -> DataChannelLike | None:
@@ -64,14 +68,11 @@ class Paths:
         """Pings, pongs, keepalives and control messages go out even when the channel is
         congested: they are a few bytes, and a pong that waits in the queue reports the queueing
         delay the inputs really suffer, where a skipped one would make a congested link look
-        silent. ``channel`` and ``send`` stand in for the path's own (the ping channel)."""
-        return try_send(
-            channel if channel is not None else self.channel(path),
-            packet,
-            None,
-            self.stats[path].sent,
-            send,
-        )
+        silent. ``channel`` and ``send`` stand in for the path's own (the ping channel, whose
+        sends are counted in :attr:`ping_channel_sent`)."""
+        if channel is None:
+            return try_send(self.channel(path), packet, None, self.stats[path].sent, send)
+        return try_send(channel, packet, None, self.ping_channel_sent, send)
 
     def close(self) -> None:
         self.p2p = None

@@ -69,6 +69,7 @@ class SessionReport:
                         out[f"{path.value}_{sent_key}"] = sent_value
                 else:
                     out[f"{path.value}_{key}"] = value
+        out.update({f"ping_channel_{k}": v for k, v in asdict(s.paths.ping_channel_sent).items()})
         out["pings_sent"] = sum(p.pings_sent for p in s.paths.stats.values())
         out["pongs_received"] = sum(p.pongs_received for p in s.paths.stats.values())
         out.update(inputs.receiver.stats())
