@@ -49,3 +49,9 @@ def test_corrected_rtt_ignores_the_answering_tabs_stalls(
     stats = pinger.stats()
     assert stats["held_pongs_received"] >= len(run.corrected)
     assert answerer.stats()["held_pongs_sent"] > 0
+    # The game is over (one frame) and only the ping channel is busy: keepalives must keep the
+    # game channel alive, or each side finds it dead and the connection is torn down.
+    for tab in (pinger, answerer):
+        tab_stats = tab.stats()
+        assert tab_stats["p2p_losses"] == tab_stats["reconnects"] == 0, tab_stats
+        assert tab_stats["keepalives_sent"] > 0, tab_stats
