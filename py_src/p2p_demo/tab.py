@@ -17,9 +17,10 @@ from p2p_transport.protocol.routing import RouteMode, RoutingThresholds
 from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
 from p2p_transport.session import Callbacks, SessionConfig
 from p2p_transport.session.pinger import DEFAULT_PING_INTERVAL_MS
+from p2p_transport.wire.dialects import DeployedDialect
 from p2p_transport.wire.signaling import DEFAULT_ROOM
 
-__all__ = ["DemoTab", "fault_config"]
+__all__ = ["DemoTab", "dialect", "fault_config"]
 
 
 class DemoTab:
@@ -32,7 +33,8 @@ class DemoTab:
     :class:`~.routing.RoutingThresholds` fields); fault injection on what this tab sends over the
     DataChannel: ``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``, ``fault_seed``;
     ``reconnect_attempts`` (0: no reconnection) and ``reconnect`` (a dict of
-    :class:`~.reconnect.ReconnectConfig` fields).
+    :class:`~.reconnect.ReconnectConfig` fields); ``deployed`` (``{game_id, player_id, join}``)
+    to pair through a server of the deployed interactive_gym / mug shapes at ``server_url``.
     """
 
     def __init__(self, options_json: str) -> None:
@@ -67,6 +69,7 @@ class DemoTab:
                 reconnect=ReconnectConfig(**reconnect),
                 faults=fault_config(options),
                 fault_seed=int(options.get("fault_seed", 0)),
+                dialect=dialect(options),
             ),
             Callbacks(
                 on_input=self._on_input,
@@ -163,6 +166,20 @@ class DemoTab:
         if self.game is not None:
             self.game.stop()
         self.transport.close()
+
+
+def dialect(options: dict[str, Any]) -> DeployedDialect | None:
+    """The deployed server's dialect if the options ask for it (``deployed``: ``{game_id,
+    player_id, join: [event, payload]}``), else ``None`` (the reference server's)."""
+    deployed = options.get("deployed")
+    if deployed is None:
+        return None
+    join = deployed.get("join")
+    return DeployedDialect(
+        str(deployed["game_id"]),
+        str(deployed["player_id"]),
+        (str(join[0]), dict(join[1])) if join else None,
+    )
 
 
 def fault_config(options: dict[str, Any]) -> FaultConfig | None:

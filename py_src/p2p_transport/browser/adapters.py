@@ -154,6 +154,12 @@ class JsSocketIO:
     def emit(self, event: str, data: bytes) -> object:
         return self.raw.emit(event, to_js(data))
 
+    def emit_data(self, event: str, payload: Any) -> object:
+        """Emit ``payload``: bytes as binary, anything else as plain JS objects."""
+        if isinstance(payload, bytes | bytearray):
+            return self.emit(event, bytes(payload))
+        return self.raw.emit(event, js_object(payload))
+
 
 class ShimScheduler:
     """``Scheduler`` over the JS shim's ``setInterval``/``clearInterval`` (counted by the shim)."""

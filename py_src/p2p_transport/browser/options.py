@@ -13,6 +13,7 @@ from typing import Any
 from p2p_transport.protocol.faults import FaultConfig
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.session.config import SessionConfig
+from p2p_transport.wire.dialects import Dialect
 from p2p_transport.wire.signaling import DEFAULT_ROOM
 
 __all__ = ["IceServer", "TransportOptions"]
@@ -54,6 +55,10 @@ class TransportOptions:
     #: Seeds the fault injection's random sequence (with the player index, so the two
     #: directions differ and each is reproducible).
     fault_seed: int = 0
+    #: How the signaling server spells pairing, signals and the relay
+    #: (:mod:`p2p_transport.wire.dialects`); ``None``: the reference server's, in ``room``.
+    #: A dialect keeps what it learns of the pairing, so each transport needs its own.
+    dialect: Dialect | None = None
 
     def rtc_configuration(self) -> dict[str, Any]:
         """The ``RTCPeerConnection`` configuration these options ask for."""

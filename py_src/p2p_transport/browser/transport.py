@@ -17,6 +17,7 @@ import logging
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import replace
+from functools import partial
 from typing import Any, Final
 
 import js
@@ -50,17 +51,18 @@ from p2p_transport.protocol.routing import RouteChange
 from p2p_transport.protocol.sender import DataChannelLike
 from p2p_transport.session import Callbacks, P2PSession, SessionEvent
 from p2p_transport.timing import Clock, monotonic_ms
-from p2p_transport.wire.signaling import (
-    ERROR_EVENT,
-    JOIN_EVENT,
-    JOINED_EVENT,
-    PAIRED_EVENT,
-    PEER_LEFT_EVENT,
-    RELAY_EVENT,
-    SIGNAL_EVENT,
+from p2p_transport.wire.dialects import (
+    Dialect,
+    Joined,
+    Paired,
+    PeerLeft,
+    ReferenceDialect,
+    RelayPacket,
+    ServerError,
+    Signal,
 )
 
-__all__ = ["BrowserTransport"]
+__all__ = ["BrowserTransport", "DialectRelay"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,25 @@ PING_CHANNEL_ID: Final = 1000
 FAULT_PUMP_INTERVAL_MS: Final = 5.0
 #: Game events kept with their details for the report; older ones drop out.
 MAX_EVENT_LOG: Final = 200
+
+
+class DialectRelay:
+    """The session's relay path as the dialect carries it: each packet translated (or left out,
+    where the server's relay cannot carry it) and emitted on the socket."""
+
+    def __init__(self, socket: JsSocketIO, dialect: Dialect) -> None:
+        self._socket = socket
+        self._dialect = dialect
+
+    @property
+    def connected(self) -> bool:
+        return self._socket.connected
+
+    def emit(self, event: str, data: bytes) -> object:
+        outgoing = self._dialect.relay(data)
+        if outgoing is None:
+            return None
+        return self._socket.emit_data(*outgoing)
 
 
 class BrowserTransport:
@@ -126,6 +147,7 @@ class BrowserTransport:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._event_log: deque[dict[str, Any]] = deque(maxlen=MAX_EVENT_LOG)
+        self._dialect = options.dialect or ReferenceDialect(options.room)
         self._machine = PeerConnectionMachine(
             self._execute, self.clock, self.scheduler, options.reconnect
         )
@@ -156,12 +178,8 @@ class BrowserTransport:
         self._socket = js.io(url, opts) if url else js.io(opts)
         on = self._socket.on
         on("connect", self._proxies.create(self._on_socket_connect))
-        on(JOINED_EVENT, self._proxies.create(self._on_joined))
-        on(PAIRED_EVENT, self._proxies.create(self._on_paired))
-        on(SIGNAL_EVENT, self._proxies.create(self._on_signal))
-        on(RELAY_EVENT, self._proxies.create(self._on_relay))
-        on(PEER_LEFT_EVENT, self._proxies.create(self._on_peer_left))
-        on(ERROR_EVENT, self._proxies.create(self._on_server_error))
+        for event in self._dialect.events:
+            on(event, self._proxies.create(partial(self._on_server_event, event)))
 
     def step(self, frame: int, action: int) -> bool:
         """Send the local input for ``frame`` (see :meth:`P2PSession.step`)."""
@@ -260,7 +278,8 @@ class BrowserTransport:
             self._close_connection()
         elif isinstance(action, SendSignal):
             if self._socket is not None:
-                self._socket.emit(SIGNAL_EVENT, js_object(action.message))
+                event, payload = self._dialect.signal(action.message)
+                self._socket.emit(event, js_object(payload))
         elif isinstance(action, AcceptOffer):
             self._spawn(self._accept_offer(action.connection, action.sdp), "answering the offer")
         elif isinstance(action, ApplyAnswer):
@@ -442,14 +461,38 @@ class BrowserTransport:
     # --- browser events -----------------------------------------------------------------------
 
     def _on_socket_connect(self, *_: Any) -> None:
-        self._socket.emit(JOIN_EVENT, js_object({"room": self.options.room}))
+        for event, payload in self._dialect.join():
+            self._socket.emit(event, js_object(payload))
 
-    def _on_joined(self, data: Any) -> None:
-        self._emit_event("joined", data.to_py())
+    def _on_server_event(self, event: str, data: Any) -> None:
+        """Any event of the dialect's, translated and handed to the piece it is for. A server
+        event the dialect cannot read is an ``error`` event, never an exception in JS."""
+        try:
+            if event in self._dialect.binary_events:
+                value: Any = payload_bytes(data)
+            else:
+                value = data.to_py() if hasattr(data, "to_py") else data
+            incoming = self._dialect.incoming(event, value)
+        except Exception as exc:
+            logger.exception("could not read the server's %s event", event)
+            self._emit_event("error", {"message": f"unreadable {event} from the server: {exc}"})
+            return
+        if isinstance(incoming, RelayPacket):
+            if self._session is not None:
+                self._session.on_relay_message(incoming.packet)
+        elif isinstance(incoming, Signal):
+            self._machine.on_signal(incoming.message)
+        elif isinstance(incoming, Paired):
+            self._on_paired(incoming.player_index, incoming.peer_index, incoming.detail)
+        elif isinstance(incoming, Joined):
+            self._emit_event("joined", incoming.detail)
+        elif isinstance(incoming, PeerLeft):
+            self._on_peer_left(incoming.detail)
+        elif isinstance(incoming, ServerError):
+            logger.warning("server reported an error: %s", incoming.detail)
+            self._emit_event("error", incoming.detail)
 
-    def _on_paired(self, data: Any) -> None:
-        detail = data.to_py()
-        player, peer = int(detail["player_index"]), int(detail["peer_index"])
+    def _on_paired(self, player: int, peer: int, detail: dict[str, Any]) -> None:
         if self._session is not None:
             # A new peer in the room after the old one left: the old session is over.
             self._session.close()
@@ -467,15 +510,13 @@ class BrowserTransport:
             ),
             clock=self.clock,
             scheduler=self.scheduler,
-            relay=JsSocketIO(self._socket),
+            relay=DialectRelay(JsSocketIO(self._socket), self._dialect),
             config=self.options.session,
         )
         session.start_watchdog()
-        self._emit_event("paired", detail)
+        # The same detail whatever the dialect: the indices, beside what the server said.
+        self._emit_event("paired", {**detail, "player_index": player, "peer_index": peer})
         self._machine.paired(player, peer)
-
-    def _on_signal(self, data: Any) -> None:
-        self._machine.on_signal(data.to_py() if hasattr(data, "to_py") else None)
 
     def _on_ice_candidate(self, connection: int, event: Any) -> None:
         # Gathering ends with a null candidate, which arrives as ``jsnull``, not ``None``.
@@ -523,23 +564,12 @@ class BrowserTransport:
         if session is not None:
             session.on_ping_left(timestamp_ms, left_ms)
 
-    def _on_relay(self, data: Any) -> None:
-        session = self._session
-        if session is not None:
-            session.on_relay_message(payload_bytes(data))
-
-    def _on_peer_left(self, data: Any) -> None:
+    def _on_peer_left(self, detail: dict[str, Any]) -> None:
         if self._session is not None:
             # The session with this peer is over (a new peer gets a new one): close it, which
             # also stops the timers that would otherwise keep running for nobody.
             self._session.close()
-        detail = data.to_py() if hasattr(data, "to_py") else {}
-        self._machine.peer_left(detail if isinstance(detail, dict) else {})
-
-    def _on_server_error(self, data: Any) -> None:
-        detail = data.to_py() if hasattr(data, "to_py") else {"message": str(data)}
-        logger.warning("server reported an error: %s", detail)
-        self._emit_event("error", detail if isinstance(detail, dict) else {"message": str(detail)})
+        self._machine.peer_left(detail)
 
     def _on_route_change(self, change: RouteChange) -> None:
         self._emit_event("route_changed", change.as_dict())
