@@ -10,7 +10,7 @@ import pytest
 
 from p2p_transport.protocol.control import decode_episode_end, decode_episode_ready
 from p2p_transport.protocol.desync import Desync
-from p2p_transport.protocol.negotiation import MAX_PROBES
+from p2p_transport.protocol.negotiation import MAX_PROBES, MAX_UNANSWERED_CONTROL_SENDS
 from p2p_transport.protocol.v1_control import NO_STATE_HASH, VersionOneError
 from p2p_transport.session import Callbacks, P2PSession
 from p2p_transport.timing import FRAME_MS
@@ -89,6 +89,8 @@ def test_a_games_own_control_kinds_are_refused_for_a_version_one_peer() -> None:
         peer.session.send_control(GAME_KIND_MIN, b"x")
     with pytest.raises(VersionOneError, match="compares 8-byte state hashes"):
         peer.session.desync.record(61, b"short")
+    with pytest.raises(ValueError, match="8 ASCII characters"):
+        peer.session.send_episode_ready(2, "not hex")
 
 
 def test_what_was_in_flight_moves_to_the_deployed_layouts_and_nothing_unknown_goes_on() -> None:
@@ -151,3 +153,18 @@ def test_a_peer_of_this_package_with_acked_inputs_off_keeps_reliable_control() -
     peer.play(180)
     assert peer.session.stats()["peer_protocol_version"] == 2
     assert peer.session.send_episode_end(10, 1) == 0  # a sequence number: reliable control
+
+
+def test_a_peer_that_sends_no_inputs_gets_a_control_message_a_bounded_number_of_times() -> None:
+    """No inputs, so no probes: the control message's own unanswered sends tell the version."""
+    peer = VersionOnePeer()
+    peer.session.on_open()
+    peer.session.send_episode_ready(1, "0a1b2c3d")
+    for _ in range(60 * 60):  # a minute, the peer only keeping its channel alive
+        peer.session.on_message(b"\x04")
+        peer.scheduler.advance(FRAME_MS)
+    sends = peer.sent(MessageType.CONTROL)
+    assert len(sends) == MAX_UNANSWERED_CONTROL_SENDS
+    assert peer.session.stats()["peer_protocol_version"] == 1
+    assert peer.sent(MessageType.EPISODE_READY) == [encode_episode_ready(1, "0a1b2c3d")]
+    assert peer.sent(MessageType.ACKED_INPUT) == []

@@ -197,6 +197,11 @@ class ReliableControlChannel:
         return len(self._in_flight)
 
     @property
+    def most_sends(self) -> int:
+        """How many times the most-sent unacknowledged message went out (0 with none)."""
+        return max((entry.sends for entry in self._in_flight.values()), default=0)
+
+    @property
     def timer_running(self) -> bool:
         return self._timer is not None
 

@@ -16,7 +16,7 @@ from typing import Final
 
 from p2p_transport.timing import Clock
 
-__all__ = ["MAX_PROBES", "PROBE_INTERVAL_MS", "AckNegotiation"]
+__all__ = ["MAX_PROBES", "MAX_UNANSWERED_CONTROL_SENDS", "PROBE_INTERVAL_MS", "AckNegotiation"]
 
 #: A probe every 250 ms. Until the peer answers, this side sends 0x01 and keeps its inputs pending
 #: for at most 64 frames (1.07 s at 60 Hz), so the answer should come well within that: either
@@ -29,6 +29,12 @@ PROBE_INTERVAL_MS: Final = 250.0
 #: at 30% loss both ways fail to settle with probability (0.3^8)^2, about 4e-9. A deployed
 #: version-1 peer logs each probe as an unknown message type; eight is all it ever gets.
 MAX_PROBES: Final = 8
+#: Sends of one control message left unacknowledged, while the peer is heard, after which a peer
+#: that has shown nothing of this package (no acked inputs: it sent no inputs to probe, say) is
+#: taken for version 1: a control message's round trip fails at 30% loss each way with
+#: probability 0.51, twelve in a row with 3e-4. So a version-1 peer gets a control message at
+#: most twelve times.
+MAX_UNANSWERED_CONTROL_SENDS: Final = 12
 
 
 class AckNegotiation:
@@ -51,6 +57,7 @@ class AckNegotiation:
         self.probes_sent = 0
         self._heard_peer_inputs = False
         self._heard_extension = False
+        self._control_unanswered = False
         self._last_probe_ms: float | None = None
 
     @property
@@ -59,7 +66,12 @@ class AckNegotiation:
         ``None`` until one or the other."""
         if self.peer_speaks_acked or self._heard_extension:
             return 2
-        return 1 if self.probes_sent >= MAX_PROBES else None
+        return 1 if self.probes_sent >= MAX_PROBES or self._control_unanswered else None
+
+    def control_unanswered(self) -> None:
+        """Control messages went unacknowledged :data:`MAX_UNANSWERED_CONTROL_SENDS` times
+        while the peer was heard: unless it shows otherwise, it is a version-1 peer."""
+        self._control_unanswered = True
 
     @property
     def use_acked(self) -> bool:

@@ -76,10 +76,20 @@ class VersionOneControl:
         # The hash this side sent with its episode ready, per episode, and the episodes whose
         # end and readiness the peer announced (each delivered, and a readiness answered, once).
         self._ready_sent: dict[int, str] = {}
+        # The hash the game gave with its readiness for each episode, whatever the peer.
+        self._ready_hashes: dict[int, str] = {}
         self._peer_ended: set[int] = set()
         self._peer_ready: set[int] = set()
 
-    def send(self, kind: int, payload: bytes, state_hash: str | None = None) -> None:
+    def remember_ready_hash(self, episode: int, state_hash: str) -> None:
+        """The game's state hash for its readiness for ``episode``: used when that readiness
+        goes to a version-1 peer, now or later (it may have gone out as a control message
+        before the peer's version was known). Raises ``ValueError`` if it is not 8 ASCII
+        characters."""
+        encode_episode_ready(episode, state_hash)  # validates
+        self._ready_hashes[episode] = state_hash
+
+    def send(self, kind: int, payload: bytes) -> None:
         """Send a control message (its kind and payload as :mod:`.control` encodes them)."""
         if kind == ControlKind.EPISODE_END:
             episode, frame = decode_episode_end(payload)
@@ -87,8 +97,8 @@ class VersionOneControl:
             self.counters.episode_ends_sent += 1
         elif kind == ControlKind.EPISODE_READY:
             episode = decode_episode_ready(payload)
-            ready_hash = NO_STATE_HASH if state_hash is None else state_hash
-            packet = encode_episode_ready(episode, ready_hash)  # validates the hash
+            ready_hash = self._ready_hashes.get(episode, NO_STATE_HASH)
+            packet = encode_episode_ready(episode, ready_hash)
             self._ready_sent[episode] = ready_hash
             self._transmit(packet)
             self.counters.episode_readies_sent += 1

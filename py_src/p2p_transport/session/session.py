@@ -24,6 +24,7 @@ from p2p_transport.protocol.control import (
 )
 from p2p_transport.protocol.desync import Desync, DesyncChecker
 from p2p_transport.protocol.health import ConnectionHealthMonitor
+from p2p_transport.protocol.negotiation import MAX_UNANSWERED_CONTROL_SENDS
 from p2p_transport.protocol.receiver import InputCallback
 from p2p_transport.protocol.relay import SocketIOLike
 from p2p_transport.protocol.routing import Path, RouteChange
@@ -322,8 +323,7 @@ class P2PSession:
         """
         self.watchdog.note_awake()
         sent = self.inputs.step(frame, action)
-        if not self._peer_is_v1 and self.inputs.negotiation.peer_version == 1:
-            self._control_to_version_one()
+        self._check_peer_version()
         return sent
 
     def start_watchdog(self) -> None:
@@ -379,9 +379,10 @@ class P2PSession:
         """Tell the peer that this side is ready for ``episode`` (``EPISODE_READY``), as
         :meth:`send_episode_end` does. ``state_hash``, 8 ASCII characters (the first 8 hex digits
         of the new episode's state hash), goes only to a version-1 peer, which stores it."""
-        return self._send_control(
-            ControlKind.EPISODE_READY, encode_episode_ready(episode), state_hash
-        )
+        payload = encode_episode_ready(episode)
+        if state_hash is not None:
+            self.v1_control.remember_ready_hash(episode, state_hash)
+        return self._send_control(ControlKind.EPISODE_READY, payload)
 
     def reset_episode(self) -> None:
         """Forget inputs and frame numbers for a new episode; keep the connection and RTT."""
@@ -430,6 +431,7 @@ class P2PSession:
                 self.ping()
             if self.config.relay_pings and self.paths.is_open(Path.RELAY):
                 self.ping_relay()
+            self._check_peer_version()
         except Exception:
             self.handler_errors += 1
             logger.exception("ping timer failed")
@@ -567,11 +569,26 @@ class P2PSession:
         elif self.callbacks.on_control is not None:
             self.callbacks.on_control(kind, payload)
 
-    def _send_control(self, kind: int, payload: bytes, state_hash: str | None = None) -> int | None:
+    def _send_control(self, kind: int, payload: bytes) -> int | None:
         if self._peer_is_v1:
-            self.v1_control.send(kind, payload, state_hash)
+            self.v1_control.send(kind, payload)
             return None
         return self.control.send(kind, payload)
+
+    def _check_peer_version(self) -> None:
+        """Move control to the version-1 layouts once the peer is known to be version 1: its
+        probes went unanswered, or (with no inputs to probe) its control messages did."""
+        if self._peer_is_v1:
+            return
+        negotiation = self.inputs.negotiation
+        if (
+            negotiation.peer_version is None
+            and self.control.most_sends >= MAX_UNANSWERED_CONTROL_SENDS
+            and self.health.last_packet_at_ms is not None
+        ):
+            negotiation.control_unanswered()
+        if negotiation.peer_version == 1:
+            self._control_to_version_one()
 
     def _control_to_version_one(self) -> None:
         """The peer is a version-1 peer: stop sending it control messages, which it drops, and
