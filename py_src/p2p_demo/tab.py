@@ -9,7 +9,7 @@ from typing import Any
 import js
 
 from p2p_demo.scripted_game import ScriptedGame
-from p2p_transport.browser.options import IceServer, TransportOptions
+from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.protocol.faults import FaultConfig
 from p2p_transport.protocol.reconnect import ReconnectConfig
@@ -60,10 +60,7 @@ class DemoTab:
             TransportOptions(
                 server_url=str(options.get("server_url", "")),
                 room=str(options.get("room", DEFAULT_ROOM)),
-                ice_servers=tuple(
-                    IceServer(s["urls"], s.get("username"), s.get("credential"))
-                    for s in options.get("ice_servers", ())
-                ),
+                ice_servers=tuple(options.get("ice_servers", ())),
                 relay_only=bool(options.get("relay_only", False)),
                 session=session_config,
                 reconnect=ReconnectConfig(**reconnect),

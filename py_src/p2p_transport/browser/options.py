@@ -6,7 +6,7 @@ outside the browser.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,33 @@ class IceServer:
     username: str | None = None
     credential: str | None = None
 
+    def __post_init__(self) -> None:
+        urls = [self.urls] if isinstance(self.urls, str) else list(self.urls)
+        if not urls or not all(isinstance(url, str) and url for url in urls):
+            raise ValueError(f"urls must be a non-empty URL or list of URLs, got {self.urls!r}")
+        for name in ("username", "credential"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+
+    @classmethod
+    def of(cls, server: IceServer | Mapping[str, Any]) -> IceServer:
+        """``server`` itself, or the ``{urls, username, credential}`` dict every WebRTC page
+        writes, as an :class:`IceServer` (unknown keys refused, so a typo says so)."""
+        if isinstance(server, IceServer):
+            return server
+        if not isinstance(server, Mapping):
+            raise ValueError(
+                f"an ICE server is an IceServer or a dict like {{'urls': ...}}, got {server!r}"
+            )
+        unknown = set(server) - {"urls", "username", "credential"}
+        if unknown or "urls" not in server:
+            raise ValueError(
+                f"an ICE server dict has 'urls' and optionally 'username' and 'credential', "
+                f"got keys {sorted(server)}"
+            )
+        return cls(server["urls"], server.get("username"), server.get("credential"))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"urls": self.urls if isinstance(self.urls, str) else list(self.urls)}
         if self.username is not None:
@@ -43,8 +70,9 @@ class TransportOptions:
     server_url: str = ""
     room: str = DEFAULT_ROOM
     #: No ICE servers by default: peers on one host or LAN connect over host candidates, and a
-    #: STUN server that cannot be reached only slows gathering down.
-    ice_servers: tuple[IceServer, ...] = ()
+    #: STUN server that cannot be reached only slows gathering down. Each an :class:`IceServer`
+    #: or a ``{urls, username, credential}`` dict.
+    ice_servers: Sequence[IceServer | Mapping[str, Any]] = ()
     #: Force every packet through a TURN server (``iceTransportPolicy: "relay"``).
     relay_only: bool = False
     session: SessionConfig = field(default_factory=SessionConfig)
@@ -60,9 +88,16 @@ class TransportOptions:
     #: A dialect keeps what it learns of the pairing, so each transport needs its own.
     dialect: Dialect | None = None
 
+    def __post_init__(self) -> None:
+        # The shape every WebRTC page writes, {urls, username, credential}, is taken too.
+        object.__setattr__(
+            self, "ice_servers", tuple(IceServer.of(server) for server in self.ice_servers)
+        )
+
     def rtc_configuration(self) -> dict[str, Any]:
         """The ``RTCPeerConnection`` configuration these options ask for."""
-        config: dict[str, Any] = {"iceServers": [server.to_dict() for server in self.ice_servers]}
+        servers = [IceServer.of(server).to_dict() for server in self.ice_servers]
+        config: dict[str, Any] = {"iceServers": servers}
         if self.relay_only:
             config["iceTransportPolicy"] = "relay"
         return config
