@@ -256,26 +256,26 @@ class P2PSession:
         self.watchdog.heard_again()
         self.health.reset()
         if self._ping_timer is None:
-            self._ping_timer = self._scheduler.set_interval(
-                self._on_ping_timer, self.config.ping_interval_ms
+            self._ping_timer = self._every(
+                self.config.ping_interval_ms, self._ping_tick, "ping timer"
             )
         self.validation.opened()
         if self._validation_timer is None:
-            self._validation_timer = self._scheduler.set_interval(
-                self._on_validation_timer, VALIDATION_TICK_MS
+            self._validation_timer = self._every(
+                VALIDATION_TICK_MS, self._validation_tick, "validation timer"
             )
 
     def on_close(self) -> None:
         """The DataChannel closed; the relay, if any, keeps carrying inputs."""
-        self._stop_pinging()
-        self._stop_validating()
+        self._clear_timer("_ping_timer")
+        self._clear_timer("_validation_timer")
         if self.state is not SessionState.FAILED:
             self.state = SessionState.CLOSED
 
     def on_failed(self) -> None:
         """The peer connection failed (ICE failure, or the channel reported an error)."""
-        self._stop_pinging()
-        self._stop_validating()
+        self._clear_timer("_ping_timer")
+        self._clear_timer("_validation_timer")
         self.state = SessionState.FAILED
 
     def on_message(self, data: bytes | bytearray | memoryview) -> None:
@@ -333,8 +333,8 @@ class P2PSession:
         if self._shut_down or self._watchdog_timer is not None:
             return
         self.watchdog.start()
-        self._watchdog_timer = self._scheduler.set_interval(
-            self._on_watchdog_timer, self.config.keepalive_interval_ms
+        self._watchdog_timer = self._every(
+            self.config.keepalive_interval_ms, self._watchdog_tick, "watchdog"
         )
 
     @property
@@ -394,13 +394,8 @@ class P2PSession:
     def close(self) -> None:
         """Stop all timers and let go of the channel and relay. Safe to call more than once."""
         self._shut_down = True
-        self._stop_pinging()
-        self._stop_validating()
-        for name in ("_resend_timer", "_watchdog_timer"):
-            timer = getattr(self, name)
-            if timer is not None:
-                setattr(self, name, None)
-                self._scheduler.clear_interval(timer)
+        for name in ("_ping_timer", "_validation_timer", "_resend_timer", "_watchdog_timer"):
+            self._clear_timer(name)
         self.watchdog.stop()
         self.paths.close()
         self.pinger.close()
@@ -422,59 +417,53 @@ class P2PSession:
 
     # --- timers -------------------------------------------------------------------------------
 
-    def _on_ping_timer(self) -> None:
-        try:
-            self.watchdog.note_awake()
-            self._telemetry.record_loss(self._clock(), self.health.loss_estimate)
-            self._observe_health()
-            if self.paths.is_open(Path.P2P):
-                self.ping()
-            if self.config.relay_pings and self.paths.is_open(Path.RELAY):
-                self.ping_relay()
-            self._check_peer_version()
-        except Exception:
-            self.handler_errors += 1
-            logger.exception("ping timer failed")
+    def _every(self, interval_ms: float, tick: Callable[[], None], what: str) -> object:
+        """Start a timer running ``tick``; an exception in it is a bug, logged and counted in
+        ``handler_errors``, never raised into the scheduler."""
 
-    def _on_resend_timer(self) -> None:
-        try:
-            self.watchdog.note_awake()
-            self.inputs.resend_if_idle()
-        except Exception:
-            self.handler_errors += 1
-            logger.exception("resend timer failed")
+        def guarded() -> None:
+            try:
+                tick()
+            except Exception:
+                self.handler_errors += 1
+                logger.exception("%s failed", what)
 
-    def _on_watchdog_timer(self) -> None:
-        try:
-            self.watchdog.tick()
-            self._observe_health()
-        except Exception:
-            self.handler_errors += 1
-            logger.exception("watchdog failed")
+        return self._scheduler.set_interval(guarded, interval_ms)
 
-    def _on_validation_timer(self) -> None:
-        try:
-            self.watchdog.note_awake()
-            validation = self.validation
-            if validation.ping_due() and self.paths.is_open(Path.P2P):
-                now = self._clock()
-                if self.paths.send_small(Path.P2P, encode_validation_ping(now)):
-                    validation.ping_sent(now)
-            if validation.finished:
-                self._stop_validating()
-        except Exception:
-            self.handler_errors += 1
-            logger.exception("validation timer failed")
-
-    def _stop_validating(self) -> None:
-        if self._validation_timer is not None:
-            timer, self._validation_timer = self._validation_timer, None
+    def _clear_timer(self, name: str) -> None:
+        """Stop the timer held in attribute ``name``, if it runs."""
+        timer = getattr(self, name)
+        if timer is not None:
+            setattr(self, name, None)
             self._scheduler.clear_interval(timer)
 
-    def _stop_pinging(self) -> None:
-        if self._ping_timer is not None:
-            timer, self._ping_timer = self._ping_timer, None
-            self._scheduler.clear_interval(timer)
+    def _ping_tick(self) -> None:
+        self.watchdog.note_awake()
+        self._telemetry.record_loss(self._clock(), self.health.loss_estimate)
+        self._observe_health()
+        if self.paths.is_open(Path.P2P):
+            self.ping()
+        if self.config.relay_pings and self.paths.is_open(Path.RELAY):
+            self.ping_relay()
+        self._check_peer_version()
+
+    def _resend_tick(self) -> None:
+        self.watchdog.note_awake()
+        self.inputs.resend_if_idle()
+
+    def _watchdog_tick(self) -> None:
+        self.watchdog.tick()
+        self._observe_health()
+
+    def _validation_tick(self) -> None:
+        self.watchdog.note_awake()
+        validation = self.validation
+        if validation.ping_due() and self.paths.is_open(Path.P2P):
+            now = self._clock()
+            if self.paths.send_small(Path.P2P, encode_validation_ping(now)):
+                validation.ping_sent(now)
+        if validation.finished:
+            self._clear_timer("_validation_timer")
 
     # --- packets in ---------------------------------------------------------------------------
 
@@ -516,9 +505,7 @@ class P2PSession:
             and self._resend_timer is None
             and not self._shut_down
         ):
-            self._resend_timer = self._scheduler.set_interval(
-                self._on_resend_timer, RESEND_INTERVAL_MS
-            )
+            self._resend_timer = self._every(RESEND_INTERVAL_MS, self._resend_tick, "resend timer")
 
     def _on_keepalive(self, _message: Message, _path: Path) -> None:
         """Nothing to do beyond the health bookkeeping every packet gets."""
@@ -581,13 +568,15 @@ class P2PSession:
         if self._peer_is_v1:
             return
         negotiation = self.inputs.negotiation
+        version = negotiation.peer_version
         if (
-            negotiation.peer_version is None
+            version is None
             and self.control.most_sends >= MAX_UNANSWERED_CONTROL_SENDS
             and self.health.last_packet_at_ms is not None
         ):
             negotiation.control_unanswered()
-        if negotiation.peer_version == 1:
+            version = 1
+        if version == 1:
             self._control_to_version_one()
 
     def _control_to_version_one(self) -> None:
