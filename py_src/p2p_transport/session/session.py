@@ -216,6 +216,11 @@ class P2PSession:
     # --- the channels' events -----------------------------------------------------------------
 
     @property
+    def clock(self) -> Clock:
+        """The clock the session was given (milliseconds), for layers built on it."""
+        return self._clock
+
+    @property
     def channel(self) -> DataChannelLike | None:
         return self.paths.p2p
 
@@ -383,6 +388,11 @@ class P2PSession:
         if state_hash is not None:
             self.v1_control.remember_ready_hash(episode, state_hash)
         return self._send_control(ControlKind.EPISODE_READY, payload)
+
+    def send_time_sync(self, payload: bytes) -> int | None:
+        """Send the rollback layer's frame-advantage report (``TIME_SYNC``) reliably; it reaches
+        the peer's ``on_control``. Raises as :meth:`send_control` does."""
+        return self._send_control(ControlKind.TIME_SYNC, payload)
 
     def reset_episode(self) -> None:
         """Forget inputs and frame numbers for a new episode; keep the connection and RTT."""

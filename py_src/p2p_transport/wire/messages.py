@@ -74,6 +74,9 @@ class ControlKind(IntEnum):
     #: Hashes of the sender's confirmed game state: episode u32, then (frame u32, hash) entries
     #: (:mod:`p2p_transport.protocol.desync`).
     STATE_HASH = 0x03
+    #: The sender's frame advantage for time synchronisation (:mod:`p2p_transport.rollback`):
+    #: advantage i16 in hundredths of a frame, input delay u8.
+    TIME_SYNC = 0x04
 
 
 #: ``P2PSession.send_control`` takes the upper half of the kind byte: room for 128 game messages,

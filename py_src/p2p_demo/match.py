@@ -1,0 +1,155 @@
+"""A match of Pong between two tabs: the game, the rollback layer over the tab's session, and a
+game loop that keeps time the way the rollback layer recommends.
+
+Sans-IO like the transport: the clock and the timers are injected, so the CPython tests run two
+matches over a simulated link and the page runs the same code on the browser's timers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from p2p_demo.pong import PongBot, PongGame
+from p2p_transport.protocol.desync import Desync
+from p2p_transport.rollback import RollbackSession
+from p2p_transport.session import P2PSession
+from p2p_transport.timing import Clock, Scheduler
+
+__all__ = ["LOOP_WAKE_MS", "PongMatch"]
+
+#: How often the loop wakes to see whether a frame is due: a quarter of a 60 Hz frame, so a tick
+#: that the rollback layer lengthens by a few percent is honoured within 4 ms (browsers clamp
+#: repeating timers to 4 ms anyway).
+LOOP_WAKE_MS: Final = 4.0
+#: A tab that was held up (a long frame, a busy machine) catches up at most this many frames per
+#: wake; further behind than MAX_LAG_FRAMES, it gives up the lost time instead of racing.
+MAX_TICKS_PER_WAKE: Final = 2
+MAX_LAG_FRAMES: Final = 4
+
+
+class PongMatch:
+    """``episodes`` episodes of Pong over ``session``, played by a bot until a key is pressed.
+
+    ``seed`` picks every episode's serves (episode ``n`` uses ``seed + n``); both tabs use the
+    same. ``perturb_at`` makes this tab's game differ from the peer's from that frame on (a
+    deliberate desync, for the tests).
+    """
+
+    def __init__(
+        self,
+        session: P2PSession,
+        scheduler: Scheduler,
+        clock: Clock,
+        *,
+        episodes: int = 1,
+        episode_frames: int | None = None,
+        seed: int = 0,
+        input_delay: int = 2,
+        max_prediction: int = 8,
+        perturb_at: int | None = None,
+    ) -> None:
+        if episodes < 1:
+            raise ValueError(f"episodes must be at least 1, got {episodes}")
+        self.episodes = episodes
+        self.seed = seed
+        self.game = PongGame(seed, perturb_at)
+        self.rollback = RollbackSession(
+            self.game,
+            session,
+            input_delay=input_delay,
+            max_prediction=max_prediction,
+            episode_frames=episode_frames,
+            on_desync=self._on_desync,
+        )
+        self.bot = PongBot(session.player_index, seed)
+        #: The keyboard's action bits once the player pressed a key (``None``: the bot plays).
+        self.keys: int | None = None
+        self._scheduler = scheduler
+        self._clock = clock
+        self._timer: object | None = None
+        self._next_due = 0.0
+        self.started_at_ms: float | None = None
+        self.finished_at_ms: float | None = None
+        self.desync: Desync | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at_ms is not None
+
+    def start(self, delay_ms: float = 0.0) -> None:
+        """Start the loop; the first frame is due ``delay_ms`` from now."""
+        if self._timer is None and not self.finished:
+            self._next_due = self._clock() + delay_ms
+            self._timer = self._scheduler.set_interval(self._wake, LOOP_WAKE_MS)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            timer, self._timer = self._timer, None
+            self._scheduler.clear_interval(timer)
+
+    def set_keys(self, bits: int) -> None:
+        """The keyboard's action bits (UP, DOWN); from the first key on, the bot stops."""
+        self.keys = bits
+
+    def _wake(self) -> None:
+        now = self._clock()
+        ticks = 0
+        while now >= self._next_due and ticks < MAX_TICKS_PER_WAKE and self._timer is not None:
+            self._tick(now)
+            self._next_due += self.rollback.frame_ms
+            ticks += 1
+        if now - self._next_due > MAX_LAG_FRAMES * self.rollback.frame_ms:
+            self._next_due = now
+
+    def _tick(self, now: float) -> None:
+        rollback = self.rollback
+        if self.started_at_ms is None:
+            self.started_at_ms = now
+        if rollback.episode_over:
+            if len(rollback.episodes) >= self.episodes:
+                self.finished_at_ms = now
+                self.stop()
+                return
+            self.game.reset(self.seed + rollback.episode + 1)
+            rollback.start_next_episode()
+        action = self.keys if self.keys is not None else self.bot.action(self.game)
+        rollback.advance_frame(action)
+
+    def _on_desync(self, desync: Desync) -> None:
+        self.desync = desync
+
+    def report(self) -> dict[str, Any]:
+        """The match in figures (the episodes' inputs are in :meth:`records`)."""
+        stats = self.rollback.stats()
+        finished = self.rollback.episodes
+        keys = (
+            "episode",
+            "frames_advanced",
+            "frames_predicted",
+            "rollbacks",
+            "max_rollback_depth",
+            "rollback_depths",
+            "frames_resimulated",
+            "stall_frames",
+            "stall_ms",
+            "desyncs",
+            "first_desync_frame",
+            "frames_ahead",
+            "frames_ahead_max",
+            "input_delay",
+        )
+        return {
+            **{key: stats[key] for key in keys},
+            "frames": sum(record["frames"] for record in finished),
+            "final_checksum": finished[-1]["final_checksum"] if finished else None,
+            "episodes_finished": len(finished),
+            "episodes": self.episodes,
+            "score": [self.game.state.score0, self.game.state.score1],
+            "finished": self.finished,
+            "started_at_ms": self.started_at_ms,
+            "finished_at_ms": self.finished_at_ms,
+        }
+
+    def records(self) -> list[dict[str, Any]]:
+        """Each finished episode's record: frames, final checksum and both players' inputs."""
+        return list(self.rollback.episodes)

@@ -1,0 +1,27 @@
+"""Rollback netcode for two-player Python games on the transport.
+
+::
+
+    from p2p_transport.rollback import Game, RollbackSession, SyncTestSession, DesyncError
+
+    rb = RollbackSession(game, session, input_delay=2, max_prediction=8, fps=60)
+    ok = rb.advance_frame(local_action)   # each tick; False: waiting for the peer
+
+First prove the game deterministic with :class:`SyncTestSession` (no network); keep each
+episode's record (:meth:`RollbackSession.telemetry`) and :func:`replay` it offline.
+"""
+
+from p2p_transport.rollback.errors import DesyncError
+from p2p_transport.rollback.game import Game
+from p2p_transport.rollback.replay import replay
+from p2p_transport.rollback.session import RollbackSession, RollbackState
+from p2p_transport.rollback.sync_test import SyncTestSession
+
+__all__ = [
+    "DesyncError",
+    "Game",
+    "RollbackSession",
+    "RollbackState",
+    "SyncTestSession",
+    "replay",
+]

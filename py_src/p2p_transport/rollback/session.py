@@ -1,0 +1,517 @@
+"""Rollback netcode on a :class:`~p2p_transport.session.P2PSession`: the game runs every frame
+on time, predicting the peer's input until it arrives, and re-simulates when a prediction was
+wrong.
+
+Each call to :meth:`RollbackSession.advance_frame` does, in order:
+
+1. roll back if an input that arrived since contradicts what a simulated frame assumed: load
+   the state saved before the earliest wrong frame and re-simulate up to the present;
+2. send the state hashes of frames newly confirmed (both inputs known, simulated with them) and
+   end the episode if its last frame is now confirmed;
+3. measure the frame advantage and, a few times a second, report it to the peer;
+4. stall (simulate nothing, return ``False``) if the next frame would be more than
+   ``max_prediction`` frames past the peer's last confirmed input;
+5. schedule the local action for ``current_frame + input_delay``, send it, and simulate one frame.
+
+Frame numbers on the wire never restart: episode ``n`` uses the transport frames from its base
+on, and the next base lies past every frame either side can have sent in episode ``n``. An input
+from an old episode that arrives late therefore never lands in a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import replace
+from enum import StrEnum
+from typing import Any, Final
+
+from p2p_transport.checks import check_finite, check_int
+from p2p_transport.guard import call_guarded
+from p2p_transport.protocol.control import decode_episode_end, decode_episode_ready
+from p2p_transport.protocol.desync import MAX_HASH_SIZE, Desync
+from p2p_transport.rollback.game import Game, check_game, game_over
+from p2p_transport.rollback.peer_inputs import DEFAULT_ACTION, PeerInputs
+from p2p_transport.rollback.state_ring import StateRing
+from p2p_transport.rollback.time_sync import (
+    REPORT_INTERVAL_MS,
+    TimeSync,
+    decode_time_sync,
+    encode_time_sync,
+)
+from p2p_transport.session.session import P2PSession
+from p2p_transport.wire.codec import MAX_ACTION
+from p2p_transport.wire.messages import ControlKind
+
+__all__ = [
+    "MAX_INPUT_DELAY",
+    "MAX_PREDICTION",
+    "RollbackSession",
+    "RollbackState",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Half a second at 60 Hz: more input delay than that is not a game anyone can play. It also
+#: bounds the frames an episode's inputs can run past its end (see the module docstring).
+MAX_INPUT_DELAY: Final = 30
+#: GGPO and GGRS default to 8 frames and allow a few more; 60 would re-simulate a second of game
+#: per frame, which no game affords.
+MAX_PREDICTION: Final = 60
+#: GGPO's and GGRS's default prediction window: 133 ms at 60 Hz before a late input stalls.
+DEFAULT_MAX_PREDICTION: Final = 8
+#: The deployed peers' examples use 2-3 frames: at 60 Hz, 2 frames hide a 33 ms one-way trip.
+DEFAULT_INPUT_DELAY: Final = 2
+#: Every 10th confirmed frame is hashed and compared: 6 small control messages a second at 60 Hz,
+#: and a desync is found within a sixth of a second of game time.
+DEFAULT_CHECK_INTERVAL: Final = 10
+#: frames_ahead samples kept for telemetry: 5 a second (one per report) for 30 minutes.
+MAX_FRAMES_AHEAD_SAMPLES: Final = 9000
+#: The control messages this layer consumes; the rest go on to the session's callbacks.
+_OWN_KINDS: Final = frozenset(
+    (ControlKind.EPISODE_END, ControlKind.EPISODE_READY, ControlKind.TIME_SYNC)
+)
+
+
+class RollbackState(StrEnum):
+    #: Frames advance.
+    RUNNING = "running"
+    #: This episode's last frame is confirmed; the game resets and calls ``start_next_episode``.
+    ENDED = "ended"
+    #: ``start_next_episode`` was called; waiting for the peer's end and readiness.
+    WAITING = "waiting"
+
+
+class RollbackSession:
+    """Two players' game over ``session``, simulated with input delay, prediction and rollback.
+
+    ``session`` is a :class:`P2PSession` (in the browser, ``BrowserTransport.session`` once
+    paired) whose players are 0 and 1. The rollback layer takes over the inputs the session
+    delivers, whatever ``on_input`` it was built with, and the control messages of the kinds it
+    uses (``EPISODE_END``, ``EPISODE_READY``, ``TIME_SYNC``); other control messages and desyncs
+    still reach the session's own callbacks.
+
+    ``episode_frames`` ends every episode after that many frames; a game's ``done()`` can end it
+    sooner. ``on_desync(desync)`` hears the first confirmed frame whose state hashes differ
+    (:class:`~p2p_transport.protocol.desync.Desync`: episode, frame, both hashes).
+    """
+
+    # The episode's state, set by _start_episode.
+    _peer: PeerInputs
+    _peer_newest: int
+    _current: int
+    _local: bytearray  # this side's scheduled actions, by frame
+    _last_action: int
+    _used: bytearray  # the peer action each simulated frame used (real or predicted)
+    _checksums: dict[int, bytes]  # hashes of simulated frames not yet confirmed
+    _end_frame: int | None  # the simulated frame that ends the episode, once simulated
+    _hashed_through: int
+    _first_wrong: int | None  # the earliest simulated frame an arrived input contradicts
+
+    def __init__(
+        self,
+        game: Game,
+        session: P2PSession,
+        *,
+        input_delay: int = DEFAULT_INPUT_DELAY,
+        max_prediction: int = DEFAULT_MAX_PREDICTION,
+        fps: float = 60.0,
+        check_interval: int = DEFAULT_CHECK_INTERVAL,
+        episode_frames: int | None = None,
+        on_desync: Callable[[Desync], None] | None = None,
+    ) -> None:
+        check_game(game)
+        check_int("max_prediction", max_prediction, MAX_PREDICTION)
+        check_finite("fps", fps)
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        check_int("check_interval", check_interval, minimum=1)
+        if episode_frames is not None:
+            check_int("episode_frames", episode_frames, minimum=1)
+        players = {session.player_index, session.peer_index}
+        if players != {0, 1}:
+            raise ValueError(f"a rollback session is for players 0 and 1, got {sorted(players)}")
+        self.game = game
+        self.session = session
+        self.max_prediction = max_prediction
+        self.fps = float(fps)
+        self.check_interval = check_interval
+        self.episode_frames = episode_frames
+        self.on_desync = on_desync
+        self.input_delay = input_delay  # checked by the setter
+        self._clock = session.clock
+        self._local_first = session.player_index == 0
+        self._time_sync = TimeSync(fps)
+        self._ring = StateRing(max_prediction + 2)
+        self._original = session.callbacks
+        session.callbacks = replace(
+            session.callbacks,
+            on_input=self._on_peer_input,
+            on_control=self._on_control,
+            on_desync=self._on_session_desync,
+        )
+        self.state = RollbackState.RUNNING
+        self.episode = 0
+        session.desync.start_episode(0)
+        #: One record per finished episode: its inputs, length and final checksum.
+        self.episodes: list[dict[str, Any]] = []
+        self._base = 0  # the transport frame of this episode's frame 0
+        self._peer_ends: dict[int, int] = {}
+        self._peer_ready: set[int] = set()
+        self._counts: Counter[str] = Counter()
+        self._depths: Counter[int] = Counter()
+        self._stall_ms = 0.0
+        self._stall_started: float | None = None
+        self._frames_ahead_max = 0.0
+        self._frames_ahead_series: deque[tuple[float, float]] = deque(
+            maxlen=MAX_FRAMES_AHEAD_SAMPLES
+        )
+        self._last_report_ms: float | None = None
+        self.first_desync: Desync | None = None
+        self._start_episode(PeerInputs(), -1)
+
+    # --- what the game calls ------------------------------------------------------------------
+
+    @property
+    def input_delay(self) -> int:
+        return self._input_delay
+
+    @input_delay.setter
+    def input_delay(self, frames: int) -> None:
+        """Frames between an action and the frame it acts on; may change between frames."""
+        check_int("input_delay", frames, MAX_INPUT_DELAY)
+        self._input_delay = frames
+
+    @property
+    def current_frame(self) -> int:
+        """The next frame to simulate (frames simulated so far in this episode)."""
+        return self._current
+
+    @property
+    def confirmed_frame(self) -> int:
+        """The last frame simulated with both players' real inputs (-1: none yet)."""
+        return min(self._peer.confirmed_frame, self._current - 1)
+
+    @property
+    def frames_ahead(self) -> float:
+        """How many frames this side runs ahead of the peer (negative: behind)."""
+        return self._time_sync.frames_ahead
+
+    @property
+    def tick_stretch(self) -> float:
+        """By how much to lengthen the game loop's next tick (1.0: not at all): a side that
+        runs ahead slows down gradually instead of stalling."""
+        return self._time_sync.tick_stretch
+
+    @property
+    def frame_ms(self) -> float:
+        """The game loop's next tick in milliseconds: ``1000 / fps`` times :attr:`tick_stretch`."""
+        return 1000.0 / self.fps * self._time_sync.tick_stretch
+
+    @property
+    def episode_over(self) -> bool:
+        """The episode's last frame is confirmed on this side: reset the game, then call
+        :meth:`start_next_episode`."""
+        return self.state is RollbackState.ENDED
+
+    def advance_frame(self, local_action: int) -> bool:
+        """Simulate one frame with ``local_action`` (0..255); ``False`` if nothing was simulated
+        (the peer's inputs are too far behind, or the episode is over), and then the action is
+        not used: pass the current one on the next call."""
+        check_int("local_action", local_action, MAX_ACTION)
+        now = self._clock()
+        if self.state is RollbackState.WAITING:
+            self._try_start()
+        if self.state is not RollbackState.RUNNING:
+            return False
+        self._correct()
+        self._confirm()
+        if self.state is not RollbackState.RUNNING:
+            return False
+        self._measure(now)
+        if self._end_frame is not None:
+            self._counts["end_wait_frames"] += 1
+            return False
+        if self._current - self._peer.confirmed_frame > self.max_prediction:
+            self._counts["stall_frames"] += 1
+            if self._stall_started is None:
+                self._stall_started = now
+            return False
+        if self._stall_started is not None:
+            self._stall_ms += now - self._stall_started
+            self._stall_started = None
+        self._schedule(local_action)
+        self._simulate(self._current, first_time=True)
+        self._current += 1
+        return True
+
+    def start_next_episode(self) -> None:
+        """Start the next episode once the peer is ready too: call it after resetting the game
+        (both sides' games must start the episode in the same state). Until both are ready,
+        :meth:`advance_frame` returns ``False``."""
+        if self.state is not RollbackState.ENDED:
+            raise RuntimeError(f"episode {self.episode} is not over (state {self.state.value})")
+        self.state = RollbackState.WAITING
+        self._send(self.session.send_episode_ready, self.episode + 1)
+        self._try_start()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and figures as a plain, JSON-serialisable dict; reading changes nothing."""
+        counts = self._counts
+        stall_ms = self._stall_ms
+        if self._stall_started is not None:
+            stall_ms += self._clock() - self._stall_started
+        desync = self.first_desync
+        return {
+            "state": self.state.value,
+            "episode": self.episode,
+            "frame": self._current,
+            "confirmed_frame": self.confirmed_frame,
+            "input_delay": self._input_delay,
+            "max_prediction": self.max_prediction,
+            "frames_advanced": counts["frames_advanced"],
+            "frames_predicted": counts["frames_predicted"],
+            "frames_resimulated": counts["frames_resimulated"],
+            "rollbacks": counts["rollbacks"],
+            "max_rollback_depth": max(self._depths, default=0),
+            "rollback_depths": {str(depth): n for depth, n in sorted(self._depths.items())},
+            "stall_frames": counts["stall_frames"],
+            "stall_ms": round(stall_ms, 3),
+            "end_wait_frames": counts["end_wait_frames"],
+            "frames_ahead": round(self.frames_ahead, 3),
+            "frames_ahead_max": round(self._frames_ahead_max, 3),
+            "tick_stretch": round(self.tick_stretch, 3),
+            "desyncs": self.session.desync.counters.mismatches,
+            "first_desync_episode": None if desync is None else desync.episode,
+            "first_desync_frame": None if desync is None else desync.frame,
+            "hashes_compared": self.session.desync.counters.matches
+            + self.session.desync.counters.mismatches,
+            "episode_end_mismatches": counts["episode_end_mismatches"],
+            "inputs_dropped_by_delay": counts["inputs_dropped_by_delay"],
+            "stale_inputs": counts["stale_inputs"],
+            "duplicate_inputs": counts["duplicate_inputs"],
+            "time_sync_sent": counts["time_sync_sent"],
+            "time_sync_received": counts["time_sync_received"],
+            "malformed_control": counts["malformed_control"],
+            "control_send_failures": counts["control_send_failures"],
+            "callback_errors": counts["callback_errors"],
+            "episodes_finished": len(self.episodes),
+        }
+
+    def telemetry(self) -> dict[str, Any]:
+        """What the experiment keeps: :meth:`stats`, ``frames_ahead`` over time (``[ms,
+        frames]`` on the session's clock, one per report) and each finished episode's record
+        (``inputs``: ``[player 0, player 1]`` per frame, which
+        :func:`~p2p_transport.rollback.replay.replay` re-simulates)."""
+        return {
+            **self.stats(),
+            "frames_ahead_series": [
+                [round(t, 1), round(a, 3)] for t, a in self._frames_ahead_series
+            ],
+            "episode_records": list(self.episodes),
+        }
+
+    # --- the frame ----------------------------------------------------------------------------
+
+    def _schedule(self, action: int) -> None:
+        """Schedule ``action`` for ``current + input_delay`` and send it; frames the delay skips
+        (it grew) repeat the last action, and a frame already scheduled (it shrank) keeps its
+        action, this one being dropped."""
+        target = self._current + self._input_delay
+        local = self._local
+        if target < len(local):
+            self._counts["inputs_dropped_by_delay"] += 1
+            return
+        while len(local) < target:
+            self._send_input(self._last_action)
+        self._send_input(action)
+        self._last_action = action
+
+    def _send_input(self, action: int) -> None:
+        self._local.append(action)
+        self.session.step(self._base + len(self._local) - 1, action)
+
+    def _simulate(self, frame: int, *, first_time: bool) -> None:
+        game = self.game
+        self._ring.save(frame, game.save_state())
+        peer = self._peer.get(frame)
+        if peer is None:
+            peer = self._peer.prediction()
+            if first_time:
+                self._counts["frames_predicted"] += 1
+        local = self._local[frame]
+        game.advance((local, peer) if self._local_first else (peer, local))
+        if first_time:
+            self._used.append(peer)
+            self._counts["frames_advanced"] += 1
+        else:
+            self._used[frame] = peer
+            self._counts["frames_resimulated"] += 1
+        ends = game_over(game) or frame + 1 == self.episode_frames
+        if ends:
+            self._end_frame = frame
+        if ends or frame % self.check_interval == 0:
+            self._checksums[frame] = _digest(game.checksum())
+
+    def _correct(self) -> None:
+        """Roll back to the earliest frame simulated with a wrong prediction, and re-simulate."""
+        wrong = self._first_wrong
+        if wrong is None:
+            return
+        self._first_wrong = None
+        present = self._current
+        self._counts["rollbacks"] += 1
+        self._depths[present - wrong] += 1
+        self.game.load_state(self._ring.load(wrong))
+        self._end_frame = None
+        self._current = wrong
+        while self._current < present and self._end_frame is None:
+            self._simulate(self._current, first_time=False)
+            self._current += 1
+        # The corrected past may end the episode sooner: what was simulated after is void.
+        del self._used[self._current :]
+        for frame in [f for f in self._checksums if f >= self._current]:
+            del self._checksums[frame]
+
+    def _confirm(self) -> None:
+        """Hash what is newly confirmed; end the episode once its last frame is."""
+        confirmed = self.confirmed_frame
+        if confirmed <= self._hashed_through:
+            return
+        for frame in sorted(f for f in self._checksums if f <= confirmed):
+            self._send(self.session.desync.record, frame, self._checksums.pop(frame))
+        self._hashed_through = confirmed
+        end = self._end_frame
+        if end is not None and confirmed >= end:
+            self._finish_episode(end)
+
+    def _finish_episode(self, end: int) -> None:
+        self.state = RollbackState.ENDED
+        local = self._local[: end + 1]
+        peer = self._peer.confirmed[: end + 1]
+        first, second = (local, peer) if self._local_first else (peer, local)
+        self.episodes.append(
+            {
+                "episode": self.episode,
+                "frames": end + 1,
+                "final_checksum": _digest(self.game.checksum()).hex(),
+                "inputs": [[a, b] for a, b in zip(first, second, strict=True)],
+            }
+        )
+        self._send(self.session.send_episode_end, end, self.episode)
+
+    def _try_start(self) -> None:
+        """Start the next episode if both sides have ended this one and are ready."""
+        episode = self.episode
+        peer_end = self._peer_ends.get(episode)
+        if peer_end is None or episode + 1 not in self._peer_ready:
+            return
+        end = self.episodes[-1]["frames"] - 1
+        if peer_end != end:
+            self._counts["episode_end_mismatches"] += 1
+            logger.warning(
+                "episode %d ended at frame %d here, %d at the peer", episode, end, peer_end
+            )
+        # Past every frame either side can have sent: its last frame plus the input delay.
+        span = max(end, peer_end) + 1 + MAX_INPUT_DELAY
+        while len(self._local) < span:
+            self._send_input(DEFAULT_ACTION)
+        early = self._peer.take_from(span)
+        self._base += span
+        self.episode = episode + 1
+        self.session.desync.start_episode(self.episode)
+        peer = PeerInputs()
+        for frame in sorted(early):
+            peer.add(frame, early[frame])
+        self._start_episode(peer, max(early, default=-1))
+        self.state = RollbackState.RUNNING
+
+    def _start_episode(self, peer: PeerInputs, peer_newest: int) -> None:
+        self._peer = peer
+        self._peer_newest = peer_newest
+        self._current = 0
+        self._local = bytearray()
+        self._last_action = DEFAULT_ACTION
+        self._used = bytearray()
+        self._ring.clear()
+        self._checksums = {}
+        self._end_frame = None
+        self._hashed_through = -1
+        self._first_wrong = None
+        self._time_sync.reset()
+
+    def _measure(self, now: float) -> None:
+        """Sample the frame advantage; report it to the peer every REPORT_INTERVAL_MS."""
+        if self._peer_newest < 0:
+            return
+        session = self.session
+        rtt = session.rtt.srtt_ms or session.relay_rtt.srtt_ms or 0.0
+        advantage = self._time_sync.sample(self._current, self._peer_newest, rtt)
+        if self._last_report_ms is not None and now - self._last_report_ms < REPORT_INTERVAL_MS:
+            return
+        self._last_report_ms = now
+        payload = encode_time_sync(advantage, self._input_delay)
+        if self._send(session.send_time_sync, payload):
+            self._counts["time_sync_sent"] += 1
+        ahead = self._time_sync.frames_ahead
+        self._frames_ahead_series.append((now, ahead))
+        self._frames_ahead_max = max(self._frames_ahead_max, ahead)
+
+    def _send(self, send: Callable[..., object], *args: Any) -> bool:
+        """A control message or hash: a full window or a version-1 peer is counted, not raised."""
+        try:
+            send(*args)
+        except (RuntimeError, ValueError) as error:
+            self._counts["control_send_failures"] += 1
+            logger.warning("rollback control message not sent: %s", error)
+            return False
+        return True
+
+    # --- what the session delivers ------------------------------------------------------------
+
+    def _on_peer_input(self, transport_frame: int, action: int) -> None:
+        frame = transport_frame - self._base
+        if frame < 0:
+            self._counts["stale_inputs"] += 1
+            return
+        if not self._peer.add(frame, action):
+            self._counts["duplicate_inputs"] += 1
+            return
+        if frame > self._peer_newest:
+            self._peer_newest = frame
+        if frame < len(self._used) and self._used[frame] != action:
+            wrong = self._first_wrong
+            self._first_wrong = frame if wrong is None else min(wrong, frame)
+
+    def _on_control(self, kind: int, payload: bytes) -> None:
+        if kind not in _OWN_KINDS:
+            if self._original.on_control is not None:
+                self._original.on_control(kind, payload)
+            return
+        try:
+            if kind == ControlKind.TIME_SYNC:
+                self._time_sync.on_report(*decode_time_sync(payload))
+                self._counts["time_sync_received"] += 1
+            elif kind == ControlKind.EPISODE_END:
+                episode, frame = decode_episode_end(payload)
+                self._peer_ends[episode] = frame
+            else:
+                self._peer_ready.add(decode_episode_ready(payload))
+        except ValueError:
+            self._counts["malformed_control"] += 1
+
+    def _on_session_desync(self, desync: Desync) -> None:
+        self.first_desync = desync
+        for callback in (self.on_desync, self._original.on_desync):
+            if callback is not None and not call_guarded(callback, desync, what="on_desync"):
+                self._counts["callback_errors"] += 1
+
+
+def _digest(checksum: bytes) -> bytes:
+    """A game's checksum as it travels: as it is up to 32 bytes, else its 16-byte BLAKE2b."""
+    checksum = bytes(checksum)
+    if 0 < len(checksum) <= MAX_HASH_SIZE:
+        return checksum
+    return hashlib.blake2b(checksum, digest_size=16).digest()

@@ -1,0 +1,105 @@
+"""Two Pong matches (the demo's game under the rollback layer) over seeded faulty DataChannels on
+a virtual clock.
+
+The engine behind tests/test_rollback_simulation.py and benchmarks/bench_rollback.py. Each side
+is a :class:`~p2p_demo.match.PongMatch`, the code the demo page runs, with its own game loop on
+the fake scheduler; each DataChannel drops packets and delays every survivor by ``one_way_ms``
+(:class:`~p2p_transport.protocol.faults.FaultyChannel`). Time is virtual and event-driven, so a
+run is exactly reproducible for a seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from p2p_demo.match import PongMatch
+from p2p_transport import P2PSession, SessionConfig
+from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.protocol.routing import RouteMode
+from tests.fakes import FakeClock, FakeScheduler
+from tests.link_sim import Pipe
+
+#: After the frames: time for every match to finish its episodes (or to be found stuck).
+SETTLE_MS = 20_000.0
+
+
+@dataclass
+class RollbackRun:
+    matches: dict[str, PongMatch]
+    sessions: dict[str, P2PSession]
+    clock: FakeClock
+    #: Virtual time at which each side finished all its episodes (None: it never did).
+    finished_ms: dict[str, float | None]
+
+
+def simulate_matches(
+    *,
+    loss: float = 0.0,
+    one_way_ms: float = 20.0,
+    episode_frames: int = 600,
+    episodes: int = 1,
+    seed: int = 0,
+    input_delay: int = 2,
+    max_prediction: int = 8,
+    late_start_ms: float = 0.0,
+    perturb_at: int | None = None,
+    settle_ms: float = SETTLE_MS,
+) -> RollbackRun:
+    """Play ``episodes`` episodes of ``episode_frames`` frames; side b starts ``late_start_ms``
+    after side a, and with ``perturb_at`` side b's game deliberately diverges at that frame."""
+    clock = FakeClock(0.0)
+    scheduler = FakeScheduler(clock)
+    fault = FaultConfig(loss=loss, delay_ms=one_way_ms)
+    pipes = {"a": Pipe(), "b": Pipe()}
+    channels = {
+        side: FaultyChannel(pipes[side], fault, clock, seed=seed * 2 + index)
+        for index, side in enumerate(("a", "b"))
+    }
+    # The DataChannel alone, so the loss is what the game sees (no relay to hide it).
+    config = SessionConfig(relay_inputs=False, route_mode=RouteMode.P2P)
+    sessions = {
+        side: P2PSession(
+            player,
+            1 - player,
+            lambda frame, action: None,
+            clock=clock,
+            scheduler=scheduler,
+            channel=channels[side],
+            config=config,
+        )
+        for side, player in (("a", 0), ("b", 1))
+    }
+    for side, other in (("a", "b"), ("b", "a")):
+        pipes[side].receive = sessions[other].on_message
+    for session in sessions.values():
+        session.on_open()
+    matches = {
+        side: PongMatch(
+            sessions[side],
+            scheduler,
+            clock,
+            episodes=episodes,
+            episode_frames=episode_frames,
+            seed=seed,
+            input_delay=input_delay,
+            max_prediction=max_prediction,
+            perturb_at=perturb_at if side == "b" else None,
+        )
+        for side in ("a", "b")
+    }
+    matches["a"].start()
+    matches["b"].start(late_start_ms)
+    end_ms = late_start_ms + episodes * episode_frames * 1000 / 60 + settle_ms
+    while clock() < end_ms and not all(match.finished for match in matches.values()):
+        due = [c.next_due_ms for c in channels.values() if c.next_due_ms is not None]
+        due += [timer.next_due_ms for timer in scheduler.active.values()]
+        next_ms = min(due, default=end_ms)
+        scheduler.advance(max(0.0, min(next_ms, end_ms) - clock()))
+        for channel in channels.values():
+            channel.pump()
+    return RollbackRun(
+        matches,
+        sessions,
+        clock,
+        {side: match.finished_at_ms for side, match in matches.items()},
+    )
