@@ -19,8 +19,15 @@ from p2p_transport.protocol.routing import RouteMode
 from tests.fakes import FakeClock, FakeScheduler
 from tests.link_sim import Pipe
 
+#: A browser delivers a packet from its event loop, never inside the send call: even the 0 ms link
+#: delivers after the sender's call returned (a microsecond later), or a pong or an ack would come
+#: back before the ping or message it answers was recorded.
+_AFTER_RETURN_MS = 0.001
 #: After the frames: time for every match to finish its episodes (or to be found stuck).
 SETTLE_MS = 20_000.0
+#: After both finished: time for the last control messages (the final hashes) to arrive, with
+#: their resends at the worst loss simulated.
+DRAIN_MS = 3_000.0
 
 
 @dataclass
@@ -49,7 +56,7 @@ def simulate_matches(
     after side a, and with ``perturb_at`` side b's game deliberately diverges at that frame."""
     clock = FakeClock(0.0)
     scheduler = FakeScheduler(clock)
-    fault = FaultConfig(loss=loss, delay_ms=one_way_ms)
+    fault = FaultConfig(loss=loss, delay_ms=max(one_way_ms, _AFTER_RETURN_MS))
     pipes = {"a": Pipe(), "b": Pipe()}
     channels = {
         side: FaultyChannel(pipes[side], fault, clock, seed=seed * 2 + index)
@@ -89,14 +96,20 @@ def simulate_matches(
     }
     matches["a"].start()
     matches["b"].start(late_start_ms)
-    end_ms = late_start_ms + episodes * episode_frames * 1000 / 60 + settle_ms
-    while clock() < end_ms and not all(match.finished for match in matches.values()):
-        due = [c.next_due_ms for c in channels.values() if c.next_due_ms is not None]
-        due += [timer.next_due_ms for timer in scheduler.active.values()]
-        next_ms = min(due, default=end_ms)
-        scheduler.advance(max(0.0, min(next_ms, end_ms) - clock()))
-        for channel in channels.values():
-            channel.pump()
+
+    def run_until(end_ms: float, stop_early: bool) -> None:
+        while clock() < end_ms:
+            if stop_early and all(match.finished for match in matches.values()):
+                return
+            due = [c.next_due_ms for c in channels.values() if c.next_due_ms is not None]
+            due += [timer.next_due_ms for timer in scheduler.active.values()]
+            next_ms = min(due, default=end_ms)
+            scheduler.advance(max(0.0, min(next_ms, end_ms) - clock()))
+            for channel in channels.values():
+                channel.pump()
+
+    run_until(late_start_ms + episodes * episode_frames * 1000 / 60 + settle_ms, stop_early=True)
+    run_until(clock() + DRAIN_MS, stop_early=False)
     return RollbackRun(
         matches,
         sessions,

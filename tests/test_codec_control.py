@@ -86,7 +86,7 @@ def test_sizes_and_kinds() -> None:
     assert MAX_CONTROL_SEQUENCE == 0xFFFF_FFFE
     assert len(EXACT_CONTROL[2].values[1]) == 1032
     assert (MessageType.CONTROL, MessageType.CONTROL_ACK) == (0x22, 0x23)
-    assert [int(kind) for kind in ControlKind] == [1, 2, 3]
+    assert [int(kind) for kind in ControlKind] == [1, 2, 3, 4]
     assert all(kind < GAME_KIND_MIN for kind in ControlKind)
     assert (GAME_KIND_MIN, GAME_KIND_MAX) == (0x80, 0xFF)
 

@@ -367,3 +367,33 @@ def test_no_rtt_sample_from_an_ack_that_may_answer_a_later_message(
     assert a.channel.srtt_ms is None
     a.channel.on_ack(ControlAck(1))
     assert a.channel.srtt_ms == 40.0
+
+
+def test_an_ack_that_comes_back_inside_a_resend_is_taken(caplog: pytest.LogCaptureFixture) -> None:
+    # A link that delivers at once brings the peer's ack back before transmit returns, while the
+    # retransmit timer is still walking the messages in flight.
+    clock = FakeClock()
+    scheduler = FakeScheduler(clock)
+    receiver = ReliableControlChannel(
+        lambda packet: None, lambda kind, payload: None, clock=clock, scheduler=scheduler
+    )
+    link_up = False
+
+    def transmit(packet: bytes) -> None:
+        if link_up:
+            message = decode(packet)
+            assert isinstance(message, ControlMessage)
+            receiver.on_control(message)
+            sender.on_ack(ControlAck(receiver.ack))
+
+    sender = ReliableControlChannel(
+        transmit, lambda kind, payload: None, clock=clock, scheduler=scheduler
+    )
+    sender.send(0x80, b"a")
+    sender.send(0x80, b"b")
+    link_up = True
+    scheduler.advance(2000)
+    assert sender.in_flight == 0
+    assert sender.counters.acked == 2
+    assert sender.counters.retransmits == 2  # each resent once, by the first timeout
+    assert "retransmit timer failed" not in caplog.text

@@ -29,6 +29,8 @@ NOT_IN_THE_GAME_WHEEL: Final = frozenset(
         "stall_probe.py",
         "plot_telemetry.py",
         "scripted_game.py",
+        "pong.py",
+        "match.py",
     }
 )
 
@@ -80,6 +82,8 @@ def test_the_game_wheel_carries_the_transport_and_its_shim_only(
                 "launcher.py",
                 "tab.py",
                 "scripted_game.py",
+                "pong.py",
+                "match.py",
                 "harness.py",
                 "stall_probe.py",
                 "plot_telemetry.py",

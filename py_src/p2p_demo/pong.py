@@ -126,18 +126,22 @@ class PongGame:
             s.ball_y, s.vel_y = 2 * (HEIGHT - BALL_SIZE) - s.ball_y, -s.vel_y
         left_face = PADDLE_INSET + PADDLE_W
         right_face = WIDTH - PADDLE_INSET - PADDLE_W
-        if s.vel_x < 0 and s.ball_x <= left_face and s.ball_x > left_face - MAX_SPEED:
-            if _hits(s.paddle0, s.ball_y):
-                s.ball_x = 2 * left_face - s.ball_x
-                s.vel_x, s.vel_y = _return(s.vel_x, s.vel_y, s.paddle0, s.ball_y)
+        # A paddle returns the ball in the frame it crosses the paddle's face (at most one
+        # step past it), reflected back to the face's side.
+        if (
+            s.vel_x < 0
+            and left_face - MAX_SPEED < s.ball_x <= left_face
+            and _hits(s.paddle0, s.ball_y)
+        ):
+            s.ball_x = 2 * left_face - s.ball_x
+            s.vel_x, s.vel_y = _return(s.vel_x, s.vel_y, s.paddle0, s.ball_y)
         elif (
             s.vel_x > 0
-            and s.ball_x + BALL_SIZE >= right_face
-            and s.ball_x + BALL_SIZE < right_face + MAX_SPEED
+            and right_face <= s.ball_x + BALL_SIZE < right_face + MAX_SPEED
+            and _hits(s.paddle1, s.ball_y)
         ):
-            if _hits(s.paddle1, s.ball_y):
-                s.ball_x = 2 * (right_face - BALL_SIZE) - s.ball_x
-                s.vel_x, s.vel_y = _return(s.vel_x, s.vel_y, s.paddle1, s.ball_y)
+            s.ball_x = 2 * (right_face - BALL_SIZE) - s.ball_x
+            s.vel_x, s.vel_y = _return(s.vel_x, s.vel_y, s.paddle1, s.ball_y)
         if s.ball_x + BALL_SIZE < 0:
             self._point(scorer=1)
         elif s.ball_x > WIDTH:

@@ -290,7 +290,9 @@ class ReliableControlChannel:
         try:
             now = self._clock()
             rto = self.rto_ms
-            for entry in self._in_flight.values():
+            # A copy: a transmit can bring the peer's ack back before it returns (a link that
+            # delivers at once), and the ack removes entries.
+            for entry in list(self._in_flight.values()):
                 # Exponential backoff per message: each resend waits twice as long, capped. The
                 # wait follows the current RTO, so a first measurement speeds up older messages.
                 if now - entry.last_sent_ms >= min(MAX_RTO_MS, rto * 2**entry.timeouts):

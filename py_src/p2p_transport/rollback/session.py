@@ -251,8 +251,10 @@ class RollbackSession:
         """Start the next episode once the peer is ready too: call it after resetting the game
         (both sides' games must start the episode in the same state). Until both are ready,
         :meth:`advance_frame` returns ``False``."""
-        if self.state is not RollbackState.ENDED:
-            raise RuntimeError(f"episode {self.episode} is not over (state {self.state.value})")
+        if self.state is RollbackState.WAITING:
+            raise RuntimeError(f"episode {self.episode + 1} already waits for the peer")
+        if self.state is RollbackState.RUNNING:
+            raise RuntimeError(f"episode {self.episode} is not over yet (see episode_over)")
         self.state = RollbackState.WAITING
         self._send(self.session.send_episode_ready, self.episode + 1)
         self._try_start()
