@@ -148,6 +148,7 @@ def measure_rtt(
     context = browser.new_context()
     # No interval pings and no game traffic: only the benchmark's ping chain is in flight.
     options = {
+        "game": "scripted",
         "autostart": False,
         "frames": 1,
         "room": "bench",
@@ -179,7 +180,7 @@ def measure_ready(server_url: str, browser: Any, repeats: int) -> dict[str, Any]
     The three kinds take turns, each in a fresh context (no cache), so noise falls on all alike.
     """
     times: dict[str, list[float]] = {"micropip": [], "archive": [], "bare_pyodide": []}
-    options = {"autostart": False, "frames": 1, "room": "ready", "ui": False}
+    options = {"game": "scripted", "autostart": False, "frames": 1, "room": "ready", "ui": False}
     for _ in range(repeats):
         for installer in ("micropip", "archive"):
             context = browser.new_context()

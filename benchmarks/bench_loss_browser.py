@@ -31,6 +31,7 @@ LINKS: Final = [(0.0, 1), (0.1, 1), (0.2, 1), (0.3, 1), (0.1, 5), (0.2, 5), (0.3
 
 def measure(scheme: str, loss: float, burst: int, frames: int, seed: int) -> dict[str, Any]:
     options = {
+        "game": "scripted",
         **SCHEMES[scheme],
         "route": "p2p",
         "relay_inputs": False,

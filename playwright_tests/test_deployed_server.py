@@ -43,6 +43,7 @@ def test_two_tabs_pair_and_relay_through_the_deployed_servers_events(
             context,
             server.url,  # the page and its assets from the reference server...
             {
+                "game": "scripted",
                 "server_url": deployed_server.url,  # ...the signaling from the deployed shapes
                 "deployed": {
                     "game_id": game_id,

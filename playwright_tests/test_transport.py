@@ -117,6 +117,8 @@ def open_pair(
 ) -> tuple[Tab, Tab]:
     """Two booted demo tabs paired in a fresh room, ordered by player index."""
     tab_options = {
+        # The transport's own tests: a scripted game checks every input as it arrives.
+        "game": "scripted",
         "room": f"test-{uuid.uuid4().hex}",
         "ice_servers": turn.ice_servers,
         "ping_interval_ms": PING_INTERVAL_MS,

@@ -46,7 +46,9 @@ def test_a_python_tab_plays_a_version_one_peer(
 ) -> None:
     room = f"v1-{uuid.uuid4().hex}"
     python_page = open_tab(
-        context, server.url, {"room": room, "ice_servers": turn.ice_servers, "frames": FRAMES}
+        context,
+        server.url,
+        {"game": "scripted", "room": room, "ice_servers": turn.ice_servers, "frames": FRAMES},
     )
     capture_console(python_page, console_messages, prefix="python ")
     wait_ready(python_page, BOOT_TIMEOUT_MS)

@@ -21,8 +21,17 @@
   function render(report, history) {
     const s = report.stats;
     const game = report.game || {};
+    const rollbackRows = report.game_kind === "pong" ? [
+      ["episode / frame", `${game.episode ?? "–"} / ${game.frames_advanced ?? "–"}`],
+      ["score", (game.score || []).join(" : ")],
+      ["rollbacks (max depth)", `${game.rollbacks ?? 0} (${game.max_rollback_depth ?? 0})`],
+      ["frames predicted / stalled", `${game.frames_predicted ?? 0} / ${game.stall_frames ?? 0}`],
+      ["frames ahead of the peer", fmt(game.frames_ahead, 2)],
+      ["desyncs", game.desyncs ?? 0],
+    ] : [];
     const rows = [
       ["player", report.player_index],
+      ...rollbackRows,
       ["health", s.health_status],
       ["RTT last / p50 / p95 (ms)", `${fmt(s.rtt_last_ms, 2)} / ${fmt(s.rtt_p50_ms, 2)} / ${fmt(s.rtt_p95_ms, 2)}`],
       ["relay RTT p50 (ms)", fmt(s.relay_rtt_p50_ms, 2)],
@@ -72,6 +81,44 @@
     ctx.stroke();
   }
 
+  // Pong: the paddles, the ball and the score, as the Python game last simulated them.
+  function drawGame(canvas, view) {
+    const ctx = canvas.getContext("2d");
+    const scale = canvas.width / view.width;
+    ctx.fillStyle = "#111";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.fillStyle = "#eee";
+    const [left, right] = view.paddles;
+    ctx.fillRect(view.inset * scale, left * scale, view.paddle_w * scale, view.paddle_h * scale);
+    ctx.fillRect((view.width - view.inset - view.paddle_w) * scale, right * scale,
+      view.paddle_w * scale, view.paddle_h * scale);
+    ctx.fillRect(view.ball[0] * scale, view.ball[1] * scale, view.ball_size * scale,
+      view.ball_size * scale);
+    ctx.font = `${16 * scale}px monospace`;
+    ctx.textAlign = "center";
+    ctx.fillText(`${view.score[0]}   ${view.score[1]}`, canvas.width / 2, 20 * scale);
+    if (view.state !== "running") {
+      ctx.fillText(view.state === "ended" ? "episode over" : "waiting for the other player",
+        canvas.width / 2, canvas.height / 2);
+    }
+  }
+
+  // Arrow keys or W/S move your paddle; until the first key, a bot plays for you.
+  const KEY_BITS = { ArrowUp: 1, KeyW: 1, ArrowDown: 2, KeyS: 2 };
+
+  function watchKeys(tab) {
+    let bits = 0;
+    const update = (event, down) => {
+      const bit = KEY_BITS[event.code];
+      if (!bit) return;
+      event.preventDefault();
+      bits = down ? bits | bit : bits & ~bit;
+      tab.set_keys(bits);
+    };
+    addEventListener("keydown", (event) => update(event, true));
+    addEventListener("keyup", (event) => update(event, false));
+  }
+
   async function main() {
     await window.p2pBoot;
     if (!p2pShim.ready) return; // not booted (?autoboot=0): the caller drives the page
@@ -82,6 +129,17 @@
     window.p2pDemo = tab;
     tab.start();
     if (options.ui === false) return; // benchmarks: no periodic work on the main thread
+    if (options.game !== "scripted") {
+      const canvas = document.getElementById("game-canvas");
+      canvas.hidden = false;
+      watchKeys(tab);
+      const frame = () => {
+        const view = JSON.parse(tab.view_json());
+        if (view) drawGame(canvas, view);
+        requestAnimationFrame(frame);
+      };
+      requestAnimationFrame(frame);
+    }
     const history = [];
     let lastSamples = 0;
     setInterval(() => {

@@ -1,18 +1,22 @@
 """The two-tab demo.
 
-``python -m p2p_demo`` serves the demo page on 127.0.0.1 and prints the URL to open in
-two tabs. ``python -m p2p_demo --headless --frames N [--json PATH]`` runs both tabs in
-headless Chromium itself (inside ``scripts/netns.sh``), steps N frames of scripted inputs at 60 Hz
-through the full Python transport in each tab, prints a summary, writes a JSON report and exits 0
-only if every input was delivered exactly once in both directions.
+``python -m p2p_demo`` serves the demo page on 127.0.0.1 and prints the URL to open in two
+tabs. ``python -m p2p_demo --headless --frames N [--json PATH]`` runs both tabs in headless
+Chromium itself (inside ``scripts/netns.sh``): each tab plays Pong (:mod:`p2p_demo.pong`) with a
+scripted bot, through the rollback layer and the full Python transport in Pyodide, for N frames
+per episode (``--episodes``). It prints a summary, writes a JSON report and exits 0 only if every
+input arrived exactly once in both directions, both tabs recorded the same inputs for every
+frame, ended on the same checksum, and found no desync. ``--game scripted`` runs the transport
+alone instead: a scripted input per frame, each checked on arrival.
 
 ``--loss P --burst N --delay MS`` impair what each tab sends over the DataChannel (both
 directions, each with its own seeded random sequence); ``--route MODE`` pins the routing
 (``parallel``, the default, sends every input over both paths, so loss on the DataChannel alone
 loses nothing; ``p2p`` leaves the relay out). The report gives, per player, the inputs ``lost``
-(never delivered), the ``route_changes`` with their times and reasons, and the packets sent on
-each path. With ``--json PATH`` each player's telemetry (:meth:`~.session.P2PSession.telemetry`:
-RTT samples over time, health transitions, route changes) goes to ``PATH`` with the suffix
+(never delivered), the rollback figures, the ``route_changes`` with their times and reasons,
+and the packets sent on each path. With ``--json PATH`` each player's telemetry
+(:meth:`~.session.P2PSession.telemetry`: RTT samples over time, health transitions, route
+changes; and the rollback layer's, with every episode's inputs) goes to ``PATH`` with the suffix
 ``.telemetry.json``; ``python -m p2p_demo.plot_telemetry`` plots it.
 """
 
@@ -27,6 +31,7 @@ from typing import Any, Final
 
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.protocol.rtt import nearest_rank
+from p2p_transport.rollback.session import MAX_INPUT_DELAY
 from p2p_transport.timing import FRAME_MS
 
 __all__ = ["main", "player_summary", "run_headless"]
@@ -55,19 +60,36 @@ REPORT_KEYS: Final = (
 )
 
 
+#: A Pong tab's rollback figures that go into each player's entry.
+ROLLBACK_KEYS: Final = (
+    "frames",
+    "final_checksum",
+    "rollbacks",
+    "max_rollback_depth",
+    "stall_frames",
+    "desyncs",
+    "frames_ahead_max",
+    "episodes_finished",
+)
+
+
 def player_summary(tab_report: dict[str, Any], ready_ms: float | None) -> dict[str, Any]:
-    """One player's entry in the JSON report, from a tab's ``DemoTab.report()``."""
+    """One player's entry in the JSON report, from a tab's ``DemoTab.report()``. For a Pong tab,
+    ``lost`` and ``delivered_exactly_once`` need the peer's report: see :func:`cross_check`."""
     stats = tab_report["stats"]
     game = tab_report["game"]
+    scripted = game is not None and "frames_received" in game
     entry: dict[str, Any] = {key: stats.get(key) for key in REPORT_KEYS}
+    if game is not None and not scripted:
+        entry.update({key: game.get(key) for key in ROLLBACK_KEYS})
     entry.update(
         player_index=tab_report["player_index"],
-        lost=game["frames"] - game["frames_received"] if game else None,
+        lost=game["frames"] - game["frames_received"] if scripted else None,
         route=stats.get("route"),
         route_changes=tab_report.get("route_changes", []),
         ready_ms=ready_ms,
         channel_open_ms=tab_report["channel_open_ms"],
-        delivered_exactly_once=bool(game and game["delivered_exactly_once"]),
+        delivered_exactly_once=bool(scripted and game["delivered_exactly_once"]),
         game=game,
         p2p_bytes_per_packet=(
             stats["p2p_bytes_sent"] / stats["p2p_packets_sent"]
@@ -79,6 +101,25 @@ def player_summary(tab_report: dict[str, Any], ready_ms: float | None) -> dict[s
         health_status=stats.get("health_status"),
     )
     return entry
+
+
+def cross_check(players: list[dict[str, Any]], records: list[list[dict[str, Any]]]) -> bool:
+    """Fill in two Pong players' ``lost`` (what the peer sent that never arrived) and
+    ``delivered_exactly_once``; return whether the match is sound: nothing lost, both tabs
+    recorded the same inputs for every frame of every episode and the same final checksums,
+    and no desync."""
+    for entry, peer in ((players[0], players[1]), (players[1], players[0])):
+        sent, received = peer["inputs_sent"], entry["inputs_received"]
+        entry["lost"] = None if sent is None or received is None else sent - received
+        entry["delivered_exactly_once"] = entry["lost"] == 0
+    same_records = bool(records[0]) and records[0] == records[1]
+    checksums = {entry["final_checksum"] for entry in players}
+    return (
+        same_records
+        and len(checksums) == 1
+        and None not in checksums
+        and all(entry["delivered_exactly_once"] and entry["desyncs"] == 0 for entry in players)
+    )
 
 
 def input_delays(sender: dict[str, Any], receiver: dict[str, Any]) -> dict[str, float | None]:
@@ -112,7 +153,7 @@ def input_delays(sender: dict[str, Any], receiver: dict[str, Any]) -> dict[str, 
 def run_headless(
     frames: int, options: dict[str, Any] | None = None, timeout_s: float | None = None
 ) -> dict[str, Any]:
-    """Run the demo in two headless tabs; return the report (``ok`` says if all arrived once)."""
+    """Run the demo in two headless tabs; return the report (``ok`` says if it was sound)."""
     from playwright.sync_api import sync_playwright
 
     from p2p_demo.harness import (
@@ -125,14 +166,18 @@ def run_headless(
     from p2p_server.server import ServerThread
 
     require_loopback_namespace()
-    deadline_s = timeout_s if timeout_s is not None else frames * FRAME_MS / 1000 + HEADLESS_SLACK_S
+    options = {"game": "pong", **(options or {})}
+    pong = options["game"] == "pong"
+    play_s = frames * int(options.get("episodes", 1)) * FRAME_MS / 1000
+    play_s += float(options.get("late_ms", 0)) / 1000
+    deadline_s = timeout_s if timeout_s is not None else play_s + HEADLESS_SLACK_S
     started = time.monotonic()
     with TurnServer() as turn, ServerThread() as server, sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
             context = browser.new_context()
             tab_options = {"frames": frames, "room": "demo", "ice_servers": turn.ice_servers}
-            tab_options.update(options or {})
+            tab_options.update(options)
             pages = [open_tab(context, server.url, tab_options) for _ in range(2)]
             for page in pages:
                 wait_ready(page)
@@ -141,22 +186,32 @@ def run_headless(
             telemetry = [
                 json.loads(page.evaluate("() => p2pDemo.telemetry_json()")) for page in pages
             ]
-            timings = [json.loads(page.evaluate("() => p2pDemo.timing_json()")) for page in pages]
+            extra = [_page_json(page, "rollback_telemetry_json") for page in pages]
+            timings = [_page_json(page, "timing_json") for page in pages]
         finally:
             browser.close()
     players = [
         player_summary(report, ready_ms) for report, ready_ms in zip(reports, ready, strict=True)
     ]
-    for entry, own, other in (
-        (players[0], timings[0], timings[1]),
-        (players[1], timings[1], timings[0]),
-    ):
-        entry.update(input_delays(sender=other, receiver=own))
-    players.sort(key=lambda entry: entry["player_index"])
+    if pong:
+        order = sorted(range(2), key=lambda i: players[i]["player_index"])
+        players = [players[i] for i in order]
+        ok = cross_check(players, [extra[i]["episode_records"] for i in order])
+        for record, rollback in zip(telemetry, extra, strict=True):
+            if record is not None:
+                record["rollback"] = rollback
+    else:
+        for entry, own, other in (
+            (players[0], timings[0], timings[1]),
+            (players[1], timings[1], timings[0]),
+        ):
+            entry.update(input_delays(sender=other, receiver=own))
+        players.sort(key=lambda entry: entry["player_index"])
+        ok = all(entry["delivered_exactly_once"] for entry in players)
     return {
         "frames": frames,
-        "options": {k: v for k, v in (options or {}).items() if k != "ice_servers"},
-        "ok": all(entry["delivered_exactly_once"] for entry in players),
+        "options": {k: v for k, v in options.items() if k != "ice_servers"},
+        "ok": ok,
         "elapsed_s": round(time.monotonic() - started, 2),
         "players": players,
         # Each player's session telemetry; main() writes it to its own file.
@@ -167,8 +222,32 @@ def run_headless(
     }
 
 
+def _page_json(page: Any, method: str) -> Any:
+    return json.loads(page.evaluate(f"() => p2pDemo.{method}()"))
+
+
+def _finished(games: list[dict[str, Any] | None]) -> bool:
+    """Both tabs stepped their last frame (a Pong tab: finished its last episode)."""
+    return all(
+        g is not None and (g["finished"] if "finished" in g else g["frames_stepped"] == g["frames"])
+        for g in games
+    )
+
+
+def _all_arrived(reports: list[dict[str, Any]]) -> bool:
+    """Each tab received every input the other sent (a scripted tab checks its own)."""
+    games = [r["game"] for r in reports]
+    if all("done" in g for g in games):
+        return all(g["done"] for g in games)
+    stats = [r["stats"] for r in reports]
+    return _finished(games) and all(
+        own["inputs_received"] == other["inputs_sent"]
+        for own, other in ((stats[0], stats[1]), (stats[1], stats[0]))
+    )
+
+
 def _wait_for_games(pages: Sequence[Any], deadline: float) -> list[dict[str, Any]]:
-    """Poll both tabs until every input arrived, or both sent everything and then waited
+    """Poll both tabs until every input arrived, or both finished and then waited
     :data:`SETTLE_S` for the rest (inputs a lossy link lost never come), or the deadline."""
     all_sent_at: float | None = None
     while True:
@@ -179,11 +258,9 @@ def _wait_for_games(pages: Sequence[Any], deadline: float) -> list[dict[str, Any
             for page in pages
         ]
         games = [r["game"] if r is not None else None for r in reports]
-        done = all(g is not None and g["done"] for g in games)
-        if all_sent_at is None and all(
-            g is not None and g["frames_stepped"] == g["frames"] for g in games
-        ):
+        if all_sent_at is None and _finished(games):
             all_sent_at = time.monotonic()
+        done = all_sent_at is not None and _all_arrived(reports)
         settled = all_sent_at is not None and time.monotonic() - all_sent_at > SETTLE_S
         if done or settled or time.monotonic() > deadline:
             if any(r is None for r in reports):
@@ -193,17 +270,40 @@ def _wait_for_games(pages: Sequence[Any], deadline: float) -> list[dict[str, Any
 
 
 def format_summary(report: dict[str, Any]) -> str:
-    verdict = (
-        "every input delivered exactly once" if report["ok"] else "INPUTS MISSING OR DUPLICATED"
-    )
+    pong = "final_checksum" in report["players"][0]
+    if pong:
+        verdict = (
+            "every input arrived exactly once, the same inputs and final checksum on both"
+            " sides, no desync"
+            if report["ok"]
+            else "INPUTS MISSING, RECORDS DIFFERENT OR DESYNC"
+        )
+        what = f"Pong through the rollback layer, {report['frames']} frames per episode"
+    else:
+        verdict = (
+            "every input delivered exactly once" if report["ok"] else "INPUTS MISSING OR DUPLICATED"
+        )
+        what = f"{report['frames']} frames per player"
     lines = [
-        f"p2p_transport demo: {report['frames']} frames per player, {verdict}"
-        f" ({report['elapsed_s']} s)",
+        f"p2p_transport demo: {what}: {verdict} ({report['elapsed_s']} s)",
         f"options: {json.dumps(report.get('options', {}))}",
         f"{'':28}"
         + "".join(f"{'player ' + str(p['player_index']):>14}" for p in report["players"]),
     ]
-    rows = [
+    rows = (
+        [
+            ("frames simulated", "frames", "{}"),
+            ("final checksum", "final_checksum", "{:.12}"),
+            ("rollbacks", "rollbacks", "{}"),
+            ("max rollback depth", "max_rollback_depth", "{}"),
+            ("stall frames", "stall_frames", "{}"),
+            ("frames ahead max", "frames_ahead_max", "{:.2f}"),
+            ("desyncs", "desyncs", "{}"),
+        ]
+        if pong
+        else []
+    )
+    rows += [
         ("inputs sent", "inputs_sent", "{}"),
         ("inputs received", "inputs_received", "{}"),
         ("inputs lost", "lost", "{}"),
@@ -229,6 +329,8 @@ def format_summary(report: dict[str, Any]) -> str:
         ("channel open (ms)", "channel_open_ms", "{:.0f}"),
     ]
     for label, key, fmt in rows:
+        if key != "route_change_count" and all(key not in p for p in report["players"]):
+            continue  # not measured in this kind of run
         cells = "".join(
             f"{(fmt.format(value) if (value := _cell(p, key)) is not None else '-'):>14}"
             for p in report["players"]
@@ -261,7 +363,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--headless", action="store_true", help="run both tabs in headless Chromium"
     )
-    parser.add_argument("--frames", type=int, default=600, help="frames per player (headless)")
+    parser.add_argument(
+        "--frames", type=int, default=600, help="frames per episode and player (headless)"
+    )
+    parser.add_argument(
+        "--game",
+        choices=["pong", "scripted"],
+        default="pong",
+        help="pong through the rollback layer, or scripted inputs alone (default %(default)s)",
+    )
+    parser.add_argument("--episodes", type=int, default=1, help="Pong episodes (default 1)")
+    parser.add_argument(
+        "--input-delay", type=int, default=2, help="Pong's input delay in frames (default 2)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the report here (headless)")
     faults = parser.add_argument_group("fault injection and routing (headless, both tabs)")
     faults.add_argument(
@@ -281,6 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error("--frames must be at least 1")
+    if args.episodes < 1:
+        parser.error("--episodes must be at least 1")
+    if not 0 <= args.input_delay <= MAX_INPUT_DELAY:
+        parser.error(f"--input-delay must be in 0..{MAX_INPUT_DELAY}")
     if not 0.0 <= args.loss <= 1.0:
         parser.error("--loss must be in [0, 1]")
     if args.burst < 1:
@@ -299,7 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_server(args.host, args.port)
         return 0
 
-    options: dict[str, Any] = {"route": args.route}
+    options: dict[str, Any] = {"route": args.route, "game": args.game}
+    if args.game == "pong":
+        options.update(episodes=args.episodes, input_delay=args.input_delay)
     if args.loss > 0 or args.delay > 0:
         options.update(loss=args.loss, burst=args.burst, delay_ms=args.delay, fault_seed=args.seed)
     report = run_headless(args.frames, options)

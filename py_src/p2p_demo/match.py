@@ -76,6 +76,11 @@ class PongMatch:
     def finished(self) -> bool:
         return self.finished_at_ms is not None
 
+    @property
+    def started(self) -> bool:
+        """The loop was started (it may still be waiting for a late start)."""
+        return self._timer is not None or self.finished
+
     def start(self, delay_ms: float = 0.0) -> None:
         """Start the loop; the first frame is due ``delay_ms`` from now."""
         if self._timer is None and not self.finished:

@@ -33,6 +33,7 @@ HELD_MS: Final = 10.0
 #: it; nothing through the server and no page UI, so the second core (the first busy-loops) runs
 #: only what carries the pings. The samples are read from the telemetry, whose ring keeps 7200.
 STALL_TAB_OPTIONS: Final[dict[str, Any]] = {
+    "game": "scripted",
     "frames": 1,
     "ping_interval_ms": 100.0,
     "relay_inputs": False,

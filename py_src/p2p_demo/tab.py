@@ -1,5 +1,7 @@
 """One tab of the demo page: a :class:`~p2p_transport.browser.transport.BrowserTransport`
-driving a :class:`~p2p_demo.scripted_game.ScriptedGame`, with reports for the page and tests."""
+carrying a match of Pong under the rollback layer (:class:`~p2p_demo.match.PongMatch`), or, for
+the transport's own tests, driving a :class:`~p2p_demo.scripted_game.ScriptedGame`; with reports
+for the page and tests."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 import js
 
+from p2p_demo.match import PongMatch
 from p2p_demo.scripted_game import ScriptedGame
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.transport import BrowserTransport
@@ -24,10 +27,15 @@ __all__ = ["DemoTab", "dialect", "fault_config"]
 
 
 class DemoTab:
-    """One tab of the demo: a :class:`BrowserTransport` driving a :class:`ScriptedGame`.
+    """One tab of the demo: a :class:`BrowserTransport` carrying a game.
 
     Created by the page with its options as JSON (the URL fragment); the page and the tests read
-    :meth:`report_json`. Options: ``frames``, ``autostart``, ``room``, ``server_url``,
+    :meth:`report_json`. ``game`` is ``pong`` (the default: :class:`PongMatch`, with
+    ``episodes``, ``seed``, ``input_delay``, ``max_prediction``; ``late_player`` and
+    ``late_ms`` start that player's loop late; ``perturb_player`` and ``perturb_at`` make that
+    player's game diverge at a frame) or ``scripted`` (:class:`ScriptedGame`: the transport
+    alone, each input checked on arrival). Options of both: ``frames`` (per episode),
+    ``autostart``, ``room``, ``server_url``,
     ``ice_servers``, ``relay_only``, ``relay_inputs``, ``ping_interval_ms``, ``rtt_window``;
     ``route`` (``parallel``, ``p2p-first``, ``p2p``, ``relay``) and ``routing`` (a dict of
     :class:`~.routing.RoutingThresholds` fields); fault injection on what this tab sends over the
@@ -38,7 +46,10 @@ class DemoTab:
     """
 
     def __init__(self, options_json: str) -> None:
-        options = json.loads(options_json)
+        options = self.options = json.loads(options_json)
+        self.game_kind = str(options.get("game", "pong"))
+        if self.game_kind not in ("pong", "scripted"):
+            raise ValueError(f"game must be 'pong' or 'scripted', got {self.game_kind!r}")
         self.frames = int(options.get("frames", 600))
         self.autostart = bool(options.get("autostart", True))
         session_config = SessionConfig(
@@ -75,6 +86,7 @@ class DemoTab:
             ),
         )
         self.game: ScriptedGame | None = None
+        self.match: PongMatch | None = None
         #: The peer's control messages as they arrived, (kind, payload), for the tests.
         self.controls_received: list[tuple[int, bytes]] = []
         self.channel_open_ms: float | None = None
@@ -87,28 +99,80 @@ class DemoTab:
         transport = self.transport
         if name == "paired":
             self.paired_ms = transport.clock()
-            self.game = ScriptedGame(
-                int(detail["player_index"]),
-                int(detail["peer_index"]),
-                self.frames,
-                transport.step,
-                transport.scheduler,
-                transport.clock,
-            )
+            player = int(detail["player_index"])
+            if self.game_kind == "pong":
+                self.match = self._pong_match(player)
+            else:
+                self.game = ScriptedGame(
+                    player,
+                    int(detail["peer_index"]),
+                    self.frames,
+                    transport.step,
+                    transport.scheduler,
+                    transport.clock,
+                )
         elif name == "open":
             if self.channel_open_ms is None:
                 self.channel_open_ms = transport.clock()
-            if self.autostart and self.game is not None and self.game.next_frame == 0:
-                self.game.start()
+            if self.autostart:
+                self.start_game(only_if_new=True)
+
+    def _pong_match(self, player: int) -> PongMatch:
+        options = self.options
+        session = self.transport.session
+        assert session is not None  # paired
+        perturb = options.get("perturb_at") if options.get("perturb_player") == player else None
+        return PongMatch(
+            session,
+            self.transport.scheduler,
+            self.transport.clock,
+            episodes=int(options.get("episodes", 1)),
+            episode_frames=self.frames,
+            seed=int(options.get("seed", 0)),
+            input_delay=int(options.get("input_delay", 2)),
+            max_prediction=int(options.get("max_prediction", 8)),
+            perturb_at=None if perturb is None else int(perturb),
+        )
 
     def _on_input(self, frame: int, action: int) -> None:
         if self.game is not None:
             self.game.on_input(frame, action)
 
-    def start_game(self) -> None:
+    def start_game(self, only_if_new: bool = False) -> None:
+        """Start the game loop (a late player's after its ``late_ms``)."""
+        if self.match is not None:
+            if not (only_if_new and self.match.started):
+                late = self.options.get("late_player") == self.transport.player_index
+                self.match.start(float(self.options.get("late_ms", 0)) if late else 0.0)
+            return
         if self.game is None:
             raise RuntimeError("not paired yet")
-        self.game.start()
+        if not (only_if_new and self.game.next_frame > 0):
+            self.game.start()
+
+    def set_keys(self, bits: int) -> None:
+        """The keyboard's action bits (1 up, 2 down): the player takes over from the bot."""
+        if self.match is not None:
+            self.match.set_keys(int(bits))
+
+    def view_json(self) -> str:
+        """What the page draws of the game now (``null`` before pairing)."""
+        if self.match is None:
+            return "null"
+        rollback = self.match.rollback
+        return json.dumps(
+            {**self.match.game.view(), "episode": rollback.episode, "state": rollback.state.value}
+        )
+
+    def records_json(self) -> str:
+        """Each finished episode's record (both players' inputs, final checksum) as JSON."""
+        return json.dumps(self.match.records() if self.match is not None else [])
+
+    def rollback_telemetry_json(self) -> str:
+        """The rollback layer's telemetry (``null`` without a match)."""
+        if self.match is None:
+            return "null"
+        return json.dumps(self.match.rollback.telemetry())
 
     def reset_episode(self) -> None:
         """A new episode on the same connection: transport state and the game start over."""
@@ -122,7 +186,14 @@ class DemoTab:
             "player_index": self.transport.player_index,
             "paired_ms": self.paired_ms,
             "channel_open_ms": self.channel_open_ms,
-            "game": self.game.report() if self.game is not None else None,
+            "game_kind": self.game_kind,
+            "game": (
+                self.match.report()
+                if self.match is not None
+                else self.game.report()
+                if self.game is not None
+                else None
+            ),
             "stats": self.transport.stats(),
             "event_log": self.transport.event_log(),
             "route_changes": self.transport.route_changes(),
@@ -160,6 +231,8 @@ class DemoTab:
         self.transport.set_faults(fault_config(json.loads(options_json)))
 
     def close(self) -> None:
+        if self.match is not None:
+            self.match.stop()
         if self.game is not None:
             self.game.stop()
         self.transport.close()
