@@ -104,9 +104,7 @@ def test_a_tab_that_starts_late_is_caught_up_with(
     context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
 ) -> None:
     frames = 900
-    early, late = play(
-        context, server, turn, console_messages, frames, late_player=1, late_ms=1000
-    )
+    early, late = play(context, server, turn, console_messages, frames, late_player=1, late_ms=1000)
     series = {
         name: rollback_telemetry(tab)["frames_ahead_series"]
         for name, tab in (("early", early), ("late", late))
