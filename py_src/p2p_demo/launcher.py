@@ -270,7 +270,7 @@ def _wait_for_games(pages: Sequence[Any], deadline: float) -> list[dict[str, Any
 
 
 def format_summary(report: dict[str, Any]) -> str:
-    pong = "final_checksum" in report["players"][0]
+    pong = any("final_checksum" in player for player in report["players"])
     if pong:
         verdict = (
             "every input arrived exactly once, the same inputs and final checksum on both"
