@@ -193,6 +193,12 @@ def test_a_late_input_that_contradicts_the_prediction_is_rolled_back_at_once() -
     assert stats["frames_resimulated"] == 2
     assert stats["frames_predicted"] == 4  # frames 1-3, and 4 (predicted 9 now)
     assert rb.confirmed_frame == 3
+    under_way = rb.telemetry()["episode_under_way"]
+    assert under_way == {
+        "episode": 0,
+        "frames": 4,
+        "inputs": [[1, 5], [1, 5], [1, 9], [1, 9]],
+    }
 
 
 def test_player_one_sees_the_inputs_in_player_order() -> None:

@@ -78,7 +78,18 @@ def test_a_game_that_diverges_is_reported_at_the_first_checked_frame() -> None:
         # The state after frame 123 differs; frames are hashed every 10, so 130 is the first.
         assert (desync.episode, desync.frame) == (0, 130)
         assert desync.local_hash != desync.peer_hash
-        assert match.rollback.stats()["first_desync_frame"] == 130
+        telemetry = match.rollback.telemetry()
+        assert telemetry["first_desync_frame"] == 130
+        assert telemetry["first_desync"] == {
+            "episode": 0,
+            "frame": 130,
+            "local_checksum": desync.local_hash.hex(),
+            "peer_checksum": desync.peer_hash.hex(),
+        }
+    # Each side's "local" checksum is the other's "peer" one.
+    a, b = (run.matches[side].desync for side in ("a", "b"))
+    assert a is not None and b is not None
+    assert (a.local_hash, a.peer_hash) == (b.peer_hash, b.local_hash)
 
 
 def test_episodes_restart_frames_and_leak_nothing() -> None:

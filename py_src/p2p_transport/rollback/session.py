@@ -303,17 +303,43 @@ class RollbackSession:
         }
 
     def telemetry(self) -> dict[str, Any]:
-        """What the experiment keeps: :meth:`stats`, ``frames_ahead`` over time (``[ms,
-        frames]`` on the session's clock, one per report) and each finished episode's record
-        (``inputs``: ``[player 0, player 1]`` per frame, which
-        :func:`~p2p_transport.rollback.replay.replay` re-simulates)."""
+        """What the experiment keeps: :meth:`stats`; ``frames_ahead`` over time (``[ms,
+        frames]`` on the session's clock, one per report); the first desync with both
+        checksums; each finished episode's record (``inputs``: ``[player 0, player 1]`` per
+        frame, which :func:`~p2p_transport.rollback.replay.replay` re-simulates); and the
+        confirmed frames of the episode under way, so a session cut short keeps them too."""
+        desync = self.first_desync
+        under_way: dict[str, Any] | None = None
+        if self.state is RollbackState.RUNNING:
+            confirmed = self.confirmed_frame + 1
+            under_way = {
+                "episode": self.episode,
+                "frames": confirmed,
+                "inputs": self._inputs_of(confirmed),
+            }
         return {
             **self.stats(),
             "frames_ahead_series": [
                 [round(t, 1), round(a, 3)] for t, a in self._frames_ahead_series
             ],
+            "first_desync": None
+            if desync is None
+            else {
+                "episode": desync.episode,
+                "frame": desync.frame,
+                "local_checksum": desync.local_hash.hex(),
+                "peer_checksum": desync.peer_hash.hex(),
+            },
             "episode_records": list(self.episodes),
+            "episode_under_way": under_way,
         }
+
+    def _inputs_of(self, frames: int) -> list[list[int]]:
+        """Both players' actions of the episode's first ``frames`` frames, by player index."""
+        local = self._local[:frames]
+        peer = self._peer.confirmed[:frames]
+        first, second = (local, peer) if self._local_first else (peer, local)
+        return [[a, b] for a, b in zip(first, second, strict=True)]
 
     # --- the frame ----------------------------------------------------------------------------
 
@@ -391,15 +417,12 @@ class RollbackSession:
 
     def _finish_episode(self, end: int) -> None:
         self.state = RollbackState.ENDED
-        local = self._local[: end + 1]
-        peer = self._peer.confirmed[: end + 1]
-        first, second = (local, peer) if self._local_first else (peer, local)
         self.episodes.append(
             {
                 "episode": self.episode,
                 "frames": end + 1,
                 "final_checksum": _digest(self.game.checksum()).hex(),
-                "inputs": [[a, b] for a, b in zip(first, second, strict=True)],
+                "inputs": self._inputs_of(end + 1),
             }
         )
         self._send(self.session.send_episode_end, end, self.episode)
