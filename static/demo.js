@@ -36,7 +36,9 @@
       ["RTT last / p50 / p95 (ms)", `${fmt(s.rtt_last_ms, 2)} / ${fmt(s.rtt_p50_ms, 2)} / ${fmt(s.rtt_p95_ms, 2)}`],
       ["relay RTT p50 (ms)", fmt(s.relay_rtt_p50_ms, 2)],
       ["inputs sent / received", `${s.inputs_sent} / ${s.inputs_received}`],
-      ["frames verified", `${game.frames_received ?? 0} of ${game.frames ?? "–"}`],
+      ...(report.game_kind === "pong" ? [] : [
+        ["frames verified", `${game.frames_received ?? 0} of ${game.frames ?? "–"}`],
+      ]),
       ["duplicates dropped", s.duplicates],
       ["recovered from redundancy", s.recovered],
       ["first delivered by p2p / relay", `${s.p2p_inputs_delivered} / ${s.relay_inputs_delivered}`],
