@@ -397,6 +397,33 @@ def test_relay_copy_first_then_p2p() -> None:
     assert stats["duplicates"] == 1 + 2 + 2  # packet 0: 1; packet 1: 2; packet 2: 0, 1 again
 
 
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=11), st.booleans()), min_size=1, max_size=40
+    ),
+    st.booleans(),
+)
+def test_a_repeated_packet_is_counted_as_handling_it_again_would(
+    arrivals: list[tuple[int, bool]], acked: bool
+) -> None:
+    # The peer's packets of 12 frames, arriving in any order and any number of times on either
+    # path; the session that recognises a repeat by its bytes must end with the same figures as
+    # one made to decode and apply every copy.
+    a = make(0, 1, config=SessionConfig(acked_inputs=acked))
+    for frame in range(12):
+        a.session.step(frame, frame % 5)
+    packets = a.channel.sent[-12:]
+    fast, full = make(1, 0), make(1, 0)
+    for index, on_relay in arrivals:
+        for side in (fast, full):
+            if side is full:
+                side.session._last_input = None  # the oracle forgets what it handled
+            receive = side.session.on_relay_message if on_relay else side.session.on_message
+            receive(packets[index])
+    assert fast.inputs == full.inputs
+    assert fast.session.stats() == full.session.stats()
+
+
 def test_keepalive() -> None:
     a, b, clock, _ = pair()
     assert a.session.send_keepalive() is True

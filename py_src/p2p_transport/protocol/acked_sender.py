@@ -19,7 +19,11 @@ from itertools import islice
 from typing import Final
 
 from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY, check_input
-from p2p_transport.wire.codec import MAX_ACKED_INPUTS_PER_PACKET, encode_acked_input_packet
+from p2p_transport.wire.codec import (
+    MAX_ACKED_INPUTS_PER_PACKET,
+    encode_acked_input_packet,
+    pack_acked_input_packet,
+)
 
 __all__ = ["PENDING_LIMIT", "RESEND_INTERVAL_MS", "AckedInputSender", "AckedSenderCounters"]
 
@@ -70,6 +74,9 @@ class AckedInputSender:
         self.counters = AckedSenderCounters()
         self._inputs: deque[tuple[int, int]] = deque(maxlen=PENDING_LIMIT)
         self._acked_through: int | None = None
+        # How many of the newest inputs are unacknowledged: kept as inputs and acks come, not
+        # counted again for every packet.
+        self._pending = 0
 
     @property
     def acked_through(self) -> int | None:
@@ -79,8 +86,7 @@ class AckedInputSender:
     @property
     def pending(self) -> tuple[tuple[int, int], ...]:
         """The ``(frame, action)`` inputs not yet acknowledged, oldest first."""
-        count = self._pending_count()
-        return tuple(islice(self._inputs, len(self._inputs) - count, None))
+        return tuple(islice(self._inputs, len(self._inputs) - self._pending, None))
 
     @property
     def recorded(self) -> tuple[tuple[int, int], ...]:
@@ -90,11 +96,11 @@ class AckedInputSender:
     @property
     def pending_count(self) -> int:
         """How many inputs are not yet acknowledged."""
-        return self._pending_count()
+        return self._pending
 
     @property
     def has_pending(self) -> bool:
-        return self._pending_count() > 0
+        return self._pending > 0
 
     def record(self, action: int, target_frame: int) -> None:
         """Add the local input for ``target_frame``; it stays pending until acknowledged."""
@@ -106,6 +112,8 @@ class AckedInputSender:
                 self.stalled = True
                 self.counters.stalls += 1
         inputs.append((target_frame, action))
+        # The deque drops its oldest input when full: pending, it is abandoned (counted above).
+        self._pending = min(self._pending + 1, len(inputs))
 
     def on_ack(self, ack_frame: int | None) -> int:
         """Take the peer's ack; return how many pending inputs it acknowledged."""
@@ -116,27 +124,31 @@ class AckedInputSender:
             return 0
         if not self._is_pending(ack_frame):
             return 0  # an older ack, overtaken by a newer one
-        pending_before = self._pending_count()
         self._acked_through = ack_frame
-        newly = pending_before - self._pending_count()
+        inputs, pending_before = self._inputs, self._pending
+        # Frames increase, so the acknowledged ones are the oldest pending ones.
+        while self._pending and inputs[-self._pending][0] <= ack_frame:
+            self._pending -= 1
+        newly = pending_before - self._pending
         self.counters.inputs_acked += newly
         self.stalled = False
         return newly
 
     def packet(self, ack_frame: int | None) -> bytes:
         """The packet for a new input: every pending input, and at least ``redundancy`` recent."""
-        count = max(self._pending_count(), min(self.redundancy, len(self._inputs)))
+        count = max(self._pending, min(self.redundancy, len(self._inputs)))
         return self._encode(ack_frame, count)
 
     def pending_packet(self, ack_frame: int | None) -> bytes:
         """The packet the resend timer sends: only the pending inputs, so with none pending it is
         a pure ack, which the peer does not answer (an answered ack would echo forever)."""
-        return self._encode(ack_frame, self._pending_count())
+        return self._encode(ack_frame, self._pending)
 
     def reset(self) -> None:
         """Forget every input and ack (a new episode restarts frame numbers); counters are kept."""
         self._inputs.clear()
         self._acked_through = None
+        self._pending = 0
         self.stalled = False
 
     def stats(self) -> dict[str, int]:
@@ -145,16 +157,9 @@ class AckedInputSender:
     def _is_pending(self, frame: int) -> bool:
         return self._acked_through is None or frame > self._acked_through
 
-    def _pending_count(self) -> int:
-        count = 0
-        for frame, _ in reversed(self._inputs):
-            if not self._is_pending(frame):
-                break
-            count += 1
-        return count
-
     def _encode(self, ack_frame: int | None, count: int) -> bytes:
         inputs = self._inputs
         current_frame = inputs[-1][0] if inputs else 0
         recent = tuple(islice(inputs, len(inputs) - count, None))
-        return encode_acked_input_packet(self.player_index, current_frame, ack_frame, recent)
+        # Every input was checked when it was recorded.
+        return pack_acked_input_packet(self.player_index, current_frame, ack_frame, recent)

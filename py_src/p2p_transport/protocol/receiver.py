@@ -153,6 +153,20 @@ class InputReceiver:
         self._advance_ack(max(self._floor, given_up_below))
         return delivered
 
+    def count_repeat(self, packet: InputPacket | AckedInputPacket) -> None:
+        """Count a copy of the packet :meth:`receive` took last, as receiving it again would:
+        it delivers nothing and changes no state, so only the counters move (its inputs are
+        duplicates, or stale if they fell below the history meanwhile)."""
+        counters = self.counters
+        inputs = packet.inputs
+        if inputs and self._newest is not None and inputs[-1][0] > self._newest + MAX_FRAME_JUMP:
+            counters.implausible += 1
+            return
+        counters.packets += 1
+        stale = sum(1 for frame, _ in inputs if frame < self._floor)
+        counters.stale += stale
+        counters.duplicates += len(inputs) - stale
+
     def _deliver(self, frame: int, action: int) -> None:
         # The game's callback failing must not cost it the other inputs of this packet.
         if not call_guarded(self._on_input, frame, action, what=f"input (frame {frame})"):

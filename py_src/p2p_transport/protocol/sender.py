@@ -15,6 +15,7 @@ from p2p_transport.wire.codec import (
     MAX_FRAME,
     MAX_INPUTS_PER_PACKET,
     encode_input_packet,
+    pack_input_packet,
 )
 
 __all__ = [
@@ -135,7 +136,7 @@ class RedundantInputs:
         self._window.append((target_frame, action))
         first = max(0, len(self._window) - self.redundancy)
         recent = tuple(islice(self._window, first, None))
-        return encode_input_packet(self.player_index, target_frame, recent)
+        return pack_input_packet(self.player_index, target_frame, recent)  # checked above
 
     def reset(self) -> None:
         """Forget the window (a new episode)."""

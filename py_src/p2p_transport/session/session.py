@@ -185,6 +185,9 @@ class P2PSession:
         #: The deployed peers' validation of each new DataChannel, run both ways.
         self.validation = Validation(clock)
         self._report = SessionReport(self, self._telemetry, clock)
+        # The last input packet of the peer's handled, with its decoded form: in the default
+        # parallel route every packet comes twice, and the second copy only needs counting.
+        self._last_input: tuple[bytes, InputPacket | AckedInputPacket] | None = None
         self._ping_timer: object | None = None
         # Resends pending acked inputs while the game sends none; runs from negotiation to close().
         self._resend_timer: object | None = None
@@ -492,22 +495,43 @@ class P2PSession:
             return None
 
     def _receive(self, data: bytes | bytearray | memoryview, path: Path) -> None:
+        last = self._last_input
+        if last is not None and data == last[0]:
+            self._receive_repeat(last[1], len(data), path)
+            return
         message = self._decode_counted(data, self.paths.stats[path])
         if message is None:
             return
         try:
+            if isinstance(message, InputPacket | AckedInputPacket):
+                if message.player_index == self.peer_index:
+                    self._last_input = (bytes(data), message)
+                frame: int | None = message.current_frame
+            else:
+                frame = None
             if path is Path.P2P:
-                self.health.record_packet(
-                    message.current_frame
-                    if isinstance(message, InputPacket | AckedInputPacket)
-                    else None
-                )
+                self.health.record_packet(frame)
             else:
                 self.watchdog.relay_heard()
             self._handlers[message.type](message, path)
         except Exception:
             self.handler_errors += 1
             logger.exception("handling a %s message failed", message.type.name)
+
+    def _receive_repeat(
+        self, packet: InputPacket | AckedInputPacket, size: int, path: Path
+    ) -> None:
+        """The input packet just handled, again (the other path's copy, or a duplicate): it is
+        counted as the full handling would count it, without decoding and applying it again."""
+        self.watchdog.note_awake()
+        stats = self.paths.stats[path]
+        stats.packets_received += 1
+        stats.bytes_received += size
+        if path is Path.P2P:
+            self.health.record_packet(packet.current_frame)
+        else:
+            self.watchdog.relay_heard()
+        self.inputs.receiver.count_repeat(packet)
 
     def _on_acked_input_packet(self, packet: AckedInputPacket, path: Path) -> None:
         if (

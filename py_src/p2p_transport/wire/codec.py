@@ -51,9 +51,11 @@ reliable control messages, episode and state-hash messages) are a new table entr
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any, Final, TypeAlias
 
 from p2p_transport.checks import check_finite, check_int
@@ -115,6 +117,8 @@ __all__ = [
     "encode_state_hash",
     "encode_validation_ping",
     "encode_validation_pong",
+    "pack_acked_input_packet",
+    "pack_input_packet",
 ]
 
 
@@ -211,10 +215,19 @@ def encode_input_packet(
     count = len(inputs)
     if count > MAX_INPUTS_PER_PACKET:
         raise ValueError(f"at most {MAX_INPUTS_PER_PACKET} inputs per packet, got {count}")
-    out = bytearray(INPUT_HEADER_SIZE + INPUT_SIZE * count)
-    _INPUT_HEADER.pack_into(out, 0, MessageType.INPUT, player_index, current_frame, count, 0)
-    _pack_inputs(out, INPUT_HEADER_SIZE, inputs)
-    return bytes(out)
+    _check_inputs(inputs)
+    return pack_input_packet(player_index, current_frame, inputs)
+
+
+def pack_input_packet(
+    player_index: int, current_frame: int, inputs: Sequence[tuple[int, int]]
+) -> bytes:
+    """:func:`encode_input_packet` without the checks, for inputs a sender checked when it
+    recorded them (one check at the edge, not one per packet that repeats them)."""
+    layout = _input_layout(_INPUT_HEADER, len(inputs))
+    return layout.pack(
+        MessageType.INPUT, player_index, current_frame, len(inputs), 0, *_flat(inputs)
+    )
 
 
 def encode_acked_input_packet(
@@ -237,21 +250,25 @@ def encode_acked_input_packet(
         raise ValueError(
             f"at most {MAX_ACKED_INPUTS_PER_PACKET} inputs per acked packet, got {count}"
         )
-    out = bytearray(ACKED_INPUT_HEADER_SIZE + INPUT_SIZE * count)
-    _ACKED_INPUT_HEADER.pack_into(
-        out,
-        0,
-        MessageType.ACKED_INPUT,
-        player_index,
-        current_frame,
-        NO_ACK if ack_frame is None else ack_frame,
-        count,
+    _check_inputs(inputs)
+    return pack_acked_input_packet(player_index, current_frame, ack_frame, inputs)
+
+
+def pack_acked_input_packet(
+    player_index: int,
+    current_frame: int,
+    ack_frame: int | None,
+    inputs: Sequence[tuple[int, int]],
+) -> bytes:
+    """:func:`encode_acked_input_packet` without the checks (see :func:`pack_input_packet`)."""
+    layout = _input_layout(_ACKED_INPUT_HEADER, len(inputs))
+    ack = NO_ACK if ack_frame is None else ack_frame
+    return layout.pack(
+        MessageType.ACKED_INPUT, player_index, current_frame, ack, len(inputs), *_flat(inputs)
     )
-    _pack_inputs(out, ACKED_INPUT_HEADER_SIZE, inputs)
-    return bytes(out)
 
 
-def _pack_inputs(out: bytearray, offset: int, inputs: Sequence[tuple[int, int]]) -> None:
+def _check_inputs(inputs: Sequence[tuple[int, int]]) -> None:
     previous = -1
     for frame, action in inputs:
         check_int("frame", frame, MAX_FRAME)
@@ -260,9 +277,18 @@ def _pack_inputs(out: bytearray, offset: int, inputs: Sequence[tuple[int, int]])
             raise ValueError(
                 f"input frames must be strictly increasing, got {frame} after {previous}"
             )
-        _INPUT_ENTRY.pack_into(out, offset, frame, action)
-        offset += INPUT_SIZE
         previous = frame
+
+
+@functools.cache
+def _input_layout(header: struct.Struct, count: int) -> struct.Struct:
+    """A header and ``count`` (frame, action) entries as one layout, compiled once per count:
+    one ``pack`` call per packet instead of one per input."""
+    return struct.Struct(header.format + "IB" * count)
+
+
+def _flat(inputs: Sequence[tuple[int, int]]) -> chain[int]:
+    return chain.from_iterable(inputs)
 
 
 def _encode_timestamp(kind: MessageType, timestamp_ms: float) -> bytes:
@@ -305,10 +331,9 @@ def encode_input_response(player_index: int, inputs: Sequence[tuple[int, int]]) 
     count = len(inputs)
     if count > MAX_INPUTS_PER_RESPONSE:
         raise ValueError(f"at most {MAX_INPUTS_PER_RESPONSE} inputs per response, got {count}")
-    out = bytearray(INPUT_RESPONSE_HEADER_SIZE + INPUT_SIZE * count)
-    _INPUT_RESPONSE_HEADER.pack_into(out, 0, MessageType.INPUT_RESPONSE, player_index, count)
-    _pack_inputs(out, INPUT_RESPONSE_HEADER_SIZE, inputs)
-    return bytes(out)
+    _check_inputs(inputs)
+    layout = _input_layout(_INPUT_RESPONSE_HEADER, count)
+    return layout.pack(MessageType.INPUT_RESPONSE, player_index, count, *_flat(inputs))
 
 
 def encode_episode_end(frame: int, episode: int) -> bytes:
