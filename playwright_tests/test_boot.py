@@ -42,10 +42,10 @@ def run_python(page: Page, code: str) -> object:
     return page.evaluate("code => p2pShim.pyodide.runPython(code)", code)
 
 
-def test_index_page_boots_pyodide_micropip_and_the_package(
+def test_the_micropip_installer_boots_pyodide_micropip_and_the_package(
     page: Page, server: ServerThread, loopback_guard: LoopbackGuard
 ) -> None:
-    open_page(page, server)
+    open_page(page, server, "?installer=micropip")
     state = wait_for_boot(page)
     assert state["error"] is None
     assert state["ready"] is True
@@ -79,10 +79,10 @@ def test_index_page_boots_pyodide_micropip_and_the_package(
     assert loopback_guard.violations == []
 
 
-def test_the_archive_installer_boots_the_package_without_micropip(
+def test_the_default_installer_unpacks_the_wheels_without_micropip(
     page: Page, server: ServerThread, loopback_guard: LoopbackGuard
 ) -> None:
-    open_page(page, server, "?installer=archive")
+    open_page(page, server)
     state = wait_for_boot(page)
     assert state["error"] is None
     assert state["ready"] is True
@@ -99,7 +99,29 @@ def test_the_archive_installer_boots_the_package_without_micropip(
     )
     assert found == {"micropip_loaded": False, "version": "0.1.0", "in_site_packages": True}
     assert "micropipMs" not in state["timings"]
+    expect(page.locator("#p2p-status")).to_have_text(re.compile(r"^ready in \d+ ms$"))
     assert loopback_guard.violations == []
+
+
+def test_the_archive_installer_names_a_requirement_no_wheel_brings(
+    page: Page, server: ServerThread
+) -> None:
+    # The demo's wheel requires the transport's (as its metadata spells it); without it, the
+    # boot says so at once.
+    open_page(page, server, "?autoboot=0")
+    wait_for_shim(page)
+    demo = next((PROJECT_ROOT / "build" / "wheels").glob("p2p_demo-*.whl")).name
+    rejection = page.evaluate(
+        """url => p2pShim
+            .boot({pyodideBase: "/pyodide/", wheelUrls: [url], packageName: "p2p_demo"})
+            .then(() => null, err => String(err && err.message || err))""",
+        f"/wheels/{demo}",
+    )
+    assert rejection == (
+        "the archive installer does not resolve dependencies: p2p_demo needs p2p-transport; "
+        'add their wheels to wheelUrls, or boot with installer: "micropip"'
+    )
+    expect(page.locator("#p2p-error")).to_contain_text("p2p_demo needs p2p-transport")
 
 
 def test_the_archive_installer_reports_a_missing_wheel(page: Page, server: ServerThread) -> None:
@@ -116,7 +138,7 @@ def test_the_archive_installer_reports_a_missing_wheel(page: Page, server: Serve
 
 
 def test_boot_records_navigation_relative_timings(page: Page, server: ServerThread) -> None:
-    open_page(page, server)
+    open_page(page, server, "?installer=micropip")
     timings = wait_for_boot(page)["timings"]
     order = ["bootStartMs", "pyodideLoadedMs", "micropipMs", "wheelsMs", "readyMs"]
     values = [timings[name] for name in order]
@@ -162,6 +184,7 @@ def test_a_missing_wheel_fails_the_boot_visibly(
         """wheelUrls => p2pShim.boot({
             pyodideBase: "/pyodide/",
             wheelUrls,
+            installer: "micropip",
             onStatus: text => { document.getElementById("p2p-status").textContent = text; },
         }).then(() => null, err => String(err && err.message || err))""",
         wheel_urls,

@@ -114,42 +114,48 @@ class InputReceiver:
             counters.packets += 1
             return 0
         packet_newest = inputs[-1][0]
-        if self._newest is None:
+        newest = self._newest
+        if newest is None:
             self._first_seen = self._gap_checked = inputs[0][0]
             self._floor = max(0, self._first_seen - self._history + 1)
-        elif packet_newest > self._newest + MAX_FRAME_JUMP:
+        elif packet_newest > newest + MAX_FRAME_JUMP:
             counters.implausible += 1
             return 0
         counters.packets += 1
         delivered = 0
+        actions = self._actions
+        floor = self._floor
+        pending_gaps = self._pending_gaps
         last_slot = len(inputs) - 1
         for slot, (frame, action) in enumerate(inputs):
-            if frame < self._floor:
+            if frame < floor:
                 counters.stale += 1
                 continue
-            known = self._actions.get(frame)
+            known = actions.get(frame)
             if known is not None:
                 counters.duplicates += 1
                 if known != action:
                     counters.conflicts += 1
                 continue
-            self._actions[frame] = action
+            actions[frame] = action
             if slot != last_slot:
                 counters.recovered += 1
-            if frame in self._pending_gaps:
-                self._pending_gaps.discard(frame)
+            if pending_gaps and frame in pending_gaps:
+                pending_gaps.discard(frame)
                 counters.gaps_filled += 1
             delivered += 1
             self._deliver(frame, action)
         counters.inputs_delivered += delivered
-        if self._newest is None or packet_newest > self._newest:
-            self._newest = packet_newest
+        if newest is None or packet_newest > newest:
+            self._newest = newest = packet_newest
         # The peer's redundancy no longer carries anything older than this packet's oldest frame.
-        self._check_gaps(inputs[0][0])
-        self._forget_below(self._newest - self._history + 1)
+        oldest = inputs[0][0]
+        if oldest > self._gap_checked:
+            self._check_gaps(oldest)
+        self._forget_below(newest - self._history + 1)
         # An acked packet carries every input its sender has not seen acknowledged, so the frames
         # before its oldest one were delivered or given up; a version-1 packet says no such thing.
-        given_up_below = inputs[0][0] if isinstance(packet, AckedInputPacket) else 0
+        given_up_below = oldest if isinstance(packet, AckedInputPacket) else 0
         self._advance_ack(max(self._floor, given_up_below))
         return delivered
 

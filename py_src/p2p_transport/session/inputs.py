@@ -76,20 +76,21 @@ class InputPath:
         """Send the local input for ``frame``; return whether any path took it."""
         negotiation = self.negotiation
         acked = self.acked
+        self.counters.inputs_sent += 1
         if negotiation.use_acked:
             acked.record(action, frame)
-            packet = acked.packet(self.receiver.ack_frame)
+            sent = self._send(acked.packet(self.receiver.ack_frame), self.route())
         else:
             packet = self.v1.record(action, frame)
             if negotiation.enabled:
                 # Kept from the start, so what version 1 lost goes out again once negotiated.
                 acked.record(action, frame)
-        self.counters.inputs_sent += 1
-        route = self.route()
-        sent = self._send(packet, route)
-        if negotiation.probe_due():
-            self._send(acked.packet(self.receiver.ack_frame), route)
-            negotiation.probe_sent()
+            route = self.route()
+            sent = self._send(packet, route)
+            # Probes go out only until the peer answers one, so only while sending version 1.
+            if negotiation.probe_due():
+                self._send(acked.packet(self.receiver.ack_frame), route)
+                negotiation.probe_sent()
         self._stepped_since_resend_check = True
         self._ack_owed = False
         self._set_peer_stalled(acked.stalled)

@@ -182,6 +182,7 @@ class P2PSession:
             lambda: self.desync.episode,
         )
         self._peer_is_v1 = False
+        self._peer_is_v2 = False
         #: The deployed peers' validation of each new DataChannel, run both ways.
         self.validation = Validation(clock)
         self._report = SessionReport(self, self._telemetry, clock)
@@ -599,10 +600,12 @@ class P2PSession:
     def _check_peer_version(self) -> None:
         """Move control to the version-1 layouts once the peer is known to be version 1: its
         probes went unanswered, or (with no inputs to probe) its control messages did."""
-        if self._peer_is_v1:
+        if self._peer_is_v1 or self._peer_is_v2:
             return
         negotiation = self.inputs.negotiation
         version = negotiation.peer_version
+        # Version 2 is final: once the peer spoke it, nothing here can change again.
+        self._peer_is_v2 = version == 2
         if (
             version is None
             and self.control.most_sends >= MAX_UNANSWERED_CONTROL_SENDS
