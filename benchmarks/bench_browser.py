@@ -7,10 +7,13 @@ Run inside the loopback-only namespace:
 In one browser run, two tabs paired through the reference server measure sequential ping/pongs:
   (a) Python (Pyodide) on both ends over the DataChannel, through P2PSession;
   (b) raw JavaScript on both ends over a DataChannel of the same kind between the same two tabs;
-  (c) Python on both ends through the Socket.IO server relay.
+  (c) Python on both ends through the Socket.IO server relay;
+  (d) Python on both ends of (b)'s channel doing nothing but entering Pyodide (a bare echo):
+      (a) - (d) is what the session itself adds to a round trip.
 The kinds take turns in rounds so that machine noise falls on all of them alike. Then single tabs
-measure navigation-to-ready: with the package (Pyodide + micropip + wheel + import) against a bare
-Pyodide boot. Figures are printed and written as JSON; nothing here passes or fails on speed.
+measure navigation-to-ready: with the package installed by each installer (the default archive,
+and micropip) against a bare Pyodide boot. Figures are printed and written as JSON; nothing here
+passes or fails on speed.
 """
 
 from __future__ import annotations
@@ -66,6 +69,54 @@ def start_pinger(path, count):
 
 import js
 """
+
+# (d): Python on both ends of the raw channel doing nothing but entering Pyodide: the pinger
+# stamps and sends the next ping from its handler, the echo sends back what it got. Against (a),
+# what is left is what the session itself adds to a round trip.
+PY_BARE = """
+import time
+
+import js
+from pyodide.ffi import create_proxy
+
+
+class BarePinger:
+    def __init__(self, count):
+        self.count, self.samples = count, []
+        self.ping = js.Uint8Array.new(9)
+        self.proxy = create_proxy(self.on_message)
+        js.rawChannel.onmessage = self.proxy
+        self.sent = time.monotonic() * 1000.0
+        js.rawChannel.send(self.ping)
+
+    @property
+    def done(self):
+        return len(self.samples) >= self.count
+
+    def on_message(self, event):
+        now = time.monotonic() * 1000.0
+        self.samples.append(now - self.sent)
+        if self.done:
+            js.rawChannel.onmessage = None
+            self.proxy.destroy()
+            return
+        self.sent = now
+        js.rawChannel.send(self.ping)
+
+
+def start_bare_pinger(count):
+    global pinger
+    pinger = BarePinger(count)
+
+
+def bare_echo(event):
+    js.rawChannel.send(event.data)
+
+
+bare_echo_proxy = create_proxy(bare_echo)
+"""
+ECHO_IN_PYTHON = "() => { rawChannel.onmessage = p2pShim.pyodide.globals.get('bare_echo_proxy'); }"
+ECHO_IN_JS = "() => { rawChannel.onmessage = (m) => rawChannel.send(m.data); }"
 
 # A second peer connection of the same kind, in plain JavaScript, between the same two tabs.
 JS_SETUP = """async ([iceServers, offerer]) => {
@@ -129,10 +180,14 @@ def connect_raw(pages: list[Any], ice: list[dict[str, Any]]) -> None:
 
 
 def python_pings(page: Any, path: str, count: int) -> list[float]:
-    page.evaluate(
-        "([path, count]) => p2pShim.pyodide.globals.get('start_pinger')(path, count)",
-        [path, count],
-    )
+    """Sequential pings from Python: through the session on ``path``, or ``bare`` ones."""
+    if path == "bare":
+        page.evaluate(f"() => p2pShim.pyodide.globals.get('start_bare_pinger')({count})")
+    else:
+        page.evaluate(
+            "([path, count]) => p2pShim.pyodide.globals.get('start_pinger')(path, count)",
+            [path, count],
+        )
     page.wait_for_function(
         "() => p2pShim.pyodide.globals.get('pinger').done", timeout=120_000, polling=50
     )
@@ -162,14 +217,23 @@ def measure_rtt(
             "() => window.p2pDemo && JSON.parse(p2pDemo.report_json()).channel_open_ms !== null",
             timeout=30_000,
         )
-    pages[0].evaluate("(code) => p2pShim.pyodide.runPython(code)", PY_PINGER)
+    pages[0].evaluate("(code) => p2pShim.pyodide.runPython(code)", PY_PINGER + PY_BARE)
+    pages[1].evaluate("(code) => p2pShim.pyodide.runPython(code)", PY_BARE)
     connect_raw(pages, ice)
-    kinds: dict[str, list[float]] = {"python_p2p": [], "raw_js_p2p": [], "python_relay": []}
+    kinds: dict[str, list[float]] = {
+        "python_p2p": [],
+        "raw_js_p2p": [],
+        "python_relay": [],
+        "bare_python_p2p": [],
+    }
     per_round = pings // rounds
     for _ in range(rounds):
         kinds["python_p2p"] += python_pings(pages[0], "p2p", per_round + WARMUP)[WARMUP:]
         kinds["raw_js_p2p"] += pages[0].evaluate(JS_PINGS, per_round + WARMUP)[WARMUP:]
         kinds["python_relay"] += python_pings(pages[0], "relay", per_round + WARMUP)[WARMUP:]
+        pages[1].evaluate(ECHO_IN_PYTHON)
+        kinds["bare_python_p2p"] += python_pings(pages[0], "bare", per_round + WARMUP)[WARMUP:]
+        pages[1].evaluate(ECHO_IN_JS)
     context.close()
     return {kind: summary(samples) for kind, samples in kinds.items()}
 
@@ -217,9 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             browser.close()
     a, b, c = rtt["python_p2p"], rtt["raw_js_p2p"], rtt["python_relay"]
+    d = rtt["bare_python_p2p"]
     result = {
         "rtt": rtt,
         "ratio_python_over_raw_js_median": a["median_ms"] / b["median_ms"],
+        "ratio_bare_python_over_raw_js_median": d["median_ms"] / b["median_ms"],
+        "session_ms_per_round_trip_median": a["median_ms"] - d["median_ms"],
         "ratio_python_p2p_over_relay_median": a["median_ms"] / c["median_ms"],
         "ready": ready,
         "ratio_ready_over_bare_median": {
@@ -232,12 +299,18 @@ def main(argv: list[str] | None = None) -> int:
         ("(a) Python over DataChannel", "python_p2p"),
         ("(b) raw JS over DataChannel", "raw_js_p2p"),
         ("(c) Python through Socket.IO relay", "python_relay"),
+        ("(d) bare Python echo over DataChannel", "bare_python_p2p"),
     ):
         s = rtt[key]
         print(f"{label:36}{s['median_ms']:>11.3f}{s['p95_ms']:>9.3f}{s['count']:>7}")
     print(
         f"a/b at the median: {result['ratio_python_over_raw_js_median']:.2f}   "
-        f"a/c: {result['ratio_python_p2p_over_relay_median']:.2f}"
+        f"a/c: {result['ratio_python_p2p_over_relay_median']:.2f}   "
+        f"d/b: {result['ratio_bare_python_over_raw_js_median']:.2f}"
+    )
+    print(
+        "what the session adds to a round trip beyond entering Pyodide (a - d): "
+        f"{result['session_ms_per_round_trip_median'] * 1000:.0f} us"
     )
     bare = ready["bare_pyodide"]["median_ms"]
     print(f"page ready (navigation to package imported), median of {args.ready_repeats}:")

@@ -173,19 +173,26 @@
   // "<package> needs <requirement>", every requirement (extras aside) that none of them brought,
   // so a page learns it at boot instead of from an ImportError later.
   const MISSING_REQUIREMENTS_PY = `
-import importlib.metadata as md, json, re
-def _missing_requirements(names):
+import os, re
+def _missing_requirements(site, names):
+    # The METADATA files read as text: importlib.metadata would import the email parser and more
+    # into every page's boot.
+    norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+    infos = [entry for entry in os.listdir(site) if entry.endswith(".dist-info")]
+    installed = {norm(entry.split("-")[0]) for entry in infos}
+    unpacked = {norm(name) for name in names}
     missing = []
-    for name in names:
-        for requirement in md.requires(name) or []:
-            if "extra ==" in requirement:
-                continue
-            needed = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
-            try:
-                md.distribution(needed)
-            except md.PackageNotFoundError:
-                missing.append(name + " needs " + needed)
-    return json.dumps(missing)
+    for info in infos:
+        name = info.split("-")[0]
+        if norm(name) not in unpacked:
+            continue
+        with open(os.path.join(site, info, "METADATA"), encoding="utf-8") as metadata:
+            for line in metadata:
+                if line.startswith("Requires-Dist:") and "extra ==" not in line:
+                    needed = re.match(r"[A-Za-z0-9._-]+", line[len("Requires-Dist:"):].strip())
+                    if needed and norm(needed.group(0)) not in installed:
+                        missing.append(name + " needs " + needed.group(0))
+    return "\\n".join(missing)
 `;
 
   async function fetchWheel(url) {
@@ -237,8 +244,9 @@ def _missing_requirements(names):
         const names = packageUrls.map((url) => url.split("/").pop().split("-")[0]);
         pyodide.runPython(MISSING_REQUIREMENTS_PY);
         const check = pyodide.globals.get("_missing_requirements");
-        const missing = JSON.parse(check(names));
+        const found = check(sitePackages, names);
         check.destroy();
+        const missing = found ? found.split("\n") : [];
         if (missing.length) {
           throw new Error(
             "the archive installer does not resolve dependencies: " + missing.join(", ") +
