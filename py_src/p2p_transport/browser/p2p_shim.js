@@ -28,6 +28,12 @@
       return bootPromise;
     },
 
+    // For a page whose game loop is JavaScript: resolves, once the peer is paired, to a
+    // connection whose methods take and return plain values (see the README, "From JavaScript").
+    connect(options) {
+      return connect(options || {});
+    },
+
     // Wrappers for Python: identical to the browser's, plus a count of live intervals.
     setInterval(fn, ms) {
       const id = window.setInterval(fn, ms);
@@ -194,6 +200,67 @@ def _missing_requirements(site, names):
                         missing.append(name + " needs " + needed.group(0))
     return "\\n".join(missing)
 `;
+
+  // A Python exception's own line ("ValueError: ..."), without the traceback above it.
+  function pythonMessage(err) {
+    const text = err && err.message ? err.message : String(err);
+    const lines = text.trim().split("\n");
+    return lines[lines.length - 1];
+  }
+
+  function connect({ onInput, onEvent, ...options }) {
+    if (!shim.ready) {
+      return Promise.reject(new Error("p2pShim.connect(): await p2pShim.boot() first"));
+    }
+    if (typeof onInput !== "function") {
+      return Promise.reject(new Error("p2pShim.connect(): onInput(frame, action) is required"));
+    }
+    if (onEvent !== undefined && typeof onEvent !== "function") {
+      return Promise.reject(new Error("p2pShim.connect(): onEvent must be a function"));
+    }
+    return new Promise((resolve, reject) => {
+      let py = null;
+      const live = () => {
+        if (!py) throw new Error("this connection is closed");
+        return py;
+      };
+      const conn = {
+        playerIndex: null,
+        step: (frame, action) => live().step(frame, action),
+        stats: () => JSON.parse(live().stats_json()),
+        telemetry: () => JSON.parse(live().telemetry_json()),
+        close() {
+          if (!py) return;
+          py.close();
+          py.destroy();
+          py = null;
+        },
+      };
+      const api = shim.pyodide.pyimport("p2p_transport.browser.js_api");
+      try {
+        py = api.JsConnection(
+          JSON.stringify(options),
+          onInput,
+          onEvent || null,
+          (playerIndex) => {
+            conn.playerIndex = playerIndex;
+            resolve(conn);
+          },
+          (message) => {
+            // Closed after the Python handler that refused has returned, not from inside it.
+            setTimeout(() => conn.close(), 0);
+            reject(new Error(message));
+          },
+        );
+      } catch (err) {
+        reject(new Error(pythonMessage(err)));
+        return;
+      } finally {
+        api.destroy();
+      }
+      py.connect();
+    });
+  }
 
   async function fetchWheel(url) {
     const response = await fetch(url);

@@ -166,6 +166,11 @@ class BrowserTransport:
         return self._machine.player_index
 
     @property
+    def live_proxies(self) -> int:
+        """Python functions the page still holds for this transport (0 after :meth:`close`)."""
+        return self._proxies.live + self._pc_proxies.live
+
+    @property
     def peer_index(self) -> int | None:
         return self._machine.peer_index
 

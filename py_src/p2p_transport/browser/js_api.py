@@ -1,0 +1,161 @@
+"""The transport for a page whose game loop is JavaScript: what ``p2pShim.connect`` drives.
+
+Only plain values cross: the options come in as JSON text, stats and telemetry go out as JSON
+text (the shim parses them into plain objects), an input is two numbers, an event a name and a
+plain object. The shim keeps the one Python object and destroys it at ``close()``, so nothing
+of Python is left with the page.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Callable
+from typing import Any, Final
+
+import js
+
+from p2p_transport.browser.options import TransportOptions
+from p2p_transport.browser.transport import BrowserTransport
+from p2p_transport.protocol.routing import RouteMode
+from p2p_transport.session import Callbacks, SessionConfig
+
+__all__ = ["OPTION_NAMES", "JsConnection", "live_proxies", "open_connections", "parse_options"]
+
+#: What ``p2pShim.connect`` takes besides its callbacks, and the type each must have.
+OPTION_NAMES: Final = {
+    "serverUrl": str,
+    "room": str,
+    "iceServers": list,
+    "relayOnly": bool,
+    "routeMode": str,
+}
+
+# Every connection made, while it lives: what the tests count after close().
+_made: weakref.WeakSet[JsConnection] = weakref.WeakSet()
+
+
+def parse_options(options_json: str) -> TransportOptions:
+    """``connect()``'s options as :class:`TransportOptions`; ``ValueError`` naming the option,
+    what was wrong and what is allowed."""
+    options = json.loads(options_json)
+    if not isinstance(options, dict):
+        raise ValueError("connect() takes one options object")
+    for name, value in options.items():
+        kind = OPTION_NAMES.get(name)
+        if kind is None:
+            allowed = ", ".join([*OPTION_NAMES, "onInput", "onEvent"])
+            raise ValueError(f"unknown option {name!r}: connect() takes {allowed}")
+        if not isinstance(value, kind):
+            raise ValueError(f"{name} must be a {_JS_TYPES[kind]}, got {json.dumps(value)}")
+    route = options.get("routeMode", RouteMode.PARALLEL.value)
+    modes = [mode.value for mode in RouteMode]
+    if route not in modes:
+        raise ValueError(f"routeMode must be one of {', '.join(modes)}, got {route!r}")
+    room = options.get("room")
+    if room is not None and not room:
+        raise ValueError("room must not be empty")
+    defaults = TransportOptions()
+    try:
+        return TransportOptions(
+            server_url=options.get("serverUrl", defaults.server_url),
+            room=room or defaults.room,
+            ice_servers=tuple(options.get("iceServers", ())),
+            relay_only=options.get("relayOnly", False),
+            session=SessionConfig(route_mode=RouteMode(route)),
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"iceServers: {error}") from None
+
+
+_JS_TYPES: Final = {str: "string", list: "array", bool: "boolean"}
+
+
+class JsConnection:
+    """One ``p2pShim.connect()``: a :class:`BrowserTransport` whose game is JavaScript.
+
+    ``on_input(frame, action)`` and ``on_event(name, detail)`` are the page's functions;
+    ``on_paired(player_index)`` and ``on_refused(message)`` settle the promise ``connect()``
+    returned.
+    """
+
+    def __init__(
+        self,
+        options_json: str,
+        on_input: Callable[[int, int], object],
+        on_event: Callable[[str, Any], object] | None,
+        on_paired: Callable[[int], object],
+        on_refused: Callable[[str], object],
+    ) -> None:
+        options = parse_options(options_json)
+        self._on_input_js: Callable[[int, int], object] | None = on_input
+        self._on_event_js = on_event
+        self._settle: tuple[Callable[[int], object], Callable[[str], object]] | None = (
+            on_paired,
+            on_refused,
+        )
+        self.transport = BrowserTransport(
+            options, Callbacks(on_input=self._on_input, on_event=self._on_event)
+        )
+        self.closed = False
+        _made.add(self)
+
+    @property
+    def player_index(self) -> int | None:
+        return self.transport.player_index
+
+    def connect(self) -> None:
+        self.transport.connect()
+
+    def step(self, frame: int, action: int) -> bool:
+        """Send the local input for ``frame`` (``RuntimeError`` before pairing). A JavaScript
+        number with an integer value arrives as an int; anything else is refused by name."""
+        for name, value in (("frame", frame), ("action", action)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"step(): {name} must be an integer, got {value!r}")
+        return self.transport.step(frame, action)
+
+    def stats_json(self) -> str:
+        return json.dumps(self.transport.stats())
+
+    def telemetry_json(self) -> str:
+        return json.dumps(self.transport.telemetry())
+
+    def close(self) -> None:
+        """Close the transport and let go of the page's functions. Safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        self.transport.close()
+        self._on_input_js = self._on_event_js = None
+        self._refuse("closed before the peer paired")
+
+    def _on_input(self, frame: int, action: int) -> None:
+        if self._on_input_js is not None:
+            self._on_input_js(frame, action)
+
+    def _on_event(self, name: str, detail: dict[str, Any]) -> None:
+        if name == "paired" and self._settle is not None:
+            on_paired, _ = self._settle
+            self._settle = None
+            on_paired(detail["player_index"])
+        elif name == "error":
+            self._refuse(f"the server refused: {json.dumps(detail)}")
+        if self._on_event_js is not None:
+            self._on_event_js(name, js.JSON.parse(json.dumps(detail, default=str)))
+
+    def _refuse(self, message: str) -> None:
+        if self._settle is not None:
+            _, on_refused = self._settle
+            self._settle = None
+            on_refused(message)
+
+
+def open_connections() -> int:
+    """Connections made and not closed."""
+    return sum(1 for connection in _made if not connection.closed)
+
+
+def live_proxies() -> int:
+    """Proxies the connections' transports still hold for the page (0 once all are closed)."""
+    return sum(connection.transport.live_proxies for connection in _made)
