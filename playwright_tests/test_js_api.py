@@ -3,8 +3,12 @@ that boot the transport alone and use nothing but the API, over a real DataChann
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
+from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 from conftest import capture_console
 from playwright.sync_api import BrowserContext, Page
@@ -12,6 +16,7 @@ from test_boot import served_wheel_urls, wait_for_shim
 from test_transport import OPEN_TIMEOUT_MS, assert_no_page_errors
 
 from p2p_demo.harness import TurnServer
+from p2p_demo.plot_telemetry import time_offsets
 from p2p_server.server import ServerThread
 from p2p_transport.timing import FRAME_MS
 
@@ -165,3 +170,69 @@ def test_connect_names_a_wrong_option(
     assert errors[3].startswith("ValueError: iceServers: ")
     assert "urls" in errors[3]
     assert errors[4] == "p2pShim.connect(): onInput(frame, action) is required"
+
+
+def test_both_players_keep_their_telemetry_and_a_closed_tab_loses_nothing(
+    context: BrowserContext, turn: TurnServer, console_messages: list[str], tmp_path: Path
+) -> None:
+    frames = 120
+    room = f"keep-{uuid.uuid4().hex}"
+    wheels = [url for url in served_wheel_urls() if "/p2p_transport-" in url]
+    with ServerThread(data_dir=tmp_path) as keeping:
+        pages = [open_js_game(context, keeping, console_messages) for _ in range(2)]
+        args = {"wheelUrls": wheels, "room": room, "iceServers": turn.ice_servers, "frames": frames}
+        for page in pages:
+            page.evaluate(START_IN_BACKGROUND, args)
+        for page in pages:
+            page.wait_for_function(
+                f"() => window.jsGame && window.jsGame.received.size === {frames}",
+                timeout=OPEN_TIMEOUT_MS + frames * FRAME_MS + SLACK_MS,
+            )
+        answers = {}
+        for page in pages:
+            player = page.evaluate("() => window.jsGame.playerIndex")
+            answers[player] = page.evaluate(
+                "(p) => window.jsGame.conn.saveTelemetry({participant: p, score: [3, 1]})",
+                f"participant-{player}",
+            )
+            # Told it is kept: the tab goes at once, and the record must be whole on disk.
+            page.close()
+    kept = {}
+    for player, answer in answers.items():
+        assert answer["file"] == f"{quote(room, safe='')}/player-{player}.json"
+        path = tmp_path / answer["file"]
+        assert path.stat().st_size == answer["bytes"]
+        kept[player] = json.loads(path.read_text())
+        record = kept[player]["record"]
+        assert record["extra"] == {"participant": f"participant-{player}", "score": [3, 1]}
+        assert record["player_index"] == player
+        assert record["telemetry"]["player_index"] == player
+        # The page's time origin in Unix ms anchors every time in the record.
+        assert abs(record["time_origin_unix_ms"] - time.time() * 1000) < 600_000
+        assert record["telemetry"]["time_origin_unix_ms"] == record["time_origin_unix_ms"]
+    records = [kept[player]["record"]["telemetry"] for player in (0, 1)]
+    offsets, label = time_offsets(records)
+    assert label.startswith("wall time")
+    # Both tabs opened within the test's own few seconds of each other.
+    assert abs(offsets[0] - offsets[1]) < 60_000
+    assert_no_page_errors(console_messages)
+
+
+def test_saving_without_a_data_dir_says_why(
+    context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
+) -> None:
+    room = f"nokeep-{uuid.uuid4().hex}"
+    wheels = [url for url in served_wheel_urls() if "/p2p_transport-" in url]
+    pages = [open_js_game(context, server, console_messages) for _ in range(2)]
+    args = {"wheelUrls": wheels, "room": room, "iceServers": turn.ice_servers, "frames": 1}
+    for page in pages:
+        page.evaluate(START_IN_BACKGROUND, args)
+    page = pages[0]
+    page.wait_for_function("() => window.jsGame && window.jsGame.conn", timeout=60_000)
+    error = page.evaluate(
+        "() => window.jsGame.conn.saveTelemetry({}).then(() => null, (err) => err.message)"
+    )
+    assert error == (
+        "RuntimeError: the server did not keep it: "
+        "this server keeps no telemetry (start it with --data-dir DIR)"
+    )

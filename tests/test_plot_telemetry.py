@@ -104,3 +104,39 @@ def test_the_demo_writes_each_players_telemetry_next_to_its_report(
     assert written["frames"] == 10
     assert written["players"] == telemetry
     assert [r["player_index"] for r in plot_telemetry.sessions_in(written)] == [0, 1]
+
+
+def test_records_with_wall_clock_anchors_share_one_time_axis(tmp_path: Path) -> None:
+    # Two players' records as the server keeps them: pages opened 2.5 s apart, so the same
+    # wall-clock moment reads 2500 ms less on the later page's clock.
+    game = run_game()
+    a, b = (session.telemetry() for session in game.sessions.values())
+    a["time_origin_unix_ms"], b["time_origin_unix_ms"] = 1_700_000_000_000.0, 1_700_000_002_500.0
+    offsets, label = plot_telemetry.time_offsets([a, b])
+    first = min(
+        anchor + record["clock"]["session_created_at_ms"]
+        for anchor, record in ((1_700_000_000_000.0, a), (1_700_000_002_500.0, b))
+    )
+    assert offsets == [1_700_000_000_000.0 - first, 1_700_000_002_500.0 - first]
+    assert offsets[1] - offsets[0] == 2500.0  # a time on b's clock lands 2.5 s later on the axis
+    assert label.startswith("wall time")
+    # Without an anchor on every record, each keeps its own clock.
+    del b["time_origin_unix_ms"]
+    own, own_label = plot_telemetry.time_offsets([a, b])
+    assert own == [-a["clock"]["session_created_at_ms"], -b["clock"]["session_created_at_ms"]]
+    assert own_label.startswith("time since the session started")
+
+
+def test_several_kept_files_plot_together(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    game = run_game()
+    files = []
+    for index, session in enumerate(game.sessions.values()):
+        telemetry = {**session.telemetry(), "time_origin_unix_ms": 1.7e12 + 1000.0 * index}
+        kept = {"room": "r", "player_index": index, "record": {"telemetry": telemetry}}
+        files.append(tmp_path / f"player-{index}.json")
+        files[-1].write_text(json.dumps(kept))
+    out = tmp_path / "both.png"
+    assert plot_telemetry.main([*map(str, files), "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(PNG_SIGNATURE)
+    assert len(out.read_bytes()) > MIN_PLOT_BYTES

@@ -1,11 +1,14 @@
-"""Plot a telemetry file: RTT over time per player and path, route changes as vertical lines.
+"""Plot telemetry files: RTT over time per player and path, route changes as vertical lines.
 
-``python -m p2p_demo.plot_telemetry TELEMETRY.json -o out.png`` reads what
-:meth:`~.session.P2PSession.telemetry` returned (one session's record, a list of them, or the
-demo's ``*.telemetry.json`` with its ``players`` list) and writes a PNG with one panel per player:
-each path's RTT samples over the session's clock in seconds, and a dashed line at each route
-change labelled with the route it went to. Health transitions away from ``good`` shade the time
-the link spent degraded.
+``python -m p2p_demo.plot_telemetry FILE [FILE ...] -o out.png`` reads what
+:meth:`~.session.P2PSession.telemetry` returned (one session's record, a list of them, the
+demo's ``*.telemetry.json`` with its ``players`` list, or a record the server kept with
+``save_telemetry``) and writes a PNG with one panel per session: each path's RTT samples over
+time in seconds, and a dashed line at each route change labelled with the route it went to.
+Health transitions away from ``good`` shade the time the link spent degraded. When every record
+carries its page's wall-clock anchor (``time_origin_unix_ms``, which browser records have), the
+panels share one time axis, wall time since the first session started: two players' records
+line up.
 
 Needs matplotlib (in the ``dev`` extra; ``pip install matplotlib``): it is imported only here, so
 the transport itself never depends on it, and its absence is reported in one line, not a traceback.
@@ -22,7 +25,7 @@ from typing import Any, Final
 
 from p2p_transport.session.telemetry import SCHEMA, SCHEMA_VERSION
 
-__all__ = ["main", "plot", "sessions_in"]
+__all__ = ["main", "plot", "sessions_in", "time_offsets"]
 
 #: Each panel's size in inches: wide enough for an hour of samples to stay legible.
 PANEL_SIZE_IN: Final = (11.0, 3.6)
@@ -46,7 +49,10 @@ class TelemetryFileError(ValueError):
 def sessions_in(data: Any) -> list[dict[str, Any]]:
     """The session records in a loaded telemetry file, checked for schema and version."""
     records: list[Any]
-    if isinstance(data, dict) and "players" in data:
+    if isinstance(data, dict) and isinstance(data.get("record"), dict):
+        # Kept by the server: the page's record, whose session telemetry is under "telemetry".
+        records = [data["record"].get("telemetry")]
+    elif isinstance(data, dict) and "players" in data:
         records = list(data["players"])
     elif isinstance(data, list):
         records = data
@@ -96,6 +102,19 @@ def _with_gaps(
     return out_t, out_v
 
 
+def time_offsets(records: Sequence[dict[str, Any]]) -> tuple[list[float], str]:
+    """What to add to each record's times (ms, its own clock) to put it on the plot's axis, and
+    the axis's label. With every record's wall-clock anchor, the axis is wall time since the
+    first session started, shared by all; otherwise each session's time since it started."""
+    anchors = [record.get("time_origin_unix_ms") for record in records]
+    starts = [record["clock"]["session_created_at_ms"] for record in records]
+    if all(isinstance(anchor, int | float) for anchor in anchors):
+        first = min(anchor + start for anchor, start in zip(anchors, starts, strict=True))
+        offsets = [anchor - first for anchor in anchors]
+        return offsets, "wall time since the first session started (s)"
+    return [-start for start in starts], "time since the session started (s, its own clock)"
+
+
 def plot(records: Sequence[dict[str, Any]], out: Path, title: str | None = None) -> None:
     """Draw ``records`` (one panel each) to the PNG ``out``."""
     import matplotlib
@@ -103,7 +122,11 @@ def plot(records: Sequence[dict[str, Any]], out: Path, title: str | None = None)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # Every panel shares the time axis origin: the earliest session's creation on its own clock.
+    offsets, x_label = time_offsets(records)
+    right = max(
+        (record["clock"]["recorded_at_ms"] + offset) / MS_PER_S
+        for record, offset in zip(records, offsets, strict=True)
+    )
     fig, axes = plt.subplots(
         len(records),
         1,
@@ -111,8 +134,8 @@ def plot(records: Sequence[dict[str, Any]], out: Path, title: str | None = None)
         squeeze=False,
         sharex=False,
     )
-    for ax, record in zip(axes[:, 0], records, strict=True):
-        origin = record["clock"]["session_created_at_ms"]
+    for ax, record, offset in zip(axes[:, 0], records, offsets, strict=True):
+        origin = -offset  # the record's own time that sits at 0 on the axis
         end_ms = record["clock"]["recorded_at_ms"]
         shaded: set[str] = set()
         for start, stop, status in _degraded_spans(record, end_ms):
@@ -177,9 +200,9 @@ def plot(records: Sequence[dict[str, Any]], out: Path, title: str | None = None)
             fontsize=10,
         )
         ax.set_ylabel("RTT (ms)")
-        ax.set_xlabel("time since the session started (s, the session's clock)")
+        ax.set_xlabel(x_label)
         ax.set_ylim(bottom=0, top=max(highest, 1.0) * Y_HEADROOM)
-        ax.set_xlim(left=0, right=max((end_ms - origin) / MS_PER_S, 1.0))
+        ax.set_xlim(left=0, right=max(right, 1.0))
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     if title:
@@ -195,7 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m p2p_demo.plot_telemetry",
         description="Plot RTT over time, with route changes, from a telemetry JSON file to PNG.",
     )
-    parser.add_argument("telemetry", type=Path, help="a telemetry JSON file")
+    parser.add_argument(
+        "telemetry", type=Path, nargs="+", help="telemetry JSON files (their records together)"
+    )
     parser.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
     parser.add_argument("--title", default=None, help="a title above the panels")
     args = parser.parse_args(argv)
@@ -208,11 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        records = sessions_in(json.loads(args.telemetry.read_text()))
-    except (OSError, json.JSONDecodeError, TelemetryFileError) as error:
-        print(f"cannot read {args.telemetry}: {error}", file=sys.stderr)
-        return 1
+    records: list[dict[str, Any]] = []
+    for path in args.telemetry:
+        try:
+            records += sessions_in(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError, TelemetryFileError) as error:
+            print(f"cannot read {path}: {error}", file=sys.stderr)
+            return 1
     plot(records, args.output, args.title)
     print(f"plot written to {args.output}")
     return 0

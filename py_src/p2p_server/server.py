@@ -33,6 +33,7 @@ from typing import Any, Final
 import socketio
 import uvicorn
 
+from p2p_server.telemetry_store import TelemetryError, TelemetryStore, check_save_id
 from p2p_transport.browser import SHIM_FILE_NAME, shim_path
 from p2p_transport.wire.signaling import (
     DEFAULT_ROOM,
@@ -45,8 +46,10 @@ from p2p_transport.wire.signaling import (
     PEER_LEFT_EVENT,
     PLAYERS_PER_ROOM,
     RELAY_EVENT,
+    SAVE_TELEMETRY_EVENT,
     SIGNAL_EVENT,
     SIGNAL_TYPES,
+    TELEMETRY_SAVED_EVENT,
 )
 
 __all__ = [
@@ -131,6 +134,9 @@ class ServerStats:
     # or had not joined yet): a normal race, so dropped without an error reply.
     dropped_no_peer: int = 0
     rooms_open: int = 0
+    # Telemetry records written to the data directory (see telemetry_store), and their bytes.
+    telemetry_saved: int = 0
+    telemetry_bytes: int = 0
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
@@ -165,8 +171,10 @@ class RelayServer:
     explicit lookup and a relay can never reach anyone but the sender's peer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path | None = None) -> None:
         self.stats = ServerStats()
+        #: Where pages' telemetry records are kept; ``None``: the server keeps none.
+        self.telemetry = TelemetryStore(data_dir) if data_dir is not None else None
         self._rooms: dict[str, _Room] = {}
         self._members: dict[str, _Membership] = {}
         self.sio = socketio.AsyncServer(
@@ -185,6 +193,9 @@ class RelayServer:
         self.sio.on(JOIN_EVENT, self._guarded(JOIN_EVENT, self._on_join))
         self.sio.on(SIGNAL_EVENT, self._guarded(SIGNAL_EVENT, self._on_signal))
         self.sio.on(RELAY_EVENT, self._guarded(RELAY_EVENT, self._on_relay))
+        self.sio.on(
+            SAVE_TELEMETRY_EVENT, self._guarded(SAVE_TELEMETRY_EVENT, self._on_save_telemetry)
+        )
         self.sio.on("*", self._on_unknown_event)
 
     # --- bookkeeping -----------------------------------------------------------------------------
@@ -234,6 +245,8 @@ class RelayServer:
 
     async def _on_disconnect(self, sid: str, *reason: Any) -> None:
         logger.info("disconnect %s %s", sid, reason[0] if reason else "")
+        if self.telemetry is not None:
+            self.telemetry.forget(sid)
         membership = self._members.pop(sid, None)
         if membership is None:
             return
@@ -318,6 +331,35 @@ class RelayServer:
         self.stats.events_relayed += 1
         self.stats.bytes_relayed += len(data)
         await self.sio.emit(RELAY_EVENT, data, to=peer)
+
+    async def _on_save_telemetry(self, sid: str, data: Any) -> None:
+        """A part of a page's telemetry record; the answer names the save either way."""
+        try:
+            save_id = check_save_id(data)
+        except TelemetryError as error:
+            raise ProtocolError(str(error)) from None
+        membership = self._members.get(sid)
+        try:
+            if membership is None:
+                raise TelemetryError("join a room first: records are kept per room and player")
+            if self.telemetry is None:
+                raise TelemetryError(
+                    "this server keeps no telemetry (start it with --data-dir DIR)"
+                )
+            answer = await self.telemetry.add_part(
+                sid, membership.room, membership.player_index, data
+            )
+        except TelemetryError as error:
+            self.stats.errors += 1
+            logger.warning("telemetry from %s refused: %s", sid, error)
+            await self.sio.emit(
+                TELEMETRY_SAVED_EVENT, {"save_id": save_id, "error": str(error)}, to=sid
+            )
+            return
+        if answer is not None:
+            self.stats.telemetry_saved += 1
+            self.stats.telemetry_bytes += answer["bytes"]
+            await self.sio.emit(TELEMETRY_SAVED_EVENT, answer, to=sid)
 
     async def _on_unknown_event(self, event: str, sid: str, *args: Any) -> None:
         await self._reject(sid, str(event), "unknown event")
@@ -466,8 +508,10 @@ class P2PApp:
     ``.relay`` and ``.stats`` give tests direct access to the server state.
     """
 
-    def __init__(self, static_dir: Path, node_modules: Path, wheels_dir: Path) -> None:
-        self.relay = RelayServer()
+    def __init__(
+        self, static_dir: Path, node_modules: Path, wheels_dir: Path, data_dir: Path | None = None
+    ) -> None:
+        self.relay = RelayServer(data_dir)
         self.stats = self.relay.stats
         self.static = StaticApp(static_dir, node_modules, wheels_dir, self.stats)
         self._asgi: AsgiApp = socketio.ASGIApp(
@@ -482,9 +526,12 @@ class P2PApp:
         await self._asgi(scope, receive, send)
 
 
-def create_app(static_dir: Path, node_modules: Path, wheels_dir: Path) -> P2PApp:
-    """Build the server's ASGI app over the given asset directories."""
-    return P2PApp(static_dir, node_modules, wheels_dir)
+def create_app(
+    static_dir: Path, node_modules: Path, wheels_dir: Path, data_dir: Path | None = None
+) -> P2PApp:
+    """Build the server's ASGI app over the given asset directories; with ``data_dir``, it keeps
+    the telemetry records pages send (``save_telemetry``) there."""
+    return P2PApp(static_dir, node_modules, wheels_dir, data_dir)
 
 
 # ================================================================================================
@@ -534,11 +581,12 @@ class ServerThread:
         wheels_dir: Path | None = None,
         assets_root: Path | None = None,
         log_level: str = "warning",
+        data_dir: Path | None = None,
     ) -> None:
         d_static, d_node, d_wheels = default_dirs(assets_root)
         self.host = host
         self.app = create_app(
-            static_dir or d_static, node_modules or d_node, wheels_dir or d_wheels
+            static_dir or d_static, node_modules or d_node, wheels_dir or d_wheels, data_dir
         )
         self.relay = self.app.relay
         self.stats = self.app.stats
@@ -592,10 +640,13 @@ def run_server(
     wheels_dir: Path | None = None,
     assets_root: Path | None = None,
     log_level: str = "info",
+    data_dir: Path | None = None,
 ) -> None:
     """Serve in the foreground until interrupted. Prints the URL (useful with ``port=0``)."""
     d_static, d_node, d_wheels = default_dirs(assets_root)
-    app = create_app(static_dir or d_static, node_modules or d_node, wheels_dir or d_wheels)
+    app = create_app(
+        static_dir or d_static, node_modules or d_node, wheels_dir or d_wheels, data_dir
+    )
     sock = _bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     # stdout, flushed: a launcher that passed port 0 reads the real port from this line.
@@ -627,6 +678,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep the telemetry records pages send here, one file per room and player "
+        "(default: keep none)",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -638,6 +696,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         if not path.is_dir():
             logger.warning("%s directory %s does not exist (run scripts/setup.sh)", label, path)
+    if args.data_dir is None:
+        logger.info("no --data-dir: pages' telemetry records are refused, not kept")
+    else:
+        logger.info("telemetry records are kept under %s", args.data_dir.resolve())
     run_server(
         args.host,
         args.port,
@@ -646,5 +708,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         wheels_dir=args.wheels,
         assets_root=args.assets_root,
         log_level=args.log_level,
+        data_dir=args.data_dir,
     )
     return 0

@@ -8,6 +8,7 @@ of Python is left with the page.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import weakref
 from collections.abc import Callable
@@ -120,6 +121,16 @@ class JsConnection:
 
     def telemetry_json(self) -> str:
         return json.dumps(self.transport.telemetry())
+
+    def save_telemetry_json(self, extra_json: str) -> asyncio.Task[str]:
+        """:meth:`BrowserTransport.save_telemetry` with ``extra`` as JSON text; the task's
+        result is the server's answer as JSON text."""
+        saved = self.transport.save_telemetry(json.loads(extra_json))
+
+        async def answer() -> str:
+            return json.dumps(await saved)
+
+        return asyncio.ensure_future(answer())
 
     def close(self) -> None:
         """Close the transport and let go of the page's functions. Safe to call twice."""

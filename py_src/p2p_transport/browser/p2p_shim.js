@@ -229,6 +229,18 @@ def _missing_requirements(site, names):
         step: (frame, action) => live().step(frame, action),
         stats: () => JSON.parse(live().stats_json()),
         telemetry: () => JSON.parse(live().telemetry_json()),
+        // Resolves once the server has the record on disk (see the README, "Keep the telemetry").
+        async saveTelemetry(extra) {
+          let task = null;
+          try {
+            task = live().save_telemetry_json(JSON.stringify(extra === undefined ? null : extra));
+            return JSON.parse(await task);
+          } catch (err) {
+            throw new Error(pythonMessage(err));
+          } finally {
+            if (task) task.destroy();
+          }
+        },
         close() {
           if (!py) return;
           py.close();

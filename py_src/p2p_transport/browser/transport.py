@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -60,6 +61,12 @@ from p2p_transport.wire.dialects import (
     RelayPacket,
     ServerError,
     Signal,
+    TelemetrySaved,
+)
+from p2p_transport.wire.signaling import (
+    SAVE_TELEMETRY_EVENT,
+    TELEMETRY_SAVED_EVENT,
+    telemetry_parts,
 )
 
 __all__ = ["BrowserTransport", "DialectRelay"]
@@ -154,6 +161,8 @@ class BrowserTransport:
         #: ``on_event`` raised (logged; the transport went on).
         self.callback_errors = 0
         self.ice_candidate_errors = 0
+        # save_telemetry()'s futures by save id, until the server answers.
+        self._saves: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     @property
     def session(self) -> P2PSession | None:
@@ -210,8 +219,41 @@ class BrowserTransport:
         self._paired().desync.record(frame, hash_bytes)
 
     def telemetry(self) -> dict[str, Any] | None:
-        """The session's telemetry record, or ``None`` before pairing."""
-        return self._session.telemetry() if self._session is not None else None
+        """The session's telemetry record, or ``None`` before pairing. Its times are on the
+        page's clock; ``time_origin_unix_ms`` (the page's ``performance.timeOrigin``) anchors
+        them to wall time, so two players' records line up."""
+        if self._session is None:
+            return None
+        return {**self._session.telemetry(), "time_origin_unix_ms": self._time_origin_unix_ms()}
+
+    def save_telemetry(self, extra: Any = None) -> asyncio.Future[dict[str, Any]]:
+        """Hand the server this tab's telemetry record, with ``extra`` (anything JSON can hold:
+        the game's own data), to keep on disk. The future resolves with the server's answer
+        (``{save_id, bytes, file}``) once the record is stored and flushed; it fails with the
+        server's reason if it refused (a server started without ``--data-dir`` keeps none),
+        or if the transport closes first. Records longer than one message go in parts."""
+        if TELEMETRY_SAVED_EVENT not in self._dialect.events:
+            raise RuntimeError("this signaling server's dialect has no telemetry storage")
+        if self._socket is None or self._closed:
+            raise RuntimeError("connect() first: the record goes to the signaling server")
+        record = {
+            "time_origin_unix_ms": self._time_origin_unix_ms(),
+            "saved_at_ms": self.clock(),
+            "player_index": self.player_index,
+            "telemetry": self.telemetry(),
+            "extra": extra,
+        }
+        try:
+            text = json.dumps(record, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"extra must be what JSON can hold: {error}") from None
+        save_id = uuid.uuid4().hex
+        parts = telemetry_parts(save_id, text)  # ValueError if too long
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_event_loop().create_future()
+        self._saves[save_id] = future
+        for part in parts:
+            self._socket.emit(SAVE_TELEMETRY_EVENT, js_object(part))
+        return future
 
     def route_changes(self) -> list[dict[str, Any]]:
         """The route changes the session's telemetry kept, oldest first."""
@@ -267,7 +309,17 @@ class BrowserTransport:
             self._socket = None
         for task in list(self._tasks):
             task.cancel()
+        for future in self._saves.values():
+            if not future.done():
+                future.set_exception(
+                    RuntimeError("the transport closed before the server answered")
+                )
+        self._saves.clear()
         self._proxies.destroy_all()
+
+    @staticmethod
+    def _time_origin_unix_ms() -> float:
+        return float(js.performance.timeOrigin)
 
     def _paired(self) -> P2PSession:
         if self._session is None:
@@ -496,6 +548,17 @@ class BrowserTransport:
         elif isinstance(incoming, ServerError):
             logger.warning("server reported an error: %s", incoming.detail)
             self._emit_event("error", incoming.detail)
+        elif isinstance(incoming, TelemetrySaved):
+            self._on_telemetry_saved(incoming.detail)
+
+    def _on_telemetry_saved(self, detail: dict[str, Any]) -> None:
+        future = self._saves.pop(str(detail.get("save_id")), None)
+        if future is None or future.done():
+            return
+        if "error" in detail:
+            future.set_exception(RuntimeError(f"the server did not keep it: {detail['error']}"))
+        else:
+            future.set_result(detail)
 
     def _on_paired(self, player: int, peer: int, detail: dict[str, Any]) -> None:
         if self._session is not None:

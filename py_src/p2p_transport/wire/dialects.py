@@ -32,6 +32,7 @@ from p2p_transport.wire.signaling import (
     RELAY_EVENT,
     SIGNAL_EVENT,
     SIGNAL_TYPES,
+    TELEMETRY_SAVED_EVENT,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "RelayPacket",
     "ServerError",
     "Signal",
+    "TelemetrySaved",
 ]
 
 
@@ -88,7 +90,17 @@ class ServerError:
     detail: dict[str, Any]
 
 
-Incoming: TypeAlias = Joined | Paired | Signal | RelayPacket | PeerLeft | ServerError
+@dataclass(frozen=True, slots=True)
+class TelemetrySaved:
+    """The server's answer to a telemetry record: ``{save_id, bytes, file}`` or
+    ``{save_id, error}``."""
+
+    detail: dict[str, Any]
+
+
+Incoming: TypeAlias = (
+    Joined | Paired | Signal | RelayPacket | PeerLeft | ServerError | TelemetrySaved
+)
 #: An event to emit: its name and its payload.
 Outgoing: TypeAlias = tuple[str, Any]
 
@@ -136,6 +148,7 @@ class ReferenceDialect:
         RELAY_EVENT,
         PEER_LEFT_EVENT,
         ERROR_EVENT,
+        TELEMETRY_SAVED_EVENT,
     )
     binary_events: Final = (RELAY_EVENT,)
 
@@ -159,6 +172,8 @@ class ReferenceDialect:
             return PeerLeft(detail)
         if event == ERROR_EVENT:
             return ServerError(detail or {"message": str(data)})
+        if event == TELEMETRY_SAVED_EVENT:
+            return TelemetrySaved(detail)
         return None
 
     def signal(self, message: dict[str, Any]) -> Outgoing:

@@ -20,7 +20,7 @@ event           direction    payload
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from p2p_transport.wire.codec import MAX_PACKET_BYTES
 
@@ -31,12 +31,17 @@ __all__ = [
     "JOIN_EVENT",
     "MAX_RELAY_BYTES",
     "MAX_ROOM_NAME_CHARS",
+    "MAX_TELEMETRY_CHARS",
     "PAIRED_EVENT",
     "PEER_LEFT_EVENT",
     "PLAYERS_PER_ROOM",
     "RELAY_EVENT",
+    "SAVE_TELEMETRY_EVENT",
     "SIGNAL_EVENT",
     "SIGNAL_TYPES",
+    "TELEMETRY_PART_CHARS",
+    "TELEMETRY_SAVED_EVENT",
+    "telemetry_parts",
 ]
 
 JOIN_EVENT: Final = "join"
@@ -50,6 +55,34 @@ PEER_LEFT_EVENT: Final = "peer_left"
 ERROR_EVENT: Final = "error"
 
 SIGNAL_TYPES: Final = frozenset({"offer", "answer", "ice-candidate"})
+
+#: The page hands the server its telemetry record to keep (the reference server started with a
+#: data directory): ``{save_id, part, parts, data}``, the record's JSON text in parts, in order.
+SAVE_TELEMETRY_EVENT: Final = "save_telemetry"
+#: The server's answer once the whole record is on disk and flushed: ``{save_id, bytes, file}``,
+#: or ``{save_id, error}``.
+TELEMETRY_SAVED_EVENT: Final = "telemetry_saved"
+#: JSON characters per part. The record's text is ASCII (``json.dumps`` escapes the rest), so a
+#: part and its envelope stay under the server's 64 KiB message limit.
+TELEMETRY_PART_CHARS: Final = 48 * 1024
+#: The largest record the server keeps: a session's telemetry is at most about 730 kB (every
+#: ring full), and a rollback record adds about 8 characters a frame (under 2 MB an hour).
+MAX_TELEMETRY_CHARS: Final = 16 * 1024 * 1024
+
+
+def telemetry_parts(save_id: str, text: str) -> list[dict[str, Any]]:
+    """The ``save_telemetry`` payloads that carry ``text``; ``ValueError`` if it is too long."""
+    if len(text) > MAX_TELEMETRY_CHARS:
+        raise ValueError(
+            f"the telemetry record is {len(text)} characters, over the {MAX_TELEMETRY_CHARS} "
+            "a server keeps"
+        )
+    chunks = [text[i : i + TELEMETRY_PART_CHARS] for i in range(0, len(text), TELEMETRY_PART_CHARS)]
+    return [
+        {"save_id": save_id, "part": index, "parts": len(chunks), "data": chunk}
+        for index, chunk in enumerate(chunks)
+    ]
+
 
 #: The room a client joins when it names none.
 DEFAULT_ROOM: Final = "default"

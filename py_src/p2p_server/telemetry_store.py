@@ -1,0 +1,147 @@
+"""Telemetry records the pages hand over, kept on disk: one file per room and player.
+
+A page sends its record's JSON text in parts (``save_telemetry``); once the last part is in, the
+record is written to a temporary file, flushed to disk, renamed over the room's file for that
+player, and the directory flushed too, and only then acknowledged (``telemetry_saved``). A page
+that was told its record is stored can close at once: nothing it was told is kept is lost, even
+if the server's machine loses power the next moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+from p2p_transport.wire.signaling import MAX_TELEMETRY_CHARS, TELEMETRY_PART_CHARS
+
+__all__ = ["TelemetryError", "TelemetryStore", "check_save_id"]
+
+#: A save id is the page's own name for one save (it has a UUID's 32 hex digits).
+MAX_SAVE_ID_CHARS: Final = 64
+#: Saves under way per client: a page saves once per episode or session, so a few are plenty,
+#: and a client that opens more only grows the server's memory.
+MAX_SAVES_PER_CLIENT: Final = 4
+
+
+class TelemetryError(ValueError):
+    """A part the store refuses; the message says why."""
+
+
+@dataclass
+class _Save:
+    parts: int
+    chunks: list[str] = field(default_factory=list)
+    chars: int = 0
+
+
+class TelemetryStore:
+    """Assembles each client's parts and writes complete records under ``data_dir``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.records_saved = 0
+        self.bytes_saved = 0
+        self._saves: dict[str, dict[str, _Save]] = {}
+
+    async def add_part(
+        self, sid: str, room: str, player_index: int, payload: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Take one part; when it completes the record, write it and return the answer
+        (``{save_id, bytes, file}``). Raises :class:`TelemetryError` for a bad part (the save
+        is then dropped)."""
+        save_id = payload["save_id"]
+        saves = self._saves.setdefault(sid, {})
+        try:
+            save = self._next_part(saves, save_id, payload)
+        except TelemetryError:
+            saves.pop(save_id, None)
+            raise
+        if len(save.chunks) < save.parts:
+            return None
+        del saves[save_id]
+        text = "".join(save.chunks)
+        try:
+            record = json.loads(text)
+        except ValueError as error:
+            raise TelemetryError(f"the record is not JSON: {error}") from None
+        if not isinstance(record, dict):
+            raise TelemetryError("the record must be a JSON object")
+        kept = {
+            "room": room,
+            "player_index": player_index,
+            "saved_at_unix_ms": time.time() * 1000.0,
+            "record": record,
+        }
+        path = self.data_dir / quote(room, safe="") / f"player-{player_index}.json"
+        size = await asyncio.to_thread(_write_durably, path, json.dumps(kept))
+        self.records_saved += 1
+        self.bytes_saved += size
+        return {"save_id": save_id, "bytes": size, "file": str(path.relative_to(self.data_dir))}
+
+    def forget(self, sid: str) -> None:
+        """The client left: drop its unfinished saves."""
+        self._saves.pop(sid, None)
+
+    @staticmethod
+    def _next_part(saves: dict[str, _Save], save_id: str, payload: dict[str, Any]) -> _Save:
+        part, parts, data = payload.get("part"), payload.get("parts"), payload.get("data")
+        if (
+            not isinstance(parts, int)
+            or not 1 <= parts <= MAX_TELEMETRY_CHARS // TELEMETRY_PART_CHARS + 1
+        ):
+            raise TelemetryError(
+                f"'parts' must be a positive int within the size limit, got {parts!r}"
+            )
+        if not isinstance(data, str) or len(data) > TELEMETRY_PART_CHARS:
+            raise TelemetryError(
+                f"'data' must be a string of at most {TELEMETRY_PART_CHARS} characters"
+            )
+        save = saves.get(save_id)
+        if save is None:
+            if len(saves) >= MAX_SAVES_PER_CLIENT:
+                raise TelemetryError(f"more than {MAX_SAVES_PER_CLIENT} saves under way")
+            save = saves[save_id] = _Save(parts)
+        if part != len(save.chunks) or parts != save.parts:
+            raise TelemetryError(
+                f"expected part {len(save.chunks)} of {save.parts}, got part {part!r} of {parts!r}"
+            )
+        save.chars += len(data)
+        if save.chars > MAX_TELEMETRY_CHARS:
+            raise TelemetryError(f"the record is over {MAX_TELEMETRY_CHARS} characters")
+        save.chunks.append(data)
+        return save
+
+
+def check_save_id(payload: Any) -> str:
+    """The payload's save id, which every answer names; ``TelemetryError`` without one."""
+    if not isinstance(payload, dict):
+        raise TelemetryError("payload must be an object {save_id, part, parts, data}")
+    save_id = payload.get("save_id")
+    if not isinstance(save_id, str) or not 0 < len(save_id) <= MAX_SAVE_ID_CHARS:
+        raise TelemetryError(f"'save_id' must be a string of 1 to {MAX_SAVE_ID_CHARS} characters")
+    return save_id
+
+
+def _write_durably(path: Path, text: str) -> int:
+    """Write ``text`` to ``path`` so that it is on disk when this returns: a temporary file,
+    flushed, renamed over the old one, and the directory flushed (the rename's own record)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode()
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return len(data)

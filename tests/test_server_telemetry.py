@@ -1,0 +1,139 @@
+"""The server keeps the telemetry records pages send: in parts, durably, one file per room and
+player, and says why when it does not."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from p2p_server.server import ServerThread
+from p2p_transport.wire.signaling import (
+    MAX_TELEMETRY_CHARS,
+    SAVE_TELEMETRY_EVENT,
+    TELEMETRY_PART_CHARS,
+    TELEMETRY_SAVED_EVENT,
+    telemetry_parts,
+)
+from tests.test_server import Peer, pair, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def keeping(tmp_path: Path) -> Iterator[ServerThread]:
+    with ServerThread(data_dir=tmp_path / "data") as server:
+        yield server
+
+
+@pytest.fixture
+def peers() -> Iterator[list[Peer]]:
+    made: list[Peer] = []
+    yield made
+    for peer in made:
+        peer.close()
+
+
+def connect_to(server: ServerThread, peers: list[Peer]) -> Callable[[str], Peer]:
+    def make(name: str) -> Peer:
+        peer = Peer(server.url, name)
+        peers.append(peer)
+        return peer
+
+    return make
+
+
+def save(peer: Peer, save_id: str, record: object) -> dict[str, object]:
+    for part in telemetry_parts(save_id, json.dumps(record)):
+        peer.emit(SAVE_TELEMETRY_EVENT, part)
+    answer: dict[str, object] = peer.expect(TELEMETRY_SAVED_EVENT)
+    return answer
+
+
+def test_a_record_in_parts_is_kept_whole_per_room_and_player(
+    keeping: ServerThread, peers: list[Peer], tmp_path: Path
+) -> None:
+    a, b = pair(connect_to(keeping, peers), "study/../room 1")
+    # Big enough for three parts.
+    record = {"telemetry": {"rows": ["x" * 100] * (2 * TELEMETRY_PART_CHARS // 100)}, "n": 1}
+    assert len(telemetry_parts("s1", json.dumps(record))) == 3
+    answer = save(b, "s1", record)
+    path = tmp_path / "data" / "study%2F..%2Froom%201" / "player-1.json"  # never a traversal
+    file = "study%2F..%2Froom%201/player-1.json"
+    assert answer == {"save_id": "s1", "bytes": path.stat().st_size, "file": file}
+    kept = json.loads(path.read_text())
+    assert kept["room"] == "study/../room 1"
+    assert kept["player_index"] == 1
+    assert kept["record"] == record
+    assert kept["saved_at_unix_ms"] > 1.7e12
+    # A second save replaces the first: one file per room and player.
+    save(b, "s2", {"n": 2})
+    assert json.loads(path.read_text())["record"] == {"n": 2}
+    save(a, "s3", {"n": 3})
+    assert json.loads(path.with_name("player-0.json").read_text())["record"] == {"n": 3}
+    assert not list(path.parent.glob("*.tmp"))
+    assert keeping.stats.telemetry_saved == 3
+
+
+@pytest.mark.parametrize(
+    ("part", "reason"),
+    [
+        ({"part": 1, "parts": 2, "data": "{}"}, "expected part 0 of 2, got part 1 of 2"),
+        ({"part": 0, "parts": 0, "data": "{}"}, "'parts' must be a positive int"),
+        ({"part": 0, "parts": 1, "data": 7}, "'data' must be a string"),
+        ({"part": 0, "parts": 1, "data": "[1, 2]"}, "the record must be a JSON object"),
+        ({"part": 0, "parts": 1, "data": "{nope"}, "the record is not JSON"),
+        (
+            {"part": 0, "parts": 1, "data": "x" * (TELEMETRY_PART_CHARS + 1)},
+            "'data' must be a string of at most",
+        ),
+    ],
+)
+def test_a_bad_part_is_answered_with_the_reason(
+    keeping: ServerThread, peers: list[Peer], part: dict[str, object], reason: str
+) -> None:
+    a, _ = pair(connect_to(keeping, peers), "bad-parts")
+    a.emit(SAVE_TELEMETRY_EVENT, {"save_id": "x", **part})
+    answer = a.expect(TELEMETRY_SAVED_EVENT)
+    assert answer["save_id"] == "x"
+    assert reason in answer["error"]
+    # The connection and the next save are fine.
+    assert "error" not in save(a, "y", {"ok": True})
+
+
+def test_a_record_over_the_limit_is_refused_before_it_is_sent() -> None:
+    with pytest.raises(ValueError, match="over the 16777216 a server keeps"):
+        telemetry_parts("big", "x" * (MAX_TELEMETRY_CHARS + 1))
+
+
+def test_before_joining_and_without_a_data_dir_the_reason_is_said(
+    keeping: ServerThread, peers: list[Peer]
+) -> None:
+    loner = connect_to(keeping, peers)("loner")
+    loner.emit(SAVE_TELEMETRY_EVENT, {"save_id": "early", "part": 0, "parts": 1, "data": "{}"})
+    assert "join a room first" in loner.expect(TELEMETRY_SAVED_EVENT)["error"]
+    loner.emit(SAVE_TELEMETRY_EVENT, {"part": 0})  # no save id to answer: a plain error
+    assert "'save_id' must be a string" in loner.expect("error")["message"]
+    with ServerThread() as keeps_nothing:
+        peer = Peer(keeps_nothing.url, "p")
+        peers.append(peer)
+        peer.join("r")
+        answer = save(peer, "s", {"n": 1})
+        assert answer == {
+            "save_id": "s",
+            "error": "this server keeps no telemetry (start it with --data-dir DIR)",
+        }
+
+
+def test_a_client_that_leaves_mid_save_leaves_nothing_behind(
+    keeping: ServerThread, peers: list[Peer], tmp_path: Path
+) -> None:
+    a, _ = pair(connect_to(keeping, peers), "leaver")
+    a.emit(SAVE_TELEMETRY_EVENT, {"save_id": "half", "part": 0, "parts": 2, "data": "{"})
+    a.close()
+    relay = keeping.relay
+    assert relay.telemetry is not None
+    wait_until(lambda: not relay.telemetry._saves)  # type: ignore[union-attr]
+    assert not (tmp_path / "data" / "leaver").exists()
