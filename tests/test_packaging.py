@@ -23,6 +23,7 @@ PROJECTS: Final = {
 NOT_IN_THE_GAME_WHEEL: Final = frozenset(
     {
         "server.py",
+        "telemetry_store.py",
         "launcher.py",
         "tab.py",
         "harness.py",
@@ -73,7 +74,7 @@ def test_the_game_wheel_carries_the_transport_and_its_shim_only(
 @pytest.mark.parametrize(
     ("package", "expected"),
     [
-        ("p2p_server", {"__init__.py", "__main__.py", "server.py"}),
+        ("p2p_server", {"__init__.py", "__main__.py", "server.py", "telemetry_store.py"}),
         (
             "p2p_demo",
             {
