@@ -161,7 +161,12 @@ class _Room:
 
 
 class ProtocolError(Exception):
-    """A client event that breaks the contract; its message is sent back as an ``error`` event."""
+    """A client event that breaks the contract; its message is sent back as an ``error`` event,
+    with a ``code`` a page can act on: ``room_full``, or ``refused`` for everything else."""
+
+    def __init__(self, message: str, code: str = "refused") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RelayServer:
@@ -210,10 +215,10 @@ class RelayServer:
                 return member_sid
         return None
 
-    async def _reject(self, sid: str, event: str, message: str) -> None:
+    async def _reject(self, sid: str, event: str, message: str, code: str = "refused") -> None:
         self.stats.errors += 1
         logger.warning("refused %r from %s: %s", event, sid, message)
-        await self.sio.emit(ERROR_EVENT, {"message": f"{event}: {message}"}, to=sid)
+        await self.sio.emit(ERROR_EVENT, {"message": f"{event}: {message}", "code": code}, to=sid)
 
     def _guarded(
         self, event: str, handler: Callable[[str, Any], Awaitable[None]]
@@ -229,7 +234,7 @@ class RelayServer:
                     raise ProtocolError(f"expected exactly one argument, got {len(args)}")
                 await handler(sid, args[0])
             except ProtocolError as exc:
-                await self._reject(sid, event, str(exc))
+                await self._reject(sid, event, str(exc), exc.code)
             except Exception:
                 # A bug here must not take the server down for the other clients.
                 logger.exception("internal error handling %r from %s", event, sid)
@@ -275,7 +280,7 @@ class RelayServer:
         room = self._rooms.get(room_name) or _Room()
         index = room.lowest_free_index()
         if index is None:
-            raise ProtocolError(f"room {room_name!r} is full")
+            raise ProtocolError(f"room {room_name!r} is full", code="room_full")
 
         # State changes happen before any await so that the next event from this client (and from
         # other clients) already sees the membership.

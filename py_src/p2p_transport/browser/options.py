@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from p2p_transport.checks import check_positive
 from p2p_transport.protocol.faults import FaultConfig
+from p2p_transport.protocol.lifecycle import DEFAULT_ICE_TIMEOUT_MS
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.session.config import SessionConfig
 from p2p_transport.wire.dialects import Dialect
@@ -87,8 +89,12 @@ class TransportOptions:
     #: (:mod:`p2p_transport.wire.dialects`); ``None``: the reference server's, in ``room``.
     #: A dialect keeps what it learns of the pairing, so each transport needs its own.
     dialect: Dialect | None = None
+    #: Paired but no DataChannel after this long: ``ice_failed`` (see
+    #: :mod:`~p2p_transport.protocol.lifecycle`).
+    ice_timeout_ms: float = DEFAULT_ICE_TIMEOUT_MS
 
     def __post_init__(self) -> None:
+        check_positive(self, "ice_timeout_ms")
         # The shape every WebRTC page writes, {urls, username, credential}, is taken too.
         object.__setattr__(
             self, "ice_servers", tuple(IceServer.of(server) for server in self.ice_servers)

@@ -36,6 +36,7 @@ from p2p_transport.browser.adapters import (
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.protocol.lifecycle import Lifecycle
 from p2p_transport.protocol.peer_connection import (
     AcceptOffer,
     Action,
@@ -70,6 +71,17 @@ from p2p_transport.wire.signaling import (
 )
 
 __all__ = ["BrowserTransport", "DialectRelay"]
+
+#: How often the lifecycle looks at the time (waiting for a peer, the ICE timeout): a quarter
+#: of a second is precise enough for events a person reads.
+LIFECYCLE_TICK_MS: Final = 250.0
+
+
+def _reason(error: Any) -> str:
+    """A socket.io-client connect_error's message."""
+    message = getattr(error, "message", None)
+    return str(message) if message is not None else str(error)
+
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +170,13 @@ class BrowserTransport:
         self._machine = PeerConnectionMachine(
             self._execute, self.clock, self.scheduler, options.reconnect
         )
+        self._lifecycle = Lifecycle(
+            self.clock,
+            self._emit_event,
+            options.room,
+            relay_only=options.relay_only,
+            ice_timeout_ms=options.ice_timeout_ms,
+        )
         #: ``on_event`` raised (logged; the transport went on).
         self.callback_errors = 0
         self.ice_candidate_errors = 0
@@ -192,8 +211,14 @@ class BrowserTransport:
         self._socket = js.io(url, opts) if url else js.io(opts)
         on = self._socket.on
         on("connect", self._proxies.create(self._on_socket_connect))
+        # The client's own events: it could not reach the server (it retries with backoff), or
+        # lost it (close() removes every handler first, so its own disconnect is not reported).
+        lifecycle = self._lifecycle
+        on("connect_error", self._proxies.create(lambda err: lifecycle.connect_error(_reason(err))))
+        on("disconnect", self._proxies.create(lambda reason: lifecycle.server_lost(str(reason))))
         for event in self._dialect.events:
             on(event, self._proxies.create(partial(self._on_server_event, event)))
+        self.scheduler.set_interval(self._lifecycle_tick, LIFECYCLE_TICK_MS)
 
     def step(self, frame: int, action: int) -> bool:
         """Send the local input for ``frame`` (see :meth:`P2PSession.step`)."""
@@ -345,12 +370,15 @@ class BrowserTransport:
             self._add_candidate(js_object(action.candidate))
         elif isinstance(action, Emit):
             self._emit_event(action.event, action.detail)
+            if action.event == "reconnect_failed":
+                self._lifecycle.reconnect_failed()
 
     def _open_connection(self, connection: int, offerer: bool) -> None:
         pc = self._pc = js.RTCPeerConnection.new(js_object(self.options.rtc_configuration()))
         create = self._pc_proxies.create
         pc.onicecandidate = create(lambda event: self._on_ice_candidate(connection, event))
         pc.onconnectionstatechange = create(lambda *_: self._on_connection_state(connection))
+        pc.onicecandidateerror = create(self._on_ice_candidate_error)
         self._open_ping_channel()
         if offerer:
             options = js_object({"ordered": False, "maxRetransmits": 0})
@@ -543,11 +571,13 @@ class BrowserTransport:
             self._on_paired(incoming.player_index, incoming.peer_index, incoming.detail)
         elif isinstance(incoming, Joined):
             self._emit_event("joined", incoming.detail)
+            self._lifecycle.joined()
         elif isinstance(incoming, PeerLeft):
             self._on_peer_left(incoming.detail)
         elif isinstance(incoming, ServerError):
             logger.warning("server reported an error: %s", incoming.detail)
             self._emit_event("error", incoming.detail)
+            self._lifecycle.server_error(incoming.detail)
         elif isinstance(incoming, TelemetrySaved):
             self._on_telemetry_saved(incoming.detail)
 
@@ -584,12 +614,26 @@ class BrowserTransport:
         session.start_watchdog()
         # The same detail whatever the dialect: the indices, beside what the server said.
         self._emit_event("paired", {**detail, "player_index": player, "peer_index": peer})
+        self._lifecycle.paired()
         self._machine.paired(player, peer)
+
+    def _lifecycle_tick(self) -> None:
+        call_guarded(self._lifecycle.tick, what="lifecycle tick")
+
+    def _on_ice_candidate_error(self, event: Any) -> None:
+        self._lifecycle.candidate_error(
+            {
+                "url": str(event.url),
+                "error_code": int(event.errorCode),
+                "error_text": str(event.errorText),
+            }
+        )
 
     def _on_ice_candidate(self, connection: int, event: Any) -> None:
         # Gathering ends with a null candidate, which arrives as ``jsnull``, not ``None``.
         raw = event.candidate
         if raw is not None and raw is not jsnull:
+            self._lifecycle.local_candidate(str(raw.candidate))
             self._machine.local_candidate(connection, json.loads(js.JSON.stringify(raw)))
 
     def _on_connection_state(self, connection: int) -> None:
@@ -600,6 +644,7 @@ class BrowserTransport:
             self._machine.connection_failed(connection)
 
     def _on_channel_open(self, connection: int) -> None:
+        self._lifecycle.channel_opened()
         if self._channel is not None:
             self._channel.state_changed("open")
         if self._session is not None:
@@ -633,6 +678,7 @@ class BrowserTransport:
             session.on_ping_left(timestamp_ms, left_ms)
 
     def _on_peer_left(self, detail: dict[str, Any]) -> None:
+        self._lifecycle.peer_left()
         if self._session is not None:
             # The session with this peer is over (a new peer gets a new one): close it, which
             # also stops the timers that would otherwise keep running for nobody.
