@@ -18,7 +18,40 @@
     return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
   }
 
+  // What the connection is doing, in words, from the latest lifecycle event (README: events).
+  const STATUS_TEXT = {
+    joined: (d) => `joined room ${d.room}: waiting for the other player`,
+    waiting_for_peer: (d) => `waiting for the other player (${Math.round(d.waited_ms / 1000)} s)`,
+    server_unreachable: (d) => `cannot reach the server: ${d.reason} (retrying)`,
+    room_full: (d) => `room ${d.room} is full: two players are in it already`,
+    refused: (d) => `the server refused: ${d.message}`,
+    paired: () => "paired with the other player: connecting",
+    connected: () => "connected via P2P",
+    reconnected: () => "connected via P2P (reconnected)",
+    degraded: (d) => `P2P degraded (${d.reason}): the relay carries the game`,
+    ice_failed: (d) =>
+      "no P2P connection" +
+      (d.candidate_errors.length
+        ? ": " + d.candidate_errors.map((e) => `${e.url} ${e.error_code} ${e.error_text}`).join("; ")
+        : ""),
+    // After ice_failed, that event's text (which names the ICE errors) comes first.
+    p2p_unavailable: (d, before) =>
+      (before && before.event === "ice_failed" ? STATUS_TEXT.ice_failed(before) + "; " : "") +
+      `the relay alone carries the game (${d.reason.replace("_", " ")})`,
+    disconnected: () => "the other player left",
+  };
+
+  function statusFrom(eventLog) {
+    for (let i = eventLog.length - 1; i >= 0; i--) {
+      const describe = STATUS_TEXT[eventLog[i].event];
+      if (describe) return describe(eventLog[i], eventLog[i - 1]);
+    }
+    return null;
+  }
+
   function render(report, history) {
+    const status = statusFrom(report.event_log || []);
+    if (status) document.getElementById("p2p-status").textContent = status;
     const s = report.stats;
     const game = report.game || {};
     const rollbackRows = report.game_kind === "pong" ? [

@@ -1,0 +1,121 @@
+"""Each failure as a user causes it: the event the transport reports, and the words the demo page
+shows for it."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from typing import Any, Final
+
+from playwright.sync_api import BrowserContext, Page
+from test_transport import OPEN_TIMEOUT_MS, Tab
+
+from p2p_demo.harness import TURN_USER, TurnServer, open_tab, wait_ready
+from p2p_server.server import ServerThread
+
+# The lifecycle's first waiting_for_peer comes after 3 s; ice_failed after the test's timeout.
+EVENT_TIMEOUT_MS: Final = 30_000
+ICE_TIMEOUT_MS: Final = 3_000.0
+
+
+def demo_tab(context: BrowserContext, server: ServerThread, **options: Any) -> Tab:
+    page = open_tab(context, server.url, {"game": "scripted", "frames": 60, **options})
+    wait_ready(page)
+    page.wait_for_function("() => window.p2pDemo !== undefined", timeout=OPEN_TIMEOUT_MS)
+    return Tab(page)
+
+
+def wait_for_event(tab: Tab, name: str) -> dict[str, Any]:
+    tab.wait_until(f"r.event_log.some((e) => e.event === {name!r})", EVENT_TIMEOUT_MS)
+    log = tab.report()["event_log"]
+    entry: dict[str, Any] = next(e for e in log if e["event"] == name)
+    return entry
+
+
+def status_text(page: Page) -> str:
+    text: str = page.locator("#p2p-status").inner_text()
+    return text
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_a_server_that_is_not_running(context: BrowserContext, server: ServerThread) -> None:
+    # The page comes from the running server; the signaling server it is told to use is not there.
+    tab = demo_tab(context, server, server_url=f"http://127.0.0.1:{closed_port()}")
+    event = wait_for_event(tab, "server_unreachable")
+    assert event["attempt"] == 1 and event["reason"]
+    tab.page.wait_for_function(
+        "() => document.getElementById('p2p-status').textContent.startsWith('cannot reach')"
+    )
+    assert status_text(tab.page) == f"cannot reach the server: {event['reason']} (retrying)"
+
+
+def test_two_tabs_in_different_rooms_wait_for_their_peers(
+    context: BrowserContext, server: ServerThread
+) -> None:
+    tabs = [demo_tab(context, server, room=f"alone-{uuid.uuid4().hex}") for _ in range(2)]
+    for tab in tabs:
+        event = wait_for_event(tab, "waiting_for_peer")
+        assert event["waited_ms"] >= 3000
+        tab.page.wait_for_function(
+            "() => document.getElementById('p2p-status').textContent.startsWith('waiting')"
+        )
+        assert status_text(tab.page).startswith("waiting for the other player (")
+        assert "paired" not in tab.event_names()
+
+
+def test_a_third_tab_is_told_the_room_is_full(
+    context: BrowserContext, server: ServerThread, turn: TurnServer
+) -> None:
+    room = f"full-{uuid.uuid4().hex}"
+    for _ in range(2):
+        demo_tab(context, server, room=room, ice_servers=turn.ice_servers)
+    third = demo_tab(context, server, room=room, ice_servers=turn.ice_servers)
+    event = wait_for_event(third, "room_full")
+    assert event["room"] == room
+    assert "is full" in event["message"]
+    third.page.wait_for_function(
+        "() => document.getElementById('p2p-status').textContent.includes('is full')"
+    )
+    assert status_text(third.page) == f"room {room} is full: two players are in it already"
+
+
+def test_relay_only_with_a_wrong_turn_password_names_the_turn_error(
+    context: BrowserContext, server: ServerThread, turn: TurnServer
+) -> None:
+    room = f"badturn-{uuid.uuid4().hex}"
+    wrong = [
+        {**entry, "credential": "not-the-password"} if "username" in entry else entry
+        for entry in turn.ice_servers
+    ]
+    assert any(entry.get("username") == TURN_USER for entry in wrong)
+    tabs = [
+        demo_tab(
+            context,
+            server,
+            room=room,
+            ice_servers=wrong,
+            relay_only=True,
+            ice_timeout_ms=ICE_TIMEOUT_MS,
+        )
+        for _ in range(2)
+    ]
+    for tab in tabs:
+        event = wait_for_event(tab, "ice_failed")
+        assert event["relay_only"] is True
+        assert "relay" not in event["gathered"]  # TURN refused to allocate
+        codes = {error["error_code"] for error in event["candidate_errors"]}
+        assert 401 in codes, event
+        assert "p2p_unavailable" in tab.event_names()
+        tab.page.wait_for_function(
+            "() => document.getElementById('p2p-status').textContent.includes('401')"
+        )
+        text = status_text(tab.page)
+        assert text.startswith("no P2P connection: turn:127.0.0.1:")
+        assert text.endswith("the relay alone carries the game (ice failed)")
