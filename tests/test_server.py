@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import time
@@ -483,7 +484,7 @@ def test_module_entry_point_serves_on_the_printed_port(assets: Path) -> None:
         [sys.executable, "-m", "p2p_server", "--port", "0", "--log-level", "warning"],
         cwd=assets,  # default directories are found relative to the working directory
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -505,6 +506,13 @@ def test_module_entry_point_serves_on_the_printed_port(assets: Path) -> None:
         assert response.status == 200
         assert response.getheader("content-type", "").startswith("text/javascript")
         conn.close()
+        # Ctrl-C, as an operator stops it: a clean shutdown, no traceback.
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        assert out.strip() == "p2p_server stopped"
+        assert "Traceback" not in err
+        assert proc.returncode == 0
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)

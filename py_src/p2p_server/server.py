@@ -705,14 +705,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("no --data-dir: pages' telemetry records are refused, not kept")
     else:
         logger.info("telemetry records are kept under %s", args.data_dir.resolve())
-    run_server(
-        args.host,
-        args.port,
-        static_dir=args.static,
-        node_modules=args.node_modules,
-        wheels_dir=args.wheels,
-        assets_root=args.assets_root,
-        log_level=args.log_level,
-        data_dir=args.data_dir,
-    )
+    try:
+        run_server(
+            args.host,
+            args.port,
+            static_dir=args.static,
+            node_modules=args.node_modules,
+            wheels_dir=args.wheels,
+            assets_root=args.assets_root,
+            log_level=args.log_level,
+            data_dir=args.data_dir,
+        )
+    except KeyboardInterrupt:
+        # uvicorn has shut down gracefully by now; Ctrl-C is how an operator stops it.
+        print("p2p_server stopped", flush=True)
     return 0
