@@ -3,7 +3,10 @@ shows for it."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import uuid
 from typing import Any, Final
 
@@ -119,3 +122,62 @@ def test_relay_only_with_a_wrong_turn_password_names_the_turn_error(
         text = status_text(tab.page)
         assert text.startswith("no P2P connection: turn:127.0.0.1:")
         assert text.endswith("the relay alone carries the game (ice failed)")
+
+
+class ServerProcess:
+    """``python -m p2p_server`` in a process of its own, so a test can kill it as a crash would:
+    the kernel closes its connections at once."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "p2p_server", "--port", "0", "--log-level", "warning"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.startswith("p2p_server listening on "), line
+        self.url = line.split(" on ", 1)[1].strip().rstrip("/")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def test_the_server_stopped_mid_game_is_reported_and_the_game_goes_on_over_p2p(
+    context: BrowserContext, turn: TurnServer
+) -> None:
+    frames = 600
+    room = f"midgame-{uuid.uuid4().hex}"
+    server = ServerProcess()
+    try:
+        tabs = []
+        for _ in range(2):
+            page = open_tab(
+                context,
+                server.url,
+                {
+                    "game": "scripted",
+                    "frames": frames,
+                    "room": room,
+                    "ice_servers": turn.ice_servers,
+                },
+            )
+            wait_ready(page)
+            page.wait_for_function("() => window.p2pDemo !== undefined", timeout=OPEN_TIMEOUT_MS)
+            tabs.append(Tab(page))
+        for tab in tabs:
+            tab.wait_open()
+            tab.wait_until("r.game !== null && r.game.frames_stepped >= 120", EVENT_TIMEOUT_MS)
+    finally:
+        server.kill()
+    for tab in tabs:
+        event = wait_for_event(tab, "server_unreachable")
+        assert event["reason"].startswith("connection lost: ")
+        tab.wait_game_done(frames)
+        game = tab.report()["game"]
+        assert game["delivered_exactly_once"], game
+        assert tab.stats()["p2p_inputs_delivered"] > 0

@@ -398,9 +398,11 @@ def test_closing_a_tab_is_noticed_by_the_other(
     assert disconnected, report["event_log"]
     print(f"the game heard 'disconnected' {disconnected[0] - closed_at_ms:.0f} ms after the close")
     assert disconnected[0] - closed_at_ms < DISCONNECT_EVENT_LIMIT_MS
-    # The peer connection's handlers are freed; the socket's stay, for the next peer.
+    # The peer connection's handlers are freed; the socket's stay, for the next peer. Of the
+    # timers, only the lifecycle's runs: the survivor is alone again and waits for a peer.
     assert report["stats"]["live_pc_proxies"] == 0
-    assert survivor.active_intervals() == 0
+    assert report["stats"]["lifecycle_timer_running"] is True
+    assert survivor.active_intervals() == 1
     assert_no_page_errors(console_messages)
 
 

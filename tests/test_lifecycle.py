@@ -86,6 +86,17 @@ def test_a_new_peer_gets_a_fresh_ice_timeout_and_errors_are_bounded() -> None:
     assert events[0][1]["candidate_errors"] == []
 
 
+def test_a_lost_server_stops_the_waiting_until_the_next_join() -> None:
+    lifecycle, clock, events = make()
+    lifecycle.joined()
+    lifecycle.server_lost("transport close")
+    run(lifecycle, clock, 20_000)
+    assert [name for name, _ in events] == ["server_unreachable"]
+    lifecycle.joined()
+    run(lifecycle, clock, clock() + WAITING_FIRST_MS)
+    assert [name for name, _ in events][-1] == "waiting_for_peer"
+
+
 def test_server_errors_and_reachability() -> None:
     lifecycle, _, events = make()
     lifecycle.server_error({"message": "join: room 'r' is full", "code": "room_full"})

@@ -182,6 +182,7 @@ class BrowserTransport:
         self.ice_candidate_errors = 0
         # save_telemetry()'s futures by save id, until the server answers.
         self._saves: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._lifecycle_timer: object | None = None
 
     @property
     def session(self) -> P2PSession | None:
@@ -214,11 +215,13 @@ class BrowserTransport:
         # The client's own events: it could not reach the server (it retries with backoff), or
         # lost it (close() removes every handler first, so its own disconnect is not reported).
         lifecycle = self._lifecycle
-        on("connect_error", self._proxies.create(lambda err: lifecycle.connect_error(_reason(err))))
-        on("disconnect", self._proxies.create(lambda reason: lifecycle.server_lost(str(reason))))
+        on(
+            "connect_error",
+            self._proxies.create(lambda err, *_: lifecycle.connect_error(_reason(err))),
+        )
+        on("disconnect", self._proxies.create(self._on_socket_disconnect))
         for event in self._dialect.events:
             on(event, self._proxies.create(partial(self._on_server_event, event)))
-        self.scheduler.set_interval(self._lifecycle_tick, LIFECYCLE_TICK_MS)
 
     def step(self, frame: int, action: int) -> bool:
         """Send the local input for ``frame`` (see :meth:`P2PSession.step`)."""
@@ -298,6 +301,7 @@ class BrowserTransport:
         out.update(self._machine.stats())
         out["ice_candidate_errors"] = self.ice_candidate_errors
         out["fault_pump_running"] = self._pump_timer is not None
+        out["lifecycle_timer_running"] = self._lifecycle_timer is not None
         if self._faulty is not None:
             out.update({f"fault_{k}": v for k, v in self._faulty.stats().items()})
         return out
@@ -328,6 +332,7 @@ class BrowserTransport:
             self._session.close()
         self._machine.close()
         self.scheduler.clear_all()
+        self._lifecycle_timer = None
         if self._socket is not None:
             self._socket.off()
             self._socket.disconnect()
@@ -572,6 +577,7 @@ class BrowserTransport:
         elif isinstance(incoming, Joined):
             self._emit_event("joined", incoming.detail)
             self._lifecycle.joined()
+            self._lifecycle_changed()
         elif isinstance(incoming, PeerLeft):
             self._on_peer_left(incoming.detail)
         elif isinstance(incoming, ServerError):
@@ -615,10 +621,30 @@ class BrowserTransport:
         # The same detail whatever the dialect: the indices, beside what the server said.
         self._emit_event("paired", {**detail, "player_index": player, "peer_index": peer})
         self._lifecycle.paired()
+        self._lifecycle_changed()
         self._machine.paired(player, peer)
 
     def _lifecycle_tick(self) -> None:
         call_guarded(self._lifecycle.tick, what="lifecycle tick")
+        self._lifecycle_changed()
+
+    def _lifecycle_changed(self) -> None:
+        """Run the lifecycle's timer only while it waits for something (a peer, a channel)."""
+        if self._closed:
+            return
+        timer = self._lifecycle_timer
+        if self._lifecycle.waiting and timer is None:
+            self._lifecycle_timer = self.scheduler.set_interval(
+                self._lifecycle_tick, LIFECYCLE_TICK_MS
+            )
+        elif not self._lifecycle.waiting and timer is not None:
+            self._lifecycle_timer = None
+            self.scheduler.clear_interval(timer)
+
+    def _on_socket_disconnect(self, reason: Any, *_: Any) -> None:
+        # socket.io-client passes the reason and, for some reasons, a description.
+        self._lifecycle.server_lost(str(reason))
+        self._lifecycle_changed()
 
     def _on_ice_candidate_error(self, event: Any) -> None:
         self._lifecycle.candidate_error(
@@ -645,6 +671,7 @@ class BrowserTransport:
 
     def _on_channel_open(self, connection: int) -> None:
         self._lifecycle.channel_opened()
+        self._lifecycle_changed()
         if self._channel is not None:
             self._channel.state_changed("open")
         if self._session is not None:
@@ -679,6 +706,7 @@ class BrowserTransport:
 
     def _on_peer_left(self, detail: dict[str, Any]) -> None:
         self._lifecycle.peer_left()
+        self._lifecycle_changed()
         if self._session is not None:
             # The session with this peer is over (a new peer gets a new one): close it, which
             # also stops the timers that would otherwise keep running for nobody.

@@ -95,6 +95,8 @@ class Lifecycle:
         self._emit("server_unreachable", {"reason": reason, "attempt": self.connect_errors})
 
     def server_lost(self, reason: str) -> None:
+        # No longer in a room to wait in: the join that follows the reconnection starts over.
+        self._next_waiting_at = None
         self._emit("server_unreachable", {"reason": f"connection lost: {reason}"})
 
     def joined(self) -> None:
@@ -135,6 +137,14 @@ class Lifecycle:
         self._emit("p2p_unavailable", {"reason": "reconnect_failed"})
 
     # --- time ---------------------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> bool:
+        """Whether :meth:`tick` has anything to watch: a peer that has not come, or a
+        DataChannel that has not opened. The transport runs its timer only then."""
+        return self._next_waiting_at is not None or (
+            self._paired_at is not None and not self._channel_opened and not self._ice_reported
+        )
 
     def tick(self) -> None:
         now = self._clock()
