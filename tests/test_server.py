@@ -516,3 +516,54 @@ def test_module_entry_point_serves_on_the_printed_port(assets: Path) -> None:
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+# --- pages on other origins -------------------------------------------------------------------
+
+STUDY_ORIGIN = "https://study.example.org"
+
+
+def test_an_allowed_origin_may_load_the_assets_and_connect(assets: Path) -> None:
+    with ServerThread(assets_root=assets, allowed_origins=[STUDY_ORIGIN]) as srv:
+        own = f"http://127.0.0.1:{srv.port}"
+        for origin, allowed in (
+            (STUDY_ORIGIN, True),
+            (own, True),  # the server's own pages still
+            ("https://elsewhere.example", False),
+        ):
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=EVENT_TIMEOUT_S)
+            conn.request("GET", "/static/p2p_shim.js", headers={"Origin": origin})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            # Same-origin pages need no CORS headers; the allowed other origin gets them.
+            expected = origin if origin == STUDY_ORIGIN else None
+            assert response.getheader("access-control-allow-origin") == expected
+            corp = response.getheader("cross-origin-resource-policy")
+            assert corp == ("cross-origin" if expected else None)
+            conn.close()
+            client = socketio.Client(reconnection=False)
+            try:
+                # Polling: the WebSocket client library sends an Origin header of its own, and
+                # two make the handshake invalid; Socket.IO checks the origin the same way for both.
+                client.connect(
+                    srv.url,
+                    transports=["polling"],
+                    headers={"Origin": origin},
+                    wait_timeout=EVENT_TIMEOUT_S,
+                )
+                connected = True
+            except socketio.exceptions.ConnectionError:
+                connected = False
+            finally:
+                client.disconnect()
+            assert connected is allowed, origin
+
+
+def test_an_origin_that_is_not_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from p2p_server.server import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--allowed-origin", "https://study.example.org/"])
+    assert exit_info.value.code == 2
+    assert "is not an origin like https://study.example.org" in capsys.readouterr().err

@@ -22,11 +22,13 @@ import asyncio
 import json
 import logging
 import mimetypes
+import re
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -160,6 +162,15 @@ class _Room:
         return None
 
 
+def _origin_allowed(allowed: frozenset[str], origin: str | None, environ: dict[str, Any]) -> bool:
+    """Whether a Socket.IO client from ``origin`` may connect: no Origin (not a browser), this
+    server's own origin (its pages), or one the operator allowed."""
+    if origin is None or origin in allowed:
+        return True
+    scheme = environ.get("wsgi.url_scheme", "http")
+    return origin == f"{scheme}://{environ.get('HTTP_HOST', '')}"
+
+
 class ProtocolError(Exception):
     """A client event that breaks the contract; its message is sent back as an ``error`` event,
     with a ``code`` a page can act on: ``room_full``, or ``refused`` for everything else."""
@@ -176,7 +187,7 @@ class RelayServer:
     explicit lookup and a relay can never reach anyone but the sender's peer.
     """
 
-    def __init__(self, data_dir: Path | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, allowed_origins: Sequence[str] = ()) -> None:
         self.stats = ServerStats()
         #: Where pages' telemetry records are kept; ``None``: the server keeps none.
         self.telemetry = TelemetryStore(data_dir) if data_dir is not None else None
@@ -189,6 +200,8 @@ class RelayServer:
             # queues a packet), so per-event tasks would buy nothing but reordering.
             async_handlers=False,
             max_http_buffer_size=MAX_TRANSPORT_PACKET_BYTES,
+            # The server's own pages always; other origins only when the operator lists them.
+            cors_allowed_origins=partial(_origin_allowed, frozenset(allowed_origins)),
             namespaces=["/"],
             logger=False,
             engineio_logger=False,
@@ -414,8 +427,15 @@ class StaticApp:
     """
 
     def __init__(
-        self, static_dir: Path, node_modules: Path, wheels_dir: Path, stats: ServerStats
+        self,
+        static_dir: Path,
+        node_modules: Path,
+        wheels_dir: Path,
+        stats: ServerStats,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
+        #: Pages on these origins may load what this server serves (CORS).
+        self.allowed_origins = frozenset(allowed_origins)
         self.static_dir = static_dir
         self.wheels_dir = wheels_dir
         self.stats = stats
@@ -440,13 +460,14 @@ class StaticApp:
             return
         head = method == "HEAD"
         path: str = scope["path"]
+        cors = self._cors_headers(scope)
 
         if path == "/stats":
             body = json.dumps(self.stats.snapshot()).encode()
             await self._respond(send, 200, body, "application/json", head)
             return
         if path == "/wheels/index.json":
-            await self._respond(send, 200, self._wheel_index(), "application/json", head)
+            await self._respond(send, 200, self._wheel_index(), "application/json", head, cors)
             return
         if path == "/favicon.ico":
             # The browser asks for it on every page; an empty answer keeps a 404 out of the console.
@@ -465,11 +486,23 @@ class StaticApp:
                     break
         if target is None:
             logger.info("404 %s", path)
-            await self._respond(send, 404, b"not found\n", "text/plain", head)
+            await self._respond(send, 404, b"not found\n", "text/plain", head, cors)
             return
         # Off the event loop: pyodide.asm.wasm is several MB and Socket.IO traffic shares the loop.
         body = await asyncio.to_thread(target.read_bytes)
-        await self._respond(send, 200, body, content_type_for(target), head)
+        await self._respond(send, 200, body, content_type_for(target), head, cors)
+
+    def _cors_headers(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
+        """For a request from an allowed origin: let that page read the response, and let a
+        cross-origin isolated page (COEP require-corp) embed it."""
+        origin = dict(scope["headers"]).get(b"origin", b"").decode("latin-1")
+        if origin not in self.allowed_origins:
+            return ()
+        return (
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"cross-origin-resource-policy", b"cross-origin"),
+            (b"vary", b"origin"),
+        )
 
     def _wheel_index(self) -> bytes:
         """List the served wheels so the page need not hard-code version numbers."""
@@ -481,11 +514,19 @@ class StaticApp:
         return json.dumps({"wheels": wheels}).encode()
 
     @staticmethod
-    async def _respond(send: Send, status: int, body: bytes, content_type: str, head: bool) -> None:
+    async def _respond(
+        send: Send,
+        status: int,
+        body: bytes,
+        content_type: str,
+        head: bool,
+        extra: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         headers = [
             (b"content-type", content_type.encode()),
             (b"content-length", str(len(body)).encode()),
             *NO_STORE_HEADERS,
+            *extra,
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})
@@ -514,11 +555,16 @@ class P2PApp:
     """
 
     def __init__(
-        self, static_dir: Path, node_modules: Path, wheels_dir: Path, data_dir: Path | None = None
+        self,
+        static_dir: Path,
+        node_modules: Path,
+        wheels_dir: Path,
+        data_dir: Path | None = None,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
-        self.relay = RelayServer(data_dir)
+        self.relay = RelayServer(data_dir, allowed_origins)
         self.stats = self.relay.stats
-        self.static = StaticApp(static_dir, node_modules, wheels_dir, self.stats)
+        self.static = StaticApp(static_dir, node_modules, wheels_dir, self.stats, allowed_origins)
         self._asgi: AsgiApp = socketio.ASGIApp(
             self.relay.sio,
             other_asgi_app=self.static,
@@ -532,11 +578,16 @@ class P2PApp:
 
 
 def create_app(
-    static_dir: Path, node_modules: Path, wheels_dir: Path, data_dir: Path | None = None
+    static_dir: Path,
+    node_modules: Path,
+    wheels_dir: Path,
+    data_dir: Path | None = None,
+    allowed_origins: Sequence[str] = (),
 ) -> P2PApp:
     """Build the server's ASGI app over the given asset directories; with ``data_dir``, it keeps
-    the telemetry records pages send (``save_telemetry``) there."""
-    return P2PApp(static_dir, node_modules, wheels_dir, data_dir)
+    the telemetry records pages send (``save_telemetry``) there; pages on ``allowed_origins``
+    (e.g. ``https://study.example.org``) may use it from their own origin."""
+    return P2PApp(static_dir, node_modules, wheels_dir, data_dir, allowed_origins)
 
 
 # ================================================================================================
@@ -587,11 +638,16 @@ class ServerThread:
         assets_root: Path | None = None,
         log_level: str = "warning",
         data_dir: Path | None = None,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         d_static, d_node, d_wheels = default_dirs(assets_root)
         self.host = host
         self.app = create_app(
-            static_dir or d_static, node_modules or d_node, wheels_dir or d_wheels, data_dir
+            static_dir or d_static,
+            node_modules or d_node,
+            wheels_dir or d_wheels,
+            data_dir,
+            allowed_origins,
         )
         self.relay = self.app.relay
         self.stats = self.app.stats
@@ -646,11 +702,16 @@ def run_server(
     assets_root: Path | None = None,
     log_level: str = "info",
     data_dir: Path | None = None,
+    allowed_origins: Sequence[str] = (),
 ) -> None:
     """Serve in the foreground until interrupted. Prints the URL (useful with ``port=0``)."""
     d_static, d_node, d_wheels = default_dirs(assets_root)
     app = create_app(
-        static_dir or d_static, node_modules or d_node, wheels_dir or d_wheels, data_dir
+        static_dir or d_static,
+        node_modules or d_node,
+        wheels_dir or d_wheels,
+        data_dir,
+        allowed_origins,
     )
     sock = _bind(host, port)
     shown = f"[{host}]" if ":" in host else host
@@ -690,7 +751,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep the telemetry records pages send here, one file per room and player "
         "(default: keep none)",
     )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let a game page on ORIGIN (e.g. https://study.example.org) use this server: "
+        "Socket.IO and the shim, Pyodide and wheels (repeat for more; default: this "
+        "server's own pages only)",
+    )
     args = parser.parse_args(argv)
+    for origin in args.allowed_origin:
+        # An origin is a scheme and a host (and port), nothing after: "https://x.org/" never
+        # matches the Origin header a browser sends.
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            parser.error(
+                f"--allowed-origin {origin!r} is not an origin like https://study.example.org"
+            )
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     d_static, d_node, d_wheels = default_dirs(args.assets_root)
@@ -715,6 +792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             assets_root=args.assets_root,
             log_level=args.log_level,
             data_dir=args.data_dir,
+            allowed_origins=args.allowed_origin,
         )
     except KeyboardInterrupt:
         # uvicorn has shut down gracefully by now; Ctrl-C is how an operator stops it.
