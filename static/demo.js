@@ -3,8 +3,6 @@
 (function () {
   "use strict";
   const REFRESH_MS = 250;
-  // The chart keeps the last 120 RTT points: 60 s at two pings a second.
-  const CHART_POINTS = 120;
 
   function pageOptions() {
     const fragment = decodeURIComponent(location.hash.slice(1));
@@ -49,7 +47,7 @@
     return null;
   }
 
-  function render(report, history) {
+  function render(report, history, nowS) {
     const status = statusFrom(report.event_log || []);
     if (status) document.getElementById("p2p-status").textContent = status;
     const s = report.stats;
@@ -72,7 +70,7 @@
       ...(report.game_kind === "pong" ? [] : [
         ["frames verified", `${game.frames_received ?? 0} of ${game.frames ?? "–"}`],
       ]),
-      ["duplicates dropped", s.duplicates],
+      ["duplicates dropped (by design: each input travels in several packets and on both paths)", s.duplicates],
       ["recovered from redundancy", s.recovered],
       ["first delivered by p2p / relay", `${s.p2p_inputs_delivered} / ${s.relay_inputs_delivered}`],
       ["packets sent p2p / relay", `${s.p2p_packets_sent} / ${s.relay_packets_sent}`],
@@ -86,7 +84,7 @@
     document.getElementById("p2p-stats").innerHTML = rows
       .map(([k, v]) => `<tr><th>${k}</th><td>${v ?? "–"}</td></tr>`)
       .join("");
-    drawChart(document.getElementById("p2p-chart"), history);
+    drawChart(document.getElementById("p2p-chart"), history, nowS);
   }
 
   function lastChange(changes) {
@@ -95,25 +93,57 @@
     return `${c.previous} → ${c.route} at ${(c.at_ms / 1000).toFixed(1)} s (${c.reason})`;
   }
 
-  function drawChart(canvas, history) {
+  // Round-trip times of the last CHART_WINDOW_S seconds on both paths, with axes, units and a
+  // legend. history: {p2p: [[seconds, ms], ...], relay: [...]}.
+  const CHART_WINDOW_S = 60;
+  const PATHS = [
+    ["p2p", "#1565c0", "P2P (DataChannel)"],
+    ["relay", "#ef6c00", "relay (server)"],
+  ];
+
+  function drawChart(canvas, history, nowS) {
     const ctx = canvas.getContext("2d");
     const { width, height } = canvas;
+    const m = { left: 60, right: 10, top: 22, bottom: 26 };
+    const w = width - m.left - m.right;
+    const h = height - m.top - m.bottom;
     ctx.clearRect(0, 0, width, height);
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.fillStyle = "#222";
+    ctx.textAlign = "left";
+    ctx.fillText(`Round-trip time, last ${CHART_WINDOW_S} s`, m.left, 14);
+    const recent = PATHS.map(([key]) => history[key].filter(([t]) => nowS - t <= CHART_WINDOW_S));
+    const top = Math.max(1, ...recent.flat().map(([, ms]) => ms)) * 1.2;
     ctx.strokeStyle = "#ccc";
-    ctx.strokeRect(0, 0, width, height);
-    if (history.length < 2) return;
-    const top = Math.max(1, ...history) * 1.2;
     ctx.fillStyle = "#555";
-    ctx.fillText(`${top.toFixed(1)} ms`, 4, 12);
-    ctx.strokeStyle = "#1565c0";
-    ctx.beginPath();
-    history.forEach((rtt, i) => {
-      const x = (i / (CHART_POINTS - 1)) * width;
-      const y = height - (rtt / top) * height;
-      if (i === 0) ctx.moveTo(x, y);
-      else ctx.lineTo(x, y);
+    ctx.textAlign = "right";
+    for (const fraction of [0, 0.5, 1]) {
+      const y = m.top + h - fraction * h;
+      ctx.beginPath();
+      ctx.moveTo(m.left, y);
+      ctx.lineTo(m.left + w, y);
+      ctx.stroke();
+      ctx.fillText(`${(top * fraction).toFixed(1)} ms`, m.left - 4, y + 4);
+    }
+    ctx.textAlign = "center";
+    for (let s = 0; s <= CHART_WINDOW_S; s += 15) {
+      const x = m.left + w - (s / CHART_WINDOW_S) * w;
+      ctx.fillText(s === 0 ? "now" : `-${s} s`, x, height - 8);
+    }
+    PATHS.forEach(([key, colour, label], i) => {
+      ctx.strokeStyle = colour;
+      ctx.beginPath();
+      recent[i].forEach(([t, ms], j) => {
+        const x = m.left + w - ((nowS - t) / CHART_WINDOW_S) * w;
+        const y = m.top + h - (ms / top) * h;
+        if (j === 0) ctx.moveTo(x, y);
+        else ctx.lineTo(x, y);
+      });
+      ctx.stroke();
+      ctx.fillStyle = colour;
+      ctx.textAlign = "right";
+      ctx.fillText(label, width - m.right - (1 - i) * 130, 14);
     });
-    ctx.stroke();
   }
 
   // Pong: the paddles, the ball and the score, as the Python game last simulated them.
@@ -175,17 +205,21 @@
       };
       requestAnimationFrame(frame);
     }
-    const history = [];
-    let lastSamples = 0;
+    const history = { p2p: [], relay: [] };
+    const seen = { p2p: 0, relay: 0 };
     setInterval(() => {
       const report = JSON.parse(tab.report_json());
       window.p2pLastReport = report;
-      if (report.stats.rtt_samples > lastSamples) {
-        lastSamples = report.stats.rtt_samples;
-        history.push(report.stats.rtt_last_ms);
-        if (history.length > CHART_POINTS) history.shift();
+      const nowS = performance.now() / 1000;
+      for (const [key, prefix] of [["p2p", ""], ["relay", "relay_"]]) {
+        const samples = report.stats[prefix + "rtt_samples"] || 0;
+        if (samples > seen[key]) {
+          seen[key] = samples;
+          history[key].push([nowS, report.stats[prefix + "rtt_last_ms"]]);
+          while (nowS - history[key][0][0] > CHART_WINDOW_S) history[key].shift();  // never empties: the newest is now
+        }
       }
-      render(report, history);
+      render(report, history, nowS);
     }, REFRESH_MS);
   }
 
