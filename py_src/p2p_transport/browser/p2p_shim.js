@@ -9,6 +9,7 @@
   // install the others.
   const MICROPIP_WHEEL = /(^|\/)micropip-[^/]*\.whl$/;
   const ERROR_ELEMENT_ID = "p2p-error";
+  const WARNING_ELEMENT_ID = "p2p-warning";
   const INSTALLERS = new Set(["micropip", "archive"]);
 
   // Browser interval ids that are still running, so a test can assert none are left behind.
@@ -18,6 +19,8 @@
   const shim = {
     ready: false,
     error: null,
+    // What the page should know but need not stop for (see warnIfNotIsolated).
+    warnings: [],
     pyodide: null,
     // performance.now() values, i.e. milliseconds since navigation started.
     timings: {},
@@ -141,18 +144,37 @@
     });
   }
 
-  function showError(message) {
-    let el = document.getElementById(ERROR_ELEMENT_ID);
+  // A box at the top of the page (the page's own element with that id, if it has one).
+  function showBox(id, role, colours, text) {
+    let el = document.getElementById(id);
     if (!el) {
       el = document.createElement("pre");
-      el.id = ERROR_ELEMENT_ID;
+      el.id = id;
       (document.body || document.documentElement).prepend(el);
     }
-    el.setAttribute("role", "alert");
-    el.style.cssText =
-      "color:#b00;background:#fee;border:1px solid #b00;padding:0.5em;white-space:pre-wrap";
+    el.setAttribute("role", role);
+    el.style.cssText = colours + ";padding:0.5em;white-space:pre-wrap";
     el.hidden = false;
-    el.textContent = "p2p_transport failed to start: " + message;
+    el.textContent = text;
+  }
+
+  function showError(message) {
+    showBox(ERROR_ELEMENT_ID, "alert", "color:#b00;background:#fee;border:1px solid #b00",
+      "p2p_transport failed to start: " + message);
+  }
+
+  // Without cross-origin isolation the page's clock is coarse (100 us instead of 5 us), and the
+  // round-trip times and telemetry with it: the transport works, but the page should say so.
+  function warnIfNotIsolated() {
+    if (window.crossOriginIsolated) return;
+    const warning =
+      "this page is not cross-origin isolated, so its clock has 100 us resolution instead of " +
+      "5 us and round-trip times are coarser: serve it with the headers " +
+      "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp";
+    shim.warnings.push(warning);
+    console.warn("p2p_transport: " + warning);
+    showBox(WARNING_ELEMENT_ID, "status", "color:#7a5200;background:#fff8e1;border:1px solid #c90",
+      "p2p_transport: " + warning);
   }
 
   // Python import that throws a readable error instead of a bare PythonError.
@@ -300,6 +322,7 @@ def _missing_requirements(site, names):
     try {
       if (!pyodideBase) throw new Error("boot() needs pyodideBase");
       if (!INSTALLERS.has(installer)) throw new Error("unknown installer " + installer);
+      warnIfNotIsolated();
       const base = pyodideBase.endsWith("/") ? pyodideBase : pyodideBase + "/";
       mark("bootStartMs");
 
