@@ -214,3 +214,25 @@ def test_snapshot() -> None:
         "health_loss_estimate": pytest.approx(1 / 3),
         "health_silence_ms": 250.0,
     }
+
+
+def test_the_game_carried_by_the_relay_alone_is_never_disconnected() -> None:
+    from p2p_transport.protocol.health import carrying_health
+
+    t = HealthThresholds()
+    good, gone = HealthStatus.GOOD, HealthStatus.DISCONNECTED
+    # The DataChannel carries the game while it is open and not silent past the threshold.
+    assert carrying_health(good, True, None, None, t) == ("p2p", good)
+    assert carrying_health(HealthStatus.WARNING, True, 50.0, 5.0, t) == (
+        "p2p",
+        HealthStatus.WARNING,
+    )
+    # Gone or closed: the relay carries it while it is heard, judged by its own figures.
+    assert carrying_health(gone, True, 100.0, 5.0, t) == ("relay", good)
+    assert carrying_health(good, False, 100.0, 5.0, t) == ("relay", good)
+    assert carrying_health(gone, False, 1500.0, 5.0, t) == ("relay", HealthStatus.WARNING)
+    assert carrying_health(gone, False, 100.0, 150.0, t) == ("relay", HealthStatus.WARNING)
+    assert carrying_health(gone, False, 100.0, 250.0, t) == ("relay", HealthStatus.CRITICAL)
+    # Neither path: disconnected.
+    assert carrying_health(gone, False, 3500.0, 5.0, t) == (None, gone)
+    assert carrying_health(gone, False, None, None, t) == (None, gone)

@@ -626,3 +626,24 @@ def test_a_raising_on_rtt_is_counted_and_the_sample_kept() -> None:
     stats = session.stats()
     assert (stats["callback_errors"], stats["handler_errors"]) == (1, 0)
     assert session.rtt.last_sample_ms == 12
+
+
+def test_health_follows_the_path_that_carries_the_game() -> None:
+    a, b, clock, _ = pair()
+    b.session.start_watchdog()
+    a.session.step(0, 1)
+    b.session.on_message(a.channel.sent[-1])
+    assert b.session.stats()["health_path"] == "p2p"
+    # The DataChannel goes quiet past the disconnect threshold; the relay keeps bringing inputs.
+    b.channel.readyState = "closed"
+    for frame in range(1, 6):
+        clock.advance(1000.0)
+        a.session.step(frame, 1)
+        b.session.on_relay_message(a.socket.emitted[-1][1])
+    stats = b.session.stats()
+    assert stats["p2p_health_status"] == "disconnected"
+    assert (stats["health_path"], stats["health_status"]) == ("relay", "good")
+    # And with the relay silent too, the game is disconnected.
+    clock.advance(3500.0)
+    stats = b.session.stats()
+    assert (stats["health_path"], stats["health_status"]) == (None, "disconnected")

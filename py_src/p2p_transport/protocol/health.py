@@ -11,7 +11,7 @@ from p2p_transport.checks import check_positive
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.timing import Clock
 
-__all__ = ["ConnectionHealthMonitor", "HealthStatus", "HealthThresholds"]
+__all__ = ["ConnectionHealthMonitor", "HealthStatus", "HealthThresholds", "carrying_health"]
 
 #: How many recent input packets the loss estimate looks at: 120 is 2 s at 60 Hz, enough samples
 #: that one lost packet moves the estimate by under 1%, recent enough to follow a change.
@@ -168,3 +168,28 @@ class ConnectionHealthMonitor:
             "health_loss_estimate": self.loss_estimate,
             "health_silence_ms": self.silence_ms,
         }
+
+
+def carrying_health(
+    p2p: HealthStatus,
+    p2p_open: bool,
+    relay_silence_ms: float | None,
+    relay_one_way_ms: float | None,
+    thresholds: HealthThresholds,
+) -> tuple[str | None, HealthStatus]:
+    """The health of the path that carries the game, and which path that is: the DataChannel
+    while it is open and not gone silent, else the relay while packets come through it (judged
+    by the same thresholds on its own silence and latency), else none: disconnected. A game
+    carried by the relay alone is never "disconnected"."""
+    if p2p_open and p2p is not HealthStatus.DISCONNECTED:
+        return "p2p", p2p
+    t = thresholds
+    if relay_silence_ms is None or relay_silence_ms > t.disconnect_silence_ms:
+        return None, HealthStatus.DISCONNECTED
+    if relay_one_way_ms is not None and relay_one_way_ms > t.critical_one_way_ms:
+        return "relay", HealthStatus.CRITICAL
+    if relay_silence_ms > t.warning_silence_ms or (
+        relay_one_way_ms is not None and relay_one_way_ms > t.warning_one_way_ms
+    ):
+        return "relay", HealthStatus.WARNING
+    return "relay", HealthStatus.GOOD

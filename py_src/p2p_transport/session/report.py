@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from p2p_transport.protocol.health import carrying_health
 from p2p_transport.protocol.routing import Path
 from p2p_transport.session.telemetry import SCHEMA, SCHEMA_VERSION, TelemetryRecorder
 from p2p_transport.timing import Clock
@@ -81,6 +82,18 @@ class SessionReport:
         out["ping_channel"] = s.pinger.ping_channel_state
         out.update(s.validation.stats())
         out.update(s.health.snapshot())
+        # health_status is the health of the path that carries the game (health_path); the
+        # DataChannel's own is p2p_health_status.
+        out["p2p_health_status"] = out["health_status"]
+        carrier, status = carrying_health(
+            s.health.status,
+            s.paths.is_open(Path.P2P),
+            s.watchdog.relay_silence_ms,
+            s.relay_rtt.one_way_ms,
+            s.health.thresholds,
+        )
+        out["health_path"] = carrier
+        out["health_status"] = status.value
         out.update({f"acked_{k}": v for k, v in inputs.acked.stats().items()})
         out.update(inputs.router.stats())
         out.update({f"control_{k}": v for k, v in s.control.stats().items()})

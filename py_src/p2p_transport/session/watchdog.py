@@ -142,6 +142,12 @@ class Watchdog:
     def relay_heard(self) -> None:
         self._relay_heard_ms = self._clock()
 
+    @property
+    def relay_silence_ms(self) -> float | None:
+        """Time since a packet last came through the relay (``None``: none ever did)."""
+        heard = self._relay_heard_ms
+        return None if heard is None else max(0.0, self._clock() - heard)
+
     def keep_silence_across_reset(self) -> None:
         """The health monitor is about to forget its last packet (a new episode); the peer's
         silence must not."""
