@@ -597,11 +597,11 @@ def test_reading_stats_and_telemetry_changes_nothing() -> None:
         assert (session.stats(), session.telemetry()) == before
     assert before[0]["local_stalls"] == 0
     transitions = before[1]["health_transitions"]["rows"]
-    assert transitions[-1][2] != before[0]["health_status"]  # read, not recorded
+    assert transitions[-1][2] != before[0]["p2p_health_status"]  # read, not recorded
     scheduler.advance(200)  # the watchdog runs: the stall is counted, the status recorded
     after = session.stats()
     assert after["local_stalls"] == 1
-    assert session.telemetry()["health_transitions"]["rows"][-1][2] == after["health_status"]
+    assert session.telemetry()["health_transitions"]["rows"][-1][2] == after["p2p_health_status"]
 
 
 def test_a_raising_on_rtt_is_counted_and_the_sample_kept() -> None:
