@@ -30,6 +30,7 @@ OPTION_NAMES: Final = {
     "iceServers": list,
     "relayOnly": bool,
     "routeMode": str,
+    "token": str,
 }
 
 # Every connection made, while it lives: what the tests count after close().
@@ -63,6 +64,7 @@ def parse_options(options_json: str) -> TransportOptions:
             room=room or defaults.room,
             ice_servers=tuple(options.get("iceServers", ())),
             relay_only=options.get("relayOnly", False),
+            token=options.get("token"),
             session=SessionConfig(route_mode=RouteMode(route)),
         )
     except (TypeError, ValueError) as error:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from p2p_transport.checks import check_positive
+from p2p_transport.checks import check_int, check_positive
 from p2p_transport.protocol.faults import FaultConfig
 from p2p_transport.protocol.lifecycle import DEFAULT_ICE_TIMEOUT_MS
 from p2p_transport.protocol.reconnect import ReconnectConfig
@@ -71,6 +71,9 @@ class TransportOptions:
 
     server_url: str = ""
     room: str = DEFAULT_ROOM
+    #: A room token from the experiment's backend, sent with the join (the reference server's
+    #: dialect); ``None``: none.
+    token: str | None = None
     #: No ICE servers by default: peers on one host or LAN connect over host candidates, and a
     #: STUN server that cannot be reached only slows gathering down. Each an :class:`IceServer`
     #: or a ``{urls, username, credential}`` dict.
@@ -94,6 +97,24 @@ class TransportOptions:
     ice_timeout_ms: float = DEFAULT_ICE_TIMEOUT_MS
 
     def __post_init__(self) -> None:
+        # Each option checked where it is given, by name, with what is allowed.
+        for name, kind, what in (
+            ("server_url", str, "a URL string ('' for the page's own server)"),
+            ("room", str, "a non-empty string"),
+            ("relay_only", bool, "True or False"),
+            ("session", SessionConfig, "a SessionConfig"),
+            ("reconnect", ReconnectConfig, "a ReconnectConfig"),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                raise ValueError(f"{name} must be {what}, got {value!r}")
+        if not self.room:
+            raise ValueError("room must be a non-empty string, got ''")
+        if self.token is not None and not isinstance(self.token, str):
+            raise ValueError(f"token must be a string or None, got {self.token!r}")
+        if self.faults is not None and not isinstance(self.faults, FaultConfig):
+            raise ValueError(f"faults must be a FaultConfig or None, got {self.faults!r}")
+        check_int("fault_seed", self.fault_seed)
         check_positive(self, "ice_timeout_ms")
         # The shape every WebRTC page writes, {urls, username, credential}, is taken too.
         object.__setattr__(

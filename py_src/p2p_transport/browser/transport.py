@@ -166,7 +166,7 @@ class BrowserTransport:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._event_log: deque[dict[str, Any]] = deque(maxlen=MAX_EVENT_LOG)
-        self._dialect = options.dialect or ReferenceDialect(options.room)
+        self._dialect = options.dialect or ReferenceDialect(options.room, options.token)
         self._machine = PeerConnectionMachine(
             self._execute, self.clock, self.scheduler, options.reconnect
         )

@@ -152,11 +152,17 @@ class ReferenceDialect:
     )
     binary_events: Final = (RELAY_EVENT,)
 
-    def __init__(self, room: str = DEFAULT_ROOM) -> None:
+    def __init__(self, room: str = DEFAULT_ROOM, token: str | None = None) -> None:
         self.room = room
+        #: The room token the experiment's backend gave this player, sent with the join for a
+        #: server that checks tokens (``None``: the join carries none).
+        self.token = token
 
     def join(self) -> list[Outgoing]:
-        return [(JOIN_EVENT, {"room": self.room})]
+        payload: dict[str, Any] = {"room": self.room}
+        if self.token is not None:
+            payload["token"] = self.token
+        return [(JOIN_EVENT, payload)]
 
     def incoming(self, event: str, data: Any) -> Incoming | None:
         if event == RELAY_EVENT:
