@@ -63,7 +63,8 @@
     const rows = [
       ["player", report.player_index],
       ...rollbackRows,
-      ["health (of the path carrying the game)", `${s.health_status} (${s.health_path ?? "no path"})`],
+      ["health (of the path carrying the game)",
+        s.health_status ? `${s.health_status} (${s.health_path ?? "no path"})` : "–"],
       ["RTT last / p50 / p95 (ms)", `${fmt(s.rtt_last_ms, 2)} / ${fmt(s.rtt_p50_ms, 2)} / ${fmt(s.rtt_p95_ms, 2)}`],
       ["relay RTT p50 (ms)", fmt(s.relay_rtt_p50_ms, 2)],
       ["inputs sent / received", `${s.inputs_sent} / ${s.inputs_received}`],

@@ -118,6 +118,9 @@ class DemoTab:
                 self.channel_open_ms = transport.clock()
             if self.autostart:
                 self.start_game(only_if_new=True)
+        elif name == "p2p_unavailable" and self.autostart:
+            # No DataChannel: the relay alone carries the game, which starts all the same.
+            self.start_game(only_if_new=True)
 
     def _pong_match(self, player: int) -> PongMatch:
         options = self.options
