@@ -7,11 +7,11 @@ layer costs per frame under CPython and under Pyodide in Chromium, side by side.
    on both sides) over the simulated link of tests/rollback_sim.py at round trips of 0, 50, 100
    and 200 ms and input delays of 0, 2 and 4 frames: rollbacks per second, their mean and
    largest depth, frames predicted, stall frames. Virtual time, seeded: the same on any machine.
-2. Microseconds per frame per player: two RollbackSessions over two P2PSessions joined by
-   in-memory channels that deliver a frame late, with a game whose own work is a few integer
-   operations (its cost is measured apart and printed). Timed first with the transport alone
-   (each side's ``step`` and the peer's packets), then with the rollback layer on top; the
-   difference is the layer's own work. The same source runs under CPython here and under Pyodide
+2. Microseconds per frame per player: two RollbackSessions over bench_frame's two P2PSessions
+   (default config, in-memory channels that deliver a frame late), with a game whose own work
+   is a few integer operations (its cost is measured apart and printed). Timed first with the
+   transport alone (bench_frame's figure), then with the rollback layer on top; the difference
+   is the layer's own work. The same source runs under CPython here and under Pyodide
    in a Chromium tab of the demo page, in one run.
 
 Figures only; nothing passes or fails on speed.
@@ -27,6 +27,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from benchmarks.bench_frame import FRAME_SOURCE
 from tests.rollback_sim import simulate_matches
 
 ROUND_TRIPS_MS = (0.0, 50.0, 100.0, 200.0)
@@ -34,34 +35,12 @@ INPUT_DELAYS = (0, 2, 4)
 TABLE_FRAMES = 1800
 COST_FRAMES = 3000
 
-# Runs as it is under CPython (exec) and in the browser (pyodide.runPython); defines cost(frames).
-COST_SOURCE = '''
-import time
-
-from p2p_transport import P2PSession, SessionConfig
-from p2p_transport.protocol.routing import RouteMode
+# Built on bench_frame's sessions and in-memory channels (the default SessionConfig, both paths);
+# runs as it is under CPython (exec) and in the browser (pyodide.runPython); defines cost(frames).
+COST_SOURCE = (
+    FRAME_SOURCE
+    + """
 from p2p_transport.rollback import RollbackSession
-
-
-class NullScheduler:
-    def set_interval(self, callback, interval_ms):
-        return object()
-
-    def clear_interval(self, handle):
-        pass
-
-
-class LateChannel:
-    """Holds what is sent until the link delivers it, a frame later."""
-
-    readyState = "open"
-    bufferedAmount = 0
-
-    def __init__(self):
-        self.queue = []
-
-    def send(self, data):
-        self.queue.append(bytes(data))
 
 
 class TinyGame:
@@ -81,55 +60,25 @@ class TinyGame:
         return self.state.to_bytes(4, "big")
 
 
-def _pair():
-    clock = lambda: time.monotonic() * 1000.0
-    config = SessionConfig(relay_inputs=False, route_mode=RouteMode.P2P)
-    channels = [LateChannel(), LateChannel()]
-    sessions = [
-        P2PSession(p, 1 - p, lambda f, a: None, clock=clock, scheduler=NullScheduler(),
-                   channel=channels[p], config=config)
-        for p in (0, 1)
-    ]
-    for session in sessions:
-        session.on_open()
-    return sessions, channels
-
-
-def _deliver(sessions, channels):
-    for sender, channel in enumerate(channels):
-        queue, channel.queue = channel.queue, []
-        for data in queue:
-            sessions[1 - sender].on_message(data)
-
-
-def _action(player, frame):
-    # A new action every 8 frames: the peer's prediction misses then, and one frame rolls back.
-    return (frame // 8 * 37 + player * 11) % 4
-
-
-def _transport_only(frames):
-    sessions, channels = _pair()
-    start = time.perf_counter()
-    for frame in range(frames):
-        for player, session in enumerate(sessions):
-            session.step(frame, _action(player, frame))
-        _deliver(sessions, channels)
-    return (time.perf_counter() - start) / frames / 2 * 1e6
-
-
-def _with_rollback(frames):
-    sessions, channels = _pair()
+def with_rollback(frames):
+    # Input delay 0 and packets delivered a frame late: every frame is predicted, and each
+    # change of the peer's action (every 8 frames) rolls one frame back.
+    channels, sockets = [QueueChannel(), QueueChannel()], [QueueSocket(), QueueSocket()]
+    sessions = make_sessions(channels, sockets)
     layers = [RollbackSession(TinyGame(), s, input_delay=0) for s in sessions]
+    p2p = [s.on_message for s in sessions]
+    relay = [s.on_relay_message for s in sessions]
     start = time.perf_counter()
     for frame in range(frames):
         for player, layer in enumerate(layers):
-            layer.advance_frame(_action(player, frame))
-        _deliver(sessions, channels)
+            layer.advance_frame(action(player, frame))
+        deliver([c.queue for c in channels], p2p)
+        deliver([s.queue for s in sockets], relay)
     elapsed = (time.perf_counter() - start) / frames / 2 * 1e6
     return elapsed, layers[0].stats()
 
 
-def _game_alone(frames):
+def game_alone(frames):
     game, inputs = TinyGame(), (1, 2)
     start = time.perf_counter()
     for _ in range(frames):
@@ -139,20 +88,20 @@ def _game_alone(frames):
 
 
 def cost(frames):
-    _with_rollback(300)  # warm up
-    transport = min(_transport_only(frames) for _ in range(3))
-    runs = [_with_rollback(frames) for _ in range(3)]
-    total, stats = min(runs, key=lambda run: run[0])
+    with_rollback(300)  # warm up
+    transport = fake_channels(frames, runs=3)
+    total, stats = min((with_rollback(frames) for _ in range(3)), key=lambda run: run[0])
     return {
         "transport_us": transport,
         "with_rollback_us": total,
         "layer_us": total - transport,
-        "game_us": _game_alone(frames),
+        "game_us": game_alone(frames),
         "rollbacks": stats["rollbacks"],
         "frames_resimulated": stats["frames_resimulated"],
         "frames": frames,
     }
-'''
+"""
+)
 
 
 def delay_table() -> list[dict[str, Any]]:

@@ -66,16 +66,30 @@ def open_js_game(context: BrowserContext, server: ServerThread, console: list[st
     return page
 
 
+def start_pair(
+    context: BrowserContext,
+    server: ServerThread,
+    turn: TurnServer,
+    console: list[str],
+    room_prefix: str,
+    frames: int,
+) -> tuple[list[Page], str]:
+    """Two tabs running JS_GAME in a fresh room, on the transport's wheel alone (no micropip,
+    no demo), started in both before either is awaited: they pair each other. Returns the
+    pages and the room."""
+    wheels = [url for url in served_wheel_urls() if "/p2p_transport-" in url]
+    room = f"{room_prefix}-{uuid.uuid4().hex}"
+    pages = [open_js_game(context, server, console) for _ in range(2)]
+    args = {"wheelUrls": wheels, "room": room, "iceServers": turn.ice_servers, "frames": frames}
+    for page in pages:
+        page.evaluate(START_IN_BACKGROUND, args)
+    return pages, room
+
+
 def test_a_javascript_game_loop_uses_only_the_api(
     context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
 ) -> None:
-    room = f"js-{uuid.uuid4().hex}"
-    # The transport's wheel alone: no micropip, no demo.
-    wheels = [url for url in served_wheel_urls() if "/p2p_transport-" in url]
-    pages = [open_js_game(context, server, console_messages) for _ in range(2)]
-    args = {"wheelUrls": wheels, "room": room, "iceServers": turn.ice_servers, "frames": FRAMES}
-    for page in pages:  # started in both tabs before either is awaited: they pair each other
-        page.evaluate(START_IN_BACKGROUND, args)
+    pages, _ = start_pair(context, server, turn, console_messages, "js", FRAMES)
     players = []
     for page in pages:
         page.wait_for_function(
@@ -176,13 +190,8 @@ def test_both_players_keep_their_telemetry_and_a_closed_tab_loses_nothing(
     context: BrowserContext, turn: TurnServer, console_messages: list[str], tmp_path: Path
 ) -> None:
     frames = 120
-    room = f"keep-{uuid.uuid4().hex}"
-    wheels = [url for url in served_wheel_urls() if "/p2p_transport-" in url]
     with ServerThread(data_dir=tmp_path) as keeping:
-        pages = [open_js_game(context, keeping, console_messages) for _ in range(2)]
-        args = {"wheelUrls": wheels, "room": room, "iceServers": turn.ice_servers, "frames": frames}
-        for page in pages:
-            page.evaluate(START_IN_BACKGROUND, args)
+        pages, room = start_pair(context, keeping, turn, console_messages, "keep", frames)
         for page in pages:
             page.wait_for_function(
                 f"() => window.jsGame && window.jsGame.received.size === {frames}",
@@ -221,13 +230,7 @@ def test_both_players_keep_their_telemetry_and_a_closed_tab_loses_nothing(
 def test_saving_without_a_data_dir_says_why(
     context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
 ) -> None:
-    room = f"nokeep-{uuid.uuid4().hex}"
-    wheels = [url for url in served_wheel_urls() if "/p2p_transport-" in url]
-    pages = [open_js_game(context, server, console_messages) for _ in range(2)]
-    args = {"wheelUrls": wheels, "room": room, "iceServers": turn.ice_servers, "frames": 1}
-    for page in pages:
-        page.evaluate(START_IN_BACKGROUND, args)
-    page = pages[0]
+    page = start_pair(context, server, turn, console_messages, "nokeep", 1)[0][0]
     page.wait_for_function("() => window.jsGame && window.jsGame.conn", timeout=60_000)
     error = page.evaluate(
         "() => window.jsGame.conn.saveTelemetry({}).then(() => null, (err) => err.message)"
