@@ -195,25 +195,14 @@ def in_cpython(frames: int) -> float:
 def in_pyodide(frames: int) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
-    from p2p_demo.harness import (
-        TurnServer,
-        launch_chromium,
-        open_tab,
-        require_loopback_namespace,
-        wait_ready,
-    )
+    from p2p_demo.harness import TurnServer, launch_chromium, quiet_page, require_loopback_namespace
     from p2p_server.server import ServerThread
 
     require_loopback_namespace()
     with TurnServer() as turn, ServerThread() as server, sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
-            page = open_tab(
-                browser.new_context(),
-                server.url,
-                {"game": "scripted", "autostart": False, "room": "bench", "ui": False},
-            )
-            wait_ready(page)
+            page = quiet_page(browser, server.url)
             run = "(code) => p2pShim.pyodide.runPythonAsync(code)"
             fake = page.evaluate(run, FRAME_SOURCE + f"\nfake_channels({frames})")
             page.evaluate(OPEN_CHANNELS_JS, turn.ice_servers)

@@ -159,19 +159,14 @@ def cost_in_cpython(frames: int) -> dict[str, Any]:
 def cost_in_pyodide(frames: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    from p2p_demo.harness import launch_chromium, open_tab, require_loopback_namespace, wait_ready
+    from p2p_demo.harness import launch_chromium, quiet_page, require_loopback_namespace
     from p2p_server.server import ServerThread
 
     require_loopback_namespace()
     with ServerThread() as server, sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
-            page = open_tab(
-                browser.new_context(),
-                server.url,
-                {"game": "scripted", "autostart": False, "room": "bench", "ui": False},
-            )
-            wait_ready(page)
+            page = quiet_page(browser, server.url)
             code = COST_SOURCE + f"\nimport json\njson.dumps(cost({frames}))"
             result: dict[str, Any] = json.loads(
                 page.evaluate("(code) => p2pShim.pyodide.runPython(code)", code)

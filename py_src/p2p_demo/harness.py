@@ -24,10 +24,12 @@ from typing import Any, Final
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "QUIET_TAB",
     "TurnServer",
     "ice_servers_for",
     "launch_chromium",
     "open_tab",
+    "quiet_page",
     "require_loopback_namespace",
     "wait_ready",
 ]
@@ -156,6 +158,22 @@ def open_tab(context: Any, base_url: str, options: dict[str, Any], query: str = 
     page = context.new_page()
     fragment = json.dumps(options, separators=(",", ":"))
     page.goto(f"{base_url}/{'?' + query if query else ''}#{fragment}", wait_until="commit")
+    return page
+
+
+#: A demo tab that boots and starts no game and no drawing: a page to run Python in.
+QUIET_TAB: Final[dict[str, Any]] = {
+    "game": "scripted",
+    "autostart": False,
+    "room": "bench",
+    "ui": False,
+}
+
+
+def quiet_page(browser: Any, base_url: str) -> Any:
+    """A booted :data:`QUIET_TAB` in a context of its own (benchmarks run code in it)."""
+    page = open_tab(browser.new_context(), base_url, QUIET_TAB)
+    wait_ready(page)
     return page
 
 
