@@ -10,7 +10,9 @@ import sys
 import uuid
 from typing import Any, Final
 
+import pytest
 from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from test_transport import OPEN_TIMEOUT_MS, Tab
 
 from p2p_demo.harness import TURN_USER, TurnServer, open_tab, wait_ready
@@ -29,7 +31,11 @@ def demo_tab(context: BrowserContext, server: ServerThread, **options: Any) -> T
 
 
 def wait_for_event(tab: Tab, name: str) -> dict[str, Any]:
-    tab.wait_until(f"r.event_log.some((e) => e.event === {name!r})", EVENT_TIMEOUT_MS)
+    try:
+        tab.wait_until(f"r.event_log.some((e) => e.event === {name!r})", EVENT_TIMEOUT_MS)
+    except PlaywrightTimeoutError:
+        events = [(round(e["at_ms"]), e["event"]) for e in tab.report()["event_log"]]
+        pytest.fail(f"no {name!r} event within {EVENT_TIMEOUT_MS} ms; the events: {events}")
     log = tab.report()["event_log"]
     entry: dict[str, Any] = next(e for e in log if e["event"] == name)
     return entry
@@ -106,6 +112,8 @@ def test_relay_only_with_a_wrong_turn_password_names_the_turn_error(
             ice_servers=wrong,
             relay_only=True,
             ice_timeout_ms=ICE_TIMEOUT_MS,
+            # The game starts over the relay and runs on while the status is read.
+            frames=1200,
         )
         for _ in range(2)
     ]

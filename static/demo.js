@@ -39,10 +39,27 @@
     disconnected: () => "the other player left",
   };
 
+  // Whether, at index i, the log already said P2P is unavailable (and nothing connected since):
+  // a later "P2P degraded" or "reconnected" (the peer heard again, over the relay) then adds
+  // nothing, and would hide why P2P never came up.
+  function p2pGivenUp(eventLog, i) {
+    for (let j = i - 1; j >= 0; j--) {
+      const name = eventLog[j].event;
+      if (name === "p2p_unavailable") return true;
+      if (name === "connected" || name === "reconnected") return false;
+    }
+    return false;
+  }
+
   function statusFrom(eventLog) {
     for (let i = eventLog.length - 1; i >= 0; i--) {
-      const describe = STATUS_TEXT[eventLog[i].event];
-      if (describe) return describe(eventLog[i], eventLog[i - 1]);
+      const entry = eventLog[i];
+      const describe = STATUS_TEXT[entry.event];
+      const p2pNoise = entry.event === "degraded" || entry.event === "reconnected";
+      if (!describe || (p2pNoise && p2pGivenUp(eventLog, i))) continue;
+      // ice_failed's text names the errors: the p2p_unavailable right after it keeps it.
+      const before = entry.event === "p2p_unavailable" ? eventLog[i - 1] : undefined;
+      return describe(entry, before);
     }
     return null;
   }
