@@ -72,6 +72,10 @@ def test_control_messages_arrive_once_in_order_under_loss(
             timeout=DELIVERY_TIMEOUT_MS,
         )
     for tab in tabs:
+        # Every message acknowledged: the last acks may themselves be lost and wait for a resend
+        # (up to a second each under 30% loss), so wait for them rather than a fixed time.
+        tab.wait_until(f"r.stats.control_acked === {MESSAGES}", DELIVERY_TIMEOUT_MS)
+    for tab in tabs:
         tab.page.wait_for_timeout(500)  # a duplicate delivered late would show up here
         assert received(tab) == [(GAME_KIND, index) for index in range(MESSAGES)]
         stats = tab.stats()
