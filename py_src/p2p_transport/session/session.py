@@ -481,15 +481,25 @@ class P2PSession:
 
     # --- packets in ---------------------------------------------------------------------------
 
+    def _count_arrival(self, stats: PathStats, size: int) -> None:
+        # Before the packet is recorded: a stall that ends here is left out of the silence.
+        self.watchdog.note_awake()
+        stats.packets_received += 1
+        stats.bytes_received += size
+
+    def _heard(self, path: Path, input_frame: int | None) -> None:
+        """A packet of the peer's came on ``path`` (``input_frame``: an input packet's)."""
+        if path is Path.P2P:
+            self.health.record_packet(input_frame)
+        else:
+            self.watchdog.relay_heard()
+
     def _decode_counted(
         self, data: bytes | bytearray | memoryview, stats: PathStats
     ) -> Message | None:
         """Count the packet on its path and decode it; garbage is counted and gives None."""
         try:
-            # Before the packet is recorded: a stall that ends here is left out of the silence.
-            self.watchdog.note_awake()
-            stats.packets_received += 1
-            stats.bytes_received += len(data)
+            self._count_arrival(stats, len(data))
             return decode(data)
         except (DecodeError, TypeError):
             stats.decode_errors += 1
@@ -498,41 +508,26 @@ class P2PSession:
     def _receive(self, data: bytes | bytearray | memoryview, path: Path) -> None:
         last = self._last_input
         if last is not None and data == last[0]:
-            self._receive_repeat(last[1], len(data), path)
+            # The input packet just handled, again (the other path's copy, or a duplicate):
+            # counted as handling it again would count it, without decoding and applying it.
+            self._count_arrival(self.paths.stats[path], len(data))
+            self._heard(path, last[1].current_frame)
+            self.inputs.receiver.count_repeat(last[1])
             return
         message = self._decode_counted(data, self.paths.stats[path])
         if message is None:
             return
         try:
+            frame: int | None = None
             if isinstance(message, InputPacket | AckedInputPacket):
                 if message.player_index == self.peer_index:
                     self._last_input = (bytes(data), message)
-                frame: int | None = message.current_frame
-            else:
-                frame = None
-            if path is Path.P2P:
-                self.health.record_packet(frame)
-            else:
-                self.watchdog.relay_heard()
+                frame = message.current_frame
+            self._heard(path, frame)
             self._handlers[message.type](message, path)
         except Exception:
             self.handler_errors += 1
             logger.exception("handling a %s message failed", message.type.name)
-
-    def _receive_repeat(
-        self, packet: InputPacket | AckedInputPacket, size: int, path: Path
-    ) -> None:
-        """The input packet just handled, again (the other path's copy, or a duplicate): it is
-        counted as the full handling would count it, without decoding and applying it again."""
-        self.watchdog.note_awake()
-        stats = self.paths.stats[path]
-        stats.packets_received += 1
-        stats.bytes_received += size
-        if path is Path.P2P:
-            self.health.record_packet(packet.current_frame)
-        else:
-            self.watchdog.relay_heard()
-        self.inputs.receiver.count_repeat(packet)
 
     def _on_acked_input_packet(self, packet: AckedInputPacket, path: Path) -> None:
         if (
