@@ -72,10 +72,6 @@ from p2p_transport.wire.signaling import (
 
 __all__ = ["BrowserTransport", "DialectRelay"]
 
-#: How often the lifecycle looks at the time (waiting for a peer, the ICE timeout): a quarter
-#: of a second is precise enough for events a person reads.
-LIFECYCLE_TICK_MS: Final = 250.0
-
 
 def _reason(error: Any) -> str:
     """A socket.io-client connect_error's message."""
@@ -172,6 +168,7 @@ class BrowserTransport:
         )
         self._lifecycle = Lifecycle(
             self.clock,
+            self.scheduler,
             self._emit_event,
             options.room,
             relay_only=options.relay_only,
@@ -182,7 +179,6 @@ class BrowserTransport:
         self.ice_candidate_errors = 0
         # save_telemetry()'s futures by save id, until the server answers.
         self._saves: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._lifecycle_timer: object | None = None
 
     @property
     def session(self) -> P2PSession | None:
@@ -301,7 +297,7 @@ class BrowserTransport:
         out.update(self._machine.stats())
         out["ice_candidate_errors"] = self.ice_candidate_errors
         out["fault_pump_running"] = self._pump_timer is not None
-        out["lifecycle_timer_running"] = self._lifecycle_timer is not None
+        out["lifecycle_timer_running"] = self._lifecycle.timer_running
         if self._faulty is not None:
             out.update({f"fault_{k}": v for k, v in self._faulty.stats().items()})
         return out
@@ -331,8 +327,8 @@ class BrowserTransport:
         if self._session is not None:
             self._session.close()
         self._machine.close()
+        self._lifecycle.close()
         self.scheduler.clear_all()
-        self._lifecycle_timer = None
         if self._socket is not None:
             self._socket.off()
             self._socket.disconnect()
@@ -577,7 +573,6 @@ class BrowserTransport:
         elif isinstance(incoming, Joined):
             self._emit_event("joined", incoming.detail)
             self._lifecycle.joined()
-            self._lifecycle_changed()
         elif isinstance(incoming, PeerLeft):
             self._on_peer_left(incoming.detail)
         elif isinstance(incoming, ServerError):
@@ -621,30 +616,11 @@ class BrowserTransport:
         # The same detail whatever the dialect: the indices, beside what the server said.
         self._emit_event("paired", {**detail, "player_index": player, "peer_index": peer})
         self._lifecycle.paired()
-        self._lifecycle_changed()
         self._machine.paired(player, peer)
-
-    def _lifecycle_tick(self) -> None:
-        call_guarded(self._lifecycle.tick, what="lifecycle tick")
-        self._lifecycle_changed()
-
-    def _lifecycle_changed(self) -> None:
-        """Run the lifecycle's timer only while it waits for something (a peer, a channel)."""
-        if self._closed:
-            return
-        timer = self._lifecycle_timer
-        if self._lifecycle.waiting and timer is None:
-            self._lifecycle_timer = self.scheduler.set_interval(
-                self._lifecycle_tick, LIFECYCLE_TICK_MS
-            )
-        elif not self._lifecycle.waiting and timer is not None:
-            self._lifecycle_timer = None
-            self.scheduler.clear_interval(timer)
 
     def _on_socket_disconnect(self, reason: Any, *_: Any) -> None:
         # socket.io-client passes the reason and, for some reasons, a description.
         self._lifecycle.server_lost(str(reason))
-        self._lifecycle_changed()
 
     def _on_ice_candidate_error(self, event: Any) -> None:
         self._lifecycle.candidate_error(
@@ -671,7 +647,6 @@ class BrowserTransport:
 
     def _on_channel_open(self, connection: int) -> None:
         self._lifecycle.channel_opened()
-        self._lifecycle_changed()
         if self._channel is not None:
             self._channel.state_changed("open")
         if self._session is not None:
@@ -706,7 +681,6 @@ class BrowserTransport:
 
     def _on_peer_left(self, detail: dict[str, Any]) -> None:
         self._lifecycle.peer_left()
-        self._lifecycle_changed()
         if self._session is not None:
             # The session with this peer is over (a new peer gets a new one): close it, which
             # also stops the timers that would otherwise keep running for nobody.

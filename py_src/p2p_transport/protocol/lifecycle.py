@@ -15,23 +15,26 @@ ICE that never connects) each become an event with a detail a person can read:
 - ``p2p_unavailable``: the relay alone carries the game (``reason``: ``ice_failed`` or
   ``reconnect_failed``).
 
-Sans-IO: the transport reports what happens and calls :meth:`Lifecycle.tick` from a timer; the
-events go to ``emit(name, detail)``.
+Sans-IO: the transport reports what happens, the events go to ``emit(name, detail)``, and the
+lifecycle's timer runs on the injected scheduler only while it waits for something (a peer, a
+DataChannel), as the control channel's retransmit timer runs only while a message is unacked.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Final
 
 from p2p_transport.checks import check_positive
-from p2p_transport.timing import Clock
+from p2p_transport.timing import Clock, Scheduler
 
 __all__ = [
     "DEFAULT_ICE_TIMEOUT_MS",
     "MAX_CANDIDATE_ERRORS",
+    "TICK_MS",
     "WAITING_FIRST_MS",
     "WAITING_REPEAT_MS",
     "Lifecycle",
@@ -49,6 +52,11 @@ WAITING_REPEAT_MS: Final = 5_000.0
 DEFAULT_ICE_TIMEOUT_MS: Final = 10_000.0
 #: ICE candidate errors kept for the detail: one per ICE server and address family is typical.
 MAX_CANDIDATE_ERRORS: Final = 16
+#: How often the timer looks at the time while waiting: a quarter of a second is precise enough
+#: for events a person reads.
+TICK_MS: Final = 250.0
+
+logger = logging.getLogger(__name__)
 
 _CANDIDATE_TYPE = re.compile(r"\btyp (\w+)")
 
@@ -67,6 +75,7 @@ class Lifecycle:
     def __init__(
         self,
         clock: Clock,
+        scheduler: Scheduler,
         emit: Emit,
         room: str,
         *,
@@ -76,6 +85,9 @@ class Lifecycle:
         self.ice_timeout_ms = ice_timeout_ms
         check_positive(self, "ice_timeout_ms")
         self._clock = clock
+        self._scheduler = scheduler
+        self._timer: object | None = None
+        self._closed = False
         self._emit = emit
         self.room = room
         self.relay_only = relay_only
@@ -97,11 +109,13 @@ class Lifecycle:
     def server_lost(self, reason: str) -> None:
         # No longer in a room to wait in: the join that follows the reconnection starts over.
         self._next_waiting_at = None
+        self._sync_timer()
         self._emit("server_unreachable", {"reason": f"connection lost: {reason}"})
 
     def joined(self) -> None:
         self._joined_at = self._clock()
         self._next_waiting_at = self._joined_at + WAITING_FIRST_MS
+        self._sync_timer()
 
     def paired(self) -> None:
         """A peer is here; a fresh connection attempt starts (a new peer gets a fresh one)."""
@@ -110,6 +124,7 @@ class Lifecycle:
         self._channel_opened = self._ice_reported = False
         self._gathered.clear()
         self._candidate_errors.clear()
+        self._sync_timer()
 
     def peer_left(self) -> None:
         self._paired_at = None
@@ -132,6 +147,7 @@ class Lifecycle:
 
     def channel_opened(self) -> None:
         self._channel_opened = True
+        self._sync_timer()
 
     def reconnect_failed(self) -> None:
         self._emit("p2p_unavailable", {"reason": "reconnect_failed"})
@@ -140,11 +156,36 @@ class Lifecycle:
 
     @property
     def waiting(self) -> bool:
-        """Whether :meth:`tick` has anything to watch: a peer that has not come, or a
-        DataChannel that has not opened. The transport runs its timer only then."""
+        """Whether there is anything to watch: a peer that has not come, or a DataChannel that
+        has not opened. The timer runs only then."""
         return self._next_waiting_at is not None or (
             self._paired_at is not None and not self._channel_opened and not self._ice_reported
         )
+
+    @property
+    def timer_running(self) -> bool:
+        return self._timer is not None
+
+    def close(self) -> None:
+        """Stop the timer for good (the transport closed)."""
+        self._closed = True
+        self._sync_timer()
+
+    def _sync_timer(self) -> None:
+        timer, wanted = self._timer, self.waiting and not self._closed
+        if wanted and timer is None:
+            self._timer = self._scheduler.set_interval(self._on_timer, TICK_MS)
+        elif not wanted and timer is not None:
+            self._timer = None
+            self._scheduler.clear_interval(timer)
+
+    def _on_timer(self) -> None:
+        try:
+            self.tick()
+        except Exception:
+            # A timer callback has no caller to raise to; the next tick tries again.
+            logger.exception("lifecycle tick failed")
+        self._sync_timer()
 
     def tick(self) -> None:
         now = self._clock()
