@@ -68,6 +68,13 @@ class TimeSync:
         self._remote: deque[float] = deque(maxlen=WINDOW_FRAMES)
         #: The peer's input delay, from its reports (``None`` until the first).
         self.peer_input_delay: int | None = None
+        #: How many frames this side is ahead of the peer (negative: behind); 0 until both sides
+        #: have measured. Kept as samples and reports come, not summed again for every read:
+        #: the game loop reads it each tick.
+        self.frames_ahead = 0.0
+        #: The factor to lengthen the game's next tick by: 1.0 on time, up to
+        #: 1 + :data:`MAX_TICK_STRETCH` when far ahead.
+        self.tick_stretch = 1.0
 
     def sample(self, local_frame: int, peer_newest_input: int, rtt_ms: float) -> float:
         """Record this side's advantage: ``peer_newest_input`` is the highest frame the peer
@@ -76,36 +83,30 @@ class TimeSync:
         estimate = peer_frame + rtt_ms / 2 * self._frames_per_ms
         advantage = estimate - local_frame
         self._local.append(advantage)
+        self._update()
         return advantage
 
     def on_report(self, advantage_frames: float, input_delay: int) -> None:
         self._remote.append(advantage_frames)
         self.peer_input_delay = input_delay
-
-    @property
-    def last_local(self) -> float | None:
-        return self._local[-1] if self._local else None
-
-    @property
-    def frames_ahead(self) -> float:
-        """How many frames this side is ahead of the peer (negative: behind); 0 until both
-        sides have measured."""
-        if not self._local or not self._remote:
-            return 0.0
-        local = sum(self._local) / len(self._local)
-        remote = sum(self._remote) / len(self._remote)
-        return (remote - local) / 2
-
-    @property
-    def tick_stretch(self) -> float:
-        """The factor to lengthen the game's next tick by: 1.0 on time, up to
-        1 + :data:`MAX_TICK_STRETCH` when far ahead."""
-        ahead = self.frames_ahead
-        if ahead < MIN_FRAMES_AHEAD:
-            return 1.0
-        return 1.0 + min(MAX_TICK_STRETCH, STRETCH_PER_FRAME * ahead)
+        self._update()
 
     def reset(self) -> None:
         """Forget the windows (a new episode restarts both sides' frame numbers)."""
         self._local.clear()
         self._remote.clear()
+        self._update()
+
+    def _update(self) -> None:
+        if not self._local or not self._remote:
+            ahead = 0.0
+        else:
+            local = sum(self._local) / len(self._local)
+            remote = sum(self._remote) / len(self._remote)
+            ahead = (remote - local) / 2
+        self.frames_ahead = ahead
+        self.tick_stretch = (
+            1.0
+            if ahead < MIN_FRAMES_AHEAD
+            else 1.0 + min(MAX_TICK_STRETCH, STRETCH_PER_FRAME * ahead)
+        )
