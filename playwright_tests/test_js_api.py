@@ -172,6 +172,7 @@ def test_connect_names_a_wrong_option(
               await attempt({onInput, relayOnly: "yes"}),
               await attempt({onInput, iceServers: [{username: "u"}]}),
               await attempt({room: "r"}),
+              await attempt({onInput, room: ""}),
             ];
         }""",
         wheels,
@@ -184,6 +185,7 @@ def test_connect_names_a_wrong_option(
     assert errors[3].startswith("ValueError: iceServers: ")
     assert "urls" in errors[3]
     assert errors[4] == "p2pShim.connect(): onInput(frame, action) is required"
+    assert errors[5] == "ValueError: room must be a non-empty string, got ''"
 
 
 def test_both_players_keep_their_telemetry_and_a_closed_tab_loses_nothing(

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import js
 
-from p2p_transport.browser.options import TransportOptions
+from p2p_transport.browser.options import IceServer, TransportOptions
 from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.session import Callbacks, SessionConfig
@@ -31,6 +31,14 @@ OPTION_NAMES: Final = {
     "relayOnly": bool,
     "routeMode": str,
     "token": str,
+}
+
+#: The options that are TransportOptions fields as they are, and the field each is.
+_FIELDS: Final = {
+    "serverUrl": "server_url",
+    "room": "room",
+    "relayOnly": "relay_only",
+    "token": "token",
 }
 
 # Every connection made, while it lives: what the tests count after close().
@@ -54,21 +62,16 @@ def parse_options(options_json: str) -> TransportOptions:
     modes = [mode.value for mode in RouteMode]
     if route not in modes:
         raise ValueError(f"routeMode must be one of {', '.join(modes)}, got {route!r}")
-    room = options.get("room")
-    if room is not None and not room:
-        raise ValueError("room must not be empty")
-    defaults = TransportOptions()
-    try:
-        return TransportOptions(
-            server_url=options.get("serverUrl", defaults.server_url),
-            room=room or defaults.room,
-            ice_servers=tuple(options.get("iceServers", ())),
-            relay_only=options.get("relayOnly", False),
-            token=options.get("token"),
-            session=SessionConfig(route_mode=RouteMode(route)),
-        )
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"iceServers: {error}") from None
+    fields: dict[str, Any] = {
+        _FIELDS[name]: value for name, value in options.items() if name in _FIELDS
+    }
+    if "iceServers" in options:
+        try:
+            fields["ice_servers"] = tuple(IceServer.of(server) for server in options["iceServers"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"iceServers: {error}") from None
+    # TransportOptions checks the rest (an empty room, say) with the same kind of message.
+    return TransportOptions(**fields, session=SessionConfig(route_mode=RouteMode(route)))
 
 
 _JS_TYPES: Final = {str: "string", list: "array", bool: "boolean"}
