@@ -45,8 +45,6 @@ class TelemetryStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.records_saved = 0
-        self.bytes_saved = 0
         self._saves: dict[str, dict[str, _Save]] = {}
 
     async def add_part(
@@ -80,8 +78,6 @@ class TelemetryStore:
         }
         path = self.data_dir / quote(room, safe="") / f"player-{player_index}.json"
         size = await asyncio.to_thread(_write_durably, path, json.dumps(kept))
-        self.records_saved += 1
-        self.bytes_saved += size
         return {"save_id": save_id, "bytes": size, "file": str(path.relative_to(self.data_dir))}
 
     def forget(self, sid: str) -> None:
