@@ -39,6 +39,35 @@ class RollbackRun:
     finished_ms: dict[str, float | None]
 
 
+def linked_sessions(
+    clock: FakeClock,
+    scheduler: FakeScheduler,
+    fault: FaultConfig,
+    seed: int,
+    config: SessionConfig | None = None,
+) -> tuple[list[P2PSession], list[FaultyChannel]]:
+    """Players 0 and 1, open, each sending over its own seeded faulty DataChannel straight into
+    the other's ``on_message`` (pump the channels to deliver what they hold)."""
+    pipes = [Pipe(), Pipe()]
+    channels = [FaultyChannel(pipes[p], fault, clock, seed=seed * 2 + p) for p in (0, 1)]
+    sessions = [
+        P2PSession(
+            p,
+            1 - p,
+            lambda frame, action: None,
+            clock=clock,
+            scheduler=scheduler,
+            channel=channels[p],
+            config=config,
+        )
+        for p in (0, 1)
+    ]
+    for p in (0, 1):
+        pipes[p].receive = sessions[1 - p].on_message
+        sessions[p].on_open()
+    return sessions, channels
+
+
 def simulate_matches(
     *,
     loss: float = 0.0,
@@ -57,29 +86,11 @@ def simulate_matches(
     clock = FakeClock(0.0)
     scheduler = FakeScheduler(clock)
     fault = FaultConfig(loss=loss, delay_ms=max(one_way_ms, _AFTER_RETURN_MS))
-    pipes = {"a": Pipe(), "b": Pipe()}
-    channels = {
-        side: FaultyChannel(pipes[side], fault, clock, seed=seed * 2 + index)
-        for index, side in enumerate(("a", "b"))
-    }
     # The DataChannel alone, so the loss is what the game sees (no relay to hide it).
     config = SessionConfig(relay_inputs=False, route_mode=RouteMode.P2P)
-    sessions = {
-        side: P2PSession(
-            player,
-            1 - player,
-            lambda frame, action: None,
-            clock=clock,
-            scheduler=scheduler,
-            channel=channels[side],
-            config=config,
-        )
-        for side, player in (("a", 0), ("b", 1))
-    }
-    for side, other in (("a", "b"), ("b", "a")):
-        pipes[side].receive = sessions[other].on_message
-    for session in sessions.values():
-        session.on_open()
+    pair, faulty = linked_sessions(clock, scheduler, fault, seed, config)
+    sessions = dict(zip(("a", "b"), pair, strict=True))
+    channels = dict(zip(("a", "b"), faulty, strict=True))
     matches = {
         side: PongMatch(
             sessions[side],

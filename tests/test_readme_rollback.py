@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from p2p_transport import P2PSession
-from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.protocol.faults import FaultConfig
 from tests.fakes import FakeClock, FakeScheduler
-from tests.link_sim import Pipe
+from tests.rollback_sim import linked_sessions
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SECTION = "## Build a two-player game"
@@ -46,17 +46,7 @@ def test_the_examples_run_as_written(capsys: Any) -> None:
 
     clock = FakeClock(0.0)
     scheduler = FakeScheduler(clock)
-    pipes = [Pipe(), Pipe()]
-    channels = [FaultyChannel(pipes[p], FaultConfig(delay_ms=20.0), clock, seed=p) for p in (0, 1)]
-    sessions = [
-        P2PSession(
-            p, 1 - p, lambda f, a: None, clock=clock, scheduler=scheduler, channel=channels[p]
-        )
-        for p in (0, 1)
-    ]
-    for p in (0, 1):
-        pipes[p].receive = sessions[1 - p].on_message
-        sessions[p].on_open()
+    sessions, channels = linked_sessions(clock, scheduler, FaultConfig(delay_ms=20.0), seed=0)
     matches = [
         namespace["Match"](namespace["TugOfWar"](), StubTransport(sessions[p], clock, scheduler))
         for p in (0, 1)
