@@ -61,9 +61,16 @@ def _event(name: str, payload: Any) -> str:
     return "42" + json.dumps([name, payload])
 
 
-async def _play(url: str, player: Player, start: asyncio.Event, stop_at: list[float],
-                phase: float = 0.0, read: bool = True, rate_hz: float = 60.0,
-                measure: bool = True) -> None:
+async def _play(
+    url: str,
+    player: Player,
+    start: asyncio.Event,
+    stop_at: list[float],
+    phase: float = 0.0,
+    read: bool = True,
+    rate_hz: float = 60.0,
+    measure: bool = True,
+) -> None:
     """One client: handshake, join, send until ``stop_at[0]``, keep reading for DRAIN_S."""
     ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
     try:
@@ -91,7 +98,7 @@ async def _play(url: str, player: Player, start: asyncio.Event, stop_at: list[fl
                     await asyncio.sleep(delay)
             await asyncio.sleep(DRAIN_S)
             reader.cancel()
-    except Exception as exc:  # noqa: BLE001 - a failed client is reported, the run goes on
+    except Exception as exc:
         player.failed = f"{type(exc).__name__}: {exc}"
         player.paired.set()
 
@@ -178,9 +185,22 @@ async def run_load(server: Server, pairs: int, seconds: float, tag: str) -> dict
 
 def start_server(extra: Sequence[str] = ()) -> tuple[Server, subprocess.Popen[str]]:
     proc = subprocess.Popen(
-        ["taskset", "-c", str(SERVER_CORE), sys.executable, "-m", "p2p_server",
-         "--port", "0", "--log-level", "warning", *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            "taskset",
+            "-c",
+            str(SERVER_CORE),
+            sys.executable,
+            "-m",
+            "p2p_server",
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -199,9 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("pairs  msg/s  p50 ms  p99 ms  max ms  drops  cpu %  rss MB  load cpu %  failed")
         for n, pairs in enumerate(args.pairs):
             row = asyncio.run(run_load(server, pairs, args.seconds, f"load{n}"))
-            print(f"{row['pairs']:5d}  {row['msg_per_s']:5d}  {row['p50_ms']:6}  {row['p99_ms']:6}"
-                  f"  {row['max_ms']:6}  {row['drops']:5d}  {row['cpu_pct']:5d}  {row['rss_mb']:6}"
-                  f"  {row['load_cpu_pct']:10d}  {row['failed_clients']} {row['first_failure'] or ''}", flush=True)
+            print(
+                f"{row['pairs']:5d}  {row['msg_per_s']:5d}  {row['p50_ms']:6}  {row['p99_ms']:6}"
+                f"  {row['max_ms']:6}  {row['drops']:5d}  {row['cpu_pct']:5d}  {row['rss_mb']:6}"
+                f"  {row['load_cpu_pct']:10d}  {row['failed_clients']}"
+                f" {row['first_failure'] or ''}",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

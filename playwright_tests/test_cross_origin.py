@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 from test_boot import served_wheel_urls
 
-from p2p_server.server import ServerThread
+from p2p_server.server import ServerOptions, ServerThread
 
 EVENT_TIMEOUT_MS: Final = 30_000
 
@@ -83,7 +83,7 @@ def event_names(page: Any) -> list[str]:
 def test_an_allowed_origin_boots_connects_and_is_warned_about_isolation(
     context: BrowserContext, study_site: tuple[str, Path]
 ) -> None:
-    with ServerThread(allowed_origins=[study_site[0]]) as server:
+    with ServerThread(options=ServerOptions(allowed_origins=[study_site[0]])) as server:
         page = open_study_page(context, study_site, server)
         page.wait_for_function(
             "() => window.events.some(([name]) => name === 'joined')", timeout=EVENT_TIMEOUT_MS
@@ -101,7 +101,9 @@ def test_an_origin_the_server_does_not_allow_is_refused_visibly(
     context: BrowserContext, study_site: tuple[str, Path]
 ) -> None:
     # Pyodide's files come by fetch(), which the server answers for allowed origins only.
-    with ServerThread(allowed_origins=["https://somewhere.else.example"]) as server:
+    with ServerThread(
+        options=ServerOptions(allowed_origins=["https://somewhere.else.example"])
+    ) as server:
         page = open_study_page(context, study_site, server)
         page.wait_for_function("() => window.bootError !== undefined", timeout=EVENT_TIMEOUT_MS)
         error = page.evaluate("() => window.bootError")

@@ -17,7 +17,7 @@ from test_transport import OPEN_TIMEOUT_MS, assert_no_page_errors
 
 from p2p_demo.harness import TurnServer
 from p2p_demo.plot_telemetry import time_offsets
-from p2p_server.server import ServerThread
+from p2p_server.server import ServerOptions, ServerThread
 from p2p_transport.timing import FRAME_MS
 
 FRAMES: Final = 600
@@ -192,7 +192,7 @@ def test_both_players_keep_their_telemetry_and_a_closed_tab_loses_nothing(
     context: BrowserContext, turn: TurnServer, console_messages: list[str], tmp_path: Path
 ) -> None:
     frames = 120
-    with ServerThread(data_dir=tmp_path) as keeping:
+    with ServerThread(options=ServerOptions(data_dir=tmp_path)) as keeping:
         pages, room = start_pair(context, keeping, turn, console_messages, "keep", frames)
         for page in pages:
             page.wait_for_function(

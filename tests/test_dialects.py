@@ -27,6 +27,7 @@ from p2p_transport.wire.dialects import (
     Signal,
 )
 from p2p_transport.wire.messages import InputPacket
+from p2p_transport.wire.signaling import MAX_CLIENT_ID_CHARS
 
 OFFER = {"type": "offer", "sdp": "v=0...", "generation": 2}
 CANDIDATE = {"type": "ice-candidate", "candidate": {"candidate": "candidate:1", "sdpMid": "0"}}
@@ -34,7 +35,10 @@ CANDIDATE = {"type": "ice-candidate", "candidate": {"candidate": "candidate:1", 
 
 def test_the_reference_dialect_is_the_reference_servers_events() -> None:
     d = ReferenceDialect("room-7")
-    assert d.join() == [("join", {"room": "room-7"})]
+    # The same client id in every join of this transport, another for another transport.
+    assert d.join() == [("join", {"room": "room-7", "client": d.client})] == d.join()
+    assert 0 < len(d.client) <= MAX_CLIENT_ID_CHARS
+    assert ReferenceDialect("room-7").client != d.client
     assert d.incoming("joined", {"room": "room-7", "player_index": 0}) == Joined(
         {"room": "room-7", "player_index": 0}
     )

@@ -128,13 +128,15 @@ def test_server_errors_and_reachability() -> None:
     lifecycle, _, events = make()
     lifecycle.server_error({"message": "join: room 'r' is full", "code": "room_full"})
     lifecycle.server_error({"message": "relay: join a room first", "code": "refused"})
+    lifecycle.server_error({"message": "join: the token has expired", "code": "unauthorized"})
     lifecycle.connect_error("xhr poll error")
     lifecycle.connect_error("websocket error")
     lifecycle.server_lost("transport close")
     lifecycle.reconnect_failed()
     assert events == [
         ("room_full", {"room": "r", "message": "join: room 'r' is full"}),
-        ("refused", {"message": "relay: join a room first"}),
+        ("refused", {"message": "relay: join a room first", "code": "refused"}),
+        ("refused", {"message": "join: the token has expired", "code": "unauthorized"}),
         ("server_unreachable", {"reason": "xhr poll error", "attempt": 1}),
         ("server_unreachable", {"reason": "websocket error", "attempt": 2}),
         ("server_unreachable", {"reason": "connection lost: transport close"}),

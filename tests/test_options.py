@@ -67,7 +67,8 @@ def test_every_option_is_checked_where_it_is_given(options: dict[str, Any], mess
 def test_a_token_goes_with_the_join() -> None:
     from p2p_transport.wire.dialects import ReferenceDialect
 
-    assert ReferenceDialect("r").join() == [("join", {"room": "r"})]
-    assert ReferenceDialect("r", "signed.token").join() == [
-        ("join", {"room": "r", "token": "signed.token"})
+    without, with_token = ReferenceDialect("r"), ReferenceDialect("r", "signed.token")
+    assert without.join() == [("join", {"room": "r", "client": without.client})]
+    assert with_token.join() == [
+        ("join", {"room": "r", "client": with_token.client, "token": "signed.token"})
     ]

@@ -23,6 +23,13 @@ PROJECTS: Final = {
 NOT_IN_THE_GAME_WHEEL: Final = frozenset(
     {
         "server.py",
+        "rooms.py",
+        "static_files.py",
+        "limits.py",
+        "tokens.py",
+        "turn.py",
+        "stats.py",
+        "settings.py",
         "telemetry_store.py",
         "launcher.py",
         "tab.py",
@@ -74,7 +81,22 @@ def test_the_game_wheel_carries_the_transport_and_its_shim_only(
 @pytest.mark.parametrize(
     ("package", "expected"),
     [
-        ("p2p_server", {"__init__.py", "__main__.py", "server.py", "telemetry_store.py"}),
+        (
+            "p2p_server",
+            {
+                "__init__.py",
+                "__main__.py",
+                "server.py",
+                "rooms.py",
+                "static_files.py",
+                "limits.py",
+                "tokens.py",
+                "turn.py",
+                "stats.py",
+                "settings.py",
+                "telemetry_store.py",
+            },
+        ),
         (
             "p2p_demo",
             {

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import socketio
 
-from p2p_server.server import MAX_TRANSPORT_PACKET_BYTES, ServerThread
+from p2p_server.server import MAX_TRANSPORT_PACKET_BYTES, ServerOptions, ServerThread
 from p2p_transport.browser import shim_path
 from p2p_transport.wire.signaling import MAX_RELAY_BYTES
 
@@ -524,7 +524,9 @@ STUDY_ORIGIN = "https://study.example.org"
 
 
 def test_an_allowed_origin_may_load_the_assets_and_connect(assets: Path) -> None:
-    with ServerThread(assets_root=assets, allowed_origins=[STUDY_ORIGIN]) as srv:
+    with ServerThread(
+        assets_root=assets, options=ServerOptions(allowed_origins=[STUDY_ORIGIN])
+    ) as srv:
         own = f"http://127.0.0.1:{srv.port}"
         for origin, allowed in (
             (STUDY_ORIGIN, True),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from p2p_server.server import ServerThread
+from p2p_server.server import ServerOptions, ServerThread
 from p2p_transport.wire.signaling import (
     MAX_TELEMETRY_CHARS,
     SAVE_TELEMETRY_EVENT,
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def keeping(tmp_path: Path) -> Iterator[ServerThread]:
-    with ServerThread(data_dir=tmp_path / "data") as server:
+    with ServerThread(options=ServerOptions(data_dir=tmp_path / "data")) as server:
         yield server
 
 

@@ -121,9 +121,10 @@ class TransportOptions:
             self, "ice_servers", tuple(IceServer.of(server) for server in self.ice_servers)
         )
 
-    def rtc_configuration(self) -> dict[str, Any]:
-        """The ``RTCPeerConnection`` configuration these options ask for."""
-        servers = [IceServer.of(server).to_dict() for server in self.ice_servers]
+    def rtc_configuration(self, extra: Sequence[IceServer] = ()) -> dict[str, Any]:
+        """The ``RTCPeerConnection`` configuration these options ask for, with ``extra`` servers
+        (the TURN credentials a server minted for this player) after the page's own."""
+        servers = [IceServer.of(server).to_dict() for server in (*self.ice_servers, *extra)]
         config: dict[str, Any] = {"iceServers": servers}
         if self.relay_only:
             config["iceTransportPolicy"] = "relay"

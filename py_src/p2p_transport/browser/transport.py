@@ -33,7 +33,7 @@ from p2p_transport.browser.adapters import (
     js_object,
     payload_bytes,
 )
-from p2p_transport.browser.options import TransportOptions
+from p2p_transport.browser.options import IceServer, TransportOptions
 from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
 from p2p_transport.protocol.lifecycle import Lifecycle
@@ -51,7 +51,7 @@ from p2p_transport.protocol.peer_connection import (
 from p2p_transport.protocol.receiver import InputCallback
 from p2p_transport.protocol.routing import RouteChange
 from p2p_transport.protocol.sender import DataChannelLike
-from p2p_transport.session import Callbacks, P2PSession, SessionEvent
+from p2p_transport.session import Callbacks, P2PSession, SessionEvent, SessionState
 from p2p_transport.timing import Clock, monotonic_ms
 from p2p_transport.wire.dialects import (
     Dialect,
@@ -179,6 +179,10 @@ class BrowserTransport:
         self.ice_candidate_errors = 0
         # save_telemetry()'s futures by save id, until the server answers.
         self._saves: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # The peer's client id (see ReferenceDialect.client), and the TURN credentials the server
+        # minted for this player, from the last ``paired``.
+        self._peer_client: object = None
+        self._server_ice_servers: tuple[IceServer, ...] = ()
 
     @property
     def session(self) -> P2PSession | None:
@@ -375,7 +379,8 @@ class BrowserTransport:
                 self._lifecycle.reconnect_failed()
 
     def _open_connection(self, connection: int, offerer: bool) -> None:
-        pc = self._pc = js.RTCPeerConnection.new(js_object(self.options.rtc_configuration()))
+        config = self.options.rtc_configuration(self._server_ice_servers)
+        pc = self._pc = js.RTCPeerConnection.new(js_object(config))
         create = self._pc_proxies.create
         pc.onicecandidate = create(lambda event: self._on_ice_candidate(connection, event))
         pc.onconnectionstatechange = create(lambda *_: self._on_connection_state(connection))
@@ -591,7 +596,29 @@ class BrowserTransport:
         else:
             future.set_result(detail)
 
+    def _resumes(self, player: int, peer: int, peer_client: object) -> bool:
+        """Whether a ``paired`` is the same peer coming back through the server (it restarted,
+        or either side's connection to it dropped and came back): no ``peer_left`` came, and the
+        peer's client id and both indices are the ones this session has."""
+        session = self._session
+        return (
+            session is not None
+            and session.state is not SessionState.CLOSED
+            and peer_client is not None
+            and peer_client == self._peer_client
+            and (player, peer) == (session.player_index, session.peer_index)
+        )
+
     def _on_paired(self, player: int, peer: int, detail: dict[str, Any]) -> None:
+        peer_client = detail.get("peer_client")
+        indices = {"player_index": player, "peer_index": peer}
+        if self._resumes(player, peer, peer_client):
+            # The DataChannel carried the game meanwhile; the relay resumes on the same socket.
+            self._emit_event("rejoined", {**detail, **indices})
+            self._lifecycle.rejoined()
+            return
+        self._peer_client = peer_client
+        self._server_ice_servers = self._ice_servers_from(detail.get("ice_servers"))
         if self._session is not None:
             # A new peer in the room after the old one left: the old session is over.
             self._session.close()
@@ -614,9 +641,24 @@ class BrowserTransport:
         )
         session.start_watchdog()
         # The same detail whatever the dialect: the indices, beside what the server said.
-        self._emit_event("paired", {**detail, "player_index": player, "peer_index": peer})
+        self._emit_event("paired", {**detail, **indices})
         self._lifecycle.paired()
         self._machine.paired(player, peer)
+
+    def _ice_servers_from(self, entries: object) -> tuple[IceServer, ...]:
+        """The TURN credentials the server minted for this player, if it sent any; entries it
+        got wrong are reported (an ``error`` event) and left out."""
+        if entries is None:
+            return ()
+        try:
+            if not isinstance(entries, list | tuple):
+                raise ValueError(f"a list of RTCIceServer entries, got {type(entries).__name__}")
+            return tuple(IceServer.of(entry) for entry in entries)
+        except (TypeError, ValueError) as error:
+            self._emit_event(
+                "error", {"message": f"the server's ice_servers are unusable: {error}"}
+            )
+            return ()
 
     def _on_socket_disconnect(self, reason: Any, *_: Any) -> None:
         # socket.io-client passes the reason and, for some reasons, a description.

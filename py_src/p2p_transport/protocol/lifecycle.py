@@ -117,6 +117,12 @@ class Lifecycle:
         self._next_waiting_at = self._joined_at + WAITING_FIRST_MS
         self._sync_timer()
 
+    def rejoined(self) -> None:
+        """The same peer is back in the room after the server connection was lost: nothing to
+        wait for, and the connection between the peers goes on as it was."""
+        self._next_waiting_at = None
+        self._sync_timer()
+
     def paired(self) -> None:
         """A peer is here; a fresh connection attempt starts (a new peer gets a fresh one)."""
         self._next_waiting_at = None
@@ -134,7 +140,13 @@ class Lifecycle:
         if detail.get("code") == "room_full":
             self._emit("room_full", {"room": self.room, "message": detail.get("message", "")})
         else:
-            self._emit("refused", {"message": str(detail.get("message", detail))})
+            self._emit(
+                "refused",
+                {
+                    "message": str(detail.get("message", detail)),
+                    "code": str(detail.get("code", "refused")),
+                },
+            )
 
     def local_candidate(self, candidate: str) -> None:
         kind = candidate_type(candidate)

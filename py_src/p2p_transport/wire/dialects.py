@@ -16,6 +16,7 @@ Another server is one more class with the same five members (see :class:`Dialect
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeAlias
@@ -157,9 +158,13 @@ class ReferenceDialect:
         #: The room token the experiment's backend gave this player, sent with the join for a
         #: server that checks tokens (``None``: the join carries none).
         self.token = token
+        #: This transport's id for itself, the same in every join it sends: the peer learns it
+        #: with ``paired`` and so can tell this side coming back through the server (after a
+        #: restart or a lost connection) from a new player.
+        self.client = secrets.token_urlsafe(12)
 
     def join(self) -> list[Outgoing]:
-        payload: dict[str, Any] = {"room": self.room}
+        payload: dict[str, Any] = {"room": self.room, "client": self.client}
         if self.token is not None:
             payload["token"] = self.token
         return [(JOIN_EVENT, payload)]

@@ -29,6 +29,7 @@ __all__ = [
     "ERROR_EVENT",
     "JOINED_EVENT",
     "JOIN_EVENT",
+    "MAX_CLIENT_ID_CHARS",
     "MAX_RELAY_BYTES",
     "MAX_ROOM_NAME_CHARS",
     "MAX_TELEMETRY_CHARS",
@@ -44,8 +45,14 @@ __all__ = [
     "telemetry_parts",
 ]
 
+#: ``{room, token?, client?}``: ``token`` for a server that checks them (see p2p_server.tokens),
+#: ``client`` an id this page's transport picked, which the peer is told in ``paired``.
 JOIN_EVENT: Final = "join"
+#: ``{room, player_index}``
 JOINED_EVENT: Final = "joined"
+#: ``{room, player_index, peer_index, peer_client?, ice_servers?}``: ``peer_client`` the peer's
+#: ``client`` id (the same one again: the same peer came back through the server, and the game
+#: goes on), ``ice_servers`` TURN credentials the server minted for this player.
 PAIRED_EVENT: Final = "paired"
 #: WebRTC signaling; deployed interactive_gym / mug peers use the same event name.
 SIGNAL_EVENT: Final = "webrtc_signal"
@@ -91,6 +98,8 @@ PLAYERS_PER_ROOM: Final = 2
 #: Room names are keys in server memory and appear in logs; bounded so that a client cannot make
 #: either grow without limit.
 MAX_ROOM_NAME_CHARS: Final = 64
+#: A page's ``client`` id is a random token of a few dozen characters; longer is refused.
+MAX_CLIENT_ID_CHARS: Final = 64
 #: The largest packet the codec produces is :data:`~p2p_transport.wire.codec.MAX_PACKET_BYTES`
 #: (an input response of 256 inputs); 4 KiB leaves room for later message types, and
 #: anything larger is a bug or hostile, refused rather than forwarded to the peer.

@@ -1,0 +1,519 @@
+"""Pairing, signaling and relaying: the Socket.IO side of the reference server.
+
+It does three jobs for a two-player room:
+
+* pairs two Socket.IO clients and tells each its player index (``join`` -> ``joined``/``paired``);
+* relays WebRTC signaling (``webrtc_signal``) so the peers can open a DataChannel;
+* relays binary input packets (``relay``) between them (the fallback, or parallel, path).
+
+Every client is held to :class:`~p2p_server.limits.ClientLimits`, so that one client cannot slow
+the others down, and with a token secret a room's slots belong to the holders of its tokens
+(:mod:`p2p_server.tokens`). The event names, payload shapes and limits are the contract in
+:mod:`p2p_transport.wire.signaling`, shared with the browser edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import socketio
+
+from p2p_server.limits import ClientLimits, LogThrottle, TokenBucket
+from p2p_server.settings import ServerOptions
+from p2p_server.stats import ServerStats
+from p2p_server.telemetry_store import TelemetryError, TelemetryStore, check_save_id
+from p2p_server.tokens import TokenError, verify_token
+from p2p_transport.wire.signaling import (
+    DEFAULT_ROOM,
+    ERROR_EVENT,
+    JOIN_EVENT,
+    JOINED_EVENT,
+    MAX_CLIENT_ID_CHARS,
+    MAX_RELAY_BYTES,
+    MAX_ROOM_NAME_CHARS,
+    PAIRED_EVENT,
+    PEER_LEFT_EVENT,
+    PLAYERS_PER_ROOM,
+    RELAY_EVENT,
+    SAVE_TELEMETRY_EVENT,
+    SIGNAL_EVENT,
+    SIGNAL_TYPES,
+    TELEMETRY_SAVED_EVENT,
+)
+
+__all__ = ["ProtocolError", "RelayServer"]
+
+logger = logging.getLogger("p2p_server.rooms")
+
+# Engine.IO closes the connection on any single packet above this size. SDP offers/answers are a
+# few KiB; 64 KiB is generous for signaling while keeping one client from making the server buffer
+# megabytes (python-engineio's default is 1 MB).
+MAX_TRANSPORT_PACKET_BYTES = 64 * 1024
+# Engine.IO pings every client this often and drops it when the answer is this late: a player
+# whose connection vanished without a close frees its slot within 20 s (python-engineio's
+# defaults, 25 + 20 s, plus the WebSocket's own ping, kept it 40 s). A page answers from its
+# socket's message handler, which background tabs do not throttle.
+PING_INTERVAL_S = 10
+PING_TIMEOUT_S = 10
+NAMESPACE = "/"
+
+
+@dataclass
+class _Room:
+    # player index -> Socket.IO sid
+    members: dict[int, str] = field(default_factory=dict)
+
+    def lowest_free_index(self) -> int | None:
+        for index in range(PLAYERS_PER_ROOM):
+            if index not in self.members:
+                return index
+        return None
+
+
+@dataclass
+class _Client:
+    """One connected socket: where it is, what it may still send, how it has behaved."""
+
+    relay: TokenBucket
+    relay_bytes: TokenBucket
+    signals: TokenBucket
+    join_timer: asyncio.TimerHandle | None = None
+    room: str | None = None
+    player_index: int = -1
+    #: The page's own id for itself (``join {client}``), told to its peer.
+    client_id: str | None = None
+    #: Events dropped for being over its limits.
+    throttled: int = 0
+    malformed: int = 0
+    #: When its outgoing queue filled up (``None``: it has room).
+    backlogged_since: float | None = None
+    #: Engine.IO's session id, for its outgoing queue (looked up once).
+    eio_sid: str | None = None
+    #: Set once it is being disconnected by the server: nothing more is done for it.
+    dropping: bool = False
+
+
+def _origin_allowed(allowed: frozenset[str], origin: str | None, environ: dict[str, Any]) -> bool:
+    """Whether a Socket.IO client from ``origin`` may connect: no Origin (not a browser), this
+    server's own origin (its pages), or one the operator allowed."""
+    if origin is None or origin in allowed:
+        return True
+    scheme = environ.get("wsgi.url_scheme", "http")
+    return origin == f"{scheme}://{environ.get('HTTP_HOST', '')}"
+
+
+def _turn_subject(room: str, index: int) -> str:
+    """A name for coturn's logs: the room's safe characters and the slot (coturn splits the
+    username at ':')."""
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', room)}.p{index}"
+
+
+class ProtocolError(Exception):
+    """A client event that breaks the contract; its message is sent back as an ``error`` event,
+    with a ``code`` a page can act on: ``room_full``, ``unauthorized`` (a join without a valid
+    token), or ``refused`` for everything else."""
+
+    def __init__(self, message: str, code: str = "refused") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server, with its message decoding guarded: a message it cannot parse
+    goes to ``on_malformed`` (counted, logged once in a while, no traceback) instead of a logged
+    exception per message."""
+
+    on_malformed: Callable[[str, Exception], Awaitable[None]]
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except Exception as error:
+            await self.on_malformed(eio_sid, error)
+
+
+class RelayServer:
+    """The Socket.IO side: room membership, pairing, and relaying between the two members.
+
+    Rooms are tracked here rather than with Socket.IO's own rooms so that "the other member" is an
+    explicit lookup and a relay can never reach anyone but the sender's peer.
+    """
+
+    def __init__(self, options: ServerOptions | None = None) -> None:
+        self.options = options = options if options is not None else ServerOptions()
+        self.limits: ClientLimits = options.limits
+        self.stats = ServerStats()
+        #: Where pages' telemetry records are kept; ``None``: the server keeps none.
+        self.telemetry = TelemetryStore(options.data_dir) if options.data_dir is not None else None
+        self._rooms: dict[str, _Room] = {}
+        self._clients: dict[str, _Client] = {}
+        self._log_throttle = LogThrottle(self.limits.log_interval_s)
+        # Disconnections the server started, kept until they finish.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sampler: asyncio.Task[None] | None = None
+        self.sio = _SocketServer(
+            async_mode="asgi",
+            # Handle each client's events inline, in arrival order: join must be processed before
+            # the signals and relays that follow it, and every handler here is quick (an emit only
+            # queues a packet), so per-event tasks would buy nothing but reordering.
+            async_handlers=False,
+            max_http_buffer_size=MAX_TRANSPORT_PACKET_BYTES,
+            ping_interval=PING_INTERVAL_S,
+            ping_timeout=PING_TIMEOUT_S,
+            # The server's own pages always; other origins only when the operator lists them.
+            cors_allowed_origins=partial(_origin_allowed, frozenset(options.allowed_origins)),
+            namespaces=[NAMESPACE],
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio.on_malformed = self._on_malformed
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on(JOIN_EVENT, self._guarded(JOIN_EVENT, self._on_join))
+        self.sio.on(SIGNAL_EVENT, self._guarded(SIGNAL_EVENT, self._on_signal))
+        self.sio.on(RELAY_EVENT, self._guarded(RELAY_EVENT, self._on_relay))
+        self.sio.on(
+            SAVE_TELEMETRY_EVENT, self._guarded(SAVE_TELEMETRY_EVENT, self._on_save_telemetry)
+        )
+        self.sio.on("*", self._on_unknown_event)
+
+    # --- running ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """On the server's event loop at start-up: sample the counters for ``/stats`` rates."""
+        self._sampler = asyncio.create_task(self._sample_stats())
+
+    async def shutdown(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+        await self.sio.shutdown()
+
+    async def _sample_stats(self) -> None:
+        while True:
+            self.stats.sample()
+            await asyncio.sleep(1)
+
+    # --- bookkeeping -----------------------------------------------------------------------------
+
+    def _client(self, sid: str) -> _Client:
+        client = self._clients.get(sid)
+        if client is None:
+            # An event raced with the client's disconnection.
+            raise ProtocolError("not connected")
+        return client
+
+    def _peer_of(self, client: _Client) -> str | None:
+        if client.room is None:
+            raise ProtocolError("join a room first")
+        for index, member_sid in self._rooms[client.room].members.items():
+            if index != client.player_index:
+                return member_sid
+        return None
+
+    async def _reject(self, sid: str, event: str, message: str, code: str = "refused") -> None:
+        self.stats.errors += 1
+        if self._log_throttle.allow(sid, time.monotonic()):
+            logger.warning("refused %r from %s: %s", event, sid, message)
+        await self.sio.emit(ERROR_EVENT, {"message": f"{event}: {message}", "code": code}, to=sid)
+
+    def _guarded(
+        self, event: str, handler: Callable[[_Client, str, Any], Awaitable[None]]
+    ) -> Callable[..., Awaitable[None]]:
+        """Wrap a handler so that a bad event is answered, logged and dropped, never fatal.
+
+        Handlers take exactly one payload argument; any other count is itself malformed.
+        """
+
+        async def guarded(sid: str, *args: Any) -> None:
+            try:
+                client = self._client(sid)
+                if client.dropping:
+                    return
+                if len(args) != 1:
+                    raise ProtocolError(f"expected exactly one argument, got {len(args)}")
+                await handler(client, sid, args[0])
+            except ProtocolError as exc:
+                await self._reject(sid, event, str(exc), exc.code)
+            except Exception:
+                # A bug here must not take the server down for the other clients.
+                logger.exception("internal error handling %r from %s", event, sid)
+                await self._reject(sid, event, "internal server error")
+
+        return guarded
+
+    def _drop(self, sid: str, code: str, message: str) -> None:
+        """Disconnect a client the server gives up on, telling it why first."""
+        client = self._clients.get(sid)
+        if client is None or client.dropping:
+            return
+        client.dropping = True
+        logger.warning("disconnecting %s (%s): %s", sid, code, message)
+
+        async def drop() -> None:
+            await self.sio.emit(ERROR_EVENT, {"message": message, "code": code}, to=sid)
+            await self.sio.disconnect(sid)
+
+        # Not awaited here: the caller may be this client's own event handler.
+        task = asyncio.ensure_future(drop())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _over_limit(self, client: _Client, sid: str) -> None:
+        """An event dropped for its sender's limits; past a burst's worth, the sender goes."""
+        self.stats.throttled += 1
+        client.throttled += 1
+        if client.throttled > self.limits.max_flood_drops:
+            self.stats.disconnected_flooding += 1
+            self._drop(sid, "rate_limited", "over the server's rate limits for too long")
+
+    def _backlogged(self, sid: str, now: float) -> bool:
+        """Whether ``sid``'s outgoing queue is full (a relay to it is then dropped); a client that
+        stays full for ``slow_reader_s`` is disconnected."""
+        client = self._clients.get(sid)
+        if client is None:
+            return True
+        if client.eio_sid is None:
+            client.eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        socket = self.sio.eio.sockets.get(client.eio_sid)
+        if socket is None or socket.queue.qsize() < self.limits.max_queued:
+            client.backlogged_since = None
+            return False
+        if client.backlogged_since is None:
+            client.backlogged_since = now
+        elif now - client.backlogged_since > self.limits.slow_reader_s:
+            self.stats.disconnected_slow_reader += 1
+            self._drop(sid, "slow_reader", "not reading what the server sends")
+        return True
+
+    # --- handlers ---------------------------------------------------------------------------------
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        limits = self.limits
+        if self.stats.connected >= limits.max_connections:
+            self.stats.connections_refused += 1
+            if self._log_throttle.allow("max_connections", time.monotonic()):
+                logger.warning("refusing connections: %d open", self.stats.connected)
+            raise socketio.exceptions.ConnectionRefusedError("the server is full")
+        now = time.monotonic()
+        burst = limits.burst_s
+        loop = asyncio.get_running_loop()
+        self._clients[sid] = _Client(
+            relay=TokenBucket(limits.relay_per_s, limits.relay_per_s * burst, now),
+            relay_bytes=TokenBucket(
+                limits.relay_bytes_per_s, limits.relay_bytes_per_s * burst, now
+            ),
+            signals=TokenBucket(limits.signals_per_s, limits.signals_per_s * burst, now),
+            join_timer=loop.call_later(limits.join_timeout_s, self._join_timed_out, sid),
+        )
+        self.stats.connections += 1
+        self.stats.connected += 1
+        logger.info("connect %s", sid)
+
+    def _join_timed_out(self, sid: str) -> None:
+        client = self._clients.get(sid)
+        if client is not None and client.room is None:
+            self.stats.join_timeouts += 1
+            self._drop(sid, "join_timeout", f"no join within {self.limits.join_timeout_s:g} s")
+
+    async def _on_malformed(self, eio_sid: str, error: Exception) -> None:
+        self.stats.malformed += 1
+        sid = self.sio.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        key = sid or eio_sid
+        if self._log_throttle.allow(key, time.monotonic()):
+            logger.warning("malformed message from %s: %s: %s", key, type(error).__name__, error)
+        client = self._clients.get(sid) if sid is not None else None
+        if client is None:
+            # Not even connected to the namespace: nothing to tell it.
+            await self.sio.eio.disconnect(eio_sid)
+            return
+        client.malformed += 1
+        if client.malformed > self.limits.max_malformed:
+            self.stats.disconnected_malformed += 1
+            self._drop(sid, "malformed", "too many malformed messages")
+
+    async def _on_disconnect(self, sid: str, *reason: Any) -> None:
+        logger.info("disconnect %s %s", sid, reason[0] if reason else "")
+        if self.telemetry is not None:
+            self.telemetry.forget(sid)
+        client = self._clients.pop(sid, None)
+        if client is None:
+            return
+        self.stats.connected -= 1
+        if client.join_timer is not None:
+            client.join_timer.cancel()
+        if client.room is None:
+            return
+        room = self._rooms[client.room]
+        if room.members.get(client.player_index) != sid:
+            # Its slot was taken back by its token holder: the room has moved on.
+            return
+        del room.members[client.player_index]
+        if not room.members:
+            del self._rooms[client.room]
+            self.stats.rooms_open = len(self._rooms)
+            return
+        # A copy: the emit awaits, and the other member may disconnect meanwhile.
+        for remaining_sid in list(room.members.values()):
+            await self.sio.emit(
+                PEER_LEFT_EVENT, {"player_index": client.player_index}, to=remaining_sid
+            )
+
+    def _slot_for(self, sid: str, room_name: str, room: _Room, token: Any) -> int:
+        """The player slot this join takes: the token's, when the server checks tokens (a stale
+        connection holding it is dropped), else the lowest free one."""
+        secret = self.options.token_secret
+        if secret is None:
+            index = room.lowest_free_index()
+            if index is None:
+                raise ProtocolError(f"room {room_name!r} is full", code="room_full")
+            return index
+        try:
+            claim = verify_token(secret, token)
+        except TokenError as error:
+            self.stats.token_refusals += 1
+            raise ProtocolError(str(error), code="unauthorized") from None
+        if claim.room != room_name:
+            self.stats.token_refusals += 1
+            raise ProtocolError(
+                f"the token is for room {claim.room!r}, not {room_name!r}", code="unauthorized"
+            )
+        holder = room.members.get(claim.player)
+        if holder is not None and holder != sid:
+            # Only the token's holder can be here with it: the old connection is a stale one
+            # (a reload, or a connection that vanished without a close).
+            self.stats.slots_reclaimed += 1
+            stale = self._clients.get(holder)
+            if stale is not None:
+                stale.room = None
+            self._drop(holder, "replaced", "this player joined again on another connection")
+        return claim.player
+
+    async def _on_join(self, client: _Client, sid: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ProtocolError("payload must be an object like {'room': 'name'}")
+        room_name = data.get("room", DEFAULT_ROOM)
+        if not isinstance(room_name, str) or not room_name:
+            raise ProtocolError("'room' must be a non-empty string")
+        if len(room_name) > MAX_ROOM_NAME_CHARS:
+            raise ProtocolError(f"'room' longer than {MAX_ROOM_NAME_CHARS} characters")
+        client_id = data.get("client")
+        if client_id is not None and (
+            not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS
+        ):
+            raise ProtocolError(f"'client' must be a string of 1-{MAX_CLIENT_ID_CHARS} characters")
+        if client.room is not None:
+            raise ProtocolError(f"already in room {client.room!r}")
+        room = self._rooms.get(room_name) or _Room()
+        index = self._slot_for(sid, room_name, room, data.get("token"))
+
+        # State changes happen before any await so that the next event from this client (and from
+        # other clients) already sees the membership.
+        room.members[index] = sid
+        self._rooms[room_name] = room
+        client.room, client.player_index, client.client_id = room_name, index, client_id
+        if client.join_timer is not None:
+            client.join_timer.cancel()
+            client.join_timer = None
+        self.stats.joins += 1
+        self.stats.rooms_open = len(self._rooms)
+        members = dict(room.members)
+        logger.info("%s joined room %r as player %d", sid, room_name, index)
+
+        await self.sio.emit(JOINED_EVENT, {"room": room_name, "player_index": index}, to=sid)
+        if len(members) == PLAYERS_PER_ROOM:
+            for member_index, member_sid in members.items():
+                peer_index = next(i for i in members if i != member_index)
+                peer = self._clients.get(members[peer_index])
+                paired: dict[str, Any] = {
+                    "room": room_name,
+                    "player_index": member_index,
+                    "peer_index": peer_index,
+                }
+                if peer is not None and peer.client_id is not None:
+                    paired["peer_client"] = peer.client_id
+                if self.options.turn is not None:
+                    paired["ice_servers"] = self.options.turn.mint(
+                        _turn_subject(room_name, member_index)
+                    )
+                await self.sio.emit(PAIRED_EVENT, paired, to=member_sid)
+
+    async def _on_signal(self, client: _Client, sid: str, data: Any) -> None:
+        if not client.signals.take(time.monotonic()):
+            self._over_limit(client, sid)
+            return
+        if not isinstance(data, dict):
+            raise ProtocolError("payload must be an object with a 'type'")
+        signal_type = data.get("type")
+        if signal_type not in SIGNAL_TYPES:
+            raise ProtocolError(
+                f"'type' must be one of {sorted(SIGNAL_TYPES)}, got {signal_type!r}"
+            )
+        peer = self._peer_of(client)
+        if peer is None:
+            self.stats.dropped_no_peer += 1
+            logger.info("dropped %s signal from %s: no peer", signal_type, sid)
+            return
+        self.stats.signals_relayed += 1
+        self.stats.events_relayed += 1
+        await self.sio.emit(SIGNAL_EVENT, data, to=peer)
+
+    async def _on_relay(self, client: _Client, sid: str, data: Any) -> None:
+        if not isinstance(data, bytes):
+            raise ProtocolError(f"payload must be binary, got {type(data).__name__}")
+        if not data:
+            raise ProtocolError("payload is empty")
+        if len(data) > MAX_RELAY_BYTES:
+            raise ProtocolError(f"payload of {len(data)} bytes exceeds {MAX_RELAY_BYTES}")
+        now = time.monotonic()
+        if not (client.relay.take(now) and client.relay_bytes.take(now, len(data))):
+            self._over_limit(client, sid)
+            return
+        peer = self._peer_of(client)
+        if peer is None:
+            # No error reply: at 60 packets/s a peer that just left would otherwise flood the
+            # survivor with errors; it has already been told with peer_left.
+            self.stats.dropped_no_peer += 1
+            return
+        if self._backlogged(peer, now):
+            self.stats.dropped_slow_reader += 1
+            return
+        self.stats.relay_messages += 1
+        self.stats.events_relayed += 1
+        self.stats.bytes_relayed += len(data)
+        await self.sio.emit(RELAY_EVENT, data, to=peer)
+
+    async def _on_save_telemetry(self, client: _Client, sid: str, data: Any) -> None:
+        """A part of a page's telemetry record; the answer names the save either way."""
+        try:
+            save_id = check_save_id(data)
+        except TelemetryError as error:
+            raise ProtocolError(str(error)) from None
+        try:
+            if client.room is None:
+                raise TelemetryError("join a room first: records are kept per room and player")
+            if self.telemetry is None:
+                raise TelemetryError(
+                    "this server keeps no telemetry (start it with --data-dir DIR)"
+                )
+            answer = await self.telemetry.add_part(sid, client.room, client.player_index, data)
+        except TelemetryError as error:
+            self.stats.errors += 1
+            logger.warning("telemetry from %s refused: %s", sid, error)
+            await self.sio.emit(
+                TELEMETRY_SAVED_EVENT, {"save_id": save_id, "error": str(error)}, to=sid
+            )
+            return
+        if answer is not None:
+            self.stats.telemetry_saved += 1
+            self.stats.telemetry_bytes += answer["bytes"]
+            await self.sio.emit(TELEMETRY_SAVED_EVENT, answer, to=sid)
+
+    async def _on_unknown_event(self, event: str, sid: str, *args: Any) -> None:
+        await self._reject(sid, str(event), "unknown event")

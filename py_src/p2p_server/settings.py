@@ -1,0 +1,31 @@
+"""Everything an operator can set about one server process, in one value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from p2p_server.limits import ClientLimits
+from p2p_server.turn import TurnCredentials
+
+__all__ = ["ServerOptions"]
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What the server does beyond pairing and relaying (every default: off)."""
+
+    #: Keep the telemetry records pages send here (``None``: refuse them).
+    data_dir: Path | None = None
+    #: Pages on these origins (e.g. ``https://study.example.org``) may use this server.
+    allowed_origins: Sequence[str] = ()
+    #: With a secret, a join needs a token signed with it (:mod:`p2p_server.tokens`);
+    #: ``None``: rooms are open to anyone who knows their name.
+    token_secret: bytes | None = None
+    #: Mint TURN credentials per player and send them with ``paired`` (:mod:`p2p_server.turn`).
+    turn: TurnCredentials | None = None
+    limits: ClientLimits = field(default_factory=ClientLimits)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed_origins", tuple(self.allowed_origins))

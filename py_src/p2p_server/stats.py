@@ -1,0 +1,82 @@
+"""The server's counters, and what ``/stats`` shows an operator: per process, since it started,
+and the relay's rates over the last few seconds."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+__all__ = ["ServerStats"]
+
+#: Rates are averaged over this many one-second samples.
+RATE_WINDOW_S: Final = 5
+
+
+@dataclass
+class ServerStats:
+    """Counters for tests and the ``/stats`` route. Mutated only on the server's event loop."""
+
+    #: Connections accepted since start, and open now.
+    connections: int = 0
+    connected: int = 0
+    joins: int = 0
+    rooms_open: int = 0
+    signals_relayed: int = 0
+    relay_messages: int = 0
+    # Signals plus relay messages forwarded to a peer.
+    events_relayed: int = 0
+    # Payload bytes of forwarded ``relay`` messages (signaling is not counted: it is JSON).
+    bytes_relayed: int = 0
+    # Events refused with an ``error`` reply (malformed, oversized, before join, room full...).
+    errors: int = 0
+    # Well-formed signals/relays that arrived while the sender had no peer (the peer had just left,
+    # or had not joined yet): a normal race, so dropped without an error reply.
+    dropped_no_peer: int = 0
+    # Telemetry records written to the data directory (see telemetry_store), and their bytes.
+    telemetry_saved: int = 0
+    telemetry_bytes: int = 0
+    # --- isolation (see limits) ---
+    #: Connections refused because the process had its maximum open.
+    connections_refused: int = 0
+    #: Events dropped because their sender was over its rate limits.
+    throttled: int = 0
+    #: Packets not queued to a client that was not reading them.
+    dropped_slow_reader: int = 0
+    #: Clients disconnected: flooding past their limits, not reading, not joining in time, or
+    #: sending malformed traffic.
+    disconnected_flooding: int = 0
+    disconnected_slow_reader: int = 0
+    join_timeouts: int = 0
+    disconnected_malformed: int = 0
+    #: Engine.IO/Socket.IO messages that could not be read.
+    malformed: int = 0
+    # --- tokens ---
+    #: Joins refused for a missing, forged, expired or mismatched token.
+    token_refusals: int = 0
+    #: Slots taken back by their token holder from a stale connection.
+    slots_reclaimed: int = 0
+    _samples: deque[tuple[float, int, int]] = field(
+        default_factory=lambda: deque(maxlen=RATE_WINDOW_S + 1), repr=False
+    )
+
+    def sample(self, now: float | None = None) -> None:
+        """Called about once a second: remembers the relay counters for the rates."""
+        moment = time.monotonic() if now is None else now
+        self._samples.append((moment, self.relay_messages, self.bytes_relayed))
+
+    def rates(self) -> dict[str, float]:
+        if len(self._samples) < 2:
+            return {"relay_messages_per_s": 0.0, "relay_bytes_per_s": 0.0}
+        (t0, m0, b0), (t1, m1, b1) = self._samples[0], self._samples[-1]
+        span = max(t1 - t0, 1e-9)
+        return {
+            "relay_messages_per_s": round((m1 - m0) / span, 1),
+            "relay_bytes_per_s": round((b1 - b0) / span, 1),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        counters = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        return {"pid": os.getpid(), **counters, **self.rates()}
