@@ -19,114 +19,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
-import struct
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import websockets
-
+from benchmarks.load_clients import Player, play
+from p2p_server.cluster import Cluster
 from p2p_transport.protocol.rtt import nearest_rank
 
 ROOT = Path(__file__).resolve().parent.parent
-FRAME_S = 1 / 60
-# The session pings each path every 500 ms (DEFAULT_PING_INTERVAL_MS); a pong answers each.
-PING_EVERY_FRAMES = 30
-# The packet a player relays: a sequence number and the send time, padded to a 24-byte input packet.
-PACKET = struct.Struct("!Iq12x")
-# How long after the last send a packet may still arrive before it counts as dropped.
-DRAIN_S = 2.0
 SERVER_CORE, CLIENT_CORE = 0, 1
-
-
-@dataclass
-class Player:
-    room: str
-    sent: int = 0
-    received: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    joined: asyncio.Event = field(default_factory=asyncio.Event)
-    paired: asyncio.Event = field(default_factory=asyncio.Event)
-    failed: str | None = None
-
-
-def _event(name: str, payload: Any) -> str:
-    return "42" + json.dumps([name, payload])
-
-
-async def _play(
-    url: str,
-    player: Player,
-    start: asyncio.Event,
-    stop_at: list[float],
-    phase: float = 0.0,
-    read: bool = True,
-    rate_hz: float = 60.0,
-    measure: bool = True,
-) -> None:
-    """One client: handshake, join, send until ``stop_at[0]``, keep reading for DRAIN_S."""
-    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    try:
-        async with websockets.connect(ws_url, max_queue=None) as ws:
-            await ws.recv()  # Engine.IO open
-            await ws.send("40")
-            await ws.recv()  # Socket.IO connect
-            await ws.send(_event("join", {"room": player.room}))
-            reader = asyncio.create_task(_read(ws, player, read, measure))
-            await player.paired.wait()
-            await start.wait()
-            # Browsers' frames are not in step with each other: spread the players over a frame.
-            await asyncio.sleep(phase / rate_hz)
-            frame = 0
-            next_at = time.perf_counter()
-            while time.perf_counter() < stop_at[0]:
-                seq = player.sent
-                await ws.send('451-["relay",{"_placeholder":true,"num":0}]')
-                await ws.send(PACKET.pack(seq, time.perf_counter_ns()))
-                player.sent += 1
-                frame += 1
-                next_at += 1 / rate_hz
-                delay = next_at - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await asyncio.sleep(DRAIN_S)
-            reader.cancel()
-    except Exception as exc:
-        player.failed = f"{type(exc).__name__}: {exc}"
-        player.paired.set()
-
-
-async def _read(ws: Any, player: Player, read: bool, measure: bool) -> None:
-    expect_binary = False
-    async for message in ws:
-        if not read:
-            await asyncio.sleep(3600)
-        if isinstance(message, bytes):
-            if expect_binary:
-                expect_binary = False
-                player.received += 1
-                if measure:
-                    _, sent_ns = PACKET.unpack(message)
-                    player.latencies_ms.append((time.perf_counter_ns() - sent_ns) / 1e6)
-            continue
-        if message == "2":
-            await ws.send("3")
-        elif message.startswith("451-"):
-            expect_binary = True
-        elif message.startswith("42"):
-            name = json.loads(message[2:])[0]
-            if name == "paired":
-                player.paired.set()
-            elif name == "error":
-                player.failed = message
-                player.paired.set()
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -150,7 +58,7 @@ async def run_load(server: Server, pairs: int, seconds: float, tag: str) -> dict
     start = asyncio.Event()
     stop_at = [float("inf")]
     tasks = [
-        asyncio.create_task(_play(server.url, p, start, stop_at, i / len(players)))
+        asyncio.create_task(play(server.url, p, start, stop_at, i / len(players)))
         for i, p in enumerate(players)
     ]
     await asyncio.wait_for(asyncio.gather(*(p.paired.wait() for p in players)), 60)
@@ -208,27 +116,49 @@ def start_server(extra: Sequence[str] = ()) -> tuple[Server, subprocess.Popen[st
     return Server(url, [proc.pid]), proc
 
 
+def _print_row(row: dict[str, Any]) -> None:
+    print(
+        f"{row['processes']:9d}  {row['pairs']:5d}  {row['msg_per_s']:5d}  {row['p50_ms']:6}"
+        f"  {row['p99_ms']:6}  {row['max_ms']:6}  {row['drops']:5d}  {row['cpu_pct']:5d}"
+        f"  {row['rss_mb']:6}  {row['load_cpu_pct']:10d}  {row['failed_clients']}"
+        f" {row['first_failure'] or ''}",
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="1: one process, direct; N>1: N processes behind nginx (all on the server core)",
+    )
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {CLIENT_CORE})
-    server, proc = start_server()
-    try:
-        print("pairs  msg/s  p50 ms  p99 ms  max ms  drops  cpu %  rss MB  load cpu %  failed")
-        for n, pairs in enumerate(args.pairs):
-            row = asyncio.run(run_load(server, pairs, args.seconds, f"load{n}"))
-            print(
-                f"{row['pairs']:5d}  {row['msg_per_s']:5d}  {row['p50_ms']:6}  {row['p99_ms']:6}"
-                f"  {row['max_ms']:6}  {row['drops']:5d}  {row['cpu_pct']:5d}  {row['rss_mb']:6}"
-                f"  {row['load_cpu_pct']:10d}  {row['failed_clients']}"
-                f" {row['first_failure'] or ''}",
-                flush=True,
+    print(
+        "processes  pairs  msg/s  p50 ms  p99 ms  max ms  drops  cpu %  rss MB  load cpu %  failed"
+    )
+    for processes in args.processes:
+        if processes == 1:
+            server, proc = start_server()
+            stop = proc.terminate
+        else:
+            cluster = Cluster(processes, cpu=SERVER_CORE).start()
+            assert cluster._nginx_proc is not None
+            server = Server(
+                cluster.url, [p.pid for p in cluster.servers] + [cluster._nginx_proc.pid]
             )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+            stop = cluster.stop
+        try:
+            for n, pairs in enumerate(args.pairs):
+                row = asyncio.run(run_load(server, pairs, args.seconds, f"p{processes}-{n}"))
+                _print_row({"processes": processes, **row})
+        finally:
+            stop()
     return 0
 
 

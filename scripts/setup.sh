@@ -18,10 +18,12 @@ MICROPIP_VERSION="0.11.1"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# Debian packages: the browser, and coturn as the loopback STUN/TURN server of browser runs.
+# Debian packages: the browser, coturn as the loopback STUN/TURN server of browser runs, and
+# nginx in front of several server processes (p2p_server.cluster).
 APT_MISSING=()
 [[ -x /usr/bin/chromium ]] || APT_MISSING+=(chromium)
 command -v turnserver >/dev/null || APT_MISSING+=(coturn)
+[[ -x /usr/sbin/nginx ]] || APT_MISSING+=(nginx)
 if [[ ${#APT_MISSING[@]} -gt 0 ]]; then
     log "installing Debian packages: ${APT_MISSING[*]}"
     export DEBIAN_FRONTEND=noninteractive

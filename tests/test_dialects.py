@@ -39,6 +39,9 @@ def test_the_reference_dialect_is_the_reference_servers_events() -> None:
     assert d.join() == [("join", {"room": "room-7", "client": d.client})] == d.join()
     assert 0 < len(d.client) <= MAX_CLIENT_ID_CHARS
     assert ReferenceDialect("room-7").client != d.client
+    # Once given a slot, a join (after the server restarted, say) asks for it again.
+    d.incoming("joined", {"room": "room-7", "player_index": 1})
+    assert d.join() == [("join", {"room": "room-7", "client": d.client, "player": 1})]
     assert d.incoming("joined", {"room": "room-7", "player_index": 0}) == Joined(
         {"room": "room-7", "player_index": 0}
     )

@@ -182,6 +182,21 @@ def test_third_joiner_is_refused_and_a_rejoin_gets_the_lowest_free_index(
     assert b.expect("paired") == {"room": "r", "player_index": 1, "peer_index": 0}
 
 
+def test_a_player_joining_again_gets_the_slot_it_asks_for_when_it_is_free(
+    connect: Connect,
+) -> None:
+    # As after a server restart: player 1 is back first, and asks for its old slot.
+    b = connect("b")
+    b.emit("join", {"room": "r", "player": 1})
+    assert b.expect("joined") == {"room": "r", "player_index": 1}
+    a = connect("a")
+    a.emit("join", {"room": "r", "player": 1})  # taken: the lowest free one instead
+    assert a.expect("joined") == {"room": "r", "player_index": 0}
+    c = connect("c")
+    c.emit("join", {"room": "q", "player": "nonsense"})
+    assert c.expect("joined") == {"room": "q", "player_index": 0}
+
+
 def test_a_socket_joins_at_most_one_room(connect: Connect) -> None:
     a = connect("a")
     a.join("r")

@@ -74,6 +74,9 @@ class TurnServer:
     """A coturn process on 127.0.0.1, as STUN and TURN, for the length of a ``with`` block."""
 
     port: int = 0
+    #: With a secret, coturn's TURN REST API mode (``use-auth-secret``): it accepts the
+    #: credentials :class:`p2p_server.turn.TurnCredentials` mints with it, and no static user.
+    auth_secret: str | None = None
     process: subprocess.Popen[bytes] | None = None
     _workdir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -90,8 +93,11 @@ class TurnServer:
                     "listening-ip=127.0.0.1",
                     "relay-ip=127.0.0.1",
                     f"listening-port={self.port}",
-                    "lt-cred-mech",
-                    f"user={TURN_USER}:{TURN_PASSWORD}",
+                    *(
+                        ["use-auth-secret", f"static-auth-secret={self.auth_secret}"]
+                        if self.auth_secret is not None
+                        else ["lt-cred-mech", f"user={TURN_USER}:{TURN_PASSWORD}"]
+                    ),
                     "realm=p2p-transport.test",
                     # Both peers are on loopback, which coturn refuses to relay to by default.
                     "allow-loopback-peers",

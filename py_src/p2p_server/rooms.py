@@ -365,11 +365,19 @@ class RelayServer:
                 PEER_LEFT_EVENT, {"player_index": client.player_index}, to=remaining_sid
             )
 
-    def _slot_for(self, sid: str, room_name: str, room: _Room, token: Any) -> int:
+    def _slot_for(self, sid: str, room_name: str, room: _Room, token: Any, wanted: Any) -> int:
         """The player slot this join takes: the token's, when the server checks tokens (a stale
-        connection holding it is dropped), else the lowest free one."""
+        connection holding it is dropped), else the one it asks for again (it had it before this
+        server restarted) if free, else the lowest free one."""
         secret = self.options.token_secret
         if secret is None:
+            if (
+                isinstance(wanted, int)
+                and not isinstance(wanted, bool)
+                and 0 <= wanted < PLAYERS_PER_ROOM
+                and wanted not in room.members
+            ):
+                return wanted
             index = room.lowest_free_index()
             if index is None:
                 raise ProtocolError(f"room {room_name!r} is full", code="room_full")
@@ -411,7 +419,7 @@ class RelayServer:
         if client.room is not None:
             raise ProtocolError(f"already in room {client.room!r}")
         room = self._rooms.get(room_name) or _Room()
-        index = self._slot_for(sid, room_name, room, data.get("token"))
+        index = self._slot_for(sid, room_name, room, data.get("token"), data.get("player"))
 
         # State changes happen before any await so that the next event from this client (and from
         # other clients) already sees the membership.

@@ -207,7 +207,11 @@ class BrowserTransport:
 
     def connect(self) -> None:
         """Open the Socket.IO connection and join the room; the rest follows from events."""
-        opts = js_object({"transports": ["websocket"], "forceNew": True})
+        # The room in the URL lets a load balancer put both players on one server process
+        # (p2p_server.cluster hashes it).
+        opts = js_object(
+            {"transports": ["websocket"], "forceNew": True, "query": {"room": self.options.room}}
+        )
         url = self.options.server_url
         self._socket = js.io(url, opts) if url else js.io(opts)
         on = self._socket.on

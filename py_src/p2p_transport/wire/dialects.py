@@ -162,9 +162,14 @@ class ReferenceDialect:
         #: with ``paired`` and so can tell this side coming back through the server (after a
         #: restart or a lost connection) from a new player.
         self.client = secrets.token_urlsafe(12)
+        #: The slot the server gave this side, asked for again when it joins again: a restarted
+        #: server (or another process) then gives each player back the index it had.
+        self.player: int | None = None
 
     def join(self) -> list[Outgoing]:
         payload: dict[str, Any] = {"room": self.room, "client": self.client}
+        if self.player is not None:
+            payload["player"] = self.player
         if self.token is not None:
             payload["token"] = self.token
         return [(JOIN_EVENT, payload)]
@@ -178,6 +183,8 @@ class ReferenceDialect:
         if event == PAIRED_EVENT:
             return Paired(int(detail["player_index"]), int(detail["peer_index"]), detail)
         if event == JOINED_EVENT:
+            index = detail.get("player_index")
+            self.player = index if isinstance(index, int) and not isinstance(index, bool) else None
             return Joined(detail)
         if event == PEER_LEFT_EVENT:
             return PeerLeft(detail)

@@ -1,0 +1,167 @@
+"""Simulated players for load tests and benchmarks: Engine.IO/Socket.IO over a raw WebSocket, as a
+browser with the default settings speaks it, cheap enough that one core drives dozens of pairs.
+
+Each player joins its room (the room in the URL's query, as the page puts it, so a load balancer
+can hash it), sends a 24-byte binary ``relay`` packet (a sequence number and the send time) at
+``rate_hz``, and checks what it receives from its peer. If the server goes away it reconnects and
+joins again asking for its slot, as the page does. Loopback only; every loop ends by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import websockets
+
+#: The packet a player relays: a sequence number and the send time, padded to a 24-byte input
+#: packet.
+PACKET: Final = struct.Struct("!Iq12x")
+BINARY_HEADER: Final = '451-["relay",{"_placeholder":true,"num":0}]'
+#: How long after its last send a player keeps reading, for packets still on their way.
+DRAIN_S: Final = 2.0
+#: A reconnecting player waits this long between attempts (socket.io-client starts at 1 s).
+RECONNECT_DELAY_S: Final = 0.5
+CONNECT_TIMEOUT_S: Final = 10.0
+
+
+@dataclass
+class Player:
+    room: str
+    sent: int = 0
+    received: int = 0
+    #: Packets received in sequence-number order gaps: a gap is a packet lost on the way.
+    latencies_ms: list[float] = field(default_factory=list)
+    paired: asyncio.Event = field(default_factory=asyncio.Event)
+    player_index: int | None = None
+    #: Times the connection to the server was lost and made again.
+    reconnects: int = 0
+    #: Packets sent while the connection was down (sent into a closed socket, so never relayed).
+    sent_while_down: int = 0
+    #: ``received`` when the last reconnection completed.
+    received_at_reconnect: int = 0
+    failed: str | None = None
+
+
+def _event(name: str, payload: Any) -> str:
+    return "42" + json.dumps([name, payload])
+
+
+class _Connection:
+    """One player's connection; ``run`` keeps it up until ``stop_at``."""
+
+    def __init__(self, url: str, player: Player, measure: bool) -> None:
+        self.url = url.replace("http://", "ws://") + (
+            f"/socket.io/?room={player.room}&EIO=4&transport=websocket"
+        )
+        self.player = player
+        self.measure = measure
+        self.ws: Any = None
+        self.up = asyncio.Event()
+
+    async def connect(self) -> None:
+        player = self.player
+        ws = await asyncio.wait_for(
+            websockets.connect(self.url, max_queue=None, open_timeout=CONNECT_TIMEOUT_S),
+            CONNECT_TIMEOUT_S,
+        )
+        await ws.recv()  # Engine.IO open
+        await ws.send("40")
+        await ws.recv()  # Socket.IO connect
+        join: dict[str, Any] = {"room": player.room}
+        if player.player_index is not None:
+            join["player"] = player.player_index
+        await ws.send(_event("join", join))
+        self.ws = ws
+        self.up.set()
+
+    async def read(self) -> None:
+        """Read until the connection closes."""
+        player, ws = self.player, self.ws
+        expect_binary = False
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    if expect_binary:
+                        expect_binary = False
+                        player.received += 1
+                        if self.measure:
+                            _, sent_ns = PACKET.unpack(message)
+                            player.latencies_ms.append((time.perf_counter_ns() - sent_ns) / 1e6)
+                    continue
+                if message == "2":
+                    await ws.send("3")
+                elif message.startswith("451-"):
+                    expect_binary = True
+                elif message.startswith("42"):
+                    name, *args = json.loads(message[2:])
+                    if name == "joined":
+                        player.player_index = args[0]["player_index"]
+                    elif name == "paired":
+                        player.paired.set()
+                    elif name == "error":
+                        player.failed = message
+                        player.paired.set()
+        except websockets.ConnectionClosed:
+            pass
+        self.up.clear()
+
+
+async def play(
+    url: str,
+    player: Player,
+    start: asyncio.Event,
+    stop_at: list[float],
+    phase: float = 0.0,
+    rate_hz: float = 60.0,
+    measure: bool = True,
+) -> None:
+    """One player: connect and join, send from ``start`` until ``stop_at[0]`` (reconnecting if the
+    server goes away), then read for DRAIN_S."""
+    connection = _Connection(url, player, measure)
+    try:
+        await connection.connect()
+        reader = asyncio.create_task(connection.read())
+        await player.paired.wait()
+        await start.wait()
+        # Browsers' frames are not in step with each other: spread the players over a frame.
+        await asyncio.sleep(phase / rate_hz)
+        next_at = time.perf_counter()
+        while time.perf_counter() < stop_at[0]:
+            if not connection.up.is_set():
+                player.reconnects += 1
+                reader = await _reconnect(connection, reader, stop_at)
+            try:
+                await connection.ws.send(BINARY_HEADER)
+                await connection.ws.send(PACKET.pack(player.sent, time.perf_counter_ns()))
+            except websockets.ConnectionClosed:
+                player.sent_while_down += 1
+            player.sent += 1
+            next_at += 1 / rate_hz
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await asyncio.sleep(DRAIN_S)
+        reader.cancel()
+        await connection.ws.close()
+    except Exception as exc:
+        player.failed = f"{type(exc).__name__}: {exc}"
+        player.paired.set()
+
+
+async def _reconnect(
+    connection: _Connection, reader: asyncio.Task[None], stop_at: list[float]
+) -> asyncio.Task[None]:
+    await reader
+    while time.perf_counter() < stop_at[0]:
+        await asyncio.sleep(RECONNECT_DELAY_S)
+        try:
+            await connection.connect()
+        except (TimeoutError, OSError, websockets.InvalidHandshake):
+            continue
+        return asyncio.create_task(connection.read())
+    return asyncio.create_task(asyncio.sleep(0))
