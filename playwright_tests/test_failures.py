@@ -3,10 +3,12 @@ shows for it."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import urllib.request
 import uuid
 from typing import Any, Final
 
@@ -16,6 +18,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from test_transport import OPEN_TIMEOUT_MS, Tab
 
 from p2p_demo.harness import TURN_USER, TurnServer, open_tab, wait_ready
+from p2p_server.cluster import Cluster
 from p2p_server.server import ServerThread
 
 # The lifecycle's first waiting_for_peer comes after 3 s; ice_failed after the test's timeout.
@@ -44,6 +47,12 @@ def wait_for_event(tab: Tab, name: str) -> dict[str, Any]:
 def status_text(page: Page) -> str:
     text: str = page.locator("#p2p-status").inner_text()
     return text
+
+
+def server_stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/stats", timeout=10) as response:
+        stats: dict[str, Any] = json.load(response)
+    return stats
 
 
 def closed_port() -> int:
@@ -189,3 +198,51 @@ def test_the_server_stopped_mid_game_is_reported_and_the_game_goes_on_over_p2p(
         game = tab.report()["game"]
         assert game["delivered_exactly_once"], game
         assert tab.stats()["p2p_inputs_delivered"] > 0
+
+
+def test_a_cluster_process_killed_mid_game_its_pair_rejoins_another_and_resumes(
+    context: BrowserContext, turn: TurnServer
+) -> None:
+    frames = 900
+    room = f"cluster-{uuid.uuid4().hex}"
+    with Cluster(processes=2) as cluster:
+        tabs = []
+        for _ in range(2):
+            page = open_tab(
+                context,
+                cluster.url,
+                {
+                    "game": "scripted",
+                    "frames": frames,
+                    "room": room,
+                    "ice_servers": turn.ice_servers,
+                },
+            )
+            wait_ready(page)
+            page.wait_for_function("() => window.p2pDemo !== undefined", timeout=OPEN_TIMEOUT_MS)
+            tabs.append(Tab(page))
+        for tab in tabs:
+            tab.wait_open()
+            tab.wait_until("r.game !== null && r.game.frames_stepped >= 120", EVENT_TIMEOUT_MS)
+        rooms = [server_stats(cluster.server_url(i))["rooms_open"] for i in range(2)]
+        host = rooms.index(1)
+        assert rooms[1 - host] == 0
+        cluster.kill(host)
+        for tab in tabs:
+            assert wait_for_event(tab, "server_unreachable")["reason"].startswith(
+                "connection lost: "
+            )
+            rejoined = wait_for_event(tab, "rejoined")
+            assert "paired" not in tab.event_names()[tab.event_names().index("rejoined") :]
+            relayed_at_rejoin = tab.stats()["relay_packets_received"]
+            tab.wait_until(
+                f"r.stats.relay_packets_received > {relayed_at_rejoin}", EVENT_TIMEOUT_MS
+            )
+            assert rejoined["peer_index"] == 1 - rejoined["player_index"]
+        survivor = server_stats(cluster.server_url(1 - host))
+        assert survivor["rooms_open"] == 1
+        assert survivor["relay_messages"] > 0
+        for tab in tabs:
+            tab.wait_game_done(frames)
+            game = tab.report()["game"]
+            assert game["delivered_exactly_once"], game
