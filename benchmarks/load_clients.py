@@ -3,8 +3,10 @@ browser with the default settings speaks it, cheap enough that one core drives d
 
 Each player joins its room (the room in the URL's query, as the page puts it, so a load balancer
 can hash it), sends a 24-byte binary ``relay`` packet (a sequence number and the send time) at
-``rate_hz``, and checks what it receives from its peer. If the server goes away it reconnects and
-joins again asking for its slot, as the page does. Loopback only; every loop ends by itself.
+``rate_hz``, and checks what it receives from its peer. Like the page, it relays on the lean
+relay socket when ``paired`` gives it a ticket (``lean=False``: Socket.IO events only). If the
+server goes away it reconnects and joins again asking for its slot, as the page does. Loopback
+only; every loop ends by itself.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import websockets
+
+from p2p_transport.wire.signaling import RELAY_SOCKET_PATH
 
 #: The packet a player relays: a sequence number and the send time, padded to a 24-byte input
 #: packet.
@@ -54,14 +58,48 @@ def _event(name: str, payload: Any) -> str:
 class _Connection:
     """One player's connection; ``run`` keeps it up until ``stop_at``."""
 
-    def __init__(self, url: str, player: Player, measure: bool) -> None:
-        self.url = url.replace("http://", "ws://") + (
-            f"/socket.io/?room={player.room}&EIO=4&transport=websocket"
-        )
+    def __init__(self, url: str, player: Player, measure: bool, lean: bool) -> None:
+        self.base = url.replace("http://", "ws://")
+        self.url = f"{self.base}/socket.io/?room={player.room}&EIO=4&transport=websocket"
         self.player = player
         self.measure = measure
+        self.lean = lean
         self.ws: Any = None
+        # The lean relay socket, once paired (None: packets go as Socket.IO events).
+        self.relay_ws: Any = None
         self.up = asyncio.Event()
+        self._lean_reader: asyncio.Task[None] | None = None
+
+    def _received(self, packet: bytes) -> None:
+        player = self.player
+        player.received += 1
+        if self.measure:
+            _, sent_ns = PACKET.unpack(packet)
+            player.latencies_ms.append((time.perf_counter_ns() - sent_ns) / 1e6)
+
+    async def _open_lean(self, ticket: str) -> None:
+        url = f"{self.base}{RELAY_SOCKET_PATH}?ticket={ticket}&room={self.player.room}"
+        self.relay_ws = await websockets.connect(url, max_queue=None, compression=None)
+        self._lean_reader = asyncio.create_task(self._read_lean(self.relay_ws))
+
+    async def _read_lean(self, ws: Any) -> None:
+        try:
+            async for message in ws:
+                self._received(message)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def send(self, packet: bytes) -> None:
+        if self.relay_ws is not None:
+            await self.relay_ws.send(packet)
+        else:
+            await self.ws.send(BINARY_HEADER)
+            await self.ws.send(packet)
+
+    async def close(self) -> None:
+        for ws in (self.relay_ws, self.ws):
+            if ws is not None:
+                await ws.close()
 
     async def connect(self) -> None:
         player = self.player
@@ -77,6 +115,7 @@ class _Connection:
             join["player"] = player.player_index
         await ws.send(_event("join", join))
         self.ws = ws
+        self.relay_ws = None
         self.up.set()
 
     async def read(self) -> None:
@@ -88,10 +127,7 @@ class _Connection:
                 if isinstance(message, bytes):
                     if expect_binary:
                         expect_binary = False
-                        player.received += 1
-                        if self.measure:
-                            _, sent_ns = PACKET.unpack(message)
-                            player.latencies_ms.append((time.perf_counter_ns() - sent_ns) / 1e6)
+                        self._received(message)
                     continue
                 if message == "2":
                     await ws.send("3")
@@ -102,6 +138,9 @@ class _Connection:
                     if name == "joined":
                         player.player_index = args[0]["player_index"]
                     elif name == "paired":
+                        ticket = args[0].get("relay_ticket")
+                        if self.lean and ticket is not None:
+                            await self._open_lean(ticket)
                         player.paired.set()
                     elif name == "error":
                         player.failed = message
@@ -109,6 +148,9 @@ class _Connection:
         except websockets.ConnectionClosed:
             pass
         self.up.clear()
+        if self.relay_ws is not None:
+            await self.relay_ws.close()
+            self.relay_ws = None
 
 
 async def play(
@@ -119,10 +161,11 @@ async def play(
     phase: float = 0.0,
     rate_hz: float = 60.0,
     measure: bool = True,
+    lean: bool = True,
 ) -> None:
     """One player: connect and join, send from ``start`` until ``stop_at[0]`` (reconnecting if the
     server goes away), then read for DRAIN_S."""
-    connection = _Connection(url, player, measure)
+    connection = _Connection(url, player, measure, lean)
     try:
         await connection.connect()
         reader = asyncio.create_task(connection.read())
@@ -136,9 +179,8 @@ async def play(
                 player.reconnects += 1
                 reader = await _reconnect(connection, reader, stop_at)
             try:
-                await connection.ws.send(BINARY_HEADER)
-                await connection.ws.send(PACKET.pack(player.sent, time.perf_counter_ns()))
-            except websockets.ConnectionClosed:
+                await connection.send(PACKET.pack(player.sent, time.perf_counter_ns()))
+            except (websockets.ConnectionClosed, AttributeError):
                 player.sent_while_down += 1
             player.sent += 1
             next_at += 1 / rate_hz
@@ -147,7 +189,7 @@ async def play(
                 await asyncio.sleep(delay)
         await asyncio.sleep(DRAIN_S)
         reader.cancel()
-        await connection.ws.close()
+        await connection.close()
     except Exception as exc:
         player.failed = f"{type(exc).__name__}: {exc}"
         player.paired.set()

@@ -196,8 +196,13 @@ def test_the_data_channel_opens_in_both_tabs(played: Played) -> None:
     assert {report["player_index"] for report in played.reports} == {0, 1}
 
 
-def test_600_frames_arrive_exactly_once_both_ways_over_both_paths(played: Played) -> None:
+def test_600_frames_arrive_exactly_once_both_ways_over_both_paths(
+    played: Played, server: ServerThread
+) -> None:
+    # The relay path is the server's lean relay socket, one frame per packet each way.
+    assert server.stats.relay_socket_messages >= 2 * FRAMES
     for report in played.reports:
+        assert report["stats"]["relay_socket"] == "open"
         game, stats = report["game"], report["stats"]
         assert game["delivered_exactly_once"], game
         assert game["frames_received"] == FRAMES

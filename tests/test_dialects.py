@@ -27,7 +27,7 @@ from p2p_transport.wire.dialects import (
     Signal,
 )
 from p2p_transport.wire.messages import InputPacket
-from p2p_transport.wire.signaling import MAX_CLIENT_ID_CHARS
+from p2p_transport.wire.signaling import MAX_CLIENT_ID_CHARS, relay_socket_url
 
 OFFER = {"type": "offer", "sdp": "v=0...", "generation": 2}
 CANDIDATE = {"type": "ice-candidate", "candidate": {"candidate": "candidate:1", "sdpMid": "0"}}
@@ -138,3 +138,14 @@ def test_the_peers_json_inputs_come_back_as_input_packets() -> None:
     assert decode(incoming.packet) == InputPacket(0, 41, ((41, 7),))
     for bad in ({"player_id": "bob"}, {"action": 256}, {"action": "7"}, {"frame_number": -1}):
         assert bob.incoming(DEPLOYED_PEER_ACTION_EVENT, {**action, **bad}) is None
+
+
+def test_the_lean_relay_socket_url_follows_the_server_url() -> None:
+    assert relay_socket_url("http://127.0.0.1:8000", "t-1", "room 7") == (
+        "ws://127.0.0.1:8000/relay?ticket=t-1&room=room+7"
+    )
+    assert relay_socket_url("https://study.example.org/game/", "t", "r") == (
+        "wss://study.example.org/relay?ticket=t&room=r"
+    )
+    with pytest.raises(ValueError, match="not an http"):
+        relay_socket_url("ftp://x", "t", "r")

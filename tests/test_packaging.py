@@ -24,6 +24,8 @@ NOT_IN_THE_GAME_WHEEL: Final = frozenset(
     {
         "server.py",
         "rooms.py",
+        "relay_socket.py",
+        "cluster.py",
         "static_files.py",
         "limits.py",
         "tokens.py",
@@ -88,6 +90,8 @@ def test_the_game_wheel_carries_the_transport_and_its_shim_only(
                 "__main__.py",
                 "server.py",
                 "rooms.py",
+                "relay_socket.py",
+                "cluster.py",
                 "static_files.py",
                 "limits.py",
                 "tokens.py",

@@ -279,12 +279,16 @@ def test_the_token_holder_takes_a_half_open_slot_back_at_once_and_the_peer_stays
         back.emit("join", {"room": "r", "token": token0, "client": "page-a"})
         back_events = back.events()
         assert next(back_events) == ("joined", {"room": "r", "player_index": 0})
-        assert next(back_events) == (
+        name, detail = next(back_events)
+        assert isinstance(detail.pop("relay_ticket"), str)
+        assert (name, detail) == (
             "paired",
             {"room": "r", "player_index": 0, "peer_index": 1, "peer_client": "page-b"},
         )
         # The peer is told the same player is back (no peer_left), and the stale socket goes.
-        assert next(peer_events) == (
+        name, detail = next(peer_events)
+        assert isinstance(detail.pop("relay_ticket"), str)
+        assert (name, detail) == (
             "paired",
             {"room": "r", "player_index": 1, "peer_index": 0, "peer_client": "page-a"},
         )

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -48,7 +50,7 @@ from p2p_transport.wire.signaling import (
     TELEMETRY_SAVED_EVENT,
 )
 
-__all__ = ["ProtocolError", "RelayServer"]
+__all__ = ["Client", "ProtocolError", "RelayServer"]
 
 logger = logging.getLogger("p2p_server.rooms")
 
@@ -78,7 +80,7 @@ class _Room:
 
 
 @dataclass
-class _Client:
+class Client:
     """One connected socket: where it is, what it may still send, how it has behaved."""
 
     relay: TokenBucket
@@ -98,6 +100,15 @@ class _Client:
     eio_sid: str | None = None
     #: Set once it is being disconnected by the server: nothing more is done for it.
     dropping: bool = False
+    #: Its key to the relay's lean path (one socket per ``paired``).
+    relay_ticket: str | None = None
+    #: While its lean relay socket is open: the packets waiting to be written to it, what wakes
+    #: the writer, and the socket's tasks (to end them when the client goes).
+    relay_outbox: deque[bytes] | None = None
+    relay_wakeup: asyncio.Event | None = None
+    relay_tasks: tuple[asyncio.Task[Any], ...] = ()
+    #: When its outbox filled up (``None``: it has room).
+    relay_full_since: float | None = None
 
 
 def _origin_allowed(allowed: frozenset[str], origin: str | None, environ: dict[str, Any]) -> bool:
@@ -153,7 +164,9 @@ class RelayServer:
         #: Where pages' telemetry records are kept; ``None``: the server keeps none.
         self.telemetry = TelemetryStore(options.data_dir) if options.data_dir is not None else None
         self._rooms: dict[str, _Room] = {}
-        self._clients: dict[str, _Client] = {}
+        self._clients: dict[str, Client] = {}
+        # Lean relay socket tickets -> Socket.IO sid.
+        self._tickets: dict[str, str] = {}
         self._log_throttle = LogThrottle(self.limits.log_interval_s)
         # Disconnections the server started, kept until they finish.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -198,18 +211,19 @@ class RelayServer:
     async def _sample_stats(self) -> None:
         while True:
             self.stats.sample()
+            self.check_slow_readers(time.monotonic())
             await asyncio.sleep(1)
 
     # --- bookkeeping -----------------------------------------------------------------------------
 
-    def _client(self, sid: str) -> _Client:
+    def _client(self, sid: str) -> Client:
         client = self._clients.get(sid)
         if client is None:
             # An event raced with the client's disconnection.
             raise ProtocolError("not connected")
         return client
 
-    def _peer_of(self, client: _Client) -> str | None:
+    def _peer_of(self, client: Client) -> str | None:
         if client.room is None:
             raise ProtocolError("join a room first")
         for index, member_sid in self._rooms[client.room].members.items():
@@ -224,7 +238,7 @@ class RelayServer:
         await self.sio.emit(ERROR_EVENT, {"message": f"{event}: {message}", "code": code}, to=sid)
 
     def _guarded(
-        self, event: str, handler: Callable[[_Client, str, Any], Awaitable[None]]
+        self, event: str, handler: Callable[[Client, str, Any], Awaitable[None]]
     ) -> Callable[..., Awaitable[None]]:
         """Wrap a handler so that a bad event is answered, logged and dropped, never fatal.
 
@@ -265,11 +279,11 @@ class RelayServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _over_limit(self, client: _Client, sid: str) -> None:
+    def _over_limit(self, client: Client, sid: str) -> None:
         """An event dropped for its sender's limits; past a burst's worth, the sender goes."""
         self.stats.throttled += 1
         client.throttled += 1
-        if client.throttled > self.limits.max_flood_drops:
+        if client.throttled > self.limits.max_flood_drops and not client.dropping:
             self.stats.disconnected_flooding += 1
             self._drop(sid, "rate_limited", "over the server's rate limits for too long")
 
@@ -287,7 +301,7 @@ class RelayServer:
             return False
         if client.backlogged_since is None:
             client.backlogged_since = now
-        elif now - client.backlogged_since > self.limits.slow_reader_s:
+        elif now - client.backlogged_since > self.limits.slow_reader_s and not client.dropping:
             self.stats.disconnected_slow_reader += 1
             self._drop(sid, "slow_reader", "not reading what the server sends")
         return True
@@ -304,7 +318,7 @@ class RelayServer:
         now = time.monotonic()
         burst = limits.burst_s
         loop = asyncio.get_running_loop()
-        self._clients[sid] = _Client(
+        self._clients[sid] = Client(
             relay=TokenBucket(limits.relay_per_s, limits.relay_per_s * burst, now),
             relay_bytes=TokenBucket(
                 limits.relay_bytes_per_s, limits.relay_bytes_per_s * burst, now
@@ -334,7 +348,7 @@ class RelayServer:
             await self.sio.eio.disconnect(eio_sid)
             return
         client.malformed += 1
-        if client.malformed > self.limits.max_malformed:
+        if client.malformed > self.limits.max_malformed and not client.dropping:
             self.stats.disconnected_malformed += 1
             self._drop(sid, "malformed", "too many malformed messages")
 
@@ -348,6 +362,10 @@ class RelayServer:
         self.stats.connected -= 1
         if client.join_timer is not None:
             client.join_timer.cancel()
+        if client.relay_ticket is not None:
+            self._tickets.pop(client.relay_ticket, None)
+        for task in client.relay_tasks:
+            task.cancel()
         if client.room is None:
             return
         room = self._rooms[client.room]
@@ -403,7 +421,7 @@ class RelayServer:
             self._drop(holder, "replaced", "this player joined again on another connection")
         return claim.player
 
-    async def _on_join(self, client: _Client, sid: str, data: Any) -> None:
+    async def _on_join(self, client: Client, sid: str, data: Any) -> None:
         if not isinstance(data, dict):
             raise ProtocolError("payload must be an object like {'room': 'name'}")
         room_name = data.get("room", DEFAULT_ROOM)
@@ -450,9 +468,10 @@ class RelayServer:
                     paired["ice_servers"] = self.options.turn.mint(
                         _turn_subject(room_name, member_index)
                     )
+                paired["relay_ticket"] = self.ticket_for(member_sid)
                 await self.sio.emit(PAIRED_EVENT, paired, to=member_sid)
 
-    async def _on_signal(self, client: _Client, sid: str, data: Any) -> None:
+    async def _on_signal(self, client: Client, sid: str, data: Any) -> None:
         if not client.signals.take(time.monotonic()):
             self._over_limit(client, sid)
             return
@@ -472,32 +491,86 @@ class RelayServer:
         self.stats.events_relayed += 1
         await self.sio.emit(SIGNAL_EVENT, data, to=peer)
 
-    async def _on_relay(self, client: _Client, sid: str, data: Any) -> None:
+    async def _on_relay(self, client: Client, sid: str, data: Any) -> None:
         if not isinstance(data, bytes):
             raise ProtocolError(f"payload must be binary, got {type(data).__name__}")
+        await self.relay_from(client, sid, data)
+
+    async def relay_from(self, client: Client, sid: str, data: bytes) -> None:
+        """A packet from ``client`` (by either path) for its peer: checked, limited, forwarded on
+        the peer's lean path when it has one open, else as a Socket.IO event."""
         if not data:
             raise ProtocolError("payload is empty")
         if len(data) > MAX_RELAY_BYTES:
             raise ProtocolError(f"payload of {len(data)} bytes exceeds {MAX_RELAY_BYTES}")
+        if client.dropping:
+            return
         now = time.monotonic()
         if not (client.relay.take(now) and client.relay_bytes.take(now, len(data))):
             self._over_limit(client, sid)
             return
-        peer = self._peer_of(client)
-        if peer is None:
+        peer_sid = self._peer_of(client)
+        peer = self._clients.get(peer_sid) if peer_sid is not None else None
+        if peer_sid is None or peer is None:
             # No error reply: at 60 packets/s a peer that just left would otherwise flood the
             # survivor with errors; it has already been told with peer_left.
             self.stats.dropped_no_peer += 1
             return
-        if self._backlogged(peer, now):
-            self.stats.dropped_slow_reader += 1
+        stats = self.stats
+        outbox = peer.relay_outbox
+        if outbox is not None and peer.relay_wakeup is not None:
+            if len(outbox) >= self.limits.max_queued:
+                stats.dropped_slow_reader += 1
+                if peer.relay_full_since is None:
+                    peer.relay_full_since = now
+                return
+            peer.relay_full_since = None
+            stats.relay_socket_messages += 1
+            stats.relay_messages += 1
+            stats.events_relayed += 1
+            stats.bytes_relayed += len(data)
+            outbox.append(data)
+            peer.relay_wakeup.set()
             return
-        self.stats.relay_messages += 1
-        self.stats.events_relayed += 1
-        self.stats.bytes_relayed += len(data)
-        await self.sio.emit(RELAY_EVENT, data, to=peer)
+        if self._backlogged(peer_sid, now):
+            stats.dropped_slow_reader += 1
+            return
+        stats.relay_messages += 1
+        stats.events_relayed += 1
+        stats.bytes_relayed += len(data)
+        await self.sio.emit(RELAY_EVENT, data, to=peer_sid)
 
-    async def _on_save_telemetry(self, client: _Client, sid: str, data: Any) -> None:
+    def check_slow_readers(self, now: float) -> None:
+        """Disconnect a client whose lean relay socket has had a full outbox too long."""
+        for sid, client in list(self._clients.items()):
+            since = client.relay_full_since
+            if (
+                since is not None
+                and now - since > self.limits.slow_reader_s
+                and not client.dropping
+            ):
+                self.stats.disconnected_slow_reader += 1
+                self._drop(sid, "slow_reader", "not reading what the server sends")
+
+    def ticket_for(self, sid: str) -> str:
+        """A fresh key to the lean relay path for ``sid`` (the previous one no longer works)."""
+        client = self._clients[sid]
+        if client.relay_ticket is not None:
+            self._tickets.pop(client.relay_ticket, None)
+        ticket = client.relay_ticket = secrets.token_urlsafe(18)
+        self._tickets[ticket] = sid
+        return ticket
+
+    def claim_ticket(self, ticket: str) -> tuple[str, Client] | None:
+        """The client a ticket belongs to, once: a ticket opens one socket."""
+        sid = self._tickets.pop(ticket, None)
+        client = self._clients.get(sid) if sid is not None else None
+        if sid is None or client is None or client.dropping:
+            return None
+        client.relay_ticket = None
+        return sid, client
+
+    async def _on_save_telemetry(self, client: Client, sid: str, data: Any) -> None:
         """A part of a page's telemetry record; the answer names the save either way."""
         try:
             save_id = check_save_id(data)

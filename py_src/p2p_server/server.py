@@ -22,11 +22,13 @@ import socketio
 import uvicorn
 
 from p2p_server.limits import ClientLimits, LogThrottle
+from p2p_server.relay_socket import RelaySocket
 from p2p_server.rooms import MAX_TRANSPORT_PACKET_BYTES, RelayServer
 from p2p_server.settings import ServerOptions
 from p2p_server.static_files import AsgiApp, Receive, Scope, Send, StaticApp
 from p2p_server.tokens import read_secret
 from p2p_server.turn import DEFAULT_TURN_TTL_S, TurnCredentials
+from p2p_transport.wire.signaling import RELAY_SOCKET_PATH
 
 __all__ = [
     "MAX_TRANSPORT_PACKET_BYTES",
@@ -97,6 +99,7 @@ class P2PApp:
             # Stop engineio's background tasks (ping timers) cleanly when uvicorn shuts down.
             on_shutdown=self.relay.shutdown,
         )
+        self.relay_socket = RelaySocket(self.relay)
         self._log_throttle = LogThrottle(self.relay.limits.log_interval_s)
         engineio_log = logging.getLogger("engineio.server")
         for old in [f for f in engineio_log.filters if isinstance(f, _MalformedTrafficFilter)]:
@@ -106,6 +109,9 @@ class P2PApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             await self._asgi(scope, receive, send)
+            return
+        if scope["path"] == RELAY_SOCKET_PATH:
+            await self.relay_socket(scope, receive, send)
             return
         try:
             await self._asgi(scope, receive, send)

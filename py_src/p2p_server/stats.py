@@ -30,6 +30,10 @@ class ServerStats:
     events_relayed: int = 0
     # Payload bytes of forwarded ``relay`` messages (signaling is not counted: it is JSON).
     bytes_relayed: int = 0
+    #: Lean relay sockets open now, and the relay messages written to one (the rest went to
+    #: their peer as Socket.IO events).
+    relay_sockets_open: int = 0
+    relay_socket_messages: int = 0
     # Events refused with an ``error`` reply (malformed, oversized, before join, room full...).
     errors: int = 0
     # Well-formed signals/relays that arrived while the sender had no peer (the peer had just left,

@@ -67,6 +67,7 @@ from p2p_transport.wire.dialects import (
 from p2p_transport.wire.signaling import (
     SAVE_TELEMETRY_EVENT,
     TELEMETRY_SAVED_EVENT,
+    relay_socket_url,
     telemetry_parts,
 )
 
@@ -97,17 +98,25 @@ MAX_EVENT_LOG: Final = 200
 
 class DialectRelay:
     """The session's relay path as the dialect carries it: each packet translated (or left out,
-    where the server's relay cannot carry it) and emitted on the socket."""
+    where the server's relay cannot carry it) and emitted on the socket, or sent as it is on the
+    server's lean relay socket while one is open (see ``RELAY_SOCKET_PATH``)."""
 
     def __init__(self, socket: JsSocketIO, dialect: Dialect) -> None:
         self._socket = socket
         self._dialect = dialect
+        #: The lean relay socket, set by the transport while it has one.
+        self.lean: JsDataChannel | None = None
 
     @property
     def connected(self) -> bool:
-        return self._socket.connected
+        lean = self.lean
+        return self._socket.connected or (lean is not None and lean.readyState == "open")
 
     def emit(self, event: str, data: bytes) -> object:
+        lean = self.lean
+        if lean is not None and lean.readyState == "open":
+            lean.send(data)
+            return None
         outgoing = self._dialect.relay(data)
         if outgoing is None:
             return None
@@ -147,6 +156,10 @@ class BrowserTransport:
         self._proxies = ProxyRegistry()
         # The peer connection's handlers live and die with it, so a reconnection frees the old ones.
         self._pc_proxies = ProxyRegistry()
+        # The lean relay socket's handlers live and die with it.
+        self._relay_proxies = ProxyRegistry()
+        self._relay_socket: JsDataChannel | None = None
+        self._relay: DialectRelay | None = None
         self._shim = js.p2pShim
         #: The page's timers and clock, for a game loop to share with the transport.
         self.scheduler = ShimScheduler(self._proxies, self._shim)
@@ -197,7 +210,7 @@ class BrowserTransport:
     @property
     def live_proxies(self) -> int:
         """Python functions the page still holds for this transport (0 after :meth:`close`)."""
-        return self._proxies.live + self._pc_proxies.live
+        return self._proxies.live + self._pc_proxies.live + self._relay_proxies.live
 
     @property
     def peer_index(self) -> int | None:
@@ -299,7 +312,10 @@ class BrowserTransport:
         """The session's :meth:`~P2PSession.stats` with the connection's own figures."""
         out = self._session.stats() if self._session is not None else {}
         out["callback_errors"] = out.get("callback_errors", 0) + self.callback_errors
-        out["live_proxies"] = self._proxies.live + self._pc_proxies.live
+        out["live_proxies"] = self.live_proxies
+        out["relay_socket"] = (
+            self._relay_socket.readyState if self._relay_socket is not None else "none"
+        )
         out["live_pc_proxies"] = self._pc_proxies.live
         out["proxies_created"] = self._proxies.created + self._pc_proxies.created
         out.update(self._machine.stats())
@@ -334,6 +350,7 @@ class BrowserTransport:
         self._closed = True
         if self._session is not None:
             self._session.close()
+        self._close_relay_socket()
         self._machine.close()
         self._lifecycle.close()
         self.scheduler.clear_all()
@@ -616,8 +633,10 @@ class BrowserTransport:
     def _on_paired(self, player: int, peer: int, detail: dict[str, Any]) -> None:
         peer_client = detail.get("peer_client")
         indices = {"player_index": player, "peer_index": peer}
+        ticket = detail.get("relay_ticket")
         if self._resumes(player, peer, peer_client):
             # The DataChannel carried the game meanwhile; the relay resumes on the same socket.
+            self._open_relay_socket(ticket)
             self._emit_event("rejoined", {**detail, **indices})
             self._lifecycle.rejoined()
             return
@@ -640,14 +659,54 @@ class BrowserTransport:
             ),
             clock=self.clock,
             scheduler=self.scheduler,
-            relay=DialectRelay(JsSocketIO(self._socket), self._dialect),
+            relay=self._new_relay(),
             config=self.options.session,
         )
         session.start_watchdog()
+        self._open_relay_socket(ticket)
         # The same detail whatever the dialect: the indices, beside what the server said.
         self._emit_event("paired", {**detail, **indices})
         self._lifecycle.paired()
         self._machine.paired(player, peer)
+
+    def _new_relay(self) -> DialectRelay:
+        self._relay = DialectRelay(JsSocketIO(self._socket), self._dialect)
+        return self._relay
+
+    def _open_relay_socket(self, ticket: object) -> None:
+        """Open the server's lean relay socket with the ticket ``paired`` gave, replacing any
+        earlier one; without a ticket (another server, or none sent) the relay stays on
+        Socket.IO events."""
+        self._close_relay_socket()
+        if not isinstance(ticket, str) or not ticket:
+            return
+        base = self.options.server_url or str(js.location.origin)
+        raw = js.WebSocket.new(relay_socket_url(base, ticket, self.options.room))
+        raw.binaryType = "arraybuffer"
+        channel = JsDataChannel(raw)
+        channel.state_changed("connecting")
+        create = self._relay_proxies.create
+        raw.onopen = create(lambda *_: channel.state_changed("open"))
+        raw.onclose = create(lambda *_: channel.state_changed("closed"))
+        raw.onmessage = create(self._on_relay_socket_message)
+        self._relay_socket = channel
+        if self._relay is not None:
+            self._relay.lean = channel
+
+    def _close_relay_socket(self) -> None:
+        channel, self._relay_socket = self._relay_socket, None
+        if self._relay is not None:
+            self._relay.lean = None
+        if channel is not None:
+            channel.state_changed("closed")
+            raw = channel.raw
+            raw.onopen = raw.onclose = raw.onmessage = None
+            raw.close()
+        self._relay_proxies.destroy_all()
+
+    def _on_relay_socket_message(self, event: Any) -> None:
+        if self._session is not None:
+            self._session.on_relay_message(payload_bytes(event.data))
 
     def _ice_servers_from(self, entries: object) -> tuple[IceServer, ...]:
         """The TURN credentials the server minted for this player, if it sent any; entries it
@@ -727,6 +786,7 @@ class BrowserTransport:
 
     def _on_peer_left(self, detail: dict[str, Any]) -> None:
         self._lifecycle.peer_left()
+        self._close_relay_socket()
         if self._session is not None:
             # The session with this peer is over (a new peer gets a new one): close it, which
             # also stops the timers that would otherwise keep running for nobody.

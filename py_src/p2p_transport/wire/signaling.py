@@ -21,6 +21,7 @@ event           direction    payload
 from __future__ import annotations
 
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from p2p_transport.wire.codec import MAX_PACKET_BYTES
 
@@ -37,11 +38,13 @@ __all__ = [
     "PEER_LEFT_EVENT",
     "PLAYERS_PER_ROOM",
     "RELAY_EVENT",
+    "RELAY_SOCKET_PATH",
     "SAVE_TELEMETRY_EVENT",
     "SIGNAL_EVENT",
     "SIGNAL_TYPES",
     "TELEMETRY_PART_CHARS",
     "TELEMETRY_SAVED_EVENT",
+    "relay_socket_url",
     "telemetry_parts",
 ]
 
@@ -50,14 +53,20 @@ __all__ = [
 JOIN_EVENT: Final = "join"
 #: ``{room, player_index}``
 JOINED_EVENT: Final = "joined"
-#: ``{room, player_index, peer_index, peer_client?, ice_servers?}``: ``peer_client`` the peer's
-#: ``client`` id (the same one again: the same peer came back through the server, and the game
-#: goes on), ``ice_servers`` TURN credentials the server minted for this player.
+#: ``{room, player_index, peer_index, peer_client?, ice_servers?, relay_ticket?}``: ``peer_client``
+#: the peer's ``client`` id (the same one again: the same peer came back through the server, and
+#: the game goes on), ``ice_servers`` TURN credentials the server minted for this player,
+#: ``relay_ticket`` this player's key to the relay's lean path (:data:`RELAY_SOCKET_PATH`).
 PAIRED_EVENT: Final = "paired"
 #: WebRTC signaling; deployed interactive_gym / mug peers use the same event name.
 SIGNAL_EVENT: Final = "webrtc_signal"
 #: Binary packets through the server to the other room member (the relay path).
 RELAY_EVENT: Final = "relay"
+#: The relay's lean path: a plain WebSocket at ``RELAY_SOCKET_PATH?ticket=T&room=R`` carrying one
+#: binary frame per packet, each way, where a Socket.IO binary event costs the server two
+#: WebSocket messages and Engine.IO's per-message tasks. ``paired`` carries ``relay_ticket``, good
+#: for one socket of this player's; the room in the URL lets a load balancer route it.
+RELAY_SOCKET_PATH: Final = "/relay"
 PEER_LEFT_EVENT: Final = "peer_left"
 ERROR_EVENT: Final = "error"
 
@@ -75,6 +84,16 @@ TELEMETRY_PART_CHARS: Final = 48 * 1024
 #: The largest record the server keeps: a session's telemetry is at most about 730 kB (every
 #: ring full), and a rollback record adds about 8 characters a frame (under 2 MB an hour).
 MAX_TELEMETRY_CHARS: Final = 16 * 1024 * 1024
+
+
+def relay_socket_url(server_url: str, ticket: str, room: str) -> str:
+    """The lean relay socket's URL on the server at ``server_url`` (``http(s)://host[:port]``)."""
+    scheme, sep, rest = server_url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise ValueError(f"not an http(s) URL: {server_url!r}")
+    host = rest.split("/", 1)[0]
+    query = urlencode({"ticket": ticket, "room": room})
+    return f"{'wss' if scheme == 'https' else 'ws'}://{host}{RELAY_SOCKET_PATH}?{query}"
 
 
 def telemetry_parts(save_id: str, text: str) -> list[dict[str, Any]]:

@@ -1,0 +1,99 @@
+"""The relay's lean path: a plain WebSocket per player, one binary frame per packet each way.
+
+A Socket.IO binary event is two WebSocket messages (a JSON header naming the attachment, then the
+bytes), and python-engineio spends a task and a timeout on every message it reads and writes: at
+60 Hz per player that was most of the server's CPU. Here a packet costs one frame in, one frame
+out. The page opens ``RELAY_SOCKET_PATH?ticket=T&room=R`` with the ticket ``paired`` gave it; the
+same checks and limits apply as on the Socket.IO path (:meth:`RelayServer.relay_from`), and a
+packet for a peer without a lean socket goes to it as a Socket.IO event. What waits to be written
+to a player is bounded (:attr:`ClientLimits.max_queued`); a player that stops reading loses what
+does not fit (counted) and is disconnected after :attr:`ClientLimits.slow_reader_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Final
+from urllib.parse import parse_qs
+
+from p2p_server.limits import LogThrottle
+from p2p_server.rooms import Client, ProtocolError, RelayServer
+from p2p_server.static_files import Receive, Scope, Send
+
+__all__ = ["RelaySocket"]
+
+logger = logging.getLogger("p2p_server.relay_socket")
+
+#: RFC 6455 close code 1008, policy violation: no valid ticket.
+CLOSE_POLICY: Final = 1008
+
+
+class RelaySocket:
+    """Serves the lean relay path for a :class:`RelayServer`'s clients."""
+
+    def __init__(self, rooms: RelayServer) -> None:
+        self._rooms = rooms
+        self._log_throttle = LogThrottle(rooms.limits.log_interval_s)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        ticket = query.get("ticket", [""])[0]
+        claimed = self._rooms.claim_ticket(ticket) if ticket else None
+        if claimed is None:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": CLOSE_POLICY})
+            return
+        sid, client = claimed
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        outbox: deque[bytes] = deque()
+        wakeup = asyncio.Event()
+        writer = asyncio.create_task(self._write(outbox, wakeup, send))
+        current = asyncio.current_task()
+        assert current is not None
+        client.relay_outbox, client.relay_wakeup = outbox, wakeup
+        client.relay_tasks = (current, writer)
+        self._rooms.stats.relay_sockets_open += 1
+        try:
+            await self._read(sid, client, receive)
+        except asyncio.CancelledError:
+            pass  # the client left (or was dropped): the socket closes with it
+        finally:
+            self._rooms.stats.relay_sockets_open -= 1
+            writer.cancel()
+            if client.relay_outbox is outbox:
+                client.relay_outbox = client.relay_wakeup = None
+                client.relay_tasks = ()
+                client.relay_full_since = None
+
+    async def _read(self, sid: str, client: Client, receive: Receive) -> None:
+        rooms = self._rooms
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                # Text on a binary path: malformed, as junk on the Socket.IO path is.
+                rooms.stats.malformed += 1
+                if self._log_throttle.allow(sid, time.monotonic()):
+                    logger.warning("text on the lean relay socket of %s", sid)
+                continue
+            try:
+                await rooms.relay_from(client, sid, data)
+            except ProtocolError as error:
+                rooms.stats.errors += 1
+                if self._log_throttle.allow(sid, time.monotonic()):
+                    logger.warning("refused a lean relay packet from %s: %s", sid, error)
+
+    @staticmethod
+    async def _write(outbox: deque[bytes], wakeup: asyncio.Event, send: Send) -> None:
+        while True:
+            await wakeup.wait()
+            wakeup.clear()
+            while outbox:
+                await send({"type": "websocket.send", "bytes": outbox.popleft()})
