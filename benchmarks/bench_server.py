@@ -19,17 +19,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load_clients import Player, play
+import websockets
+
+from benchmarks.load_clients import BINARY_HEADER, PACKET, Player, play
 from p2p_server.cluster import Cluster
 from p2p_transport.protocol.rtt import nearest_rank
 
@@ -53,7 +59,15 @@ class Server:
     pids: list[int]
 
 
-async def run_load(server: Server, pairs: int, seconds: float, tag: str) -> dict[str, Any]:
+async def run_load(
+    server: Server,
+    pairs: int,
+    seconds: float,
+    tag: str,
+    during: Callable[[float], Awaitable[str]] | None = None,
+) -> dict[str, Any]:
+    """``pairs`` pairs relaying at 60 Hz for ``seconds``; ``during(seconds)`` (a hostile client)
+    runs alongside, and what it returns is reported as ``hostile``."""
     players = [Player(f"{tag}-{i // 2}") for i in range(2 * pairs)]
     start = asyncio.Event()
     stop_at = [float("inf")]
@@ -67,11 +81,13 @@ async def run_load(server: Server, pairs: int, seconds: float, tag: str) -> dict
     t0 = time.perf_counter()
     stop_at[0] = t0 + seconds
     start.set()
+    hostile = asyncio.create_task(during(seconds)) if during is not None else None
     await asyncio.sleep(seconds)
     cpu = sum(_cpu_seconds(pid) for pid in server.pids) - cpu0
     rss = sum(_rss_mb(pid) for pid in server.pids)
     own = time.process_time() - own0
     await asyncio.gather(*tasks)
+    outcome = await hostile if hostile is not None else ""
     latencies = sorted(x for p in players for x in p.latencies_ms)
     sent = sum(p.sent for p in players)
     received = sum(p.received for p in players)
@@ -88,10 +104,16 @@ async def run_load(server: Server, pairs: int, seconds: float, tag: str) -> dict
         "load_cpu_pct": round(100 * own / seconds),
         "failed_clients": len(failed),
         "first_failure": failed[0] if failed else None,
+        "hostile": outcome,
     }
 
 
-def start_server(extra: Sequence[str] = ()) -> tuple[Server, subprocess.Popen[str]]:
+def start_server(
+    extra: Sequence[str] = (), server_src: Path | None = None, log: Any = None
+) -> tuple[Server, subprocess.Popen[str]]:
+    """``python -m p2p_server`` on the server core; ``server_src``: another checkout's py_src/
+    (an earlier version, for before/after figures); ``log``: where its stderr goes."""
+    env = {**os.environ, "PYTHONPATH": str(server_src)} if server_src is not None else None
     proc = subprocess.Popen(
         [
             "taskset",
@@ -108,12 +130,153 @@ def start_server(extra: Sequence[str] = ()) -> tuple[Server, subprocess.Popen[st
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
+        stderr=log,
         text=True,
+        env=env,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     url = line.split(" on ", 1)[1].strip().rstrip("/")
     return Server(url, [proc.pid]), proc
+
+
+# --- hostile clients (each bounded in count and time) -----------------------------------------
+
+#: The flooder's cap: as fast as it can, but never more than this many packets.
+FLOOD_MAX_PACKETS = 200_000
+#: The slow reader's peer sends packets of this size...
+SLOW_READER_PACKET = b"\x04" + bytes(4095)
+#: ... 16 times a second: 64 KiB/s, the default byte limit.
+SLOW_READER_RATE_HZ = 16
+IDLE_SOCKETS = 200
+IDLE_WAIT_S = 17.0
+JUNK_MESSAGES = 2000
+
+
+async def _socket_io(url: str, room: str | None, recv_buffer: int | None = None) -> Any:
+    """A raw Engine.IO/Socket.IO client, joined to ``room`` (None: never joins)."""
+    sock = None
+    if recv_buffer is not None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recv_buffer)
+        sock.setblocking(False)
+        host, port = url.removeprefix("http://").split(":")
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    ws = await websockets.connect(ws_url, sock=sock, max_queue=None, compression=None)
+    await ws.recv()
+    await ws.send("40")
+    await ws.recv()
+    if room is not None:
+        await ws.send("42" + json.dumps(["join", {"room": room}]))
+    return ws
+
+
+async def flood(url: str, seconds: float) -> str:
+    """One client relaying as fast as it can, on the Socket.IO path (every server has it)."""
+    sender = await _socket_io(url, "flood")
+    partner = await _socket_io(url, "flood")
+    sent, started = 0, time.perf_counter()
+    deadline = started + seconds
+    try:
+        while sent < FLOOD_MAX_PACKETS and time.perf_counter() < deadline:
+            await sender.send(BINARY_HEADER)
+            await sender.send(PACKET.pack(sent, 0))
+            sent += 1
+        # What it sent may still be in buffers: wait for the server's verdict until the end.
+        await asyncio.wait_for(sender.wait_closed(), max(0.0, deadline - time.perf_counter()))
+    except (websockets.ConnectionClosed, TimeoutError):
+        pass
+    if sender.state is websockets.State.CLOSED:
+        outcome = f"flooder disconnected {time.perf_counter() - started:.1f} s after it began"
+    else:
+        outcome = f"flooder sent {sent} packets and is still connected"
+    await sender.close()
+    await partner.close()
+    return outcome
+
+
+async def slow_reader(url: str, seconds: float, pid: int) -> str:
+    """A pair where one side reads nothing and the other sends 64 KiB/s."""
+    sender = await _socket_io(url, "slow")
+    reader = await _socket_io(url, "slow", recv_buffer=4096)
+    rss0, sent, deadline = _rss_mb(pid), 0, time.perf_counter() + seconds
+    outcome = "reader still connected"
+    try:
+        while time.perf_counter() < deadline:
+            await sender.send(BINARY_HEADER)
+            await sender.send(SLOW_READER_PACKET)
+            sent += 1
+            await asyncio.sleep(1 / SLOW_READER_RATE_HZ)
+            if reader.state is websockets.State.CLOSED:
+                outcome = "reader disconnected by the server"
+    except websockets.ConnectionClosed:
+        outcome = "sender disconnected"
+    rss = _rss_mb(pid)
+    await sender.close()
+    reader.transport.abort()
+    return f"{outcome}; server RSS {rss0:.1f} -> {rss:.1f} MB over {seconds:g} s"
+
+
+async def idle_sockets(url: str, seconds: float, pid: int) -> str:
+    rss0 = _rss_mb(pid)
+    sockets = [await _socket_io(url, None) for _ in range(IDLE_SOCKETS)]
+    rss1 = _rss_mb(pid)
+    # Past the join timeout (15 s by default), whatever ``seconds`` is.
+    seconds = max(seconds, IDLE_WAIT_S)
+    await asyncio.sleep(seconds)
+    open_after = sum(ws.state is websockets.State.OPEN for ws in sockets)
+    for ws in sockets:
+        ws.transport.abort()
+    return (
+        f"{IDLE_SOCKETS} sockets that never join: {(rss1 - rss0) * 1024 / IDLE_SOCKETS:.0f} KiB "
+        f"each, {open_after} still open after {seconds:g} s"
+    )
+
+
+async def junk(url: str, seconds: float, log: Path) -> str:
+    size0 = log.stat().st_size
+    client = await _socket_io(url, "junk")
+    sent = 0
+    try:
+        for n in range(JUNK_MESSAGES):
+            await client.send(("42[", "4junk", "9", b"\x00\x01")[n % 4])
+            sent += 1
+    except websockets.ConnectionClosed:
+        pass
+    await asyncio.sleep(1)
+    await client.close()
+    await asyncio.sleep(seconds)
+    return (
+        f"{sent} junk messages sent (of {JUNK_MESSAGES}); the server logged "
+        f"{log.stat().st_size - size0} bytes"
+    )
+
+
+def hostile(server_src: Path | None, seconds: float) -> None:
+    """The calm pairs' p99 alone and beside each hostile client; its outcome."""
+    with tempfile.NamedTemporaryFile(prefix="p2p-server-log-", suffix=".txt") as log:
+        server, proc = start_server(server_src=server_src, log=log)
+        log_path = Path(log.name)
+        try:
+            cases: list[tuple[str, Callable[[float], Awaitable[str]] | None]] = [
+                ("none", None),
+                ("flood", partial(flood, server.url)),
+                ("slow reader", partial(slow_reader, server.url, pid=proc.pid)),
+                ("idle sockets", partial(idle_sockets, server.url, pid=proc.pid)),
+                ("junk", partial(junk, server.url, log=log_path)),
+            ]
+            print("hostile        calm pairs' p50 / p99 / max ms, drops   outcome")
+            for n, (name, during) in enumerate(cases):
+                row = asyncio.run(run_load(server, 5, seconds, f"calm{n}", during))
+                print(
+                    f"{name:13s}  {row['p50_ms']} / {row['p99_ms']} / {row['max_ms']}, "
+                    f"{row['drops']}   {row['hostile']}",
+                    flush=True,
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def _print_row(row: dict[str, Any]) -> None:
@@ -137,14 +300,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[1],
         help="1: one process, direct; N>1: N processes behind nginx (all on the server core)",
     )
+    parser.add_argument(
+        "--hostile", action="store_true", help="the hostile cases beside 5 calm pairs, instead"
+    )
+    parser.add_argument(
+        "--server-src",
+        type=Path,
+        default=None,
+        help="run the server from this py_src/ (an earlier checkout, for before/after figures)",
+    )
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {CLIENT_CORE})
+    if args.hostile:
+        hostile(args.server_src, args.seconds)
+        return 0
     print(
         "processes  pairs  msg/s  p50 ms  p99 ms  max ms  drops  cpu %  rss MB  load cpu %  failed"
     )
     for processes in args.processes:
         if processes == 1:
-            server, proc = start_server()
+            server, proc = start_server(server_src=args.server_src)
             stop = proc.terminate
         else:
             cluster = Cluster(processes, cpu=SERVER_CORE).start()

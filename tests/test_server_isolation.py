@@ -77,6 +77,18 @@ class RawClient:
                 return str(payload.get("code"))
         return None
 
+    def closed(self, timeout: float = EVENT_TIMEOUT_S) -> bool:
+        """Whether the server closes the WebSocket within ``timeout`` (what comes first is
+        read and ignored)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self.ws.recv(timeout=max(0.0, deadline - time.monotonic()))
+        except ConnectionClosed:
+            return True
+        except TimeoutError:
+            return False
+
     def close(self) -> None:
         self.ws.close()
 
@@ -119,6 +131,7 @@ def test_a_flooding_client_is_cut_off_and_the_other_pairs_lose_nothing(
         except ConnectionClosed:
             break
     assert flooder.error_code() == "rate_limited"
+    assert flooder.closed()
     wait_until(lambda: server.stats.disconnected_flooding == 1)
     # The partner got what the server let through, then was told its peer is gone.
     received = 0
@@ -162,6 +175,8 @@ def test_a_socket_that_never_joins_is_closed(tmp_path: Any) -> None:
     with ServerThread(options=ServerOptions(limits=ClientLimits(join_timeout_s=0.5))) as server:
         idle = RawClient(server.url)
         assert idle.error_code() == "join_timeout"
+        # Not only Socket.IO: the WebSocket itself is closed, at once.
+        assert idle.closed()
         wait_until(lambda: server.stats.connected == 0)
         assert server.stats.join_timeouts == 1
         idle.close()

@@ -23,7 +23,7 @@ from p2p_server.limits import LogThrottle
 from p2p_server.rooms import Client, ProtocolError, RelayServer
 from p2p_server.static_files import Receive, Scope, Send
 
-__all__ = ["RelaySocket"]
+__all__ = ["CLOSE_POLICY", "RelaySocket"]
 
 logger = logging.getLogger("p2p_server.relay_socket")
 
@@ -71,7 +71,7 @@ class RelaySocket:
 
     async def _read(self, sid: str, client: Client, receive: Receive) -> None:
         rooms = self._rooms
-        while True:
+        while not client.dropping:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.disconnect":

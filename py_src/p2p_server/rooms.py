@@ -96,7 +96,7 @@ class Client:
     malformed: int = 0
     #: When its outgoing queue filled up (``None``: it has room).
     backlogged_since: float | None = None
-    #: Engine.IO's session id, for its outgoing queue (looked up once).
+    #: Engine.IO's session id: its outgoing queue, its WebSocket.
     eio_sid: str | None = None
     #: Set once it is being disconnected by the server: nothing more is done for it.
     dropping: bool = False
@@ -171,6 +171,9 @@ class RelayServer:
         # Disconnections the server started, kept until they finish.
         self._tasks: set[asyncio.Task[None]] = set()
         self._sampler: asyncio.Task[None] | None = None
+        #: Stops reading a client's WebSocket, by its Engine.IO session id (the ASGI app sets
+        #: it, see P2PApp).
+        self.stop_reading: Callable[[str], None] = lambda eio_sid: None
         self.sio = _SocketServer(
             async_mode="asgi",
             # Handle each client's events inline, in arrival order: join must be processed before
@@ -270,14 +273,29 @@ class RelayServer:
         client.dropping = True
         logger.warning("disconnecting %s (%s): %s", sid, code, message)
 
+        eio_sid = client.eio_sid
+
         async def drop() -> None:
             await self.sio.emit(ERROR_EVENT, {"message": message, "code": code}, to=sid)
             await self.sio.disconnect(sid)
+            # Socket.IO's disconnect leaves the Engine.IO connection open (until its ping
+            # times out), and a flooder's backlog would still be parsed message by message.
+            if eio_sid is not None:
+                self._end_connection(eio_sid)
 
         # Not awaited here: the caller may be this client's own event handler.
         task = asyncio.ensure_future(drop())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _end_connection(self, eio_sid: str) -> None:
+        """Close a client's Engine.IO connection now, after what is queued for it (the error
+        that says why): Engine.IO's writer ends at the ``None`` it ends on itself and closes the
+        WebSocket, and nothing more it sends is read."""
+        socket = self.sio.eio.sockets.get(eio_sid)
+        if socket is not None:
+            socket.queue.put_nowait(None)
+        self.stop_reading(eio_sid)
 
     def _over_limit(self, client: Client, sid: str) -> None:
         """An event dropped for its sender's limits; past a burst's worth, the sender goes."""
@@ -293,8 +311,6 @@ class RelayServer:
         client = self._clients.get(sid)
         if client is None:
             return True
-        if client.eio_sid is None:
-            client.eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
         socket = self.sio.eio.sockets.get(client.eio_sid)
         if socket is None or socket.queue.qsize() < self.limits.max_queued:
             client.backlogged_since = None
@@ -319,6 +335,7 @@ class RelayServer:
         burst = limits.burst_s
         loop = asyncio.get_running_loop()
         self._clients[sid] = Client(
+            eio_sid=self.sio.manager.eio_sid_from_sid(sid, NAMESPACE),
             relay=TokenBucket(limits.relay_per_s, limits.relay_per_s * burst, now),
             relay_bytes=TokenBucket(
                 limits.relay_bytes_per_s, limits.relay_bytes_per_s * burst, now
@@ -345,7 +362,7 @@ class RelayServer:
         client = self._clients.get(sid) if sid is not None else None
         if client is None:
             # Not even connected to the namespace: nothing to tell it.
-            await self.sio.eio.disconnect(eio_sid)
+            self._end_connection(eio_sid)
             return
         client.malformed += 1
         if client.malformed > self.limits.max_malformed and not client.dropping:

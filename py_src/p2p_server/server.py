@@ -9,6 +9,7 @@ One process pairs two browsers per room, relays their signaling and input packet
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import socket
@@ -22,7 +23,7 @@ import socketio
 import uvicorn
 
 from p2p_server.limits import ClientLimits, LogThrottle
-from p2p_server.relay_socket import RelaySocket
+from p2p_server.relay_socket import CLOSE_POLICY, RelaySocket
 from p2p_server.rooms import MAX_TRANSPORT_PACKET_BYTES, RelayServer
 from p2p_server.settings import ServerOptions
 from p2p_server.static_files import AsgiApp, Receive, Scope, Send, StaticApp
@@ -72,6 +73,36 @@ class _MalformedTrafficFilter(logging.Filter):
         return self._throttle.allow("engineio", time.monotonic())
 
 
+class _GuardedWebSocket:
+    """One Socket.IO WebSocket's ASGI ``receive``/``send``, which the server can cut: learns the
+    Engine.IO session id from the open packet it sends, and once cut, answers ``receive`` with
+    a disconnect so that python-engineio stops reading the connection."""
+
+    __slots__ = ("_receive", "_send", "cut", "eio_sid", "registry")
+
+    def __init__(
+        self, receive: Receive, send: Send, registry: dict[str, _GuardedWebSocket]
+    ) -> None:
+        self._receive, self._send = receive, send
+        self.registry = registry
+        self.eio_sid: str | None = None
+        self.cut = False
+
+    async def receive(self) -> dict[str, Any]:
+        if self.cut:
+            return {"type": "websocket.disconnect", "code": CLOSE_POLICY}
+        return await self._receive()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.eio_sid is None:
+            text = message.get("text")
+            # Engine.IO's open packet: "0" and a JSON object with the session id.
+            if isinstance(text, str) and text.startswith("0{"):
+                self.eio_sid = str(json.loads(text[1:]).get("sid"))
+                self.registry[self.eio_sid] = self
+        await self._send(message)
+
+
 class P2PApp:
     """The ASGI app: Socket.IO at ``/socket.io/``, every other path from :class:`StaticApp`.
 
@@ -100,6 +131,8 @@ class P2PApp:
             on_shutdown=self.relay.shutdown,
         )
         self.relay_socket = RelaySocket(self.relay)
+        self._websockets: dict[str, _GuardedWebSocket] = {}
+        self.relay.stop_reading = self._stop_reading
         self._log_throttle = LogThrottle(self.relay.limits.log_interval_s)
         engineio_log = logging.getLogger("engineio.server")
         for old in [f for f in engineio_log.filters if isinstance(f, _MalformedTrafficFilter)]:
@@ -113,8 +146,9 @@ class P2PApp:
         if scope["path"] == RELAY_SOCKET_PATH:
             await self.relay_socket(scope, receive, send)
             return
+        guarded = _GuardedWebSocket(receive, send, self._websockets)
         try:
-            await self._asgi(scope, receive, send)
+            await self._asgi(scope, guarded.receive, guarded.send)
         except Exception as error:
             # python-engineio raises out of its WebSocket handler on a packet it cannot decode;
             # the connection is closed by uvicorn when this returns.
@@ -127,6 +161,14 @@ class P2PApp:
                     type(error).__name__,
                     error,
                 )
+        finally:
+            if guarded.eio_sid is not None:
+                self._websockets.pop(guarded.eio_sid, None)
+
+    def _stop_reading(self, eio_sid: str) -> None:
+        guarded = self._websockets.get(eio_sid)
+        if guarded is not None:
+            guarded.cut = True
 
 
 def default_dirs(assets_root: Path | None = None) -> tuple[Path, Path, Path]:
