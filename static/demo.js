@@ -24,6 +24,7 @@
     room_full: (d) => `room ${d.room} is full: two players are in it already`,
     refused: (d) => `the server refused: ${d.message}`,
     paired: () => "paired with the other player: connecting",
+    rejoined: () => "back on the server with the same player: the game went on",
     connected: () => "connected via P2P",
     reconnected: () => "connected via P2P (reconnected)",
     degraded: (d) => `P2P degraded (${d.reason}): the relay carries the game`,
