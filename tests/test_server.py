@@ -498,6 +498,23 @@ def test_stats_route_reports_the_counters(http_server: ServerThread) -> None:
     assert stats["errors"] == 1
     assert stats["events_relayed"] == 0
     assert set(stats) >= {"events_relayed", "bytes_relayed", "errors"}
+    # What an operator reads: this process, what is open now, the relay's rates.
+    assert stats["pid"] == os.getpid()  # a ServerThread: this test's own process
+    assert stats["connected"] == 0 and stats["rooms_open"] == 0
+    assert stats["relay_messages_per_s"] == 0.0
+
+
+def test_stats_rates_are_over_the_last_seconds() -> None:
+    from p2p_server.stats import ServerStats
+
+    stats = ServerStats()
+    stats.sample(now=100.0)
+    stats.relay_messages, stats.bytes_relayed = 240, 5760
+    stats.sample(now=102.0)
+    assert stats.rates() == {"relay_messages_per_s": 120.0, "relay_bytes_per_s": 2880.0}
+    for second in range(3, 10):  # the window forgets what is older than 5 s
+        stats.sample(now=100.0 + second)
+    assert stats.rates() == {"relay_messages_per_s": 0.0, "relay_bytes_per_s": 0.0}
 
 
 # --- command line ---------------------------------------------------------------------------------
