@@ -323,10 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop = proc.terminate
         else:
             cluster = Cluster(processes, cpu=SERVER_CORE).start()
-            assert cluster._nginx_proc is not None
-            server = Server(
-                cluster.url, [p.pid for p in cluster.servers] + [cluster._nginx_proc.pid]
-            )
+            server = Server(cluster.url, cluster.pids)
             stop = cluster.stop
         try:
             for n, pairs in enumerate(args.pairs):

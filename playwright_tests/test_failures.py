@@ -141,6 +141,26 @@ def test_relay_only_with_a_wrong_turn_password_names_the_turn_error(
         assert text.endswith("the relay alone carries the game (ice failed)")
 
 
+def playing_pair(
+    context: BrowserContext, url: str, room: str, frames: int, turn: TurnServer
+) -> list[Tab]:
+    """Two demo tabs on the server at ``url``, their DataChannel open and 120 frames played."""
+    tabs = []
+    for _ in range(2):
+        page = open_tab(
+            context,
+            url,
+            {"game": "scripted", "frames": frames, "room": room, "ice_servers": turn.ice_servers},
+        )
+        wait_ready(page)
+        page.wait_for_function("() => window.p2pDemo !== undefined", timeout=OPEN_TIMEOUT_MS)
+        tabs.append(Tab(page))
+    for tab in tabs:
+        tab.wait_open()
+        tab.wait_until("r.game !== null && r.game.frames_stepped >= 120", EVENT_TIMEOUT_MS)
+    return tabs
+
+
 class ServerProcess:
     """``python -m p2p_server`` in a process of its own, so a test can kill it as a crash would:
     the kernel closes its connections at once."""
@@ -171,24 +191,7 @@ def test_the_server_stopped_mid_game_is_reported_and_the_game_goes_on_over_p2p(
     room = f"midgame-{uuid.uuid4().hex}"
     server = ServerProcess()
     try:
-        tabs = []
-        for _ in range(2):
-            page = open_tab(
-                context,
-                server.url,
-                {
-                    "game": "scripted",
-                    "frames": frames,
-                    "room": room,
-                    "ice_servers": turn.ice_servers,
-                },
-            )
-            wait_ready(page)
-            page.wait_for_function("() => window.p2pDemo !== undefined", timeout=OPEN_TIMEOUT_MS)
-            tabs.append(Tab(page))
-        for tab in tabs:
-            tab.wait_open()
-            tab.wait_until("r.game !== null && r.game.frames_stepped >= 120", EVENT_TIMEOUT_MS)
+        tabs = playing_pair(context, server.url, room, frames, turn)
     finally:
         server.kill()
     for tab in tabs:
@@ -206,24 +209,7 @@ def test_a_cluster_process_killed_mid_game_its_pair_rejoins_another_and_resumes(
     frames = 900
     room = f"cluster-{uuid.uuid4().hex}"
     with Cluster(processes=2) as cluster:
-        tabs = []
-        for _ in range(2):
-            page = open_tab(
-                context,
-                cluster.url,
-                {
-                    "game": "scripted",
-                    "frames": frames,
-                    "room": room,
-                    "ice_servers": turn.ice_servers,
-                },
-            )
-            wait_ready(page)
-            page.wait_for_function("() => window.p2pDemo !== undefined", timeout=OPEN_TIMEOUT_MS)
-            tabs.append(Tab(page))
-        for tab in tabs:
-            tab.wait_open()
-            tab.wait_until("r.game !== null && r.game.frames_stepped >= 120", EVENT_TIMEOUT_MS)
+        tabs = playing_pair(context, cluster.url, room, frames, turn)
         rooms = [server_stats(cluster.server_url(i))["rooms_open"] for i in range(2)]
         host = rooms.index(1)
         assert rooms[1 - host] == 0

@@ -19,8 +19,8 @@ PROJECTS: Final = {
     "p2p_server": ROOT / "packaging" / "p2p_server",
     "p2p_demo": ROOT / "packaging" / "p2p_demo",
 }
-# Modules that belong to the server or the demo, by their file names anywhere in the tree.
-NOT_IN_THE_GAME_WHEEL: Final = frozenset(
+# The server's and the demo's own modules (besides __init__.py and __main__.py).
+SERVER_MODULES: Final = frozenset(
     {
         "server.py",
         "rooms.py",
@@ -33,6 +33,10 @@ NOT_IN_THE_GAME_WHEEL: Final = frozenset(
         "stats.py",
         "settings.py",
         "telemetry_store.py",
+    }
+)
+DEMO_MODULES: Final = frozenset(
+    {
         "launcher.py",
         "tab.py",
         "harness.py",
@@ -43,6 +47,8 @@ NOT_IN_THE_GAME_WHEEL: Final = frozenset(
         "match.py",
     }
 )
+# By their file names anywhere in the tree.
+NOT_IN_THE_GAME_WHEEL: Final = SERVER_MODULES | DEMO_MODULES
 
 
 @pytest.fixture(scope="module")
@@ -81,49 +87,14 @@ def test_the_game_wheel_carries_the_transport_and_its_shim_only(
 
 
 @pytest.mark.parametrize(
-    ("package", "expected"),
-    [
-        (
-            "p2p_server",
-            {
-                "__init__.py",
-                "__main__.py",
-                "server.py",
-                "rooms.py",
-                "relay_socket.py",
-                "cluster.py",
-                "static_files.py",
-                "limits.py",
-                "tokens.py",
-                "turn.py",
-                "stats.py",
-                "settings.py",
-                "telemetry_store.py",
-            },
-        ),
-        (
-            "p2p_demo",
-            {
-                "__init__.py",
-                "__main__.py",
-                "launcher.py",
-                "tab.py",
-                "scripted_game.py",
-                "pong.py",
-                "match.py",
-                "harness.py",
-                "stall_probe.py",
-                "plot_telemetry.py",
-            },
-        ),
-    ],
+    ("package", "expected"), [("p2p_server", SERVER_MODULES), ("p2p_demo", DEMO_MODULES)]
 )
 def test_the_server_and_the_demo_are_wheels_of_their_own(
-    wheels: dict[str, list[str]], package: str, expected: set[str]
+    wheels: dict[str, list[str]], package: str, expected: frozenset[str]
 ) -> None:
     names = wheels[package]
     files = {f for f in modules(names, package) if "__pycache__" not in f}
-    assert files == expected
+    assert files == {"__init__.py", "__main__.py", *expected}
     assert not any(n.startswith("p2p_transport/") for n in names)
     assert not any("__pycache__" in n for n in names)
 

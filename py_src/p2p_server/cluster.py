@@ -135,6 +135,12 @@ class Cluster:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the servers and nginx (a benchmark reads their CPU time)."""
+        nginx = [self._nginx_proc.pid] if self._nginx_proc is not None else []
+        return [proc.pid for proc in self.servers] + nginx
+
     def server_url(self, index: int) -> str:
         """One process's own address (its ``/stats``, say)."""
         return f"http://127.0.0.1:{self.ports[index]}"
