@@ -1,18 +1,21 @@
 """How many pairs one server process relays at 60 Hz, and what a hostile client does to the rest.
 
     .venv/bin/python -m benchmarks.bench_server [--pairs 10 25 50] [--seconds 10] [--processes 1]
+    .venv/bin/python -m benchmarks.bench_server --hostile [--server-src OLD/py_src]
 
-Starts ``python -m p2p_server`` pinned to core 0 (with ``--processes N``, N of them behind the
-project's nginx, see ``scripts/cluster.sh``) and drives it from this process pinned to core 1, on
-loopback only. Each simulated player speaks Engine.IO/Socket.IO over a raw WebSocket, as a browser
-with the default settings does: join, then a 24-byte binary ``relay`` packet every 1/60 s (the
-send time inside), plus a relay ping every 500 ms (the session pings both paths). Every player
-checks what it receives; a packet not received 2 s after the sending stopped is a drop.
+Starts ``python -m p2p_server`` pinned to core 0 (with ``--processes N``, N of them behind nginx,
+see ``p2p_server.cluster``, all on core 0) and drives it from this process pinned to core 1, on
+loopback only. Each simulated player (``load_clients``) speaks what a page with the default
+settings sends: join, then a 24-byte binary packet every 1/60 s on the relay (the route is
+``parallel``; the lean relay socket when the server offers one), plus four more a second for its
+relay pings and pongs. Every player checks what it receives; a packet not received 2 s after the
+sending stopped is a drop.
 
 Printed per load: pairs, relayed messages/s, one-way p50/p99/max (ms), drops, server CPU (% of
-one core) and RSS. With ``--hostile``, also other pairs' p99 while one client floods, and the
-server's RSS while one client reads nothing. Nothing here passes or fails; the load is bounded in
-count and time and stops by itself.
+one core), RSS and the load generator's own CPU. ``--hostile`` instead runs 5 calm pairs alone and
+beside each hostile client (a flood, a reader that reads nothing, idle sockets, junk) and prints
+the calm pairs' latency and what happened to the hostile client. Nothing here passes or fails;
+every load is bounded in count and time and stops by itself.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ browser with the default settings speaks it, cheap enough that one core drives d
 
 Each player joins its room (the room in the URL's query, as the page puts it, so a load balancer
 can hash it), sends a 24-byte binary ``relay`` packet (a sequence number and the send time) at
-``rate_hz``, and checks what it receives from its peer. Like the page, it relays on the lean
+``rate_hz`` plus four a second for its pings and pongs, and checks what it receives from its
+peer. Like the page, it relays on the lean
 relay socket when ``paired`` gives it a ticket (``lean=False``: Socket.IO events only). If the
 server goes away it reconnects and joins again asking for its slot, as the page does. Loopback
 only; every loop ends by itself.
@@ -26,6 +27,9 @@ from p2p_transport.wire.signaling import RELAY_SOCKET_PATH
 #: packet.
 PACKET: Final = struct.Struct("!Iq12x")
 BINARY_HEADER: Final = '451-["relay",{"_placeholder":true,"num":0}]'
+#: Every this many frames a player sends a second packet (its relay ping or pong): 4 a second at
+#: 60 Hz, as a page with the default 500 ms ping interval sends.
+EXTRA_EVERY_FRAMES: Final = 15
 #: How long after its last send a player keeps reading, for packets still on their way.
 DRAIN_S: Final = 2.0
 #: A reconnecting player waits this long between attempts (socket.io-client starts at 1 s).
@@ -174,15 +178,20 @@ async def play(
         # Browsers' frames are not in step with each other: spread the players over a frame.
         await asyncio.sleep(phase / rate_hz)
         next_at = time.perf_counter()
+        frame = 0
         while time.perf_counter() < stop_at[0]:
             if not connection.up.is_set():
                 player.reconnects += 1
                 reader = await _reconnect(connection, reader, stop_at)
-            try:
-                await connection.send(PACKET.pack(player.sent, time.perf_counter_ns()))
-            except (websockets.ConnectionClosed, AttributeError):
-                player.sent_while_down += 1
-            player.sent += 1
+            # The frame's input, and at 60 Hz four times a second one more packet: the page's
+            # ping and its pong for the peer's ping (one each per 500 ms on the relay path).
+            for _ in range(2 if frame % EXTRA_EVERY_FRAMES == 0 else 1):
+                try:
+                    await connection.send(PACKET.pack(player.sent, time.perf_counter_ns()))
+                except (websockets.ConnectionClosed, AttributeError):
+                    player.sent_while_down += 1
+                player.sent += 1
+            frame += 1
             next_at += 1 / rate_hz
             delay = next_at - time.perf_counter()
             if delay > 0:
