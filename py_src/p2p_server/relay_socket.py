@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from typing import Final
 from urllib.parse import parse_qs
 
 from p2p_server.limits import LogThrottle
-from p2p_server.rooms import Client, ProtocolError, RelayServer
+from p2p_server.rooms import Client, Outbox, ProtocolError, RelayServer
 from p2p_server.static_files import Receive, Scope, Send
 
 __all__ = ["CLOSE_POLICY", "RelaySocket"]
@@ -49,13 +48,11 @@ class RelaySocket:
         sid, client = claimed
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
-        outbox: deque[bytes] = deque()
-        wakeup = asyncio.Event()
-        writer = asyncio.create_task(self._write(outbox, wakeup, send))
+        outbox = Outbox()
+        writer = asyncio.create_task(self._write(outbox, send))
         current = asyncio.current_task()
         assert current is not None
-        client.relay_outbox, client.relay_wakeup = outbox, wakeup
-        client.relay_tasks = (current, writer)
+        client.relay_outbox, client.relay_tasks = outbox, (current, writer)
         self._rooms.stats.relay_sockets_open += 1
         try:
             await self._read(sid, client, receive)
@@ -65,9 +62,8 @@ class RelaySocket:
             self._rooms.stats.relay_sockets_open -= 1
             writer.cancel()
             if client.relay_outbox is outbox:
-                client.relay_outbox = client.relay_wakeup = None
-                client.relay_tasks = ()
-                client.relay_full_since = None
+                client.relay_outbox, client.relay_tasks = None, ()
+                client.full_since = None
 
     async def _read(self, sid: str, client: Client, receive: Receive) -> None:
         rooms = self._rooms
@@ -91,9 +87,10 @@ class RelaySocket:
                     logger.warning("refused a lean relay packet from %s: %s", sid, error)
 
     @staticmethod
-    async def _write(outbox: deque[bytes], wakeup: asyncio.Event, send: Send) -> None:
+    async def _write(outbox: Outbox, send: Send) -> None:
+        packets, wakeup = outbox.packets, outbox.wakeup
         while True:
             await wakeup.wait()
             wakeup.clear()
-            while outbox:
-                await send({"type": "websocket.send", "bytes": outbox.popleft()})
+            while packets:
+                await send({"type": "websocket.send", "bytes": packets.popleft()})

@@ -50,7 +50,7 @@ from p2p_transport.wire.signaling import (
     TELEMETRY_SAVED_EVENT,
 )
 
-__all__ = ["Client", "ProtocolError", "RelayServer"]
+__all__ = ["Client", "Outbox", "ProtocolError", "RelayServer"]
 
 logger = logging.getLogger("p2p_server.rooms")
 
@@ -80,6 +80,14 @@ class _Room:
 
 
 @dataclass
+class Outbox:
+    """What waits to be written to a client's lean relay socket, and what wakes its writer."""
+
+    packets: deque[bytes] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
 class Client:
     """One connected socket: where it is, what it may still send, how it has behaved."""
 
@@ -94,21 +102,18 @@ class Client:
     #: Events dropped for being over its limits.
     throttled: int = 0
     malformed: int = 0
-    #: When its outgoing queue filled up (``None``: it has room).
-    backlogged_since: float | None = None
+    #: When what waits to be written to it (by either path) filled up (``None``: it has room).
+    full_since: float | None = None
     #: Engine.IO's session id: its outgoing queue, its WebSocket.
     eio_sid: str | None = None
     #: Set once it is being disconnected by the server: nothing more is done for it.
     dropping: bool = False
     #: Its key to the relay's lean path (one socket per ``paired``).
     relay_ticket: str | None = None
-    #: While its lean relay socket is open: the packets waiting to be written to it, what wakes
-    #: the writer, and the socket's tasks (to end them when the client goes).
-    relay_outbox: deque[bytes] | None = None
-    relay_wakeup: asyncio.Event | None = None
+    #: While its lean relay socket is open: what waits to be written to it, and the socket's
+    #: tasks (to end them when the client goes).
+    relay_outbox: Outbox | None = None
     relay_tasks: tuple[asyncio.Task[Any], ...] = ()
-    #: When its outbox filled up (``None``: it has room).
-    relay_full_since: float | None = None
 
 
 def _origin_allowed(allowed: frozenset[str], origin: str | None, environ: dict[str, Any]) -> bool:
@@ -214,7 +219,6 @@ class RelayServer:
     async def _sample_stats(self) -> None:
         while True:
             self.stats.sample()
-            self.check_slow_readers(time.monotonic())
             await asyncio.sleep(1)
 
     # --- bookkeeping -----------------------------------------------------------------------------
@@ -265,11 +269,12 @@ class RelayServer:
 
         return guarded
 
-    def _drop(self, sid: str, code: str, message: str) -> None:
-        """Disconnect a client the server gives up on, telling it why first."""
+    def _drop(self, sid: str, code: str, message: str) -> bool:
+        """Disconnect a client the server gives up on, telling it why first; ``False`` if it is
+        gone or going already (the caller then counts nothing)."""
         client = self._clients.get(sid)
         if client is None or client.dropping:
-            return
+            return False
         client.dropping = True
         logger.warning("disconnecting %s (%s): %s", sid, code, message)
 
@@ -287,6 +292,7 @@ class RelayServer:
         task = asyncio.ensure_future(drop())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
 
     def _end_connection(self, eio_sid: str) -> None:
         """Close a client's Engine.IO connection now, after what is queued for it (the error
@@ -301,25 +307,29 @@ class RelayServer:
         """An event dropped for its sender's limits; past a burst's worth, the sender goes."""
         self.stats.throttled += 1
         client.throttled += 1
-        if client.throttled > self.limits.max_flood_drops and not client.dropping:
+        if client.throttled > self.limits.max_flood_drops and self._drop(
+            sid, "rate_limited", "over the server's rate limits for too long"
+        ):
             self.stats.disconnected_flooding += 1
-            self._drop(sid, "rate_limited", "over the server's rate limits for too long")
 
-    def _backlogged(self, sid: str, now: float) -> bool:
-        """Whether ``sid``'s outgoing queue is full (a relay to it is then dropped); a client that
-        stays full for ``slow_reader_s`` is disconnected."""
-        client = self._clients.get(sid)
-        if client is None:
-            return True
-        socket = self.sio.eio.sockets.get(client.eio_sid)
-        if socket is None or socket.queue.qsize() < self.limits.max_queued:
-            client.backlogged_since = None
+    def _backlogged(self, peer: Client, peer_sid: str, now: float) -> bool:
+        """Whether what waits to be written to ``peer`` (its lean relay socket's outbox, else its
+        Engine.IO queue) is full, so that a relay to it is dropped; a client that stays full for
+        ``slow_reader_s`` is disconnected."""
+        if peer.relay_outbox is not None:
+            queued = len(peer.relay_outbox.packets)
+        else:
+            socket = self.sio.eio.sockets.get(peer.eio_sid)
+            queued = socket.queue.qsize() if socket is not None else 0
+        if queued < self.limits.max_queued:
+            peer.full_since = None
             return False
-        if client.backlogged_since is None:
-            client.backlogged_since = now
-        elif now - client.backlogged_since > self.limits.slow_reader_s and not client.dropping:
+        if peer.full_since is None:
+            peer.full_since = now
+        elif now - peer.full_since > self.limits.slow_reader_s and self._drop(
+            peer_sid, "slow_reader", "not reading what the server sends"
+        ):
             self.stats.disconnected_slow_reader += 1
-            self._drop(sid, "slow_reader", "not reading what the server sends")
         return True
 
     # --- handlers ---------------------------------------------------------------------------------
@@ -349,9 +359,12 @@ class RelayServer:
 
     def _join_timed_out(self, sid: str) -> None:
         client = self._clients.get(sid)
-        if client is not None and client.room is None:
+        if (
+            client is not None
+            and client.room is None
+            and self._drop(sid, "join_timeout", f"no join within {self.limits.join_timeout_s:g} s")
+        ):
             self.stats.join_timeouts += 1
-            self._drop(sid, "join_timeout", f"no join within {self.limits.join_timeout_s:g} s")
 
     async def _on_malformed(self, eio_sid: str, error: Exception) -> None:
         self.stats.malformed += 1
@@ -365,9 +378,10 @@ class RelayServer:
             self._end_connection(eio_sid)
             return
         client.malformed += 1
-        if client.malformed > self.limits.max_malformed and not client.dropping:
+        if client.malformed > self.limits.max_malformed and self._drop(
+            sid, "malformed", "too many malformed messages"
+        ):
             self.stats.disconnected_malformed += 1
-            self._drop(sid, "malformed", "too many malformed messages")
 
     async def _on_disconnect(self, sid: str, *reason: Any) -> None:
         logger.info("disconnect %s %s", sid, reason[0] if reason else "")
@@ -534,40 +548,19 @@ class RelayServer:
             self.stats.dropped_no_peer += 1
             return
         stats = self.stats
-        outbox = peer.relay_outbox
-        if outbox is not None and peer.relay_wakeup is not None:
-            if len(outbox) >= self.limits.max_queued:
-                stats.dropped_slow_reader += 1
-                if peer.relay_full_since is None:
-                    peer.relay_full_since = now
-                return
-            peer.relay_full_since = None
-            stats.relay_socket_messages += 1
-            stats.relay_messages += 1
-            stats.events_relayed += 1
-            stats.bytes_relayed += len(data)
-            outbox.append(data)
-            peer.relay_wakeup.set()
-            return
-        if self._backlogged(peer_sid, now):
+        if self._backlogged(peer, peer_sid, now):
             stats.dropped_slow_reader += 1
             return
         stats.relay_messages += 1
         stats.events_relayed += 1
         stats.bytes_relayed += len(data)
+        outbox = peer.relay_outbox
+        if outbox is not None:
+            stats.relay_socket_messages += 1
+            outbox.packets.append(data)
+            outbox.wakeup.set()
+            return
         await self.sio.emit(RELAY_EVENT, data, to=peer_sid)
-
-    def check_slow_readers(self, now: float) -> None:
-        """Disconnect a client whose lean relay socket has had a full outbox too long."""
-        for sid, client in list(self._clients.items()):
-            since = client.relay_full_since
-            if (
-                since is not None
-                and now - since > self.limits.slow_reader_s
-                and not client.dropping
-            ):
-                self.stats.disconnected_slow_reader += 1
-                self._drop(sid, "slow_reader", "not reading what the server sends")
 
     def ticket_for(self, sid: str) -> str:
         """A fresh key to the lean relay path for ``sid`` (the previous one no longer works)."""
