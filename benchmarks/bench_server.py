@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import socket
@@ -38,7 +37,7 @@ from typing import Any
 
 import websockets
 
-from benchmarks.load_clients import BINARY_HEADER, PACKET, Player, play
+from benchmarks.load_clients import BINARY_HEADER, PACKET, Player, open_socket_io, play
 from p2p_server.cluster import Cluster
 from p2p_transport.protocol.rtt import nearest_rank
 
@@ -157,7 +156,8 @@ JUNK_MESSAGES = 2000
 
 
 async def _socket_io(url: str, room: str | None, recv_buffer: int | None = None) -> Any:
-    """A raw Engine.IO/Socket.IO client, joined to ``room`` (None: never joins)."""
+    """A raw Socket.IO client joined to ``room`` (None: never joins), with a small receive window
+    if ``recv_buffer`` is given."""
     sock = None
     if recv_buffer is not None:
         sock = socket.socket()
@@ -165,14 +165,8 @@ async def _socket_io(url: str, room: str | None, recv_buffer: int | None = None)
         sock.setblocking(False)
         host, port = url.removeprefix("http://").split(":")
         await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    ws = await websockets.connect(ws_url, sock=sock, max_queue=None, compression=None)
-    await ws.recv()
-    await ws.send("40")
-    await ws.recv()
-    if room is not None:
-        await ws.send("42" + json.dumps(["join", {"room": room}]))
-    return ws
+    join = {"room": room} if room is not None else None
+    return await open_socket_io(url, join, sock=sock, compression=None)
 
 
 async def flood(url: str, seconds: float) -> str:

@@ -18,10 +18,11 @@ import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import websockets
 
-from p2p_transport.wire.signaling import RELAY_SOCKET_PATH
+from p2p_transport.wire.signaling import relay_socket_url
 
 #: The packet a player relays: a sequence number and the send time, padded to a 24-byte input
 #: packet.
@@ -59,12 +60,38 @@ def _event(name: str, payload: Any) -> str:
     return "42" + json.dumps([name, payload])
 
 
+async def open_socket_io(
+    url: str,
+    join: dict[str, Any] | None = None,
+    sock: Any = None,
+    compression: str | None = "deflate",
+) -> Any:
+    """A WebSocket to the Socket.IO server at ``url`` (``http://host:port``), through the
+    Engine.IO and Socket.IO handshakes, with ``join`` sent if given (its room also goes in the URL,
+    as the page puts it). ``sock``: a socket already connected to the server; ``compression``:
+    what the client offers (a browser offers permessage-deflate)."""
+    room = join.get("room", "") if join is not None else ""
+    ws_url = url.replace("http://", "ws://") + f"/socket.io/?{urlencode({'room': room})}"
+    ws = await websockets.connect(
+        ws_url + "&EIO=4&transport=websocket",
+        sock=sock,
+        max_queue=None,
+        compression=compression,
+        open_timeout=CONNECT_TIMEOUT_S,
+    )
+    await ws.recv()  # Engine.IO open
+    await ws.send("40")
+    await ws.recv()  # Socket.IO connect
+    if join is not None:
+        await ws.send(_event("join", join))
+    return ws
+
+
 class _Connection:
     """One player's connection; ``run`` keeps it up until ``stop_at``."""
 
     def __init__(self, url: str, player: Player, measure: bool, lean: bool) -> None:
-        self.base = url.replace("http://", "ws://")
-        self.url = f"{self.base}/socket.io/?room={player.room}&EIO=4&transport=websocket"
+        self.url = url
         self.player = player
         self.measure = measure
         self.lean = lean
@@ -82,7 +109,7 @@ class _Connection:
             player.latencies_ms.append((time.perf_counter_ns() - sent_ns) / 1e6)
 
     async def _open_lean(self, ticket: str) -> None:
-        url = f"{self.base}{RELAY_SOCKET_PATH}?ticket={ticket}&room={self.player.room}"
+        url = relay_socket_url(self.url, ticket, self.player.room)
         self.relay_ws = await websockets.connect(url, max_queue=None, compression=None)
         self._lean_reader = asyncio.create_task(self._read_lean(self.relay_ws))
 
@@ -107,18 +134,10 @@ class _Connection:
 
     async def connect(self) -> None:
         player = self.player
-        ws = await asyncio.wait_for(
-            websockets.connect(self.url, max_queue=None, open_timeout=CONNECT_TIMEOUT_S),
-            CONNECT_TIMEOUT_S,
-        )
-        await ws.recv()  # Engine.IO open
-        await ws.send("40")
-        await ws.recv()  # Socket.IO connect
         join: dict[str, Any] = {"room": player.room}
         if player.player_index is not None:
             join["player"] = player.player_index
-        await ws.send(_event("join", join))
-        self.ws = ws
+        self.ws = await asyncio.wait_for(open_socket_io(self.url, join), CONNECT_TIMEOUT_S)
         self.relay_ws = None
         self.up.set()
 
