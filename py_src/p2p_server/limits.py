@@ -10,6 +10,7 @@ that has lasted a while: the relay is for real-time play, and an old packet is w
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -108,7 +109,9 @@ class LogThrottle:
         self.interval_s = interval_s
         self._last: dict[object, float] = {}
 
-    def allow(self, key: object, now: float) -> bool:
+    def allow(self, key: object, now: float | None = None) -> bool:
+        if now is None:
+            now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last < self.interval_s:
             return False

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Final
 from urllib.parse import parse_qs
 
-from p2p_server.limits import LogThrottle
 from p2p_server.rooms import Client, Outbox, ProtocolError, RelayServer
 from p2p_server.static_files import Receive, Scope, Send
 
@@ -35,7 +33,6 @@ class RelaySocket:
 
     def __init__(self, rooms: RelayServer) -> None:
         self._rooms = rooms
-        self._log_throttle = LogThrottle(rooms.limits.log_interval_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -76,14 +73,14 @@ class RelaySocket:
             if data is None:
                 # Text on a binary path: malformed, as junk on the Socket.IO path is.
                 rooms.stats.malformed += 1
-                if self._log_throttle.allow(sid, time.monotonic()):
+                if rooms.log_throttle.allow(sid):
                     logger.warning("text on the lean relay socket of %s", sid)
                 continue
             try:
                 await rooms.relay_from(client, sid, data)
             except ProtocolError as error:
                 rooms.stats.errors += 1
-                if self._log_throttle.allow(sid, time.monotonic()):
+                if rooms.log_throttle.allow(sid):
                     logger.warning("refused a lean relay packet from %s: %s", sid, error)
 
     @staticmethod

@@ -172,7 +172,9 @@ class RelayServer:
         self._clients: dict[str, Client] = {}
         # Lean relay socket tickets -> Socket.IO sid.
         self._tickets: dict[str, str] = {}
-        self._log_throttle = LogThrottle(self.limits.log_interval_s)
+        #: One allowance per client (or address) and interval for every log line about what a
+        #: client did wrong, whichever part of the server writes it.
+        self.log_throttle = LogThrottle(self.limits.log_interval_s)
         # Disconnections the server started, kept until they finish.
         self._tasks: set[asyncio.Task[None]] = set()
         self._sampler: asyncio.Task[None] | None = None
@@ -240,7 +242,7 @@ class RelayServer:
 
     async def _reject(self, sid: str, event: str, message: str, code: str = "refused") -> None:
         self.stats.errors += 1
-        if self._log_throttle.allow(sid, time.monotonic()):
+        if self.log_throttle.allow(sid):
             logger.warning("refused %r from %s: %s", event, sid, message)
         await self.sio.emit(ERROR_EVENT, {"message": f"{event}: {message}", "code": code}, to=sid)
 
@@ -338,7 +340,7 @@ class RelayServer:
         limits = self.limits
         if self.stats.connected >= limits.max_connections:
             self.stats.connections_refused += 1
-            if self._log_throttle.allow("max_connections", time.monotonic()):
+            if self.log_throttle.allow("max_connections"):
                 logger.warning("refusing connections: %d open", self.stats.connected)
             raise socketio.exceptions.ConnectionRefusedError("the server is full")
         now = time.monotonic()
@@ -370,7 +372,7 @@ class RelayServer:
         self.stats.malformed += 1
         sid = self.sio.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
         key = sid or eio_sid
-        if self._log_throttle.allow(key, time.monotonic()):
+        if self.log_throttle.allow(key):
             logger.warning("malformed message from %s: %s: %s", key, type(error).__name__, error)
         client = self._clients.get(sid) if sid is not None else None
         if client is None:

@@ -22,7 +22,7 @@ from typing import Any, Final
 import socketio
 import uvicorn
 
-from p2p_server.limits import ClientLimits, LogThrottle
+from p2p_server.limits import ClientLimits
 from p2p_server.relay_socket import CLOSE_POLICY, RelaySocket
 from p2p_server.rooms import MAX_TRANSPORT_PACKET_BYTES, RelayServer
 from p2p_server.settings import ServerOptions
@@ -60,7 +60,6 @@ class _MalformedTrafficFilter(logging.Filter):
     def __init__(self, relay: RelayServer) -> None:
         super().__init__()
         self._relay = relay
-        self._throttle = LogThrottle(relay.limits.log_interval_s)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info is None:
@@ -70,7 +69,7 @@ class _MalformedTrafficFilter(logging.Filter):
         record.msg = f"{record.getMessage()}: {type(error).__name__}: {error} (further ones muted)"
         record.args = ()
         record.exc_info = record.exc_text = None
-        return self._throttle.allow("engineio", time.monotonic())
+        return self._relay.log_throttle.allow("engineio")
 
 
 class _GuardedWebSocket:
@@ -133,7 +132,6 @@ class P2PApp:
         self.relay_socket = RelaySocket(self.relay)
         self._websockets: dict[str, _GuardedWebSocket] = {}
         self.relay.stop_reading = self._stop_reading
-        self._log_throttle = LogThrottle(self.relay.limits.log_interval_s)
         engineio_log = logging.getLogger("engineio.server")
         for old in [f for f in engineio_log.filters if isinstance(f, _MalformedTrafficFilter)]:
             engineio_log.removeFilter(old)
@@ -154,7 +152,7 @@ class P2PApp:
             # the connection is closed by uvicorn when this returns.
             self.stats.malformed += 1
             client = scope.get("client")
-            if self._log_throttle.allow(client, time.monotonic()):
+            if self.relay.log_throttle.allow(client):
                 logger.warning(
                     "malformed WebSocket traffic from %s: %s: %s",
                     client,
