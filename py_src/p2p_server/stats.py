@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 __all__ = ["ServerStats"]
@@ -82,5 +82,5 @@ class ServerStats:
         }
 
     def snapshot(self) -> dict[str, Any]:
-        counters = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        counters = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
         return {"pid": os.getpid(), **counters, **self.rates()}
