@@ -552,6 +552,8 @@ def test_module_entry_point_serves_on_the_printed_port(assets: Path) -> None:
         out, err = proc.communicate(timeout=10)
         assert out.strip() == "p2p_server stopped"
         assert "Traceback" not in err
+        # Started without a token secret, it says so.
+        assert "rooms are open" in err
         assert proc.returncode == 0
     finally:
         if proc.poll() is None:

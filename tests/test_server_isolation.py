@@ -13,6 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -318,11 +319,23 @@ def test_the_token_holder_takes_a_half_open_slot_back_at_once_and_the_peer_stays
             client.close()
 
 
-def test_without_a_secret_rooms_are_open_and_the_server_says_so(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--token-secret-file", "SHORT"], "a token secret needs at least 32 bytes, has 5"),
+        (["--turn-urls", "turn:127.0.0.1:3478"], "--turn-secret-file and --turn-urls go together"),
+        (["--turn-secret-file", "LONG", "--turn-urls", "http://x"], "is not a TURN URL"),
+    ],
+)
+def test_wrong_security_options_stop_the_server_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    from p2p_server.server import _options, _parser
+    from p2p_server.server import main
 
-    parser = _parser()
-    assert _options(parser, parser.parse_args([])).token_secret is None
-    assert ServerOptions().token_secret is None
+    (tmp_path / "SHORT").write_text("short\n")
+    (tmp_path / "LONG").write_text("x" * 40)
+    argv = [str(tmp_path / a) if a in ("SHORT", "LONG") else a for a in args]
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
