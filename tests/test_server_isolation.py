@@ -100,8 +100,8 @@ def server() -> Iterator[ServerThread]:
         yield srv
 
 
-def token_server(**limits: Any) -> ServerThread:
-    return ServerThread(options=ServerOptions(token_secret=SECRET, limits=ClientLimits(**limits)))
+def token_server() -> ServerThread:
+    return ServerThread(options=ServerOptions(token_secret=SECRET))
 
 
 def relay_between(a: Peer, b: Peer, count: int) -> None:
@@ -172,7 +172,7 @@ def test_a_client_that_stops_reading_is_dropped_and_the_sender_is_not_blamed() -
         reader.close()
 
 
-def test_a_socket_that_never_joins_is_closed(tmp_path: Any) -> None:
+def test_a_socket_that_never_joins_is_closed() -> None:
     with ServerThread(options=ServerOptions(limits=ClientLimits(join_timeout_s=0.5))) as server:
         idle = RawClient(server.url)
         assert idle.error_code() == "join_timeout"
