@@ -301,10 +301,10 @@ def test_wrong_player_packet_is_counted() -> None:
 def test_handler_exception_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     a = make()
 
-    def broken(packet: object) -> int:
+    def broken(*fields: object) -> int:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(a.session.inputs.receiver, "receive", broken)
+    monkeypatch.setattr(a.session.inputs.receiver, "receive_inputs", broken)
     a.session.on_message(encode_input_packet(1, 0, [(0, 1)]))
     assert a.session.stats()["handler_errors"] == 1
 

@@ -13,16 +13,16 @@ paths it routes to, and runs the resend timer.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import Final
 
-from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY, check_input
+from p2p_transport.protocol.recorded_inputs import RecordedInputs
+from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
 from p2p_transport.wire.codec import (
     MAX_ACKED_INPUTS_PER_PACKET,
     encode_acked_input_packet,
-    pack_acked_input_packet,
+    pack_acked_input_head,
 )
 
 __all__ = ["PENDING_LIMIT", "RESEND_INTERVAL_MS", "AckedInputSender", "AckedSenderCounters"]
@@ -54,8 +54,8 @@ class AckedSenderCounters:
 class AckedInputSender:
     """Keeps the local inputs the peer has not acknowledged and builds the packets carrying them.
 
-    Acks are cumulative, so the pending inputs are always the newest ones recorded: one deque of
-    the last :data:`PENDING_LIMIT` inputs holds them, and the ``redundancy`` most recent inputs
+    Acks are cumulative, so the pending inputs are always the newest ones recorded: the last
+    :data:`PENDING_LIMIT` inputs recorded hold them, and the ``redundancy`` most recent inputs
     that every packet carries even when acknowledged (a little extra against loss at no memory
     cost).
     """
@@ -72,7 +72,8 @@ class AckedInputSender:
         #: An unacknowledged input was given up since the peer's last ack that moved forward.
         self.stalled = False
         self.counters = AckedSenderCounters()
-        self._inputs: deque[tuple[int, int]] = deque(maxlen=PENDING_LIMIT)
+        self._recorded = RecordedInputs(PENDING_LIMIT)
+        self._inputs = self._recorded.inputs
         self._acked_through: int | None = None
         # How many of the newest inputs are unacknowledged: kept as inputs and acks come, not
         # counted again for every packet.
@@ -105,15 +106,17 @@ class AckedInputSender:
     def record(self, action: int, target_frame: int) -> None:
         """Add the local input for ``target_frame``; it stays pending until acknowledged."""
         inputs = self._inputs
-        check_input(action, target_frame, inputs[-1][0] if inputs else None)
-        if len(inputs) == PENDING_LIMIT and self._is_pending(inputs[0][0]) and self.acks_expected:
+        full = len(inputs) == PENDING_LIMIT
+        oldest_frame = inputs[0][0] if full else 0
+        self._recorded.record(action, target_frame)
+        # The oldest input dropped out as this one came: pending, it is abandoned.
+        if full and self.acks_expected and self._is_pending(oldest_frame):
             self.counters.inputs_abandoned += 1
             if not self.stalled:
                 self.stalled = True
                 self.counters.stalls += 1
-        inputs.append((target_frame, action))
-        # The deque drops its oldest input when full: pending, it is abandoned (counted above).
-        self._pending = min(self._pending + 1, len(inputs))
+        if self._pending < len(inputs):
+            self._pending += 1
 
     def on_ack(self, ack_frame: int | None) -> int:
         """Take the peer's ack; return how many pending inputs it acknowledged."""
@@ -146,7 +149,7 @@ class AckedInputSender:
 
     def reset(self) -> None:
         """Forget every input and ack (a new episode restarts frame numbers); counters are kept."""
-        self._inputs.clear()
+        self._recorded.clear()
         self._acked_through = None
         self._pending = 0
         self.stalled = False
@@ -160,6 +163,5 @@ class AckedInputSender:
     def _encode(self, ack_frame: int | None, count: int) -> bytes:
         inputs = self._inputs
         current_frame = inputs[-1][0] if inputs else 0
-        recent = tuple(islice(inputs, len(inputs) - count, None))
-        # Every input was checked when it was recorded.
-        return pack_acked_input_packet(self.player_index, current_frame, ack_frame, recent)
+        head = pack_acked_input_head(self.player_index, current_frame, ack_frame, count)
+        return head + self._recorded.newest_entries(count)

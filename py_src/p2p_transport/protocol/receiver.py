@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from p2p_transport.guard import call_guarded
+from p2p_transport.wire.codec import Inputs
 from p2p_transport.wire.messages import AckedInputPacket, InputPacket, InputResponse
 
 __all__ = ["DEFAULT_HISTORY_FRAMES", "MAX_FRAME_JUMP", "InputReceiver", "ReceiverCounters"]
@@ -22,6 +23,8 @@ DEFAULT_HISTORY_FRAMES: Final = 256
 MAX_FRAME_JUMP: Final = 1024
 
 InputCallback = Callable[[int, int], None]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -105,11 +108,18 @@ class InputReceiver:
 
     def receive(self, packet: InputPacket | AckedInputPacket | InputResponse) -> int:
         """Deliver the packet's new inputs; return how many were delivered."""
+        return self.receive_inputs(
+            packet.player_index, packet.inputs, isinstance(packet, AckedInputPacket)
+        )
+
+    def receive_inputs(self, player_index: int, inputs: Inputs, acked: bool) -> int:
+        """:meth:`receive` for a packet's fields (``acked``: it was an acked input packet), as
+        the session's receive path reads them
+        (:func:`~p2p_transport.wire.codec.decode_input_fields`)."""
         counters = self.counters
-        if packet.player_index != self.peer_index:
+        if player_index != self.peer_index:
             counters.wrong_player += 1
             return 0
-        inputs = packet.inputs
         if not inputs:
             counters.packets += 1
             return 0
@@ -126,6 +136,7 @@ class InputReceiver:
         actions = self._actions
         floor = self._floor
         pending_gaps = self._pending_gaps
+        on_input = self._on_input
         last_slot = len(inputs) - 1
         for slot, (frame, action) in enumerate(inputs):
             if frame < floor:
@@ -144,7 +155,12 @@ class InputReceiver:
                 pending_gaps.discard(frame)
                 counters.gaps_filled += 1
             delivered += 1
-            self._deliver(frame, action)
+            # The game's callback failing must not cost it the other inputs of this packet.
+            try:
+                on_input(frame, action)
+            except Exception:
+                counters.callback_errors += 1
+                logger.exception("input (frame %d) callback failed", frame)
         counters.inputs_delivered += delivered
         if newest is None or packet_newest > newest:
             self._newest = newest = packet_newest
@@ -152,31 +168,28 @@ class InputReceiver:
         oldest = inputs[0][0]
         if oldest > self._gap_checked:
             self._check_gaps(oldest)
-        self._forget_below(newest - self._history + 1)
+        if newest - self._history + 1 > floor:
+            self._forget_below(newest - self._history + 1)
         # An acked packet carries every input its sender has not seen acknowledged, so the frames
         # before its oldest one were delivered or given up; a version-1 packet says no such thing.
-        given_up_below = oldest if isinstance(packet, AckedInputPacket) else 0
-        self._advance_ack(max(self._floor, given_up_below))
+        self._advance_ack(max(self._floor, oldest) if acked else self._floor)
         return delivered
 
-    def count_repeat(self, packet: InputPacket | AckedInputPacket) -> None:
-        """Count a copy of the packet :meth:`receive` took last, as receiving it again would:
-        it delivers nothing and changes no state, so only the counters move (its inputs are
-        duplicates, or stale if they fell below the history meanwhile)."""
+    def count_repeat(self, inputs: Inputs) -> None:
+        """Count a copy of the inputs :meth:`receive_inputs` took last, as receiving them again
+        would: it delivers nothing and changes no state, so only the counters move (its inputs
+        are duplicates, or stale if they fell below the history meanwhile)."""
         counters = self.counters
-        inputs = packet.inputs
         if inputs and self._newest is not None and inputs[-1][0] > self._newest + MAX_FRAME_JUMP:
             counters.implausible += 1
             return
         counters.packets += 1
-        stale = sum(1 for frame, _ in inputs if frame < self._floor)
+        floor = self._floor
+        stale = (
+            sum(1 for frame, _ in inputs if frame < floor) if inputs and inputs[0][0] < floor else 0
+        )
         counters.stale += stale
         counters.duplicates += len(inputs) - stale
-
-    def _deliver(self, frame: int, action: int) -> None:
-        # The game's callback failing must not cost it the other inputs of this packet.
-        if not call_guarded(self._on_input, frame, action, what=f"input (frame {frame})"):
-            self.counters.callback_errors += 1
 
     def _advance_ack(self, settled_below: int) -> None:
         """Move the ack over every frame below ``settled_below`` and every delivered frame after."""
@@ -195,8 +208,6 @@ class InputReceiver:
         self._gap_checked = max(self._gap_checked, horizon)
 
     def _forget_below(self, floor: int) -> None:
-        if floor <= self._floor:
-            return
         for frame in range(self._floor, floor):
             if self._actions.pop(frame, None) is None and frame >= self._first_seen:
                 self.counters.lost += 1

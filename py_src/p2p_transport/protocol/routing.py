@@ -60,7 +60,15 @@ class Route(StrEnum):
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        return (Path.P2P, Path.RELAY) if self is Route.BOTH else (Path(self.value),)
+        # Read for every input sent: identity tests, not an enum lookup by value.
+        if self is Route.BOTH:
+            return _BOTH_PATHS
+        return _P2P_PATH if self is Route.P2P else _RELAY_PATH
+
+
+_BOTH_PATHS: Final = (Path.P2P, Path.RELAY)
+_P2P_PATH: Final = (Path.P2P,)
+_RELAY_PATH: Final = (Path.RELAY,)
 
 
 class RouteMode(StrEnum):

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from itertools import islice
 from typing import Final, Protocol
 
-from p2p_transport.checks import check_int
-from p2p_transport.wire.codec import (
-    MAX_ACTION,
-    MAX_FRAME,
-    MAX_INPUTS_PER_PACKET,
-    encode_input_packet,
-    pack_input_packet,
-)
+from p2p_transport.protocol.recorded_inputs import RecordedInputs
+from p2p_transport.wire.codec import MAX_INPUTS_PER_PACKET, encode_input_packet, pack_input_head
 
 __all__ = [
     "DEFAULT_BUFFER_THRESHOLD",
@@ -26,7 +18,6 @@ __all__ = [
     "P2PInputSender",
     "RedundantInputs",
     "SenderCounters",
-    "check_input",
     "try_send",
 ]
 
@@ -94,17 +85,6 @@ def try_send(
     return True
 
 
-def check_input(action: int, target_frame: int, last_frame: int | None) -> None:
-    """A local input a sender can record: an action byte for a frame after ``last_frame``."""
-    check_int("action", action, MAX_ACTION)
-    check_int("target_frame", target_frame, MAX_FRAME)
-    if last_frame is not None and target_frame <= last_frame:
-        raise ValueError(
-            f"target_frame {target_frame} is not after the last recorded frame {last_frame}; "
-            "call reset() when a new episode restarts frame numbers"
-        )
-
-
 class RedundantInputs:
     """The last ``window`` local inputs, and the version-1 packet carrying the last
     ``redundancy`` of them: the packet-building half of :class:`P2PInputSender`, which the
@@ -123,20 +103,20 @@ class RedundantInputs:
         encode_input_packet(player_index, 0, ())  # validates player_index with the codec's message
         self.player_index = player_index
         self.redundancy = redundancy
-        self._window: deque[tuple[int, int]] = deque(maxlen=window)
+        self._window = RecordedInputs(window)
 
     @property
     def window(self) -> tuple[tuple[int, int], ...]:
         """The remembered ``(frame, action)`` inputs, oldest first."""
-        return tuple(self._window)
+        return tuple(self._window.inputs)
 
     def record(self, action: int, target_frame: int) -> bytes:
         """Add an input to the window and return the packet that carries it and its predecessors."""
-        check_input(action, target_frame, self._window[-1][0] if self._window else None)
-        self._window.append((target_frame, action))
-        first = max(0, len(self._window) - self.redundancy)
-        recent = tuple(islice(self._window, first, None))
-        return pack_input_packet(self.player_index, target_frame, recent)  # checked above
+        window = self._window
+        window.record(action, target_frame)
+        count = min(self.redundancy, len(window))
+        head = pack_input_head(self.player_index, target_frame, count)
+        return head + window.newest_entries(count)
 
     def reset(self) -> None:
         """Forget the window (a new episode)."""

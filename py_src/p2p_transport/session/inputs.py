@@ -20,8 +20,8 @@ from p2p_transport.protocol.sender import RedundantInputs
 from p2p_transport.session.config import SessionConfig
 from p2p_transport.session.paths import Paths
 from p2p_transport.timing import Clock
-from p2p_transport.wire.codec import encode_input_response
-from p2p_transport.wire.messages import AckedInputPacket, InputPacket, InputRequest, InputResponse
+from p2p_transport.wire.codec import Inputs, encode_input_response
+from p2p_transport.wire.messages import InputRequest
 
 __all__ = ["InputCounters", "InputPath"]
 
@@ -93,7 +93,8 @@ class InputPath:
                 negotiation.probe_sent()
         self._stepped_since_resend_check = True
         self._ack_owed = False
-        self._set_peer_stalled(acked.stalled)
+        if self._health.peer_stalled is not acked.stalled:
+            self._set_peer_stalled(acked.stalled)
         return sent
 
     def resend_if_idle(self) -> None:
@@ -109,15 +110,19 @@ class InputPath:
             self.counters.input_resends += 1
         self._ack_owed = False
 
-    def on_input_packet(
-        self, packet: InputPacket | AckedInputPacket | InputResponse, path: Path
-    ) -> None:
-        """Inputs of the peer, from an input packet or an answer to an input request."""
-        if packet.player_index == self.peer_index:
+    def on_inputs(self, player_index: int, inputs: Inputs, acked: bool, path: Path) -> None:
+        """Inputs of the peer, from an input packet (``acked``: a 0x20 one) or an answer to an
+        input request."""
+        if player_index == self.peer_index:
             self.negotiation.heard_peer_inputs()
-        gaps_before = self.receiver.counters.gaps
-        self._paths.stats[path].inputs_delivered += self.receiver.receive(packet)
-        self._health.record_gaps(self.receiver.counters.gaps - gaps_before)
+        receiver = self.receiver
+        gaps_before = receiver.counters.gaps
+        self._paths.stats[path].inputs_delivered += receiver.receive_inputs(
+            player_index, inputs, acked
+        )
+        gaps = receiver.counters.gaps - gaps_before
+        if gaps:
+            self._health.record_gaps(gaps)
 
     def history(self, start_frame: int, end_frame: int) -> list[tuple[int, int]]:
         """This side's recorded inputs of ``start_frame`` to ``end_frame`` inclusive, as far back
@@ -132,22 +137,29 @@ class InputPath:
         self._paths.send_small(path, encode_input_response(self.v1.player_index, inputs))
         self.counters.input_requests_answered += 1
 
-    def on_acked_input_packet(self, packet: AckedInputPacket, path: Path) -> bool:
-        """Take a 0x20 packet; return whether it settled the negotiation just now (the session
-        then starts resending pending inputs on a timer)."""
+    def on_acked_inputs(
+        self, player_index: int, ack_frame: int | None, inputs: Inputs, path: Path
+    ) -> bool:
+        """Take a 0x20 packet's fields; return whether it settled the negotiation just now (the
+        session then starts resending pending inputs on a timer)."""
         settled = False
-        if packet.player_index == self.peer_index:
-            settled = self.negotiation.heard_acked_inputs()
-            if settled:
-                self.acked.acks_expected = True
-            if self.negotiation.use_acked:
-                self.acked.on_ack(packet.ack_frame)
-                self._set_peer_stalled(self.acked.stalled)
+        if player_index == self.peer_index:
+            negotiation = self.negotiation
+            if not negotiation.peer_speaks_acked:
+                settled = negotiation.heard_acked_inputs()
+                if settled:
+                    self.acked.acks_expected = True
+            if negotiation.use_acked:
+                acked = self.acked
+                acked.on_ack(ack_frame)
+                if self._health.peer_stalled is not acked.stalled:
+                    self._set_peer_stalled(acked.stalled)
                 # Answered by the next packet: the game's next step, or the resend timer's if the
                 # game sends nothing. A pure ack (no inputs) is not answered, or two idle peers
                 # would echo acks forever.
-                self._ack_owed = self._ack_owed or bool(packet.inputs)
-        self.on_input_packet(packet, path)
+                if inputs:
+                    self._ack_owed = True
+        self.on_inputs(player_index, inputs, True, path)
         return settled
 
     def reset(self) -> None:
@@ -181,14 +193,14 @@ class InputPath:
 
     def _send(self, packet: bytes, route: Route) -> bool:
         sent = False
+        send = self._paths.send
         for path in route.paths:
-            sent = self._paths.send(path, packet) or sent
+            sent = send(path, packet) or sent
         return sent
 
     def _set_peer_stalled(self, stalled: bool) -> None:
-        """Tell the health monitor whether the peer leaves this side's inputs unacknowledged; a
-        change moves the status at once, and a stall shorter than a watchdog tick (a route switch
-        moving the acks to the relay) is recorded too."""
-        if self._health.peer_stalled is not stalled:
-            self._health.peer_stalled = stalled
-            self._observe_health()
+        """Tell the health monitor that the peer now leaves this side's inputs unacknowledged, or
+        no longer does: the status moves at once, and a stall shorter than a watchdog tick (a
+        route switch moving the acks to the relay) is recorded too."""
+        self._health.peer_stalled = stalled
+        self._observe_health()

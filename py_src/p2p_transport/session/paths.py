@@ -56,7 +56,8 @@ class Paths:
 
     def send(self, path: Path, packet: bytes) -> bool:
         """Send an input packet, unless the path is closed or congested (counted either way)."""
-        return try_send(self.channel(path), packet, self._buffer_threshold, self.stats[path].sent)
+        channel = self.p2p if path is Path.P2P else self.relay
+        return try_send(channel, packet, self._buffer_threshold, self.stats[path].sent)
 
     def send_small(
         self,

@@ -42,9 +42,17 @@ from p2p_transport.session.telemetry import TelemetryRecorder
 from p2p_transport.session.watchdog import SessionEvent, Watchdog
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.codec import (
+    ACKED_INPUT_TYPE,
+    INPUT_TYPE,
     V1_HASH_SIZE,
+    Buffer,
+    ByteView,
     DecodeError,
+    Inputs,
+    byte_view,
     decode,
+    decode_acked_input_fields,
+    decode_input_fields,
     encode_keepalive,
     encode_validation_ping,
     encode_validation_pong,
@@ -52,14 +60,13 @@ from p2p_transport.wire.codec import (
 from p2p_transport.wire.messages import (
     GAME_KIND_MAX,
     GAME_KIND_MIN,
-    AckedInputPacket,
     ControlAck,
     ControlKind,
     ControlMessage,
     EpisodeEnd,
     EpisodeReady,
     FocusState,
-    InputPacket,
+    InputResponse,
     Message,
     MessageType,
     StateHash,
@@ -186,9 +193,9 @@ class P2PSession:
         #: The deployed peers' validation of each new DataChannel, run both ways.
         self.validation = Validation(clock)
         self._report = SessionReport(self, self._telemetry, clock)
-        # The last input packet of the peer's handled, with its decoded form: in the default
-        # parallel route every packet comes twice, and the second copy only needs counting.
-        self._last_input: tuple[bytes, InputPacket | AckedInputPacket] | None = None
+        # The last input packet of the peer's handled, with its current frame and inputs: in the
+        # default parallel route every packet comes twice, and the second copy only needs counting.
+        self._last_input: tuple[bytes, int, Inputs] | None = None
         self._ping_timer: object | None = None
         # Resends pending acked inputs while the game sends none; runs from negotiation to close().
         self._resend_timer: object | None = None
@@ -199,19 +206,17 @@ class P2PSession:
         # late open event cannot start a timer nothing would stop.
         self._shut_down = False
         self._handlers: dict[int, Callable[[Any, Path], None]] = {
-            MessageType.INPUT: self.inputs.on_input_packet,
             MessageType.PING: self.pinger.on_ping,
             MessageType.PONG: self.pinger.on_pong,
             MessageType.KEEPALIVE: self._on_keepalive,
             MessageType.VALIDATION_PING: self._on_validation_ping,
             MessageType.VALIDATION_PONG: self._on_validation_pong,
             MessageType.INPUT_REQUEST: self.inputs.on_input_request,
-            MessageType.INPUT_RESPONSE: self.inputs.on_input_packet,
+            MessageType.INPUT_RESPONSE: self._on_input_response,
             MessageType.FOCUS_STATE: self._on_focus_state,
             MessageType.EPISODE_END: self._on_version_one_control,
             MessageType.EPISODE_READY: self._on_version_one_control,
             MessageType.STATE_HASH: self._on_version_one_control,
-            MessageType.ACKED_INPUT: self._on_acked_input_packet,
             MessageType.CONTROL: self._on_control_packet,
             MessageType.CONTROL_ACK: self._on_control_ack,
         }
@@ -287,11 +292,11 @@ class P2PSession:
         self._clear_timer("_validation_timer")
         self.state = SessionState.FAILED
 
-    def on_message(self, data: bytes | bytearray | memoryview) -> None:
+    def on_message(self, data: Buffer) -> None:
         """A packet arrived on the DataChannel."""
         self._receive(data, Path.P2P)
 
-    def on_relay_message(self, data: bytes | bytearray | memoryview) -> None:
+    def on_relay_message(self, data: Buffer) -> None:
         """A packet arrived through the Socket.IO relay."""
         self._receive(data, Path.RELAY)
 
@@ -305,7 +310,9 @@ class P2PSession:
         self, data: bytes | bytearray | memoryview, arrival_ms: float
     ) -> None:
         """A packet arrived on the ping channel at ``arrival_ms`` (this session's clock)."""
-        message = self._decode_counted(data, self.paths.stats[Path.P2P])
+        stats = self.paths.stats[Path.P2P]
+        view = self._arrived(data, stats)
+        message = None if view is None else self._decode_counted(view, stats)
         if message is None:
             return
         try:
@@ -481,11 +488,26 @@ class P2PSession:
 
     # --- packets in ---------------------------------------------------------------------------
 
-    def _count_arrival(self, stats: PathStats, size: int) -> None:
+    def _arrived(self, data: Buffer, stats: PathStats) -> ByteView | None:
+        """Count a packet on its path and return its bytes; anything that is not a buffer is
+        counted as garbage and gives None."""
         # Before the packet is recorded: a stall that ends here is left out of the silence.
         self.watchdog.note_awake()
         stats.packets_received += 1
-        stats.bytes_received += size
+        try:
+            stats.bytes_received += len(data)
+            return byte_view(data)
+        except (DecodeError, TypeError):
+            stats.decode_errors += 1
+            return None
+
+    def _decode_counted(self, view: ByteView, stats: PathStats) -> Message | None:
+        """Decode a packet; garbage is counted and gives None."""
+        try:
+            return decode(view)
+        except DecodeError:
+            stats.decode_errors += 1
+            return None
 
     def _heard(self, path: Path, input_frame: int | None) -> None:
         """A packet of the peer's came on ``path`` (``input_frame``: an input packet's)."""
@@ -494,48 +516,63 @@ class P2PSession:
         else:
             self.watchdog.relay_heard()
 
-    def _decode_counted(
-        self, data: bytes | bytearray | memoryview, stats: PathStats
-    ) -> Message | None:
-        """Count the packet on its path and decode it; garbage is counted and gives None."""
-        try:
-            self._count_arrival(stats, len(data))
-            return decode(data)
-        except (DecodeError, TypeError):
-            stats.decode_errors += 1
-            return None
-
-    def _receive(self, data: bytes | bytearray | memoryview, path: Path) -> None:
+    def _receive(self, data: Buffer, path: Path) -> None:
+        stats = self.paths.stats[path]
+        view = self._arrived(data, stats)
+        if view is None:
+            return
         last = self._last_input
-        if last is not None and data == last[0]:
+        if last is not None and view == last[0]:
             # The input packet just handled, again (the other path's copy, or a duplicate):
             # counted as handling it again would count it, without decoding and applying it.
-            self._count_arrival(self.paths.stats[path], len(data))
-            self._heard(path, last[1].current_frame)
-            self.inputs.receiver.count_repeat(last[1])
+            self._heard(path, last[1])
+            self.inputs.receiver.count_repeat(last[2])
             return
-        message = self._decode_counted(data, self.paths.stats[path])
+        kind = view[0] if view else None
+        if kind in (ACKED_INPUT_TYPE, INPUT_TYPE):
+            self._receive_inputs(view, kind == ACKED_INPUT_TYPE, path, stats)
+            return
+        message = self._decode_counted(view, stats)
         if message is None:
             return
         try:
-            frame: int | None = None
-            if isinstance(message, InputPacket | AckedInputPacket):
-                if message.player_index == self.peer_index:
-                    self._last_input = (bytes(data), message)
-                frame = message.current_frame
-            self._heard(path, frame)
+            self._heard(path, None)
             self._handlers[message.type](message, path)
         except Exception:
             self.handler_errors += 1
             logger.exception("handling a %s message failed", message.type.name)
 
-    def _on_acked_input_packet(self, packet: AckedInputPacket, path: Path) -> None:
-        if (
-            self.inputs.on_acked_input_packet(packet, path)
-            and self._resend_timer is None
-            and not self._shut_down
-        ):
-            self._resend_timer = self._every(RESEND_INTERVAL_MS, self._resend_tick, "resend timer")
+    def _receive_inputs(self, view: ByteView, acked: bool, path: Path, stats: PathStats) -> None:
+        """An input packet, most of what arrives: read into its fields, with no message object."""
+        ack: int | None = None
+        try:
+            if acked:
+                player, frame, ack, inputs = decode_acked_input_fields(view)
+            else:
+                player, frame, inputs = decode_input_fields(view)
+        except DecodeError:
+            stats.decode_errors += 1
+            return
+        try:
+            if player == self.peer_index:
+                self._last_input = (bytes(view), frame, inputs)
+            self._heard(path, frame)
+            if not acked:
+                self.inputs.on_inputs(player, inputs, False, path)
+            elif (
+                self.inputs.on_acked_inputs(player, ack, inputs, path)
+                and self._resend_timer is None
+                and not self._shut_down
+            ):
+                self._resend_timer = self._every(
+                    RESEND_INTERVAL_MS, self._resend_tick, "resend timer"
+                )
+        except Exception:
+            self.handler_errors += 1
+            logger.exception("handling an input packet failed")
+
+    def _on_input_response(self, response: InputResponse, path: Path) -> None:
+        self.inputs.on_inputs(response.player_index, response.inputs, False, path)
 
     def _on_keepalive(self, _message: Message, _path: Path) -> None:
         """Nothing to do beyond the health bookkeeping every packet gets."""

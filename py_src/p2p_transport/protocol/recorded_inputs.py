@@ -1,0 +1,77 @@
+"""The local inputs a sender keeps, checked once as they are recorded and kept in wire form.
+
+Both senders (version 1's :class:`~.sender.RedundantInputs` and the
+:class:`~.acked_sender.AckedInputSender`) send the newest few of what they recorded in every
+packet. Keeping each input's 5-byte entry beside it makes a packet its head and a slice of those
+bytes: an input is checked and packed once, not again in each of the packets that carry it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from p2p_transport.checks import check_int
+from p2p_transport.wire.codec import INPUT_SIZE, MAX_ACTION, MAX_FRAME, pack_input_entry
+
+__all__ = ["RecordedInputs", "check_input"]
+
+
+def check_input(action: int, target_frame: int, last_frame: int | None) -> None:
+    """A local input a sender can record: an action byte for a frame after ``last_frame``."""
+    check_int("action", action, MAX_ACTION)
+    check_int("target_frame", target_frame, MAX_FRAME)
+    if last_frame is not None and target_frame <= last_frame:
+        raise ValueError(
+            f"target_frame {target_frame} is not after the last recorded frame {last_frame}; "
+            "call reset() when a new episode restarts frame numbers"
+        )
+
+
+class RecordedInputs:
+    """The last ``limit`` ``(frame, action)`` inputs recorded, oldest first, and their entries."""
+
+    __slots__ = ("_entries", "_entries_limit", "inputs")
+
+    def __init__(self, limit: int) -> None:
+        #: The inputs themselves; the oldest drops out when a new one comes past ``limit``.
+        self.inputs: deque[tuple[int, int]] = deque(maxlen=limit)
+        self._entries = bytearray()
+        self._entries_limit = limit * INPUT_SIZE
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def newest_frame(self) -> int | None:
+        inputs = self.inputs
+        return inputs[-1][0] if inputs else None
+
+    def record(self, action: int, target_frame: int) -> None:
+        """Add the input for ``target_frame``; raises ``ValueError`` (see :func:`check_input`)."""
+        inputs = self.inputs
+        # The plain ints a game passes take one comparison; anything else gets the full checks
+        # and their messages.
+        if not (
+            type(action) is int
+            and type(target_frame) is int
+            and 0 <= action <= MAX_ACTION
+            and target_frame <= MAX_FRAME
+            and target_frame > (inputs[-1][0] if inputs else -1)
+        ):
+            check_input(action, target_frame, inputs[-1][0] if inputs else None)
+        inputs.append((target_frame, action))
+        entries = self._entries
+        entries += pack_input_entry(target_frame, action)
+        if len(entries) > self._entries_limit:
+            # A bytearray drops its front without moving the rest.
+            del entries[:INPUT_SIZE]
+
+    def newest_entries(self, count: int) -> bytearray:
+        """The wire entries of the newest ``count`` inputs, oldest first; ``count`` is at most
+        ``len(self)``."""
+        entries = self._entries
+        return entries[len(entries) - count * INPUT_SIZE :]
+
+    def clear(self) -> None:
+        self.inputs.clear()
+        self._entries.clear()
