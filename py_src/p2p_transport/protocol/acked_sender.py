@@ -125,8 +125,9 @@ class AckedInputSender:
         if ack_frame > self._inputs[-1][0]:
             self.counters.implausible_acks += 1
             return 0
-        if not self._is_pending(ack_frame):
-            return 0  # an older ack, overtaken by a newer one
+        through = self._acked_through
+        if through is not None and ack_frame <= through:
+            return 0  # nothing new, or an older ack overtaken by a newer one
         self._acked_through = ack_frame
         inputs, pending_before = self._inputs, self._pending
         # Frames increase, so the acknowledged ones are the oldest pending ones.
@@ -139,7 +140,9 @@ class AckedInputSender:
 
     def packet(self, ack_frame: int | None) -> bytes:
         """The packet for a new input: every pending input, and at least ``redundancy`` recent."""
-        count = max(self._pending, min(self.redundancy, len(self._inputs)))
+        count = self._pending
+        if count < self.redundancy:
+            count = min(self.redundancy, len(self._inputs))
         return self._encode(ack_frame, count)
 
     def pending_packet(self, ack_frame: int | None) -> bytes:

@@ -137,8 +137,7 @@ class InputReceiver:
         floor = self._floor
         pending_gaps = self._pending_gaps
         on_input = self._on_input
-        last_slot = len(inputs) - 1
-        for slot, (frame, action) in enumerate(inputs):
+        for frame, action in inputs:
             if frame < floor:
                 counters.stale += 1
                 continue
@@ -149,7 +148,7 @@ class InputReceiver:
                     counters.conflicts += 1
                 continue
             actions[frame] = action
-            if slot != last_slot:
+            if frame != packet_newest:  # frames increase: only the last slot holds it
                 counters.recovered += 1
             if pending_gaps and frame in pending_gaps:
                 pending_gaps.discard(frame)
@@ -164,15 +163,7 @@ class InputReceiver:
         counters.inputs_delivered += delivered
         if newest is None or packet_newest > newest:
             self._newest = newest = packet_newest
-        # The peer's redundancy no longer carries anything older than this packet's oldest frame.
-        oldest = inputs[0][0]
-        if oldest > self._gap_checked:
-            self._check_gaps(oldest)
-        if newest - self._history + 1 > floor:
-            self._forget_below(newest - self._history + 1)
-        # An acked packet carries every input its sender has not seen acknowledged, so the frames
-        # before its oldest one were delivered or given up; a version-1 packet says no such thing.
-        self._advance_ack(max(self._floor, oldest) if acked else self._floor)
+        self._settle(inputs[0][0], newest - self._history + 1, acked)
         return delivered
 
     def count_repeat(self, inputs: Inputs) -> None:
@@ -191,28 +182,36 @@ class InputReceiver:
         counters.stale += stale
         counters.duplicates += len(inputs) - stale
 
-    def _advance_ack(self, settled_below: int) -> None:
-        """Move the ack over every frame below ``settled_below`` and every delivered frame after."""
+    def _settle(self, oldest: int, floor: int, acked: bool) -> None:
+        """After a packet whose oldest frame is ``oldest``: count the gaps it shows, forget the
+        frames below ``floor``, and move the ack."""
+        actions = self._actions
+        counters = self.counters
+        # The peer's redundancy no longer carries anything older than this packet's oldest frame.
+        if oldest > self._gap_checked:
+            for frame in range(max(self._gap_checked, self._floor), oldest):
+                if frame not in actions:
+                    counters.gaps += 1
+                    self._pending_gaps.add(frame)
+            self._gap_checked = oldest
+        if floor > self._floor:
+            for frame in range(self._floor, floor):
+                if actions.pop(frame, None) is None and frame >= self._first_seen:
+                    counters.lost += 1
+                    self._pending_gaps.discard(frame)
+            self._floor = floor
+        # An acked packet carries every input its sender has not seen acknowledged, so the frames
+        # before its oldest one were delivered or given up; a version-1 packet says no such thing.
+        # The ack moves over those and every delivered frame after them.
         frame = self._first_seen if self._ack is None else self._ack + 1
-        frame = max(frame, settled_below)
-        while frame in self._actions:
+        if self._floor > frame:
+            frame = self._floor
+        if acked and oldest > frame:
+            frame = oldest
+        while frame in actions:
             frame += 1
         if frame > self._first_seen:
             self._ack = frame - 1
-
-    def _check_gaps(self, horizon: int) -> None:
-        for frame in range(max(self._gap_checked, self._floor), horizon):
-            if frame not in self._actions:
-                self.counters.gaps += 1
-                self._pending_gaps.add(frame)
-        self._gap_checked = max(self._gap_checked, horizon)
-
-    def _forget_below(self, floor: int) -> None:
-        for frame in range(self._floor, floor):
-            if self._actions.pop(frame, None) is None and frame >= self._first_seen:
-                self.counters.lost += 1
-                self._pending_gaps.discard(frame)
-        self._floor = floor
 
     def stats(self) -> dict[str, int]:
         return asdict(self.counters)

@@ -66,6 +66,8 @@ class InputPath:
         self.router = Router(
             config.route_mode if config.relay_inputs else RouteMode.P2P, clock, config.routing
         )
+        # The route of every mode but p2p-first, which never changes.
+        self._fixed_route = None if self.router.mode is RouteMode.P2P_FIRST else self.router.route
         self.receiver = InputReceiver(peer_index, on_input, config.history_frames)
         self.counters = InputCounters()
         self._stepped_since_resend_check = False
@@ -79,17 +81,17 @@ class InputPath:
         self.counters.inputs_sent += 1
         if negotiation.use_acked:
             acked.record(action, frame)
-            sent = self._send(acked.packet(self.receiver.ack_frame), self.route())
+            sent = self._paths.send(self.route(), acked.packet(self.receiver.ack_frame))
         else:
             packet = self.v1.record(action, frame)
             if negotiation.enabled:
                 # Kept from the start, so what version 1 lost goes out again once negotiated.
                 acked.record(action, frame)
             route = self.route()
-            sent = self._send(packet, route)
+            sent = self._paths.send(route, packet)
             # Probes go out only until the peer answers one, so only while sending version 1.
             if negotiation.probe_due():
-                self._send(acked.packet(self.receiver.ack_frame), route)
+                self._paths.send(route, acked.packet(self.receiver.ack_frame))
                 negotiation.probe_sent()
         self._stepped_since_resend_check = True
         self._ack_owed = False
@@ -106,7 +108,7 @@ class InputPath:
         acked = self.acked
         if not (acked.has_pending or self._ack_owed):
             return
-        if self._send(acked.pending_packet(self.receiver.ack_frame), self.route()):
+        if self._paths.send(self.route(), acked.pending_packet(self.receiver.ack_frame)):
             self.counters.input_resends += 1
         self._ack_owed = False
 
@@ -170,9 +172,9 @@ class InputPath:
         self._ack_owed = False
 
     def route(self) -> Route:
+        if self._fixed_route is not None:
+            return self._fixed_route  # nothing to measure
         router = self.router
-        if router.mode is not RouteMode.P2P_FIRST:
-            return router.route  # fixed: nothing to measure
         channel = self._paths.p2p
         if channel is None:
             p2p_open = congested = False
@@ -190,13 +192,6 @@ class InputPath:
                 unacked_inputs=(self.acked.pending_count if self.negotiation.use_acked else 0),
             )
         )
-
-    def _send(self, packet: bytes, route: Route) -> bool:
-        sent = False
-        send = self._paths.send
-        for path in route.paths:
-            sent = send(path, packet) or sent
-        return sent
 
     def _set_peer_stalled(self, stalled: bool) -> None:
         """Tell the health monitor that the peer now leaves this side's inputs unacknowledged, or

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from p2p_transport.protocol.relay import RelayChannel, SocketIOLike
-from p2p_transport.protocol.routing import Path
+from p2p_transport.protocol.routing import Path, Route
 from p2p_transport.protocol.sender import DataChannelLike, SenderCounters, try_send
 
 __all__ = ["PathStats", "Paths"]
+
+# Read for every packet: a member named through its enum class costs about 75 ns in CPython 3.11.
+_P2P: Final = Path.P2P
 
 
 @dataclass(slots=True)
@@ -54,10 +58,15 @@ class Paths:
         channel = self.channel(path)
         return channel is not None and channel.readyState == "open"
 
-    def send(self, path: Path, packet: bytes) -> bool:
-        """Send an input packet, unless the path is closed or congested (counted either way)."""
-        channel = self.p2p if path is Path.P2P else self.relay
-        return try_send(channel, packet, self._buffer_threshold, self.stats[path].sent)
+    def send(self, route: Route, packet: bytes) -> bool:
+        """Send an input packet on each path of ``route``, except a closed or congested one
+        (counted either way); return whether any took it."""
+        sent = False
+        for path in route.paths:
+            channel = self.p2p if path is _P2P else self.relay
+            if try_send(channel, packet, self._buffer_threshold, self.stats[path].sent):
+                sent = True
+        return sent
 
     def send_small(
         self,

@@ -78,6 +78,11 @@ __all__ = ["VALIDATION_TICK_MS", "P2PSession", "SessionState"]
 
 logger = logging.getLogger(__name__)
 
+# The paths, named for every packet: a member named through its enum class costs about 75 ns in
+# CPython 3.11.
+_P2P: Final = Path.P2P
+_RELAY: Final = Path.RELAY
+
 #: The validation timer's period while a new channel is being validated: fine enough that the
 #: first ping leaves within a tick of the deployed peers' 100 ms, and stopped once it is done.
 VALIDATION_TICK_MS: Final = 50.0
@@ -294,11 +299,11 @@ class P2PSession:
 
     def on_message(self, data: Buffer) -> None:
         """A packet arrived on the DataChannel."""
-        self._receive(data, Path.P2P)
+        self._receive(data, _P2P)
 
     def on_relay_message(self, data: Buffer) -> None:
         """A packet arrived through the Socket.IO relay."""
-        self._receive(data, Path.RELAY)
+        self._receive(data, _RELAY)
 
     def on_text_message(self, text: str) -> None:
         """A text (not binary) message arrived on the DataChannel: deployed peers send one JSON
@@ -339,7 +344,8 @@ class P2PSession:
         """
         self.watchdog.note_awake()
         sent = self.inputs.step(frame, action)
-        self._check_peer_version()
+        if not (self._peer_is_v1 or self._peer_is_v2):
+            self._check_peer_version()
         return sent
 
     def start_watchdog(self) -> None:
@@ -496,7 +502,7 @@ class P2PSession:
         stats.packets_received += 1
         try:
             stats.bytes_received += len(data)
-            return byte_view(data)
+            return data if type(data) is bytes else byte_view(data)
         except (DecodeError, TypeError):
             stats.decode_errors += 1
             return None
@@ -511,7 +517,7 @@ class P2PSession:
 
     def _heard(self, path: Path, input_frame: int | None) -> None:
         """A packet of the peer's came on ``path`` (``input_frame``: an input packet's)."""
-        if path is Path.P2P:
+        if path is _P2P:
             self.health.record_packet(input_frame)
         else:
             self.watchdog.relay_heard()
@@ -555,7 +561,8 @@ class P2PSession:
             return
         try:
             if player == self.peer_index:
-                self._last_input = (bytes(view), frame, inputs)
+                # Kept as bytes: a memoryview would change with the buffer it looks into.
+                self._last_input = (view if type(view) is bytes else bytes(view), frame, inputs)
             self._heard(path, frame)
             if not acked:
                 self.inputs.on_inputs(player, inputs, False, path)
