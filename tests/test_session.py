@@ -647,3 +647,17 @@ def test_health_follows_the_path_that_carries_the_game() -> None:
     clock.advance(3500.0)
     stats = b.session.stats()
     assert (stats["health_path"], stats["health_status"]) == (None, "disconnected")
+
+
+def test_a_reused_receive_buffer_is_not_taken_for_a_repeat() -> None:
+    # A caller may hand in the same bytearray refilled: the last input packet is remembered by
+    # its bytes then, not by a view that would change with the buffer.
+    a = make()
+    buffer = bytearray(encode_input_packet(1, 0, [(0, 1)]))
+    a.session.on_message(buffer)
+    buffer[:] = encode_input_packet(1, 1, [(1, 2)])
+    a.session.on_message(memoryview(buffer))
+    a.session.on_relay_message(bytes(buffer))  # the other path's copy: a repeat
+    assert a.inputs == [(0, 1), (1, 2)]
+    stats = a.session.stats()
+    assert stats["duplicates"] == 1 and stats["inputs_received"] == 2

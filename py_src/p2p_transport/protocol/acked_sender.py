@@ -20,6 +20,7 @@ from typing import Final
 from p2p_transport.protocol.recorded_inputs import RecordedInputs
 from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
 from p2p_transport.wire.codec import (
+    INPUT_SIZE,
     MAX_ACKED_INPUTS_PER_PACKET,
     encode_acked_input_packet,
     pack_acked_input_head,
@@ -167,4 +168,5 @@ class AckedInputSender:
         inputs = self._inputs
         current_frame = inputs[-1][0] if inputs else 0
         head = pack_acked_input_head(self.player_index, current_frame, ack_frame, count)
-        return head + self._recorded.newest_entries(count)
+        entries = self._recorded.entries
+        return head + entries[len(entries) - count * INPUT_SIZE :]

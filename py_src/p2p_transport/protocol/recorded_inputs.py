@@ -30,12 +30,13 @@ def check_input(action: int, target_frame: int, last_frame: int | None) -> None:
 class RecordedInputs:
     """The last ``limit`` ``(frame, action)`` inputs recorded, oldest first, and their entries."""
 
-    __slots__ = ("_entries", "_entries_limit", "inputs")
+    __slots__ = ("_entries_limit", "entries", "inputs")
 
     def __init__(self, limit: int) -> None:
         #: The inputs themselves; the oldest drops out when a new one comes past ``limit``.
         self.inputs: deque[tuple[int, int]] = deque(maxlen=limit)
-        self._entries = bytearray()
+        #: Their wire entries, 5 bytes each in the same order (read it, never change it).
+        self.entries = bytearray()
         self._entries_limit = limit * INPUT_SIZE
 
     def __len__(self) -> int:
@@ -60,18 +61,12 @@ class RecordedInputs:
         ):
             check_input(action, target_frame, inputs[-1][0] if inputs else None)
         inputs.append((target_frame, action))
-        entries = self._entries
+        entries = self.entries
         entries += pack_input_entry(target_frame, action)
         if len(entries) > self._entries_limit:
             # A bytearray drops its front without moving the rest.
             del entries[:INPUT_SIZE]
 
-    def newest_entries(self, count: int) -> bytearray:
-        """The wire entries of the newest ``count`` inputs, oldest first; ``count`` is at most
-        ``len(self)``."""
-        entries = self._entries
-        return entries[len(entries) - count * INPUT_SIZE :]
-
     def clear(self) -> None:
         self.inputs.clear()
-        self._entries.clear()
+        self.entries.clear()

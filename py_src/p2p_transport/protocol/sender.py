@@ -8,7 +8,12 @@ from dataclasses import asdict, dataclass
 from typing import Final, Protocol
 
 from p2p_transport.protocol.recorded_inputs import RecordedInputs
-from p2p_transport.wire.codec import MAX_INPUTS_PER_PACKET, encode_input_packet, pack_input_head
+from p2p_transport.wire.codec import (
+    INPUT_SIZE,
+    MAX_INPUTS_PER_PACKET,
+    encode_input_packet,
+    pack_input_head,
+)
 
 __all__ = [
     "DEFAULT_BUFFER_THRESHOLD",
@@ -116,7 +121,7 @@ class RedundantInputs:
         window.record(action, target_frame)
         count = min(self.redundancy, len(window))
         head = pack_input_head(self.player_index, target_frame, count)
-        return head + window.newest_entries(count)
+        return head + window.entries[-count * INPUT_SIZE :]
 
     def reset(self) -> None:
         """Forget the window (a new episode)."""
