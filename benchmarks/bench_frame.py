@@ -5,7 +5,8 @@
 One frame of one player is what the game loop pays each frame: its ``step()`` (the input packed
 and sent on both paths of the default parallel route) and handling the peer's packet, which
 arrives twice (over the DataChannel and through the relay). Two ``P2PSession``s with the default
-``SessionConfig`` (acked inputs on) play each other for ``--frames`` frames:
+``SessionConfig`` (acked inputs on), their watchdogs started as ``BrowserTransport`` starts them
+(each entry point then notes that this side is awake), play each other for ``--frames`` frames:
 
 1. fake channels (in-memory queues, no FFI): the same source is run under CPython here and
    under Pyodide in a Chromium tab of the demo page, in one run;
@@ -75,6 +76,7 @@ def make_sessions(channels, sockets):
     ]
     for session in sessions:
         session.on_open()
+        session.start_watchdog()
     return sessions
 
 

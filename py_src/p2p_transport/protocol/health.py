@@ -105,10 +105,11 @@ class ConnectionHealthMonitor:
         self._since_ms = self._clock()
         self.last_packet_at_ms = None
 
-    def record_packet(self, input_frame: int | None = None) -> None:
-        """A packet of any kind arrived; ``input_frame`` is an input packet's current frame."""
+    def record_packet(self, input_frame: int | None = None, now: float | None = None) -> None:
+        """A packet of any kind arrived (at ``now``, if the caller has read the clock);
+        ``input_frame`` is an input packet's current frame."""
         self.packets_received += 1
-        self.last_packet_at_ms = self._clock()
+        self.last_packet_at_ms = self._clock() if now is None else now
         if input_frame is not None and input_frame not in self._recent_set:
             if len(self._recent_frames) == self._recent_frames.maxlen:
                 self._recent_set.discard(self._recent_frames[0])

@@ -316,7 +316,7 @@ class P2PSession:
     ) -> None:
         """A packet arrived on the ping channel at ``arrival_ms`` (this session's clock)."""
         stats = self.paths.stats[Path.P2P]
-        view = self._arrived(data, stats)
+        view = self._arrived(data, stats, self._clock())
         message = None if view is None else self._decode_counted(view, stats)
         if message is None:
             return
@@ -494,11 +494,11 @@ class P2PSession:
 
     # --- packets in ---------------------------------------------------------------------------
 
-    def _arrived(self, data: Buffer, stats: PathStats) -> ByteView | None:
+    def _arrived(self, data: Buffer, stats: PathStats, now: float) -> ByteView | None:
         """Count a packet on its path and return its bytes; anything that is not a buffer is
         counted as garbage and gives None."""
         # Before the packet is recorded: a stall that ends here is left out of the silence.
-        self.watchdog.note_awake()
+        self.watchdog.note_awake(now)
         stats.packets_received += 1
         try:
             stats.bytes_received += len(data)
@@ -515,40 +515,44 @@ class P2PSession:
             stats.decode_errors += 1
             return None
 
-    def _heard(self, path: Path, input_frame: int | None) -> None:
+    def _heard(self, path: Path, input_frame: int | None, now: float) -> None:
         """A packet of the peer's came on ``path`` (``input_frame``: an input packet's)."""
         if path is _P2P:
-            self.health.record_packet(input_frame)
+            self.health.record_packet(input_frame, now)
         else:
-            self.watchdog.relay_heard()
+            self.watchdog.relay_heard(now)
 
     def _receive(self, data: Buffer, path: Path) -> None:
+        # One clock reading for everything this packet records.
+        now = self._clock()
         stats = self.paths.stats[path]
-        view = self._arrived(data, stats)
+        view = self._arrived(data, stats, now)
         if view is None:
             return
         last = self._last_input
         if last is not None and view == last[0]:
             # The input packet just handled, again (the other path's copy, or a duplicate):
             # counted as handling it again would count it, without decoding and applying it.
-            self._heard(path, last[1])
+            self._heard(path, last[1], now)
             self.inputs.receiver.count_repeat(last[2])
             return
         kind = view[0] if view else None
         if kind in (ACKED_INPUT_TYPE, INPUT_TYPE):
-            self._receive_inputs(view, kind == ACKED_INPUT_TYPE, path, stats)
+            self._receive_inputs(view, kind == ACKED_INPUT_TYPE, path, stats, now)
             return
         message = self._decode_counted(view, stats)
         if message is None:
             return
         try:
-            self._heard(path, None)
+            self._heard(path, None, now)
             self._handlers[message.type](message, path)
         except Exception:
             self.handler_errors += 1
             logger.exception("handling a %s message failed", message.type.name)
 
-    def _receive_inputs(self, view: ByteView, acked: bool, path: Path, stats: PathStats) -> None:
+    def _receive_inputs(
+        self, view: ByteView, acked: bool, path: Path, stats: PathStats, now: float
+    ) -> None:
         """An input packet, most of what arrives: read into its fields, with no message object."""
         ack: int | None = None
         try:
@@ -563,7 +567,7 @@ class P2PSession:
             if player == self.peer_index:
                 # Kept as bytes: a memoryview would change with the buffer it looks into.
                 self._last_input = (view if type(view) is bytes else bytes(view), frame, inputs)
-            self._heard(path, frame)
+            self._heard(path, frame, now)
             if not acked:
                 self.inputs.on_inputs(player, inputs, False, path)
             elif (

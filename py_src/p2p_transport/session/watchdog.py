@@ -139,8 +139,9 @@ class Watchdog:
         """The peer answered without a packet (the DataChannel opened): silence starts anew."""
         self._watch_since_ms = self._clock()
 
-    def relay_heard(self) -> None:
-        self._relay_heard_ms = self._clock()
+    def relay_heard(self, now: float | None = None) -> None:
+        """A packet came through the relay (at ``now``, if the caller has read the clock)."""
+        self._relay_heard_ms = self._clock() if now is None else now
 
     @property
     def relay_silence_ms(self) -> float | None:
@@ -164,14 +165,16 @@ class Watchdog:
                 last = heard
         return max(0.0, self._clock() - last)
 
-    def note_awake(self) -> None:
-        """An entry point runs: if nothing ran for :data:`LOCAL_STALL_MS` while the watchdog was
-        running, count a local stall and leave it out of the peer's silence on every path."""
+    def note_awake(self, now: float | None = None) -> None:
+        """An entry point runs (at ``now``, if it has read the clock already): if nothing ran for
+        :data:`LOCAL_STALL_MS` while the watchdog was running, count a local stall and leave it
+        out of the peer's silence on every path."""
         if not self.running:
             # Without the watchdog nothing has to run while the page is awake, so a gap says
             # nothing about this side.
             return
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         gap = now - self._awake_at_ms
         self._awake_at_ms = now
         if gap <= LOCAL_STALL_MS:
