@@ -46,7 +46,8 @@ def test_record_takes_what_check_input_takes(calls: list[tuple[Any, Any]]) -> No
         last = kept[-1][0] if kept else None
         expected = full_check(action, frame, last)
         if expected is None:
-            recorded.record(action, frame)
+            dropped = recorded.record(action, frame)
+            assert dropped == (kept[-4][0] if len(kept) >= 4 else None)
             kept.append((frame, action))
         else:
             with pytest.raises(ValueError) as raised:

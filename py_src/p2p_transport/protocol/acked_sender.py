@@ -106,17 +106,18 @@ class AckedInputSender:
 
     def record(self, action: int, target_frame: int) -> None:
         """Add the local input for ``target_frame``; it stays pending until acknowledged."""
-        inputs = self._inputs
-        full = len(inputs) == PENDING_LIMIT
-        oldest_frame = inputs[0][0] if full else 0
-        self._recorded.record(action, target_frame)
-        # The oldest input dropped out as this one came: pending, it is abandoned.
-        if full and self.acks_expected and self._is_pending(oldest_frame):
-            self.counters.inputs_abandoned += 1
-            if not self.stalled:
-                self.stalled = True
-                self.counters.stalls += 1
-        if self._pending < len(inputs):
+        dropped = self._recorded.record(action, target_frame)
+        if dropped is None:
+            self._pending += 1
+        elif self._is_pending(dropped):
+            # The oldest input made room for this one while pending: it is abandoned, and this
+            # one pending instead leaves the count as it was.
+            if self.acks_expected:
+                self.counters.inputs_abandoned += 1
+                if not self.stalled:
+                    self.stalled = True
+                    self.counters.stalls += 1
+        else:
             self._pending += 1
 
     def on_ack(self, ack_frame: int | None) -> int:
@@ -168,5 +169,5 @@ class AckedInputSender:
         inputs = self._inputs
         current_frame = inputs[-1][0] if inputs else 0
         head = pack_acked_input_head(self.player_index, current_frame, ack_frame, count)
-        entries = self._recorded.entries
-        return head + entries[len(entries) - count * INPUT_SIZE :]
+        # The newest ``count`` entries (none for a pure ack: a slice from -0 would be all).
+        return head + self._recorded.entries[-count * INPUT_SIZE :] if count else head

@@ -30,14 +30,14 @@ def check_input(action: int, target_frame: int, last_frame: int | None) -> None:
 class RecordedInputs:
     """The last ``limit`` ``(frame, action)`` inputs recorded, oldest first, and their entries."""
 
-    __slots__ = ("_entries_limit", "entries", "inputs")
+    __slots__ = ("_limit", "entries", "inputs")
 
     def __init__(self, limit: int) -> None:
         #: The inputs themselves; the oldest drops out when a new one comes past ``limit``.
         self.inputs: deque[tuple[int, int]] = deque(maxlen=limit)
         #: Their wire entries, 5 bytes each in the same order (read it, never change it).
         self.entries = bytearray()
-        self._entries_limit = limit * INPUT_SIZE
+        self._limit = limit
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -47,8 +47,9 @@ class RecordedInputs:
         inputs = self.inputs
         return inputs[-1][0] if inputs else None
 
-    def record(self, action: int, target_frame: int) -> None:
-        """Add the input for ``target_frame``; raises ``ValueError`` (see :func:`check_input`)."""
+    def record(self, action: int, target_frame: int) -> int | None:
+        """Add the input for ``target_frame`` and return the frame of the input that dropped out
+        to make room, if one did. Raises ``ValueError`` (see :func:`check_input`)."""
         inputs = self.inputs
         # The plain ints a game passes take one comparison; anything else gets the full checks
         # and their messages.
@@ -60,12 +61,15 @@ class RecordedInputs:
             and target_frame > (inputs[-1][0] if inputs else -1)
         ):
             check_input(action, target_frame, inputs[-1][0] if inputs else None)
-        inputs.append((target_frame, action))
         entries = self.entries
-        entries += pack_input_entry(target_frame, action)
-        if len(entries) > self._entries_limit:
+        dropped = None
+        if len(inputs) == self._limit:
+            dropped = inputs[0][0]
             # A bytearray drops its front without moving the rest.
             del entries[:INPUT_SIZE]
+        inputs.append((target_frame, action))
+        entries += pack_input_entry(target_frame, action)
+        return dropped
 
     def clear(self) -> None:
         self.inputs.clear()
