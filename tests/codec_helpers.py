@@ -3,12 +3,15 @@ every message type's decode errors, encode errors and garbage go through."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 import pytest
 from hypothesis import strategies as st
 
 from p2p_transport.wire.codec import (
+    MAX_ACKED_INPUTS_PER_PACKET,
+    MAX_INPUTS_PER_PACKET,
     DecodeError,
     decode,
     encode_acked_input_packet,
@@ -121,3 +124,31 @@ def check_encode_error(call: Callable[[], bytes], message: str) -> None:
         call()
     assert type(info.value) is ValueError
     assert message in str(info.value)
+
+
+@st.composite
+def near_valid_input_packets(draw: st.DrawFn) -> bytes:
+    """A plausible header (count <= 15, reserved 0) with a body of about the right length, so the
+    parser's length, ordering and entry checks are reached, not only the header's."""
+    count = draw(st.integers(0, MAX_INPUTS_PER_PACKET))
+    header = struct.pack(">BHIBB", 1, draw(st.integers(0, 0xFFFF)), draw(u32), count, 0)
+    length = draw(st.sampled_from([5 * count, 5 * count - 1, 5 * count + 1, 5 * count + 5]))
+    entries = b"".join(
+        struct.pack(">IB", draw(st.integers(0, 40)), draw(st.integers(0, 255)))
+        for _ in range(count + 1)
+    )
+    return header + entries[: max(0, length)]
+
+
+@st.composite
+def near_valid_acked_packets(draw: st.DrawFn) -> bytes:
+    """A plausible header (count <= 64) with a body of about the right length, so the length,
+    ordering and entry checks are reached, not only the header's."""
+    count = draw(st.integers(0, MAX_ACKED_INPUTS_PER_PACKET))
+    header = struct.pack(">BHIIB", 0x20, draw(st.integers(0, 0xFFFF)), draw(u32), draw(u32), count)
+    length = draw(st.sampled_from([5 * count, 5 * count - 1, 5 * count + 1, 5 * count + 5]))
+    entries = b"".join(
+        struct.pack(">IB", draw(st.integers(0, 80)), draw(st.integers(0, 255)))
+        for _ in range(count + 1)
+    )
+    return header + entries[: max(0, length)]

@@ -35,6 +35,7 @@ from tests.codec_helpers import (
     decode_or_error,
     encode,
     h,
+    near_valid_input_packets,
     u32,
 )
 
@@ -325,20 +326,6 @@ def test_arbitrary_bytes_after_each_valid_type_byte(kind: MessageType, body: byt
     message = decode_or_error(data)
     if message is not None:
         assert message.type is kind
-
-
-@st.composite
-def near_valid_input_packets(draw: st.DrawFn) -> bytes:
-    """A plausible header (count <= 15, reserved 0) with a body of about the right length, so the
-    parser's length, ordering and entry checks are reached, not only the header's."""
-    count = draw(st.integers(0, MAX_INPUTS_PER_PACKET))
-    header = struct.pack(">BHIBB", 1, draw(st.integers(0, 0xFFFF)), draw(u32), count, 0)
-    length = draw(st.sampled_from([5 * count, 5 * count - 1, 5 * count + 1, 5 * count + 5]))
-    entries = b"".join(
-        struct.pack(">IB", draw(st.integers(0, 40)), draw(st.integers(0, 255)))
-        for _ in range(count + 1)
-    )
-    return header + entries[: max(0, length)]
 
 
 @given(near_valid_input_packets())

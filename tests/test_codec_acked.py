@@ -24,7 +24,14 @@ from p2p_transport.wire.codec import (
     encode_input_packet,
 )
 from p2p_transport.wire.messages import AckedInputPacket, MessageType
-from tests.codec_helpers import check_decode_error, check_encode_error, decode_or_error, h, u32
+from tests.codec_helpers import (
+    check_decode_error,
+    check_encode_error,
+    decode_or_error,
+    h,
+    near_valid_acked_packets,
+    u32,
+)
 
 
 def entries_hex(inputs: tuple[tuple[int, int], ...]) -> str:
@@ -210,20 +217,6 @@ def test_arbitrary_bytes_after_the_type_byte(body: bytes) -> None:
     message = decode_or_error(b"\x20" + body)
     if message is not None:
         assert isinstance(message, AckedInputPacket)
-
-
-@st.composite
-def near_valid_acked_packets(draw: st.DrawFn) -> bytes:
-    """A plausible header (count <= 64) with a body of about the right length, so the length,
-    ordering and entry checks are reached, not only the header's."""
-    count = draw(st.integers(0, MAX_ACKED_INPUTS_PER_PACKET))
-    header = struct.pack(">BHIIB", 0x20, draw(st.integers(0, 0xFFFF)), draw(u32), draw(u32), count)
-    length = draw(st.sampled_from([5 * count, 5 * count - 1, 5 * count + 1, 5 * count + 5]))
-    entries = b"".join(
-        struct.pack(">IB", draw(st.integers(0, 80)), draw(st.integers(0, 255)))
-        for _ in range(count + 1)
-    )
-    return header + entries[: max(0, length)]
 
 
 @given(near_valid_acked_packets())

@@ -3,8 +3,6 @@ entries agree with :func:`decode` and the encoders, byte for byte and error for 
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,7 +22,7 @@ from p2p_transport.wire.codec import (
     pack_input_head,
 )
 from p2p_transport.wire.messages import AckedInputPacket, InputPacket
-from tests.codec_helpers import h, u32
+from tests.codec_helpers import h, near_valid_acked_packets, near_valid_input_packets, u32
 
 
 def test_input_type_bytes() -> None:
@@ -75,25 +73,13 @@ def test_fields_agree_with_decode_on_any_bytes(kind: int, body: bytes) -> None:
         assert fields == message  # the same DecodeError and message
 
 
-@st.composite
-def near_valid_acked(draw: st.DrawFn) -> bytes:
-    """A plausible acked header with a body of about the right length, so the entry checks run."""
-    count = draw(st.integers(0, 6))
-    header = struct.pack(">BHIIB", ACKED_INPUT_TYPE, draw(st.integers(0, 3)), draw(u32), 7, count)
-    length = draw(st.sampled_from([5 * count, 5 * count - 1, 5 * count + 1]))
-    entries = b"".join(
-        struct.pack(">IB", draw(st.integers(0, 9)), draw(st.integers(0, 255)))
-        for _ in range(count + 1)
-    )
-    return header + entries[: max(0, length)]
-
-
-@given(near_valid_acked())
-def test_acked_fields_agree_with_decode_near_valid(data: bytes) -> None:
+@given(near_valid_input_packets() | near_valid_acked_packets())
+def test_fields_agree_with_decode_near_valid(data: bytes) -> None:
+    read = decode_input_fields if data[0] == INPUT_TYPE else decode_acked_input_fields
     message = outcome(decode, data)
-    fields = outcome(decode_acked_input_fields, data)
-    if isinstance(message, AckedInputPacket):
-        assert AckedInputPacket(*fields) == message  # type: ignore[misc]
+    fields = outcome(read, data)
+    if isinstance(message, InputPacket | AckedInputPacket):
+        assert type(message)(*fields) == message  # type: ignore[arg-type, misc]
     else:
         assert fields == message
 
