@@ -110,7 +110,9 @@ class DialectRelay:
     @property
     def connected(self) -> bool:
         lean = self.lean
-        return self._socket.connected or (lean is not None and lean.readyState == "open")
+        # The lean socket's state is kept from its events; the Socket.IO socket's is read through
+        # the proxy (about 1 us in Pyodide), so it is asked only when the lean socket is not open.
+        return (lean is not None and lean.readyState == "open") or self._socket.connected
 
     def emit(self, event: str, data: bytes) -> object:
         lean = self.lean
