@@ -47,6 +47,11 @@ peer's control ack, the highest sequence up to which it holds every control mess
 Decoding is table-driven: each message type registers one parser, so later message types (acks,
 reliable control messages, episode and state-hash messages) are a new table entry, not a new branch.
 :func:`decode` raises :class:`DecodeError` and nothing else, whatever bytes it is given.
+
+Input packets are most of what arrives, so a receiver can read them into their fields without a
+message object (:func:`decode_input_fields`, :func:`decode_acked_input_fields`; :func:`decode`
+wraps the same readers), and a sender can write one as a head and the entries it keeps
+(:func:`pack_input_head`, :func:`pack_acked_input_head`, :func:`pack_input_entry`).
 """
 
 from __future__ import annotations
