@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final, TypeAlias
+from typing import ClassVar, Final, TypeAlias
 
 __all__ = [
     "GAME_KIND_MAX",
@@ -93,9 +93,7 @@ class InputPacket:
     current_frame: int
     inputs: tuple[tuple[int, int], ...]
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.INPUT
+    type: ClassVar[MessageType] = MessageType.INPUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,27 +109,21 @@ class AckedInputPacket:
     ack_frame: int | None
     inputs: tuple[tuple[int, int], ...]
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.ACKED_INPUT
+    type: ClassVar[MessageType] = MessageType.ACKED_INPUT
 
 
 @dataclass(frozen=True, slots=True)
 class Ping:
     timestamp_ms: float
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.PING
+    type: ClassVar[MessageType] = MessageType.PING
 
 
 @dataclass(frozen=True, slots=True)
 class Pong:
     timestamp_ms: float
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.PONG
+    type: ClassVar[MessageType] = MessageType.PONG
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,18 +132,14 @@ class ValidationPing:
 
     timestamp_ms: float
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.VALIDATION_PING
+    type: ClassVar[MessageType] = MessageType.VALIDATION_PING
 
 
 @dataclass(frozen=True, slots=True)
 class ValidationPong:
     timestamp_ms: float
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.VALIDATION_PONG
+    type: ClassVar[MessageType] = MessageType.VALIDATION_PONG
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +149,7 @@ class EpisodeEnd:
     frame: int
     episode: int
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.EPISODE_END
+    type: ClassVar[MessageType] = MessageType.EPISODE_END
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +160,7 @@ class EpisodeReady:
     episode: int
     state_hash: str
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.EPISODE_READY
+    type: ClassVar[MessageType] = MessageType.EPISODE_READY
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +171,7 @@ class StateHash:
     frame: int
     digest: bytes
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.STATE_HASH
+    type: ClassVar[MessageType] = MessageType.STATE_HASH
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +182,7 @@ class InputRequest:
     start_frame: int
     end_frame: int
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.INPUT_REQUEST
+    type: ClassVar[MessageType] = MessageType.INPUT_REQUEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +193,7 @@ class InputResponse:
     player_index: int
     inputs: tuple[tuple[int, int], ...]
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.INPUT_RESPONSE
+    type: ClassVar[MessageType] = MessageType.INPUT_RESPONSE
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +203,7 @@ class FocusState:
     focused: bool
     frame: int
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.FOCUS_STATE
+    type: ClassVar[MessageType] = MessageType.FOCUS_STATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,16 +214,12 @@ class HeldPong:
     timestamp_ms: float
     hold_ms: float
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.HELD_PONG
+    type: ClassVar[MessageType] = MessageType.HELD_PONG
 
 
 @dataclass(frozen=True, slots=True)
 class Keepalive:
-    @property
-    def type(self) -> MessageType:
-        return MessageType.KEEPALIVE
+    type: ClassVar[MessageType] = MessageType.KEEPALIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +231,7 @@ class ControlMessage:
     kind: int
     payload: bytes
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.CONTROL
+    type: ClassVar[MessageType] = MessageType.CONTROL
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,9 +241,7 @@ class ControlAck:
 
     ack: int | None
 
-    @property
-    def type(self) -> MessageType:
-        return MessageType.CONTROL_ACK
+    type: ClassVar[MessageType] = MessageType.CONTROL_ACK
 
 
 Message: TypeAlias = (
