@@ -44,6 +44,37 @@ def wait_for_event(tab: Tab, name: str) -> dict[str, Any]:
     return entry
 
 
+def turn_refused_pair(
+    context: BrowserContext,
+    server: ServerThread,
+    room: str,
+    ice_servers: list[dict[str, Any]],
+    frames: int,
+) -> list[tuple[Tab, dict[str, Any]]]:
+    """Two relay-only tabs whose TURN server refuses ``ice_servers``: each tab with its
+    ``ice_failed`` event, checked to say that TURN allocated nothing and answered 401."""
+    tabs = [
+        demo_tab(
+            context,
+            server,
+            room=room,
+            ice_servers=ice_servers,
+            relay_only=True,
+            ice_timeout_ms=ICE_TIMEOUT_MS,
+            frames=frames,
+        )
+        for _ in range(2)
+    ]
+    refused = []
+    for tab in tabs:
+        event = wait_for_event(tab, "ice_failed")
+        assert "relay" not in event["gathered"]  # TURN allocated nothing
+        codes = {error["error_code"] for error in event["candidate_errors"]}
+        assert 401 in codes, event
+        refused.append((tab, event))
+    return refused
+
+
 def status_text(page: Page) -> str:
     text: str = page.locator("#p2p-status").inner_text()
     return text
@@ -113,25 +144,9 @@ def test_relay_only_with_a_wrong_turn_password_names_the_turn_error(
         for entry in turn.ice_servers
     ]
     assert any(entry.get("username") == TURN_USER for entry in wrong)
-    tabs = [
-        demo_tab(
-            context,
-            server,
-            room=room,
-            ice_servers=wrong,
-            relay_only=True,
-            ice_timeout_ms=ICE_TIMEOUT_MS,
-            # The game starts over the relay and runs on while the status is read.
-            frames=1200,
-        )
-        for _ in range(2)
-    ]
-    for tab in tabs:
-        event = wait_for_event(tab, "ice_failed")
+    # The game starts over the relay and runs on while the status is read.
+    for tab, event in turn_refused_pair(context, server, room, wrong, frames=1200):
         assert event["relay_only"] is True
-        assert "relay" not in event["gathered"]  # TURN refused to allocate
-        codes = {error["error_code"] for error in event["candidate_errors"]}
-        assert 401 in codes, event
         assert "p2p_unavailable" in tab.event_names()
         tab.page.wait_for_function(
             "() => document.getElementById('p2p-status').textContent.includes('401')"

@@ -5,7 +5,6 @@ path. Real server, real sockets, loopback only; outcomes asserted, never timings
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from p2p_server.limits import ClientLimits
 from p2p_server.server import ServerOptions, ServerThread
 from p2p_transport.wire.signaling import relay_socket_url
 from tests.test_server import EVENT_TIMEOUT_S, wait_until
-from tests.test_server_isolation import RawClient
+from tests.test_server_isolation import RawClient, feed_until_the_reader_is_dropped
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -103,13 +102,7 @@ def test_a_lean_reader_that_stops_reading_is_dropped_and_the_sender_goes_on() ->
         sender = lean(server, pa["relay_ticket"], "slow")
         reader = lean(server, pb["relay_ticket"], "slow", recv_buffer=4096)
         wait_until(lambda: server.stats.relay_sockets_open == 2)
-        big = b"\x04" + bytes(4095)
-        deadline = time.monotonic() + 30
-        while server.stats.disconnected_slow_reader == 0 and time.monotonic() < deadline:
-            sender.send(big)
-            time.sleep(0.001)
-        assert server.stats.disconnected_slow_reader == 1
-        assert server.stats.dropped_slow_reader > 0
+        feed_until_the_reader_is_dropped(server, sender.send)
         assert ("peer_left", {"player_index": 1}) in a.events(timeout=EVENT_TIMEOUT_S)
         assert server.stats.connected == 1 and server.stats.disconnected_flooding == 0
         for conn in (sender, reader, a, b):

@@ -12,7 +12,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,18 @@ def test_a_flooding_client_is_cut_off_and_the_other_pairs_lose_nothing(
         peer.close()
 
 
+def feed_until_the_reader_is_dropped(server: ServerThread, send: Callable[[bytes], Any]) -> None:
+    """Send 4 KiB packets as fast as the limits allow until the server drops the peer as a slow
+    reader (30 s at most), then check that it was dropped, once, after dropping packets."""
+    big = b"\x04" + bytes(4095)
+    deadline = time.monotonic() + 30
+    while server.stats.disconnected_slow_reader == 0 and time.monotonic() < deadline:
+        send(big)
+        time.sleep(0.001)
+    assert server.stats.disconnected_slow_reader == 1
+    assert server.stats.dropped_slow_reader > 0
+
+
 def test_a_client_that_stops_reading_is_dropped_and_the_sender_is_not_blamed() -> None:
     # Limits raised for the sender only so that the reader's kernel buffers fill in seconds.
     limits = ClientLimits(relay_per_s=5000, relay_bytes_per_s=20e6, slow_reader_s=1)
@@ -156,14 +168,8 @@ def test_a_client_that_stops_reading_is_dropped_and_the_sender_is_not_blamed() -
         sender.emit("join", {"room": "slow"})
         reader.emit("join", {"room": "slow"})
         wait_until(lambda: server.stats.rooms_open == 1 and server.stats.joins == 2)
-        big = b"\x04" + bytes(4095)
-        deadline = time.monotonic() + 30
         # The reader reads nothing at all.
-        while server.stats.disconnected_slow_reader == 0 and time.monotonic() < deadline:
-            sender.relay(big)
-            time.sleep(0.001)
-        assert server.stats.disconnected_slow_reader == 1
-        assert server.stats.dropped_slow_reader > 0
+        feed_until_the_reader_is_dropped(server, sender.relay)
         assert server.stats.disconnected_flooding == 0
         # The sender is still connected: told its peer left, it can go on.
         assert ("peer_left", {"player_index": 1}) in sender.events(timeout=EVENT_TIMEOUT_S)
