@@ -54,7 +54,6 @@ def test_record_takes_what_check_input_takes(calls: list[tuple[Any, Any]]) -> No
                 recorded.record(action, frame)
             assert str(raised.value) == expected
     assert list(recorded.inputs) == kept[-4:]
-    assert recorded.newest_frame == (kept[-1][0] if kept else None)
     assert bytes(recorded.entries) == b"".join(pack_input_entry(f, a) for f, a in kept[-4:])
 
 
@@ -65,6 +64,6 @@ def test_entries_follow_the_bound_and_clear() -> None:
     assert len(recorded) == 3
     assert bytes(recorded.entries) == b"".join(pack_input_entry(f, f) for f in (7, 8, 9))
     recorded.clear()
-    assert len(recorded) == 0 and recorded.entries == b"" and recorded.newest_frame is None
+    assert len(recorded) == 0 and recorded.entries == b""
     recorded.record(1, 0)  # a new episode starts again from frame 0
     assert bytes(recorded.entries) == pack_input_entry(0, 1)

@@ -54,8 +54,6 @@ class AckNegotiation:
         self.probe_interval_ms = probe_interval_ms
         #: The peer sent a 0x20 packet: from now on this side sends 0x20 only.
         self.peer_speaks_acked = False
-        #: Send acked inputs (0x20) rather than version 1: ``enabled`` and the peer speaks them.
-        self.use_acked = False
         self.probes_sent = 0
         self._heard_peer_inputs = False
         self._heard_extension = False
@@ -75,6 +73,11 @@ class AckNegotiation:
         while the peer was heard: unless it shows otherwise, it is a version-1 peer."""
         self._control_unanswered = True
 
+    @property
+    def use_acked(self) -> bool:
+        """Send acked inputs (0x20) rather than version 1."""
+        return self.enabled and self.peer_speaks_acked
+
     def heard_peer_inputs(self) -> None:
         """The peer sent a version-1 input packet: it is there, and may understand a probe."""
         self._heard_peer_inputs = True
@@ -88,7 +91,7 @@ class AckNegotiation:
         """The peer sent a 0x20 packet. Returns whether this settled the negotiation just now."""
         if not self.enabled or self.peer_speaks_acked:
             return False
-        self.peer_speaks_acked = self.use_acked = True
+        self.peer_speaks_acked = True
         return True
 
     def probe_due(self) -> bool:

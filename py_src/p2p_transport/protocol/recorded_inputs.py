@@ -30,22 +30,16 @@ def check_input(action: int, target_frame: int, last_frame: int | None) -> None:
 class RecordedInputs:
     """The last ``limit`` ``(frame, action)`` inputs recorded, oldest first, and their entries."""
 
-    __slots__ = ("_limit", "entries", "inputs")
+    __slots__ = ("entries", "inputs")
 
     def __init__(self, limit: int) -> None:
         #: The inputs themselves; the oldest drops out when a new one comes past ``limit``.
         self.inputs: deque[tuple[int, int]] = deque(maxlen=limit)
         #: Their wire entries, 5 bytes each in the same order (read it, never change it).
         self.entries = bytearray()
-        self._limit = limit
 
     def __len__(self) -> int:
         return len(self.inputs)
-
-    @property
-    def newest_frame(self) -> int | None:
-        inputs = self.inputs
-        return inputs[-1][0] if inputs else None
 
     def record(self, action: int, target_frame: int) -> int | None:
         """Add the input for ``target_frame`` and return the frame of the input that dropped out
@@ -63,7 +57,7 @@ class RecordedInputs:
             check_input(action, target_frame, inputs[-1][0] if inputs else None)
         entries = self.entries
         dropped = None
-        if len(inputs) == self._limit:
+        if len(inputs) == inputs.maxlen:
             dropped = inputs[0][0]
             # A bytearray drops its front without moving the rest.
             del entries[:INPUT_SIZE]

@@ -95,8 +95,7 @@ class InputPath:
                 negotiation.probe_sent()
         self._stepped_since_resend_check = True
         self._ack_owed = False
-        if self._health.peer_stalled is not acked.stalled:
-            self._set_peer_stalled(acked.stalled)
+        self._set_peer_stalled(acked.stalled)
         return sent
 
     def resend_if_idle(self) -> None:
@@ -147,15 +146,13 @@ class InputPath:
         settled = False
         if player_index == self.peer_index:
             negotiation = self.negotiation
-            if not negotiation.peer_speaks_acked:
-                settled = negotiation.heard_acked_inputs()
-                if settled:
-                    self.acked.acks_expected = True
+            settled = negotiation.heard_acked_inputs()
+            if settled:
+                self.acked.acks_expected = True
             if negotiation.use_acked:
                 acked = self.acked
                 acked.on_ack(ack_frame)
-                if self._health.peer_stalled is not acked.stalled:
-                    self._set_peer_stalled(acked.stalled)
+                self._set_peer_stalled(acked.stalled)
                 # Answered by the next packet: the game's next step, or the resend timer's if the
                 # game sends nothing. A pure ack (no inputs) is not answered, or two idle peers
                 # would echo acks forever.
@@ -194,8 +191,9 @@ class InputPath:
         )
 
     def _set_peer_stalled(self, stalled: bool) -> None:
-        """Tell the health monitor that the peer now leaves this side's inputs unacknowledged, or
-        no longer does: the status moves at once, and a stall shorter than a watchdog tick (a
-        route switch moving the acks to the relay) is recorded too."""
-        self._health.peer_stalled = stalled
-        self._observe_health()
+        """Tell the health monitor whether the peer leaves this side's inputs unacknowledged; a
+        change moves the status at once, and a stall shorter than a watchdog tick (a route switch
+        moving the acks to the relay) is recorded too."""
+        if self._health.peer_stalled is not stalled:
+            self._health.peer_stalled = stalled
+            self._observe_health()

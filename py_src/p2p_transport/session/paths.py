@@ -52,7 +52,7 @@ class Paths:
         self._buffer_threshold = buffer_threshold
 
     def channel(self, path: Path) -> DataChannelLike | None:
-        return self.p2p if path is Path.P2P else self.relay
+        return self.p2p if path is _P2P else self.relay
 
     def is_open(self, path: Path) -> bool:
         channel = self.channel(path)
@@ -63,8 +63,7 @@ class Paths:
         (counted either way); return whether any took it."""
         sent = False
         for path in route.paths:
-            channel = self.p2p if path is _P2P else self.relay
-            if try_send(channel, packet, self._buffer_threshold, self.stats[path].sent):
+            if try_send(self.channel(path), packet, self._buffer_threshold, self.stats[path].sent):
                 sent = True
         return sent
 

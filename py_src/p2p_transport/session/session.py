@@ -344,8 +344,7 @@ class P2PSession:
         """
         self.watchdog.note_awake()
         sent = self.inputs.step(frame, action)
-        if not (self._peer_is_v1 or self._peer_is_v2):
-            self._check_peer_version()
+        self._check_peer_version()
         return sent
 
     def start_watchdog(self) -> None:
@@ -502,7 +501,7 @@ class P2PSession:
         stats.packets_received += 1
         try:
             stats.bytes_received += len(data)
-            return data if type(data) is bytes else byte_view(data)
+            return byte_view(data)
         except (DecodeError, TypeError):
             stats.decode_errors += 1
             return None
@@ -565,8 +564,9 @@ class P2PSession:
             return
         try:
             if player == self.peer_index:
-                # Kept as bytes: a memoryview would change with the buffer it looks into.
-                self._last_input = (view if type(view) is bytes else bytes(view), frame, inputs)
+                # Kept as bytes (bytes are kept as they are): a memoryview would change with the
+                # buffer it looks into.
+                self._last_input = (bytes(view), frame, inputs)
             self._heard(path, frame, now)
             if not acked:
                 self.inputs.on_inputs(player, inputs, False, path)

@@ -264,7 +264,8 @@ def encode_acked_input_packet(
 
 #: One ``(frame, action)`` entry of an input-carrying message (5 bytes), unchecked. A sender keeps
 #: its recorded inputs in this form as well, so each packet is a head and the newest entries
-#: joined, not every input packed again (:class:`~p2p_transport.protocol.recorded.RecordedInputs`).
+#: joined, not every input packed again
+#: (:class:`~p2p_transport.protocol.recorded_inputs.RecordedInputs`).
 pack_input_entry: Final[Callable[[int, int], bytes]] = _INPUT_ENTRY.pack
 
 
