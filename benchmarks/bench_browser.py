@@ -41,16 +41,16 @@ from p2p_transport.protocol.rtt import nearest_rank
 PY_PINGER = """
 from dataclasses import replace
 
-from p2p_transport.protocol.routing import Path
+from p2p_transport.protocol.routing import Link
 
 class SequentialPinger:
     def __init__(self, session, path, count):
-        self.session, self.path, self.count, self.samples = session, Path(path), count, []
+        self.session, self.path, self.count, self.samples = session, Link(path), count, []
         # (a) is the game's DataChannel itself, not the worker-held ping channel the session
         # measures RTT on by default.
         session.attach_ping_channel(None)
         session.callbacks = replace(session.callbacks, on_rtt=self.on_rtt)
-        self._ping = session.ping if self.path is Path.P2P else session.ping_relay
+        self._ping = session.ping if self.path is Link.P2P else session.ping_relay
         self._ping()
 
     def on_rtt(self, rtt_ms, path):

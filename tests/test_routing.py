@@ -8,7 +8,7 @@ import pytest
 
 from p2p_transport.protocol.routing import (
     LinkSignals,
-    Path,
+    Link,
     Route,
     RouteChange,
     RouteMode,
@@ -307,9 +307,9 @@ def test_a_backlog_on_the_relay_does_not_keep_a_healthy_p2p_away() -> None:
 
 def test_routes_are_made_of_paths_and_fixed_modes_name_their_route() -> None:
     assert {route: route.paths for route in Route} == {
-        Route.P2P: (Path.P2P,),
-        Route.RELAY: (Path.RELAY,),
-        Route.BOTH: (Path.P2P, Path.RELAY),
+        Route.P2P: (Link.P2P,),
+        Route.RELAY: (Link.RELAY,),
+        Route.BOTH: (Link.P2P, Link.RELAY),
     }
-    assert RouteMode.P2P.value == Route.P2P.value == Path.P2P.value == "p2p"
-    assert RouteMode.RELAY.value == Route.RELAY.value == Path.RELAY.value == "relay"
+    assert RouteMode.P2P.value == Route.P2P.value == Link.P2P.value == "p2p"
+    assert RouteMode.RELAY.value == Route.RELAY.value == Link.RELAY.value == "relay"

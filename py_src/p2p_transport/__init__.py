@@ -26,7 +26,7 @@ from p2p_transport.protocol.desync import Desync
 from p2p_transport.protocol.faults import FaultConfig
 from p2p_transport.protocol.health import HealthStatus, HealthThresholds
 from p2p_transport.protocol.reconnect import ReconnectConfig
-from p2p_transport.protocol.routing import Path, RouteChange, RouteMode, RoutingThresholds
+from p2p_transport.protocol.routing import Link, RouteChange, RouteMode, RoutingThresholds
 from p2p_transport.protocol.sender import P2PInputSender
 from p2p_transport.session import (
     Callbacks,
@@ -55,9 +55,9 @@ __all__ = [
     "HealthStatus",
     "HealthThresholds",
     "IceServer",
+    "Link",
     "P2PInputSender",
     "P2PSession",
-    "Path",
     "PingChannelLike",
     "ReconnectConfig",
     "RouteChange",

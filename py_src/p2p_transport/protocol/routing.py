@@ -32,7 +32,7 @@ from p2p_transport.timing import Clock
 
 __all__ = [
     "LinkSignals",
-    "Path",
+    "Link",
     "Route",
     "RouteChange",
     "RouteChangeCallback",
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-class Path(StrEnum):
+class Link(StrEnum):
     """The two ways a packet travels between the peers."""
 
     #: The WebRTC DataChannel, browser to browser.
@@ -54,21 +54,21 @@ class Path(StrEnum):
 class Route(StrEnum):
     """The paths an input packet is sent on: one of them, or both."""
 
-    P2P = Path.P2P.value
-    RELAY = Path.RELAY.value
+    P2P = Link.P2P.value
+    RELAY = Link.RELAY.value
     BOTH = "both"
 
     @property
-    def paths(self) -> tuple[Path, ...]:
+    def paths(self) -> tuple[Link, ...]:
         # Read for every input sent: a dict lookup by the member's str hash, where naming members
         # (``Route.BOTH``) costs about 75 ns each in CPython 3.11.
         return _ROUTE_PATHS[self]
 
 
 _ROUTE_PATHS: Final = {
-    Route.P2P: (Path.P2P,),
-    Route.RELAY: (Path.RELAY,),
-    Route.BOTH: (Path.P2P, Path.RELAY),
+    Route.P2P: (Link.P2P,),
+    Route.RELAY: (Link.RELAY,),
+    Route.BOTH: (Link.P2P, Link.RELAY),
 }
 
 

@@ -14,7 +14,7 @@ from p2p_transport.protocol.acked_sender import AckedInputSender
 from p2p_transport.protocol.health import ConnectionHealthMonitor
 from p2p_transport.protocol.negotiation import AckNegotiation
 from p2p_transport.protocol.receiver import InputCallback, InputReceiver
-from p2p_transport.protocol.routing import LinkSignals, Path, Route, RouteMode, Router
+from p2p_transport.protocol.routing import LinkSignals, Link, Route, RouteMode, Router
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.protocol.sender import RedundantInputs
 from p2p_transport.session.config import SessionConfig
@@ -51,7 +51,7 @@ class InputPath:
         config: SessionConfig,
         paths: Paths,
         health: ConnectionHealthMonitor,
-        trackers: dict[Path, RTTTracker],
+        trackers: dict[Link, RTTTracker],
         observe_health: Callable[[], None],
     ) -> None:
         self.peer_index = peer_index
@@ -111,7 +111,7 @@ class InputPath:
             self.counters.input_resends += 1
         self._ack_owed = False
 
-    def on_inputs(self, player_index: int, inputs: Inputs, acked: bool, path: Path) -> None:
+    def on_inputs(self, player_index: int, inputs: Inputs, acked: bool, path: Link) -> None:
         """Inputs of the peer, from an input packet (``acked``: a 0x20 one) or an answer to an
         input request."""
         if player_index == self.peer_index:
@@ -132,14 +132,14 @@ class InputPath:
         kept = self.acked.recorded if self.negotiation.enabled else self.v1.window
         return [(frame, action) for frame, action in kept if start_frame <= frame <= end_frame]
 
-    def on_input_request(self, request: InputRequest, path: Path) -> None:
+    def on_input_request(self, request: InputRequest, path: Link) -> None:
         """A deployed peer asks for a range of this side's inputs: answer from the history."""
         inputs = self.history(request.start_frame, request.end_frame)
         self._paths.send_small(path, encode_input_response(self.v1.player_index, inputs))
         self.counters.input_requests_answered += 1
 
     def on_acked_inputs(
-        self, player_index: int, ack_frame: int | None, inputs: Inputs, path: Path
+        self, player_index: int, ack_frame: int | None, inputs: Inputs, path: Link
     ) -> bool:
         """Take a 0x20 packet's fields; return whether it settled the negotiation just now (the
         session then starts resending pending inputs on a timer)."""
@@ -183,9 +183,9 @@ class InputPath:
                 p2p_open=p2p_open,
                 p2p_congested=congested,
                 p2p_silence_ms=self._health.silence_ms,
-                p2p_rtt_ms=self._trackers[Path.P2P].last_sample_ms,
-                relay_open=self._paths.is_open(Path.RELAY),
-                relay_rtt_ms=self._trackers[Path.RELAY].last_sample_ms,
+                p2p_rtt_ms=self._trackers[Link.P2P].last_sample_ms,
+                relay_open=self._paths.is_open(Link.RELAY),
+                relay_rtt_ms=self._trackers[Link.RELAY].last_sample_ms,
                 unacked_inputs=(self.acked.pending_count if self.negotiation.use_acked else 0),
             )
         )

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from p2p_transport.protocol.relay import RelayChannel, SocketIOLike
-from p2p_transport.protocol.routing import Path, Route
+from p2p_transport.protocol.routing import Link, Route
 from p2p_transport.protocol.sender import DataChannelLike, SenderCounters, try_send
 
 __all__ = ["PathStats", "Paths"]
 
 # Read for every packet: a member named through its enum class costs about 75 ns in CPython 3.11.
-_P2P: Final = Path.P2P
+_P2P: Final = Link.P2P
 
 
 @dataclass(slots=True)
@@ -33,7 +33,7 @@ class PathStats:
 
 
 class Paths:
-    """The channel of each :class:`~p2p_transport.protocol.routing.Path` and its counters.
+    """The channel of each :class:`~p2p_transport.protocol.routing.Link` and its counters.
 
     ``p2p`` is the DataChannel in use (``None`` between connections); ``relay`` the Socket.IO
     client seen as a channel (``None`` without one, or after :meth:`close`).
@@ -44,17 +44,17 @@ class Paths:
         self.relay: RelayChannel | None = (
             RelayChannel(relay, relay_event) if relay is not None else None
         )
-        self.stats = {Path.P2P: PathStats(), Path.RELAY: PathStats()}
+        self.stats = {Link.P2P: PathStats(), Link.RELAY: PathStats()}
         #: What went out on the ping channel, kept apart from the game channel's sends: the
         #: watchdog sends a keepalive when the game channel itself was idle, whatever the ping
         #: channel carried (the peer's silence checks look at the game channel only).
         self.ping_channel_sent = SenderCounters()
         self._buffer_threshold = buffer_threshold
 
-    def channel(self, path: Path) -> DataChannelLike | None:
+    def channel(self, path: Link) -> DataChannelLike | None:
         return self.p2p if path is _P2P else self.relay
 
-    def is_open(self, path: Path) -> bool:
+    def is_open(self, path: Link) -> bool:
         channel = self.channel(path)
         return channel is not None and channel.readyState == "open"
 
@@ -69,7 +69,7 @@ class Paths:
 
     def send_small(
         self,
-        path: Path,
+        path: Link,
         packet: bytes,
         channel: DataChannelLike | None = None,
         send: Callable[[bytes], None] | None = None,

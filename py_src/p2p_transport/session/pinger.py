@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from p2p_transport.protocol.routing import Path
+from p2p_transport.protocol.routing import Link
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.protocol.sender import DataChannelLike
 from p2p_transport.session.paths import Paths
@@ -59,7 +59,7 @@ PING_CHANNEL_PROBES: Final = 3
 LATE_HANDLING_MS: Final = 20.0
 
 #: Called with each round-trip sample and the path it was measured on.
-RTTCallback = Callable[[float, Path], None]
+RTTCallback = Callable[[float, Link], None]
 
 
 class PingChannelLike(DataChannelLike, Protocol):
@@ -110,7 +110,7 @@ class Pinger:
         self,
         clock: Clock,
         paths: Paths,
-        trackers: dict[Path, RTTTracker],
+        trackers: dict[Link, RTTTracker],
         naive_rtt: RTTTracker,
         telemetry: TelemetryRecorder,
         last_stall_end: Callable[[], float | None],
@@ -129,7 +129,7 @@ class Pinger:
         self._ping_channel_probes = 0
         # Pings awaiting their pong, by (path, sent on the ping channel, timestamp), each with
         # the moment it left when its channel reports one.
-        self._outstanding: OrderedDict[tuple[Path, bool, float], float | None] = OrderedDict()
+        self._outstanding: OrderedDict[tuple[Link, bool, float], float | None] = OrderedDict()
 
     # --- the ping channel ---------------------------------------------------------------------
 
@@ -164,9 +164,9 @@ class Pinger:
 
     # --- pinging ------------------------------------------------------------------------------
 
-    def ping(self, path: Path) -> None:
+    def ping(self, path: Link) -> None:
         now = self._clock()
-        channel = self._ping_channel_to_use() if path is Path.P2P else None
+        channel = self._ping_channel_to_use() if path is Link.P2P else None
         if channel is None:
             self._send_ping(path, now, None)
             return
@@ -177,7 +177,7 @@ class Pinger:
             # peer never does), the game channel carries each ping too.
             self.counters.pings_while_probing += self._send_ping(path, now, None)
 
-    def _send_ping(self, path: Path, now: float, ping_channel: PingChannelLike | None) -> bool:
+    def _send_ping(self, path: Link, now: float, ping_channel: PingChannelLike | None) -> bool:
         if ping_channel is None:
             sent = self._paths.send_small(path, encode_ping(now))
         else:
@@ -192,19 +192,19 @@ class Pinger:
         return sent
 
     def on_ping_left(self, timestamp_ms: float, left_ms: float) -> None:
-        key = (Path.P2P, True, timestamp_ms)
+        key = (Link.P2P, True, timestamp_ms)
         if key in self._outstanding:
             self._outstanding[key] = left_ms
 
     # --- answering and timing -----------------------------------------------------------------
 
-    def on_ping(self, ping: Ping, path: Path) -> None:
+    def on_ping(self, ping: Ping, path: Link) -> None:
         # Answered here, inside the message handler, so the pong's delay is the network's and
         # not the game loop's.
         self._paths.stats[path].pings_received += 1
         self._paths.send_small(path, encode_pong(ping.timestamp_ms))
 
-    def on_pong(self, pong: Pong, path: Path) -> None:
+    def on_pong(self, pong: Pong, path: Link) -> None:
         self._take_pong(pong.timestamp_ms, path, False, None, None)
 
     def on_ping_channel_message(self, message: Message, arrival_ms: float) -> None:
@@ -212,13 +212,13 @@ class Pinger:
         # Not counted as the DataChannel heard: the ping channel can be alive while the game
         # channel is dead one way, and that is what the silence checks must see.
         if isinstance(message, Ping):
-            self._paths.stats[Path.P2P].pings_received += 1
+            self._paths.stats[Link.P2P].pings_received += 1
             self._answer_on_ping_channel(message.timestamp_ms, arrival_ms)
         elif isinstance(message, HeldPong | Pong):
             self._ping_channel_proven = True
             hold_ms = message.hold_ms if isinstance(message, HeldPong) else None
             self.counters.held_pongs_received += isinstance(message, HeldPong)
-            self._take_pong(message.timestamp_ms, Path.P2P, True, arrival_ms, hold_ms)
+            self._take_pong(message.timestamp_ms, Link.P2P, True, arrival_ms, hold_ms)
         else:
             self.counters.ping_channel_unexpected += 1
 
@@ -229,7 +229,7 @@ class Pinger:
         # The hold so far, which the channel brings up to date as the pong leaves.
         hold_ms = min(max(0.0, self._clock() - arrival_ms), MAX_HOLD_MS)
         sent = self._paths.send_small(
-            Path.P2P,
+            Link.P2P,
             encode_held_pong(timestamp_ms, hold_ms),
             channel,
             lambda data: channel.send_held_pong(data, HELD_PONG_HOLD_OFFSET, arrival_ms),
@@ -239,7 +239,7 @@ class Pinger:
     def _take_pong(
         self,
         timestamp_ms: float,
-        path: Path,
+        path: Link,
         on_ping_channel: bool,
         arrival_ms: float | None,
         hold_ms: float | None,

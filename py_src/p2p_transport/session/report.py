@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from p2p_transport.protocol.health import carrying_health
-from p2p_transport.protocol.routing import Path
+from p2p_transport.protocol.routing import Link
 from p2p_transport.session.telemetry import SCHEMA, SCHEMA_VERSION, TelemetryRecorder
 from p2p_transport.timing import Clock
 
@@ -87,7 +87,7 @@ class SessionReport:
         out["p2p_health_status"] = out["health_status"]
         carrier, status = carrying_health(
             s.health.status,
-            s.paths.is_open(Path.P2P),
+            s.paths.is_open(Link.P2P),
             s.watchdog.relay_silence_ms,
             s.relay_rtt.one_way_ms,
             s.health.thresholds,
@@ -132,7 +132,7 @@ class SessionReport:
                 "inputs_delivered_first": stats.inputs_delivered,
             }
         record = self._telemetry.to_dict(rtt_interval_ms=s.config.ping_interval_ms)
-        for path, tracker in ((Path.P2P, s.rtt), (Path.RELAY, s.relay_rtt)):
+        for path, tracker in ((Link.P2P, s.rtt), (Link.RELAY, s.relay_rtt)):
             record["rtt"][path.value]["summary"] = tracker.snapshot()
         control = s.control
         return {

@@ -27,7 +27,7 @@ from p2p_transport.protocol.health import ConnectionHealthMonitor
 from p2p_transport.protocol.negotiation import MAX_UNANSWERED_CONTROL_SENDS
 from p2p_transport.protocol.receiver import InputCallback
 from p2p_transport.protocol.relay import SocketIOLike
-from p2p_transport.protocol.routing import Path, RouteChange
+from p2p_transport.protocol.routing import Link, RouteChange
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.protocol.sender import DataChannelLike
 from p2p_transport.protocol.v1_control import VersionOneControl, VersionOneError
@@ -80,8 +80,8 @@ logger = logging.getLogger(__name__)
 
 # The paths, named for every packet: a member named through its enum class costs about 75 ns in
 # CPython 3.11.
-_P2P: Final = Path.P2P
-_RELAY: Final = Path.RELAY
+_P2P: Final = Link.P2P
+_RELAY: Final = Link.RELAY
 
 #: The validation timer's period while a new channel is being validated: fine enough that the
 #: first ping leaves within a tick of the deployed peers' 100 ms, and stopped once it is done.
@@ -147,9 +147,9 @@ class P2PSession:
         self.paths.p2p = channel
         self.rtt = RTTTracker(clock, cfg.rtt_window)
         self.relay_rtt = RTTTracker(clock, cfg.rtt_window)
-        trackers = {Path.P2P: self.rtt, Path.RELAY: self.relay_rtt}
+        trackers = {Link.P2P: self.rtt, Link.RELAY: self.relay_rtt}
         self.health = ConnectionHealthMonitor(clock, self.rtt, cfg.health)
-        self._telemetry = TelemetryRecorder((path.value for path in Path), clock())
+        self._telemetry = TelemetryRecorder((path.value for path in Link), clock())
         self.watchdog = Watchdog(
             clock, self.paths, self.health, self.send_keepalive, self._on_watchdog_event
         )
@@ -189,7 +189,7 @@ class P2PSession:
         # The same messages for a version-1 peer, in its own layouts (from when it is known to
         # be one: see _check_peer_version).
         self.v1_control = VersionOneControl(
-            lambda packet: self.paths.send_small(Path.P2P, packet),
+            lambda packet: self.paths.send_small(Link.P2P, packet),
             self._on_control_message,
             lambda: self.desync.episode,
         )
@@ -210,7 +210,7 @@ class P2PSession:
         # Set by close(): unlike a closed channel, which a reconnection reopens, it is final, so a
         # late open event cannot start a timer nothing would stop.
         self._shut_down = False
-        self._handlers: dict[int, Callable[[Any, Path], None]] = {
+        self._handlers: dict[int, Callable[[Any, Link], None]] = {
             MessageType.PING: self.pinger.on_ping,
             MessageType.PONG: self.pinger.on_pong,
             MessageType.KEEPALIVE: self._on_keepalive,
@@ -315,7 +315,7 @@ class P2PSession:
         self, data: bytes | bytearray | memoryview, arrival_ms: float
     ) -> None:
         """A packet arrived on the ping channel at ``arrival_ms`` (this session's clock)."""
-        stats = self.paths.stats[Path.P2P]
+        stats = self.paths.stats[Link.P2P]
         view = self._arrived(data, stats, self._clock())
         message = None if view is None else self._decode_counted(view, stats)
         if message is None:
@@ -365,14 +365,14 @@ class P2PSession:
 
     def ping(self) -> None:
         """Ping the peer over the DataChannel now (the timer does this every interval)."""
-        self.pinger.ping(Path.P2P)
+        self.pinger.ping(Link.P2P)
 
     def ping_relay(self) -> None:
         """Ping the peer through the relay now."""
-        self.pinger.ping(Path.RELAY)
+        self.pinger.ping(Link.RELAY)
 
     def send_keepalive(self) -> bool:
-        return self.paths.send_small(Path.P2P, encode_keepalive())
+        return self.paths.send_small(Link.P2P, encode_keepalive())
 
     def send_control(self, kind: int, payload: bytes = b"") -> int | None:
         """Send the game's own control message reliably; return its sequence number.
@@ -467,9 +467,9 @@ class P2PSession:
         self.watchdog.note_awake()
         self._telemetry.record_loss(self._clock(), self.health.loss_estimate)
         self._observe_health()
-        if self.paths.is_open(Path.P2P):
+        if self.paths.is_open(Link.P2P):
             self.ping()
-        if self.config.relay_pings and self.paths.is_open(Path.RELAY):
+        if self.config.relay_pings and self.paths.is_open(Link.RELAY):
             self.ping_relay()
         self._check_peer_version()
 
@@ -484,9 +484,9 @@ class P2PSession:
     def _validation_tick(self) -> None:
         self.watchdog.note_awake()
         validation = self.validation
-        if validation.ping_due() and self.paths.is_open(Path.P2P):
+        if validation.ping_due() and self.paths.is_open(Link.P2P):
             now = self._clock()
-            if self.paths.send_small(Path.P2P, encode_validation_ping(now)):
+            if self.paths.send_small(Link.P2P, encode_validation_ping(now)):
                 validation.ping_sent(now)
         if validation.finished:
             self._clear_timer("_validation_timer")
@@ -514,14 +514,14 @@ class P2PSession:
             stats.decode_errors += 1
             return None
 
-    def _heard(self, path: Path, input_frame: int | None, now: float) -> None:
+    def _heard(self, path: Link, input_frame: int | None, now: float) -> None:
         """A packet of the peer's came on ``path`` (``input_frame``: an input packet's)."""
         if path is _P2P:
             self.health.record_packet(input_frame, now)
         else:
             self.watchdog.relay_heard(now)
 
-    def _receive(self, data: Buffer, path: Path) -> None:
+    def _receive(self, data: Buffer, path: Link) -> None:
         # One clock reading for everything this packet records.
         now = self._clock()
         stats = self.paths.stats[path]
@@ -550,7 +550,7 @@ class P2PSession:
             logger.exception("handling a %s message failed", message.type.name)
 
     def _receive_inputs(
-        self, view: ByteView, acked: bool, path: Path, stats: PathStats, now: float
+        self, view: ByteView, acked: bool, path: Link, stats: PathStats, now: float
     ) -> None:
         """An input packet, most of what arrives: read into its fields, with no message object."""
         ack: int | None = None
@@ -582,21 +582,21 @@ class P2PSession:
             self.handler_errors += 1
             logger.exception("handling an input packet failed")
 
-    def _on_input_response(self, response: InputResponse, path: Path) -> None:
+    def _on_input_response(self, response: InputResponse, path: Link) -> None:
         self.inputs.on_inputs(response.player_index, response.inputs, False, path)
 
-    def _on_keepalive(self, _message: Message, _path: Path) -> None:
+    def _on_keepalive(self, _message: Message, _path: Link) -> None:
         """Nothing to do beyond the health bookkeeping every packet gets."""
 
-    def _on_validation_ping(self, ping: ValidationPing, path: Path) -> None:
+    def _on_validation_ping(self, ping: ValidationPing, path: Link) -> None:
         # Every one is answered, as deployed peers do: the pong is what validates the sender.
         self.validation.on_peer_ping()
         self.paths.send_small(path, encode_validation_pong(ping.timestamp_ms))
 
-    def _on_validation_pong(self, pong: ValidationPong, _path: Path) -> None:
+    def _on_validation_pong(self, pong: ValidationPong, _path: Link) -> None:
         self.validation.on_pong(pong.timestamp_ms)
 
-    def _on_focus_state(self, focus: FocusState, _path: Path) -> None:
+    def _on_focus_state(self, focus: FocusState, _path: Link) -> None:
         self._on_watchdog_event(
             SessionEvent.PEER_FOCUS, {"focused": focus.focused, "frame": focus.frame}
         )
@@ -614,8 +614,8 @@ class P2PSession:
         comes second.
         """
         sent = False
-        for path in Path:
-            if path is Path.RELAY and not self.config.control_on_relay:
+        for path in Link:
+            if path is Link.RELAY and not self.config.control_on_relay:
                 continue
             if self.paths.is_open(path):
                 sent = self.paths.send_small(path, packet) or sent
@@ -674,15 +674,15 @@ class P2PSession:
                 )
 
     def _on_version_one_control(
-        self, message: EpisodeEnd | EpisodeReady | StateHash, _path: Path
+        self, message: EpisodeEnd | EpisodeReady | StateHash, _path: Link
     ) -> None:
         self.v1_control.on_message(message)
 
-    def _on_control_packet(self, message: ControlMessage, _path: Path) -> None:
+    def _on_control_packet(self, message: ControlMessage, _path: Link) -> None:
         self.inputs.negotiation.heard_extension()
         self.control.on_control(message)
 
-    def _on_control_ack(self, message: ControlAck, _path: Path) -> None:
+    def _on_control_ack(self, message: ControlAck, _path: Link) -> None:
         self.inputs.negotiation.heard_extension()
         control = self.control
         acked_before = control.counters.acked
@@ -707,8 +707,8 @@ class P2PSession:
         if self.callbacks.on_route_change is not None:
             self.callbacks.on_route_change(change)
 
-    def _on_rtt_sample(self, rtt_ms: float, path: Path) -> None:
-        if path is Path.P2P:
+    def _on_rtt_sample(self, rtt_ms: float, path: Link) -> None:
+        if path is Link.P2P:
             self._observe_health()  # the RTT is one of the status's inputs
         self._call_game(self.callbacks.on_rtt, rtt_ms, path, what="on_rtt")
 

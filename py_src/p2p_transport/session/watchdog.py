@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from p2p_transport.protocol.health import ConnectionHealthMonitor
-from p2p_transport.protocol.routing import Path
+from p2p_transport.protocol.routing import Link
 from p2p_transport.session.paths import Paths
 from p2p_transport.timing import Clock
 
@@ -130,7 +130,7 @@ class Watchdog:
         self.running = True
         self._watch_since_ms = self._clock()
         self._awake_at_ms = self._watch_since_ms
-        self._p2p_sent_at_last_check = self._paths.stats[Path.P2P].sent.packets_sent
+        self._p2p_sent_at_last_check = self._paths.stats[Link.P2P].sent.packets_sent
 
     def stop(self) -> None:
         self.running = False
@@ -199,10 +199,10 @@ class Watchdog:
         self._check_silence()
 
     def _keepalive_if_idle(self) -> None:
-        sent = self._paths.stats[Path.P2P].sent
+        sent = self._paths.stats[Link.P2P].sent
         if (
             sent.packets_sent == self._p2p_sent_at_last_check
-            and self._paths.is_open(Path.P2P)
+            and self._paths.is_open(Link.P2P)
             and self._send_keepalive()
         ):
             self.counters.keepalives_sent += 1
@@ -211,7 +211,7 @@ class Watchdog:
     def _check_silence(self) -> None:
         thresholds = self._health.thresholds
         warning, disconnect = thresholds.warning_silence_ms, thresholds.disconnect_silence_ms
-        if self._paths.is_open(Path.P2P):
+        if self._paths.is_open(Link.P2P):
             silence = self._health.silence_ms
             if silence > disconnect:
                 self._p2p_alarm = self._raise(self._p2p_alarm, SessionEvent.P2P_DEAD, silence)
