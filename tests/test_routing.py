@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from p2p_transport.protocol.routing import (
-    LinkSignals,
     Link,
+    LinkSignals,
     Route,
     RouteChange,
     RouteMode,

@@ -31,8 +31,8 @@ from p2p_transport.guard import call_guarded
 from p2p_transport.timing import Clock
 
 __all__ = [
-    "LinkSignals",
     "Link",
+    "LinkSignals",
     "Route",
     "RouteChange",
     "RouteChangeCallback",

@@ -14,7 +14,7 @@ from p2p_transport.protocol.acked_sender import AckedInputSender
 from p2p_transport.protocol.health import ConnectionHealthMonitor
 from p2p_transport.protocol.negotiation import AckNegotiation
 from p2p_transport.protocol.receiver import InputCallback, InputReceiver
-from p2p_transport.protocol.routing import LinkSignals, Link, Route, RouteMode, Router
+from p2p_transport.protocol.routing import Link, LinkSignals, Route, RouteMode, Router
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.protocol.sender import RedundantInputs
 from p2p_transport.session.config import SessionConfig
