@@ -17,8 +17,6 @@ from p2p_transport.wire.codec import (
     encode_acked_input_packet,
     encode_control,
     encode_control_ack,
-    encode_episode_end,
-    encode_episode_ready,
     encode_focus_state,
     encode_held_pong,
     encode_input_packet,
@@ -27,7 +25,9 @@ from p2p_transport.wire.codec import (
     encode_keepalive,
     encode_ping,
     encode_pong,
-    encode_state_hash,
+    encode_v1_episode_end,
+    encode_v1_episode_ready,
+    encode_v1_state_hash,
     encode_validation_ping,
     encode_validation_pong,
 )
@@ -79,11 +79,11 @@ def encode(message: Message) -> bytes:
     if isinstance(message, HeldPong):
         return encode_held_pong(message.timestamp_ms, message.hold_ms)
     if isinstance(message, EpisodeEnd):
-        return encode_episode_end(message.frame, message.episode)
+        return encode_v1_episode_end(message.frame, message.episode)
     if isinstance(message, EpisodeReady):
-        return encode_episode_ready(message.episode, message.state_hash)
+        return encode_v1_episode_ready(message.episode, message.state_hash)
     if isinstance(message, StateHash):
-        return encode_state_hash(message.frame, message.digest)
+        return encode_v1_state_hash(message.frame, message.digest)
     if isinstance(message, InputRequest):
         return encode_input_request(message.start_frame, message.end_frame)
     if isinstance(message, InputResponse):

@@ -15,10 +15,6 @@ from p2p_transport.protocol.control import (
     ControlChannelClosed,
     ControlWindowFull,
     ReliableControlChannel,
-    decode_episode_end,
-    decode_episode_ready,
-    encode_episode_end,
-    encode_episode_ready,
 )
 from p2p_transport.wire.codec import decode, encode_control
 from p2p_transport.wire.messages import ControlAck, ControlMessage
@@ -300,19 +296,6 @@ def test_transmit_failures_are_retried(clock: FakeClock, scheduler: FakeSchedule
     channel.send(0x80)
     scheduler.advance(INITIAL_RTO_MS)
     assert attempts == [encode_control(0, 0x80, b"")] * 2
-
-
-def test_episode_payloads() -> None:
-    assert encode_episode_end(3, 0x01020304) == bytes.fromhex("00000003 01020304")
-    assert decode_episode_end(encode_episode_end(3, 600)) == (3, 600)
-    assert encode_episode_ready(7) == bytes.fromhex("00000007")
-    assert decode_episode_ready(encode_episode_ready(7)) == 7
-    with pytest.raises(ValueError, match="8 bytes, got 4"):
-        decode_episode_end(b"\x00" * 4)
-    with pytest.raises(ValueError, match="4 bytes, got 5"):
-        decode_episode_ready(b"\x00" * 5)
-    with pytest.raises(ValueError, match=r"episode must be in 0\.\.4294967295, got -1"):
-        encode_episode_ready(-1)
 
 
 def test_rtt_hint_sets_the_rto_until_measured(clock: FakeClock, scheduler: FakeScheduler) -> None:

@@ -12,12 +12,12 @@ from p2p_transport.session import Callbacks, P2PSession
 from p2p_transport.wire.codec import (
     MAX_INPUTS_PER_RESPONSE,
     decode,
-    encode_episode_end,
-    encode_episode_ready,
     encode_focus_state,
     encode_input_request,
     encode_input_response,
-    encode_state_hash,
+    encode_v1_episode_end,
+    encode_v1_episode_ready,
+    encode_v1_state_hash,
 )
 from p2p_transport.wire.messages import (
     EpisodeEnd,
@@ -42,9 +42,11 @@ def test_the_layouts_are_the_deployed_peers() -> None:
     assert decode(h("12 | 00 00 00 0a | 00 00 00 0c")) == InputRequest(10, 12)
     assert decode(h("13 | 00 01 | 00 01 | 00 00 00 0a 03")) == InputResponse(1, ((10, 3),))
     assert decode(h("14 | 01 | 00 00 01 2c")) == FocusState(True, 300)
-    assert encode_episode_end(300, 2) == h("05 | 00 00 01 2c | 00 00 00 02")
-    assert encode_episode_ready(3, "0a1b2c3d") == h("06 | 00 00 00 03 | 30 61 31 62 32 63 33 64")
-    assert encode_state_hash(60, bytes(range(8))) == h("07 | 00 00 00 3c | 00 01 02 03 04 05 06 07")
+    assert encode_v1_episode_end(300, 2) == h("05 | 00 00 01 2c | 00 00 00 02")
+    assert encode_v1_episode_ready(3, "0a1b2c3d") == h("06 | 00 00 00 03 | 30 61 31 62 32 63 33 64")
+    assert encode_v1_state_hash(60, bytes(range(8))) == h(
+        "07 | 00 00 00 3c | 00 01 02 03 04 05 06 07"
+    )
     assert decode(h("05 | 00 00 01 2c | 00 00 00 02")) == EpisodeEnd(300, 2)
     assert decode(h("06 | 00 00 00 03 | 30 61 31 62 32 63 33 64")) == EpisodeReady(3, "0a1b2c3d")
     assert decode(h("07 | 00 00 00 3c | 00 01 02 03 04 05 06 07")) == StateHash(60, bytes(range(8)))
@@ -76,9 +78,9 @@ def test_encoders_refuse_what_the_layouts_cannot_carry() -> None:
     too_many = [(f, 0) for f in range(MAX_INPUTS_PER_RESPONSE + 1)]
     check_encode_error(lambda: encode_input_response(0, too_many), "at most 256 inputs")
     check_encode_error(lambda: encode_focus_state(1, 0), "focused must be a bool, got int")  # type: ignore[arg-type]
-    check_encode_error(lambda: encode_episode_ready(0, "abc"), "8 ASCII characters")
-    check_encode_error(lambda: encode_episode_ready(0, "ü" * 8), "8 ASCII characters")
-    check_encode_error(lambda: encode_state_hash(0, b"short"), "digest must be 8 bytes, got 5")
+    check_encode_error(lambda: encode_v1_episode_ready(0, "abc"), "8 ASCII characters")
+    check_encode_error(lambda: encode_v1_episode_ready(0, "ü" * 8), "8 ASCII characters")
+    check_encode_error(lambda: encode_v1_state_hash(0, b"short"), "digest must be 8 bytes, got 5")
 
 
 class Peer:

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from p2p_transport.protocol.desync import (
-    MAX_HASH_SIZE,
-    Desync,
-    DesyncChecker,
-    decode_state_hash,
-    encode_state_hash,
-)
+from p2p_transport.protocol.desync import Desync, DesyncChecker
+from p2p_transport.wire.control_payloads import MAX_HASH_SIZE, encode_state_hash_payload
 
 
 class Pair:
@@ -94,15 +89,7 @@ def test_a_refused_send_skips_the_hash() -> None:
     assert checker.counters.hashes_unsent == 1 and checker.counters.hashes_recorded == 1
 
 
-def test_payload_layout_and_validation() -> None:
-    assert encode_state_hash(1, 2, b"\xab") == bytes.fromhex("00000001 00000002 ab")
-    assert decode_state_hash(encode_state_hash(3, 4, bytes(32))) == (3, 4, bytes(32))
-    with pytest.raises(ValueError, match="hash_bytes must be 1 to 32 bytes"):
-        encode_state_hash(0, 0, b"")
-    with pytest.raises(ValueError, match="hash_bytes must be 1 to 32 bytes"):
-        encode_state_hash(0, 0, bytes(33))
-    with pytest.raises(ValueError, match=r"frame must be in 0\.\.4294967295, got -1"):
-        encode_state_hash(0, -1, b"h")
+def test_history_validation() -> None:
     with pytest.raises(ValueError, match="history must be at least 1"):
         DesyncChecker(lambda payload: None, history=0)
 
@@ -113,9 +100,9 @@ def test_a_raising_on_desync_is_counted_and_the_check_goes_on() -> None:
 
     wire: list[bytes] = []
     checker = DesyncChecker(wire.append, broken)
-    checker.on_peer_hash(encode_state_hash(0, 1, b"peer"))
+    checker.on_peer_hash(encode_state_hash_payload(1, 0, b"peer"))
     checker.record(1, b"mine")
-    checker.on_peer_hash(encode_state_hash(0, 2, b"same"))
+    checker.on_peer_hash(encode_state_hash_payload(2, 0, b"same"))
     checker.record(2, b"same")
     assert checker.counters.callback_errors == 1
     assert checker.first_desync == Desync(0, 1, b"mine", b"peer")

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from p2p_demo.pong import PongBot, PongGame
 from p2p_transport import P2PSession
-from p2p_transport.protocol.control import encode_episode_end, encode_episode_ready
 from p2p_transport.rollback import (
     DesyncError,
     RollbackSession,
@@ -23,8 +22,13 @@ from p2p_transport.rollback import (
 from p2p_transport.rollback.peer_inputs import PeerInputs
 from p2p_transport.rollback.session import MAX_INPUT_DELAY
 from p2p_transport.rollback.state_ring import StateRing
-from p2p_transport.rollback.time_sync import TimeSync, decode_time_sync, encode_time_sync
+from p2p_transport.rollback.time_sync import TimeSync
 from p2p_transport.wire.codec import decode
+from p2p_transport.wire.control_payloads import (
+    encode_episode_end_payload,
+    encode_episode_ready_payload,
+    encode_time_sync_payload,
+)
 from p2p_transport.wire.messages import ControlKind
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler
 
@@ -145,14 +149,6 @@ def test_state_ring_keeps_exactly_the_last_size_frames(size: int, frames: list[i
         assert ring.load(frame) == state
     with pytest.raises(LookupError, match="no saved state for frame 201"):
         ring.load(201)
-
-
-def test_time_sync_payload_bytes() -> None:
-    assert encode_time_sync(-1.5, 2) == b"\xff\x6a\x02"
-    assert decode_time_sync(b"\xff\x6a\x02") == (-1.5, 2)
-    assert encode_time_sync(1e9, 0) == b"\x7f\xff\x00"  # clamped, not wrapped
-    with pytest.raises(ValueError, match="3 bytes"):
-        decode_time_sync(b"\x00\x00")
 
 
 def test_time_sync_splits_the_difference_and_stretches_only_the_side_ahead() -> None:
@@ -288,17 +284,17 @@ def test_an_episode_ends_together_and_the_next_starts_clean() -> None:
     assert record["frames"] == 4
     assert record["inputs"] == [[0, 3], [1, 3], [1, 3], [1, 3]]
     assert record["final_checksum"] == h.game.checksum().hex()
-    assert (ControlKind.EPISODE_END, encode_episode_end(0, 3)) in h.sent_controls()
+    assert (ControlKind.EPISODE_END, encode_episode_end_payload(3, 0)) in h.sent_controls()
     rb.start_next_episode()
     with pytest.raises(RuntimeError, match="episode 1 already waits for the peer"):
         rb.start_next_episode()
-    assert (ControlKind.EPISODE_READY, encode_episode_ready(1)) in h.sent_controls()
+    assert (ControlKind.EPISODE_READY, encode_episode_ready_payload(1)) in h.sent_controls()
     # The next episode's frames start past the last frame either side could send: 4 + 30.
     base = 4 + MAX_INPUT_DELAY
     h.peer_input(base, 8)  # the peer started first; its input waits
     assert not rb.advance_frame(1)  # the peer's end and readiness have not come
-    h.peer_control(ControlKind.EPISODE_END, encode_episode_end(0, 3))
-    h.peer_control(ControlKind.EPISODE_READY, encode_episode_ready(1))
+    h.peer_control(ControlKind.EPISODE_END, encode_episode_end_payload(3, 0))
+    h.peer_control(ControlKind.EPISODE_READY, encode_episode_ready_payload(1))
     h.game.history = ()
     assert rb.advance_frame(5)
     assert rb.episode == 1 and rb.current_frame == 1
@@ -319,7 +315,7 @@ def test_an_episode_ends_together_and_the_next_starts_clean() -> None:
 
 def test_the_transport_kinds_are_taken_and_the_game_kinds_passed_on() -> None:
     h = Harness()
-    h.peer_control(ControlKind.TIME_SYNC, encode_time_sync(1.0, 2))
+    h.peer_control(ControlKind.TIME_SYNC, encode_time_sync_payload(1.0, 2))
     h.peer_control(ControlKind.TIME_SYNC, b"\x01")
     h.peer_control(0x80, b"game")
     assert h.controls == [(0x80, b"game")]

@@ -8,15 +8,14 @@ from dataclasses import replace
 import pytest
 
 from p2p_transport import P2PSession
-from p2p_transport.protocol.control import (
-    ControlChannelClosed,
-    ControlWindowFull,
-    decode_episode_end,
-    decode_episode_ready,
-)
+from p2p_transport.protocol.control import ControlChannelClosed, ControlWindowFull
 from p2p_transport.protocol.desync import Desync
 from p2p_transport.session import Callbacks
 from p2p_transport.wire.codec import decode
+from p2p_transport.wire.control_payloads import (
+    decode_episode_end_payload,
+    decode_episode_ready_payload,
+)
 from p2p_transport.wire.messages import (
     GAME_KIND_MAX,
     GAME_KIND_MIN,
@@ -113,8 +112,8 @@ def test_episode_messages() -> None:
     pair.a.send_episode_ready(4)
     pair.run(100)
     (end_kind, end), (ready_kind, ready) = pair.control["b"]
-    assert (end_kind, decode_episode_end(end)) == (ControlKind.EPISODE_END, (3, 600))
-    assert (ready_kind, decode_episode_ready(ready)) == (ControlKind.EPISODE_READY, 4)
+    assert (end_kind, decode_episode_end_payload(end)) == (ControlKind.EPISODE_END, (600, 3))
+    assert (ready_kind, decode_episode_ready_payload(ready)) == (ControlKind.EPISODE_READY, 4)
 
 
 def test_reset_episode_keeps_control_messages_in_flight() -> None:

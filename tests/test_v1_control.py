@@ -8,17 +8,20 @@ from typing import Any
 
 import pytest
 
-from p2p_transport.protocol.control import decode_episode_end, decode_episode_ready
 from p2p_transport.protocol.desync import Desync
 from p2p_transport.protocol.negotiation import MAX_PROBES, MAX_UNANSWERED_CONTROL_SENDS
 from p2p_transport.protocol.v1_control import NO_STATE_HASH, VersionOneError
 from p2p_transport.session import Callbacks, P2PSession
 from p2p_transport.timing import FRAME_MS
 from p2p_transport.wire.codec import (
-    encode_episode_end,
-    encode_episode_ready,
     encode_input_packet,
-    encode_state_hash,
+    encode_v1_episode_end,
+    encode_v1_episode_ready,
+    encode_v1_state_hash,
+)
+from p2p_transport.wire.control_payloads import (
+    decode_episode_end_payload,
+    decode_episode_ready_payload,
 )
 from p2p_transport.wire.messages import GAME_KIND_MIN, ControlKind, MessageType
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler
@@ -74,12 +77,12 @@ def test_episode_messages_go_out_in_the_deployed_layouts() -> None:
     assert peer.session.send_episode_ready(3, "0a1b2c3d") is None
     peer.session.send_episode_ready(4)
     peer.session.desync.record(60, bytes(range(32)))
-    assert peer.sent(MessageType.EPISODE_END) == [encode_episode_end(300, 2)]
+    assert peer.sent(MessageType.EPISODE_END) == [encode_v1_episode_end(300, 2)]
     assert peer.sent(MessageType.EPISODE_READY) == [
-        encode_episode_ready(3, "0a1b2c3d"),
-        encode_episode_ready(4, NO_STATE_HASH),
+        encode_v1_episode_ready(3, "0a1b2c3d"),
+        encode_v1_episode_ready(4, NO_STATE_HASH),
     ]
-    assert peer.sent(MessageType.STATE_HASH) == [encode_state_hash(60, bytes(range(8)))]
+    assert peer.sent(MessageType.STATE_HASH) == [encode_v1_state_hash(60, bytes(range(8)))]
     assert peer.sent(MessageType.CONTROL) == []
 
 
@@ -104,7 +107,7 @@ def test_what_was_in_flight_moves_to_the_deployed_layouts_and_nothing_unknown_go
     peer.play(120)
     stats = peer.session.stats()
     assert stats["peer_protocol_version"] == 1
-    assert peer.sent(MessageType.EPISODE_END) == [encode_episode_end(10, 1)]
+    assert peer.sent(MessageType.EPISODE_END) == [encode_v1_episode_end(10, 1)]
     assert stats["control_undeliverable"] == 1  # the game's own kind: no layout for it
     sent_when_known = len(peer.sent(MessageType.CONTROL))
     peer.play(600)
@@ -120,15 +123,15 @@ def test_the_deployed_messages_arrive_as_control_messages_once_each() -> None:
     peer = known_version_one()
     peer.session.send_episode_ready(5, "00ff00ff")
     for _ in range(2):
-        peer.session.on_message(encode_episode_end(900, 4))
-        peer.session.on_message(encode_episode_ready(5, "12345678"))
+        peer.session.on_message(encode_v1_episode_end(900, 4))
+        peer.session.on_message(encode_v1_episode_ready(5, "12345678"))
     kinds = [kind for kind, _ in peer.controls]
     assert kinds == [ControlKind.EPISODE_END, ControlKind.EPISODE_READY]
-    assert decode_episode_end(peer.controls[0][1]) == (4, 900)
-    assert decode_episode_ready(peer.controls[1][1]) == 5
+    assert decode_episode_end_payload(peer.controls[0][1]) == (900, 4)
+    assert decode_episode_ready_payload(peer.controls[1][1]) == 5
     # The peer's readiness arrived after this side's: this side's goes again, once, as the
     # deployed peers' acknowledgement.
-    assert peer.sent(MessageType.EPISODE_READY) == [encode_episode_ready(5, "00ff00ff")] * 2
+    assert peer.sent(MessageType.EPISODE_READY) == [encode_v1_episode_ready(5, "00ff00ff")] * 2
     assert peer.session.stats()["v1_control_duplicates"] == 2
 
 
@@ -136,9 +139,9 @@ def test_the_deployed_peers_state_hashes_feed_the_desync_check() -> None:
     peer = known_version_one()
     digest = bytes(range(8))
     peer.session.desync.record(60, digest + b"rest of a sha-256")
-    peer.session.on_message(encode_state_hash(60, digest))
+    peer.session.on_message(encode_v1_state_hash(60, digest))
     peer.session.desync.record(120, b"A" * 8)
-    peer.session.on_message(encode_state_hash(120, b"B" * 8))
+    peer.session.on_message(encode_v1_state_hash(120, b"B" * 8))
     stats: dict[str, Any] = peer.session.stats()
     assert stats["desync_peer_hashes"] == 2
     assert len(peer.desyncs) == 1 and peer.desyncs[0].frame == 120
@@ -166,5 +169,5 @@ def test_a_peer_that_sends_no_inputs_gets_a_control_message_a_bounded_number_of_
     sends = peer.sent(MessageType.CONTROL)
     assert len(sends) == MAX_UNANSWERED_CONTROL_SENDS
     assert peer.session.stats()["peer_protocol_version"] == 1
-    assert peer.sent(MessageType.EPISODE_READY) == [encode_episode_ready(1, "0a1b2c3d")]
+    assert peer.sent(MessageType.EPISODE_READY) == [encode_v1_episode_ready(1, "0a1b2c3d")]
     assert peer.sent(MessageType.ACKED_INPUT) == []

@@ -26,19 +26,16 @@ the retransmit timer runs on the injected scheduler only while something is unac
 from __future__ import annotations
 
 import logging
-import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from p2p_transport.checks import check_int
 from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.rtt import nearest_rank, rfc6298_update
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.codec import (
     MAX_CONTROL_SEQUENCE,
-    MAX_FRAME,
     decode,
     encode_control,
     encode_control_ack,
@@ -59,10 +56,6 @@ __all__ = [
     "ControlWindowFull",
     "RTTHint",
     "ReliableControlChannel",
-    "decode_episode_end",
-    "decode_episode_ready",
-    "encode_episode_end",
-    "encode_episode_ready",
 ]
 
 logger = logging.getLogger(__name__)
@@ -397,38 +390,3 @@ class ReliableControlChannel:
             delivery_p99_ms=self.delivery_p99_ms,
         )
         return out
-
-
-# --- the transport's own payloads ---------------------------------------------------------------
-
-_EPISODE_END: Final = struct.Struct(">II")  # episode, last frame
-_EPISODE_READY: Final = struct.Struct(">I")  # episode
-
-
-def encode_episode_end(episode: int, frame: int) -> bytes:
-    """The EPISODE_END payload: episode u32, the episode's last frame u32."""
-    check_int("episode", episode, MAX_FRAME)
-    check_int("frame", frame, MAX_FRAME)
-    return _EPISODE_END.pack(episode, frame)
-
-
-def decode_episode_end(payload: bytes) -> tuple[int, int]:
-    """``(episode, frame)`` from an EPISODE_END payload; ``ValueError`` if it is not one."""
-    if len(payload) != _EPISODE_END.size:
-        raise ValueError(f"an episode end payload is 8 bytes, got {len(payload)}")
-    episode, frame = _EPISODE_END.unpack(payload)
-    return episode, frame
-
-
-def encode_episode_ready(episode: int) -> bytes:
-    """The EPISODE_READY payload: episode u32."""
-    check_int("episode", episode, MAX_FRAME)
-    return _EPISODE_READY.pack(episode)
-
-
-def decode_episode_ready(payload: bytes) -> int:
-    """The episode from an EPISODE_READY payload; ``ValueError`` if it is not one."""
-    if len(payload) != _EPISODE_READY.size:
-        raise ValueError(f"an episode ready payload is 4 bytes, got {len(payload)}")
-    (episode,) = _EPISODE_READY.unpack(payload)
-    return int(episode)

@@ -15,34 +15,29 @@ function that sends a payload reliably (the session's control channel) and is fe
 
 from __future__ import annotations
 
-import struct
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from p2p_transport.checks import check_int
 from p2p_transport.guard import call_guarded
-from p2p_transport.wire.codec import MAX_FRAME
+from p2p_transport.wire.control_payloads import (
+    decode_state_hash_payload,
+    encode_state_hash_payload,
+)
 
 __all__ = [
     "DEFAULT_HASH_HISTORY",
-    "MAX_HASH_SIZE",
     "Desync",
     "DesyncCallback",
     "DesyncChecker",
     "DesyncCounters",
-    "decode_state_hash",
-    "encode_state_hash",
 ]
 
-#: A SHA-256 digest; a longer hash detects nothing a 32-byte one misses.
-MAX_HASH_SIZE: Final = 32
 #: Hashes kept while waiting for the other side's hash of the same frame, on each side. A game that
 #: records twice a second is 128 s ahead of its peer before anything is forgotten; the longest
 #: legitimate gap is one round trip plus the rollback window.
 DEFAULT_HASH_HISTORY: Final = 256
-_HEADER: Final = struct.Struct(">II")  # episode, frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,23 +69,6 @@ class DesyncCounters:
     forgotten: int = 0
     #: ``on_desync`` raised (logged; the check goes on).
     callback_errors: int = 0
-
-
-def encode_state_hash(episode: int, frame: int, hash_bytes: bytes) -> bytes:
-    """The STATE_HASH payload: episode u32, frame u32, then the hash (1 to 32 bytes)."""
-    check_int("episode", episode, MAX_FRAME)
-    check_int("frame", frame, MAX_FRAME)
-    if not isinstance(hash_bytes, bytes | bytearray) or not 1 <= len(hash_bytes) <= MAX_HASH_SIZE:
-        raise ValueError(f"hash_bytes must be 1 to {MAX_HASH_SIZE} bytes, got {hash_bytes!r}")
-    return _HEADER.pack(episode, frame) + bytes(hash_bytes)
-
-
-def decode_state_hash(payload: bytes) -> tuple[int, int, bytes]:
-    """``(episode, frame, hash)`` from a STATE_HASH payload; ``ValueError`` if it is not one."""
-    if not _HEADER.size < len(payload) <= _HEADER.size + MAX_HASH_SIZE:
-        raise ValueError(f"a state hash payload is 9 to 40 bytes, got {len(payload)}")
-    episode, frame = _HEADER.unpack_from(payload)
-    return episode, frame, bytes(payload[_HEADER.size :])
 
 
 class DesyncChecker:
@@ -128,7 +106,7 @@ class DesyncChecker:
 
     def record(self, frame: int, hash_bytes: bytes) -> None:
         """This side's hash of confirmed ``frame``: compare it with the peer's, and send it."""
-        payload = encode_state_hash(self.episode, frame, hash_bytes)  # validates
+        payload = encode_state_hash_payload(frame, self.episode, hash_bytes)  # validates
         self.counters.hashes_recorded += 1
         key, digest = (self.episode, frame), bytes(hash_bytes)
         peer = self._peer.pop(key, None)
@@ -144,7 +122,7 @@ class DesyncChecker:
     def on_peer_hash(self, payload: bytes) -> None:
         """The peer's STATE_HASH payload arrived."""
         try:
-            episode, frame, digest = decode_state_hash(payload)
+            frame, episode, digest = decode_state_hash_payload(payload)
         except ValueError:
             self.counters.malformed += 1
             return

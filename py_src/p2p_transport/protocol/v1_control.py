@@ -19,20 +19,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from p2p_transport.protocol.control import (
-    ControlCallback,
-    decode_episode_end,
-    decode_episode_ready,
-)
-from p2p_transport.protocol.control import encode_episode_end as control_episode_end
-from p2p_transport.protocol.control import encode_episode_ready as control_episode_ready
-from p2p_transport.protocol.desync import decode_state_hash
-from p2p_transport.protocol.desync import encode_state_hash as control_state_hash
+from p2p_transport.protocol.control import ControlCallback
 from p2p_transport.wire.codec import (
     V1_HASH_SIZE,
-    encode_episode_end,
-    encode_episode_ready,
-    encode_state_hash,
+    encode_v1_episode_end,
+    encode_v1_episode_ready,
+    encode_v1_state_hash,
+)
+from p2p_transport.wire.control_payloads import (
+    decode_episode_end_payload,
+    decode_episode_ready_payload,
+    decode_state_hash_payload,
+    encode_episode_end_payload,
+    encode_episode_ready_payload,
+    encode_state_hash_payload,
 )
 from p2p_transport.wire.messages import ControlKind, EpisodeEnd, EpisodeReady, StateHash
 
@@ -86,30 +86,31 @@ class VersionOneControl:
         goes to a version-1 peer, now or later (it may have gone out as a control message
         before the peer's version was known). Raises ``ValueError`` if it is not 8 ASCII
         characters."""
-        encode_episode_ready(episode, state_hash)  # validates
+        encode_v1_episode_ready(episode, state_hash)  # validates
         self._ready_hashes[episode] = state_hash
 
     def send(self, kind: int, payload: bytes) -> None:
-        """Send a control message (its kind and payload as :mod:`.control` encodes them)."""
+        """Send a control message (its kind, and its payload as
+        :mod:`~p2p_transport.wire.control_payloads` lays it out)."""
         if kind == ControlKind.EPISODE_END:
-            episode, frame = decode_episode_end(payload)
-            self._transmit(encode_episode_end(frame, episode))
+            frame, episode = decode_episode_end_payload(payload)
+            self._transmit(encode_v1_episode_end(frame, episode))
             self.counters.episode_ends_sent += 1
         elif kind == ControlKind.EPISODE_READY:
-            episode = decode_episode_ready(payload)
+            episode = decode_episode_ready_payload(payload)
             ready_hash = self._ready_hashes.get(episode, NO_STATE_HASH)
-            packet = encode_episode_ready(episode, ready_hash)
+            packet = encode_v1_episode_ready(episode, ready_hash)
             self._ready_sent[episode] = ready_hash
             self._transmit(packet)
             self.counters.episode_readies_sent += 1
         elif kind == ControlKind.STATE_HASH:
-            _, frame, digest = decode_state_hash(payload)
+            frame, _, digest = decode_state_hash_payload(payload)
             if len(digest) < V1_HASH_SIZE:
                 raise VersionOneError(
                     f"a version-1 peer compares {V1_HASH_SIZE}-byte state hashes; "
                     f"this one has {len(digest)} bytes"
                 )
-            self._transmit(encode_state_hash(frame, digest[:V1_HASH_SIZE]))
+            self._transmit(encode_v1_state_hash(frame, digest[:V1_HASH_SIZE]))
             self.counters.state_hashes_sent += 1
         else:
             raise VersionOneError(
@@ -124,7 +125,7 @@ class VersionOneControl:
                 self.counters.duplicates += 1
                 return
             self._peer_ended.add(message.episode)
-            payload = control_episode_end(message.episode, message.frame)
+            payload = encode_episode_end_payload(message.frame, message.episode)
             self._deliver(ControlKind.EPISODE_END, payload)
         elif isinstance(message, EpisodeReady):
             episode = message.episode
@@ -134,11 +135,11 @@ class VersionOneControl:
             self._peer_ready.add(episode)
             own = self._ready_sent.get(episode)
             if own is not None:
-                self._transmit(encode_episode_ready(episode, own))
+                self._transmit(encode_v1_episode_ready(episode, own))
                 self.counters.episode_readies_sent += 1
-            self._deliver(ControlKind.EPISODE_READY, control_episode_ready(episode))
+            self._deliver(ControlKind.EPISODE_READY, encode_episode_ready_payload(episode))
         else:
-            payload = control_state_hash(self._episode(), message.frame, message.digest)
+            payload = encode_state_hash_payload(message.frame, self._episode(), message.digest)
             self._deliver(ControlKind.STATE_HASH, payload)
 
     def stats(self) -> dict[str, int]:

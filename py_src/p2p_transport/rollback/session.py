@@ -30,19 +30,20 @@ from typing import Any, Final
 
 from p2p_transport.checks import check_finite, check_int
 from p2p_transport.guard import call_guarded
-from p2p_transport.protocol.control import decode_episode_end, decode_episode_ready
-from p2p_transport.protocol.desync import MAX_HASH_SIZE, Desync
+from p2p_transport.protocol.desync import Desync
 from p2p_transport.rollback.game import Game, check_game, game_over
 from p2p_transport.rollback.peer_inputs import DEFAULT_ACTION, PeerInputs
 from p2p_transport.rollback.state_ring import StateRing
-from p2p_transport.rollback.time_sync import (
-    REPORT_INTERVAL_MS,
-    TimeSync,
-    decode_time_sync,
-    encode_time_sync,
-)
+from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
 from p2p_transport.session.session import P2PSession
 from p2p_transport.wire.codec import MAX_ACTION
+from p2p_transport.wire.control_payloads import (
+    MAX_HASH_SIZE,
+    decode_episode_end_payload,
+    decode_episode_ready_payload,
+    decode_time_sync_payload,
+    encode_time_sync_payload,
+)
 from p2p_transport.wire.messages import ControlKind
 
 __all__ = [
@@ -477,7 +478,7 @@ class RollbackSession:
         if self._last_report_ms is not None and now - self._last_report_ms < REPORT_INTERVAL_MS:
             return
         self._last_report_ms = now
-        payload = encode_time_sync(advantage, self._input_delay)
+        payload = encode_time_sync_payload(advantage, self._input_delay)
         if self._send(session.send_time_sync, payload):
             self._counts["time_sync_sent"] += 1
         ahead = self._time_sync.frames_ahead
@@ -517,13 +518,13 @@ class RollbackSession:
             return
         try:
             if kind == ControlKind.TIME_SYNC:
-                self._time_sync.on_report(*decode_time_sync(payload))
+                self._time_sync.on_report(*decode_time_sync_payload(payload))
                 self._counts["time_sync_received"] += 1
             elif kind == ControlKind.EPISODE_END:
-                episode, frame = decode_episode_end(payload)
+                frame, episode = decode_episode_end_payload(payload)
                 self._peer_ends[episode] = frame
             else:
-                self._peer_ready.add(decode_episode_ready(payload))
+                self._peer_ready.add(decode_episode_ready_payload(payload))
         except ValueError:
             self._counts["malformed_control"] += 1
 

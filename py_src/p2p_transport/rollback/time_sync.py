@@ -14,7 +14,6 @@ keeps its pace, so the two converge instead of chasing each other.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from typing import Final
 
@@ -23,8 +22,6 @@ __all__ = [
     "REPORT_INTERVAL_MS",
     "STRETCH_PER_FRAME",
     "TimeSync",
-    "decode_time_sync",
-    "encode_time_sync",
 ]
 
 #: Samples in each window: half a second at 60 Hz (GGRS keeps 30 frames).
@@ -39,24 +36,6 @@ STRETCH_PER_FRAME: Final = 0.10
 #: At most half again as long a tick (40 Hz for a 60 Hz game): fast enough to close an 8-frame
 #: lead in under a second, slow enough not to look broken.
 MAX_TICK_STRETCH: Final = 0.5
-#: The report's advantage is in hundredths of a frame, so a window's average keeps its fraction.
-_SCALE: Final = 100
-_PAYLOAD = struct.Struct(">hB")
-_I16_MAX: Final = 0x7FFF
-
-
-def encode_time_sync(advantage_frames: float, input_delay: int) -> bytes:
-    """The TIME_SYNC payload: advantage i16 (hundredths of a frame, clamped), input delay u8."""
-    scaled = max(-_I16_MAX, min(_I16_MAX, round(advantage_frames * _SCALE)))
-    return _PAYLOAD.pack(scaled, input_delay)
-
-
-def decode_time_sync(payload: bytes) -> tuple[float, int]:
-    """``(advantage in frames, input delay)``; ``ValueError`` if it is not a TIME_SYNC payload."""
-    if len(payload) != _PAYLOAD.size:
-        raise ValueError(f"a time sync payload is {_PAYLOAD.size} bytes, got {len(payload)}")
-    scaled, delay = _PAYLOAD.unpack(payload)
-    return scaled / _SCALE, delay
 
 
 class TimeSync:

@@ -17,11 +17,7 @@ from typing import Any, Final
 
 from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.acked_sender import RESEND_INTERVAL_MS
-from p2p_transport.protocol.control import (
-    ReliableControlChannel,
-    encode_episode_end,
-    encode_episode_ready,
-)
+from p2p_transport.protocol.control import ReliableControlChannel
 from p2p_transport.protocol.desync import Desync, DesyncChecker
 from p2p_transport.protocol.health import ConnectionHealthMonitor
 from p2p_transport.protocol.negotiation import MAX_UNANSWERED_CONTROL_SENDS
@@ -56,6 +52,10 @@ from p2p_transport.wire.codec import (
     encode_keepalive,
     encode_validation_ping,
     encode_validation_pong,
+)
+from p2p_transport.wire.control_payloads import (
+    encode_episode_end_payload,
+    encode_episode_ready_payload,
 )
 from p2p_transport.wire.messages import (
     GAME_KIND_MAX,
@@ -394,13 +394,14 @@ class P2PSession:
     def send_episode_end(self, frame: int, episode: int) -> int | None:
         """Tell the peer that ``episode`` ended at ``frame`` (``EPISODE_END``): reliably, with a
         sequence number returned, or to a version-1 peer in its own layout (``None``)."""
-        return self._send_control(ControlKind.EPISODE_END, encode_episode_end(episode, frame))
+        payload = encode_episode_end_payload(frame, episode)
+        return self._send_control(ControlKind.EPISODE_END, payload)
 
     def send_episode_ready(self, episode: int, state_hash: str | None = None) -> int | None:
         """Tell the peer that this side is ready for ``episode`` (``EPISODE_READY``), as
         :meth:`send_episode_end` does. ``state_hash``, 8 ASCII characters (the first 8 hex digits
         of the new episode's state hash), goes only to a version-1 peer, which stores it."""
-        payload = encode_episode_ready(episode)
+        payload = encode_episode_ready_payload(episode)
         if state_hash is not None:
             self.v1_control.remember_ready_hash(episode, state_hash)
         return self._send_control(ControlKind.EPISODE_READY, payload)

@@ -43,6 +43,8 @@ with the time the responder held the ping, so a stalled responder does not infla
 0x22 and 0x23 are not version 1 either: :mod:`p2p_transport.protocol.control` sends each
 control message (episode end, episode ready, state hash, or one of the game's own kinds) until the
 peer's control ack, the highest sequence up to which it holds every control message, covers it.
+The transport's own control payloads are laid out in :mod:`.control_payloads`; the functions
+here that write 0x05, 0x06 and 0x07 are named ``encode_v1_*`` so that nothing confuses the two.
 
 Decoding is table-driven: each message type registers one parser, so later message types (acks,
 reliable control messages, episode and state-hash messages) are a new table entry, not a new branch.
@@ -116,8 +118,6 @@ __all__ = [
     "encode_acked_input_packet",
     "encode_control",
     "encode_control_ack",
-    "encode_episode_end",
-    "encode_episode_ready",
     "encode_focus_state",
     "encode_held_pong",
     "encode_input_packet",
@@ -126,7 +126,9 @@ __all__ = [
     "encode_keepalive",
     "encode_ping",
     "encode_pong",
-    "encode_state_hash",
+    "encode_v1_episode_end",
+    "encode_v1_episode_ready",
+    "encode_v1_state_hash",
     "encode_validation_ping",
     "encode_validation_pong",
     "pack_acked_input_head",
@@ -352,14 +354,14 @@ def encode_input_response(player_index: int, inputs: Sequence[tuple[int, int]]) 
     return head + _pack_entries(inputs)
 
 
-def encode_episode_end(frame: int, episode: int) -> bytes:
+def encode_v1_episode_end(frame: int, episode: int) -> bytes:
     """Deployed peers' episode end (0x05): frame u32, episode u32."""
     check_int("frame", frame, MAX_FRAME)
     check_int("episode", episode, MAX_FRAME)
     return _EPISODE_END.pack(MessageType.EPISODE_END, frame, episode)
 
 
-def encode_episode_ready(episode: int, state_hash: str) -> bytes:
+def encode_v1_episode_ready(episode: int, state_hash: str) -> bytes:
     """Deployed peers' episode ready (0x06): episode u32, 8 ASCII characters of a state hash."""
     check_int("episode", episode, MAX_FRAME)
     if (
@@ -371,7 +373,7 @@ def encode_episode_ready(episode: int, state_hash: str) -> bytes:
     return _EPISODE_READY.pack(MessageType.EPISODE_READY, episode, state_hash.encode("ascii"))
 
 
-def encode_state_hash(frame: int, digest: Buffer) -> bytes:
+def encode_v1_state_hash(frame: int, digest: Buffer) -> bytes:
     """Deployed peers' state hash (0x07): frame u32, 8 raw bytes."""
     check_int("frame", frame, MAX_FRAME)
     if len(digest) != V1_HASH_SIZE:

@@ -1,0 +1,114 @@
+"""The payloads of the transport's own control messages (:class:`~.messages.ControlKind`), byte
+for byte: what a 0x22 control message carries after its header (:func:`.codec.encode_control`).
+
+These are not the deployed peers' version-1 packets 0x05, 0x06 and 0x07 (``encode_v1_*`` in
+:mod:`.codec`), which say the same three things in layouts of their own and with no sequence
+number. Every function here takes the frame first, wherever there is one; each decoder returns
+its fields in its encoder's argument order and raises :class:`~.codec.DecodeError` (a
+``ValueError``) for a payload of the wrong size. Everything is big-endian.
+
+============  ===========================================================================
+kind          payload
+============  ===========================================================================
+episode end   episode u32, the episode's last frame u32
+episode       episode u32
+ready
+state hash    episode u32, frame u32, then the hash (1 to :data:`MAX_HASH_SIZE` bytes)
+time sync     frame advantage i16 in hundredths of a frame (clamped), input delay u8
+============  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from p2p_transport.checks import check_int
+from p2p_transport.wire.codec import MAX_FRAME, DecodeError
+
+__all__ = [
+    "MAX_HASH_SIZE",
+    "decode_episode_end_payload",
+    "decode_episode_ready_payload",
+    "decode_state_hash_payload",
+    "decode_time_sync_payload",
+    "encode_episode_end_payload",
+    "encode_episode_ready_payload",
+    "encode_state_hash_payload",
+    "encode_time_sync_payload",
+]
+
+#: A SHA-256 digest; a longer hash detects nothing a 32-byte one misses.
+MAX_HASH_SIZE: Final = 32
+
+_EPISODE_END: Final = struct.Struct(">II")  # episode, last frame
+_EPISODE_READY: Final = struct.Struct(">I")  # episode
+_STATE_HASH_HEAD: Final = struct.Struct(">II")  # episode, frame
+_TIME_SYNC: Final = struct.Struct(">hB")  # advantage, input delay
+#: The time sync's advantage is in hundredths of a frame, so a window's average keeps its
+#: fraction.
+_ADVANTAGE_SCALE: Final = 100
+_I16_MAX: Final = 0x7FFF
+
+
+def encode_episode_end_payload(frame: int, episode: int) -> bytes:
+    """The EPISODE_END payload: ``episode`` ended with ``frame`` as its last frame."""
+    check_int("frame", frame, MAX_FRAME)
+    check_int("episode", episode, MAX_FRAME)
+    return _EPISODE_END.pack(episode, frame)
+
+
+def decode_episode_end_payload(payload: bytes) -> tuple[int, int]:
+    """``(frame, episode)`` from an EPISODE_END payload."""
+    if len(payload) != _EPISODE_END.size:
+        raise DecodeError(f"an episode end payload is 8 bytes, got {len(payload)}")
+    episode, frame = _EPISODE_END.unpack(payload)
+    return frame, episode
+
+
+def encode_episode_ready_payload(episode: int) -> bytes:
+    """The EPISODE_READY payload: the sender is ready to start ``episode``."""
+    check_int("episode", episode, MAX_FRAME)
+    return _EPISODE_READY.pack(episode)
+
+
+def decode_episode_ready_payload(payload: bytes) -> int:
+    """The episode from an EPISODE_READY payload."""
+    if len(payload) != _EPISODE_READY.size:
+        raise DecodeError(f"an episode ready payload is 4 bytes, got {len(payload)}")
+    (episode,) = _EPISODE_READY.unpack(payload)
+    return int(episode)
+
+
+def encode_state_hash_payload(frame: int, episode: int, hash_bytes: bytes) -> bytes:
+    """The STATE_HASH payload: the sender's hash (1 to 32 bytes) of its state at ``frame`` of
+    ``episode``."""
+    check_int("frame", frame, MAX_FRAME)
+    check_int("episode", episode, MAX_FRAME)
+    if not isinstance(hash_bytes, bytes | bytearray) or not 1 <= len(hash_bytes) <= MAX_HASH_SIZE:
+        raise ValueError(f"hash_bytes must be 1 to {MAX_HASH_SIZE} bytes, got {hash_bytes!r}")
+    return _STATE_HASH_HEAD.pack(episode, frame) + bytes(hash_bytes)
+
+
+def decode_state_hash_payload(payload: bytes) -> tuple[int, int, bytes]:
+    """``(frame, episode, hash)`` from a STATE_HASH payload."""
+    head = _STATE_HASH_HEAD.size
+    if not head < len(payload) <= head + MAX_HASH_SIZE:
+        raise DecodeError(f"a state hash payload is 9 to 40 bytes, got {len(payload)}")
+    episode, frame = _STATE_HASH_HEAD.unpack_from(payload)
+    return frame, episode, bytes(payload[head:])
+
+
+def encode_time_sync_payload(advantage_frames: float, input_delay: int) -> bytes:
+    """The TIME_SYNC payload: the sender's frame advantage (clamped to what an i16 of hundredths
+    holds, never wrapped) and its input delay."""
+    scaled = max(-_I16_MAX, min(_I16_MAX, round(advantage_frames * _ADVANTAGE_SCALE)))
+    return _TIME_SYNC.pack(scaled, input_delay)
+
+
+def decode_time_sync_payload(payload: bytes) -> tuple[float, int]:
+    """``(advantage in frames, input delay)`` from a TIME_SYNC payload."""
+    if len(payload) != _TIME_SYNC.size:
+        raise DecodeError(f"a time sync payload is {_TIME_SYNC.size} bytes, got {len(payload)}")
+    scaled, delay = _TIME_SYNC.unpack(payload)
+    return scaled / _ADVANTAGE_SCALE, delay
