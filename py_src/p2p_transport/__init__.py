@@ -14,20 +14,31 @@ The layers, each a subpackage: :mod:`.wire` (the binary format and the signaling
 :mod:`.protocol` (sans-IO pieces: senders, receiver, control, RTT, health, routing,
 reconnection, the peer-connection machine), :mod:`.session` (the session a game holds) and
 :mod:`.browser` (the only code that touches ``js``). Building blocks are imported from their own
-modules.
+modules. Every exception the package raises on purpose is one of :mod:`.errors`' family, exported
+here: a :class:`UsageError` (the caller's mistake) or a :class:`RemoteError` (a peer's or the
+network's doing).
 """
 
 from typing import TYPE_CHECKING, Any
 
 from p2p_transport.browser import shim_path
 from p2p_transport.browser.options import IceServer, TransportOptions
-from p2p_transport.protocol.control import ControlWindowFull
+from p2p_transport.errors import (
+    InvalidStateError,
+    P2PTransportError,
+    RemoteError,
+    ServerRefusedError,
+    UsageError,
+)
+from p2p_transport.protocol.control import ControlChannelClosed, ControlWindowFull
 from p2p_transport.protocol.desync import Desync
 from p2p_transport.protocol.faults import FaultConfig
 from p2p_transport.protocol.health import HealthStatus, HealthThresholds
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.protocol.routing import Link, RouteChange, RouteMode, RoutingThresholds
 from p2p_transport.protocol.sender import P2PInputSender
+from p2p_transport.protocol.v1_control import VersionOneError
+from p2p_transport.rollback.errors import DesyncError, NotAGameError
 from p2p_transport.session import (
     Callbacks,
     P2PSession,
@@ -48,26 +59,35 @@ __all__ = [
     "BrowserTransport",
     "Callbacks",
     "Clock",
+    "ControlChannelClosed",
     "ControlWindowFull",
     "DecodeError",
     "Desync",
+    "DesyncError",
     "FaultConfig",
     "HealthStatus",
     "HealthThresholds",
     "IceServer",
+    "InvalidStateError",
     "Link",
+    "NotAGameError",
     "P2PInputSender",
     "P2PSession",
+    "P2PTransportError",
     "PingChannelLike",
     "ReconnectConfig",
+    "RemoteError",
     "RouteChange",
     "RouteMode",
     "RoutingThresholds",
     "Scheduler",
+    "ServerRefusedError",
     "SessionConfig",
     "SessionEvent",
     "SessionState",
     "TransportOptions",
+    "UsageError",
+    "VersionOneError",
     "__version__",
     "shim_path",
 ]

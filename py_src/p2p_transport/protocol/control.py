@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport.errors import InvalidStateError, RemoteError
 from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.rtt import nearest_rank, rfc6298_update
 from p2p_transport.timing import Clock, Scheduler
@@ -101,12 +102,23 @@ ControlCallback = Callable[[int, bytes], None]
 RTTHint = Callable[[], tuple[float, float] | None]
 
 
-class ControlWindowFull(RuntimeError):
-    """:meth:`ReliableControlChannel.send` refused a message: the send window is full."""
+class ControlWindowFull(RemoteError, RuntimeError):
+    """:meth:`ReliableControlChannel.send` refused a message: the send window is full.
+
+    A :class:`~p2p_transport.errors.RemoteError`: the window fills because the peer has not
+    acknowledged what was sent (a lossy or broken link, a stalled peer), which a correct caller
+    meets at run time; it can send again once acknowledgements come. Also a ``RuntimeError``.
+    """
 
 
-class ControlChannelClosed(RuntimeError):
-    """:meth:`ReliableControlChannel.send` after :meth:`ReliableControlChannel.close`."""
+class ControlChannelClosed(InvalidStateError):
+    """:meth:`ReliableControlChannel.send` after :meth:`ReliableControlChannel.close` (or once
+    its sequence numbers are spent).
+
+    An :class:`~p2p_transport.errors.InvalidStateError` (a usage error, and a ``RuntimeError``
+    as it was): only the owner closes the channel (the session, in its ``close()``), so a send
+    after it is a call at the wrong time.
+    """
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport.errors import RemoteError
 from p2p_transport.protocol.control import ControlCallback
 from p2p_transport.wire.codec import (
     V1_HASH_SIZE,
@@ -43,8 +44,13 @@ __all__ = ["NO_STATE_HASH", "VersionOneControl", "VersionOneCounters", "VersionO
 NO_STATE_HASH: Final = "0" * V1_HASH_SIZE
 
 
-class VersionOneError(ValueError):
-    """What was asked cannot be said to a version-1 peer (a game's own control kinds)."""
+class VersionOneError(RemoteError, ValueError):
+    """What was asked cannot be said to a version-1 peer (a game's own control kinds).
+
+    A :class:`~p2p_transport.errors.RemoteError`: the same call is right with a version-2 peer,
+    and which version the peer speaks is learnt only on the wire, so a correct game meets this
+    when a deployed peer joins. Also a ``ValueError``, as it was.
+    """
 
 
 @dataclass(slots=True)

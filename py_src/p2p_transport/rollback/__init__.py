@@ -11,7 +11,7 @@ First prove the game deterministic with :class:`SyncTestSession` (no network); k
 episode's record (:meth:`RollbackSession.telemetry`) and :func:`replay` it offline.
 """
 
-from p2p_transport.rollback.errors import DesyncError
+from p2p_transport.rollback.errors import DesyncError, NotAGameError
 from p2p_transport.rollback.game import Game
 from p2p_transport.rollback.replay import replay
 from p2p_transport.rollback.session import RollbackSession, RollbackState
@@ -20,6 +20,7 @@ from p2p_transport.rollback.sync_test import SyncTestSession
 __all__ = [
     "DesyncError",
     "Game",
+    "NotAGameError",
     "RollbackSession",
     "RollbackState",
     "SyncTestSession",

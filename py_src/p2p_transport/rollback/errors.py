@@ -1,14 +1,22 @@
-"""The error a determinism check raises."""
+"""The rollback layer's errors: a game that is not deterministic, an object that is not a game."""
 
 from __future__ import annotations
 
-__all__ = ["DesyncError"]
+from p2p_transport.errors import UsageError
+
+__all__ = ["DesyncError", "NotAGameError"]
 
 
-class DesyncError(AssertionError):
+class DesyncError(UsageError, AssertionError):
     """A re-simulated frame's checksum differs from the first simulation's: the game is not
     deterministic (state outside ``save_state``, a float that depends on the path taken, an
     unseeded random number, a ``load_state`` that does not restore everything).
+
+    A :class:`~p2p_transport.errors.UsageError`: only
+    :class:`~p2p_transport.rollback.sync_test.SyncTestSession` raises it, with no network
+    involved, so the fault is the game's own code. Two peers whose states diverge
+    online are reported as a :class:`~p2p_transport.protocol.desync.Desync` (``on_desync``),
+    never raised. Also an ``AssertionError``, as it was.
 
     ``frame`` is the first frame found different, ``expected`` the checksum first computed for
     it, ``actual`` the one computed again.
@@ -23,3 +31,8 @@ class DesyncError(AssertionError):
             f"frame {frame} is not deterministic{detail}: checksum {expected.hex()} at first, "
             f"{actual.hex()} when simulated again"
         )
+
+
+class NotAGameError(UsageError, TypeError):
+    """The object given as the game lacks methods of :class:`~p2p_transport.rollback.game.Game`.
+    Also a ``TypeError``, as it was: the object is of the wrong type."""

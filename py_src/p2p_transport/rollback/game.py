@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from p2p_transport.rollback.errors import NotAGameError
+
 __all__ = ["Game", "check_game", "game_over"]
 
 #: The methods every game has; ``done`` is optional (see :class:`Game`).
@@ -39,10 +41,11 @@ class Game(Protocol):
 
 
 def check_game(game: object) -> None:
-    """Raise ``TypeError`` naming what ``game`` lacks of :class:`Game`."""
+    """Raise :class:`~p2p_transport.rollback.errors.NotAGameError` (a ``TypeError``) naming what
+    ``game`` lacks of :class:`Game`."""
     missing = [name for name in _REQUIRED if not callable(getattr(game, name, None))]
     if missing:
-        raise TypeError(
+        raise NotAGameError(
             f"{type(game).__name__} is not a Game: it has no {', '.join(missing)} method "
             "(a Game has save_state, load_state, advance and checksum)"
         )

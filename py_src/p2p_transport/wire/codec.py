@@ -66,6 +66,7 @@ from itertools import chain
 from typing import Any, Final, TypeAlias
 
 from p2p_transport.checks import check_finite, check_int
+from p2p_transport.errors import RemoteError
 from p2p_transport.wire.messages import (
     AckedInputPacket,
     ControlAck,
@@ -137,8 +138,12 @@ __all__ = [
 ]
 
 
-class DecodeError(ValueError):
-    """The bytes are not a valid message. The only exception :func:`decode` raises."""
+class DecodeError(RemoteError, ValueError):
+    """The bytes are not a valid message. The only exception :func:`decode` raises.
+
+    A :class:`~p2p_transport.errors.RemoteError`: what is decoded is what a peer or the relay
+    sent, and no call of the receiving side can make it valid. Also a ``ValueError``, as it was.
+    """
 
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
