@@ -13,8 +13,11 @@ sending stopped is a drop.
 
 Printed per load: pairs, relayed messages/s, one-way p50/p99/max (ms), drops, server CPU (% of
 one core), RSS and the load generator's own CPU. ``--hostile`` instead runs 5 calm pairs alone and
-beside each hostile client (a flood, a reader that reads nothing, idle sockets, junk) and prints
-the calm pairs' latency and what happened to the hostile client. Nothing here passes or fails;
+beside each hostile client (a flood, a reader that reads nothing, idle sockets, junk, an
+attachment bomb, a crowd at the door) and prints the calm pairs' latency and what happened to the
+hostile client (for the crowd: how many got in, and whether a pair from another address could
+still connect, join and relay; the newcomers use 127.0.0.2, so run it where all of 127/8 is
+loopback, e.g. under scripts/netns.sh). Nothing here passes or fails;
 every load is bounded in count and time and stops by itself.
 """
 
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import re
 import socket
@@ -37,7 +42,14 @@ from typing import Any
 
 import websockets
 
-from benchmarks.load_clients import BINARY_HEADER, PACKET, Player, open_socket_io, play
+from benchmarks.load_clients import (
+    BINARY_HEADER,
+    PACKET,
+    Player,
+    open_socket_io,
+    pair_address,
+    play,
+)
 from p2p_server.cluster import Cluster
 from p2p_transport.protocol.rtt import nearest_rank
 
@@ -70,7 +82,7 @@ async def run_load(
 ) -> dict[str, Any]:
     """``pairs`` pairs relaying at 60 Hz for ``seconds``; ``during(seconds)`` (a hostile client)
     runs alongside, and what it returns is reported as ``hostile``."""
-    players = [Player(f"{tag}-{i // 2}") for i in range(2 * pairs)]
+    players = [Player(f"{tag}-{i // 2}", pair_address(i // 2)) for i in range(2 * pairs)]
     start = asyncio.Event()
     stop_at = [float("inf")]
     tasks = [
@@ -153,6 +165,19 @@ SLOW_READER_RATE_HZ = 16
 IDLE_SOCKETS = 200
 IDLE_WAIT_S = 17.0
 JUNK_MESSAGES = 2000
+#: The attachment bomb: a binary event announcing 999,999,999 attachments (the most
+#: python-socketio's parser reads), then frames each under the server's 64 KiB frame limit.
+BOMB_HEADER = '45999999999-["relay",{"_placeholder":true,"num":0}]'
+BOMB_FRAMES = 300
+BOMB_FRAME_BYTES = 60_000
+#: The crowd at the door: this many sockets from one address that never join, then a pair from
+#: another address that must get in.
+CROWD_SOCKETS = 1000
+CROWD_ADDRESS, NEWCOMER_ADDRESS = "127.0.0.1", "127.0.0.2"
+#: The crowd connects this many at a time.
+CROWD_BATCH = 50
+#: How long the newcomers get to connect, join, pair and relay one packet.
+NEWCOMER_DEADLINE_S = 10.0
 
 
 async def _socket_io(url: str, room: str | None, recv_buffer: int | None = None) -> Any:
@@ -215,9 +240,32 @@ async def slow_reader(url: str, seconds: float, pid: int) -> str:
     return f"{outcome}; server RSS {rss0:.1f} -> {rss:.1f} MB over {seconds:g} s"
 
 
+async def _admitted(url: str, local_address: str | None = None) -> Any:
+    """A Socket.IO client that has not joined, from ``local_address``; a string saying why if
+    the server refuses it (at the WebSocket handshake, or with a Socket.IO connect error)."""
+    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    extra = {"local_addr": (local_address, 0)} if local_address is not None else {}
+    try:
+        ws = await websockets.connect(
+            ws_url, compression=None, max_queue=None, open_timeout=10, **extra
+        )
+        await asyncio.wait_for(ws.recv(), 10)  # Engine.IO open
+        await ws.send("40")
+        answer = await asyncio.wait_for(ws.recv(), 10)
+    except websockets.InvalidStatus as error:
+        return f"HTTP {error.response.status_code}"
+    except (websockets.InvalidHandshake, websockets.ConnectionClosed, OSError) as error:
+        return type(error).__name__
+    if isinstance(answer, str) and answer.startswith("44"):
+        ws.transport.abort()
+        return f"Socket.IO {answer[2:]}"
+    return ws
+
+
 async def idle_sockets(url: str, seconds: float, pid: int) -> str:
     rss0 = _rss_mb(pid)
-    sockets = [await _socket_io(url, None) for _ in range(IDLE_SOCKETS)]
+    tried = [await _admitted(url) for _ in range(IDLE_SOCKETS)]
+    sockets = [ws for ws in tried if not isinstance(ws, str)]
     rss1 = _rss_mb(pid)
     # Past the join timeout (15 s by default), whatever ``seconds`` is.
     seconds = max(seconds, IDLE_WAIT_S)
@@ -225,9 +273,107 @@ async def idle_sockets(url: str, seconds: float, pid: int) -> str:
     open_after = sum(ws.state is websockets.State.OPEN for ws in sockets)
     for ws in sockets:
         ws.transport.abort()
+    each = (rss1 - rss0) * 1024 / len(sockets) if sockets else 0.0
     return (
-        f"{IDLE_SOCKETS} sockets that never join: {(rss1 - rss0) * 1024 / IDLE_SOCKETS:.0f} KiB "
+        f"{IDLE_SOCKETS} sockets that never join, {len(sockets)} admitted: {each:.0f} KiB "
         f"each, {open_after} still open after {seconds:g} s"
+    )
+
+
+async def attachment_bomb(url: str, seconds: float, pid: int) -> str:
+    """A socket that never joins announces 10^9 attachments and streams 60,000-byte frames."""
+    rss0 = _rss_mb(pid)
+    client = await _socket_io(url, None)
+    frame = bytes(BOMB_FRAME_BYTES)
+    sent = 0
+    try:
+        await client.send(BOMB_HEADER)
+        for _ in range(BOMB_FRAMES):
+            await client.send(frame)
+            sent += 1
+    except websockets.ConnectionClosed:
+        pass
+    # Let the server read what is still in flight (or close the connection).
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(client.wait_closed(), 2.0)
+    rss = _rss_mb(pid)
+    state = "dropped" if client.state is websockets.State.CLOSED else "still connected"
+    client.transport.abort()
+    await asyncio.sleep(seconds)
+    return (
+        f"{sent} of {BOMB_FRAMES} frames sent ({sent * BOMB_FRAME_BYTES / 1e6:.1f} MB), "
+        f"{state}; server RSS {rss0:.1f} -> {rss:.1f} MB"
+    )
+
+
+async def _next_event(ws: Any, name: str, deadline: float) -> Any:
+    """The payload of the next ``name`` event (the bytes, for a binary one); pings answered."""
+    binary = False
+    while True:
+        message = await asyncio.wait_for(ws.recv(), max(0.0, deadline - time.perf_counter()))
+        if isinstance(message, bytes):
+            if binary:
+                return message
+            continue
+        if message == "2":
+            await ws.send("3")
+        elif message.startswith(f'451-["{name}"'):
+            binary = True
+        elif message.startswith("42"):
+            event, *args = json.loads(message[2:])
+            if event == name:
+                return args[0] if args else None
+            if event == "error":
+                raise RuntimeError(f"error: {args[0]}")
+
+
+async def newcomers(url: str, local_address: str, room: str) -> str:
+    """Two clients from ``local_address`` connect, join ``room``, pair and relay one packet."""
+    started = time.perf_counter()
+    deadline = started + NEWCOMER_DEADLINE_S
+    pair: list[Any] = []
+    try:
+        for _ in range(2):
+            ws = await _admitted(url, local_address)
+            if isinstance(ws, str):
+                return f"pair from {local_address} refused ({ws})"
+            pair.append(ws)
+        for ws in pair:
+            await ws.send('42["join",' + json.dumps({"room": room}) + "]")
+        for ws in pair:
+            await _next_event(ws, "paired", deadline)
+        await pair[0].send(BINARY_HEADER)
+        await pair[0].send(PACKET.pack(1, 0))
+        await _next_event(pair[1], "relay", deadline)
+    except (TimeoutError, RuntimeError, websockets.ConnectionClosed) as error:
+        return f"pair from {local_address} failed ({type(error).__name__}: {error})"
+    finally:
+        for ws in pair:
+            ws.transport.abort()
+    took = time.perf_counter() - started
+    return f"pair from {local_address} relayed {took:.2f} s after connecting"
+
+
+async def crowd_at_the_door(url: str, seconds: float) -> str:
+    """1000 sockets from one address that never join, then a pair from another address."""
+    sockets: list[Any] = []
+    for start in range(0, CROWD_SOCKETS, CROWD_BATCH):
+        batch = min(CROWD_BATCH, CROWD_SOCKETS - start)
+        tried = await asyncio.gather(*(_admitted(url, CROWD_ADDRESS) for _ in range(batch)))
+        sockets += tried
+    admitted = [ws for ws in sockets if not isinstance(ws, str)]
+    refusals: dict[str, int] = {}
+    for ws in sockets:
+        if isinstance(ws, str):
+            refusals[ws] = refusals.get(ws, 0) + 1
+    outcome = await newcomers(url, NEWCOMER_ADDRESS, "door-newcomers")
+    for ws in admitted:
+        ws.transport.abort()
+    await asyncio.sleep(seconds)
+    refused = ", ".join(f"{n} {why}" for why, n in sorted(refusals.items()))
+    return (
+        f"{len(admitted)} of {CROWD_SOCKETS} from {CROWD_ADDRESS} admitted"
+        f"{f' (refused: {refused})' if refused else ''}; {outcome}"
     )
 
 
@@ -262,6 +408,8 @@ def hostile(server_src: Path | None, seconds: float) -> None:
                 ("slow reader", partial(slow_reader, server.url, pid=proc.pid)),
                 ("idle sockets", partial(idle_sockets, server.url, pid=proc.pid)),
                 ("junk", partial(junk, server.url, log=log_path)),
+                ("attach. bomb", partial(attachment_bomb, server.url, pid=proc.pid)),
+                ("crowd at door", partial(crowd_at_the_door, server.url)),
             ]
             print("hostile        calm pairs' p50 / p99 / max ms, drops   outcome")
             for n, (name, during) in enumerate(cases):

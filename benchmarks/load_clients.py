@@ -6,8 +6,10 @@ can hash it), sends a 24-byte binary ``relay`` packet (a sequence number and the
 ``rate_hz`` plus four a second for its pings and pongs, and checks what it receives from its
 peer. Like the page, it relays on the lean
 relay socket when ``paired`` gives it a ticket (``lean=False``: Socket.IO events only). If the
-server goes away it reconnects and joins again asking for its slot, as the page does. Loopback
-only; every loop ends by itself.
+server goes away it reconnects and joins again asking for its slot, as the page does. Each pair
+can connect from a loopback address of its own (:func:`pair_address`), as participants at home
+do, so the server's limits per address see many clients, not one. Loopback only; every loop ends
+by itself.
 """
 
 from __future__ import annotations
@@ -38,9 +40,17 @@ RECONNECT_DELAY_S: Final = 0.5
 CONNECT_TIMEOUT_S: Final = 10.0
 
 
+def pair_address(pair: int) -> str:
+    """A loopback address for the ``pair``-th pair's players (127.1.0.1, 127.1.0.2, ...): on
+    Linux all of 127.0.0.0/8 is loopback."""
+    return f"127.1.{pair // 250}.{1 + pair % 250}"
+
+
 @dataclass
 class Player:
     room: str
+    #: The loopback address it connects from (``None``: the system's choice, 127.0.0.1).
+    address: str | None = None
     sent: int = 0
     received: int = 0
     #: Packets received in sequence-number order gaps: a gap is a packet lost on the way.
@@ -65,11 +75,20 @@ async def open_socket_io(
     join: dict[str, Any] | None = None,
     sock: Any = None,
     compression: str | None = "deflate",
+    local_address: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Any:
     """A WebSocket to the Socket.IO server at ``url`` (``http://host:port``), through the
     Engine.IO and Socket.IO handshakes, with ``join`` sent if given (its room also goes in the URL,
     as the page puts it). ``sock``: a socket already connected to the server; ``compression``:
-    what the client offers (a browser offers permessage-deflate)."""
+    what the client offers (a browser offers permessage-deflate); ``local_address``: the loopback
+    address it connects from (e.g. 127.0.0.2, a client of its own to the server's door);
+    ``headers``: extra HTTP headers of the handshake."""
+    extra: dict[str, Any] = {}
+    if local_address is not None:
+        extra["local_addr"] = (local_address, 0)
+    if headers:
+        extra["additional_headers"] = headers
     room = join.get("room", "") if join is not None else ""
     ws_url = url.replace("http://", "ws://") + f"/socket.io/?{urlencode({'room': room})}"
     ws = await websockets.connect(
@@ -78,6 +97,7 @@ async def open_socket_io(
         max_queue=None,
         compression=compression,
         open_timeout=CONNECT_TIMEOUT_S,
+        **extra,
     )
     await ws.recv()  # Engine.IO open
     await ws.send("40")
@@ -110,7 +130,8 @@ class _Connection:
 
     async def _open_lean(self, ticket: str) -> None:
         url = relay_socket_url(self.url, ticket, self.player.room)
-        self.relay_ws = await websockets.connect(url, max_queue=None, compression=None)
+        extra = {"local_addr": (self.player.address, 0)} if self.player.address else {}
+        self.relay_ws = await websockets.connect(url, max_queue=None, compression=None, **extra)
         self._lean_reader = asyncio.create_task(self._read_lean(self.relay_ws))
 
     async def _read_lean(self, ws: Any) -> None:
@@ -137,7 +158,9 @@ class _Connection:
         join: dict[str, Any] = {"room": player.room}
         if player.player_index is not None:
             join["player"] = player.player_index
-        self.ws = await asyncio.wait_for(open_socket_io(self.url, join), CONNECT_TIMEOUT_S)
+        self.ws = await asyncio.wait_for(
+            open_socket_io(self.url, join, local_address=player.address), CONNECT_TIMEOUT_S
+        )
         self.relay_ws = None
         self.up.set()
 

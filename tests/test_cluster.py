@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.load_clients import Player, play
+from benchmarks.load_clients import Player, pair_address, play
 from p2p_server.cluster import Cluster
 
 pytestmark = pytest.mark.timeout(180)
@@ -33,7 +33,7 @@ def stats(url: str) -> dict[str, Any]:
 
 
 async def run(cluster: Cluster) -> tuple[list[Player], list[int], dict[str, int]]:
-    players = [Player(f"room-{i // 2}") for i in range(2 * PAIRS)]
+    players = [Player(f"room-{i // 2}", pair_address(i // 2)) for i in range(2 * PAIRS)]
     start = asyncio.Event()
     stop_at = [float("inf")]
     tasks = [

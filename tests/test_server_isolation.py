@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from p2p_server.limits import ClientLimits
@@ -189,19 +189,25 @@ def test_a_socket_that_never_joins_is_closed() -> None:
         idle.close()
 
 
-def test_connections_past_the_cap_are_refused() -> None:
+def test_a_full_server_makes_room_by_closing_a_socket_that_has_not_joined() -> None:
     with ServerThread(options=ServerOptions(limits=ClientLimits(max_connections=2))) as server:
-        first, second = RawClient(server.url), RawClient(server.url)
-        ws_url = server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        with connect(ws_url) as third:
-            third.recv(timeout=EVENT_TIMEOUT_S)
-            third.send("40")
-            assert json.loads(third.recv(timeout=EVENT_TIMEOUT_S)[2:]) == {
-                "message": "the server is full"
-            }
+        joined, idle = RawClient(server.url), RawClient(server.url)
+        joined.emit("join", {"room": "r"})
+        assert next(joined.events()) == ("joined", {"room": "r", "player_index": 0})
+        newcomer = RawClient(server.url)
+        # The idle socket made room; the joined player kept its place.
+        assert idle.error_code() == "evicted"
+        newcomer.emit("join", {"room": "r"})
+        assert next(newcomer.events()) == ("joined", {"room": "r", "player_index": 1})
+        assert server.stats.refusals == {"evicted_unjoined": 1}
+        # Now every socket has joined: the next one is refused at the door.
+        with pytest.raises(InvalidStatus) as refused:
+            RawClient(server.url)
+        assert refused.value.response.status_code == 403
         assert server.stats.connections_refused == 1
-        first.close()
-        second.close()
+        assert server.stats.refusals == {"evicted_unjoined": 1, "server_full": 1}
+        for client in (joined, idle, newcomer):
+            client.close()
 
 
 JUNK: list[str | bytes] = ["4junk", "42[", '42{"a":1}', b"\x00\x01", "9", "42[1,2]", "4" + "[" * 50]

@@ -32,8 +32,28 @@ DEFAULT_FLOOD_S: Final = 2.0
 #: A socket that has not joined a room this long after connecting is closed (a page joins as
 #: soon as it connects).
 DEFAULT_JOIN_TIMEOUT_S: Final = 15.0
-#: Open connections one process accepts; past it, new ones are refused. A pair needs two.
+#: Open connections (Socket.IO sessions) one process accepts. A pair needs two. When it is full, a
+#: newcomer takes the place of a socket that has not joined (the oldest one of the address holding
+#: the most), and is refused only when every socket has joined: joined players are never the ones
+#: refused for room that idle sockets hold.
 DEFAULT_MAX_CONNECTIONS: Final = 1000
+# --- the door: limits per client address (see p2p_server.door) ----------------------------------
+# A study's participants often share one address: a university's NAT, a lab, a lecture hall whose
+# students all open the page when told to. The defaults let 250 pairs play from one address and
+# 200 participants arrive within the same second, while one address can neither fill a process
+# nor keep others out with sockets that never join.
+#: Connections one address may hold open: 500, i.e. 250 pairs behind one NAT, half a process at
+#: the default --max-connections, so one address (even a whole campus) leaves the other half free.
+DEFAULT_MAX_PER_ADDRESS: Final = 500
+#: New connections per second one address may open, on average...
+DEFAULT_CONNECTS_PER_ADDRESS_PER_S: Final = 20.0
+#: ... and at once: a lecture hall of 200 opening the page together gets in without waiting.
+DEFAULT_CONNECT_BURST_PER_ADDRESS: Final = 200
+#: Sockets from one address that have connected but not joined a room yet. A page joins one
+#: round trip after it connects, so even 200 participants arriving within a second overlap by a
+#: few dozen at most; 64 leaves that margin, and is all of one address's idle sockets a process
+#: ever holds (each for at most the join timeout).
+DEFAULT_MAX_UNJOINED_PER_ADDRESS: Final = 64
 #: Engine.IO packets waiting to be written to one client; past it the relay drops what it would
 #: queue. A relayed binary packet is two of them, so at 64 messages/s this is two seconds.
 DEFAULT_MAX_QUEUED: Final = 256
@@ -56,6 +76,10 @@ class ClientLimits:
     flood_s: float = DEFAULT_FLOOD_S
     join_timeout_s: float = DEFAULT_JOIN_TIMEOUT_S
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_per_address: int = DEFAULT_MAX_PER_ADDRESS
+    connects_per_address_per_s: float = DEFAULT_CONNECTS_PER_ADDRESS_PER_S
+    connect_burst_per_address: int = DEFAULT_CONNECT_BURST_PER_ADDRESS
+    max_unjoined_per_address: int = DEFAULT_MAX_UNJOINED_PER_ADDRESS
     max_queued: int = DEFAULT_MAX_QUEUED
     slow_reader_s: float = DEFAULT_SLOW_READER_S
     max_malformed: int = DEFAULT_MAX_MALFORMED
@@ -66,6 +90,15 @@ class ClientLimits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"ClientLimits.{name} must be a positive number, got {value!r}")
+            if isinstance(self.__dataclass_fields__[name].default, int) and not isinstance(
+                value, int
+            ):
+                raise ValueError(f"ClientLimits.{name} must be a whole number, got {value!r}")
+        if self.max_unjoined_per_address > self.max_per_address:
+            raise ValueError(
+                f"max_unjoined_per_address ({self.max_unjoined_per_address}) cannot be more than "
+                f"max_per_address ({self.max_per_address})"
+            )
 
     @property
     def max_flood_drops(self) -> int:
@@ -94,6 +127,10 @@ class TokenBucket:
             return False
         self._level = level - amount
         return True
+
+    def full(self, now: float) -> bool:
+        """Whether the bucket has refilled to its capacity by ``now``."""
+        return self._level + (now - self._updated) * self.rate >= self.capacity
 
 
 class LogThrottle:

@@ -27,7 +27,9 @@ from typing import Any
 
 import socketio
 
+from p2p_server.door import REFUSAL_MESSAGES, Door
 from p2p_server.limits import ClientLimits, LogThrottle, TokenBucket
+from p2p_server.packets import AttachmentError, BoundedPacket
 from p2p_server.settings import ServerOptions
 from p2p_server.stats import ServerStats
 from p2p_server.telemetry_store import TelemetryError, TelemetryStore, check_save_id
@@ -94,7 +96,6 @@ class Client:
     relay: TokenBucket
     relay_bytes: TokenBucket
     signals: TokenBucket
-    join_timer: asyncio.TimerHandle | None = None
     room: str | None = None
     player_index: int = -1
     #: The page's own id for itself (``join {client}``), told to its peer.
@@ -144,15 +145,30 @@ class ProtocolError(Exception):
 class _SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, with its message decoding guarded: a message it cannot parse
     goes to ``on_malformed`` (counted, logged once in a while, no traceback) instead of a logged
-    exception per message."""
+    exception per message. Its Engine.IO connections pass ``on_open`` first (the door: a string
+    refuses one, with that message) and end with ``on_close``."""
 
     on_malformed: Callable[[str, Exception], Awaitable[None]]
+    on_open: Callable[[str, dict[str, Any]], str | None]
+    on_close: Callable[[str], None]
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
             await super()._handle_eio_message(eio_sid, data)
         except Exception as error:
             await self.on_malformed(eio_sid, error)
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        # python-engineio answers a connect handler's string with HTTP 401 and that message,
+        # and forgets the session (a WebSocket handshake is refused with 403).
+        refusal = self.on_open(eio_sid, environ)
+        if refusal is not None:
+            return refusal
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self.on_close(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
 
 
 class RelayServer:
@@ -165,7 +181,11 @@ class RelayServer:
     def __init__(self, options: ServerOptions | None = None) -> None:
         self.options = options = options if options is not None else ServerOptions()
         self.limits: ClientLimits = options.limits
-        self.stats = ServerStats()
+        self.stats = ServerStats(gauges=self._gauges)
+        #: Limits per client address, checked for every new connection.
+        self.door = Door(self.limits)
+        # Engine.IO session id -> the timer that closes it if it has not joined by then.
+        self._join_timers: dict[str, asyncio.TimerHandle] = {}
         #: Where pages' telemetry records are kept; ``None``: the server keeps none.
         self.telemetry = TelemetryStore(options.data_dir) if options.data_dir is not None else None
         self._rooms: dict[str, _Room] = {}
@@ -187,6 +207,9 @@ class RelayServer:
             # the signals and relays that follow it, and every handler here is quick (an emit only
             # queues a packet), so per-event tasks would buy nothing but reordering.
             async_handlers=False,
+            # Binary events with more attachments than the relay uses are refused at their
+            # header (see packets).
+            serializer=BoundedPacket,
             max_http_buffer_size=MAX_TRANSPORT_PACKET_BYTES,
             ping_interval=PING_INTERVAL_S,
             ping_timeout=PING_TIMEOUT_S,
@@ -197,6 +220,8 @@ class RelayServer:
             engineio_logger=False,
         )
         self.sio.on_malformed = self._on_malformed
+        self.sio.on_open = self._on_open
+        self.sio.on_close = self._on_close
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on(JOIN_EVENT, self._guarded(JOIN_EVENT, self._on_join))
@@ -217,6 +242,18 @@ class RelayServer:
         if self._sampler is not None:
             self._sampler.cancel()
         await self.sio.shutdown()
+
+    def _gauges(self) -> dict[str, int]:
+        pending = getattr(self.sio, "_binary_packet", {}).values()
+        return {
+            "sessions_open": self.door.open,
+            "unjoined": self.door.unjoined,
+            "addresses": self.door.addresses,
+            "binary_header_chars_pending": sum(p.header_chars for p in pending),
+            "telemetry_chars_pending": (
+                self.telemetry.pending_chars if self.telemetry is not None else 0
+            ),
+        }
 
     async def _sample_stats(self) -> None:
         while True:
@@ -242,6 +279,8 @@ class RelayServer:
 
     async def _reject(self, sid: str, event: str, message: str, code: str = "refused") -> None:
         self.stats.errors += 1
+        if code != "refused":
+            self.stats.refuse(code)
         if self.log_throttle.allow(sid):
             logger.warning("refused %r from %s: %s", event, sid, message)
         await self.sio.emit(ERROR_EVENT, {"message": f"{event}: {message}", "code": code}, to=sid)
@@ -271,14 +310,17 @@ class RelayServer:
 
         return guarded
 
-    def _drop(self, sid: str, code: str, message: str) -> bool:
-        """Disconnect a client the server gives up on, telling it why first; ``False`` if it is
-        gone or going already (the caller then counts nothing)."""
+    def _drop(self, sid: str, code: str, message: str, reason: str | None = None) -> bool:
+        """Disconnect a client the server gives up on, telling it why first (``code``), counted
+        in ``/stats`` refusals under ``reason`` (default: the code); ``False`` if it is gone or
+        going already (the caller then counts nothing)."""
         client = self._clients.get(sid)
         if client is None or client.dropping:
             return False
         client.dropping = True
-        logger.warning("disconnecting %s (%s): %s", sid, code, message)
+        self.stats.refuse(reason or code)
+        if self.log_throttle.allow(code):
+            logger.warning("disconnecting %s (%s): %s (further ones muted)", sid, code, message)
 
         eio_sid = client.eio_sid
 
@@ -294,6 +336,20 @@ class RelayServer:
         task = asyncio.ensure_future(drop())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
+
+    def _close_session(
+        self, eio_sid: str, code: str, message: str, reason: str | None = None
+    ) -> bool:
+        """Close an Engine.IO connection: as :meth:`_drop` if it connected to Socket.IO, else at
+        once (there is nobody to tell); counted under ``reason`` (default: ``code``)."""
+        sid = self.sio.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        if sid is not None and sid in self._clients:
+            return self._drop(sid, code, message, reason)
+        if eio_sid not in self.sio.eio.sockets:
+            return False
+        self.stats.refuse(reason or code)
+        self._end_connection(eio_sid)
         return True
 
     def _end_connection(self, eio_sid: str) -> None:
@@ -336,16 +392,45 @@ class RelayServer:
 
     # --- handlers ---------------------------------------------------------------------------------
 
+    def _on_open(self, eio_sid: str, environ: dict[str, Any]) -> str | None:
+        """A new Engine.IO connection at the door: ``None`` lets it in, a message refuses it."""
+        client = environ.get("asgi.scope", {}).get("client")
+        host = str(client[0]) if client else "unknown"
+        refusal, evicted = self.door.admit(eio_sid, host, time.monotonic())
+        if refusal is not None:
+            self.stats.connections_refused += 1
+            self.stats.refuse(refusal)
+            if self.log_throttle.allow(("door", host)):
+                logger.warning(
+                    "refused a connection from %s: %s (further ones muted)", host, refusal
+                )
+            return REFUSAL_MESSAGES[refusal]
+        if evicted is not None:
+            self._cancel_join_timer(evicted)
+            self._close_session(
+                evicted,
+                "evicted",
+                "the server is full: a socket that has not joined makes room",
+                reason="evicted_unjoined",
+            )
+        self._join_timers[eio_sid] = asyncio.get_running_loop().call_later(
+            self.limits.join_timeout_s, self._join_timed_out, eio_sid
+        )
+        return None
+
+    def _on_close(self, eio_sid: str) -> None:
+        self.door.left(eio_sid)
+        self._cancel_join_timer(eio_sid)
+
+    def _cancel_join_timer(self, eio_sid: str) -> None:
+        timer = self._join_timers.pop(eio_sid, None)
+        if timer is not None:
+            timer.cancel()
+
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         limits = self.limits
-        if self.stats.connected >= limits.max_connections:
-            self.stats.connections_refused += 1
-            if self.log_throttle.allow("max_connections"):
-                logger.warning("refusing connections: %d open", self.stats.connected)
-            raise socketio.exceptions.ConnectionRefusedError("the server is full")
         now = time.monotonic()
         burst = limits.burst_s
-        loop = asyncio.get_running_loop()
         self._clients[sid] = Client(
             eio_sid=self.sio.manager.eio_sid_from_sid(sid, NAMESPACE),
             relay=TokenBucket(limits.relay_per_s, limits.relay_per_s * burst, now),
@@ -353,18 +438,15 @@ class RelayServer:
                 limits.relay_bytes_per_s, limits.relay_bytes_per_s * burst, now
             ),
             signals=TokenBucket(limits.signals_per_s, limits.signals_per_s * burst, now),
-            join_timer=loop.call_later(limits.join_timeout_s, self._join_timed_out, sid),
         )
         self.stats.connections += 1
         self.stats.connected += 1
         logger.info("connect %s", sid)
 
-    def _join_timed_out(self, sid: str) -> None:
-        client = self._clients.get(sid)
-        if (
-            client is not None
-            and client.room is None
-            and self._drop(sid, "join_timeout", f"no join within {self.limits.join_timeout_s:g} s")
+    def _join_timed_out(self, eio_sid: str) -> None:
+        self._join_timers.pop(eio_sid, None)
+        if self.door.is_unjoined(eio_sid) and self._close_session(
+            eio_sid, "join_timeout", f"no join within {self.limits.join_timeout_s:g} s"
         ):
             self.stats.join_timeouts += 1
 
@@ -374,6 +456,11 @@ class RelayServer:
         key = sid or eio_sid
         if self.log_throttle.allow(key):
             logger.warning("malformed message from %s: %s: %s", key, type(error).__name__, error)
+        if isinstance(error, AttachmentError):
+            # What it announced would have been held in memory: it goes at once.
+            if self._close_session(eio_sid, "malformed", str(error), reason=error.reason):
+                self.stats.disconnected_malformed += 1
+            return
         client = self._clients.get(sid) if sid is not None else None
         if client is None:
             # Not even connected to the namespace: nothing to tell it.
@@ -393,8 +480,6 @@ class RelayServer:
         if client is None:
             return
         self.stats.connected -= 1
-        if client.join_timer is not None:
-            client.join_timer.cancel()
         if client.relay_ticket is not None:
             self._tickets.pop(client.relay_ticket, None)
         for task in client.relay_tasks:
@@ -477,9 +562,9 @@ class RelayServer:
         room.members[index] = sid
         self._rooms[room_name] = room
         client.room, client.player_index, client.client_id = room_name, index, client_id
-        if client.join_timer is not None:
-            client.join_timer.cancel()
-            client.join_timer = None
+        if client.eio_sid is not None:
+            self.door.joined(client.eio_sid)
+            self._cancel_join_timer(client.eio_sid)
         self.stats.joins += 1
         self.stats.rooms_open = len(self._rooms)
         members = dict(room.members)
@@ -598,7 +683,10 @@ class RelayServer:
             answer = await self.telemetry.add_part(sid, client.room, client.player_index, data)
         except TelemetryError as error:
             self.stats.errors += 1
-            logger.warning("telemetry from %s refused: %s", sid, error)
+            if error.reason is not None:
+                self.stats.refuse(error.reason)
+            if self.log_throttle.allow(("telemetry", sid)):
+                logger.warning("telemetry from %s refused: %s", sid, error)
             await self.sio.emit(
                 TELEMETRY_SAVED_EVENT, {"save_id": save_id, "error": str(error)}, to=sid
             )

@@ -205,10 +205,16 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(app: Any, log_level: str) -> uvicorn.Config:
+def _uvicorn_config(app: P2PApp, log_level: str) -> uvicorn.Config:
+    trusted = list(app.options.trusted_proxies)
     return uvicorn.Config(
         app,
         log_level=log_level,
+        # The client's address, which the door's limits count, is the TCP peer's, or the one in
+        # X-Forwarded-For when the peer is a proxy the operator trusts; uvicorn's own default
+        # would believe the header from any local process.
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         # Without a WebSocket implementation Socket.IO silently falls back to long-polling.
         ws="websockets-sansio",
         ws_max_size=MAX_TRANSPORT_PACKET_BYTES,
@@ -387,13 +393,67 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_TURN_TTL_S,
         help="seconds the minted TURN credentials stay valid (default: %(default)s)",
     )
+    defaults = ClientLimits()
     parser.add_argument(
         "--max-connections",
-        type=int,
-        default=ClientLimits().max_connections,
-        help="open connections this process accepts (default: %(default)s)",
+        type=_positive(int),
+        default=defaults.max_connections,
+        help="open connections this process accepts; when full, a newcomer takes the place of a "
+        "socket that has not joined (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-per-address",
+        type=_positive(int),
+        default=defaults.max_per_address,
+        help="connections one client address may hold open (default: %(default)s: 250 pairs "
+        "behind one university NAT, half of a process)",
+    )
+    parser.add_argument(
+        "--connects-per-address",
+        type=_positive(float),
+        default=defaults.connects_per_address_per_s,
+        metavar="PER_S",
+        help="new connections per second one address may open (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--connect-burst-per-address",
+        type=_positive(int),
+        default=defaults.connect_burst_per_address,
+        help="new connections one address may open at once (default: %(default)s: a lecture "
+        "hall opening the page together)",
+    )
+    parser.add_argument(
+        "--max-unjoined-per-address",
+        type=_positive(int),
+        default=defaults.max_unjoined_per_address,
+        help="connections from one address that have not joined a room yet (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy (IP address or network) whose X-Forwarded-For names the client, "
+        "e.g. 127.0.0.1 for the cluster's nginx (repeat for more; default: none, the header is "
+        "ignored)",
     )
     return parser
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    """An argparse type: a positive number of ``kind``, with a message naming the value."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0 or value != value:  # also NaN
+            what = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"must be a positive {what}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ServerOptions:
@@ -414,16 +474,28 @@ def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Serve
             turn = TurnCredentials.parse_urls(
                 args.turn_secret_file.read_bytes().strip(), args.turn_urls, args.turn_ttl
             )
-        limits = ClientLimits(max_connections=args.max_connections)
+        if args.max_unjoined_per_address > args.max_per_address:
+            parser.error(
+                f"--max-unjoined-per-address ({args.max_unjoined_per_address}) cannot be more "
+                f"than --max-per-address ({args.max_per_address})"
+            )
+        limits = ClientLimits(
+            max_connections=args.max_connections,
+            max_per_address=args.max_per_address,
+            connects_per_address_per_s=args.connects_per_address,
+            connect_burst_per_address=args.connect_burst_per_address,
+            max_unjoined_per_address=args.max_unjoined_per_address,
+        )
+        return ServerOptions(
+            data_dir=args.data_dir,
+            allowed_origins=args.allowed_origin,
+            token_secret=token_secret,
+            turn=turn,
+            limits=limits,
+            trusted_proxies=args.trusted_proxy,
+        )
     except (OSError, ValueError) as error:
-        parser.error(str(error))
-    return ServerOptions(
-        data_dir=args.data_dir,
-        allowed_origins=args.allowed_origin,
-        token_secret=token_secret,
-        turn=turn,
-        limits=limits,
-    )
+        parser.error(str(error).replace("trusted proxy", "--trusted-proxy"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

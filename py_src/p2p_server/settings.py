@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,18 @@ class ServerOptions:
     #: Mint TURN credentials per player and send them with ``paired`` (:mod:`p2p_server.turn`).
     turn: TurnCredentials | None = None
     limits: ClientLimits = field(default_factory=ClientLimits)
+    #: Reverse proxies (IP addresses or networks) whose ``X-Forwarded-For`` names the client, e.g.
+    #: the cluster's nginx; from anyone else the header is ignored (``()``: from nobody).
+    trusted_proxies: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_origins", tuple(self.allowed_origins))
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted proxy {proxy!r} is not an IP address or network "
+                    "(like 127.0.0.1 or 10.0.0.0/8)"
+                ) from None
+        object.__setattr__(self, "trusted_proxies", tuple(self.trusted_proxies))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
@@ -42,9 +43,17 @@ class ServerStats:
     # Telemetry records written to the data directory (see telemetry_store), and their bytes.
     telemetry_saved: int = 0
     telemetry_bytes: int = 0
-    # --- isolation (see limits) ---
-    #: Connections refused because the process had its maximum open.
+    # --- isolation (see limits and door) ---
+    #: Connections refused at the door (any reason: see ``refusals``).
     connections_refused: int = 0
+    #: Every connection refused and every client dropped, by reason: at the door
+    #: ``address_rate``, ``address_open``, ``address_unjoined``, ``server_full``; sockets closed
+    #: ``evicted_unjoined`` (to make room) or at ``join_timeout``; binary events refused at their
+    #: header (``attachments``, ``binary_header``); clients dropped for ``malformed`` traffic,
+    #: ``rate_limited``, ``slow_reader``, ``replaced``; lean relay sockets refused for a
+    #: ``bad_ticket`` or closed for an ``oversized_frame``; joins refused ``room_full`` or
+    #: ``unauthorized``; telemetry parts refused ``telemetry_busy``.
+    refusals: dict[str, int] = field(default_factory=dict)
     #: Events dropped because their sender was over its rate limits.
     throttled: int = 0
     #: Packets not queued to a client that was not reading them.
@@ -62,9 +71,15 @@ class ServerStats:
     token_refusals: int = 0
     #: Slots taken back by their token holder from a stale connection.
     slots_reclaimed: int = 0
+    #: Gauges read when the snapshot is taken (what the server holds now: sockets that have not
+    #: joined, addresses, binary headers waiting for their attachment, unfinished telemetry).
+    gauges: Callable[[], dict[str, int]] = field(default=lambda: {}, repr=False)
     _samples: deque[tuple[float, int, int]] = field(
         default_factory=lambda: deque(maxlen=RATE_WINDOW_S + 1), repr=False
     )
+
+    def refuse(self, reason: str) -> None:
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
 
     def sample(self, now: float | None = None) -> None:
         """Called about once a second: remembers the relay counters for the rates."""
@@ -83,4 +98,5 @@ class ServerStats:
 
     def snapshot(self) -> dict[str, Any]:
         counters = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
-        return {"pid": os.getpid(), **counters, **self.rates()}
+        counters["refusals"] = dict(sorted(self.refusals.items()))
+        return {"pid": os.getpid(), **counters, **self.gauges(), **self.rates()}

@@ -27,10 +27,21 @@ MAX_SAVE_ID_CHARS: Final = 64
 #: Saves under way per client: a page saves once per episode or session, so a few are plenty,
 #: and a client that opens more only grows the server's memory.
 MAX_SAVES_PER_CLIENT: Final = 4
+#: Characters of unfinished records the process holds for all its clients together: four records
+#: of the largest size (about 64 MB). Pages save at the end of an episode or session, a few at a
+#: time, and their records are usually far smaller; past it a part is refused (the page is told,
+#: and can save again), so clients that start saves and never finish them cannot grow the
+#: server's memory past this.
+MAX_PENDING_CHARS: Final = 4 * MAX_TELEMETRY_CHARS
 
 
 class TelemetryError(ValueError):
-    """A part the store refuses; the message says why."""
+    """A part the store refuses; the message says why (``reason``: its ``/stats`` refusal name,
+    for the refusals that protect the server rather than correct a page)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -43,8 +54,11 @@ class _Save:
 class TelemetryStore:
     """Assembles each client's parts and writes complete records under ``data_dir``."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, max_pending_chars: int = MAX_PENDING_CHARS) -> None:
         self.data_dir = data_dir
+        self.max_pending_chars = max_pending_chars
+        #: Characters held in unfinished records, all clients together.
+        self.pending_chars = 0
         self._saves: dict[str, dict[str, _Save]] = {}
 
     async def add_part(
@@ -58,11 +72,11 @@ class TelemetryStore:
         try:
             save = self._next_part(saves, save_id, payload)
         except TelemetryError:
-            saves.pop(save_id, None)
+            self._drop(saves, save_id)
             raise
         if len(save.chunks) < save.parts:
             return None
-        del saves[save_id]
+        self._drop(saves, save_id)
         text = "".join(save.chunks)
         try:
             record = json.loads(text)
@@ -82,10 +96,15 @@ class TelemetryStore:
 
     def forget(self, sid: str) -> None:
         """The client left: drop its unfinished saves."""
-        self._saves.pop(sid, None)
+        for save in self._saves.pop(sid, {}).values():
+            self.pending_chars -= save.chars
 
-    @staticmethod
-    def _next_part(saves: dict[str, _Save], save_id: str, payload: dict[str, Any]) -> _Save:
+    def _drop(self, saves: dict[str, _Save], save_id: str) -> None:
+        save = saves.pop(save_id, None)
+        if save is not None:
+            self.pending_chars -= save.chars
+
+    def _next_part(self, saves: dict[str, _Save], save_id: str, payload: dict[str, Any]) -> _Save:
         part, parts, data = payload.get("part"), payload.get("parts"), payload.get("data")
         if (
             not isinstance(parts, int)
@@ -107,9 +126,15 @@ class TelemetryStore:
             raise TelemetryError(
                 f"expected part {len(save.chunks)} of {save.parts}, got part {part!r} of {parts!r}"
             )
-        save.chars += len(data)
-        if save.chars > MAX_TELEMETRY_CHARS:
+        if save.chars + len(data) > MAX_TELEMETRY_CHARS:
             raise TelemetryError(f"the record is over {MAX_TELEMETRY_CHARS} characters")
+        if self.pending_chars + len(data) > self.max_pending_chars:
+            raise TelemetryError(
+                "the server holds too many unfinished records: save again in a minute",
+                reason="telemetry_busy",
+            )
+        save.chars += len(data)
+        self.pending_chars += len(data)
         save.chunks.append(data)
         return save
 
