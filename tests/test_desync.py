@@ -27,8 +27,8 @@ class Pair:
 def test_equal_hashes_match() -> None:
     pair = Pair()
     for frame in range(0, 300, 30):
-        pair.a.record(frame, frame.to_bytes(8, "big"))
-        pair.b.record(frame, frame.to_bytes(8, "big"))
+        pair.a.add_local_hash(frame, frame.to_bytes(8, "big"))
+        pair.b.add_local_hash(frame, frame.to_bytes(8, "big"))
     pair.deliver()
     assert pair.a.counters.matches == pair.b.counters.matches == 10
     assert pair.a.first_desync is None and pair.found == {"a": [], "b": []}
@@ -37,8 +37,8 @@ def test_equal_hashes_match() -> None:
 def test_first_differing_frame_is_reported_once_on_both_sides() -> None:
     pair = Pair()
     for frame in range(10):
-        pair.a.record(frame, bytes([frame]))
-        pair.b.record(frame, bytes([frame if frame < 4 else 99]))
+        pair.a.add_local_hash(frame, bytes([frame]))
+        pair.b.add_local_hash(frame, bytes([frame if frame < 4 else 99]))
         if frame % 3 == 0:
             pair.deliver()  # whichever side's hash arrives first, the result is the same
     pair.deliver()
@@ -51,15 +51,15 @@ def test_first_differing_frame_is_reported_once_on_both_sides() -> None:
 
 def test_episodes_keep_frame_numbers_apart() -> None:
     pair = Pair()
-    pair.a.record(5, b"old")
+    pair.a.add_local_hash(5, b"old")
     pair.a.start_episode(1)
-    pair.a.record(5, b"new")
+    pair.a.add_local_hash(5, b"new")
     pair.b.start_episode(1)
-    pair.b.record(5, b"new")
+    pair.b.add_local_hash(5, b"new")
     pair.deliver()
     assert pair.a.first_desync is None and pair.a.counters.matches == 1
     pair.b.start_episode(0)
-    pair.b.record(5, b"bad")
+    pair.b.add_local_hash(5, b"bad")
     pair.deliver()
     assert pair.a.first_desync == Desync(0, 5, b"old", b"bad")
 
@@ -67,7 +67,7 @@ def test_episodes_keep_frame_numbers_apart() -> None:
 def test_memory_is_bounded() -> None:
     pair = Pair(history=8)
     for frame in range(100):
-        pair.a.record(frame, b"h")
+        pair.a.add_local_hash(frame, b"h")
     pair.deliver()  # b has hashed nothing: its table holds only the last 8
     assert len(pair.b._peer) == 8 and pair.b.counters.forgotten == 92
     assert len(pair.a._local) == 8
@@ -85,7 +85,7 @@ def test_a_refused_send_skips_the_hash() -> None:
         raise RuntimeError("window full")
 
     checker = DesyncChecker(full)
-    checker.record(1, b"h")
+    checker.add_local_hash(1, b"h")
     assert checker.counters.hashes_unsent == 1 and checker.counters.hashes_recorded == 1
 
 
@@ -101,9 +101,9 @@ def test_a_raising_on_desync_is_counted_and_the_check_goes_on() -> None:
     wire: list[bytes] = []
     checker = DesyncChecker(wire.append, broken)
     checker.on_peer_hash(encode_state_hash_payload(1, 0, b"peer"))
-    checker.record(1, b"mine")
+    checker.add_local_hash(1, b"mine")
     checker.on_peer_hash(encode_state_hash_payload(2, 0, b"same"))
-    checker.record(2, b"same")
+    checker.add_local_hash(2, b"same")
     assert checker.counters.callback_errors == 1
     assert checker.first_desync == Desync(0, 1, b"mine", b"peer")
     assert checker.counters.mismatches == 1 and checker.counters.matches == 1

@@ -132,8 +132,8 @@ def test_reset_episode_keeps_control_messages_in_flight() -> None:
 def test_state_hashes_find_the_first_desync() -> None:
     pair = Pair(p2p_loss=0.3, relay_loss=0.3, seed=7)
     for frame in range(0, 200, 10):
-        pair.a.desync.record(frame, frame.to_bytes(4, "big"))
-        pair.b.desync.record(frame, (frame if frame < 120 else 0).to_bytes(4, "big"))
+        pair.a.desync.add_local_hash(frame, frame.to_bytes(4, "big"))
+        pair.b.desync.add_local_hash(frame, (frame if frame < 120 else 0).to_bytes(4, "big"))
         pair.run(50)
     pair.run(3000)
     assert pair.desyncs["a"] == [Desync(0, 120, bytes.fromhex("00000078"), bytes(4))]

@@ -76,7 +76,7 @@ def test_episode_messages_go_out_in_the_deployed_layouts() -> None:
     assert peer.session.send_episode_end(300, 2) is None
     assert peer.session.send_episode_ready(3, "0a1b2c3d") is None
     peer.session.send_episode_ready(4)
-    peer.session.desync.record(60, bytes(range(32)))
+    peer.session.desync.add_local_hash(60, bytes(range(32)))
     assert peer.sent(MessageType.EPISODE_END) == [encode_v1_episode_end(300, 2)]
     assert peer.sent(MessageType.EPISODE_READY) == [
         encode_v1_episode_ready(3, "0a1b2c3d"),
@@ -91,7 +91,7 @@ def test_a_games_own_control_kinds_are_refused_for_a_version_one_peer() -> None:
     with pytest.raises(VersionOneError, match=r"version 1 .* no control messages of kind 128"):
         peer.session.send_control(GAME_KIND_MIN, b"x")
     with pytest.raises(VersionOneError, match="compares 8-byte state hashes"):
-        peer.session.desync.record(61, b"short")
+        peer.session.desync.add_local_hash(61, b"short")
     with pytest.raises(ValueError, match="8 ASCII characters"):
         peer.session.send_episode_ready(2, "not hex")
 
@@ -138,9 +138,9 @@ def test_the_deployed_messages_arrive_as_control_messages_once_each() -> None:
 def test_the_deployed_peers_state_hashes_feed_the_desync_check() -> None:
     peer = known_version_one()
     digest = bytes(range(8))
-    peer.session.desync.record(60, digest + b"rest of a sha-256")
+    peer.session.desync.add_local_hash(60, digest + b"rest of a sha-256")
     peer.session.on_message(encode_v1_state_hash(60, digest))
-    peer.session.desync.record(120, b"A" * 8)
+    peer.session.desync.add_local_hash(120, b"A" * 8)
     peer.session.on_message(encode_v1_state_hash(120, b"B" * 8))
     stats: dict[str, Any] = peer.session.stats()
     assert stats["desync_peer_hashes"] == 2

@@ -263,7 +263,7 @@ class BrowserTransport:
     def record_state_hash(self, frame: int, hash_bytes: bytes) -> None:
         """Compare this confirmed frame's state hash with the peer's (``on_desync`` hears the
         first difference)."""
-        self._paired().desync.record(frame, hash_bytes)
+        self._paired().desync.add_local_hash(frame, hash_bytes)
 
     def telemetry(self) -> dict[str, Any] | None:
         """The session's telemetry record, or ``None`` before pairing. Its times are on the

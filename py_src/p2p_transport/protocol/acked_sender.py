@@ -104,9 +104,9 @@ class AckedInputSender:
     def has_pending(self) -> bool:
         return self._pending > 0
 
-    def record(self, action: int, target_frame: int) -> None:
+    def add_pending(self, target_frame: int, action: int) -> None:
         """Add the local input for ``target_frame``; it stays pending until acknowledged."""
-        dropped = self._recorded.record(action, target_frame)
+        dropped = self._recorded.keep(target_frame, action)
         if dropped is None:
             self._pending += 1
         elif self._is_pending(dropped):

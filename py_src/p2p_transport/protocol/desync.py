@@ -104,7 +104,7 @@ class DesyncChecker:
         """Hashes recorded from now on belong to ``episode``."""
         self.episode = episode
 
-    def record(self, frame: int, hash_bytes: bytes) -> None:
+    def add_local_hash(self, frame: int, hash_bytes: bytes) -> None:
         """This side's hash of confirmed ``frame``: compare it with the peer's, and send it."""
         payload = encode_state_hash_payload(frame, self.episode, hash_bytes)  # validates
         self.counters.hashes_recorded += 1

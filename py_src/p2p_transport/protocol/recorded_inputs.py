@@ -1,4 +1,4 @@
-"""The local inputs a sender keeps, checked once as they are recorded and kept in wire form.
+"""The local inputs a sender keeps, checked once as they are kept, and kept in wire form too.
 
 Both senders (version 1's :class:`~.sender.RedundantInputs` and the
 :class:`~.acked_sender.AckedInputSender`) send the newest few of what they recorded in every
@@ -16,8 +16,8 @@ from p2p_transport.wire.codec import INPUT_SIZE, MAX_ACTION, MAX_FRAME, pack_inp
 __all__ = ["RecordedInputs", "check_input"]
 
 
-def check_input(action: int, target_frame: int, last_frame: int | None) -> None:
-    """A local input a sender can record: an action byte for a frame after ``last_frame``."""
+def check_input(target_frame: int, action: int, last_frame: int | None) -> None:
+    """A local input a sender can keep: an action byte for a frame after ``last_frame``."""
     check_int("action", action, MAX_ACTION)
     check_int("target_frame", target_frame, MAX_FRAME)
     if last_frame is not None and target_frame <= last_frame:
@@ -41,8 +41,8 @@ class RecordedInputs:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def record(self, action: int, target_frame: int) -> int | None:
-        """Add the input for ``target_frame`` and return the frame of the input that dropped out
+    def keep(self, target_frame: int, action: int) -> int | None:
+        """Keep the input for ``target_frame`` and return the frame of the input that dropped out
         to make room, if one did. Raises ``ValueError`` (see :func:`check_input`)."""
         inputs = self.inputs
         # The plain ints a game passes take one comparison; anything else gets the full checks
@@ -54,7 +54,7 @@ class RecordedInputs:
             and target_frame <= MAX_FRAME
             and target_frame > (inputs[-1][0] if inputs else -1)
         ):
-            check_input(action, target_frame, inputs[-1][0] if inputs else None)
+            check_input(target_frame, action, inputs[-1][0] if inputs else None)
         entries = self.entries
         dropped = None
         if len(inputs) == inputs.maxlen:

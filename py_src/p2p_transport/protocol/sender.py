@@ -115,10 +115,10 @@ class RedundantInputs:
         """The remembered ``(frame, action)`` inputs, oldest first."""
         return tuple(self._window.inputs)
 
-    def record(self, action: int, target_frame: int) -> bytes:
+    def add_and_pack(self, target_frame: int, action: int) -> bytes:
         """Add an input to the window and return the packet that carries it and its predecessors."""
         window = self._window
-        window.record(action, target_frame)
+        window.keep(target_frame, action)
         count = min(self.redundancy, len(window))
         head = pack_input_head(self.player_index, target_frame, count)
         return head + window.entries[-count * INPUT_SIZE :]
@@ -156,7 +156,7 @@ class P2PInputSender:
 
     def record(self, action: int, target_frame: int) -> bytes:
         """Add an input to the window and return the packet that carries it and its predecessors."""
-        return self._inputs.record(action, target_frame)
+        return self._inputs.add_and_pack(target_frame, action)
 
     def send(self, packet: bytes) -> bool:
         """Send an already encoded packet over the channel, unless it is closed or congested."""

@@ -410,7 +410,7 @@ class RollbackSession:
         if confirmed <= self._hashed_through:
             return
         for frame in sorted(f for f in self._checksums if f <= confirmed):
-            self._send(self.session.desync.record, frame, self._checksums.pop(frame))
+            self._send(self.session.desync.add_local_hash, frame, self._checksums.pop(frame))
         self._hashed_through = confirmed
         end = self._end_frame
         if end is not None and confirmed >= end:

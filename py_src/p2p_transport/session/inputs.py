@@ -1,8 +1,8 @@
 """The input path: the local inputs out (version 1 or acked, on the route the router picks) and
 the peer's in, exactly once.
 
-Sans-IO: the session calls :meth:`InputPath.step` for each local input, hands it the peer's
-input packets, and runs :meth:`InputPath.resend_if_idle` from its resend timer.
+Sans-IO: the session calls :meth:`InputPath.send_local_input` for each local input, hands it
+the peer's input packets, and runs :meth:`InputPath.resend_if_idle` from its resend timer.
 """
 
 from __future__ import annotations
@@ -74,24 +74,24 @@ class InputPath:
         # The peer sent inputs that no packet of this side has acknowledged yet.
         self._ack_owed = False
 
-    def step(self, frame: int, action: int) -> bool:
+    def send_local_input(self, frame: int, action: int) -> bool:
         """Send the local input for ``frame``; return whether any path took it."""
         negotiation = self.negotiation
         acked = self.acked
         self.counters.inputs_sent += 1
         if negotiation.use_acked:
-            acked.record(action, frame)
-            sent = self._paths.send(self.route(), acked.packet(self.receiver.ack_frame))
+            acked.add_pending(frame, action)
+            sent = self._paths.send_on_route(self.route(), acked.packet(self.receiver.ack_frame))
         else:
-            packet = self.v1.record(action, frame)
+            packet = self.v1.add_and_pack(frame, action)
             if negotiation.enabled:
                 # Kept from the start, so what version 1 lost goes out again once negotiated.
-                acked.record(action, frame)
+                acked.add_pending(frame, action)
             route = self.route()
-            sent = self._paths.send(route, packet)
+            sent = self._paths.send_on_route(route, packet)
             # Probes go out only until the peer answers one, so only while sending version 1.
             if negotiation.probe_due():
-                self._paths.send(route, acked.packet(self.receiver.ack_frame))
+                self._paths.send_on_route(route, acked.packet(self.receiver.ack_frame))
                 negotiation.probe_sent()
         self._stepped_since_resend_check = True
         self._ack_owed = False
@@ -107,7 +107,7 @@ class InputPath:
         acked = self.acked
         if not (acked.has_pending or self._ack_owed):
             return
-        if self._paths.send(self.route(), acked.pending_packet(self.receiver.ack_frame)):
+        if self._paths.send_on_route(self.route(), acked.pending_packet(self.receiver.ack_frame)):
             self.counters.input_resends += 1
         self._ack_owed = False
 

@@ -58,7 +58,7 @@ class Paths:
         channel = self.channel(path)
         return channel is not None and channel.readyState == "open"
 
-    def send(self, route: Route, packet: bytes) -> bool:
+    def send_on_route(self, route: Route, packet: bytes) -> bool:
         """Send an input packet on each path of ``route``, except a closed or congested one
         (counted either way); return whether any took it."""
         sent = False

@@ -343,7 +343,7 @@ class P2PSession:
         Returns whether any path took it.
         """
         self.watchdog.note_awake()
-        sent = self.inputs.step(frame, action)
+        sent = self.inputs.send_local_input(frame, action)
         self._check_peer_version()
         return sent
 
