@@ -355,8 +355,14 @@ class RelayServer:
     def _end_connection(self, eio_sid: str) -> None:
         """Close a client's Engine.IO connection now, after what is queued for it (the error
         that says why): Engine.IO's writer ends at the ``None`` it ends on itself and closes the
-        WebSocket, and nothing more it sends is read."""
+        WebSocket, and nothing more it sends is read. A long-polling session has no writer of its
+        own: it is closed and forgotten at once, so that its next POST is refused."""
         socket = self.sio.eio.sockets.get(eio_sid)
+        if socket is not None and not socket.upgraded:
+            task = asyncio.ensure_future(self.sio.eio.disconnect(eio_sid))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         if socket is not None:
             socket.queue.put_nowait(None)
         self.stop_reading(eio_sid)
