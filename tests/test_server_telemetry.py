@@ -137,3 +137,28 @@ def test_a_client_that_leaves_mid_save_leaves_nothing_behind(
     assert relay.telemetry is not None
     wait_until(lambda: not relay.telemetry._saves)  # type: ignore[union-attr]
     assert not (tmp_path / "data" / "leaver").exists()
+
+
+def test_unfinished_records_are_bounded_for_the_whole_process(
+    keeping: ServerThread, peers: list[Peer]
+) -> None:
+    store = keeping.relay.telemetry
+    assert store is not None
+    # Room for three parts, all clients together (the default is four records of the largest
+    # size).
+    store.max_pending_chars = 3 * TELEMETRY_PART_CHARS
+    hoarder, other = pair(connect_to(keeping, peers), "hoard")
+    part = "x" * TELEMETRY_PART_CHARS
+    for n in range(3):
+        hoarder.emit(SAVE_TELEMETRY_EVENT, {"save_id": "h", "part": n, "parts": 9, "data": part})
+    wait_until(lambda: keeping.stats.snapshot()["telemetry_chars_pending"] == 3 * len(part))
+    # The budget is full: another page's part is refused, with the reason, and counted.
+    other.emit(SAVE_TELEMETRY_EVENT, {"save_id": "o", "part": 0, "parts": 1, "data": "{}"})
+    answer = other.expect(TELEMETRY_SAVED_EVENT)
+    assert "too many unfinished records" in answer["error"]
+    assert keeping.stats.refusals == {"telemetry_busy": 1}
+    # The hoarder leaves: what it held is freed, and the other page saves.
+    hoarder.close()
+    assert other.expect("peer_left") == {"player_index": 0}
+    wait_until(lambda: keeping.stats.snapshot()["telemetry_chars_pending"] == 0)
+    assert save(other, "o2", {"ok": True})["bytes"]
