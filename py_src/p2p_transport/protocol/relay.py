@@ -25,17 +25,20 @@ class RelayChannel:
     Socket.IO buffers emits while disconnected and replays them later; reporting the relay as
     closed instead makes the session count those packets as skipped, as it does for a closed
     DataChannel, rather than deliver them seconds late.
+
+    Every packet goes out as :data:`~p2p_transport.wire.signaling.RELAY_EVENT`; the browser
+    edge's socket (``DialectRelay``) translates it into its server's dialect, or sends the packet
+    on the server's lean relay socket.
     """
 
     bufferedAmount: Final = 0
 
-    def __init__(self, socket: SocketIOLike, event: str = RELAY_EVENT) -> None:
+    def __init__(self, socket: SocketIOLike) -> None:
         self.socket = socket
-        self.event = event
 
     @property
     def readyState(self) -> str:
         return "open" if self.socket.connected else "closed"
 
     def send(self, data: bytes) -> None:
-        self.socket.emit(self.event, data)
+        self.socket.emit(RELAY_EVENT, data)

@@ -17,7 +17,6 @@ from p2p_transport.protocol.sender import (
 )
 from p2p_transport.session.pinger import DEFAULT_PING_INTERVAL_MS
 from p2p_transport.session.watchdog import DEFAULT_KEEPALIVE_INTERVAL_MS
-from p2p_transport.wire.signaling import RELAY_EVENT
 
 __all__ = ["SessionConfig"]
 
@@ -36,7 +35,6 @@ class SessionConfig:
     relay_inputs: bool = True
     #: Ping over the relay as well, so its RTT is known when the game has to fall back to it.
     relay_pings: bool = True
-    relay_event: str = RELAY_EVENT
     #: Send inputs as acked packets (0x20) once the peer has shown it understands them: every
     #: input rides in each packet until acknowledged, so no burst shorter than the pending bound
     #: loses one. Until then, and always when False, version-1 packets with fixed ``redundancy``.

@@ -39,11 +39,9 @@ class Paths:
     client seen as a channel (``None`` without one, or after :meth:`close`).
     """
 
-    def __init__(self, relay: SocketIOLike | None, relay_event: str, buffer_threshold: int) -> None:
+    def __init__(self, relay: SocketIOLike | None, buffer_threshold: int) -> None:
         self.p2p: DataChannelLike | None = None
-        self.relay: RelayChannel | None = (
-            RelayChannel(relay, relay_event) if relay is not None else None
-        )
+        self.relay: RelayChannel | None = RelayChannel(relay) if relay is not None else None
         self.stats = {Link.P2P: PathStats(), Link.RELAY: PathStats()}
         #: What went out on the ping channel, kept apart from the game channel's sends: the
         #: watchdog sends a keepalive when the game channel itself was idle, whatever the ping

@@ -143,7 +143,7 @@ class P2PSession:
         #: be a version-1 peer, which has no such messages: dropped, with a warning logged.
         self.control_undeliverable = 0
 
-        self.paths = Paths(relay, cfg.relay_event, cfg.buffer_threshold)
+        self.paths = Paths(relay, cfg.buffer_threshold)
         self.paths.p2p = channel
         self.rtt = RTTTracker(clock, cfg.rtt_window)
         self.relay_rtt = RTTTracker(clock, cfg.rtt_window)
