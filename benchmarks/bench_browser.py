@@ -48,9 +48,10 @@ class SequentialPinger:
         self.session, self.path, self.count, self.samples = session, Link(path), count, []
         # (a) is the game's DataChannel itself, not the worker-held ping channel the session
         # measures RTT on by default.
-        session.attach_ping_channel(None)
-        session.callbacks = replace(session.callbacks, on_rtt=self.on_rtt)
-        self._ping = session.ping if self.path is Link.P2P else session.ping_relay
+        session.edge.attach_ping_channel(None)
+        delivery = session.parts.delivery
+        delivery.callbacks = replace(delivery.callbacks, on_rtt=self.on_rtt)
+        self._ping = lambda: session.parts.pinger.ping(self.path)
         self._ping()
 
     def on_rtt(self, rtt_ms, path):

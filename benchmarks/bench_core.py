@@ -80,7 +80,7 @@ def bench_on_message() -> Callable[[], object]:
         channel=OpenChannel(),
     )
     stream = iter(peer_packets())
-    on_message = session.on_message
+    on_message = session.edge.on_message
     return lambda: on_message(next(stream))
 
 
@@ -89,7 +89,7 @@ BENCHMARKS: list[tuple[str, Callable[[], Callable[[], object]], int | None]] = [
     ("decode (3-input packet)", bench_decode, None),
     ("P2PInputSender.record_and_send", bench_record_and_send, None),
     # Capped so the pre-built packet stream is never exhausted: 7 runs x 20,000 < 200,000.
-    ("P2PSession.on_message (input)", bench_on_message, 20_000),
+    ("SessionEdge.on_message (input)", bench_on_message, 20_000),
 ]
 
 

@@ -75,8 +75,8 @@ def make_sessions(channels, sockets):
         for p in (0, 1)
     ]
     for session in sessions:
-        session.on_open()
-        session.start_watchdog()
+        session.edge.on_open()
+        session.edge.start_watchdog()
     return sessions
 
 
@@ -94,8 +94,8 @@ def deliver(queues, receive):
 def fake_channels_run(frames):
     channels, sockets = [QueueChannel(), QueueChannel()], [QueueSocket(), QueueSocket()]
     sessions = make_sessions(channels, sockets)
-    p2p = [s.on_message for s in sessions]
-    relay = [s.on_relay_message for s in sessions]
+    p2p = [s.edge.on_message for s in sessions]
+    relay = [s.edge.on_relay_message for s in sessions]
     start = time.perf_counter()
     for frame in range(frames):
         for player, session in enumerate(sessions):
@@ -134,7 +134,7 @@ async def real_adapters_run(frames):
     def handler(session):
         def on_message(event):
             start = time.perf_counter()
-            session.on_message(payload_bytes(event.data))
+            session.edge.on_message(payload_bytes(event.data))
             spent[0] += time.perf_counter() - start
             arrived[0] += 1
         return on_message
@@ -142,7 +142,7 @@ async def real_adapters_run(frames):
     proxies = [create_proxy(handler(sessions[1 - p])) for p in (0, 1)]
     for raw, proxy in zip(raws, proxies):
         raw.onmessage = proxy
-    relay = [s.on_relay_message for s in sessions]
+    relay = [s.edge.on_relay_message for s in sessions]
     try:
         for frame in range(frames):
             start = time.perf_counter()

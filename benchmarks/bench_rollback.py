@@ -66,8 +66,8 @@ def with_rollback(frames):
     channels, sockets = [QueueChannel(), QueueChannel()], [QueueSocket(), QueueSocket()]
     sessions = make_sessions(channels, sockets)
     layers = [RollbackSession(TinyGame(), s, input_delay=0) for s in sessions]
-    p2p = [s.on_message for s in sessions]
-    relay = [s.on_relay_message for s in sessions]
+    p2p = [s.edge.on_message for s in sessions]
+    relay = [s.edge.on_relay_message for s in sessions]
     start = time.perf_counter()
     for frame in range(frames):
         for player, layer in enumerate(layers):

@@ -70,7 +70,7 @@ class ControlRun:
         """Send to ack, both directions: what the session's stats report."""
         out: list[float] = []
         for session in self.sessions.values():
-            out += session.control.delivery_times_ms
+            out += session.parts.control.delivery_times_ms
         return out
 
 
@@ -124,10 +124,10 @@ def simulate_control(
             config=config,
         )
     for side, other in (("a", "b"), ("b", "a")):
-        pipes[side].receive = sessions[other].on_message
-        relay_pipes[side].receive = sessions[other].on_relay_message
+        pipes[side].receive = sessions[other].edge.on_message
+        relay_pipes[side].receive = sessions[other].edge.on_relay_message
     for session in sessions.values():
-        session.on_open()
+        session.edge.on_open()
 
     def advance_to(end_ms: float) -> None:
         while True:
@@ -154,7 +154,7 @@ def simulate_control(
                 _send_next(sessions[side], directions[side], messages, clock)
         frame += 1
         if all(
-            len(d.sent_at) == messages and s.control.in_flight == 0
+            len(d.sent_at) == messages and s.parts.control.in_flight == 0
             for s, d in zip(sessions.values(), directions.values(), strict=True)
         ):
             break

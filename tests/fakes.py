@@ -213,7 +213,7 @@ class FakeLink:
             return
         direction.outcomes.append(True)
         peer = self._sessions["b" if side == "a" else "a"]
-        receive = peer.on_message if path == "p2p" else peer.on_relay_message
+        receive = peer.edge.on_message if path == "p2p" else peer.edge.on_relay_message
         delay = 0 if path == "p2p" else self.relay_delay
         self._queue.append((self._tick + delay, self._seq, receive, data))
         self._seq += 1

@@ -137,9 +137,9 @@ def simulate(
             config=config,
         )
     for side, other in (("a", "b"), ("b", "a")):
-        pipes[side].receive = sessions[other].on_message
+        pipes[side].receive = sessions[other].edge.on_message
     for session in sessions.values():
-        session.on_open()
+        session.edge.on_open()
 
     def advance_to(end_ms: float) -> None:
         while True:

@@ -63,8 +63,8 @@ def linked_sessions(
         for p in (0, 1)
     ]
     for p in (0, 1):
-        pipes[p].receive = sessions[1 - p].on_message
-        sessions[p].on_open()
+        pipes[p].receive = sessions[1 - p].edge.on_message
+        sessions[p].edge.on_open()
     return sessions, channels
 
 

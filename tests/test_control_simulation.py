@@ -22,11 +22,11 @@ def check_exactly_once_in_order(run: ControlRun) -> None:
     for side, direction in run.directions.items():
         assert direction.received == list(range(MESSAGES)), side
     for session in run.sessions.values():
-        counters = session.control.counters
+        counters = session.parts.control.counters
         assert counters.sent == counters.acked == counters.delivered == MESSAGES
         assert counters.callback_errors == counters.out_of_window == 0
         assert counters.retransmits > 0  # the loss really hit
-        assert session.control.in_flight == 0 and not session.control.timer_running
+        assert session.parts.control.in_flight == 0 and not session.parts.control.timer_running
         stats = session.stats()
         assert stats["control_delivered"] == MESSAGES
         assert stats["handler_errors"] == 0
@@ -63,12 +63,12 @@ def test_thirty_percent_loss_on_both_paths(seed: int) -> None:
     assert p50 <= 2 * RTT_MS
     assert p99 <= MAX_RTO_MS
     for session in run.sessions.values():
-        assert session.control.counters.duplicates > 0  # the second copies, dropped
+        assert session.parts.control.counters.duplicates > 0  # the second copies, dropped
 
 
 def test_lossless_link_needs_no_resend() -> None:
     run = simulate_control(0.0, seed=1, messages=MESSAGES)
     for direction in run.directions.values():
         assert direction.received == list(range(MESSAGES))
-    assert all(s.control.counters.retransmits == 0 for s in run.sessions.values())
+    assert all(s.parts.control.counters.retransmits == 0 for s in run.sessions.values())
     assert run.delivery_ms() == pytest.approx([RTT_MS] * 2 * MESSAGES)

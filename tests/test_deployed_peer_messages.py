@@ -119,10 +119,10 @@ def test_an_input_request_is_answered_from_the_history_kept(
     peer = Peer(config)
     for frame in range(70):
         peer.session.step(frame, frame % 7)
-    peer.session.on_message(encode_input_request(0, 65))
+    peer.session.edge.on_message(encode_input_request(0, 65))
     (response,) = peer.sent(MessageType.INPUT_RESPONSE)
     assert response == encode_input_response(0, [(f, f % 7) for f in range(kept_from, 66)])
-    peer.session.on_message(encode_input_request(100, 200))
+    peer.session.edge.on_message(encode_input_request(100, 200))
     assert peer.sent(MessageType.INPUT_RESPONSE)[-1] == encode_input_response(0, [])
     assert peer.session.stats()["input_requests_answered"] == 2
 
@@ -130,21 +130,21 @@ def test_an_input_request_is_answered_from_the_history_kept(
 def test_an_input_response_delivers_each_input_once() -> None:
     peer = Peer()
     response = encode_input_response(1, [(0, 5), (1, 6), (2, 7)])
-    peer.session.on_message(response)
-    peer.session.on_message(response)
+    peer.session.edge.on_message(response)
+    peer.session.edge.on_message(response)
     assert peer.inputs == [(0, 5), (1, 6), (2, 7)]
     stats = peer.session.stats()
     assert stats["duplicates"] == 3
     assert stats["p2p_inputs_delivered"] == 3
-    peer.session.on_message(encode_input_response(0, [(3, 1)]))  # not the peer's own inputs
+    peer.session.edge.on_message(encode_input_response(0, [(3, 1)]))  # not the peer's own inputs
     assert peer.inputs == [(0, 5), (1, 6), (2, 7)]
     assert peer.session.stats()["wrong_player"] == 1
 
 
 def test_the_peers_focus_reaches_the_game_as_an_event() -> None:
     peer = Peer()
-    peer.session.on_message(encode_focus_state(False, 300))
-    peer.session.on_message(encode_focus_state(True, 420))
+    peer.session.edge.on_message(encode_focus_state(False, 300))
+    peer.session.edge.on_message(encode_focus_state(True, 420))
     assert peer.events == [
         ("peer_focus", {"focused": False, "frame": 300}),
         ("peer_focus", {"focused": True, "frame": 420}),

@@ -91,7 +91,7 @@ def simulate(
     link.connect(sessions["a"], sessions["b"])
     started = time.perf_counter()
     for session in sessions.values():
-        session.on_open()  # pings every 500 ms, over the same lossy link
+        session.edge.on_open()  # pings every 500 ms, over the same lossy link
     for frame in range(N_FRAMES):
         sessions["a"].step(frame, action_for(0, frame))
         sessions["b"].step(frame, action_for(1, frame))
@@ -144,7 +144,7 @@ def test_p2p_alone_delivers_one_minus_p_cubed(loss: float) -> None:
 
         # The receiver's counters agree with the link's record. Packets arrive in order, so a
         # frame not delivered by its own packet was recovered from a later one.
-        counters = run.sessions[receiver].inputs.receiver.counters
+        counters = run.sessions[receiver].parts.inputs.receiver.counters
         packets_arrived = sum(arrived.values())
         assert counters.inputs_delivered == len(frames)
         assert counters.recovered == len(frames) - packets_arrived
@@ -184,7 +184,7 @@ def test_p2p_alone_delivers_one_minus_p_cubed(loss: float) -> None:
                 > 2 * (N_FRAMES * FRAME_MS) // 500 - 2
             )
             assert stats["unmatched_pongs"] == 0
-            assert session.health.loss_estimate == 0.0
+            assert session.parts.health.loss_estimate == 0.0
 
 
 @pytest.mark.parametrize("loss", LOSS_LEVELS)
@@ -196,7 +196,7 @@ def test_with_the_lossless_relay_every_input_arrives_exactly_once(loss: float) -
         got = run.delivered[receiver]
         assert Counter(frame for frame, _ in got) == Counter(range(N_FRAMES))
         assert all(action == action_for(player, frame) for frame, action in got)
-        counters = run.sessions[receiver].inputs.receiver.counters
+        counters = run.sessions[receiver].parts.inputs.receiver.counters
         assert counters.inputs_delivered == N_FRAMES
         assert counters.lost == 0
         assert counters.stale == 0

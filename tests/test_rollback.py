@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2p_demo.pong import PongBot, PongGame
-from p2p_transport import P2PSession
+from p2p_transport import Callbacks, P2PSession
 from p2p_transport.rollback import (
     DesyncError,
     RollbackSession,
@@ -63,28 +63,28 @@ class Harness:
     def __init__(self, player: int = 0, **options: Any) -> None:
         self.clock = FakeClock(0.0)
         self.channel = FakeChannel()
+        self.controls: list[tuple[int, bytes]] = []
         self.session = P2PSession(
             player,
             1 - player,
-            lambda frame, action: None,
+            Callbacks(
+                on_input=lambda frame, action: None,
+                on_control=lambda kind, payload: self.controls.append((kind, payload)),
+            ),
             clock=self.clock,
             scheduler=FakeScheduler(self.clock),
             channel=self.channel,
         )
         self.game = HistoryGame()
-        self.controls: list[tuple[int, bytes]] = []
-        self.session.callbacks = type(self.session.callbacks)(
-            on_input=lambda frame, action: None,
-            on_control=lambda kind, payload: self.controls.append((kind, payload)),
-        )
         self.rb = RollbackSession(self.game, self.session, **options)
 
     def peer_input(self, frame: int, action: int) -> None:
-        self.session.callbacks.on_input(frame, action)
+        """The peer's input, handed on as the session hands on every input it receives."""
+        self.session.parts.delivery.on_input(frame, action)
 
     def peer_control(self, kind: int, payload: bytes) -> None:
-        assert self.session.callbacks.on_control is not None
-        self.session.callbacks.on_control(kind, payload)
+        """The peer's control message, handed on as the session hands on every one."""
+        self.session.parts.delivery.on_control(kind, payload)
 
     def sent_inputs(self) -> dict[int, int]:
         """Frame -> action of every input this side sent."""
@@ -260,12 +260,12 @@ def test_only_confirmed_frames_are_hashed() -> None:
     rb = h.rb
     for _ in range(6):
         rb.advance_frame(0)
-    assert h.session.desync.counters.hashes_recorded == 0  # frames 0-5 all predicted
+    assert h.session.parts.desync.counters.hashes_recorded == 0  # frames 0-5 all predicted
     for frame in range(3):
         h.peer_input(frame, 0)
     rb.advance_frame(0)
     # Frames 0-2 are confirmed: the hashes of frames 0 and 2 go out, not 4.
-    assert h.session.desync.counters.hashes_recorded == 2
+    assert h.session.parts.desync.counters.hashes_recorded == 2
     hashes = [p for kind, p in h.sent_controls() if kind == ControlKind.STATE_HASH]
     assert [int.from_bytes(p[4:8], "big") for p in hashes] == [0, 2]
 
@@ -303,7 +303,7 @@ def test_an_episode_ends_together_and_the_next_starts_clean() -> None:
     # Every frame up to the new base was sent (the gap filled), and the new frame 1 after it.
     assert sorted(sent) == list(range(base + 2))
     assert sent[base + 1] == 5
-    assert h.session.desync.episode == 1
+    assert h.session.parts.desync.episode == 1
     h.peer_input(5, 99)  # a late packet of the old episode: counted, never played
     h.peer_input(base + 1, 8)
     assert rb.advance_frame(5)

@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2p_transport import SessionConfig, SessionState
+from p2p_transport.protocol.routing import Link
 from p2p_transport.session import Callbacks, P2PSession
 from p2p_transport.session.pinger import MAX_OUTSTANDING_PINGS
-from p2p_transport.session.session import VALIDATION_TICK_MS
+from p2p_transport.session.timers import VALIDATION_TICK_MS
 from p2p_transport.wire.codec import (
     decode,
     encode_input_packet,
@@ -77,16 +78,16 @@ def pings(channel: FakeChannel) -> list[bytes]:
 
 
 def test_on_open_starts_exactly_one_ping_timer_and_one_validation_timer() -> None:
-    a = make()
-    scheduler = a.session._scheduler
-    assert isinstance(scheduler, FakeScheduler)
-    assert not a.session.ping_timer_running
+    clock = FakeClock(1000.0)
+    scheduler = FakeScheduler(clock)
+    a = make(clock=clock, scheduler=scheduler)
+    assert not a.session.parts.timers.ping_running
     assert scheduler.active == {}
-    a.session.on_open()
-    a.session.on_open()  # a second open event must not start a second timer
+    a.session.edge.on_open()
+    a.session.edge.on_open()  # a second open event must not start a second timer
     assert len(scheduler.started) == 2
     assert sorted(t.interval_ms for t in scheduler.active.values()) == [VALIDATION_TICK_MS, 500.0]
-    assert a.session.ping_timer_running
+    assert a.session.parts.timers.ping_running
     assert a.session.state is SessionState.OPEN
 
 
@@ -95,16 +96,17 @@ def test_closing_stops_the_timer_and_none_is_left(stop: str) -> None:
     clock = FakeClock()
     scheduler = FakeScheduler(clock)
     a = make(clock=clock, scheduler=scheduler)
-    a.session.on_open()
-    getattr(a.session, stop)()
-    getattr(a.session, stop)()  # twice is harmless
+    a.session.edge.on_open()
+    on = a.session if stop == "close" else a.session.edge
+    getattr(on, stop)()
+    getattr(on, stop)()  # twice is harmless
     assert scheduler.active == {}
     assert scheduler.cleared == scheduler.started  # the one timer, cleared once
-    assert not a.session.ping_timer_running
+    assert not a.session.parts.timers.ping_running
     sent = len(a.channel.sent) + len(a.socket.emitted)
     assert scheduler.advance(5000) == 0
     assert len(a.channel.sent) + len(a.socket.emitted) == sent
-    expected = {"on_close": "closed", "on_failed": "failed", "close": "closed"}[stop]
+    expected = {"on_close": "closed", "on_failed": "failed", "close": "shut_down"}[stop]
     assert a.session.state.value == expected
 
 
@@ -112,14 +114,14 @@ def test_close_after_failure_keeps_failed_state_and_reopen_restarts_one_timer() 
     clock = FakeClock()
     scheduler = FakeScheduler(clock)
     a = make(clock=clock, scheduler=scheduler)
-    a.session.on_open()
-    a.session.on_failed()
-    a.session.on_close()
+    a.session.edge.on_open()
+    a.session.edge.on_failed()
+    a.session.edge.on_close()
     assert a.session.state is SessionState.FAILED
     new_channel = FakeChannel()
-    a.session.attach_channel(new_channel)
+    a.session.edge.attach_channel(new_channel)
     old_sent = len(a.channel.sent)
-    a.session.on_open()
+    a.session.edge.on_open()
     assert len(scheduler.active) == 2  # the ping timer and the new channel's validation timer
     assert len(scheduler.started) == 4
     scheduler.advance(500)
@@ -131,7 +133,7 @@ def test_ping_timer_pings_both_paths_every_interval() -> None:
     clock = FakeClock(0.0)
     scheduler = FakeScheduler(clock)
     a = make(clock=clock, scheduler=scheduler)
-    a.session.on_open()
+    a.session.edge.on_open()
     scheduler.advance(499)
     assert pings(a.channel) == []
     scheduler.advance(1)
@@ -148,7 +150,7 @@ def test_ping_timer_skips_closed_paths_and_relay_when_disabled() -> None:
     clock = FakeClock(0.0)
     scheduler = FakeScheduler(clock)
     a = make(clock=clock, scheduler=scheduler, config=SessionConfig(relay_pings=False))
-    a.session.on_open()
+    a.session.edge.on_open()
     scheduler.advance(500)
     assert len(pings(a.channel)) == 1
     assert a.socket.emitted == []
@@ -165,17 +167,17 @@ def test_ping_timer_skips_closed_paths_and_relay_when_disabled() -> None:
 
 def test_ping_is_answered_on_the_same_path_and_gives_an_rtt_sample() -> None:
     a, b, clock, _ = pair()
-    a.session.ping()
+    a.session.parts.pinger.ping(Link.P2P)
     (ping,) = a.channel.sent
     assert ping == encode_ping(1000.0)
-    b.session.on_message(ping)
+    b.session.edge.on_message(ping)
     assert b.channel.sent == [encode_pong(1000.0)]  # echoes the timestamp
     assert b.socket.emitted == []
     clock.advance(42.0)
-    a.session.on_message(b.channel.sent[0])
-    assert a.session.rtt.last_sample_ms == 42.0
-    assert a.session.rtt.sample_count == 1
-    assert a.session.relay_rtt.sample_count == 0
+    a.session.edge.on_message(b.channel.sent[0])
+    assert a.session.parts.rtt.last_sample_ms == 42.0
+    assert a.session.parts.rtt.sample_count == 1
+    assert a.session.parts.relay_rtt.sample_count == 0
     stats = a.session.stats()
     assert (stats["pings_sent"], stats["pongs_received"], stats["unmatched_pongs"]) == (1, 1, 0)
     assert stats["rtt_p50_ms"] == stats["rtt_p95_ms"] == 42.0
@@ -184,38 +186,38 @@ def test_ping_is_answered_on_the_same_path_and_gives_an_rtt_sample() -> None:
 
 def test_relay_ping_is_answered_through_the_relay() -> None:
     a, b, clock, _ = pair()
-    a.session.ping_relay()
+    a.session.parts.pinger.ping(Link.RELAY)
     ((event, ping),) = a.socket.emitted
     assert event == "relay"
-    b.session.on_relay_message(ping)
+    b.session.edge.on_relay_message(ping)
     assert b.socket.emitted == [("relay", encode_pong(1000.0))]
     assert b.channel.sent == []
     clock.advance(120.0)
-    a.session.on_relay_message(b.socket.emitted[0][1])
-    assert a.session.relay_rtt.last_sample_ms == 120.0
-    assert a.session.rtt.sample_count == 0
+    a.session.edge.on_relay_message(b.socket.emitted[0][1])
+    assert a.session.parts.relay_rtt.last_sample_ms == 120.0
+    assert a.session.parts.rtt.sample_count == 0
     assert a.session.stats()["relay_pongs_received"] == 1
 
 
 def test_pong_on_the_other_path_does_not_match() -> None:
     a, _, clock, _ = pair()
-    a.session.ping()
+    a.session.parts.pinger.ping(Link.P2P)
     clock.advance(10)
-    a.session.on_relay_message(encode_pong(1000.0))
+    a.session.edge.on_relay_message(encode_pong(1000.0))
     assert a.session.stats()["unmatched_pongs"] == 1
-    assert a.session.relay_rtt.sample_count == 0
-    a.session.on_message(encode_pong(1000.0))
-    assert a.session.rtt.last_sample_ms == 10.0
+    assert a.session.parts.relay_rtt.sample_count == 0
+    a.session.edge.on_message(encode_pong(1000.0))
+    assert a.session.parts.rtt.last_sample_ms == 10.0
 
 
 def test_unmatched_and_duplicate_pongs_are_counted_not_sampled() -> None:
     a, _, clock, _ = pair()
-    a.session.on_message(encode_pong(123.0))
+    a.session.edge.on_message(encode_pong(123.0))
     assert a.session.stats()["unmatched_pongs"] == 1
-    a.session.ping()
+    a.session.parts.pinger.ping(Link.P2P)
     clock.advance(30)
-    a.session.on_message(encode_pong(1000.0))
-    a.session.on_message(encode_pong(1000.0))  # the same pong again
+    a.session.edge.on_message(encode_pong(1000.0))
+    a.session.edge.on_message(encode_pong(1000.0))  # the same pong again
     stats = a.session.stats()
     assert stats["unmatched_pongs"] == 2
     assert stats["pongs_received"] == 1
@@ -224,18 +226,18 @@ def test_unmatched_and_duplicate_pongs_are_counted_not_sampled() -> None:
 
 def test_zero_round_trip_on_a_coarse_clock_is_still_a_sample() -> None:
     a, _, _, _ = pair()
-    a.session.ping()
-    a.session.on_message(encode_pong(1000.0))  # same clock reading
-    assert a.session.rtt.last_sample_ms == 0.1
+    a.session.parts.pinger.ping(Link.P2P)
+    a.session.edge.on_message(encode_pong(1000.0))  # same clock reading
+    assert a.session.parts.rtt.last_sample_ms == 0.1
 
 
 def test_only_the_most_recent_pings_are_remembered() -> None:
     a, _, clock, _ = pair()
     for _ in range(MAX_OUTSTANDING_PINGS + 1):
-        a.session.ping()
+        a.session.parts.pinger.ping(Link.P2P)
         clock.advance(1)
-    a.session.on_message(encode_pong(1000.0))  # the first ping: forgotten
-    a.session.on_message(encode_pong(1001.0))  # the second: still outstanding
+    a.session.edge.on_message(encode_pong(1000.0))  # the first ping: forgotten
+    a.session.edge.on_message(encode_pong(1001.0))  # the second: still outstanding
     stats = a.session.stats()
     assert (stats["unmatched_pongs"], stats["pongs_received"]) == (1, 1)
 
@@ -243,7 +245,7 @@ def test_only_the_most_recent_pings_are_remembered() -> None:
 def test_ping_on_a_closed_channel_is_not_counted_as_sent() -> None:
     a = make()
     a.channel.readyState = "closed"
-    a.session.ping()
+    a.session.parts.pinger.ping(Link.P2P)
     stats = a.session.stats()
     assert stats["pings_sent"] == 0
     assert stats["p2p_skipped_closed"] == 1
@@ -260,8 +262,8 @@ def test_random_garbage_is_counted_never_raised() -> None:
         data = rng.randbytes(rng.randrange(0, 40))
         if data and data[0] in set(MessageType):
             continue  # might be valid; the property test below covers those
-        a.session.on_message(data)
-        a.session.on_relay_message(data)
+        a.session.edge.on_message(data)
+        a.session.edge.on_relay_message(data)
         count += 1
     stats = a.session.stats()
     assert stats["p2p_decode_errors"] == count
@@ -273,8 +275,8 @@ def test_random_garbage_is_counted_never_raised() -> None:
 @pytest.mark.parametrize("data", [None, 42, "text", object(), 3.5, [1, 2, 3], "\x04"])
 def test_non_bytes_are_counted_as_decode_errors(data: object) -> None:
     a = make()
-    a.session.on_message(data)  # type: ignore[arg-type]
-    a.session.on_relay_message(data)  # type: ignore[arg-type]
+    a.session.edge.on_message(data)  # type: ignore[arg-type]
+    a.session.edge.on_relay_message(data)  # type: ignore[arg-type]
     stats = a.session.stats()
     assert stats["p2p_decode_errors"] == 1
     assert stats["relay_decode_errors"] == 1
@@ -284,8 +286,8 @@ def test_non_bytes_are_counted_as_decode_errors(data: object) -> None:
 @given(st.binary(max_size=64))
 def test_any_bytes_never_raise(data: bytes) -> None:
     a = make()
-    a.session.on_message(data)
-    a.session.on_relay_message(data)
+    a.session.edge.on_message(data)
+    a.session.edge.on_relay_message(data)
     stats = a.session.stats()
     assert stats["handler_errors"] == 0
     assert stats["p2p_packets_received"] == stats["relay_packets_received"] == 1
@@ -293,7 +295,7 @@ def test_any_bytes_never_raise(data: bytes) -> None:
 
 def test_wrong_player_packet_is_counted() -> None:
     a = make(player=0, peer=1)
-    a.session.on_message(encode_input_packet(2, 0, [(0, 1)]))
+    a.session.edge.on_message(encode_input_packet(2, 0, [(0, 1)]))
     assert a.inputs == []
     assert a.session.stats()["wrong_player"] == 1
 
@@ -304,8 +306,8 @@ def test_handler_exception_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch
     def broken(*fields: object) -> int:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(a.session.inputs.receiver, "receive_inputs", broken)
-    a.session.on_message(encode_input_packet(1, 0, [(0, 1)]))
+    monkeypatch.setattr(a.session.parts.inputs.receiver, "receive_inputs", broken)
+    a.session.edge.on_message(encode_input_packet(1, 0, [(0, 1)]))
     assert a.session.stats()["handler_errors"] == 1
 
 
@@ -320,7 +322,7 @@ def test_game_on_input_exception_is_counted_not_raised() -> None:
     session = P2PSession(
         0, 1, on_input, clock=clock, scheduler=FakeScheduler(clock), channel=FakeChannel()
     )
-    session.on_message(encode_input_packet(1, 1, [(0, 1), (1, 2)]))
+    session.edge.on_message(encode_input_packet(1, 1, [(0, 1), (1, 2)]))
     assert calls == [0, 1]  # the second input is still delivered
     stats = session.stats()
     assert stats["callback_errors"] == 2
@@ -374,8 +376,8 @@ def test_step_with_a_bad_frame_raises() -> None:
 def test_both_copies_deliver_once_and_count_a_duplicate() -> None:
     a, b, _, _ = pair()
     a.session.step(0, 7)
-    b.session.on_message(a.channel.sent[0])
-    b.session.on_relay_message(a.socket.emitted[0][1])
+    b.session.edge.on_message(a.channel.sent[0])
+    b.session.edge.on_relay_message(a.socket.emitted[0][1])
     assert b.inputs == [(0, 7)]
     stats = b.session.stats()
     assert stats["inputs_received"] == 1
@@ -388,9 +390,9 @@ def test_relay_copy_first_then_p2p() -> None:
     a, b, _, _ = pair()
     for frame in range(3):
         a.session.step(frame, frame + 10)
-    b.session.on_relay_message(a.socket.emitted[1][1])  # frames 0, 1
+    b.session.edge.on_relay_message(a.socket.emitted[1][1])  # frames 0, 1
     for data in a.channel.sent:
-        b.session.on_message(data)
+        b.session.edge.on_message(data)
     assert b.inputs == [(0, 10), (1, 11), (2, 12)]
     stats = b.session.stats()
     assert stats["recovered"] == 1  # frame 0, first seen in a redundant slot
@@ -417,8 +419,10 @@ def test_a_repeated_packet_is_counted_as_handling_it_again_would(
     for index, on_relay in arrivals:
         for side in (fast, full):
             if side is full:
-                side.session._last_input = None  # the oracle forgets what it handled
-            receive = side.session.on_relay_message if on_relay else side.session.on_message
+                side.session.parts.intake.last_input = None  # the oracle forgets what it handled
+            receive = (
+                side.session.edge.on_relay_message if on_relay else side.session.edge.on_message
+            )
             receive(packets[index])
     assert fast.inputs == full.inputs
     assert fast.session.stats() == full.session.stats()
@@ -426,49 +430,49 @@ def test_a_repeated_packet_is_counted_as_handling_it_again_would(
 
 def test_keepalive() -> None:
     a, b, clock, _ = pair()
-    assert a.session.send_keepalive() is True
+    assert a.session.parts.watchdog.send_keepalive() is True
     assert a.channel.sent == [encode_keepalive()]
     clock.advance(2000)
-    b.session.on_message(a.channel.sent[0])
-    assert b.session.health.last_packet_at_ms == 3000.0
+    b.session.edge.on_message(a.channel.sent[0])
+    assert b.session.parts.health.last_packet_at_ms == 3000.0
     assert b.session.stats()["health_silence_ms"] == 0.0
 
 
 def test_reset_episode_clears_inputs_and_keeps_the_connection() -> None:
     a, b, clock, scheduler = pair()
-    a.session.on_open()
-    b.session.on_open()
-    a.session.ping()
+    a.session.edge.on_open()
+    b.session.edge.on_open()
+    a.session.parts.pinger.ping(Link.P2P)
     clock.advance(20)
-    b.session.on_message(a.channel.sent[-1])
-    a.session.on_message(b.channel.sent[-1])
+    b.session.edge.on_message(a.channel.sent[-1])
+    a.session.edge.on_message(b.channel.sent[-1])
     for frame in range(5):
         a.session.step(frame, 1)
-        b.session.on_message(a.channel.sent[-1])
+        b.session.edge.on_message(a.channel.sent[-1])
     assert b.inputs == [(f, 1) for f in range(5)]
     a.session.reset_episode()
     b.session.reset_episode()
-    assert a.session.inputs.v1.window == ()
-    assert b.session.inputs.receiver.newest_frame is None
+    assert a.session.parts.inputs.v1.window == ()
+    assert b.session.parts.inputs.receiver.newest_frame is None
     # Frame numbers restart at 0 without a ValueError, and the peer delivers them again.
     a.session.step(0, 9)
     assert a.channel.sent[-1] == encode_input_packet(0, 0, [(0, 9)])
-    b.session.on_message(a.channel.sent[-1])
+    b.session.edge.on_message(a.channel.sent[-1])
     assert b.inputs[-1] == (0, 9)
     # The connection, its timer and what was measured about it survive.
     assert a.session.state is SessionState.OPEN
-    assert a.session.ping_timer_running
+    assert a.session.parts.timers.ping_running
     assert len(scheduler.active) == 4  # each side's ping timer and channel validation timer
-    assert a.session.channel is a.channel
-    assert a.session.rtt.sample_count == 1
+    assert a.session.edge.channel is a.channel
+    assert a.session.parts.rtt.sample_count == 1
     assert a.session.stats()["inputs_sent"] == 6
 
 
 def test_close_lets_go_of_both_paths() -> None:
     a = make()
-    a.session.on_open()
+    a.session.edge.on_open()
     a.session.close()
-    assert a.session.channel is None
+    assert a.session.edge.channel is None
     assert a.session.step(0, 1) is False
     assert a.channel.sent == []
     assert a.socket.emitted == []
@@ -481,15 +485,15 @@ def test_stats_is_json_serialisable_with_the_documented_keys() -> None:
     a, b, clock, _ = pair()
     b.session.stats()  # before anything happened
     json.dumps(b.session.stats())
-    a.session.on_open()
+    a.session.edge.on_open()
     for frame in range(3):
         a.session.step(frame, 2)
-        b.session.on_message(a.channel.sent[-1])
-    b.session.on_relay_message(a.socket.emitted[-1][1])
-    b.session.ping()
+        b.session.edge.on_message(a.channel.sent[-1])
+    b.session.edge.on_relay_message(a.socket.emitted[-1][1])
+    b.session.parts.pinger.ping(Link.P2P)
     clock.advance(30)
-    a.session.on_message(b.channel.sent[-1])  # a answers b's ping
-    b.session.on_message(a.channel.sent[-1])
+    a.session.edge.on_message(b.channel.sent[-1])  # a answers b's ping
+    b.session.edge.on_message(a.channel.sent[-1])
     stats = b.session.stats()
     assert json.loads(json.dumps(stats)) == stats
     for key in (
@@ -530,11 +534,11 @@ def test_open_after_close_starts_no_timer() -> None:
         0, 1, lambda f, a: None, clock=clock, scheduler=scheduler, channel=FakeChannel()
     )
     session.close()
-    session.on_open()
-    assert not session.ping_timer_running
+    session.edge.on_open()
+    assert not session.parts.timers.ping_running
     assert scheduler.active == {}
     assert scheduler.started == []
-    assert session.state is SessionState.CLOSED
+    assert session.state is SessionState.SHUT_DOWN
 
 
 def test_congestion_holds_inputs_back_but_not_pings_and_pongs() -> None:
@@ -549,10 +553,10 @@ def test_congestion_holds_inputs_back_but_not_pings_and_pongs() -> None:
         channel=channel,
         config=SessionConfig(relay_inputs=False),
     )
-    session.on_open()
+    session.edge.on_open()
     assert session.step(0, 1) is False
-    session.ping()
-    session.on_message(encode_ping(5.0))
+    session.parts.pinger.ping(Link.P2P)
+    session.edge.on_message(encode_ping(5.0))
     assert [decode(p).type for p in channel.sent] == [MessageType.PING, MessageType.PONG]
     stats = session.stats()
     assert stats["p2p_skipped_congested"] == 1
@@ -573,7 +577,7 @@ def test_control_messages_use_the_relay_only_when_configured(on_relay: bool) -> 
         relay=socket,
         config=SessionConfig(control_on_relay=on_relay),
     )
-    session.on_open()
+    session.edge.on_open()
     session.send_control(0x80, b"go")
     assert [decode(p).type for p in channel.sent] == [MessageType.CONTROL]
     relayed = [decode(data).type for _, data in socket.emitted]
@@ -586,8 +590,8 @@ def test_reading_stats_and_telemetry_changes_nothing() -> None:
     session = P2PSession(
         0, 1, lambda f, a: None, clock=clock, scheduler=scheduler, channel=FakeChannel()
     )
-    session.start_watchdog()
-    session.on_open()
+    session.edge.start_watchdog()
+    session.edge.on_open()
     scheduler.advance(2000)
     # Past the local-stall threshold with nothing run: only an entry point may count a stall,
     # and the health status the reads report must not be recorded as a transition by them.
@@ -619,27 +623,27 @@ def test_a_raising_on_rtt_is_counted_and_the_sample_kept() -> None:
         scheduler=FakeScheduler(clock),
         channel=channel,
     )
-    session.ping()
+    session.parts.pinger.ping(Link.P2P)
     (ping,) = channel.sent
     clock.advance(12)
-    session.on_message(b"\x03" + ping[1:])
+    session.edge.on_message(b"\x03" + ping[1:])
     stats = session.stats()
     assert (stats["callback_errors"], stats["handler_errors"]) == (1, 0)
-    assert session.rtt.last_sample_ms == 12
+    assert session.parts.rtt.last_sample_ms == 12
 
 
 def test_health_follows_the_path_that_carries_the_game() -> None:
     a, b, clock, _ = pair()
-    b.session.start_watchdog()
+    b.session.edge.start_watchdog()
     a.session.step(0, 1)
-    b.session.on_message(a.channel.sent[-1])
+    b.session.edge.on_message(a.channel.sent[-1])
     assert b.session.stats()["health_path"] == "p2p"
     # The DataChannel goes quiet past the disconnect threshold; the relay keeps bringing inputs.
     b.channel.readyState = "closed"
     for frame in range(1, 6):
         clock.advance(1000.0)
         a.session.step(frame, 1)
-        b.session.on_relay_message(a.socket.emitted[-1][1])
+        b.session.edge.on_relay_message(a.socket.emitted[-1][1])
     stats = b.session.stats()
     assert stats["p2p_health_status"] == "disconnected"
     assert (stats["health_path"], stats["health_status"]) == ("relay", "good")
@@ -654,10 +658,10 @@ def test_a_reused_receive_buffer_is_not_taken_for_a_repeat() -> None:
     # its bytes then, not by a view that would change with the buffer.
     a = make()
     buffer = bytearray(encode_input_packet(1, 0, [(0, 1)]))
-    a.session.on_message(buffer)
+    a.session.edge.on_message(buffer)
     buffer[:] = encode_input_packet(1, 1, [(1, 2)])
-    a.session.on_message(memoryview(buffer))
-    a.session.on_relay_message(bytes(buffer))  # the other path's copy: a repeat
+    a.session.edge.on_message(memoryview(buffer))
+    a.session.edge.on_relay_message(bytes(buffer))  # the other path's copy: a repeat
     assert a.inputs == [(0, 1), (1, 2)]
     stats = a.session.stats()
     assert stats["duplicates"] == 1 and stats["inputs_received"] == 2

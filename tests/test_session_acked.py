@@ -40,7 +40,7 @@ class Pair:
             self._read[name] = len(sender.channel.sent)
             if keep:
                 for data in new:
-                    receiver.session.on_message(data)
+                    receiver.session.edge.on_message(data)
 
     def play(self, frames: range, **deliver: bool) -> None:
         for frame in frames:
@@ -67,7 +67,7 @@ def test_version_one_until_the_peer_is_heard_then_a_probe_per_interval() -> None
         encode_input_packet(0, 1, [(0, 7), (1, 7)]),
         encode_input_packet(0, 2, [(0, 7), (1, 7), (2, 7)]),
     ]
-    a.session.on_message(encode_input_packet(1, 0, [(0, 9)]))  # the peer's inputs arrive
+    a.session.edge.on_message(encode_input_packet(1, 0, [(0, 9)]))  # the peer's inputs arrive
     a.session.step(3, 7)
     # The version-1 packet as before, then a probe with every pending input and the ack.
     assert a.channel.sent[3:] == [
@@ -95,7 +95,7 @@ def test_a_version_one_peer_gets_the_same_version_one_stream_and_everything_arri
             if data[0] == MessageType.ACKED_INPUT:
                 dropped_probes += 1
             else:
-                pair.b.session.on_message(data)
+                pair.b.session.edge.on_message(data)
         pair._read["a"] = len(pair.a.channel.sent)
         pair.deliver(a_to_b=False)
         pair.scheduler.advance(FRAME_MS)
@@ -113,7 +113,7 @@ def test_a_version_one_peer_gets_the_same_version_one_stream_and_everything_arri
     assert not stats["acked_inputs_in_use"]
     assert not stats["resend_timer_running"]
     assert stats["acked_stalls"] == stats["acked_inputs_abandoned"] == 0
-    assert pair.a.session.health.status is HealthStatus.GOOD
+    assert pair.a.session.parts.health.status is HealthStatus.GOOD
 
 
 def test_a_session_with_acked_inputs_off_delivers_them_but_never_sends_them() -> None:
@@ -148,7 +148,7 @@ def test_two_new_sessions_switch_to_acked_inputs_within_a_few_frames() -> None:
 
 def test_an_acked_packet_from_another_player_settles_nothing() -> None:
     a = make(config=P2P_ONLY)
-    a.session.on_message(encode_acked_input_packet(5, 0, None, [(0, 1)]))
+    a.session.edge.on_message(encode_acked_input_packet(5, 0, None, [(0, 1)]))
     assert not a.session.stats()["acked_inputs_in_use"]
     assert a.session.stats()["wrong_player"] == 1
     assert a.inputs == []
@@ -212,7 +212,7 @@ def test_past_the_pending_bound_the_peer_is_stalled_and_recovers_when_acks_retur
     assert stats["acked_pending"] == PENDING_LIMIT
     # Frame 9 was pending too when the acks stopped (b acks a frame in its next step).
     assert stats["acked_inputs_abandoned"] == 101 - PENDING_LIMIT
-    assert pair.a.session.health.status is HealthStatus.WARNING
+    assert pair.a.session.parts.health.status is HealthStatus.WARNING
     assert max(len(d) for d in pair.a.channel.sent) == 12 + 5 * PENDING_LIMIT
     # b got them all anyway (only the acks were lost): its ack moves on, and a recovers.
     assert pair.b.inputs == [(f, f % 256) for f in range(110)]
@@ -220,7 +220,7 @@ def test_past_the_pending_bound_the_peer_is_stalled_and_recovers_when_acks_retur
     stats = pair.a.session.stats()
     assert not stats["acked_stalled"]
     assert stats["acked_pending"] <= 3
-    assert pair.a.session.health.status is HealthStatus.GOOD
+    assert pair.a.session.parts.health.status is HealthStatus.GOOD
 
 
 def test_an_outage_past_the_bound_loses_only_what_fell_out_and_the_ack_moves_past_it() -> None:
@@ -232,7 +232,7 @@ def test_an_outage_past_the_bound_loses_only_what_fell_out_and_the_ack_moves_pas
     # 110: frames 9..46, of which b had 9 already; everything else arrived.
     gave_up = range(10, 111 - PENDING_LIMIT)
     assert [f for f, _ in pair.b.inputs] == [f for f in range(120) if f not in gave_up]
-    assert pair.b.session.inputs.receiver.ack_frame == 119  # not stuck at frame 9
+    assert pair.b.session.parts.inputs.receiver.ack_frame == 119  # not stuck at frame 9
     assert pair.a.session.stats()["acked_pending"] <= 3
 
 

@@ -68,6 +68,7 @@ class Side:
         self.events: list[tuple[float, SessionEvent, dict[str, Any]]] = []
         self.statuses: list[HealthStatus] = []
         self.rtts: list[float] = []
+        self.watchdog_handle: int | None = None
         self.session = P2PSession(
             index,
             1 - index,
@@ -95,7 +96,7 @@ class Side:
         for data in inbox:
             is_ping = decode(data).type is MessageType.PING
             sent_before = len(self.channel.sent)
-            self.session.on_message(data)
+            self.session.edge.on_message(data)
             if is_ping:
                 self.pings_delivered += 1
                 # The pong left inside the message handler, before any timer could run.
@@ -116,8 +117,13 @@ class Pair:
         self.b.channel.on_send = self.a.inbox.append
         self.b_alive = True
         for side in (self.a, self.b):
-            side.session.on_open()
-            side.session.start_watchdog()
+            side.session.edge.on_open()
+            side.session.edge.start_watchdog()
+            # The timer start_watchdog() just started, to tell its ticks from the others'.
+            side.watchdog_handle = side.scheduler.started[-1]
+            assert side.scheduler.active[side.watchdog_handle].interval_ms == (
+                DEFAULT_KEEPALIVE_INTERVAL_MS
+            )
 
     def run(self, ms: float, each_step: Callable[[], None] | None = None) -> None:
         for _ in range(round(ms / STEP_MS)):
@@ -132,7 +138,7 @@ class Pair:
                 # message events, the order that tests the silence verdict hardest.
                 self.a.scheduler.run_due()
                 self.a.deliver()
-                self.a.statuses.append(self.a.session.health.status)
+                self.a.statuses.append(self.a.session.parts.health.status)
             if each_step is not None:
                 each_step()
 
@@ -142,8 +148,7 @@ def test_a_throttled_tab_keeps_its_peer_and_answers_every_ping() -> None:
     pair.run(30_000)
     a, b = pair.a, pair.b
     # Throttled: the watchdog (200 ms) and the ping timer (500 ms) wake once a second at most.
-    watchdog_handle = a.session._watchdog_timer
-    ticks = [(at, late) for handle, at, late in a.scheduler.fired if handle == watchdog_handle]
+    ticks = [(at, late) for handle, at, late in a.scheduler.fired if handle == a.watchdog_handle]
     assert len(ticks) == pytest.approx(30, abs=1)
     assert min(t2 - t1 for (t1, _), (t2, _) in pairwise(ticks)) >= 1000
     assert a.events == [] and b.events == []
@@ -183,7 +188,7 @@ def test_a_frozen_tab_that_resumes_does_not_report_its_peer_gone() -> None:
     # A's last ping before the freeze came back after it: flagged, not an RTT sample.
     assert stats["rtt_samples_after_local_stall"] == 1
     assert max(a.rtts) <= 2 * STEP_MS
-    assert a.session.rtt.snapshot()["rtt_max_ms"] <= 2 * STEP_MS
+    assert a.session.parts.rtt.snapshot()["rtt_max_ms"] <= 2 * STEP_MS
     # B, awake all along, really heard nothing from A for 10 s, and says so; then hears it again.
     assert b.names()[:2] == ["p2p_silent", "peer_silent"]
     assert "p2p_dead" in b.names() and b.names()[-1] == "peer_back"
@@ -232,5 +237,5 @@ def test_stalls_are_only_measured_while_the_watchdog_runs() -> None:
     clock = FakeClock(0.0)
     session = P2PSession(0, 1, lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock))
     clock.advance(10_000)
-    session.on_message(b"\x04")  # a keepalive, after a long idle spell without a watchdog
+    session.edge.on_message(b"\x04")  # a keepalive, after a long idle spell without a watchdog
     assert session.stats()["local_stalls"] == 0

@@ -57,7 +57,7 @@ class Pair:
         self.a, self.b = self.sessions["a"], self.sessions["b"]
         self.link.connect(self.a, self.b)
         for session in self.sessions.values():
-            session.on_open()
+            session.edge.on_open()
 
     def run(self, ms: float, step_ms: float = 10.0) -> None:
         for _ in range(int(ms / step_ms)):
@@ -81,8 +81,8 @@ def test_game_control_message_arrives_on_both_paths_once() -> None:
     assert [decode(d) for _, d in pair.link.socket_a.emitted] == [ControlMessage(0, 0x80, b"hello")]
     pair.run(100)
     assert pair.control["b"] == [(0x80, b"hello")]
-    assert pair.b.control.counters.duplicates == 1  # the relay's copy
-    assert pair.a.control.in_flight == 0 and not pair.a.control.timer_running
+    assert pair.b.parts.control.counters.duplicates == 1  # the relay's copy
+    assert pair.a.parts.control.in_flight == 0 and not pair.a.parts.control.timer_running
 
 
 def test_only_open_paths_carry_control() -> None:
@@ -122,22 +122,22 @@ def test_reset_episode_keeps_control_messages_in_flight() -> None:
         pair.a.step(frame, 1)
     pair.a.send_episode_end(4, 0)
     pair.a.reset_episode()
-    assert pair.a.control.in_flight == 1 and pair.a.control.timer_running
+    assert pair.a.parts.control.in_flight == 1 and pair.a.parts.control.timer_running
     pair.link.p2p_loss = pair.link.relay_loss = 0.0
     pair.run(2000)
     assert [kind for kind, _ in pair.control["b"]] == [ControlKind.EPISODE_END]
-    assert pair.a.control.in_flight == 0
+    assert pair.a.parts.control.in_flight == 0
 
 
 def test_state_hashes_find_the_first_desync() -> None:
     pair = Pair(p2p_loss=0.3, relay_loss=0.3, seed=7)
     for frame in range(0, 200, 10):
-        pair.a.desync.add_local_hash(frame, frame.to_bytes(4, "big"))
-        pair.b.desync.add_local_hash(frame, (frame if frame < 120 else 0).to_bytes(4, "big"))
+        pair.a.parts.desync.add_local_hash(frame, frame.to_bytes(4, "big"))
+        pair.b.parts.desync.add_local_hash(frame, (frame if frame < 120 else 0).to_bytes(4, "big"))
         pair.run(50)
     pair.run(3000)
     assert pair.desyncs["a"] == [Desync(0, 120, bytes.fromhex("00000078"), bytes(4))]
-    assert pair.b.desync.first_desync == Desync(0, 120, bytes(4), bytes.fromhex("00000078"))
+    assert pair.b.parts.desync.first_desync == Desync(0, 120, bytes(4), bytes.fromhex("00000078"))
     assert pair.control == {"a": [], "b": []}  # state hashes are not the game's messages
     stats = pair.a.stats()
     assert stats["desync_first_desync_frame"] == 120
@@ -159,7 +159,7 @@ def test_stats_keys_and_json() -> None:
 
 def test_window_full_and_close() -> None:
     pair = Pair(p2p_loss=1.0, relay_loss=1.0)
-    for _ in range(pair.a.control.window):
+    for _ in range(pair.a.parts.control.window):
         pair.a.send_control(GAME_KIND_MIN)
     with pytest.raises(ControlWindowFull):
         pair.a.send_control(GAME_KIND_MIN)
@@ -176,11 +176,11 @@ def test_a_raising_on_control_is_contained() -> None:
     def broken(kind: int, payload: bytes) -> None:
         raise RuntimeError("game bug")
 
-    pair.b.callbacks = replace(pair.b.callbacks, on_control=broken)
+    pair.b.parts.delivery.callbacks = replace(pair.b.parts.delivery.callbacks, on_control=broken)
     pair.a.send_control(GAME_KIND_MIN)
     pair.a.send_control(GAME_KIND_MIN + 1)
     pair.run(100)
-    assert pair.b.control.counters.callback_errors == 2
+    assert pair.b.parts.control.counters.callback_errors == 2
     assert pair.b.stats()["callback_errors"] == 2
-    assert pair.b.control.counters.delivered == 2
-    assert pair.a.control.in_flight == 0
+    assert pair.b.parts.control.counters.delivered == 2
+    assert pair.a.parts.control.in_flight == 0

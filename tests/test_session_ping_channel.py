@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from p2p_transport import P2PSession
+from p2p_transport.protocol.routing import Link
 from p2p_transport.session.pinger import LATE_HANDLING_MS, PING_CHANNEL_PROBES
 from p2p_transport.wire.codec import (
     decode,
@@ -23,8 +24,8 @@ def make() -> tuple[P2PSession, FakeClock, FakeChannel, FakePingChannel]:
     session = P2PSession(
         0, 1, lambda f, a: None, clock=clock, scheduler=FakeScheduler(clock), channel=main
     )
-    session.attach_ping_channel(pings)
-    session.on_open()
+    session.edge.attach_ping_channel(pings)
+    session.edge.on_open()
     return session, clock, main, pings
 
 
@@ -35,7 +36,7 @@ def sent_types(channel: FakeChannel) -> list[MessageType]:
 def test_pings_probe_the_ping_channel_then_fall_back_when_unanswered() -> None:
     session, _, main, pings = make()
     for _ in range(PING_CHANNEL_PROBES + 2):
-        session.ping()
+        session.parts.pinger.ping(Link.P2P)
     assert sent_types(pings) == [MessageType.PING] * PING_CHANNEL_PROBES
     # Each probe went on the game channel too, then the pings kept to it.
     assert sent_types(main) == [MessageType.PING] * (PING_CHANNEL_PROBES + 2)
@@ -47,30 +48,30 @@ def test_pings_probe_the_ping_channel_then_fall_back_when_unanswered() -> None:
 def test_the_first_ping_gives_an_rtt_whichever_channel_the_peer_answers_on() -> None:
     # A peer without the ping channel (a deployed peer) answers the game channel's copy.
     session, clock, main, _ = make()
-    session.ping()
+    session.parts.pinger.ping(Link.P2P)
     clock.advance(12)
     (ping,) = main.sent
-    session.on_message(encode_pong(decode(ping).timestamp_ms))  # type: ignore[union-attr]
+    session.edge.on_message(encode_pong(decode(ping).timestamp_ms))  # type: ignore[union-attr]
     assert session.stats()["rtt_last_ms"] == pytest.approx(12.0)
     # A peer of this package answers both: each copy is its own sample, none unmatched.
     session, clock, _, _ = make()
-    session.ping()
+    session.parts.pinger.ping(Link.P2P)
     sent_at = clock()
     clock.advance(3)
-    session.on_ping_channel_message(encode_held_pong(sent_at, 0.5), arrival_ms=sent_at + 3)
-    session.on_message(encode_pong(sent_at))
+    session.edge.on_ping_channel_message(encode_held_pong(sent_at, 0.5), arrival_ms=sent_at + 3)
+    session.edge.on_message(encode_pong(sent_at))
     stats = session.stats()
     assert (stats["rtt_samples"], stats["unmatched_pongs"]) == (2, 0)
 
 
 def test_a_held_pong_gives_the_round_trip_without_the_hold() -> None:
     session, clock, main, _ = make()
-    session.ping()
+    session.parts.pinger.ping(Link.P2P)
     sent_at = clock()
     # The peer held the ping 150 ms (its main thread was busy); the pong arrived 152 ms after
     # the ping left and is handled 5 ms after that.
     clock.advance(157)
-    session.on_ping_channel_message(encode_held_pong(sent_at, 150.0), arrival_ms=sent_at + 152)
+    session.edge.on_ping_channel_message(encode_held_pong(sent_at, 150.0), arrival_ms=sent_at + 152)
     stats = session.stats()
     assert stats["rtt_last_ms"] == pytest.approx(2.0)
     assert stats["naive_rtt_last_ms"] == pytest.approx(157.0)
@@ -80,16 +81,16 @@ def test_a_held_pong_gives_the_round_trip_without_the_hold() -> None:
     # Proven: later pings keep to the ping channel, past the probe count (the game channel
     # carried only the first ping's copy, sent before the peer answered).
     for _ in range(PING_CHANNEL_PROBES + 1):
-        session.ping()
+        session.parts.pinger.ping(Link.P2P)
     assert sent_types(main) == [MessageType.PING]
 
 
 def test_a_pong_handled_late_is_counted_and_timed_from_its_arrival() -> None:
     session, clock, _, _ = make()
-    session.ping()
+    session.parts.pinger.ping(Link.P2P)
     sent_at = clock()
     clock.advance(2 + LATE_HANDLING_MS + 100)  # this side was busy when the pong came
-    session.on_ping_channel_message(encode_held_pong(sent_at, 0.5), arrival_ms=sent_at + 2.5)
+    session.edge.on_ping_channel_message(encode_held_pong(sent_at, 0.5), arrival_ms=sent_at + 2.5)
     stats = session.stats()
     assert stats["rtt_last_ms"] == pytest.approx(2.0)
     assert stats["rtt_samples_handled_late"] == 1
@@ -100,14 +101,14 @@ def test_a_pong_handled_late_is_counted_and_timed_from_its_arrival() -> None:
 
 def test_the_round_trip_starts_when_the_channel_says_the_ping_left() -> None:
     session, clock, _, pings = make()
-    session.ping()
+    session.parts.pinger.ping(Link.P2P)
     ((ping, timestamp),) = pings.pings
     assert decode(ping) == Ping(timestamp)
     # The worker sent it 4 ms after Python asked (its thread was waiting for a core).
-    session.on_ping_left(timestamp, timestamp + 4)
-    session.on_ping_left(timestamp + 1, timestamp + 9)  # no such ping: ignored
+    session.edge.on_ping_left(timestamp, timestamp + 4)
+    session.edge.on_ping_left(timestamp + 1, timestamp + 9)  # no such ping: ignored
     clock.advance(10)
-    session.on_ping_channel_message(encode_held_pong(timestamp, 1.0), arrival_ms=timestamp + 7)
+    session.edge.on_ping_channel_message(encode_held_pong(timestamp, 1.0), arrival_ms=timestamp + 7)
     stats = session.stats()
     assert stats["rtt_last_ms"] == pytest.approx(2.0)
     assert stats["naive_rtt_last_ms"] == pytest.approx(10.0)
@@ -115,7 +116,7 @@ def test_the_round_trip_starts_when_the_channel_says_the_ping_left() -> None:
 
 def test_pings_on_the_ping_channel_get_the_hold_time_and_on_the_datachannel_a_v1_pong() -> None:
     session, clock, main, pings = make()
-    session.on_ping_channel_message(encode_ping(42.0), arrival_ms=clock() - 150)
+    session.edge.on_ping_channel_message(encode_ping(42.0), arrival_ms=clock() - 150)
     (answer,) = [decode(p) for p in pings.sent]
     assert answer == HeldPong(42.0, 150.0)
     # The channel is asked to bring the hold up to date as the pong leaves: the field is the
@@ -123,15 +124,15 @@ def test_pings_on_the_ping_channel_get_the_hold_time_and_on_the_datachannel_a_v1
     ((pong, hold_offset, arrival_ms),) = pings.held_pongs
     assert (hold_offset, arrival_ms) == (9, clock() - 150)
     assert pong[hold_offset:] == (150_000).to_bytes(4, "big")
-    session.on_message(encode_ping(43.0))
+    session.edge.on_message(encode_ping(43.0))
     assert [decode(p) for p in main.sent] == [Pong(43.0)]
     assert session.stats()["held_pongs_sent"] == 1
 
 
 def test_other_messages_and_garbage_on_the_ping_channel_are_counted() -> None:
     session, clock, _, _ = make()
-    session.on_ping_channel_message(encode_input_packet(1, 0, [(0, 1)]), arrival_ms=clock())
-    session.on_ping_channel_message(b"\xff", arrival_ms=clock())
+    session.edge.on_ping_channel_message(encode_input_packet(1, 0, [(0, 1)]), arrival_ms=clock())
+    session.edge.on_ping_channel_message(b"\xff", arrival_ms=clock())
     stats = session.stats()
     assert stats["ping_channel_unexpected"] == 1
     assert stats["p2p_decode_errors"] == 1
@@ -141,9 +142,9 @@ def test_other_messages_and_garbage_on_the_ping_channel_are_counted() -> None:
 def test_close_lets_go_of_the_ping_channel() -> None:
     session, clock, _, pings = make()
     session.close()
-    session.ping()
+    session.parts.pinger.ping(Link.P2P)
     # A ping already on its way when the session closed is not answered, and is no error.
-    session.on_ping_channel_message(encode_ping(1.0), arrival_ms=clock())
+    session.edge.on_ping_channel_message(encode_ping(1.0), arrival_ms=clock())
     assert pings.sent == []
     assert session.stats()["handler_errors"] == 0
 
@@ -151,14 +152,14 @@ def test_close_lets_go_of_the_ping_channel() -> None:
 def test_ping_channel_traffic_does_not_make_the_datachannel_look_alive() -> None:
     # The game channel can be dead one way while the ping channel works; its silence must show.
     session, clock, _, _ = make()
-    session.on_ping_channel_message(encode_ping(1.0), arrival_ms=clock())
-    assert session.health.packets_received == 0
+    session.edge.on_ping_channel_message(encode_ping(1.0), arrival_ms=clock())
+    assert session.parts.health.packets_received == 0
 
 
 def test_a_closed_ping_channel_says_so_and_pings_go_on_the_game_channel() -> None:
     session, _, main, pings = make()
     pings.readyState = "closed"
-    session.ping()
+    session.parts.pinger.ping(Link.P2P)
     assert session.stats()["ping_channel"] == "closed"
     assert pings.sent == []
     assert sent_types(main) == [MessageType.PING]
@@ -172,11 +173,11 @@ def test_an_idle_game_channel_gets_keepalives_however_busy_the_ping_channel() ->
     scheduler = FakeScheduler(clock)
     main, pings = FakeChannel(), FakePingChannel()
     session = P2PSession(0, 1, lambda f, a: None, clock=clock, scheduler=scheduler, channel=main)
-    session.attach_ping_channel(pings)
-    session.on_open()
-    session.start_watchdog()
+    session.edge.attach_ping_channel(pings)
+    session.edge.on_open()
+    session.edge.start_watchdog()
     # The peer answers on the ping channel: every ping stays there from now on.
-    pings.on_send = lambda data: session.on_ping_channel_message(
+    pings.on_send = lambda data: session.edge.on_ping_channel_message(
         encode_held_pong(decode(data).timestamp_ms, 0.1),
         arrival_ms=clock(),  # type: ignore[union-attr]
     )

@@ -54,16 +54,16 @@ class Game:
         self.link.channel_a.readyState = self.link.channel_b.readyState = state
         for session in self.sessions.values():
             if state == "open":
-                session.on_open()
+                session.edge.on_open()
             elif state == "closed":
-                session.on_close()
+                session.edge.on_close()
 
     def play(self, ms: float) -> None:
         end = self.clock() + ms
         while self.clock() < end:
             for side, player in (("a", 0), ("b", 1)):
                 self.sessions[side].step(self.frame, (self.frame + player) % 256)
-            self.routes.append(self.a.inputs.router.route)
+            self.routes.append(self.a.parts.inputs.router.route)
             self.frame += 1
             self.link.deliver()
             self.scheduler.advance(FRAME_MS)
@@ -78,7 +78,7 @@ class Game:
 def test_p2p_first_falls_back_when_the_channel_closes_and_returns_after_the_dwell() -> None:
     game = Game(SessionConfig(route_mode=RouteMode.P2P_FIRST))
     heard: list[RouteChange] = []
-    game.a.inputs.router.subscribe(heard.append)
+    game.a.parts.inputs.router.subscribe(heard.append)
     # Before the DataChannel opens, the relay carries the inputs alone.
     game.set_channels("connecting")
     game.play(500)
@@ -129,10 +129,10 @@ def test_p2p_first_leaves_a_silent_channel_and_comes_back_when_it_carries_again(
     assert game.routes[-1] is Route.P2P
     game.link.p2p_loss = 1.0  # open, but nothing gets through
     game.play(1500)
-    assert game.a.inputs.router.target is Route.RELAY
+    assert game.a.parts.inputs.router.target is Route.RELAY
     # The unacknowledged backlog (32 frames, 533 ms) shows it before the silence (1 s) does.
-    assert game.a.inputs.router.last_change.reason == "32 inputs unacknowledged over p2p"
-    assert game.a.inputs.acked.counters.inputs_abandoned == 0
+    assert game.a.parts.inputs.router.last_change.reason == "32 inputs unacknowledged over p2p"
+    assert game.a.parts.inputs.acked.counters.inputs_abandoned == 0
     game.play(1500)
     assert game.routes[-1] is Route.RELAY
     game.link.p2p_loss = 0.0
@@ -166,7 +166,7 @@ def test_a_pinned_route_uses_one_path_only(mode: str, on_p2p: int, on_relay: int
 
 def test_relay_inputs_off_means_p2p_only_and_conflicts_with_a_relay_route() -> None:
     a = make(config=SessionConfig(relay_inputs=False))
-    assert a.session.inputs.router.mode is RouteMode.P2P
+    assert a.session.parts.inputs.router.mode is RouteMode.P2P
     for mode in ("relay", "p2p-first"):
         with pytest.raises(ValueError, match="needs relay_inputs"):
             SessionConfig(relay_inputs=False, route_mode=mode)
@@ -190,9 +190,9 @@ def test_p2p_first_leaves_a_channel_dead_one_way_before_any_input_is_given_up() 
     assert leave["reason"] == f"{T.max_unacked_inputs} inputs unacknowledged over p2p"
     assert leave["target"] == Route.RELAY.value
     assert (leave["at_ms"] - dead_at) / FRAME_MS == pytest.approx(T.max_unacked_inputs, abs=2)
-    assert game.a.inputs.router.route is Route.RELAY
-    assert game.a.inputs.acked.counters.inputs_abandoned == 0
-    assert game.a.health.silence_ms < T.silence_ms  # silence alone would not have shown it
+    assert game.a.parts.inputs.router.route is Route.RELAY
+    assert game.a.parts.inputs.acked.counters.inputs_abandoned == 0
+    assert game.a.parts.health.silence_ms < T.silence_ms  # silence alone would not have shown it
     game.link.channel_a.on_send = forward
     game.play(500 + T.min_dwell_ms + T.overlap_ms + 100)
     assert game.routes[-1] is Route.P2P

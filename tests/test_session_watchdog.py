@@ -52,22 +52,22 @@ class Watched:
 
 def test_start_watchdog_starts_one_timer_that_close_stops() -> None:
     w = Watched()
-    assert not w.session.watchdog_running
-    w.session.start_watchdog()
-    w.session.start_watchdog()
+    assert not w.session.parts.timers.watchdog_running
+    w.session.edge.start_watchdog()
+    w.session.edge.start_watchdog()
     assert len(w.scheduler.active) == 1
-    assert w.session.watchdog_running
+    assert w.session.parts.timers.watchdog_running
     assert w.session.stats()["watchdog_running"] is True
     w.session.close()
     assert w.scheduler.active == {}
-    assert not w.session.watchdog_running
-    w.session.start_watchdog()
+    assert not w.session.parts.timers.watchdog_running
+    w.session.edge.start_watchdog()
     assert w.scheduler.active == {}
 
 
 def test_an_idle_channel_gets_a_keepalive_every_interval() -> None:
     w = Watched()
-    w.session.start_watchdog()
+    w.session.edge.start_watchdog()
     w.scheduler.advance(INTERVAL)
     assert w.channel.sent == [KEEPALIVE]
     w.scheduler.advance(4 * INTERVAL)
@@ -77,7 +77,7 @@ def test_an_idle_channel_gets_a_keepalive_every_interval() -> None:
 
 def test_no_keepalive_while_the_game_sends_or_the_channel_is_closed() -> None:
     w = Watched()
-    w.session.start_watchdog()
+    w.session.edge.start_watchdog()
     for frame in range(30):  # half a second of inputs at 60 Hz
         w.session.step(frame, 1)
         w.scheduler.advance(FRAME_MS)
@@ -93,14 +93,14 @@ def test_no_keepalive_while_the_game_sends_or_the_channel_is_closed() -> None:
 def test_a_keepalive_counts_as_hearing_the_peer() -> None:
     w = Watched()
     w.clock.advance(900)
-    w.session.on_message(KEEPALIVE)
-    assert w.session.health.silence_ms == 0
-    assert w.session.peer_silence_ms == 0
+    w.session.edge.on_message(KEEPALIVE)
+    assert w.session.parts.health.silence_ms == 0
+    assert w.session.parts.watchdog.peer_silence_ms == 0
 
 
 def test_silence_raises_a_warning_then_a_disconnect_each_once() -> None:
     w = Watched()
-    w.session.start_watchdog()
+    w.session.edge.start_watchdog()
     w.scheduler.advance(WARNING)
     assert w.events == []  # not above the threshold yet
     w.scheduler.advance(INTERVAL)
@@ -114,26 +114,26 @@ def test_silence_raises_a_warning_then_a_disconnect_each_once() -> None:
 
 def test_the_relay_keeps_the_peer_alive_while_the_channel_is_silent() -> None:
     w = Watched()
-    w.session.start_watchdog()
+    w.session.edge.start_watchdog()
     ping = encode_ping(1.0)
     for _ in range(int(2 * DISCONNECT / 500)):
         w.scheduler.advance(500)
-        w.session.on_relay_message(ping)
+        w.session.edge.on_relay_message(ping)
     assert w.names() == ["p2p_silent", "p2p_dead"]
     # Once the channel brings a packet again, a new silence is reported afresh.
-    w.session.on_message(KEEPALIVE)
+    w.session.edge.on_message(KEEPALIVE)
     for _ in range(3):
         w.scheduler.advance(500)
-        w.session.on_relay_message(ping)
+        w.session.edge.on_relay_message(ping)
     assert w.names() == ["p2p_silent", "p2p_dead", "p2p_silent"]
 
 
 def test_a_packet_after_the_peer_was_gone_reports_it_back() -> None:
     w = Watched()
-    w.session.start_watchdog()
+    w.session.edge.start_watchdog()
     w.scheduler.advance(DISCONNECT + INTERVAL)
     assert "peer_gone" in w.names()
-    w.session.on_relay_message(KEEPALIVE)
+    w.session.edge.on_relay_message(KEEPALIVE)
     w.scheduler.advance(INTERVAL)
     assert w.names()[-1] == "peer_back"
     assert w.events[-1][1]["silence_ms"] <= INTERVAL
@@ -144,10 +144,10 @@ def test_a_packet_after_the_peer_was_gone_reports_it_back() -> None:
 def test_a_closed_channel_is_not_reported_silent() -> None:
     w = Watched()
     w.channel.readyState = "closed"
-    w.session.start_watchdog()
+    w.session.edge.start_watchdog()
     for _ in range(20):
         w.scheduler.advance(500)
-        w.session.on_relay_message(KEEPALIVE)
+        w.session.edge.on_relay_message(KEEPALIVE)
     assert w.events == []
 
 
@@ -155,26 +155,26 @@ def test_a_channel_that_reopens_late_is_not_a_silent_peer() -> None:
     """on_open forgets the old channel's last packet; the peer's silence must start afresh, not
     from when the watchdog started a minute ago."""
     w = Watched(SessionConfig(relay_pings=False))
-    w.session.start_watchdog()
-    w.session.on_open()
+    w.session.edge.start_watchdog()
+    w.session.edge.on_open()
     for _ in range(120):  # a minute of keepalives both ways
         w.scheduler.advance(500)
-        w.session.on_message(KEEPALIVE)
-    w.session.on_close()
-    w.session.on_open()
+        w.session.edge.on_message(KEEPALIVE)
+    w.session.edge.on_close()
+    w.session.edge.on_open()
     w.scheduler.advance(INTERVAL)
     assert w.events == []
-    assert w.session.peer_silence_ms <= INTERVAL
+    assert w.session.parts.watchdog.peer_silence_ms <= INTERVAL
 
 
 def test_reset_episode_keeps_the_peer_silence() -> None:
     w = Watched()
-    w.session.start_watchdog()
+    w.session.edge.start_watchdog()
     w.scheduler.advance(2000)
-    w.session.on_message(KEEPALIVE)
+    w.session.edge.on_message(KEEPALIVE)
     w.scheduler.advance(400)
     w.session.reset_episode()
-    assert w.session.peer_silence_ms == pytest.approx(400)
+    assert w.session.parts.watchdog.peer_silence_ms == pytest.approx(400)
 
 
 def test_an_on_event_callback_that_raises_is_counted() -> None:
@@ -183,12 +183,14 @@ def test_an_on_event_callback_that_raises_is_counted() -> None:
     def broken(event: SessionEvent, detail: dict[str, Any]) -> None:
         raise RuntimeError("game bug")
 
-    w.session.callbacks = replace(w.session.callbacks, on_event=broken)
-    w.session.start_watchdog()
+    w.session.parts.delivery.callbacks = replace(
+        w.session.parts.delivery.callbacks, on_event=broken
+    )
+    w.session.edge.start_watchdog()
     w.scheduler.advance(WARNING + INTERVAL)
     stats = w.session.stats()
     assert (stats["callback_errors"], stats["handler_errors"]) == (2, 0)
-    assert w.session.watchdog_running
+    assert w.session.parts.timers.watchdog_running
 
 
 def test_keepalive_interval_must_be_positive() -> None:

@@ -88,7 +88,7 @@ def run_game() -> Game:
     messages go each way."""
     game = Game(SessionConfig(route_mode=RouteMode.P2P_FIRST))
     for session in game.sessions.values():
-        session.start_watchdog()
+        session.edge.start_watchdog()
     game.set_channels("open")
     game.play(2000)
     for i in range(3):
@@ -128,15 +128,19 @@ def test_a_session_reports_what_it_measured_and_it_survives_json() -> None:
         for _, value, naive, hold, late in rtt["rows"]:
             assert value == naive > 0
             assert (hold, late) == (None, False)
-    assert record["rtt"]["p2p"]["rows"][-1][1] == pytest.approx(a.rtt.last_sample_ms, abs=0.01)
-    assert record["rtt"]["p2p"]["summary"]["rtt_samples"] == a.rtt.sample_count
+    assert record["rtt"]["p2p"]["rows"][-1][1] == pytest.approx(
+        a.parts.rtt.last_sample_ms, abs=0.01
+    )
+    assert record["rtt"]["p2p"]["summary"]["rtt_samples"] == a.parts.rtt.sample_count
 
     # Route changes: every one the router made, with reasons, in the form the events use.
     routes = record["route_changes"]
-    assert record["route_changes_total"] == a.inputs.router.change_count == len(routes["rows"])
-    assert routes["columns"] == list(a.inputs.router.last_change.as_dict())
-    assert routes["rows"][-1] == list(a.inputs.router.last_change.as_dict().values())
-    assert a.route_changes()[-1] == a.inputs.router.last_change.as_dict()
+    assert (
+        record["route_changes_total"] == a.parts.inputs.router.change_count == len(routes["rows"])
+    )
+    assert routes["columns"] == list(a.parts.inputs.router.last_change.as_dict())
+    assert routes["rows"][-1] == list(a.parts.inputs.router.last_change.as_dict().values())
+    assert a.route_changes()[-1] == a.parts.inputs.router.last_change.as_dict()
     assert "p2p channel not open" in [row[4] for row in routes["rows"]]
 
     # Health: the closed channel went silent past the disconnect threshold and came back.
@@ -165,7 +169,9 @@ def test_a_session_reports_what_it_measured_and_it_survives_json() -> None:
     assert control["acked"] == control["sent"] == 3
     deliveries = record["control_deliveries"]["rows"]
     assert len(deliveries) == 3
-    assert [d for _, d in deliveries] == pytest.approx(list(a.control.delivery_times_ms), abs=0.01)
+    assert [d for _, d in deliveries] == pytest.approx(
+        list(a.parts.control.delivery_times_ms), abs=0.01
+    )
 
 
 def test_the_peers_stall_is_recorded_when_it_starts_and_ends_not_at_the_next_tick() -> None:
@@ -173,7 +179,7 @@ def test_the_peers_stall_is_recorded_when_it_starts_and_ends_not_at_the_next_tic
     side's inputs, so after PENDING_LIMIT of them the status is a warning, from that very step."""
     game = Game(SessionConfig(route_mode=RouteMode.P2P))
     for session in game.sessions.values():
-        session.start_watchdog()
+        session.edge.start_watchdog()
     game.set_channels("open")
     game.play(1000)
     send = game.link.channel_a.on_send

@@ -53,7 +53,7 @@ class VersionOnePeer:
 
     def play(self, frames: int) -> None:
         for _ in range(frames):
-            self.session.on_message(encode_input_packet(1, self.frame, [(self.frame, 1)]))
+            self.session.edge.on_message(encode_input_packet(1, self.frame, [(self.frame, 1)]))
             self.session.step(self.frame, 2)
             self.frame += 1
             self.scheduler.advance(FRAME_MS)
@@ -76,7 +76,7 @@ def test_episode_messages_go_out_in_the_deployed_layouts() -> None:
     assert peer.session.send_episode_end(300, 2) is None
     assert peer.session.send_episode_ready(3, "0a1b2c3d") is None
     peer.session.send_episode_ready(4)
-    peer.session.desync.add_local_hash(60, bytes(range(32)))
+    peer.session.parts.desync.add_local_hash(60, bytes(range(32)))
     assert peer.sent(MessageType.EPISODE_END) == [encode_v1_episode_end(300, 2)]
     assert peer.sent(MessageType.EPISODE_READY) == [
         encode_v1_episode_ready(3, "0a1b2c3d"),
@@ -91,14 +91,14 @@ def test_a_games_own_control_kinds_are_refused_for_a_version_one_peer() -> None:
     with pytest.raises(VersionOneError, match=r"version 1 .* no control messages of kind 128"):
         peer.session.send_control(GAME_KIND_MIN, b"x")
     with pytest.raises(VersionOneError, match="compares 8-byte state hashes"):
-        peer.session.desync.add_local_hash(61, b"short")
+        peer.session.parts.desync.add_local_hash(61, b"short")
     with pytest.raises(ValueError, match="8 ASCII characters"):
         peer.session.send_episode_ready(2, "not hex")
 
 
 def test_what_was_in_flight_moves_to_the_deployed_layouts_and_nothing_unknown_goes_on() -> None:
     peer = VersionOnePeer()
-    peer.session.on_open()
+    peer.session.edge.on_open()
     peer.session.send_episode_end(10, 1)
     peer.session.send_control(GAME_KIND_MIN, b"hello")
     peer.play(60)
@@ -116,15 +116,15 @@ def test_what_was_in_flight_moves_to_the_deployed_layouts_and_nothing_unknown_go
     ]
     assert len(peer.sent(MessageType.CONTROL)) == sent_when_known  # none after the switch
     assert len(unknown) == sent_when_known + MAX_PROBES
-    assert not peer.session.control.timer_running
+    assert not peer.session.parts.control.timer_running
 
 
 def test_the_deployed_messages_arrive_as_control_messages_once_each() -> None:
     peer = known_version_one()
     peer.session.send_episode_ready(5, "00ff00ff")
     for _ in range(2):
-        peer.session.on_message(encode_v1_episode_end(900, 4))
-        peer.session.on_message(encode_v1_episode_ready(5, "12345678"))
+        peer.session.edge.on_message(encode_v1_episode_end(900, 4))
+        peer.session.edge.on_message(encode_v1_episode_ready(5, "12345678"))
     kinds = [kind for kind, _ in peer.controls]
     assert kinds == [ControlKind.EPISODE_END, ControlKind.EPISODE_READY]
     assert decode_episode_end_payload(peer.controls[0][1]) == (900, 4)
@@ -138,10 +138,10 @@ def test_the_deployed_messages_arrive_as_control_messages_once_each() -> None:
 def test_the_deployed_peers_state_hashes_feed_the_desync_check() -> None:
     peer = known_version_one()
     digest = bytes(range(8))
-    peer.session.desync.add_local_hash(60, digest + b"rest of a sha-256")
-    peer.session.on_message(encode_v1_state_hash(60, digest))
-    peer.session.desync.add_local_hash(120, b"A" * 8)
-    peer.session.on_message(encode_v1_state_hash(120, b"B" * 8))
+    peer.session.parts.desync.add_local_hash(60, digest + b"rest of a sha-256")
+    peer.session.edge.on_message(encode_v1_state_hash(60, digest))
+    peer.session.parts.desync.add_local_hash(120, b"A" * 8)
+    peer.session.edge.on_message(encode_v1_state_hash(120, b"B" * 8))
     stats: dict[str, Any] = peer.session.stats()
     assert stats["desync_peer_hashes"] == 2
     assert len(peer.desyncs) == 1 and peer.desyncs[0].frame == 120
@@ -149,10 +149,10 @@ def test_the_deployed_peers_state_hashes_feed_the_desync_check() -> None:
 
 def test_a_peer_of_this_package_with_acked_inputs_off_keeps_reliable_control() -> None:
     peer = VersionOnePeer()
-    peer.session.on_open()
+    peer.session.edge.on_open()
     peer.play(30)
     # Its control ack says it is no version-1 peer, though it never answers the probes.
-    peer.session.on_message(b"\x23\xff\xff\xff\xff")
+    peer.session.edge.on_message(b"\x23\xff\xff\xff\xff")
     peer.play(180)
     assert peer.session.stats()["peer_protocol_version"] == 2
     assert peer.session.send_episode_end(10, 1) == 0  # a sequence number: reliable control
@@ -161,10 +161,10 @@ def test_a_peer_of_this_package_with_acked_inputs_off_keeps_reliable_control() -
 def test_a_peer_that_sends_no_inputs_gets_a_control_message_a_bounded_number_of_times() -> None:
     """No inputs, so no probes: the control message's own unanswered sends tell the version."""
     peer = VersionOnePeer()
-    peer.session.on_open()
+    peer.session.edge.on_open()
     peer.session.send_episode_ready(1, "0a1b2c3d")
     for _ in range(60 * 60):  # a minute, the peer only keeping its channel alive
-        peer.session.on_message(b"\x04")
+        peer.session.edge.on_message(b"\x04")
         peer.scheduler.advance(FRAME_MS)
     sends = peer.sent(MessageType.CONTROL)
     assert len(sends) == MAX_UNANSWERED_CONTROL_SENDS

@@ -70,9 +70,9 @@ def test_unanswered_pings_are_resent_a_bounded_number_of_times() -> None:
 
 def test_a_session_answers_every_validation_ping_with_its_timestamp() -> None:
     a = make()
-    a.session.on_open()
+    a.session.edge.on_open()
     for timestamp in (12.5, 12.5, 40.0):
-        a.session.on_message(encode_validation_ping(timestamp))
+        a.session.edge.on_message(encode_validation_ping(timestamp))
     assert [p for p in a.channel.sent if p[0] == MessageType.VALIDATION_PONG] == [
         encode_validation_pong(12.5),
         encode_validation_pong(12.5),
@@ -87,12 +87,12 @@ def test_two_sessions_validate_each_other_and_stop_sending() -> None:
     in_flight: list[tuple[P2PSession, bytes]] = []
     for side, other in ((a, b), (b, a)):
         side.channel.on_send = lambda data, to=other.session: in_flight.append((to, data))
-        side.session.on_open()
+        side.session.edge.on_open()
 
     def deliver() -> None:
         while in_flight:
             to, data = in_flight.pop(0)
-            to.on_message(data)
+            to.edge.on_message(data)
 
     for _ in range(15):  # 150 ms, each 10 ms step delivering what was sent in it
         scheduler.advance(10)
@@ -113,18 +113,18 @@ def test_two_sessions_validate_each_other_and_stop_sending() -> None:
 @pytest.mark.parametrize("stop", ["on_close", "close"])
 def test_a_closed_channel_stops_the_validation(stop: str) -> None:
     a = make()
-    a.session.on_open()
-    getattr(a.session, stop)()
+    a.session.edge.on_open()
+    getattr(a.session if stop == "close" else a.session.edge, stop)()
     assert not [p for p in a.channel.sent if p[0] == MessageType.VALIDATION_PING]
-    a.session.attach_channel(channel := FakeChannel())
+    a.session.edge.attach_channel(channel := FakeChannel())
     if stop == "on_close":
-        a.session.on_open()
-        assert not a.session.validation.validated  # the new channel is validated afresh
+        a.session.edge.on_open()
+        assert not a.session.parts.validation.validated  # the new channel is validated afresh
         assert channel.sent == []
 
 
 def test_text_messages_are_counted_apart_from_garbage() -> None:
     a = make()
-    a.session.on_text_message('{"type": "test"}')
+    a.session.edge.on_text_message('{"type": "test"}')
     stats = a.session.stats()
     assert (stats["text_messages"], stats["p2p_decode_errors"]) == (1, 0)

@@ -24,17 +24,18 @@ import hashlib
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import replace
 from enum import StrEnum
 from typing import Any, Final
 
 from p2p_transport.checks import check_finite, check_int
+from p2p_transport.errors import InvalidStateError, P2PTransportError, UsageError
 from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.desync import Desync
 from p2p_transport.rollback.game import Game, check_game, game_over
 from p2p_transport.rollback.peer_inputs import DEFAULT_ACTION, PeerInputs
 from p2p_transport.rollback.state_ring import StateRing
 from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
+from p2p_transport.session.delivery import LayerHandlers
 from p2p_transport.session.session import P2PSession
 from p2p_transport.wire.codec import MAX_ACTION
 from p2p_transport.wire.control_payloads import (
@@ -70,7 +71,7 @@ DEFAULT_INPUT_DELAY: Final = 2
 DEFAULT_CHECK_INTERVAL: Final = 10
 #: frames_ahead samples kept for telemetry: 5 a second (one per report) for 30 minutes.
 MAX_FRAMES_AHEAD_SAMPLES: Final = 9000
-#: The control messages this layer consumes; the rest go on to the session's callbacks.
+#: The control messages this layer consumes; the session hands the rest to the game's callbacks.
 _OWN_KINDS: Final = frozenset(
     (ControlKind.EPISODE_END, ControlKind.EPISODE_READY, ControlKind.TIME_SYNC)
 )
@@ -89,10 +90,11 @@ class RollbackSession:
     """Two players' game over ``session``, simulated with input delay, prediction and rollback.
 
     ``session`` is a :class:`P2PSession` (in the browser, ``BrowserTransport.session`` once
-    paired) whose players are 0 and 1. The rollback layer takes over the inputs the session
-    delivers, whatever ``on_input`` it was built with, and the control messages of the kinds it
-    uses (``EPISODE_END``, ``EPISODE_READY``, ``TIME_SYNC``); other control messages and desyncs
-    still reach the session's own callbacks.
+    paired) whose players are 0 and 1. The rollback layer attaches to it
+    (:meth:`P2PSession.attach_layer`) and consumes the peer's inputs, whatever ``on_input`` the
+    session was built with, and the control messages of the kinds it uses (``EPISODE_END``,
+    ``EPISODE_READY``, ``TIME_SYNC``); other control messages, and desyncs after this layer saw
+    them, still reach the session's own callbacks.
 
     ``episode_frames`` ends every episode after that many frames; a game's ``done()`` can end it
     sooner. ``on_desync(desync)`` hears the first confirmed frame whose state hashes differ
@@ -127,13 +129,13 @@ class RollbackSession:
         check_int("max_prediction", max_prediction, MAX_PREDICTION)
         check_finite("fps", fps)
         if not fps > 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+            raise UsageError(f"fps must be positive, got {fps}")
         check_int("check_interval", check_interval, minimum=1)
         if episode_frames is not None:
             check_int("episode_frames", episode_frames, minimum=1)
         players = {session.player_index, session.peer_index}
         if players != {0, 1}:
-            raise ValueError(f"a rollback session is for players 0 and 1, got {sorted(players)}")
+            raise UsageError(f"a rollback session is for players 0 and 1, got {sorted(players)}")
         self.game = game
         self.session = session
         self.max_prediction = max_prediction
@@ -142,20 +144,21 @@ class RollbackSession:
         self.episode_frames = episode_frames
         self.on_desync = on_desync
         self.input_delay = input_delay  # checked by the setter
-        self._clock = session.clock
+        self._clock = session.parts.clock
         self._local_first = session.player_index == 0
         self._time_sync = TimeSync(fps)
         self._ring = StateRing(max_prediction + 2)
-        self._original = session.callbacks
-        session.callbacks = replace(
-            session.callbacks,
-            on_input=self._on_peer_input,
-            on_control=self._on_control,
-            on_desync=self._on_session_desync,
+        session.attach_layer(
+            LayerHandlers(
+                on_input=self._on_peer_input,
+                control_kinds=_OWN_KINDS,
+                on_control=self._on_control,
+                on_desync=self._on_session_desync,
+            )
         )
         self.state = RollbackState.RUNNING
         self.episode = 0
-        session.desync.start_episode(0)
+        session.parts.desync.start_episode(0)
         #: One record per finished episode: its inputs, length and final checksum.
         self.episodes: list[dict[str, Any]] = []
         self._base = 0  # the transport frame of this episode's frame 0
@@ -253,9 +256,9 @@ class RollbackSession:
         (both sides' games must start the episode in the same state). Until both are ready,
         :meth:`advance_frame` returns ``False``."""
         if self.state is RollbackState.WAITING:
-            raise RuntimeError(f"episode {self.episode + 1} already waits for the peer")
+            raise InvalidStateError(f"episode {self.episode + 1} already waits for the peer")
         if self.state is RollbackState.RUNNING:
-            raise RuntimeError(f"episode {self.episode} is not over yet (see episode_over)")
+            raise InvalidStateError(f"episode {self.episode} is not over yet (see episode_over)")
         self.state = RollbackState.WAITING
         self._send(self.session.send_episode_ready, self.episode + 1)
         self._try_start()
@@ -286,11 +289,11 @@ class RollbackSession:
             "frames_ahead": round(self.frames_ahead, 3),
             "frames_ahead_max": round(self._frames_ahead_max, 3),
             "tick_stretch": round(self.tick_stretch, 3),
-            "desyncs": self.session.desync.counters.mismatches,
+            "desyncs": self.session.parts.desync.counters.mismatches,
             "first_desync_episode": None if desync is None else desync.episode,
             "first_desync_frame": None if desync is None else desync.frame,
-            "hashes_compared": self.session.desync.counters.matches
-            + self.session.desync.counters.mismatches,
+            "hashes_compared": self.session.parts.desync.counters.matches
+            + self.session.parts.desync.counters.mismatches,
             "episode_end_mismatches": counts["episode_end_mismatches"],
             "inputs_dropped_by_delay": counts["inputs_dropped_by_delay"],
             "stale_inputs": counts["stale_inputs"],
@@ -410,7 +413,7 @@ class RollbackSession:
         if confirmed <= self._hashed_through:
             return
         for frame in sorted(f for f in self._checksums if f <= confirmed):
-            self._send(self.session.desync.add_local_hash, frame, self._checksums.pop(frame))
+            self._send(self.session.parts.desync.add_local_hash, frame, self._checksums.pop(frame))
         self._hashed_through = confirmed
         end = self._end_frame
         if end is not None and confirmed >= end:
@@ -447,7 +450,7 @@ class RollbackSession:
         early = self._peer.take_from(span)
         self._base += span
         self.episode = episode + 1
-        self.session.desync.start_episode(self.episode)
+        self.session.parts.desync.start_episode(self.episode)
         peer = PeerInputs()
         for frame in sorted(early):
             peer.add(frame, early[frame])
@@ -473,7 +476,7 @@ class RollbackSession:
         if self._peer_newest < 0:
             return
         session = self.session
-        rtt = session.rtt.srtt_ms or session.relay_rtt.srtt_ms or 0.0
+        rtt = session.parts.rtt.srtt_ms or session.parts.relay_rtt.srtt_ms or 0.0
         advantage = self._time_sync.sample(self._current, self._peer_newest, rtt)
         if self._last_report_ms is not None and now - self._last_report_ms < REPORT_INTERVAL_MS:
             return
@@ -489,7 +492,7 @@ class RollbackSession:
         """A control message or hash: a full window or a version-1 peer is counted, not raised."""
         try:
             send(*args)
-        except (RuntimeError, ValueError) as error:
+        except P2PTransportError as error:
             self._counts["control_send_failures"] += 1
             logger.warning("rollback control message not sent: %s", error)
             return False
@@ -512,10 +515,6 @@ class RollbackSession:
             self._first_wrong = frame if wrong is None else min(wrong, frame)
 
     def _on_control(self, kind: int, payload: bytes) -> None:
-        if kind not in _OWN_KINDS:
-            if self._original.on_control is not None:
-                self._original.on_control(kind, payload)
-            return
         try:
             if kind == ControlKind.TIME_SYNC:
                 self._time_sync.on_report(*decode_time_sync_payload(payload))
@@ -530,9 +529,10 @@ class RollbackSession:
 
     def _on_session_desync(self, desync: Desync) -> None:
         self.first_desync = desync
-        for callback in (self.on_desync, self._original.on_desync):
-            if callback is not None and not call_guarded(callback, desync, what="on_desync"):
-                self._counts["callback_errors"] += 1
+        if self.on_desync is not None and not call_guarded(
+            self.on_desync, desync, what="on_desync"
+        ):
+            self._counts["callback_errors"] += 1
 
 
 def _digest(checksum: bytes) -> bytes:

@@ -6,33 +6,43 @@ Both only read: calling them as often as a page likes changes no counter, no sta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from p2p_transport.protocol.health import carrying_health
 from p2p_transport.protocol.routing import Link
-from p2p_transport.session.telemetry import SCHEMA, SCHEMA_VERSION, TelemetryRecorder
-from p2p_transport.timing import Clock
-
-if TYPE_CHECKING:
-    from p2p_transport.session.session import P2PSession
+from p2p_transport.session.config import SessionConfig
+from p2p_transport.session.edge import SessionState
+from p2p_transport.session.parts import SessionParts
+from p2p_transport.session.telemetry import SCHEMA, SCHEMA_VERSION
 
 __all__ = ["SessionReport"]
 
 
 class SessionReport:
-    """Reads one session's pieces into ``stats()`` and ``telemetry()``."""
+    """Reads one session's pieces into ``stats()`` and ``telemetry()``; ``state()`` tells the
+    session's :class:`~.edge.SessionState`."""
 
-    def __init__(self, session: P2PSession, telemetry: TelemetryRecorder, clock: Clock) -> None:
-        self._session = session
-        self._telemetry = telemetry
-        self._clock = clock
+    def __init__(
+        self,
+        player_index: int,
+        peer_index: int,
+        config: SessionConfig,
+        parts: SessionParts,
+        state: Callable[[], SessionState],
+    ) -> None:
+        self._player_index = player_index
+        self._peer_index = peer_index
+        self._config = config
+        self._parts = parts
+        self._state = state
 
     def callback_errors(self) -> int:
         """Every game callback that raised, whichever piece called it."""
-        s = self._session
+        s = self._parts
         return (
-            s.callback_errors
+            s.counters.callback_errors
             + s.inputs.receiver.counters.callback_errors
             + s.inputs.router.callback_errors
             + s.control.counters.callback_errors
@@ -41,24 +51,25 @@ class SessionReport:
 
     def stats(self) -> dict[str, Any]:
         """Every counter and RTT figure as a flat, JSON-serialisable dict."""
-        s = self._session
+        s = self._parts
         inputs = s.inputs
+        counters = s.counters
         out: dict[str, Any] = {
-            "player_index": s.player_index,
-            "peer_index": s.peer_index,
-            "state": s.state.value,
-            "ping_timer_running": s.ping_timer_running,
-            "resend_timer_running": s.resend_timer_running,
-            "watchdog_running": s.watchdog_running,
-            "peer_silence_ms": s.peer_silence_ms,
+            "player_index": self._player_index,
+            "peer_index": self._peer_index,
+            "state": self._state().value,
+            "ping_timer_running": s.timers.ping_running,
+            "resend_timer_running": s.timers.resend_running,
+            "watchdog_running": s.timers.watchdog_running,
+            "peer_silence_ms": s.watchdog.peer_silence_ms,
             "acked_inputs_in_use": inputs.negotiation.use_acked,
             "acked_probes_sent": inputs.negotiation.probes_sent,
             "peer_protocol_version": inputs.negotiation.peer_version,
             "acked_pending": inputs.acked.pending_count,
             "acked_stalled": inputs.acked.stalled,
-            "handler_errors": s.handler_errors,
-            "text_messages": s.text_messages,
-            "control_undeliverable": s.control_undeliverable,
+            "handler_errors": counters.handler_errors,
+            "text_messages": counters.text_messages,
+            "control_undeliverable": counters.control_undeliverable,
         }
         out.update(asdict(inputs.counters))
         out.update(asdict(s.pinger.counters))
@@ -113,8 +124,8 @@ class SessionReport:
         duplicates, conflicts, gaps and losses, the control channel's counters. Every ``at_ms``
         is a reading of the session's clock.
         """
-        s = self._session
-        now = self._clock()
+        s = self._parts
+        now = s.clock()
         paths: dict[str, Any] = {}
         for path, stats in s.paths.stats.items():
             sent = stats.sent
@@ -131,25 +142,25 @@ class SessionReport:
                 "pongs_received": stats.pongs_received,
                 "inputs_delivered_first": stats.inputs_delivered,
             }
-        record = self._telemetry.to_dict(rtt_interval_ms=s.config.ping_interval_ms)
+        record = s.telemetry.to_dict(rtt_interval_ms=self._config.ping_interval_ms)
         for path, tracker in ((Link.P2P, s.rtt), (Link.RELAY, s.relay_rtt)):
             record["rtt"][path.value]["summary"] = tracker.snapshot()
         control = s.control
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
-            "player_index": s.player_index,
-            "peer_index": s.peer_index,
+            "player_index": self._player_index,
+            "peer_index": self._peer_index,
             "clock": {
                 "unit": "ms",
                 "origin": (
                     "the session's clock: performance.now() in the browser (ms since the page "
                     "loaded), not wall-clock time; every at_ms is on it"
                 ),
-                "session_created_at_ms": round(self._telemetry.started_at_ms, 2),
+                "session_created_at_ms": round(s.telemetry.started_at_ms, 2),
                 "recorded_at_ms": round(now, 2),
             },
-            "state": s.state.value,
+            "state": self._state().value,
             "health_status": s.health.status.value,
             "route_mode": s.inputs.router.mode.value,
             "route": s.inputs.router.route.value,

@@ -17,6 +17,7 @@ from p2p_transport.protocol.health import ConnectionHealthMonitor
 from p2p_transport.protocol.routing import Link
 from p2p_transport.session.paths import Paths
 from p2p_transport.timing import Clock
+from p2p_transport.wire.codec import encode_keepalive
 
 __all__ = [
     "DEFAULT_KEEPALIVE_INTERVAL_MS",
@@ -29,11 +30,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The watchdog's period (:meth:`~p2p_transport.session.P2PSession.start_watchdog`): a keepalive
-#: goes out over the DataChannel when nothing else did for this long, and the peer's silence is
-#: checked. GGPO and GGRS send keepalives every 200 ms too; at 60 Hz a running game never needs
-#: one, a paused game sends five a second (one byte each), so the peer's silence thresholds
-#: measure the link, not the game.
+#: The watchdog's period (:meth:`~p2p_transport.session.edge.SessionEdge.start_watchdog`): a
+#: keepalive goes out over the DataChannel when nothing else did for this long, and the peer's
+#: silence is checked. GGPO and GGRS send keepalives every 200 ms too; at 60 Hz a running game
+#: never needs one, a paused game sends five a second (one byte each), so the peer's silence
+#: thresholds measure the link, not the game.
 DEFAULT_KEEPALIVE_INTERVAL_MS: Final = 200.0
 #: While the watchdog runs, a gap this long in which no entry point of the session ran (no timer,
 #: no message, no step) is a local stall: the page was frozen, or its main thread blocked, and
@@ -94,8 +95,7 @@ class WatchdogCounters:
 class Watchdog:
     """Keepalives, silence alarms and local stalls for one session.
 
-    ``send_keepalive`` sends one over the DataChannel and says whether it went; ``report`` hears
-    each :class:`SessionEvent` (the session guards the game's callback).
+    ``report`` hears each :class:`SessionEvent` (the session guards the game's callback).
     """
 
     def __init__(
@@ -103,13 +103,11 @@ class Watchdog:
         clock: Clock,
         paths: Paths,
         health: ConnectionHealthMonitor,
-        send_keepalive: Callable[[], bool],
         report: SessionEventCallback,
     ) -> None:
         self._clock = clock
         self._paths = paths
         self._health = health
-        self._send_keepalive = send_keepalive
         self._report_event = report
         self.counters = WatchdogCounters()
         #: Between :meth:`start` and :meth:`stop`.
@@ -192,6 +190,10 @@ class Watchdog:
             self._relay_heard_ms = min(self._relay_heard_ms + gap, now)
         logger.info("local stall of %.0f ms left out of the peer's silence", gap)
 
+    def send_keepalive(self) -> bool:
+        """Send a keepalive over the DataChannel now; return whether it went."""
+        return self._paths.send_small(Link.P2P, encode_keepalive())
+
     def tick(self) -> None:
         """The timer's work: a keepalive if the DataChannel was idle, then the silence checks."""
         self.note_awake()
@@ -203,7 +205,7 @@ class Watchdog:
         if (
             sent.packets_sent == self._p2p_sent_at_last_check
             and self._paths.is_open(Link.P2P)
-            and self._send_keepalive()
+            and self.send_keepalive()
         ):
             self.counters.keepalives_sent += 1
         self._p2p_sent_at_last_check = sent.packets_sent
