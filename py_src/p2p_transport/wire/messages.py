@@ -65,14 +65,15 @@ class MessageType(IntEnum):
 class ControlKind(IntEnum):
     """The kinds of control message the transport itself sends; the game's own kinds are
     :data:`GAME_KIND_MIN` to :data:`GAME_KIND_MAX`. Kinds in between are reserved for later
-    transport messages: a peer that receives one it does not know still acknowledges it."""
+    transport messages: a peer that receives one it does not know still acknowledges it. Their
+    payloads are laid out in :mod:`p2p_transport.wire.control_payloads`."""
 
     #: The sender's game ended an episode: episode u32, last frame u32.
     EPISODE_END = 0x01
     #: The sender is ready to start an episode: episode u32.
     EPISODE_READY = 0x02
-    #: Hashes of the sender's confirmed game state: episode u32, then (frame u32, hash) entries
-    #: (:mod:`p2p_transport.protocol.desync`).
+    #: A hash of the sender's confirmed game state: episode u32, frame u32, then the hash of 1 to
+    #: 32 bytes (:mod:`p2p_transport.protocol.desync`).
     STATE_HASH = 0x03
     #: The sender's frame advantage for time synchronisation (:mod:`p2p_transport.rollback`):
     #: advantage i16 in hundredths of a frame, input delay u8.
