@@ -357,11 +357,12 @@ class RollbackSession:
             self._counts["inputs_dropped_by_delay"] += 1
             return
         while len(local) < target:
-            self._send_input(self._last_action)
-        self._send_input(action)
+            self._send_next_action(self._last_action)
+        self._send_next_action(action)
         self._last_action = action
 
-    def _send_input(self, action: int) -> None:
+    def _send_next_action(self, action: int) -> None:
+        """Schedule ``action`` for the first frame not yet scheduled, and send it."""
         self._local.append(action)
         self.session.step(self._base + len(self._local) - 1, action)
 
@@ -446,7 +447,7 @@ class RollbackSession:
         # Past every frame either side can have sent: its last frame plus the input delay.
         span = max(end, peer_end) + 1 + MAX_INPUT_DELAY
         while len(self._local) < span:
-            self._send_input(DEFAULT_ACTION)
+            self._send_next_action(DEFAULT_ACTION)
         early = self._peer.take_from(span)
         self._base += span
         self.episode = episode + 1
