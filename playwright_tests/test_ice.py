@@ -12,7 +12,7 @@ from p2p_server.server import ServerThread
 
 # The local candidate of the pair ICE selected, read from the peer connection's own stats.
 SELECTED_LOCAL_CANDIDATE_JS = """async () => {
-    const stats = await p2pDemo.transport._pc.getStats();
+    const stats = await p2pDemo.transport.peer_connection.getStats();
     let pairId = null;
     stats.forEach((s) => {
         if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;

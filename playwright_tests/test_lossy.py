@@ -133,7 +133,7 @@ def test_a_channel_closed_mid_game_falls_back_to_the_relay_and_comes_back(
     closer = answerer  # the side that does not make offers: the other must notice and re-offer
     for tab in tabs:
         tab.wait_until(f"r.game !== null && r.game.frames_stepped >= {CLOSE_AT_FRAME // 2}", 30_000)
-        tab.page.evaluate("() => { window.firstPc = p2pDemo.transport._pc; }")
+        tab.page.evaluate("() => { window.firstPc = p2pDemo.transport.peer_connection; }")
     closed = closer.page.evaluate(CLOSE_AT_FRAME_JS, CLOSE_AT_FRAME)
     before = {id(tab): tab.report() for tab in tabs}
     for tab in tabs:
@@ -190,7 +190,7 @@ def test_a_channel_closed_mid_game_falls_back_to_the_relay_and_comes_back(
         assert via_relay >= 0.8 * relay_only_ms / FRAME_MS, (via_relay, relay_only_ms)
 
         # A new peer connection, the old one's handlers freed, no timer left behind.
-        assert tab.page.evaluate("() => p2pDemo.transport._pc !== window.firstPc")
+        assert tab.page.evaluate("() => p2pDemo.transport.peer_connection !== window.firstPc")
         assert stats["generation"] >= 1
         assert stats["reconnects"] == 1
         assert stats["live_pc_proxies"] == start["stats"]["live_pc_proxies"]

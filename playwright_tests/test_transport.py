@@ -51,7 +51,7 @@ DISCONNECT_EVENT_LIMIT_MS: Final = 1_000.0
 # announces two inputs but carries one (both counted as decode errors), and a string instead of
 # binary data (counted as a text message). Returns [garbage packets, text messages].
 GARBAGE_JS: Final = """player => {
-    const raw = p2pDemo.transport._channel.raw;
+    const raw = p2pDemo.transport.data_channel;
     raw.send(new Uint8Array([0xff, 1, 2]));
     raw.send(new Uint8Array([0x01, 0, player, 0, 0, 0, 5, 2, 0, 0, 0, 0, 5, 7]));
     raw.send("not a packet");
@@ -98,8 +98,10 @@ class Tab:
     def wait_game_done(self, frames: int) -> None:
         self.wait_until("r.game !== null && r.game.done", frames * FRAME_MS + GAME_SLACK_MS)
 
-    def wait_closed(self, timeout_ms: float) -> None:
-        self.wait_until('r.stats.state === "closed" && !r.stats.ping_timer_running', timeout_ms)
+    def wait_closed(self, timeout_ms: float, state: str = "closed") -> None:
+        """Until the session's state is ``state`` ("closed": the channel closed; "shut_down":
+        the session was closed for good) and its ping timer stopped."""
+        self.wait_until(f'r.stats.state === "{state}" && !r.stats.ping_timer_running', timeout_ms)
 
 
 def assert_no_page_errors(console: list[str]) -> None:
@@ -300,7 +302,7 @@ def test_reset_episode_starts_over_on_the_same_connection(
     tabs = open_pair(context, server, turn, console_messages, frames=SHORT_FRAMES)
     for tab in tabs:
         tab.wait_game_done(SHORT_FRAMES)
-        tab.page.evaluate("() => { window.firstPc = p2pDemo.transport._pc; }")
+        tab.page.evaluate("() => { window.firstPc = p2pDemo.transport.peer_connection; }")
     events_before = [tab.event_names() for tab in tabs]
 
     # Both sides reset before either starts, as a game does between episodes: a frame 0 of the
@@ -328,8 +330,8 @@ def test_reset_episode_starts_over_on_the_same_connection(
         assert tab.event_names() == before
         assert report["stats"]["state"] == "open"
         assert report["stats"]["ping_timer_running"] is True
-        assert tab.page.evaluate("() => p2pDemo.transport._pc === window.firstPc")
-        assert tab.page.evaluate("() => p2pDemo.transport._channel.raw.readyState") == "open"
+        assert tab.page.evaluate("() => p2pDemo.transport.peer_connection === window.firstPc")
+        assert tab.page.evaluate("() => p2pDemo.transport.data_channel.readyState") == "open"
     assert_no_page_errors(console_messages)
 
 
@@ -373,7 +375,8 @@ def test_closing_a_tab_is_noticed_by_the_other(
     closed_at_ms = survivor.now_ms()
     started = time.monotonic()
     leaver.page.close()
-    survivor.wait_closed(CLOSE_DETECTION_LIMIT_MS + 3_000)
+    # The server's word that the peer left closes the session for good.
+    survivor.wait_closed(CLOSE_DETECTION_LIMIT_MS + 3_000, state="shut_down")
     # The channel's close may come before the server's word that the peer left; only the latter
     # ends the session (until then a reconnection may be scheduled).
     survivor.wait_until(
@@ -392,10 +395,10 @@ def test_closing_a_tab_is_noticed_by_the_other(
     print(
         f"tab close noticed by the other tab after {detection_ms:.0f} ms "
         f"({noticed[0][1]}; events {[name for _, name in noticed]}); "
-        f"state closed and ping timer stopped {waited_ms:.0f} ms after page.close() was called"
+        f"state shut_down and ping timer stopped {waited_ms:.0f} ms after page.close() was called"
     )
     assert 0 <= detection_ms < CLOSE_DETECTION_LIMIT_MS
-    assert report["stats"]["state"] == "closed"
+    assert report["stats"]["state"] == "shut_down"
     assert report["stats"]["ping_timer_running"] is False
     assert report["stats"]["watchdog_running"] is False
     assert report["stats"]["reconnect_timer_running"] is False

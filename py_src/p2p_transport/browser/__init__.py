@@ -1,9 +1,11 @@
 """The browser edge: the only subpackage that imports ``js`` and ``pyodide.ffi``.
 
-:mod:`~p2p_transport.browser.adapters` turns browser objects into the core's channels and
-scheduler; :mod:`~p2p_transport.browser.transport` is :class:`BrowserTransport`, one tab's end of
-the connection; ``p2p_shim.js`` (package data, :func:`shim_path`) is the
-JavaScript half a page loads.
+:mod:`~p2p_transport.browser.pairing` decides (sans-IO, no ``js``: pairing or resuming, a peer
+that leaves, reconnection); :mod:`~p2p_transport.browser.adapters`,
+:mod:`~p2p_transport.browser.server_sockets` and :mod:`~p2p_transport.browser.rtc_connection`
+hold the browser's objects, one adapter each; :mod:`~p2p_transport.browser.transport` is
+:class:`BrowserTransport`, one tab's end of the connection, which joins them; ``p2p_shim.js``
+(package data, :func:`shim_path`) is the JavaScript half a page loads.
 """
 
 from pathlib import Path

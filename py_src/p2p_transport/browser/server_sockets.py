@@ -1,0 +1,148 @@
+"""The signaling server's two sockets as the browser holds them, each reporting to a
+:class:`~p2p_transport.browser.pairing.Pairing`.
+
+:class:`ServerSocket` is the socket.io-client connection (joining, pairing, signaling, the relay
+as events); :class:`RelaySocket` the server's lean relay WebSocket (one frame per packet, see
+``RELAY_SOCKET_PATH``); :class:`DialectRelay` the session's relay path over both.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import js
+
+from p2p_transport.browser.adapters import (
+    JsDataChannel,
+    JsSocketIO,
+    ProxyRegistry,
+    js_object,
+    payload_bytes,
+)
+from p2p_transport.browser.pairing import Pairing
+from p2p_transport.wire.dialects import Dialect
+from p2p_transport.wire.signaling import relay_socket_url
+
+__all__ = ["DialectRelay", "RelaySocket", "ServerSocket"]
+
+
+def _reason(error: Any) -> str:
+    """A socket.io-client connect_error's message."""
+    message = getattr(error, "message", None)
+    return str(message) if message is not None else str(error)
+
+
+class ServerSocket:
+    """The socket.io-client socket: its events go to ``pairing``, whose dialect names them."""
+
+    def __init__(
+        self, server_url: str | None, room: str, pairing: Pairing, proxies: ProxyRegistry
+    ) -> None:
+        # The room in the URL lets a load balancer put both players on one server process
+        # (p2p_server.cluster hashes it).
+        opts = js_object({"transports": ["websocket"], "forceNew": True, "query": {"room": room}})
+        self.raw: Any = js.io(server_url, opts) if server_url else js.io(opts)
+        self._pairing = pairing
+        self._binary_events = pairing.dialect.binary_events
+        on = self.raw.on
+        on("connect", proxies.create(lambda *_: pairing.socket_connected()))
+        # The client's own events: it could not reach the server (it retries with backoff), or
+        # lost it (close() removes every handler first, so its own disconnect is not reported).
+        on(
+            "connect_error",
+            proxies.create(lambda err, *_: pairing.server_unreachable(_reason(err))),
+        )
+        # socket.io-client passes the reason and, for some reasons, a description.
+        on("disconnect", proxies.create(lambda reason, *_: pairing.server_lost(str(reason))))
+        for event in pairing.dialect.events:
+            on(event, proxies.create(partial(self._on_event, event)))
+
+    def _on_event(self, event: str, data: Any) -> None:
+        try:
+            if event in self._binary_events:
+                value: Any = payload_bytes(data)
+            else:
+                value = data.to_py() if hasattr(data, "to_py") else data
+        except Exception as exc:
+            self._pairing.unreadable(event, exc)
+            return
+        self._pairing.server_event(event, value)
+
+    def emit(self, event: str, payload: Any) -> None:
+        """Emit ``payload`` (plain data) as plain JS objects."""
+        self.raw.emit(event, js_object(payload))
+
+    def relay(self, dialect: Dialect) -> DialectRelay:
+        """The session's relay path over this socket."""
+        return DialectRelay(JsSocketIO(self.raw), dialect)
+
+    def close(self) -> None:
+        """Drop every handler first, so this side's own disconnect is not reported, then go."""
+        self.raw.off()
+        self.raw.disconnect()
+
+
+class RelaySocket:
+    """The server's lean relay WebSocket, opened with a ``paired`` ticket. Its packets go to the
+    current session; the session sends on it through :class:`DialectRelay` while it is open."""
+
+    def __init__(
+        self,
+        server_url: str | None,
+        room: str,
+        ticket: str,
+        pairing: Pairing,
+        proxies: ProxyRegistry,
+    ) -> None:
+        base = server_url or str(js.location.origin)
+        raw = js.WebSocket.new(relay_socket_url(base, ticket, room))
+        raw.binaryType = "arraybuffer"
+        self._pairing = pairing
+        self._proxies = proxies
+        channel = self.channel = JsDataChannel(raw)
+        channel.state_changed("connecting")
+        raw.onopen = proxies.create(lambda *_: channel.state_changed("open"))
+        raw.onclose = proxies.create(lambda *_: channel.state_changed("closed"))
+        raw.onmessage = proxies.create(self._on_message)
+
+    def _on_message(self, event: Any) -> None:
+        session = self._pairing.session
+        if session is not None:
+            session.edge.on_relay_message(payload_bytes(event.data))
+
+    def close(self) -> None:
+        self.channel.state_changed("closed")
+        raw = self.channel.raw
+        raw.onopen = raw.onclose = raw.onmessage = None
+        raw.close()
+        self._proxies.destroy_all()
+
+
+class DialectRelay:
+    """The session's relay path as the dialect carries it: each packet translated (or left out,
+    where the server's relay cannot carry it) and emitted on the socket, or sent as it is on the
+    server's lean relay socket while one is open."""
+
+    def __init__(self, socket: JsSocketIO, dialect: Dialect) -> None:
+        self._socket = socket
+        self._dialect = dialect
+        #: The lean relay socket, set by the transport while it has one.
+        self.lean: JsDataChannel | None = None
+
+    @property
+    def connected(self) -> bool:
+        lean = self.lean
+        # The lean socket's state is kept from its events; the Socket.IO socket's is read through
+        # the proxy (about 1 us in Pyodide), so it is asked only when the lean socket is not open.
+        return (lean is not None and lean.readyState == "open") or self._socket.connected
+
+    def emit(self, event: str, data: bytes) -> object:
+        lean = self.lean
+        if lean is not None and lean.readyState == "open":
+            lean.send(data)
+            return None
+        outgoing = self._dialect.relay(data)
+        if outgoing is None:
+            return None
+        return self._socket.emit_data(*outgoing)
