@@ -186,7 +186,7 @@ class P2PSession:
         )
         # Read by step(), once per frame.
         self._note_awake = watchdog.note_awake
-        self._send_input = inputs.send_local_input
+        self._send_local_input = inputs.send_local_input
         self._check_peer_version = routing.check_peer_version
         observe_health()
 
@@ -218,7 +218,7 @@ class P2PSession:
         Returns whether any path took it.
         """
         self._note_awake()
-        sent = self._send_input(frame, action)
+        sent = self._send_local_input(frame, action)
         self._check_peer_version()
         return sent
 
