@@ -33,6 +33,8 @@ SERVER_MODULES: Final = frozenset(
         "stats.py",
         "settings.py",
         "telemetry_store.py",
+        "door.py",
+        "packets.py",
     }
 )
 DEMO_MODULES: Final = frozenset(
