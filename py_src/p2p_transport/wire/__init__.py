@@ -6,4 +6,11 @@
 carry, :mod:`~p2p_transport.wire.signaling` names the Socket.IO events and limits that the
 browser edge and the reference server share, and :mod:`~p2p_transport.wire.dialects` translates
 them for each signaling server.
+
+These are building blocks for interop and servers, not what a game calls: the subpackage's
+``__all__`` names its public modules, and each module's own ``__all__`` names what it offers.
 """
+
+from p2p_transport.wire import codec, control_payloads, dialects, messages, signaling
+
+__all__ = ["codec", "control_payloads", "dialects", "messages", "signaling"]
