@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import strategies as st
 
+from p2p_transport.errors import UsageError
 from p2p_transport.wire.codec import (
     MAX_ACKED_INPUTS_PER_PACKET,
     MAX_INPUTS_PER_PACKET,
@@ -119,10 +120,11 @@ def check_decode_error(data: bytes, message: str) -> None:
 
 
 def check_encode_error(call: Callable[[], bytes], message: str) -> None:
-    """``call`` raises a plain ValueError (no subclass) that says ``message``."""
+    """``call`` raises a UsageError (the caller's mistake: a ValueError, and no subclass such
+    as DecodeError) that says ``message``."""
     with pytest.raises(ValueError) as info:
         call()
-    assert type(info.value) is ValueError
+    assert type(info.value) is UsageError
     assert message in str(info.value)
 
 

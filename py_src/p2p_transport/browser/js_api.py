@@ -9,15 +9,17 @@ of Python is left with the page.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import weakref
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 import js
 
 from p2p_transport.browser.options import IceServer, TransportOptions
 from p2p_transport.browser.transport import BrowserTransport
+from p2p_transport.errors import P2PTransportError, UsageError
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.session import Callbacks, SessionConfig
 
@@ -50,18 +52,18 @@ def parse_options(options_json: str) -> TransportOptions:
     what was wrong and what is allowed."""
     options = json.loads(options_json)
     if not isinstance(options, dict):
-        raise ValueError("connect() takes one options object")
+        raise UsageError("connect() takes one options object")
     for name, value in options.items():
         kind = OPTION_NAMES.get(name)
         if kind is None:
             allowed = ", ".join([*OPTION_NAMES, "onInput", "onEvent"])
-            raise ValueError(f"unknown option {name!r}: connect() takes {allowed}")
+            raise UsageError(f"unknown option {name!r}: connect() takes {allowed}")
         if not isinstance(value, kind):
-            raise ValueError(f"{name} must be a {_JS_TYPES[kind]}, got {json.dumps(value)}")
+            raise UsageError(f"{name} must be a {_JS_TYPES[kind]}, got {json.dumps(value)}")
     route = options.get("routeMode", RouteMode.PARALLEL.value)
     modes = [mode.value for mode in RouteMode]
     if route not in modes:
-        raise ValueError(f"routeMode must be one of {', '.join(modes)}, got {route!r}")
+        raise UsageError(f"routeMode must be one of {', '.join(modes)}, got {route!r}")
     fields: dict[str, Any] = {
         _FIELDS[name]: value for name, value in options.items() if name in _FIELDS
     }
@@ -69,12 +71,39 @@ def parse_options(options_json: str) -> TransportOptions:
         try:
             fields["ice_servers"] = tuple(IceServer.of(server) for server in options["iceServers"])
         except (TypeError, ValueError) as error:
-            raise ValueError(f"iceServers: {error}") from None
+            raise UsageError(f"iceServers: {error}") from None
     # TransportOptions checks the rest (an empty room, say) with the same kind of message.
     return TransportOptions(**fields, session=SessionConfig(route_mode=RouteMode(route)))
 
 
 _JS_TYPES: Final = {str: "string", list: "array", bool: "boolean"}
+
+#: The built-in classes a page reads an error by, the more telling first. The shim shows a
+#: Python error's last line, and the README documents those lines (``ValueError: routeMode must
+#: be one of...``): the package's own classes reach the page as the built-in class each also is.
+_JS_ERROR_CLASSES: Final = (RuntimeError, TypeError, AssertionError, ValueError)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _as_builtin(error: P2PTransportError) -> Exception:
+    """``error`` as the built-in exception it also is, with the same message."""
+    builtin = next((cls for cls in _JS_ERROR_CLASSES if isinstance(error, cls)), Exception)
+    return builtin(*error.args)
+
+
+def _builtin_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``method``, raising the package's errors to the page as :func:`_as_builtin` does."""
+
+    @functools.wraps(method)
+    def reported(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except P2PTransportError as error:
+            raise _as_builtin(error) from None
+
+    return reported
 
 
 class JsConnection:
@@ -85,6 +114,7 @@ class JsConnection:
     returned.
     """
 
+    @_builtin_errors
     def __init__(
         self,
         options_json: str,
@@ -113,12 +143,13 @@ class JsConnection:
     def connect(self) -> None:
         self.transport.connect()
 
+    @_builtin_errors
     def step(self, frame: int, action: int) -> bool:
         """Send the local input for ``frame`` (``RuntimeError`` before pairing). A JavaScript
         number with an integer value arrives as an int; anything else is refused by name."""
         for name, value in (("frame", frame), ("action", action)):
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"step(): {name} must be an integer, got {value!r}")
+                raise UsageError(f"step(): {name} must be an integer, got {value!r}")
         return self.transport.step(frame, action)
 
     def stats_json(self) -> str:
@@ -127,13 +158,17 @@ class JsConnection:
     def telemetry_json(self) -> str:
         return json.dumps(self.transport.telemetry())
 
+    @_builtin_errors
     def save_telemetry_json(self, extra_json: str) -> asyncio.Task[str]:
         """:meth:`BrowserTransport.save_telemetry` with ``extra`` as JSON text; the task's
         result is the server's answer as JSON text."""
         saved = self.transport.save_telemetry(json.loads(extra_json))
 
         async def answer() -> str:
-            return json.dumps(await saved)
+            try:
+                return json.dumps(await saved)
+            except P2PTransportError as error:  # the server refused, or the transport closed
+                raise _as_builtin(error) from None
 
         return asyncio.ensure_future(answer())
 

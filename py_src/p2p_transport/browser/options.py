@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p2p_transport.checks import check_int, check_positive
+from p2p_transport.errors import UsageError
 from p2p_transport.protocol.faults import FaultConfig
 from p2p_transport.protocol.lifecycle import DEFAULT_ICE_TIMEOUT_MS
 from p2p_transport.protocol.reconnect import ReconnectConfig
@@ -32,11 +33,11 @@ class IceServer:
     def __post_init__(self) -> None:
         urls = [self.urls] if isinstance(self.urls, str) else list(self.urls)
         if not urls or not all(isinstance(url, str) and url for url in urls):
-            raise ValueError(f"urls must be a non-empty URL or list of URLs, got {self.urls!r}")
+            raise UsageError(f"urls must be a non-empty URL or list of URLs, got {self.urls!r}")
         for name in ("username", "credential"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+                raise UsageError(f"{name} must be a string, got {type(value).__name__}")
 
     @classmethod
     def of(cls, server: IceServer | Mapping[str, Any]) -> IceServer:
@@ -45,12 +46,12 @@ class IceServer:
         if isinstance(server, IceServer):
             return server
         if not isinstance(server, Mapping):
-            raise ValueError(
+            raise UsageError(
                 f"an ICE server is an IceServer or a dict like {{'urls': ...}}, got {server!r}"
             )
         unknown = set(server) - {"urls", "username", "credential"}
         if unknown or "urls" not in server:
-            raise ValueError(
+            raise UsageError(
                 f"an ICE server dict has 'urls' and optionally 'username' and 'credential', "
                 f"got keys {sorted(server)}"
             )
@@ -107,13 +108,13 @@ class TransportOptions:
         ):
             value = getattr(self, name)
             if not isinstance(value, kind):
-                raise ValueError(f"{name} must be {what}, got {value!r}")
+                raise UsageError(f"{name} must be {what}, got {value!r}")
         if not self.room:
-            raise ValueError("room must be a non-empty string, got ''")
+            raise UsageError("room must be a non-empty string, got ''")
         if self.token is not None and not isinstance(self.token, str):
-            raise ValueError(f"token must be a string or None, got {self.token!r}")
+            raise UsageError(f"token must be a string or None, got {self.token!r}")
         if self.faults is not None and not isinstance(self.faults, FaultConfig):
-            raise ValueError(f"faults must be a FaultConfig or None, got {self.faults!r}")
+            raise UsageError(f"faults must be a FaultConfig or None, got {self.faults!r}")
         check_int("fault_seed", self.fault_seed)
         check_positive(self, "ice_timeout_ms")
         # The shape every WebRTC page writes, {urls, username, credential}, is taken too.

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import Final
 
+from p2p_transport.errors import UsageError
 from p2p_transport.protocol.recorded_inputs import RecordedInputs
 from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
 from p2p_transport.wire.codec import (
@@ -63,7 +64,7 @@ class AckedInputSender:
 
     def __init__(self, player_index: int, redundancy: int = DEFAULT_REDUNDANCY) -> None:
         if not 1 <= redundancy <= PENDING_LIMIT:
-            raise ValueError(f"redundancy must be in 1..{PENDING_LIMIT}, got {redundancy}")
+            raise UsageError(f"redundancy must be in 1..{PENDING_LIMIT}, got {redundancy}")
         encode_acked_input_packet(player_index, 0, None, ())  # validates player_index
         self.player_index = player_index
         self.redundancy = redundancy

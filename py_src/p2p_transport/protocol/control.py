@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from p2p_transport.errors import InvalidStateError, RemoteError
+from p2p_transport.errors import InvalidStateError, RemoteError, UsageError
 from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.rtt import nearest_rank, rfc6298_update
 from p2p_transport.timing import Clock, Scheduler
@@ -173,7 +173,7 @@ class ReliableControlChannel:
         rtt_hint: RTTHint | None = None,
     ) -> None:
         if window < 1:
-            raise ValueError(f"window must be at least 1, got {window}")
+            raise UsageError(f"window must be at least 1, got {window}")
         self._transmit = transmit
         self._on_message = on_message
         self._clock = clock

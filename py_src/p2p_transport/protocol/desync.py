@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport.errors import UsageError
 from p2p_transport.guard import call_guarded
 from p2p_transport.wire.control_payloads import (
     decode_state_hash_payload,
@@ -86,7 +87,7 @@ class DesyncChecker:
         history: int = DEFAULT_HASH_HISTORY,
     ) -> None:
         if history < 1:
-            raise ValueError(f"history must be at least 1, got {history}")
+            raise UsageError(f"history must be at least 1, got {history}")
         self._send = send
         self.on_desync = on_desync
         self.history = history

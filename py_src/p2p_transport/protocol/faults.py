@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Final
 
 from p2p_transport.checks import check_int, check_non_negative
+from p2p_transport.errors import UsageError
 from p2p_transport.protocol.sender import DataChannelLike
 from p2p_transport.timing import Clock
 
@@ -29,7 +30,7 @@ DEFAULT_REORDER_MS: Final = 50.0
 
 def _check_probability(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:  # also rejects NaN
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
+        raise UsageError(f"{name} must be in [0, 1], got {value}")
 
 
 @dataclass(frozen=True, slots=True)

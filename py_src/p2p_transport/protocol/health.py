@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Final
 
 from p2p_transport.checks import check_positive
+from p2p_transport.errors import UsageError
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.timing import Clock
 
@@ -65,9 +66,9 @@ class HealthThresholds:
             "disconnect_silence_ms",
         )
         if self.critical_one_way_ms < self.warning_one_way_ms:
-            raise ValueError("critical_one_way_ms must not be below warning_one_way_ms")
+            raise UsageError("critical_one_way_ms must not be below warning_one_way_ms")
         if self.disconnect_silence_ms < self.warning_silence_ms:
-            raise ValueError("disconnect_silence_ms must not be below warning_silence_ms")
+            raise UsageError("disconnect_silence_ms must not be below warning_silence_ms")
 
 
 class ConnectionHealthMonitor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from p2p_transport.errors import UsageError
 from p2p_transport.timing import Clock
 
 __all__ = ["MAX_PROBES", "MAX_UNANSWERED_CONTROL_SENDS", "PROBE_INTERVAL_MS", "AckNegotiation"]
@@ -48,7 +49,7 @@ class AckNegotiation:
         self, clock: Clock, enabled: bool = True, probe_interval_ms: float = PROBE_INTERVAL_MS
     ) -> None:
         if not probe_interval_ms > 0:
-            raise ValueError(f"probe_interval_ms must be positive, got {probe_interval_ms}")
+            raise UsageError(f"probe_interval_ms must be positive, got {probe_interval_ms}")
         self._clock = clock
         self.enabled = enabled
         self.probe_interval_ms = probe_interval_ms

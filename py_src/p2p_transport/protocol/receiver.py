@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport.errors import UsageError
 from p2p_transport.wire.codec import Inputs
 from p2p_transport.wire.messages import AckedInputPacket, InputPacket, InputResponse
 
@@ -66,7 +67,7 @@ class InputReceiver:
         history_frames: int = DEFAULT_HISTORY_FRAMES,
     ) -> None:
         if history_frames < 1:
-            raise ValueError(f"history_frames must be at least 1, got {history_frames}")
+            raise UsageError(f"history_frames must be at least 1, got {history_frames}")
         self.peer_index = peer_index
         self._on_input = on_input
         self._history = history_frames

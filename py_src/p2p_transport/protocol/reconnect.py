@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Final
 
 from p2p_transport.checks import check_int, check_non_negative, check_positive
+from p2p_transport.errors import UsageError
 
 __all__ = ["ReconnectBackoff", "ReconnectConfig", "ReconnectCounters"]
 
@@ -53,7 +54,7 @@ class ReconnectConfig:
         check_int("max_attempts", self.max_attempts)
         check_non_negative(self, "first_delay_ms", "max_delay_ms")
         if not (math.isfinite(self.backoff) and self.backoff >= 1):
-            raise ValueError(f"backoff must be at least 1, got {self.backoff}")
+            raise UsageError(f"backoff must be at least 1, got {self.backoff}")
         check_positive(self, "attempt_timeout_ms")
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 from p2p_transport.checks import check_int
+from p2p_transport.errors import UsageError
 from p2p_transport.wire.codec import INPUT_SIZE, MAX_ACTION, MAX_FRAME, pack_input_entry
 
 __all__ = ["RecordedInputs", "check_input"]
@@ -21,7 +22,7 @@ def check_input(target_frame: int, action: int, last_frame: int | None) -> None:
     check_int("action", action, MAX_ACTION)
     check_int("target_frame", target_frame, MAX_FRAME)
     if last_frame is not None and target_frame <= last_frame:
-        raise ValueError(
+        raise UsageError(
             f"target_frame {target_frame} is not after the last recorded frame {last_frame}; "
             "call reset() when a new episode restarts frame numbers"
         )

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from p2p_transport.checks import check_finite
+from p2p_transport.errors import UsageError
 from p2p_transport.timing import Clock
 
 __all__ = ["DEFAULT_RTT_WINDOW", "RTTTracker", "nearest_rank", "rfc6298_update"]
@@ -47,7 +48,7 @@ class RTTTracker:
 
     def __init__(self, clock: Clock, window: int = DEFAULT_RTT_WINDOW) -> None:
         if window < 1:
-            raise ValueError(f"window must be at least 1, got {window}")
+            raise UsageError(f"window must be at least 1, got {window}")
         self._clock = clock
         self._samples: deque[float] = deque(maxlen=window)
         self.sample_count = 0
@@ -69,7 +70,7 @@ class RTTTracker:
         """Record one round trip. Raises ``ValueError`` for a non-finite or non-positive sample."""
         check_finite("RTT sample", rtt_ms)
         if rtt_ms <= 0:
-            raise ValueError(f"RTT sample must be positive, got {rtt_ms}")
+            raise UsageError(f"RTT sample must be positive, got {rtt_ms}")
         self._samples.append(rtt_ms)
         self.sample_count += 1
         self.last_sample_ms = rtt_ms
@@ -109,7 +110,7 @@ class RTTTracker:
 
     def percentile_ms(self, fraction: float) -> float | None:
         if not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+            raise UsageError(f"fraction must be in (0, 1], got {fraction}")
         return nearest_rank(self._samples, fraction) if self._samples else None
 
     @property

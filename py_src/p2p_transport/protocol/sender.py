@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final, Protocol
 
+from p2p_transport.errors import UsageError
 from p2p_transport.protocol.recorded_inputs import RecordedInputs
 from p2p_transport.wire.codec import (
     INPUT_SIZE,
@@ -102,9 +103,9 @@ class RedundantInputs:
         window: int = DEFAULT_WINDOW,
     ) -> None:
         if not 1 <= redundancy <= MAX_INPUTS_PER_PACKET:
-            raise ValueError(f"redundancy must be in 1..{MAX_INPUTS_PER_PACKET}, got {redundancy}")
+            raise UsageError(f"redundancy must be in 1..{MAX_INPUTS_PER_PACKET}, got {redundancy}")
         if window < redundancy:
-            raise ValueError(f"window ({window}) must be at least redundancy ({redundancy})")
+            raise UsageError(f"window ({window}) must be at least redundancy ({redundancy})")
         encode_input_packet(player_index, 0, ())  # validates player_index with the codec's message
         self.player_index = player_index
         self.redundancy = redundancy
@@ -142,7 +143,7 @@ class P2PInputSender:
     ) -> None:
         self._inputs = RedundantInputs(player_index, redundancy, window)
         if buffer_threshold < 0:
-            raise ValueError(f"buffer_threshold must not be negative, got {buffer_threshold}")
+            raise UsageError(f"buffer_threshold must not be negative, got {buffer_threshold}")
         self.channel = channel
         self.player_index = player_index
         self.redundancy = redundancy

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from p2p_transport.errors import UsageError
+
 __all__ = ["StateRing"]
 
 
@@ -14,7 +16,7 @@ class StateRing:
 
     def __init__(self, size: int) -> None:
         if size < 1:
-            raise ValueError(f"size must be at least 1, got {size}")
+            raise UsageError(f"size must be at least 1, got {size}")
         self._frames: list[int] = [-1] * size
         self._states: list[object] = [None] * size
 

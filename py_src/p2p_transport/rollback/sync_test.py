@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from p2p_transport.checks import check_int
+from p2p_transport.errors import UsageError
 from p2p_transport.rollback.errors import DesyncError
 from p2p_transport.rollback.game import Game, check_game
 from p2p_transport.rollback.state_ring import StateRing
@@ -43,7 +44,7 @@ class SyncTestSession:
         ``check_distance`` frames; raises :class:`DesyncError` at the first difference."""
         frame_inputs = tuple(inputs)
         if len(frame_inputs) != self.num_players:
-            raise ValueError(
+            raise UsageError(
                 f"inputs must have one action per player ({self.num_players}), got {frame_inputs}"
             )
         for action in frame_inputs:

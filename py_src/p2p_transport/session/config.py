@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from p2p_transport.checks import check_positive
+from p2p_transport.errors import UsageError
 from p2p_transport.protocol.health import HealthThresholds
 from p2p_transport.protocol.receiver import DEFAULT_HISTORY_FRAMES
 from p2p_transport.protocol.routing import RouteMode, RoutingThresholds
@@ -56,4 +57,4 @@ class SessionConfig:
         # Accept the mode's string value ("p2p-first"), as a command line or JS caller passes it.
         object.__setattr__(self, "route_mode", RouteMode(self.route_mode))
         if not self.relay_inputs and self.route_mode not in (RouteMode.PARALLEL, RouteMode.P2P):
-            raise ValueError(f"route_mode {self.route_mode.value!r} needs relay_inputs")
+            raise UsageError(f"route_mode {self.route_mode.value!r} needs relay_inputs")

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from p2p_transport.errors import UsageError
 from p2p_transport.protocol.health import HealthStatus
 from p2p_transport.protocol.routing import RouteChange
 
@@ -80,7 +81,7 @@ class BoundedLog:
 
     def __init__(self, columns: Sequence[str], capacity: int) -> None:
         if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
+            raise UsageError(f"capacity must be at least 1, got {capacity}")
         self.columns = tuple(columns)
         self._rows: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         #: Rows dropped to make room: the total ever appended is ``len(self) + dropped``.
@@ -95,7 +96,7 @@ class BoundedLog:
 
     def append(self, *row: Any) -> None:
         if len(row) != len(self.columns):
-            raise ValueError(f"a row has {len(self.columns)} fields, got {len(row)}")
+            raise UsageError(f"a row has {len(self.columns)} fields, got {len(row)}")
         if len(self._rows) == self.capacity:
             self.dropped += 1
         self._rows.append(row)

@@ -66,7 +66,7 @@ from itertools import chain
 from typing import Any, Final, TypeAlias
 
 from p2p_transport.checks import check_finite, check_int
-from p2p_transport.errors import RemoteError
+from p2p_transport.errors import RemoteError, UsageError
 from p2p_transport.wire.messages import (
     AckedInputPacket,
     ControlAck,
@@ -238,7 +238,7 @@ def encode_input_packet(
     check_int("current_frame", current_frame, MAX_FRAME)
     count = len(inputs)
     if count > MAX_INPUTS_PER_PACKET:
-        raise ValueError(f"at most {MAX_INPUTS_PER_PACKET} inputs per packet, got {count}")
+        raise UsageError(f"at most {MAX_INPUTS_PER_PACKET} inputs per packet, got {count}")
     _check_inputs(inputs)
     return pack_input_head(player_index, current_frame, count) + _pack_entries(inputs)
 
@@ -260,7 +260,7 @@ def encode_acked_input_packet(
         check_int("ack_frame", ack_frame, NO_ACK - 1)
     count = len(inputs)
     if count > MAX_ACKED_INPUTS_PER_PACKET:
-        raise ValueError(
+        raise UsageError(
             f"at most {MAX_ACKED_INPUTS_PER_PACKET} inputs per acked packet, got {count}"
         )
     _check_inputs(inputs)
@@ -297,7 +297,7 @@ def _check_inputs(inputs: Sequence[tuple[int, int]]) -> None:
         check_int("frame", frame, MAX_FRAME)
         check_int("action", action, MAX_ACTION)
         if frame <= previous:
-            raise ValueError(
+            raise UsageError(
                 f"input frames must be strictly increasing, got {frame} after {previous}"
             )
         previous = frame
@@ -344,7 +344,7 @@ def encode_input_request(start_frame: int, end_frame: int) -> bytes:
     check_int("start_frame", start_frame, MAX_FRAME)
     check_int("end_frame", end_frame, MAX_FRAME)
     if end_frame < start_frame:
-        raise ValueError(f"end_frame {end_frame} is before start_frame {start_frame}")
+        raise UsageError(f"end_frame {end_frame} is before start_frame {start_frame}")
     return _INPUT_REQUEST.pack(MessageType.INPUT_REQUEST, start_frame, end_frame)
 
 
@@ -353,7 +353,7 @@ def encode_input_response(player_index: int, inputs: Sequence[tuple[int, int]]) 
     check_int("player_index", player_index, MAX_PLAYER_INDEX)
     count = len(inputs)
     if count > MAX_INPUTS_PER_RESPONSE:
-        raise ValueError(f"at most {MAX_INPUTS_PER_RESPONSE} inputs per response, got {count}")
+        raise UsageError(f"at most {MAX_INPUTS_PER_RESPONSE} inputs per response, got {count}")
     _check_inputs(inputs)
     head = _INPUT_RESPONSE_HEADER.pack(MessageType.INPUT_RESPONSE, player_index, count)
     return head + _pack_entries(inputs)
@@ -374,7 +374,7 @@ def encode_v1_episode_ready(episode: int, state_hash: str) -> bytes:
         or len(state_hash) != V1_HASH_SIZE
         or not state_hash.isascii()
     ):
-        raise ValueError(f"state_hash must be {V1_HASH_SIZE} ASCII characters, got {state_hash!r}")
+        raise UsageError(f"state_hash must be {V1_HASH_SIZE} ASCII characters, got {state_hash!r}")
     return _EPISODE_READY.pack(MessageType.EPISODE_READY, episode, state_hash.encode("ascii"))
 
 
@@ -382,14 +382,14 @@ def encode_v1_state_hash(frame: int, digest: Buffer) -> bytes:
     """Deployed peers' state hash (0x07): frame u32, 8 raw bytes."""
     check_int("frame", frame, MAX_FRAME)
     if len(digest) != V1_HASH_SIZE:
-        raise ValueError(f"digest must be {V1_HASH_SIZE} bytes, got {len(digest)}")
+        raise UsageError(f"digest must be {V1_HASH_SIZE} bytes, got {len(digest)}")
     return _STATE_HASH.pack(MessageType.STATE_HASH, frame, bytes(digest))
 
 
 def encode_focus_state(focused: bool, frame: int) -> bytes:
     """Whether this side's tab is in the foreground, as of ``frame`` (0x14)."""
     if not isinstance(focused, bool):
-        raise ValueError(f"focused must be a bool, got {type(focused).__name__}")
+        raise UsageError(f"focused must be a bool, got {type(focused).__name__}")
     check_int("frame", frame, MAX_FRAME)
     return _FOCUS_STATE.pack(MessageType.FOCUS_STATE, focused, frame)
 
@@ -400,7 +400,7 @@ def encode_held_pong(timestamp_ms: float, hold_ms: float) -> bytes:
     packet = _encode_timestamp(MessageType.HELD_PONG, timestamp_ms)
     check_finite("hold_ms", hold_ms)
     if not 0 <= hold_ms <= MAX_HOLD_MS:
-        raise ValueError(f"hold_ms must be in 0..{MAX_HOLD_MS}, got {hold_ms}")
+        raise UsageError(f"hold_ms must be in 0..{MAX_HOLD_MS}, got {hold_ms}")
     return packet + _HOLD.pack(round(hold_ms * 1000))
 
 
@@ -413,10 +413,10 @@ def encode_control(sequence: int, kind: int, payload: Buffer) -> bytes:
     check_int("sequence", sequence, MAX_CONTROL_SEQUENCE)
     check_int("kind", kind, 0xFF)
     if not isinstance(payload, bytes | bytearray | memoryview):
-        raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
+        raise UsageError(f"payload must be bytes, got {type(payload).__name__}")
     body = bytes(payload)
     if len(body) > MAX_CONTROL_PAYLOAD:
-        raise ValueError(f"payload is at most {MAX_CONTROL_PAYLOAD} bytes, got {len(body)}")
+        raise UsageError(f"payload is at most {MAX_CONTROL_PAYLOAD} bytes, got {len(body)}")
     return _CONTROL_HEADER.pack(MessageType.CONTROL, sequence, kind, len(body)) + body
 
 

@@ -24,6 +24,7 @@ import struct
 from typing import Final
 
 from p2p_transport.checks import check_int
+from p2p_transport.errors import UsageError
 from p2p_transport.wire.codec import MAX_FRAME, DecodeError
 
 __all__ = [
@@ -86,7 +87,7 @@ def encode_state_hash_payload(frame: int, episode: int, hash_bytes: bytes) -> by
     check_int("frame", frame, MAX_FRAME)
     check_int("episode", episode, MAX_FRAME)
     if not isinstance(hash_bytes, bytes | bytearray) or not 1 <= len(hash_bytes) <= MAX_HASH_SIZE:
-        raise ValueError(f"hash_bytes must be 1 to {MAX_HASH_SIZE} bytes, got {hash_bytes!r}")
+        raise UsageError(f"hash_bytes must be 1 to {MAX_HASH_SIZE} bytes, got {hash_bytes!r}")
     return _STATE_HASH_HEAD.pack(episode, frame) + bytes(hash_bytes)
 
 

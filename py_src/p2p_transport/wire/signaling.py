@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from p2p_transport.errors import UsageError
 from p2p_transport.wire.codec import MAX_PACKET_BYTES
 
 __all__ = [
@@ -90,7 +91,7 @@ def relay_socket_url(server_url: str, ticket: str, room: str) -> str:
     """The lean relay socket's URL on the server at ``server_url`` (``http(s)://host[:port]``)."""
     scheme, sep, rest = server_url.partition("://")
     if not sep or scheme not in ("http", "https"):
-        raise ValueError(f"not an http(s) URL: {server_url!r}")
+        raise UsageError(f"not an http(s) URL: {server_url!r}")
     host = rest.split("/", 1)[0]
     query = urlencode({"ticket": ticket, "room": room})
     return f"{'wss' if scheme == 'https' else 'ws'}://{host}{RELAY_SOCKET_PATH}?{query}"
@@ -99,7 +100,7 @@ def relay_socket_url(server_url: str, ticket: str, room: str) -> str:
 def telemetry_parts(save_id: str, text: str) -> list[dict[str, Any]]:
     """The ``save_telemetry`` payloads that carry ``text``; ``ValueError`` if it is too long."""
     if len(text) > MAX_TELEMETRY_CHARS:
-        raise ValueError(
+        raise UsageError(
             f"the telemetry record is {len(text)} characters, over the {MAX_TELEMETRY_CHARS} "
             "a server keeps"
         )
