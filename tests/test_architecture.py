@@ -19,7 +19,7 @@ PACKAGE = "p2p_transport"
 # Each layer may import its own modules and those of the layers listed after it; the package's
 # own small helpers (timing, checks, guard, errors) sit below every layer.
 LAYERS = ("browser", "rollback", "session", "protocol", "wire")
-BASE_MODULES = ("timing", "checks", "guard", "errors")
+BASE_MODULES = ("timing", "errors", "_checks", "_guard")
 # Only the browser edge may touch the browser's objects.
 BROWSER_ONLY = ("js", "pyodide")
 

@@ -69,8 +69,8 @@ def test_memory_is_bounded() -> None:
     for frame in range(100):
         pair.a.add_local_hash(frame, b"h")
     pair.deliver()  # b has hashed nothing: its table holds only the last 8
-    assert len(pair.b._peer) == 8 and pair.b.counters.forgotten == 92
-    assert len(pair.a._local) == 8
+    assert pair.b.peer_hashes_waiting == 8 and pair.b.counters.forgotten == 92
+    assert pair.a.local_hashes_waiting == 8
 
 
 def test_malformed_payloads_are_counted() -> None:

@@ -135,7 +135,7 @@ def test_a_client_that_leaves_mid_save_leaves_nothing_behind(
     a.close()
     relay = keeping.relay
     assert relay.telemetry is not None
-    wait_until(lambda: not relay.telemetry._saves)  # type: ignore[union-attr]
+    wait_until(lambda: relay.telemetry.unfinished_saves == 0)  # type: ignore[union-attr]
     assert not (tmp_path / "data" / "leaver").exists()
 
 

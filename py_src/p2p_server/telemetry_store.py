@@ -61,6 +61,11 @@ class TelemetryStore:
         self.pending_chars = 0
         self._saves: dict[str, dict[str, _Save]] = {}
 
+    @property
+    def unfinished_saves(self) -> int:
+        """Records some of whose parts came and others not yet, all clients together."""
+        return sum(len(saves) for saves in self._saves.values())
+
     async def add_part(
         self, sid: str, room: str, player_index: int, payload: dict[str, Any]
     ) -> dict[str, Any] | None:

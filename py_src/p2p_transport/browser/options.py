@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from p2p_transport.checks import check_int, check_positive
+from p2p_transport._checks import check_int, check_positive
 from p2p_transport.errors import UsageError
 from p2p_transport.protocol.faults import FaultConfig
 from p2p_transport.protocol.lifecycle import DEFAULT_ICE_TIMEOUT_MS

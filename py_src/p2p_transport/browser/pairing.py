@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
+from p2p_transport._guard import call_guarded
 from p2p_transport.browser.options import IceServer, TransportOptions
 from p2p_transport.errors import UsageError
-from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
 from p2p_transport.protocol.lifecycle import Lifecycle
 from p2p_transport.protocol.peer_connection import (

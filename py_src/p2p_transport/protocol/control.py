@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport._guard import call_guarded
 from p2p_transport.errors import InvalidStateError, RemoteError, UsageError
-from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.rtt import nearest_rank, rfc6298_update
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.codec import (

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from p2p_transport._guard import call_guarded
 from p2p_transport.errors import UsageError
-from p2p_transport.guard import call_guarded
 from p2p_transport.wire.control_payloads import (
     decode_state_hash_payload,
     encode_state_hash_payload,
@@ -134,6 +134,16 @@ class DesyncChecker:
             self._remember(self._peer, key, digest)
         else:
             self._compare(key, local, digest)
+
+    @property
+    def local_hashes_waiting(self) -> int:
+        """This side's hashes kept until the peer's of the same frame come (at most ``history``)."""
+        return len(self._local)
+
+    @property
+    def peer_hashes_waiting(self) -> int:
+        """The peer's hashes kept until this side hashes the same frame (at most ``history``)."""
+        return len(self._peer)
 
     def _remember(
         self, table: OrderedDict[tuple[int, int], bytes], key: tuple[int, int], digest: bytes

@@ -16,7 +16,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from p2p_transport.checks import check_int, check_non_negative
+from p2p_transport._checks import check_int, check_non_negative
 from p2p_transport.errors import UsageError
 from p2p_transport.protocol.sender import DataChannelLike
 from p2p_transport.timing import Clock

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from p2p_transport.checks import check_positive
+from p2p_transport._checks import check_positive
 from p2p_transport.errors import UsageError
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.timing import Clock

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Final
 
-from p2p_transport.checks import check_positive
+from p2p_transport._checks import check_positive
 from p2p_transport.timing import Clock, Scheduler
 
 __all__ = [

@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from p2p_transport.checks import check_int, check_non_negative, check_positive
+from p2p_transport._checks import check_int, check_non_negative, check_positive
 from p2p_transport.errors import UsageError
 
 __all__ = ["ReconnectBackoff", "ReconnectConfig", "ReconnectCounters"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from p2p_transport.checks import check_int
+from p2p_transport._checks import check_int
 from p2p_transport.errors import UsageError
 from p2p_transport.wire.codec import INPUT_SIZE, MAX_ACTION, MAX_FRAME, pack_input_entry
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from p2p_transport.checks import check_int, check_non_negative, check_positive
-from p2p_transport.guard import call_guarded
+from p2p_transport._checks import check_int, check_non_negative, check_positive
+from p2p_transport._guard import call_guarded
 from p2p_transport.timing import Clock
 
 __all__ = [

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Final
 
-from p2p_transport.checks import check_finite
+from p2p_transport._checks import check_finite
 from p2p_transport.errors import UsageError
 from p2p_transport.timing import Clock
 

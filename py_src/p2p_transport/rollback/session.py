@@ -27,9 +27,9 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Final
 
-from p2p_transport.checks import check_finite, check_int
+from p2p_transport._checks import check_finite, check_int
+from p2p_transport._guard import call_guarded
 from p2p_transport.errors import InvalidStateError, P2PTransportError, UsageError
-from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.desync import Desync
 from p2p_transport.rollback.game import Game, check_game, game_over
 from p2p_transport.rollback.peer_inputs import DEFAULT_ACTION, PeerInputs

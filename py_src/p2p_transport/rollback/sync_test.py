@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from p2p_transport.checks import check_int
+from p2p_transport._checks import check_int
 from p2p_transport.errors import UsageError
 from p2p_transport.rollback.errors import DesyncError
 from p2p_transport.rollback.game import Game, check_game

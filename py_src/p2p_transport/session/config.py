@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from p2p_transport.checks import check_positive
+from p2p_transport._checks import check_positive
 from p2p_transport.errors import UsageError
 from p2p_transport.protocol.health import HealthThresholds
 from p2p_transport.protocol.receiver import DEFAULT_HISTORY_FRAMES

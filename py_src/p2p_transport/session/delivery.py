@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from p2p_transport._guard import call_guarded
 from p2p_transport.errors import UsageError
-from p2p_transport.guard import call_guarded
 from p2p_transport.protocol.control import ControlCallback
 from p2p_transport.protocol.desync import Desync, DesyncCallback
 from p2p_transport.protocol.receiver import InputCallback

@@ -65,7 +65,7 @@ from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any, Final, TypeAlias
 
-from p2p_transport.checks import check_finite, check_int
+from p2p_transport._checks import check_finite, check_int
 from p2p_transport.errors import RemoteError, UsageError
 from p2p_transport.wire.messages import (
     AckedInputPacket,

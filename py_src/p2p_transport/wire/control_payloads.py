@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from p2p_transport.checks import check_int
+from p2p_transport._checks import check_int
 from p2p_transport.errors import UsageError
 from p2p_transport.wire.codec import MAX_FRAME, DecodeError
 
