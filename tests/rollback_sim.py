@@ -1,7 +1,9 @@
 """Two Pong matches (the demo's game under the rollback layer) over seeded faulty DataChannels on
 a virtual clock.
 
-The engine behind tests/test_rollback_simulation.py and benchmarks/bench_rollback.py. Each side
+The engine behind tests/test_rollback_simulation.py and benchmarks/bench_rollback.py;
+:func:`simulate_games` runs any game (a real env: tests/test_cogrid_rollback.py,
+benchmarks/bench_envs.py) with each side's CPU time charged to its own loop. Each side
 is a :class:`~p2p_demo.match.PongMatch`, the code the demo page runs, with its own game loop on
 the fake scheduler; each DataChannel drops packets and delays every survivor by ``one_way_ms``
 (:class:`~p2p_transport.protocol.faults.FaultyChannel`). Time is virtual and event-driven, so a
@@ -10,12 +12,16 @@ run is exactly reproducible for a seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from p2p_demo.match import PongMatch
+from p2p_demo.match import LOOP_WAKE_MS, MAX_LAG_FRAMES, MAX_TICKS_PER_WAKE, PongMatch
 from p2p_transport import P2PSession, SessionConfig
 from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
 from p2p_transport.protocol.routing import RouteMode
+from p2p_transport.rollback import RollbackSession
 from tests.fakes import FakeClock, FakeScheduler
 from tests.link_sim import Pipe
 
@@ -127,3 +133,105 @@ def simulate_matches(
         clock,
         {side: match.finished_at_ms for side, match in matches.items()},
     )
+
+
+@dataclass
+class GameLoop:
+    """One side's game loop for :func:`simulate_games`: a tick every frame period, charged the
+    CPU time it took (times ``charge``) on the virtual clock, during which it cannot tick."""
+
+    rollback: RollbackSession
+    game: Any
+    player: int
+    action: Callable[[int, int], int]
+    charge: float
+    frame_ms: float
+    next_due: float = 0.0
+    busy_until: float = 0.0
+    ticks: int = 0
+    #: Ticks that started more than half a frame after they were due.
+    late: int = 0
+    #: Charged CPU milliseconds of each tick.
+    cpu_ms: list[float] = field(default_factory=list)
+    finished_at_ms: float | None = None
+
+    def wake(self, now: float) -> None:
+        if self.finished_at_ms is not None or now < self.busy_until:
+            return
+        ticks = 0
+        while now >= self.next_due and ticks < MAX_TICKS_PER_WAKE:
+            if now - self.next_due > self.frame_ms / 2:
+                self.late += 1
+            started = time.perf_counter()
+            if self.rollback.episode_over or self.rollback.state.value == "closed":
+                self.finished_at_ms = now
+                return
+            self.rollback.advance_frame(self.action(self.player, self.ticks))
+            cpu = (time.perf_counter() - started) * 1000.0 * self.charge
+            self.cpu_ms.append(cpu)
+            self.busy_until = now + cpu
+            self.ticks += 1
+            self.next_due += self.frame_ms
+            ticks += 1
+            if self.busy_until > now:
+                break  # the rest waits until this tick's CPU time has passed
+        if now - self.next_due > MAX_LAG_FRAMES * self.frame_ms:
+            self.next_due = now
+
+
+def simulate_games(
+    make_game: Callable[[], Any],
+    action: Callable[[int, int], int],
+    *,
+    frames: int,
+    loss: float = 0.0,
+    one_way_ms: float = 20.0,
+    seed: int = 0,
+    fps: float = 60.0,
+    charge: float = 1.0,
+    perturb: Callable[[GameLoop], None] | None = None,
+    **options: Any,
+) -> dict[str, GameLoop]:
+    """One episode of ``frames`` frames of ``make_game()`` on both sides, ``action(player,
+    tick)`` choosing each tick's action, over the seeded faulty link; ``options`` go to both
+    RollbackSessions. ``perturb(side b's loop)`` is called after every tick of side b."""
+    clock = FakeClock(0.0)
+    scheduler = FakeScheduler(clock)
+    fault = FaultConfig(loss=loss, delay_ms=max(one_way_ms, _AFTER_RETURN_MS))
+    config = SessionConfig(relay_inputs=False, route_mode=RouteMode.P2P)
+    pair, faulty = linked_sessions(clock, scheduler, fault, seed, config)
+    loops: dict[str, GameLoop] = {}
+    for side, session in zip(("a", "b"), pair, strict=True):
+        game = make_game()
+        charge_of = charge
+        rollback = RollbackSession(
+            game,
+            session,
+            fps=fps,
+            episode_frames=frames,
+            timer=lambda c=charge_of: time.perf_counter() * c,
+            **options,
+        )
+        loops[side] = GameLoop(rollback, game, session.player_index, action, charge, 1000 / fps)
+
+    def wake(side: str) -> None:
+        loops[side].wake(clock())
+        if side == "b" and perturb is not None:
+            perturb(loops["b"])
+
+    for side in loops:
+        scheduler.set_interval(lambda s=side: wake(s), LOOP_WAKE_MS)
+    end_ms = frames * 1000 / fps + SETTLE_MS
+    while clock() < end_ms and not all(loop.finished_at_ms is not None for loop in loops.values()):
+        due = [c.next_due_ms for c in faulty if c.next_due_ms is not None]
+        due += [timer.next_due_ms for timer in scheduler.active.values()]
+        scheduler.advance(max(0.0, min(min(due, default=end_ms), end_ms) - clock()))
+        for channel in faulty:
+            channel.pump()
+    drain_end = clock() + DRAIN_MS
+    while clock() < drain_end:
+        due = [c.next_due_ms for c in faulty if c.next_due_ms is not None]
+        scheduler.advance(max(0.0, min(min(due, default=drain_end), drain_end) - clock()))
+        for channel in faulty:
+            channel.pump()
+    return loops

@@ -11,18 +11,24 @@ First prove the game deterministic with :class:`SyncTestSession` (no network); k
 episode's record (:meth:`RollbackSession.telemetry`) and :func:`replay` it offline.
 """
 
-from p2p_transport.rollback.errors import DesyncError, NotAGameError
+from p2p_transport.rollback.env_game import EnvGame
+from p2p_transport.rollback.errors import DesyncError, GameError, NotAGameError
 from p2p_transport.rollback.game import Game
-from p2p_transport.rollback.replay import replay
+from p2p_transport.rollback.replay import replay, replay_episode
 from p2p_transport.rollback.session import RollbackSession, RollbackState
+from p2p_transport.rollback.snapshots import with_global_random
 from p2p_transport.rollback.sync_test import SyncTestSession
 
 __all__ = [
     "DesyncError",
+    "EnvGame",
     "Game",
+    "GameError",
     "NotAGameError",
     "RollbackSession",
     "RollbackState",
     "SyncTestSession",
     "replay",
+    "replay_episode",
+    "with_global_random",
 ]

@@ -1,10 +1,11 @@
-"""The rollback layer's errors: a game that is not deterministic, an object that is not a game."""
+"""The rollback layer's errors: a game that is not deterministic, an object that is not a game,
+a game whose own code raised."""
 
 from __future__ import annotations
 
-from p2p_transport.errors import UsageError
+from p2p_transport.errors import P2PTransportError, UsageError
 
-__all__ = ["DesyncError", "NotAGameError"]
+__all__ = ["DesyncError", "GameError", "NotAGameError"]
 
 
 class DesyncError(UsageError, AssertionError):
@@ -36,3 +37,34 @@ class DesyncError(UsageError, AssertionError):
 class NotAGameError(UsageError, TypeError):
     """The object given as the game lacks methods of :class:`~p2p_transport.rollback.game.Game`.
     Also a ``TypeError``, as it was: the object is of the wrong type."""
+
+
+class GameError(P2PTransportError, RuntimeError):
+    """The game's own code raised while the rollback layer ran it; the game's exception is
+    ``__cause__``.
+
+    ``phase`` is the game's method that raised (``save_state``, ``load_state``, ``advance``,
+    ``resimulate``, ``predict``, ``done``, ``checksum``), ``episode`` and ``frame`` the frame the
+    layer was simulating (or loading the state before), ``resimulating`` whether that was a
+    re-simulation during a rollback. The layer hands it to the session's ``on_game_error``; it
+    is never raised out of ``advance_frame``.
+    """
+
+    def __init__(
+        self, phase: str, episode: int, frame: int, resimulating: bool, cause: BaseException
+    ) -> None:
+        self.phase = phase
+        self.episode = episode
+        self.frame = frame
+        self.resimulating = resimulating
+        self.cause = cause
+        during = "re-simulating" if resimulating else "simulating"
+        super().__init__(
+            f"the game's {phase} raised while {during} frame {frame} of episode {episode}: "
+            f"{type(cause).__name__}: {cause}"
+        )
+
+    @property
+    def reason(self) -> str:
+        """What the record keeps: the game's exception, type and message."""
+        return f"{self.phase}: {type(self.cause).__name__}: {self.cause}"

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
+from p2p_transport.rollback.game import DEFAULT_ACTION
 
-__all__ = ["DEFAULT_ACTION", "PeerInputs"]
-
-#: The action of a frame nobody has chosen one for: before the first input, and in the frames an
-#: input delay skips at the start (every player's frames 0..delay-1).
-DEFAULT_ACTION: Final = 0
+__all__ = ["PeerInputs"]
 
 
 class PeerInputs:
@@ -53,10 +49,11 @@ class PeerInputs:
             return self._confirmed[frame]
         return self._early.get(frame)
 
-    def prediction(self) -> int:
-        """What to assume for a frame that has not arrived: the peer's last confirmed action
-        (players tend to hold a key), as deployed peers predict."""
-        return self._confirmed[-1] if self._confirmed else DEFAULT_ACTION
+    def prediction(self, idle: int = DEFAULT_ACTION) -> int:
+        """What to assume for a frame that has not arrived, unless the game predicts: the peer's
+        last confirmed action (players tend to hold a key), as deployed peers predict; ``idle``
+        before the first."""
+        return self._confirmed[-1] if self._confirmed else idle
 
     def take_from(self, first: int) -> dict[int, int]:
         """Every arrival from frame ``first`` on, keyed from ``first``: the next episode's, which

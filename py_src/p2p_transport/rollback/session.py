@@ -13,6 +13,15 @@ Each call to :meth:`RollbackSession.advance_frame` does, in order:
    ``max_prediction`` frames past the peer's last confirmed input;
 5. schedule the local action for ``current_frame + input_delay``, send it, and simulate one frame.
 
+When the game's own code raises in any of these, the frame state stays as it was before the
+frame (or the rollback) that failed, and ``on_game_error`` decides: go on (the frame or the
+rollback is tried again on the next call), or end the session for both sides, the reason in
+both sides' records.
+
+With ``delay_range``, the layer chooses the input delay itself (see :mod:`.frame_budget`): each
+side works out the delay the other must use so that its own rollbacks fit in a frame, both send
+it, and both use the larger, changed only between frames.
+
 Frame numbers on the wire never restart: episode ``n`` uses the transport frames from its base
 on, and the next base lies past every frame either side can have sent in episode ``n``. An input
 from an old episode that arrives late therefore never lands in a new one.
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from enum import StrEnum
@@ -31,18 +41,31 @@ from p2p_transport._checks import check_finite, check_int
 from p2p_transport._guard import call_guarded
 from p2p_transport.errors import InvalidStateError, P2PTransportError, UsageError
 from p2p_transport.protocol.desync import Desync
-from p2p_transport.rollback.game import Game, check_game, game_over
-from p2p_transport.rollback.peer_inputs import DEFAULT_ACTION, PeerInputs
+from p2p_transport.rollback.errors import GameError
+from p2p_transport.rollback.frame_budget import FrameBudget
+from p2p_transport.rollback.game import (
+    Game,
+    as_action,
+    check_game,
+    episode_params,
+    game_over,
+    idle_action,
+    resimulate,
+)
+from p2p_transport.rollback.peer_inputs import PeerInputs
 from p2p_transport.rollback.state_ring import StateRing
 from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
 from p2p_transport.session.delivery import LayerHandlers
 from p2p_transport.session.session import P2PSession
-from p2p_transport.wire.codec import MAX_ACTION
 from p2p_transport.wire.control_payloads import (
     MAX_HASH_SIZE,
     decode_episode_end_payload,
     decode_episode_ready_payload,
+    decode_input_delay_payload,
+    decode_rollback_end_payload,
     decode_time_sync_payload,
+    encode_input_delay_payload,
+    encode_rollback_end_payload,
     encode_time_sync_payload,
 )
 from p2p_transport.wire.messages import ControlKind
@@ -69,11 +92,19 @@ DEFAULT_INPUT_DELAY: Final = 2
 #: Every 10th confirmed frame is hashed and compared: 6 small control messages a second at 60 Hz,
 #: and a desync is found within a sixth of a second of game time.
 DEFAULT_CHECK_INTERVAL: Final = 10
+#: A chosen input delay shrinks by one frame at most this often (see ``_choose_delay``).
+DELAY_SHRINK_MS: Final = 2000.0
 #: frames_ahead samples kept for telemetry: 5 a second (one per report) for 30 minutes.
 MAX_FRAMES_AHEAD_SAMPLES: Final = 9000
 #: The control messages this layer consumes; the session hands the rest to the game's callbacks.
 _OWN_KINDS: Final = frozenset(
-    (ControlKind.EPISODE_END, ControlKind.EPISODE_READY, ControlKind.TIME_SYNC)
+    (
+        ControlKind.EPISODE_END,
+        ControlKind.EPISODE_READY,
+        ControlKind.TIME_SYNC,
+        ControlKind.ROLLBACK_END,
+        ControlKind.INPUT_DELAY,
+    )
 )
 
 
@@ -84,6 +115,9 @@ class RollbackState(StrEnum):
     ENDED = "ended"
     #: ``start_next_episode`` was called; waiting for the peer's end and readiness.
     WAITING = "waiting"
+    #: A game's code raised (this side's or the peer's) and the session ended: see
+    #: ``RollbackSession.end_reason``. Nothing advances any more.
+    CLOSED = "closed"
 
 
 class RollbackSession:
@@ -99,6 +133,15 @@ class RollbackSession:
     ``episode_frames`` ends every episode after that many frames; a game's ``done()`` can end it
     sooner. ``on_desync(desync)`` hears the first confirmed frame whose state hashes differ
     (:class:`~p2p_transport.protocol.desync.Desync`: episode, frame, both hashes).
+
+    ``on_game_error(error)`` hears a :class:`~p2p_transport.rollback.errors.GameError` (the
+    game's own code raised: which method, the frame, whether it was a re-simulation); returning
+    true goes on, anything else (or no handler) ends the session for both sides.
+
+    ``delay_range=(low, high)`` lets the layer choose the input delay in ``low..high`` from the
+    measured RTT and the game's measured step cost (:mod:`.frame_budget`); ``input_delay`` is
+    the delay until it has measured. Setting :attr:`input_delay` fixes it again. ``timer`` is
+    the CPU clock the step costs are measured with (seconds; ``time.perf_counter``).
     """
 
     # The episode's state, set by _start_episode.
@@ -112,6 +155,7 @@ class RollbackSession:
     _end_frame: int | None  # the simulated frame that ends the episode, once simulated
     _hashed_through: int
     _first_wrong: int | None  # the earliest simulated frame an arrived input contradicts
+    _ended_at: int | None  # the episode's last frame, once it ended on this side
 
     def __init__(
         self,
@@ -124,6 +168,9 @@ class RollbackSession:
         check_interval: int = DEFAULT_CHECK_INTERVAL,
         episode_frames: int | None = None,
         on_desync: Callable[[Desync], None] | None = None,
+        on_game_error: Callable[[GameError], object] | None = None,
+        delay_range: tuple[int, int] | None = None,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         check_game(game)
         check_int("max_prediction", max_prediction, MAX_PREDICTION)
@@ -143,7 +190,30 @@ class RollbackSession:
         self.check_interval = check_interval
         self.episode_frames = episode_frames
         self.on_desync = on_desync
+        self.on_game_error = on_game_error
         self.input_delay = input_delay  # checked by the setter
+        self._idle = idle_action(game)
+        predict = getattr(game, "predict", None)
+        self._predict: Callable[[int, int, int], object] | None = (
+            predict if callable(predict) else None
+        )
+        self._peer_index = session.peer_index
+        self._timer = timer
+        self._budget = FrameBudget(fps)
+        self._delay_range: tuple[int, int] | None = None
+        if delay_range is not None:
+            low, high = delay_range
+            check_int("delay_range's low", low, MAX_INPUT_DELAY)
+            check_int("delay_range's high", high, MAX_INPUT_DELAY, minimum=low)
+            self._delay_range = (low, high)
+            self._input_delay = min(max(input_delay, low), high)
+        self._delay_wanted_sent: int | None = None
+        self._peer_delay_wanted: int | None = None
+        self._delay_changed_ms: float | None = None
+        #: Why the session ended (``state`` CLOSED): who ("local" or "peer"), the episode, the
+        #: frame, whether it was a re-simulation, the game's exception. ``None`` while it runs.
+        self.end_reason: dict[str, Any] | None = None
+        self.last_game_error: GameError | None = None
         self._clock = session.parts.clock
         self._local_first = session.player_index == 0
         self._time_sync = TimeSync(fps)
@@ -174,6 +244,8 @@ class RollbackSession:
         )
         self._last_report_ms: float | None = None
         self.first_desync: Desync | None = None
+        self._params = episode_params(game)
+        self._next_params: dict[str, Any] | None = None
         self._start_episode(PeerInputs(), -1)
 
     # --- what the game calls ------------------------------------------------------------------
@@ -184,9 +256,11 @@ class RollbackSession:
 
     @input_delay.setter
     def input_delay(self, frames: int) -> None:
-        """Frames between an action and the frame it acts on; may change between frames."""
+        """Frames between an action and the frame it acts on; may change between frames.
+        Setting it fixes it: the layer no longer chooses it (``delay_range``)."""
         check_int("input_delay", frames, MAX_INPUT_DELAY)
         self._input_delay = frames
+        self._delay_range = None
 
     @property
     def current_frame(self) -> int:
@@ -221,16 +295,25 @@ class RollbackSession:
         return self.state is RollbackState.ENDED
 
     def advance_frame(self, local_action: int) -> bool:
-        """Simulate one frame with ``local_action`` (0..255); ``False`` if nothing was simulated
-        (the peer's inputs are too far behind, or the episode is over), and then the action is
-        not used: pass the current one on the next call."""
-        check_int("local_action", local_action, MAX_ACTION)
+        """Simulate one frame with ``local_action`` (0..255, any integer type); ``False`` if
+        nothing was simulated (the peer's inputs are too far behind, the episode is over, the
+        game raised, the session ended), and then the action is not used: pass the current one
+        on the next call."""
+        action = as_action("local_action", local_action)
+        started = self._timer()
+        try:
+            return self._advance(action)
+        finally:
+            self._budget.frame_took((self._timer() - started) * 1000.0)
+
+    def _advance(self, local_action: int) -> bool:
         now = self._clock()
         if self.state is RollbackState.WAITING:
             self._try_start()
         if self.state is not RollbackState.RUNNING:
             return False
-        self._correct()
+        if not self._correct():
+            return False
         self._confirm()
         if self.state is not RollbackState.RUNNING:
             return False
@@ -246,20 +329,28 @@ class RollbackSession:
         if self._stall_started is not None:
             self._stall_ms += now - self._stall_started
             self._stall_started = None
+        self._choose_delay(now)
         self._schedule(local_action)
-        self._simulate(self._current, first_time=True)
-        self._current += 1
+        frame = self._current
+        try:
+            self._simulate(frame, first_time=True)
+        except GameError as error:
+            return self._new_frame_failed(error)
+        self._current = frame + 1
         return True
 
     def start_next_episode(self) -> None:
         """Start the next episode once the peer is ready too: call it after resetting the game
         (both sides' games must start the episode in the same state). Until both are ready,
         :meth:`advance_frame` returns ``False``."""
+        if self.state is RollbackState.CLOSED:
+            raise InvalidStateError("the rollback session ended (see end_reason)")
         if self.state is RollbackState.WAITING:
             raise InvalidStateError(f"episode {self.episode + 1} already waits for the peer")
         if self.state is RollbackState.RUNNING:
             raise InvalidStateError(f"episode {self.episode} is not over yet (see episode_over)")
         self.state = RollbackState.WAITING
+        self._next_params = episode_params(self.game)
         self._send(self.session.send_episode_ready, self.episode + 1)
         self._try_start()
 
@@ -304,6 +395,10 @@ class RollbackSession:
             "control_send_failures": counts["control_send_failures"],
             "callback_errors": counts["callback_errors"],
             "episodes_finished": len(self.episodes),
+            **self._budget.stats(),
+            "delay_changes": counts["delay_changes"],
+            "game_errors": counts["game_errors"],
+            "ended_by": None if self.end_reason is None else self.end_reason["by"],
         }
 
     def telemetry(self) -> dict[str, Any]:
@@ -314,11 +409,12 @@ class RollbackSession:
         confirmed frames of the episode under way, so a session cut short keeps them too."""
         desync = self.first_desync
         under_way: dict[str, Any] | None = None
-        if self.state is RollbackState.RUNNING:
+        if self.state in (RollbackState.RUNNING, RollbackState.CLOSED) and self._ended_at is None:
             confirmed = self.confirmed_frame + 1
             under_way = {
                 "episode": self.episode,
                 "frames": confirmed,
+                **self._params_entry(),
                 "inputs": self._inputs_of(confirmed),
             }
         return {
@@ -336,7 +432,12 @@ class RollbackSession:
             },
             "episode_records": list(self.episodes),
             "episode_under_way": under_way,
+            "end_reason": None if self.end_reason is None else dict(self.end_reason),
         }
+
+    def _params_entry(self) -> dict[str, Any]:
+        """``{"params": ...}`` for a game that declares its episode parameters, else nothing."""
+        return {} if self._params is None else {"params": self._params}
 
     def _inputs_of(self, frames: int) -> list[list[int]]:
         """Both players' actions of the episode's first ``frames`` frames, by player index."""
@@ -367,46 +468,138 @@ class RollbackSession:
         self.session.step(self._base + len(self._local) - 1, action)
 
     def _simulate(self, frame: int, *, first_time: bool) -> None:
+        """Simulate ``frame`` (the game's calls raise as :class:`GameError`, the layer's own
+        bookkeeping untouched: it is done after every call of the game's succeeded)."""
         game = self.game
-        self._ring.save(frame, game.save_state())
-        peer = self._peer.get(frame)
-        if peer is None:
-            peer = self._peer.prediction()
+        phase = "save_state"
+        try:
+            self._ring.save(frame, game.save_state())
+            peer = self._peer.get(frame)
+            predicted = peer is None
+            if peer is None:
+                phase = "predict"
+                peer = self._prediction(frame)
+            local = self._local[frame]
+            inputs = (local, peer) if self._local_first else (peer, local)
+            phase = "advance" if first_time else "resimulate"
+            started = self._timer()
             if first_time:
-                self._counts["frames_predicted"] += 1
-        local = self._local[frame]
-        game.advance((local, peer) if self._local_first else (peer, local))
+                game.advance(inputs)
+            else:
+                resimulate(game, inputs)
+            cost_ms = (self._timer() - started) * 1000.0
+            phase = "done"
+            ends = game_over(game) or frame + 1 == self.episode_frames
+            phase = "checksum"
+            checksum = (
+                _digest(game.checksum()) if ends or frame % self.check_interval == 0 else None
+            )
+        except Exception as error:
+            raise GameError(phase, self.episode, frame, not first_time, error) from error
+        self._budget.step_took(cost_ms, resimulating=not first_time)
         if first_time:
             self._used.append(peer)
             self._counts["frames_advanced"] += 1
+            if predicted:
+                self._counts["frames_predicted"] += 1
         else:
             self._used[frame] = peer
             self._counts["frames_resimulated"] += 1
-        ends = game_over(game) or frame + 1 == self.episode_frames
         if ends:
             self._end_frame = frame
-        if ends or frame % self.check_interval == 0:
-            self._checksums[frame] = _digest(game.checksum())
+        if checksum is not None:
+            self._checksums[frame] = checksum
 
-    def _correct(self) -> None:
-        """Roll back to the earliest frame simulated with a wrong prediction, and re-simulate."""
+    def _prediction(self, frame: int) -> int:
+        last = self._peer.prediction(self._idle)
+        if self._predict is None:
+            return last
+        return as_action("predict()", self._predict(self._peer_index, frame, last))
+
+    def _correct(self) -> bool:
+        """Roll back to the earliest frame simulated with a wrong prediction, and re-simulate;
+        ``False`` if the game raised (and the session goes on: the rollback is tried again)."""
         wrong = self._first_wrong
         if wrong is None:
-            return
+            return True
         self._first_wrong = None
         present = self._current
         self._counts["rollbacks"] += 1
         self._depths[present - wrong] += 1
-        self.game.load_state(self._ring.load(wrong))
-        self._end_frame = None
-        self._current = wrong
-        while self._current < present and self._end_frame is None:
-            self._simulate(self._current, first_time=False)
-            self._current += 1
+        end_frame = self._end_frame
+        try:
+            try:
+                self.game.load_state(self._ring.load(wrong))
+            except Exception as error:
+                raise GameError("load_state", self.episode, wrong, True, error) from error
+            self._end_frame = None
+            self._current = wrong
+            while self._current < present and self._end_frame is None:
+                self._simulate(self._current, first_time=False)
+                self._current += 1
+        except GameError as error:
+            # Tried again from the same frame on the next call: the state saved before it is
+            # still the right one, whatever this pass saved after it.
+            self._first_wrong = wrong
+            self._current = present
+            self._end_frame = end_frame
+            for frame in [f for f in self._checksums if f >= wrong]:
+                del self._checksums[frame]
+            self._game_failed(error)
+            return False
         # The corrected past may end the episode sooner: what was simulated after is void.
         del self._used[self._current :]
         for frame in [f for f in self._checksums if f >= self._current]:
             del self._checksums[frame]
+        return True
+
+    def _new_frame_failed(self, error: GameError) -> bool:
+        """A new frame's simulation raised: the frame did not happen. Back to the state saved
+        before it (``save_state`` itself raising left the game untouched)."""
+        if error.phase != "save_state":
+            try:
+                self.game.load_state(self._ring.load(error.frame))
+            except Exception as reload_error:
+                logger.error("the game's load_state raised restoring frame %d", error.frame)
+                self._game_failed(error)
+                if self.state is not RollbackState.CLOSED:
+                    fatal = GameError("load_state", self.episode, error.frame, False, reload_error)
+                    self._close_for(fatal)
+                return False
+        self._game_failed(error)
+        return False
+
+    def _game_failed(self, error: GameError) -> None:
+        """Hand ``error`` to the designer's handler; end the session unless it says go on."""
+        self._counts["game_errors"] += 1
+        self.last_game_error = error
+        logger.warning("%s", error)
+        go_on = False
+        if self.on_game_error is not None:
+            try:
+                go_on = bool(self.on_game_error(error))
+            except Exception:
+                self._counts["callback_errors"] += 1
+                logger.exception("on_game_error raised; the session ends")
+        if not go_on:
+            self._close_for(error)
+
+    def _close_for(self, error: GameError) -> None:
+        self._close("local", error.episode, error.frame, error.resimulating, error.reason)
+        payload = encode_rollback_end_payload(
+            error.frame, error.episode, error.resimulating, error.reason
+        )
+        self._send(self.session.parts.control.send, ControlKind.ROLLBACK_END, payload)
+
+    def _close(self, by: str, episode: int, frame: int, resimulating: bool, reason: str) -> None:
+        self.state = RollbackState.CLOSED
+        self.end_reason = {
+            "by": by,
+            "episode": episode,
+            "frame": frame,
+            "resimulating": resimulating,
+            "reason": reason,
+        }
 
     def _confirm(self) -> None:
         """Hash what is newly confirmed; end the episode once its last frame is."""
@@ -422,9 +615,11 @@ class RollbackSession:
 
     def _finish_episode(self, end: int) -> None:
         self.state = RollbackState.ENDED
+        self._ended_at = end
         self.episodes.append(
             {
                 "episode": self.episode,
+                **self._params_entry(),
                 "frames": end + 1,
                 "final_checksum": _digest(self.game.checksum()).hex(),
                 "inputs": self._inputs_of(end + 1),
@@ -447,7 +642,7 @@ class RollbackSession:
         # Past every frame either side can have sent: its last frame plus the input delay.
         span = max(end, peer_end) + 1 + MAX_INPUT_DELAY
         while len(self._local) < span:
-            self._send_next_action(DEFAULT_ACTION)
+            self._send_next_action(self._idle)
         early = self._peer.take_from(span)
         self._base += span
         self.episode = episode + 1
@@ -455,6 +650,7 @@ class RollbackSession:
         peer = PeerInputs()
         for frame in sorted(early):
             peer.add(frame, early[frame])
+        self._params = self._next_params
         self._start_episode(peer, max(early, default=-1))
         self.state = RollbackState.RUNNING
 
@@ -463,7 +659,8 @@ class RollbackSession:
         self._peer_newest = peer_newest
         self._current = 0
         self._local = bytearray()
-        self._last_action = DEFAULT_ACTION
+        self._last_action = self._idle
+        self._ended_at = None
         self._used = bytearray()
         self._ring.clear()
         self._checksums = {}
@@ -471,6 +668,36 @@ class RollbackSession:
         self._hashed_through = -1
         self._first_wrong = None
         self._time_sync.reset()
+
+    def _choose_delay(self, now: float) -> None:
+        """With ``delay_range``: a few times a second, tell the peer the delay this side needs
+        it to use, and use the larger of both sides' figures. It grows at once (rollbacks
+        overrun until it does); it shrinks a frame at a time, DELAY_SHRINK_MS apart, so a
+        round trip's jitter does not make it flap."""
+        bounds = self._delay_range
+        if bounds is None:
+            return
+        changed = self._delay_changed_ms
+        if changed is not None and now - changed < REPORT_INTERVAL_MS:
+            return
+        rtt = self.session.parts.rtt.srtt_ms or self.session.parts.relay_rtt.srtt_ms or 0.0
+        wanted = self._budget.wanted_delay(rtt, *bounds)
+        if wanted != self._delay_wanted_sent and self._send(
+            self.session.parts.control.send,
+            ControlKind.INPUT_DELAY,
+            encode_input_delay_payload(wanted),
+        ):
+            self._delay_wanted_sent = wanted
+        target = max(wanted, self._peer_delay_wanted or bounds[0])
+        delay = self._input_delay
+        if target > delay or (
+            target < delay and (changed is None or now - changed >= DELAY_SHRINK_MS)
+        ):
+            self._input_delay = target if target > delay else delay - 1
+            self._counts["delay_changes"] += 1
+            self._delay_changed_ms = now
+        elif changed is None:
+            self._delay_changed_ms = now
 
     def _measure(self, now: float) -> None:
         """Sample the frame advantage; report it to the peer every REPORT_INTERVAL_MS."""
@@ -520,6 +747,12 @@ class RollbackSession:
             if kind == ControlKind.TIME_SYNC:
                 self._time_sync.on_report(*decode_time_sync_payload(payload))
                 self._counts["time_sync_received"] += 1
+            elif kind == ControlKind.INPUT_DELAY:
+                self._peer_delay_wanted = decode_input_delay_payload(payload)
+            elif kind == ControlKind.ROLLBACK_END:
+                frame, episode, resimulating, reason = decode_rollback_end_payload(payload)
+                if self.state is not RollbackState.CLOSED:
+                    self._close("peer", episode, frame, resimulating, reason)
             elif kind == ControlKind.EPISODE_END:
                 frame, episode = decode_episode_end_payload(payload)
                 self._peer_ends[episode] = frame

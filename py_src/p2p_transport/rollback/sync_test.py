@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from p2p_transport._checks import check_int
 from p2p_transport.errors import UsageError
 from p2p_transport.rollback.errors import DesyncError
-from p2p_transport.rollback.game import Game, check_game
+from p2p_transport.rollback.game import Game, as_action, check_game, resimulate
 from p2p_transport.rollback.state_ring import StateRing
-from p2p_transport.wire.codec import MAX_ACTION
 
 __all__ = ["SyncTestSession"]
 
@@ -40,15 +39,15 @@ class SyncTestSession:
         self._checksums: dict[int, bytes] = {}
 
     def advance_frame(self, inputs: Sequence[int]) -> None:
-        """Simulate one frame with ``inputs`` (one action per player), then check the last
-        ``check_distance`` frames; raises :class:`DesyncError` at the first difference."""
+        """Simulate one frame with ``inputs`` (one action per player, any integer type), then
+        check the last ``check_distance`` frames, simulated again by the game's ``resimulate``
+        if it has one; raises :class:`DesyncError` at the first difference."""
         frame_inputs = tuple(inputs)
         if len(frame_inputs) != self.num_players:
             raise UsageError(
                 f"inputs must have one action per player ({self.num_players}), got {frame_inputs}"
             )
-        for action in frame_inputs:
-            check_int("action", action, MAX_ACTION)
+        frame_inputs = tuple(as_action("action", action) for action in frame_inputs)
         game = self.game
         frame = self.current_frame
         self._ring.save(frame, game.save_state())
@@ -63,7 +62,7 @@ class SyncTestSession:
         if start > 0:
             self._compare(start - 1, "the state load_state restored")
         for again in range(start, self.current_frame):
-            game.advance(self._inputs[again])
+            resimulate(game, self._inputs[again])
             self._compare(again, "simulated again from the saved state")
             self.frames_checked += 1
         # Only the window (and the frame before it) is ever looked at again.

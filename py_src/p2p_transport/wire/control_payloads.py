@@ -15,6 +15,9 @@ episode       episode u32
 ready
 state hash    episode u32, frame u32, then the hash (1 to :data:`MAX_HASH_SIZE` bytes)
 time sync     frame advantage i16 in hundredths of a frame (clamped), input delay u8
+rollback end  episode u32, frame u32, flags u8 (bit 0: during a re-simulation), then the
+              reason in UTF-8 (at most :data:`MAX_REASON_SIZE` bytes)
+input delay   the input delay the sender needs both sides to use, u8
 ============  ===========================================================================
 """
 
@@ -29,12 +32,17 @@ from p2p_transport.wire.codec import MAX_FRAME, DecodeError
 
 __all__ = [
     "MAX_HASH_SIZE",
+    "MAX_REASON_SIZE",
     "decode_episode_end_payload",
     "decode_episode_ready_payload",
+    "decode_input_delay_payload",
+    "decode_rollback_end_payload",
     "decode_state_hash_payload",
     "decode_time_sync_payload",
     "encode_episode_end_payload",
     "encode_episode_ready_payload",
+    "encode_input_delay_payload",
+    "encode_rollback_end_payload",
     "encode_state_hash_payload",
     "encode_time_sync_payload",
 ]
@@ -46,6 +54,12 @@ _EPISODE_END: Final = struct.Struct(">II")  # episode, last frame
 _EPISODE_READY: Final = struct.Struct(">I")  # episode
 _STATE_HASH_HEAD: Final = struct.Struct(">II")  # episode, frame
 _TIME_SYNC: Final = struct.Struct(">hB")  # advantage, input delay
+_ROLLBACK_END_HEAD: Final = struct.Struct(">IIB")  # episode, frame, flags
+_INPUT_DELAY: Final = struct.Struct(">B")
+#: A rollback end's reason is for a person reading the record: an exception's type and the start
+#: of its message; longer ones are cut (at a character boundary).
+MAX_REASON_SIZE: Final = 200
+_RESIMULATING_FLAG: Final = 0x01
 #: The time sync's advantage is in hundredths of a frame, so a window's average keeps its
 #: fraction.
 _ADVANTAGE_SCALE: Final = 100
@@ -113,3 +127,42 @@ def decode_time_sync_payload(payload: bytes) -> tuple[float, int]:
         raise DecodeError(f"a time sync payload is {_TIME_SYNC.size} bytes, got {len(payload)}")
     scaled, delay = _TIME_SYNC.unpack(payload)
     return scaled / _ADVANTAGE_SCALE, delay
+
+
+def encode_rollback_end_payload(frame: int, episode: int, resimulating: bool, reason: str) -> bytes:
+    """The ROLLBACK_END payload: the sender's game failed at ``frame`` of ``episode`` (in a
+    re-simulation or not) and its rollback layer ended the session; ``reason`` is cut to
+    :data:`MAX_REASON_SIZE` bytes of UTF-8."""
+    check_int("frame", frame, MAX_FRAME)
+    check_int("episode", episode, MAX_FRAME)
+    text = reason.encode("utf-8")[:MAX_REASON_SIZE].decode("utf-8", "ignore").encode("utf-8")
+    flags = _RESIMULATING_FLAG if resimulating else 0
+    return _ROLLBACK_END_HEAD.pack(episode, frame, flags) + text
+
+
+def decode_rollback_end_payload(payload: bytes) -> tuple[int, int, bool, str]:
+    """``(frame, episode, resimulating, reason)`` from a ROLLBACK_END payload."""
+    head = _ROLLBACK_END_HEAD.size
+    if not head <= len(payload) <= head + MAX_REASON_SIZE:
+        raise DecodeError(
+            f"a rollback end payload is {head}..{head + MAX_REASON_SIZE} bytes, got {len(payload)}"
+        )
+    episode, frame, flags = _ROLLBACK_END_HEAD.unpack_from(payload)
+    try:
+        reason = bytes(payload[head:]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecodeError("a rollback end's reason is not UTF-8") from None
+    return frame, episode, bool(flags & _RESIMULATING_FLAG), reason
+
+
+def encode_input_delay_payload(input_delay: int) -> bytes:
+    """The INPUT_DELAY payload: the input delay the sender needs both sides to use."""
+    check_int("input_delay", input_delay, 0xFF)
+    return _INPUT_DELAY.pack(input_delay)
+
+
+def decode_input_delay_payload(payload: bytes) -> int:
+    """The input delay from an INPUT_DELAY payload."""
+    if len(payload) != _INPUT_DELAY.size:
+        raise DecodeError(f"an input delay payload is 1 byte, got {len(payload)}")
+    return int(payload[0])
