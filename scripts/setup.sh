@@ -55,6 +55,17 @@ if ! node -e 'const p=require("./package.json").dependencies;for(const [n,v] of 
     fi
 fi
 
+# The deployed interactive_gym / mug server, for the tests of the mug dialect against the real
+# thing: pinned, in a venv of its own (it brings eventlet, gymnasium and pandas, and pins little).
+MUG_VENV="$ROOT/.venv-mug"
+MUG_SERVER="multi-user-gymnasium[server]==0.1.3"
+if [[ "$(cat "$MUG_VENV/.p2p_setup_stamp" 2>/dev/null || true)" != "$MUG_SERVER" ]]; then
+    log "installing $MUG_SERVER in $MUG_VENV"
+    [[ -x "$MUG_VENV/bin/python" ]] || "$PYTHON" -m venv "$MUG_VENV"
+    "$MUG_VENV/bin/python" -m pip install -q "$MUG_SERVER"
+    echo "$MUG_SERVER" > "$MUG_VENV/.p2p_setup_stamp"
+fi
+
 mkdir -p "$WHEELS"
 if [[ ! -f "$WHEELS/micropip-$MICROPIP_VERSION-py3-none-any.whl" ]]; then
     log "downloading micropip $MICROPIP_VERSION"

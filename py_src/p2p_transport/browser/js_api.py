@@ -22,6 +22,7 @@ from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.errors import P2PTransportError, UsageError
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.session import Callbacks, SessionConfig
+from p2p_transport.wire.dialects import REFUSAL_EVENTS, MugDialect
 
 __all__ = ["OPTION_NAMES", "JsConnection", "live_proxies", "open_connections", "parse_options"]
 
@@ -33,7 +34,12 @@ OPTION_NAMES: Final = {
     "relayOnly": bool,
     "routeMode": str,
     "token": str,
+    "dialect": dict,
 }
+#: What the ``dialect`` option takes: ``{name: "mug", subjectId?, turnUrls?}`` (see
+#: :class:`~p2p_transport.wire.dialects.MugDialect`); without it, the reference server's.
+DIALECT_NAMES: Final = ("mug",)
+_MUG_KEYS: Final = {"name": str, "subjectId": str, "turnUrls": list}
 
 #: The options that are TransportOptions fields as they are, and the field each is.
 _FIELDS: Final = {
@@ -47,16 +53,16 @@ _FIELDS: Final = {
 _made: weakref.WeakSet[JsConnection] = weakref.WeakSet()
 
 
-def parse_options(options_json: str) -> TransportOptions:
+def parse_options(options_json: str, attach: bool = False) -> TransportOptions:
     """``connect()``'s options as :class:`TransportOptions`; ``ValueError`` naming the option,
-    what was wrong and what is allowed."""
+    what was wrong and what is allowed. ``attach``: the page gave its own socket."""
     options = json.loads(options_json)
     if not isinstance(options, dict):
         raise UsageError("connect() takes one options object")
     for name, value in options.items():
         kind = OPTION_NAMES.get(name)
         if kind is None:
-            allowed = ", ".join([*OPTION_NAMES, "onInput", "onEvent"])
+            allowed = ", ".join([*OPTION_NAMES, "socket", "onInput", "onEvent"])
             raise UsageError(f"unknown option {name!r}: connect() takes {allowed}")
         if not isinstance(value, kind):
             raise UsageError(f"{name} must be a {_JS_TYPES[kind]}, got {json.dumps(value)}")
@@ -72,11 +78,29 @@ def parse_options(options_json: str) -> TransportOptions:
             fields["ice_servers"] = tuple(IceServer.of(server) for server in options["iceServers"])
         except (TypeError, ValueError) as error:
             raise UsageError(f"iceServers: {error}") from None
+    if "dialect" in options:
+        fields["dialect"] = _dialect(options["dialect"], attach)
+    elif attach:
+        raise UsageError('socket needs a dialect that attaches: dialect: {name: "mug"}')
     # TransportOptions checks the rest (an empty room, say) with the same kind of message.
     return TransportOptions(**fields, session=SessionConfig(route_mode=RouteMode(route)))
 
 
-_JS_TYPES: Final = {str: "string", list: "array", bool: "boolean"}
+def _dialect(spec: dict[str, Any], attach: bool) -> MugDialect:
+    if spec.get("name") not in DIALECT_NAMES:
+        raise UsageError(
+            f"dialect.name must be one of {', '.join(DIALECT_NAMES)}, got {spec.get('name')!r}"
+        )
+    for key, value in spec.items():
+        kind = _MUG_KEYS.get(key)
+        if kind is None:
+            raise UsageError(f"unknown dialect option {key!r}: it takes {', '.join(_MUG_KEYS)}")
+        if not isinstance(value, kind):
+            raise UsageError(f"dialect.{key} must be a {_JS_TYPES[kind]}, got {json.dumps(value)}")
+    return MugDialect(spec.get("subjectId"), attach=attach, turn_urls=spec.get("turnUrls", ()))
+
+
+_JS_TYPES: Final = {str: "string", list: "array", bool: "boolean", dict: "object"}
 
 #: The built-in classes a page reads an error by, the more telling first. The shim shows a
 #: Python error's last line, and the README documents those lines (``ValueError: routeMode must
@@ -122,8 +146,11 @@ class JsConnection:
         on_event: Callable[[str, Any], object] | None,
         on_paired: Callable[[int], object],
         on_refused: Callable[[str], object],
+        socket: Any = None,
     ) -> None:
-        options = parse_options(options_json)
+        options = parse_options(options_json, attach=socket is not None)
+        # The page's own socket (a mug page's, which did the lobby), if it gave one.
+        self._socket = socket
         self._on_input_js: Callable[[int, int], object] | None = on_input
         self._on_event_js = on_event
         self._settle: tuple[Callable[[int], object], Callable[[str], object]] | None = (
@@ -141,7 +168,12 @@ class JsConnection:
         return self.transport.player_index
 
     def connect(self) -> None:
-        self.transport.connect()
+        socket, self._socket = self._socket, None
+        self.transport.connect(socket)
+
+    def close_channel(self) -> None:
+        """Close only the DataChannel (tests take the P2P path away with it)."""
+        self.transport.close_channel()
 
     @_builtin_errors
     def step(self, frame: int, action: int) -> bool:
@@ -190,8 +222,9 @@ class JsConnection:
             on_paired, _ = self._settle
             self._settle = None
             on_paired(detail["player_index"])
-        elif name == "error":
-            self._refuse(f"the server refused: {json.dumps(detail)}")
+        elif name in REFUSAL_EVENTS:
+            said = "" if name == "error" else f" ({name})"
+            self._refuse(f"the server refused{said}: {json.dumps(detail, default=str)}")
         if self._on_event_js is not None:
             self._on_event_js(name, js.JSON.parse(json.dumps(detail, default=str)))
 

@@ -122,11 +122,14 @@ class TransportOptions:
             self, "ice_servers", tuple(IceServer.of(server) for server in self.ice_servers)
         )
 
-    def rtc_configuration(self, extra: Sequence[IceServer] = ()) -> dict[str, Any]:
+    def rtc_configuration(
+        self, extra: Sequence[IceServer] = (), force_relay: bool = False
+    ) -> dict[str, Any]:
         """The ``RTCPeerConnection`` configuration these options ask for, with ``extra`` servers
-        (the TURN credentials a server minted for this player) after the page's own."""
+        (the TURN credentials a server minted for this player) after the page's own, through
+        TURN alone if these options or the server (``force_relay``) ask for it."""
         servers = [IceServer.of(server).to_dict() for server in (*self.ice_servers, *extra)]
         config: dict[str, Any] = {"iceServers": servers}
-        if self.relay_only:
+        if self.relay_only or force_relay:
             config["iceTransportPolicy"] = "relay"
         return config

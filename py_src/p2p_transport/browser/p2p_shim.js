@@ -230,7 +230,9 @@ def _missing_requirements(site, names):
     return lines[lines.length - 1];
   }
 
-  function connect({ onInput, onEvent, ...options }) {
+  // socket: a socket.io-client socket the page has already (a mug page's, which did the lobby),
+  // for the transport to attach to; it is not JSON, so it goes to Python on its own.
+  function connect({ onInput, onEvent, socket, ...options }) {
     if (!shim.ready) {
       return Promise.reject(new Error("p2pShim.connect(): await p2pShim.boot() first"));
     }
@@ -249,6 +251,8 @@ def _missing_requirements(site, names):
       const conn = {
         playerIndex: null,
         step: (frame, action) => live().step(frame, action),
+        // Takes the P2P path away (tests): the relay carries the game from then on.
+        closeChannel: () => live().close_channel(),
         stats: () => JSON.parse(live().stats_json()),
         telemetry: () => JSON.parse(live().telemetry_json()),
         // Resolves once the server has the record on disk (see the README, "Keep the telemetry").
@@ -285,6 +289,7 @@ def _missing_requirements(site, names):
             setTimeout(() => conn.close(), 0);
             reject(new Error(message));
           },
+          socket || null,
         );
       } catch (err) {
         reject(new Error(pythonMessage(err)));

@@ -53,6 +53,8 @@ from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.dialects import (
     Dialect,
     Joined,
+    LinkReport,
+    Notice,
     Paired,
     PeerLeft,
     ReferenceDialect,
@@ -65,6 +67,7 @@ from p2p_transport.wire.dialects import (
 __all__ = [
     "FAULT_PUMP_INTERVAL_MS",
     "MAX_EVENT_LOG",
+    "VALIDATION_POLL_MS",
     "CloseRelaySocket",
     "EdgeAction",
     "OpenRelaySocket",
@@ -79,6 +82,10 @@ logger = logging.getLogger(__name__)
 FAULT_PUMP_INTERVAL_MS: Final = 5.0
 #: Game events kept with their details for the report; older ones drop out.
 MAX_EVENT_LOG: Final = 200
+#: How often a new DataChannel's validation is looked at until it is validated, for a server
+#: that wants to hear it (the validation's own timer ticks about as often): a few ms added to
+#: the ~100 ms the validation takes.
+VALIDATION_POLL_MS: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +178,12 @@ class Pairing:
         # attached them.
         self._channel: DataChannelLike | None = None
         self._has_ping_channel = False
+        #: The server asked for every connection of this pairing to go through TURN.
+        self.force_relay = False
+        # What the server was told of the DataChannel: the validation being watched (its timer),
+        # whether a DataChannel of this pairing was validated, and since when it is lost.
+        self._validation_timer: object | None = None
+        self._lost_at: float | None = None
         self._closed = False
 
     @property
@@ -204,8 +217,7 @@ class Pairing:
 
     def socket_connected(self) -> None:
         """The signaling socket (re)connected: join (again)."""
-        for event, payload in self.dialect.join():
-            self._execute(SendToServer(event, payload))
+        self._send_all(self.dialect.join())
 
     def server_unreachable(self, reason: str) -> None:
         """The socket could not reach the server (its client retries with backoff)."""
@@ -231,16 +243,24 @@ class Pairing:
         elif isinstance(incoming, Paired):
             self._paired(incoming.player_index, incoming.peer_index, incoming.detail)
         elif isinstance(incoming, Joined):
+            self._send_all(incoming.replies)
             self.emit("joined", incoming.detail)
             self._lifecycle.joined()
+        elif isinstance(incoming, Notice):
+            self._send_all(incoming.replies)
+            self.emit(incoming.event, incoming.detail)
         elif isinstance(incoming, PeerLeft):
             self._peer_left(incoming.detail)
         elif isinstance(incoming, ServerError):
-            logger.warning("server reported an error: %s", incoming.detail)
-            self.emit("error", incoming.detail)
+            logger.warning("server reported %s: %s", incoming.event, incoming.detail)
+            self.emit(incoming.event, incoming.detail)
             self._lifecycle.server_error(incoming.detail)
         elif isinstance(incoming, TelemetrySaved):
             self._execute(incoming)
+
+    def _send_all(self, outgoing: tuple[tuple[str, Any], ...] | list[tuple[str, Any]]) -> None:
+        for event, payload in outgoing:
+            self._execute(SendToServer(event, payload))
 
     def unreadable(self, event: str, error: Exception) -> None:
         """A server event that could not be read: an ``error`` event, never an exception in JS."""
@@ -274,6 +294,9 @@ class Pairing:
             return
         self.peer_client = peer_client
         self.ice_servers = self._ice_servers_from(detail.get("ice_servers"))
+        self.force_relay = detail.get("force_relay") is True
+        self._stop_validation_watch()
+        self._lost_at = None
         if self.session is not None:
             # A new peer in the room after the old one left: the old session is over.
             self.session.close()
@@ -302,6 +325,8 @@ class Pairing:
         self._machine.paired(player, peer)
 
     def _peer_left(self, detail: dict[str, Any]) -> None:
+        self._stop_validation_watch()
+        self._lost_at = None
         self._lifecycle.peer_left()
         self._execute(CloseRelaySocket())
         if self.session is not None:
@@ -351,6 +376,7 @@ class Pairing:
     def connection_failed(self, connection: int) -> None:
         if connection == self._machine.connection and self.session is not None:
             self.session.edge.on_failed()
+            self._channel_lost()
         self._machine.connection_failed(connection)
 
     def step_failed(self, what: str, error: Exception) -> None:
@@ -375,12 +401,61 @@ class Pairing:
         self._lifecycle.channel_opened()
         if self.session is not None:
             self.session.edge.on_open()
+            if self._lost_at is not None:
+                downtime = self._clock() - self._lost_at
+                self._lost_at = None
+                self._report(LinkReport.RECOVERED, downtime)
+            self._report(LinkReport.VALIDATING)
+            self._watch_validation()
         self._machine.channel_opened(connection)
 
     def channel_closed(self, connection: int) -> None:
         if self.session is not None:
             self.session.edge.on_close()
+            self._channel_lost()
         self._machine.channel_closed(connection)
+
+    # --- what the server hears of the DataChannel ---------------------------------------------
+
+    def _report(self, change: LinkReport, downtime_ms: float = 0.0) -> None:
+        session = self.session
+        window = session.parts.inputs.v1.window if session is not None else ()
+        frame = window[-1][0] if window else None
+        self._send_all(self.dialect.report(change, frame, downtime_ms))
+
+    def _channel_lost(self) -> None:
+        """The DataChannel is gone while the peer is still there: said once per loss."""
+        self._stop_validation_watch()
+        session = self.session
+        over = session is None or session.state in (SessionState.CLOSED, SessionState.SHUT_DOWN)
+        # After the peer left (the server deleted the game) or this side closed, nobody to tell.
+        if self._lost_at is None and not self._closed and not over:
+            self._lost_at = self._clock()
+            self._report(LinkReport.LOST)
+
+    def _watch_validation(self) -> None:
+        """Look at the new channel's validation until it is validated (or gives up), and tell
+        the server when it is: the validation has no callback of its own."""
+        if self._validation_timer is None:
+            self._validation_timer = self._scheduler.set_interval(
+                self._check_validation, VALIDATION_POLL_MS
+            )
+
+    def _check_validation(self) -> None:
+        session = self.session
+        validation = session.parts.validation if session is not None else None
+        if validation is None or validation.validated:
+            self._stop_validation_watch()
+            if validation is not None:
+                self.emit("validated", {"after_ms": validation.stats()["validated_after_ms"]})
+                self._report(LinkReport.VALIDATED)
+        elif validation.finished:
+            self._stop_validation_watch()
+
+    def _stop_validation_watch(self) -> None:
+        if self._validation_timer is not None:
+            timer, self._validation_timer = self._validation_timer, None
+            self._scheduler.clear_interval(timer)
 
     def _carry_out(self, action: Action) -> None:
         """The machine's actions: signals and events are decided here, the rest is the edge's."""
@@ -501,6 +576,7 @@ class Pairing:
         if self._closed:
             return
         self._closed = True
+        self._stop_validation_watch()
         if self.session is not None:
             self.session.close()
         self._execute(CloseRelaySocket())

@@ -34,29 +34,51 @@ def _reason(error: Any) -> str:
 
 
 class ServerSocket:
-    """The socket.io-client socket: its events go to ``pairing``, whose dialect names them."""
+    """The socket.io-client socket: its events go to ``pairing``, whose dialect names them.
+
+    The transport's own socket (``page_socket=None``), or one the page already has (attached:
+    only this class's own handlers are added, and removed at :meth:`close`, which leaves the
+    page's socket connected).
+    """
 
     def __init__(
-        self, server_url: str | None, room: str, pairing: Pairing, proxies: ProxyRegistry
+        self,
+        server_url: str | None,
+        room: str,
+        pairing: Pairing,
+        proxies: ProxyRegistry,
+        page_socket: Any = None,
     ) -> None:
-        # The room in the URL lets a load balancer put both players on one server process
-        # (p2p_server.cluster hashes it).
-        opts = js_object({"transports": ["websocket"], "forceNew": True, "query": {"room": room}})
-        self.raw: Any = js.io(server_url, opts) if server_url else js.io(opts)
+        self._attached = page_socket is not None
+        if page_socket is not None:
+            self.raw: Any = page_socket
+        else:
+            # The room in the URL lets a load balancer put both players on one server process
+            # (p2p_server.cluster hashes it).
+            opts = js_object(
+                {"transports": ["websocket"], "forceNew": True, "query": {"room": room}}
+            )
+            self.raw = js.io(server_url, opts) if server_url else js.io(opts)
         self._pairing = pairing
         self._binary_events = pairing.dialect.binary_events
-        on = self.raw.on
-        on("connect", proxies.create(lambda *_: pairing.socket_connected()))
+        self._handlers: list[tuple[str, Any]] = []
+
+        def on(event: str, handler: Any) -> None:
+            proxy = proxies.create(handler)
+            self._handlers.append((event, proxy))
+            self.raw.on(event, proxy)
+
+        on("connect", lambda *_: pairing.socket_connected())
         # The client's own events: it could not reach the server (it retries with backoff), or
         # lost it (close() removes every handler first, so its own disconnect is not reported).
-        on(
-            "connect_error",
-            proxies.create(lambda err, *_: pairing.server_unreachable(_reason(err))),
-        )
+        on("connect_error", lambda err, *_: pairing.server_unreachable(_reason(err)))
         # socket.io-client passes the reason and, for some reasons, a description.
-        on("disconnect", proxies.create(lambda reason, *_: pairing.server_lost(str(reason))))
+        on("disconnect", lambda reason, *_: pairing.server_lost(str(reason)))
         for event in pairing.dialect.events:
-            on(event, proxies.create(partial(self._on_event, event)))
+            on(event, partial(self._on_event, event))
+        if self._attached and self.raw.connected:
+            # The page's socket is up already: no connect event is coming.
+            pairing.socket_connected()
 
     def _on_event(self, event: str, data: Any) -> None:
         try:
@@ -78,9 +100,13 @@ class ServerSocket:
         return DialectRelay(JsSocketIO(self.raw), dialect)
 
     def close(self) -> None:
-        """Drop every handler first, so this side's own disconnect is not reported, then go."""
-        self.raw.off()
-        self.raw.disconnect()
+        """Drop this side's handlers first, so its own disconnect is not reported, then go; an
+        attached socket is the page's, and stays."""
+        for event, proxy in self._handlers:
+            self.raw.off(event, proxy)
+        self._handlers.clear()
+        if not self._attached:
+            self.raw.disconnect()
 
 
 class RelaySocket:

@@ -20,7 +20,7 @@ from typing import Any
 
 import js
 
-from p2p_transport.browser.adapters import ProxyRegistry, ShimScheduler
+from p2p_transport.browser.adapters import ProxyRegistry, ShimScheduler, js_object
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.pairing import (
     CloseRelaySocket,
@@ -43,7 +43,7 @@ from p2p_transport.protocol.peer_connection import (
 from p2p_transport.protocol.receiver import InputCallback
 from p2p_transport.session import Callbacks, P2PSession
 from p2p_transport.timing import Clock, monotonic_ms
-from p2p_transport.wire.dialects import TelemetrySaved
+from p2p_transport.wire.dialects import MugDialect, TelemetrySaved
 from p2p_transport.wire.signaling import (
     SAVE_TELEMETRY_EVENT,
     TELEMETRY_SAVED_EVENT,
@@ -158,11 +158,43 @@ class BrowserTransport:
 
     # --- what the game calls ------------------------------------------------------------------
 
-    def connect(self) -> None:
-        """Open the Socket.IO connection and join the room; the rest follows from events."""
+    def connect(self, socket: Any = None) -> None:
+        """Open the Socket.IO connection and join the room; the rest follows from events.
+
+        ``socket``: a socket.io-client socket the page already has, to attach to instead (inside
+        a deployed interactive_gym / mug page, whose socket is the participant: see
+        :class:`~p2p_transport.wire.dialects.MugDialect`). The transport then adds its handlers
+        to it, emits on it, and leaves it connected at :meth:`close`.
+        """
+        dialect = self._pairing.dialect
+        if socket is not None and isinstance(dialect, MugDialect) and not dialect.attach:
+            raise UsageError(
+                "this mug dialect does the lobby on its own socket: MugDialect(attach=True) "
+                "to use the page's"
+            )
+        entry = dialect.entry_path if isinstance(dialect, MugDialect) else None
+        if socket is None and entry is not None:
+            self._spawn(self._enter_then_open(entry), "the participant's page")
+        else:
+            self._open_socket(socket)
+
+    def _open_socket(self, page_socket: Any = None) -> None:
         self._socket = ServerSocket(
-            self.options.server_url, self.options.room, self._pairing, self._proxies
+            self.options.server_url,
+            self.options.room,
+            self._pairing,
+            self._proxies,
+            page_socket,
         )
+
+    async def _enter_then_open(self, path: str) -> None:
+        """The deployed server serves the participant's page before it registers them: fetched
+        (its answer unread: it is another origin's, and only its having been served counts),
+        then the socket opens. A failure is an ``error`` event (see :meth:`_spawn`)."""
+        base = (self.options.server_url or str(js.location.origin)).rstrip("/")
+        await js.fetch(base + path, js_object({"mode": "no-cors", "cache": "no-store"}))
+        if not self._closed:
+            self._open_socket()
 
     def step(self, frame: int, action: int) -> bool:
         """Send the local input for ``frame`` (see :meth:`P2PSession.step`)."""
@@ -301,7 +333,9 @@ class BrowserTransport:
             if self._socket is not None:
                 self._socket.emit(action.event, action.payload)
         elif isinstance(action, OpenConnection):
-            configuration = self.options.rtc_configuration(self._pairing.ice_servers)
+            configuration = self.options.rtc_configuration(
+                self._pairing.ice_servers, self._pairing.force_relay
+            )
             self._rtc = RtcConnection(
                 action.connection,
                 action.offerer,
