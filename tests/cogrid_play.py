@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import cogrid
+from cogrid.core.pipeline.step import build_step_fn
 
 try:
     from p2p_transport.rollback import EnvGame
@@ -30,11 +31,10 @@ NOOP: Final = 6
 UP, DOWN, LEFT, RIGHT, INTERACT = 0, 1, 2, 3, 4
 #: Player 0: left twice, face the plates, take one, wait for the soup, up and right to the pot,
 #: face it, plate the soup, down and right, face the delivery zone, deliver.
-_PLATER: Final = (LEFT, LEFT, DOWN, INTERACT, *([NOOP] * 50), UP, RIGHT, UP, INTERACT) + (
-    DOWN,
-    RIGHT,
-    DOWN,
-    INTERACT,
+_PLATER: Final = (
+    *(LEFT, LEFT, DOWN, INTERACT),
+    *([NOOP] * 50),
+    *(UP, RIGHT, UP, INTERACT, DOWN, RIGHT, DOWN, INTERACT),
 )
 #: Player 1, three times: face the onions, take one, left, face the pot, drop it in, back right.
 _ONIONS: Final = (RIGHT, INTERACT, LEFT, UP, INTERACT, RIGHT) * 3
@@ -52,12 +52,40 @@ def scripted_action(player: int, step: int) -> int:
 
 class CogridGame(EnvGame):  # type: ignore[misc, valid-type]
     """A cogrid env under rollback: no-op is the idle action and the prediction (a key press
-    lasts one frame), and the rewards of new frames are summed."""
+    lasts one frame), deliveries of new frames are counted, and a re-simulated frame computes
+    no observations (most of a step's cost)."""
 
     def __init__(self, env_id: str = CRAMPED_ROOM, seed: int = 0) -> None:
         self.env_id = env_id
         self.delivered = 0
         super().__init__(cogrid.make(env_id), seed=seed, idle_action=NOOP)
+        env = self.env
+        # cogrid 0.3.2's own step pipeline, built with an observation function that computes
+        # nothing. What CoGridEnv.step does around the pipeline is done in resimulate; SyncTest
+        # (which re-simulates with it) proves the two give the same state.
+        self._blind_step = build_step_fn(
+            env._scope_config,
+            env._lookup_tables,
+            lambda state, index: None,
+            env._reward_config,
+            env._action_pickup_drop_idx,
+            env._action_toggle_idx,
+            env.max_steps,
+            agent_ids=env._agent_id_order,
+            terminated_fn=env._terminated_fn,
+        )
+
+    def resimulate(self, inputs: tuple[int, ...]) -> None:
+        env = self.env
+        key = int(env.np_random.integers(2**31))
+        _, env._env_state, rewards, terminateds, truncateds, _ = self._blind_step(
+            key, env._env_state, self.actions(inputs)
+        )
+        env.t += 1
+        env.cumulative_score += sum(float(reward) for reward in rewards.values())
+        self._over = any(bool(t) for t in terminateds.values()) or any(
+            bool(t) for t in truncateds.values()
+        )
 
     def episode_params(self) -> dict[str, Any]:
         return {"env_id": self.env_id, "seed": self.seed}

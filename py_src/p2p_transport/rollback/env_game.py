@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import pickle
 from collections.abc import Callable
 from typing import Any, cast
@@ -74,6 +75,17 @@ class EnvGame:
             self.env.set_state(env_state)
         else:
             self.env = copy.deepcopy(env_state)
+
+    def encode_state(self, state: object) -> bytes:
+        """A ``get_state()`` snapshot as JSON (what cogrid's is made for); an env saved by
+        deepcopy has no plain form and cannot be sent (``repair_desync``)."""
+        if not self._has_state:
+            raise UsageError(f"{type(self.env).__name__} has no get_state(): no plain state")
+        return json.dumps(state, separators=(",", ":")).encode()
+
+    def decode_state(self, data: bytes) -> object:
+        env_state, over = json.loads(data)
+        return (env_state, bool(over))
 
     def actions(self, inputs: tuple[int, ...]) -> dict[Any, int]:
         return dict(zip(self.agents, inputs, strict=True))

@@ -63,6 +63,10 @@ class Game(Protocol):
     - ``episode_params() -> dict``: JSON-serialisable parameters the episode started from (a
       reset seed, a layout), read when each episode starts and kept in its record, so
       :func:`~p2p_transport.rollback.replay.replay_episode` rebuilds the game from the record.
+    - ``on_desync(desync)``: told of the first confirmed frame whose state differs from the
+      peer's (:class:`~p2p_transport.protocol.desync.Desync`).
+    - ``encode_state(state) -> bytes`` and ``decode_state(data) -> state``: a snapshot as plain
+      bytes and back, for ``repair_desync``'s state transfer.
     """
 
     def save_state(self) -> object: ...

@@ -18,6 +18,11 @@ frame (or the rollback) that failed, and ``on_game_error`` decides: go on (the f
 rollback is tried again on the next call), or end the session for both sides, the reason in
 both sides' records.
 
+With ``repair_desync``, a desync is repaired: the side with the lower player index sends its
+state after its newest confirmed frame (in chunks over the reliable control path, with a
+digest), the other loads it once it has confirmed that frame too, re-simulates its predicted
+frames on it, and both go on; each side's record lists the transfer.
+
 With ``delay_range``, the layer chooses the input delay itself (see :mod:`.frame_budget`): each
 side works out the delay the other must use so that its own rollbacks fit in a frame, both send
 it, and both use the larger, changed only between frames.
@@ -58,14 +63,18 @@ from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
 from p2p_transport.session.delivery import LayerHandlers
 from p2p_transport.session.session import P2PSession
 from p2p_transport.wire.control_payloads import (
+    MAX_CHUNK_DATA,
     MAX_HASH_SIZE,
+    STATE_DIGEST_SIZE,
     decode_episode_end_payload,
     decode_episode_ready_payload,
     decode_input_delay_payload,
     decode_rollback_end_payload,
+    decode_state_chunk_payload,
     decode_time_sync_payload,
     encode_input_delay_payload,
     encode_rollback_end_payload,
+    encode_state_chunk_payload,
     encode_time_sync_payload,
 )
 from p2p_transport.wire.messages import ControlKind
@@ -104,6 +113,7 @@ _OWN_KINDS: Final = frozenset(
         ControlKind.TIME_SYNC,
         ControlKind.ROLLBACK_END,
         ControlKind.INPUT_DELAY,
+        ControlKind.STATE_CHUNK,
     )
 )
 
@@ -138,6 +148,10 @@ class RollbackSession:
     game's own code raised: which method, the frame, whether it was a re-simulation); returning
     true goes on, anything else (or no handler) ends the session for both sides.
 
+    ``repair_desync=True`` repairs a desync by a state transfer (see the module's docstring);
+    the game then has ``encode_state(state) -> bytes`` and ``decode_state(data) -> state``
+    (plain data: never unpickle what a peer sent).
+
     ``delay_range=(low, high)`` lets the layer choose the input delay in ``low..high`` from the
     measured RTT and the game's measured step cost (:mod:`.frame_budget`); ``input_delay`` is
     the delay until it has measured. Setting :attr:`input_delay` fixes it again. ``timer`` is
@@ -170,6 +184,7 @@ class RollbackSession:
         on_desync: Callable[[Desync], None] | None = None,
         on_game_error: Callable[[GameError], object] | None = None,
         delay_range: tuple[int, int] | None = None,
+        repair_desync: bool = False,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         check_game(game)
@@ -198,6 +213,17 @@ class RollbackSession:
             predict if callable(predict) else None
         )
         self._peer_index = session.peer_index
+        if repair_desync and not all(
+            callable(getattr(game, name, None)) for name in ("encode_state", "decode_state")
+        ):
+            raise UsageError("repair_desync needs the game's encode_state and decode_state")
+        self.repair_desync = repair_desync
+        self._send_state = False
+        self._chunks: dict[tuple[int, int, bytes], dict[int, bytes]] = {}
+        self._received_state: tuple[int, int, bytes] | None = None
+        #: The state transfers that repaired a desync: role ("sent" or "received"), episode,
+        #: frame (the state is the one after it), size in bytes.
+        self.state_transfers: list[dict[str, Any]] = []
         self._timer = timer
         self._budget = FrameBudget(fps)
         self._delay_range: tuple[int, int] | None = None
@@ -312,11 +338,15 @@ class RollbackSession:
             self._try_start()
         if self.state is not RollbackState.RUNNING:
             return False
+        if self._received_state is not None:
+            self._load_received_state()
         if not self._correct():
             return False
         self._confirm()
         if self.state is not RollbackState.RUNNING:
             return False
+        if self._send_state:
+            self._send_confirmed_state()
         self._measure(now)
         if self._end_frame is not None:
             self._counts["end_wait_frames"] += 1
@@ -396,6 +426,7 @@ class RollbackSession:
             "callback_errors": counts["callback_errors"],
             "episodes_finished": len(self.episodes),
             **self._budget.stats(),
+            "state_transfers": len(self.state_transfers),
             "delay_changes": counts["delay_changes"],
             "game_errors": counts["game_errors"],
             "ended_by": None if self.end_reason is None else self.end_reason["by"],
@@ -433,6 +464,7 @@ class RollbackSession:
             "episode_records": list(self.episodes),
             "episode_under_way": under_way,
             "end_reason": None if self.end_reason is None else dict(self.end_reason),
+            "state_transfer_records": [dict(t) for t in self.state_transfers],
         }
 
     def _params_entry(self) -> dict[str, Any]:
@@ -668,6 +700,75 @@ class RollbackSession:
         self._hashed_through = -1
         self._first_wrong = None
         self._time_sync.reset()
+        self._send_state = False
+        self._chunks = {}
+        self._received_state = None
+
+    def _send_confirmed_state(self) -> None:
+        """Send the state after the newest confirmed frame (the state saved before the next
+        one, or the game's own if that one is not simulated yet), in chunks."""
+        frame = self.confirmed_frame
+        if frame < 0:
+            return
+        self._send_state = False
+        game: Any = self.game
+        try:
+            state = game.save_state() if frame + 1 == self._current else self._ring.load(frame + 1)
+            data = bytes(game.encode_state(state))
+        except Exception as error:
+            self._game_failed(GameError("encode_state", self.episode, frame, False, error))
+            return
+        digest = hashlib.blake2b(data, digest_size=STATE_DIGEST_SIZE).digest()
+        pieces = [data[i : i + MAX_CHUNK_DATA] for i in range(0, len(data), MAX_CHUNK_DATA)]
+        pieces = pieces or [b""]
+        for index, piece in enumerate(pieces):
+            payload = encode_state_chunk_payload(
+                frame, self.episode, index, len(pieces), digest, piece
+            )
+            self._send(self.session.parts.control.send, ControlKind.STATE_CHUNK, payload)
+        self.state_transfers.append(
+            {"role": "sent", "episode": self.episode, "frame": frame, "bytes": len(data)}
+        )
+
+    def _on_state_chunk(self, payload: bytes) -> None:
+        frame, episode, index, count, digest, data = decode_state_chunk_payload(payload)
+        if episode != self.episode or not self.repair_desync:
+            self._counts["stale_state_chunks"] += 1
+            return
+        key = (frame, count, digest)
+        pieces = self._chunks.setdefault(key, {})
+        pieces[index] = data
+        if len(pieces) < count:
+            return
+        del self._chunks[key]
+        whole = b"".join(pieces[i] for i in range(count))
+        if hashlib.blake2b(whole, digest_size=STATE_DIGEST_SIZE).digest() != digest:
+            self._counts["state_transfers_corrupt"] += 1
+            return
+        self._received_state = (episode, frame, whole)
+
+    def _load_received_state(self) -> None:
+        """Take the peer's state after frame F once this side has confirmed F (its frames up
+        to F are then never re-simulated, so nothing rebuilds them from its own diverged
+        states), and re-simulate from F + 1 on it."""
+        assert self._received_state is not None
+        episode, frame, data = self._received_state
+        if episode != self.episode:
+            self._received_state = None
+            return
+        if self.confirmed_frame < frame:
+            return
+        self._received_state = None
+        try:
+            state = self.game.decode_state(data)  # type: ignore[attr-defined]
+        except Exception as error:
+            self._game_failed(GameError("decode_state", episode, frame, False, error))
+            return
+        self._ring.save(frame + 1, state)
+        self._first_wrong = frame + 1
+        self.state_transfers.append(
+            {"role": "received", "episode": episode, "frame": frame, "bytes": len(data)}
+        )
 
     def _choose_delay(self, now: float) -> None:
         """With ``delay_range``: a few times a second, tell the peer the delay this side needs
@@ -747,6 +848,8 @@ class RollbackSession:
             if kind == ControlKind.TIME_SYNC:
                 self._time_sync.on_report(*decode_time_sync_payload(payload))
                 self._counts["time_sync_received"] += 1
+            elif kind == ControlKind.STATE_CHUNK:
+                self._on_state_chunk(payload)
             elif kind == ControlKind.INPUT_DELAY:
                 self._peer_delay_wanted = decode_input_delay_payload(payload)
             elif kind == ControlKind.ROLLBACK_END:
@@ -763,6 +866,15 @@ class RollbackSession:
 
     def _on_session_desync(self, desync: Desync) -> None:
         self.first_desync = desync
+        if (
+            self.repair_desync
+            and desync.episode == self.episode
+            and self.session.player_index < self._peer_index
+        ):
+            self._send_state = True
+        told = getattr(self.game, "on_desync", None)
+        if callable(told) and not call_guarded(told, desync, what="the game's on_desync"):
+            self._counts["callback_errors"] += 1
         if self.on_desync is not None and not call_guarded(
             self.on_desync, desync, what="on_desync"
         ):

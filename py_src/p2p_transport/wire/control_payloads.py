@@ -18,6 +18,8 @@ time sync     frame advantage i16 in hundredths of a frame (clamped), input dela
 rollback end  episode u32, frame u32, flags u8 (bit 0: during a re-simulation), then the
               reason in UTF-8 (at most :data:`MAX_REASON_SIZE` bytes)
 input delay   the input delay the sender needs both sides to use, u8
+state chunk   episode u32, frame u32, chunk index u16, chunk count u16, the whole state's
+              16-byte BLAKE2b, then up to :data:`MAX_CHUNK_DATA` bytes of the state
 ============  ===========================================================================
 """
 
@@ -28,21 +30,25 @@ from typing import Final
 
 from p2p_transport._checks import check_int
 from p2p_transport.errors import UsageError
-from p2p_transport.wire.codec import MAX_FRAME, DecodeError
+from p2p_transport.wire.codec import MAX_CONTROL_PAYLOAD, MAX_FRAME, DecodeError
 
 __all__ = [
+    "MAX_CHUNK_DATA",
     "MAX_HASH_SIZE",
     "MAX_REASON_SIZE",
+    "STATE_DIGEST_SIZE",
     "decode_episode_end_payload",
     "decode_episode_ready_payload",
     "decode_input_delay_payload",
     "decode_rollback_end_payload",
+    "decode_state_chunk_payload",
     "decode_state_hash_payload",
     "decode_time_sync_payload",
     "encode_episode_end_payload",
     "encode_episode_ready_payload",
     "encode_input_delay_payload",
     "encode_rollback_end_payload",
+    "encode_state_chunk_payload",
     "encode_state_hash_payload",
     "encode_time_sync_payload",
 ]
@@ -60,6 +66,11 @@ _INPUT_DELAY: Final = struct.Struct(">B")
 #: of its message; longer ones are cut (at a character boundary).
 MAX_REASON_SIZE: Final = 200
 _RESIMULATING_FLAG: Final = 0x01
+#: A transferred state's digest: BLAKE2b-128, as the desync check hashes long checksums.
+STATE_DIGEST_SIZE: Final = 16
+_STATE_CHUNK_HEAD: Final = struct.Struct(">IIHH16s")  # episode, frame, index, count, digest
+#: A state chunk's data: what the largest control payload leaves after its head.
+MAX_CHUNK_DATA: Final = MAX_CONTROL_PAYLOAD - _STATE_CHUNK_HEAD.size
 #: The time sync's advantage is in hundredths of a frame, so a window's average keeps its
 #: fraction.
 _ADVANTAGE_SCALE: Final = 100
@@ -166,3 +177,32 @@ def decode_input_delay_payload(payload: bytes) -> int:
     if len(payload) != _INPUT_DELAY.size:
         raise DecodeError(f"an input delay payload is 1 byte, got {len(payload)}")
     return int(payload[0])
+
+
+def encode_state_chunk_payload(
+    frame: int, episode: int, index: int, count: int, digest: bytes, data: bytes
+) -> bytes:
+    """The STATE_CHUNK payload: chunk ``index`` of ``count`` of the game state after ``frame``
+    of ``episode``, whose bytes, joined, have the BLAKE2b-128 ``digest``."""
+    check_int("frame", frame, MAX_FRAME)
+    check_int("episode", episode, MAX_FRAME)
+    check_int("count", count, 0xFFFF, minimum=1)
+    check_int("index", index, count - 1)
+    if len(digest) != STATE_DIGEST_SIZE:
+        raise UsageError(f"digest must be {STATE_DIGEST_SIZE} bytes, got {len(digest)}")
+    if len(data) > MAX_CHUNK_DATA:
+        raise UsageError(f"a chunk holds at most {MAX_CHUNK_DATA} bytes, got {len(data)}")
+    return _STATE_CHUNK_HEAD.pack(episode, frame, index, count, digest) + data
+
+
+def decode_state_chunk_payload(payload: bytes) -> tuple[int, int, int, int, bytes, bytes]:
+    """``(frame, episode, index, count, digest, data)`` from a STATE_CHUNK payload."""
+    head = _STATE_CHUNK_HEAD.size
+    if not head <= len(payload) <= head + MAX_CHUNK_DATA:
+        raise DecodeError(
+            f"a state chunk payload is {head}..{head + MAX_CHUNK_DATA} bytes, got {len(payload)}"
+        )
+    episode, frame, index, count, digest = _STATE_CHUNK_HEAD.unpack_from(payload)
+    if not index < count:
+        raise DecodeError(f"state chunk {index} of {count}")
+    return frame, episode, index, count, digest, bytes(payload[head:])

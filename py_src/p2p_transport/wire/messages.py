@@ -83,6 +83,9 @@ class ControlKind(IntEnum):
     ROLLBACK_END = 0x05
     #: The input delay the sender's rollback layer needs both sides to use: u8.
     INPUT_DELAY = 0x06
+    #: A piece of the sender's confirmed game state, sent to repair a desync: episode u32,
+    #: frame u32, index u16, count u16, the state's 16-byte digest, the chunk's bytes.
+    STATE_CHUNK = 0x07
 
 
 #: ``P2PSession.send_control`` takes the upper half of the kind byte: room for 128 game messages,
