@@ -3,7 +3,7 @@ a game whose own code raised."""
 
 from __future__ import annotations
 
-from p2p_transport.errors import P2PTransportError, UsageError
+from p2p_transport.errors import UsageError
 
 __all__ = ["DesyncError", "GameError", "NotAGameError"]
 
@@ -39,9 +39,10 @@ class NotAGameError(UsageError, TypeError):
     Also a ``TypeError``, as it was: the object is of the wrong type."""
 
 
-class GameError(P2PTransportError, RuntimeError):
+class GameError(UsageError, RuntimeError):
     """The game's own code raised while the rollback layer ran it; the game's exception is
-    ``__cause__``.
+    ``__cause__``. A :class:`~p2p_transport.errors.UsageError`, as :class:`DesyncError` is: the
+    fault is in the game, the designer's code; also a ``RuntimeError``.
 
     ``phase`` is the game's method that raised (``save_state``, ``load_state``, ``advance``,
     ``resimulate``, ``predict``, ``done``, ``checksum``), ``episode`` and ``frame`` the frame the

@@ -66,6 +66,7 @@ from p2p_transport.wire.control_payloads import (
     MAX_CHUNK_DATA,
     MAX_HASH_SIZE,
     STATE_DIGEST_SIZE,
+    RollbackKind,
     decode_episode_end_payload,
     decode_episode_ready_payload,
     decode_input_delay_payload,
@@ -111,9 +112,9 @@ _OWN_KINDS: Final = frozenset(
         ControlKind.EPISODE_END,
         ControlKind.EPISODE_READY,
         ControlKind.TIME_SYNC,
-        ControlKind.ROLLBACK_END,
-        ControlKind.INPUT_DELAY,
-        ControlKind.STATE_CHUNK,
+        RollbackKind.ROLLBACK_END,
+        RollbackKind.INPUT_DELAY,
+        RollbackKind.STATE_CHUNK,
     )
 )
 
@@ -621,7 +622,7 @@ class RollbackSession:
         payload = encode_rollback_end_payload(
             error.frame, error.episode, error.resimulating, error.reason
         )
-        self._send(self.session.parts.control.send, ControlKind.ROLLBACK_END, payload)
+        self._send(self.session.parts.control.send, RollbackKind.ROLLBACK_END, payload)
 
     def _close(self, by: str, episode: int, frame: int, resimulating: bool, reason: str) -> None:
         self.state = RollbackState.CLOSED
@@ -725,7 +726,7 @@ class RollbackSession:
             payload = encode_state_chunk_payload(
                 frame, self.episode, index, len(pieces), digest, piece
             )
-            self._send(self.session.parts.control.send, ControlKind.STATE_CHUNK, payload)
+            self._send(self.session.parts.control.send, RollbackKind.STATE_CHUNK, payload)
         self.state_transfers.append(
             {"role": "sent", "episode": self.episode, "frame": frame, "bytes": len(data)}
         )
@@ -785,7 +786,7 @@ class RollbackSession:
         wanted = self._budget.wanted_delay(rtt, *bounds)
         if wanted != self._delay_wanted_sent and self._send(
             self.session.parts.control.send,
-            ControlKind.INPUT_DELAY,
+            RollbackKind.INPUT_DELAY,
             encode_input_delay_payload(wanted),
         ):
             self._delay_wanted_sent = wanted
@@ -848,11 +849,11 @@ class RollbackSession:
             if kind == ControlKind.TIME_SYNC:
                 self._time_sync.on_report(*decode_time_sync_payload(payload))
                 self._counts["time_sync_received"] += 1
-            elif kind == ControlKind.STATE_CHUNK:
+            elif kind == RollbackKind.STATE_CHUNK:
                 self._on_state_chunk(payload)
-            elif kind == ControlKind.INPUT_DELAY:
+            elif kind == RollbackKind.INPUT_DELAY:
                 self._peer_delay_wanted = decode_input_delay_payload(payload)
-            elif kind == ControlKind.ROLLBACK_END:
+            elif kind == RollbackKind.ROLLBACK_END:
                 frame, episode, resimulating, reason = decode_rollback_end_payload(payload)
                 if self.state is not RollbackState.CLOSED:
                     self._close("peer", episode, frame, resimulating, reason)

@@ -26,6 +26,7 @@ state chunk   episode u32, frame u32, chunk index u16, chunk count u16, the whol
 from __future__ import annotations
 
 import struct
+from enum import IntEnum
 from typing import Final
 
 from p2p_transport._checks import check_int
@@ -37,6 +38,7 @@ __all__ = [
     "MAX_HASH_SIZE",
     "MAX_REASON_SIZE",
     "STATE_DIGEST_SIZE",
+    "RollbackKind",
     "decode_episode_end_payload",
     "decode_episode_ready_payload",
     "decode_input_delay_payload",
@@ -52,6 +54,17 @@ __all__ = [
     "encode_state_hash_payload",
     "encode_time_sync_payload",
 ]
+
+
+class RollbackKind(IntEnum):
+    """The rollback layer's own control kinds, in the range :class:`~.messages.ControlKind`
+    reserves for the transport's later messages (a peer without them acknowledges and drops
+    them). Their payloads are the last three rows of the table above."""
+
+    ROLLBACK_END = 0x05
+    INPUT_DELAY = 0x06
+    STATE_CHUNK = 0x07
+
 
 #: A SHA-256 digest; a longer hash detects nothing a 32-byte one misses.
 MAX_HASH_SIZE: Final = 32

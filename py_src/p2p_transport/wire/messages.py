@@ -78,14 +78,6 @@ class ControlKind(IntEnum):
     #: The sender's frame advantage for time synchronisation (:mod:`p2p_transport.rollback`):
     #: advantage i16 in hundredths of a frame, input delay u8.
     TIME_SYNC = 0x04
-    #: The sender's rollback layer ended the session because its game raised: episode u32,
-    #: frame u32, flags u8 (bit 0: during a re-simulation), the reason in UTF-8.
-    ROLLBACK_END = 0x05
-    #: The input delay the sender's rollback layer needs both sides to use: u8.
-    INPUT_DELAY = 0x06
-    #: A piece of the sender's confirmed game state, sent to repair a desync: episode u32,
-    #: frame u32, index u16, count u16, the state's 16-byte digest, the chunk's bytes.
-    STATE_CHUNK = 0x07
 
 
 #: ``P2PSession.send_control`` takes the upper half of the kind byte: room for 128 game messages,
