@@ -3,6 +3,7 @@ player, and says why when it does not."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from p2p_server.server import ServerOptions, ServerThread
+from p2p_server.telemetry_store import STALE_SAVE_S, TelemetryError, TelemetryStore
 from p2p_transport.wire.signaling import (
     MAX_TELEMETRY_CHARS,
     SAVE_TELEMETRY_EVENT,
@@ -162,3 +164,44 @@ def test_unfinished_records_are_bounded_for_the_whole_process(
     assert other.expect("peer_left") == {"player_index": 0}
     wait_until(lambda: keeping.stats.snapshot()["telemetry_chars_pending"] == 0)
     assert save(other, "o2", {"ok": True})["bytes"]
+
+
+def test_one_client_holds_at_most_one_largest_record_unfinished(tmp_path: Path) -> None:
+    store = TelemetryStore(tmp_path)
+    part = "x" * TELEMETRY_PART_CHARS
+    per_record = MAX_TELEMETRY_CHARS // TELEMETRY_PART_CHARS
+    for n in range(per_record):
+        answer = asyncio.run(store.add_part("c", "r", 0, part_of("a", n, per_record + 1, part)))
+        assert answer is None
+    # A second save of the same client would take it past one largest record.
+    with pytest.raises(TelemetryError, match="this client's unfinished records"):
+        asyncio.run(store.add_part("c", "r", 0, part_of("b", 0, 2, part)))
+    # Another client is not held back by it.
+    assert asyncio.run(store.add_part("d", "r", 1, part_of("a", 0, 2, part))) is None
+
+
+def test_an_abandoned_save_makes_room_for_a_live_one(tmp_path: Path) -> None:
+    now = [0.0]
+    store = TelemetryStore(
+        tmp_path, max_pending_chars=2 * TELEMETRY_PART_CHARS, clock=lambda: now[0]
+    )
+    part = "x" * TELEMETRY_PART_CHARS
+    asyncio.run(store.add_part("hoarder", "r", 0, part_of("h", 0, 9, part)))
+    asyncio.run(store.add_part("hoarder", "r", 0, part_of("h", 1, 9, part)))
+    # Within STALE_SAVE_S the hoarder's save is live: the budget is full.
+    now[0] = STALE_SAVE_S
+    with pytest.raises(TelemetryError, match="too many unfinished records") as refused:
+        asyncio.run(store.add_part("other", "r", 1, part_of("o", 0, 2, part)))
+    assert refused.value.reason == "telemetry_busy"
+    # Past it, the abandoned save is dropped for the live one, and counted.
+    now[0] = STALE_SAVE_S + 0.5
+    assert asyncio.run(store.add_part("other", "r", 1, part_of("o", 0, 2, part))) is None
+    assert store.stale_saves_dropped == 1
+    assert store.pending_chars == len(part) and store.unfinished_saves == 1
+    # The hoarder's next part finds its save gone: it is told, as for any bad part.
+    with pytest.raises(TelemetryError, match="expected part 0"):
+        asyncio.run(store.add_part("hoarder", "r", 0, part_of("h", 2, 9, part)))
+
+
+def part_of(save_id: str, part: int, parts: int, data: str) -> dict[str, object]:
+    return {"save_id": save_id, "part": part, "parts": parts, "data": data}

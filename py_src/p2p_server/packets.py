@@ -57,7 +57,9 @@ class BoundedPacket(packet.Packet):  # type: ignore[misc]
                 )
             dash = encoded_packet.find("-")
             announced = encoded_packet[1:dash]
-            if dash < 2 or not announced.isdigit() or not 1 <= int(announced) <= MAX_ATTACHMENTS:
+            # isdigit() alone takes digits int() refuses, such as a superscript two.
+            counted = dash >= 2 and announced.isascii() and announced.isdigit()
+            if not counted or not 1 <= int(announced) <= MAX_ATTACHMENTS:
                 raise AttachmentError(
                     f"a binary event announcing {announced or 'no'} attachments "
                     f"(the relay's has {MAX_ATTACHMENTS})",

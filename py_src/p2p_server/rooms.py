@@ -253,6 +253,9 @@ class RelayServer:
             "telemetry_chars_pending": (
                 self.telemetry.pending_chars if self.telemetry is not None else 0
             ),
+            "telemetry_stale_saves_dropped": (
+                self.telemetry.stale_saves_dropped if self.telemetry is not None else 0
+            ),
         }
 
     async def _sample_stats(self) -> None:
@@ -402,6 +405,18 @@ class RelayServer:
         """A new Engine.IO connection at the door: ``None`` lets it in, a message refuses it."""
         client = environ.get("asgi.scope", {}).get("client")
         host = str(client[0]) if client else "unknown"
+        if (
+            "HTTP_X_FORWARDED_FOR" in environ
+            and not self.options.trusted_proxies
+            and self.log_throttle.allow(("forwarded", None))
+        ):
+            # Behind a proxy the door counts every participant as the proxy's one address.
+            logger.warning(
+                "a connection from %s carries X-Forwarded-For, which is ignored: if a proxy "
+                "forwards to this server, start it with --trusted-proxy so the door counts "
+                "each participant by its own address",
+                host,
+            )
         refusal, evicted = self.door.admit(eio_sid, host, time.monotonic())
         if refusal is not None:
             self.stats.connections_refused += 1

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -33,6 +34,11 @@ MAX_SAVES_PER_CLIENT: Final = 4
 #: and can save again), so clients that start saves and never finish them cannot grow the
 #: server's memory past this.
 MAX_PENDING_CHARS: Final = 4 * MAX_TELEMETRY_CHARS
+#: A save whose last part came longer ago than this is abandoned, and dropped when another needs
+#: its room: a page sends a record's parts back to back (the largest record is about 16 MB, under
+#: 20 s even on a 1 MB/s uplink), so only a client that stopped halfway holds a save this long,
+#: and one that keeps its saves alive must keep sending, which its rate limits bound.
+STALE_SAVE_S: Final = 30.0
 
 
 class TelemetryError(ValueError):
@@ -47,6 +53,7 @@ class TelemetryError(ValueError):
 @dataclass
 class _Save:
     parts: int
+    last_part_at: float
     chunks: list[str] = field(default_factory=list)
     chars: int = 0
 
@@ -54,11 +61,19 @@ class _Save:
 class TelemetryStore:
     """Assembles each client's parts and writes complete records under ``data_dir``."""
 
-    def __init__(self, data_dir: Path, max_pending_chars: int = MAX_PENDING_CHARS) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        max_pending_chars: int = MAX_PENDING_CHARS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.data_dir = data_dir
         self.max_pending_chars = max_pending_chars
+        self._clock = clock
         #: Characters held in unfinished records, all clients together.
         self.pending_chars = 0
+        #: Saves abandoned halfway and dropped to make room for another (:data:`STALE_SAVE_S`).
+        self.stale_saves_dropped = 0
         self._saves: dict[str, dict[str, _Save]] = {}
 
     @property
@@ -122,26 +137,45 @@ class TelemetryStore:
             raise TelemetryError(
                 f"'data' must be a string of at most {TELEMETRY_PART_CHARS} characters"
             )
+        now = self._clock()
         save = saves.get(save_id)
         if save is None:
             if len(saves) >= MAX_SAVES_PER_CLIENT:
                 raise TelemetryError(f"more than {MAX_SAVES_PER_CLIENT} saves under way")
-            save = saves[save_id] = _Save(parts)
+            save = saves[save_id] = _Save(parts, now)
         if part != len(save.chunks) or parts != save.parts:
             raise TelemetryError(
                 f"expected part {len(save.chunks)} of {save.parts}, got part {part!r} of {parts!r}"
             )
         if save.chars + len(data) > MAX_TELEMETRY_CHARS:
             raise TelemetryError(f"the record is over {MAX_TELEMETRY_CHARS} characters")
+        # One client holds at most one largest record's worth at a time, so it takes several
+        # clients to fill the process's budget, and abandoned saves make room for live ones.
+        if sum(kept.chars for kept in saves.values()) + len(data) > MAX_TELEMETRY_CHARS:
+            raise TelemetryError(
+                f"this client's unfinished records are over {MAX_TELEMETRY_CHARS} characters"
+            )
+        if self.pending_chars + len(data) > self.max_pending_chars:
+            self._drop_stale(now)
         if self.pending_chars + len(data) > self.max_pending_chars:
             raise TelemetryError(
                 "the server holds too many unfinished records: save again in a minute",
                 reason="telemetry_busy",
             )
         save.chars += len(data)
+        save.last_part_at = now
         self.pending_chars += len(data)
         save.chunks.append(data)
         return save
+
+    def _drop_stale(self, now: float) -> None:
+        """Drop every save whose last part came more than :data:`STALE_SAVE_S` ago."""
+        for saves in self._saves.values():
+            for save_id in [
+                i for i, save in saves.items() if now - save.last_part_at > STALE_SAVE_S
+            ]:
+                self._drop(saves, save_id)
+                self.stale_saves_dropped += 1
 
 
 def check_save_id(payload: Any) -> str:
