@@ -8,7 +8,8 @@ Per configuration (30 and 60 Hz; 50 and 100 ms one way; 20% loss; CPU charged x1
 both sides together: charged CPU per tick (mean, p99, max, ms), ticks that started more than
 half a frame late, stall frames (nothing simulated: the prediction window was full), rollbacks
 and their largest depth, and the input delay each side used at the end. The layer chooses the
-delay in 2..8 when it can (``delay_range``); an older layer plays a fixed delay of 2.
+delay in 2..8 when it can (``delay_range``); an older layer plays a fixed delay of 2. The games
+start 2 s after the sessions open, as after a page's pairing.
 An episode of CrampedRoom ends at its 1000th step (cogrid's ``max_steps``). First, what the
 adapter costs per call (CPU ms of this thread): a new frame (``advance``, observations
 included), a re-simulated one (``resimulate``, none), ``save_state`` and ``load_state`` through
@@ -37,6 +38,9 @@ ONE_WAY_MS = (50.0, 100.0)
 CHARGES = (1.0, 2.5)
 LOSS = 0.2
 DELAY_RANGE = (2, 8)
+#: The games start 2 s after the sessions open, as a page's do after pairing and the
+#: DataChannel's validation: the RTT is measured by then (pings every 500 ms).
+START_MS = 2000.0
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -81,6 +85,7 @@ def run(fps: float, one_way_ms: float, charge: float, frames: int) -> dict[str, 
         seed=1,
         fps=fps,
         charge=charge,
+        start_ms=START_MS,
         **options,
     )
     cpu = [ms for loop in loops.values() for ms in loop.cpu_ms]

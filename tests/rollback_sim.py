@@ -138,7 +138,8 @@ def simulate_matches(
 
 @dataclass
 class GameLoop:
-    """One side's game loop for :func:`simulate_games`: a tick every frame period, charged the
+    """One side's game loop for :func:`simulate_games`: a tick every frame (``frame_ms``, as
+    the time sync stretches it), charged the
     CPU time it took (times ``charge``) on the virtual clock, during which it cannot tick. CPU
     time is the thread's own (``time.thread_time``), so other work on a loaded machine does not
     count as the game's."""
@@ -174,7 +175,7 @@ class GameLoop:
             self.cpu_ms.append(cpu)
             self.busy_until = now + cpu
             self.ticks += 1
-            self.next_due += self.frame_ms
+            self.next_due += self.rollback.frame_ms  # longer while this side runs ahead
             ticks += 1
             if self.busy_until > now:
                 break  # the rest waits until this tick's CPU time has passed
@@ -193,11 +194,14 @@ def simulate_games(
     fps: float = 60.0,
     charge: float = 1.0,
     perturb: Callable[[GameLoop], None] | None = None,
+    start_ms: float = 0.0,
     **options: Any,
 ) -> dict[str, GameLoop]:
     """One episode of ``frames`` frames of ``make_game()`` on both sides, ``action(player,
     tick)`` choosing each tick's action, over the seeded faulty link; ``options`` go to both
-    RollbackSessions. ``perturb(side b's loop)`` is called after every tick of side b."""
+    RollbackSessions. ``perturb(side b's loop)`` is called after every tick of side b. The
+    first frame is due at ``start_ms``: the sessions ping from 0 (in a page, pairing and the
+    DataChannel's validation take seconds, and the RTT is known when the game starts)."""
     clock = FakeClock(0.0)
     scheduler = FakeScheduler(clock)
     fault = FaultConfig(loss=loss, delay_ms=max(one_way_ms, _AFTER_RETURN_MS))
@@ -209,7 +213,9 @@ def simulate_games(
         if "timer" in inspect.signature(RollbackSession).parameters:  # not an older layer's
             options["timer"] = lambda: time.thread_time() * charge
         rollback = RollbackSession(game, session, fps=fps, episode_frames=frames, **options)
-        loops[side] = GameLoop(rollback, game, session.player_index, action, charge, 1000 / fps)
+        loops[side] = GameLoop(
+            rollback, game, session.player_index, action, charge, 1000 / fps, next_due=start_ms
+        )
 
     def wake(side: str) -> None:
         loops[side].wake(clock())
@@ -218,7 +224,7 @@ def simulate_games(
 
     for side in loops:
         scheduler.set_interval(lambda s=side: wake(s), LOOP_WAKE_MS)
-    end_ms = frames * 1000 / fps + SETTLE_MS
+    end_ms = start_ms + frames * 1000 / fps + SETTLE_MS
     while clock() < end_ms and not all(loop.finished_at_ms is not None for loop in loops.values()):
         due = [c.next_due_ms for c in faulty if c.next_due_ms is not None]
         due += [timer.next_due_ms for timer in scheduler.active.values()]

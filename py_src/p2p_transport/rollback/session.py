@@ -237,6 +237,7 @@ class RollbackSession:
         self._delay_wanted_sent: int | None = None
         self._peer_delay_wanted: int | None = None
         self._delay_changed_ms: float | None = None
+        self._delay_sent_ms: float | None = None
         #: Why the session ended (``state`` CLOSED): who ("local" or "peer"), the episode, the
         #: frame, whether it was a re-simulation, the game's exception. ``None`` while it runs.
         self.end_reason: dict[str, Any] | None = None
@@ -772,33 +773,31 @@ class RollbackSession:
         )
 
     def _choose_delay(self, now: float) -> None:
-        """With ``delay_range``: a few times a second, tell the peer the delay this side needs
-        it to use, and use the larger of both sides' figures. It grows at once (rollbacks
-        overrun until it does); it shrinks a frame at a time, DELAY_SHRINK_MS apart, so a
-        round trip's jitter does not make it flap."""
+        """With ``delay_range``: work out the delay this side needs the peer to use, tell the
+        peer, and use the larger of both sides' figures. It grows at once, and the peer hears
+        of it at once (rollbacks overrun until it does); it shrinks a frame at a time,
+        DELAY_SHRINK_MS apart, and a smaller figure is sent at most every REPORT_INTERVAL_MS,
+        so a round trip's jitter does not make it flap."""
         bounds = self._delay_range
         if bounds is None:
             return
-        changed = self._delay_changed_ms
-        if changed is not None and now - changed < REPORT_INTERVAL_MS:
-            return
-        rtt = self.session.parts.rtt.srtt_ms or self.session.parts.relay_rtt.srtt_ms or 0.0
+        parts = self.session.parts
+        rtt = parts.rtt.srtt_ms or parts.relay_rtt.srtt_ms or 0.0
         wanted = self._budget.wanted_delay(rtt, *bounds)
-        if wanted != self._delay_wanted_sent and self._send(
-            self.session.parts.control.send,
-            RollbackKind.INPUT_DELAY,
-            encode_input_delay_payload(wanted),
+        sent, sent_ms = self._delay_wanted_sent, self._delay_sent_ms
+        if wanted != sent and (
+            sent is None or wanted > sent or now - (sent_ms or 0.0) >= REPORT_INTERVAL_MS
         ):
-            self._delay_wanted_sent = wanted
+            payload = encode_input_delay_payload(wanted)
+            if self._send(parts.control.send, RollbackKind.INPUT_DELAY, payload):
+                self._delay_wanted_sent, self._delay_sent_ms = wanted, now
         target = max(wanted, self._peer_delay_wanted or bounds[0])
-        delay = self._input_delay
+        delay, changed = self._input_delay, self._delay_changed_ms
         if target > delay or (
             target < delay and (changed is None or now - changed >= DELAY_SHRINK_MS)
         ):
             self._input_delay = target if target > delay else delay - 1
             self._counts["delay_changes"] += 1
-            self._delay_changed_ms = now
-        elif changed is None:
             self._delay_changed_ms = now
 
     def _measure(self, now: float) -> None:
