@@ -240,3 +240,50 @@ def test_the_state_chunk_payload_bytes() -> None:
     assert len(encode_state_chunk_payload(0, 0, 1, 2, digest, bytes(MAX_CHUNK_DATA))) == 1024
     with pytest.raises(ValueError):
         decode_state_chunk_payload(bytes.fromhex("000000010000008200020002") + digest)
+
+
+class FailingReplays(Walk):
+    """Walk whose resimulate raises once, the first time it reaches frame 150."""
+
+    armed = False
+
+    def resimulate(self, inputs: tuple[int, ...]) -> None:
+        if self.armed and self.frame == 150:
+            self.armed = False
+            raise KeyError("lost in a rollback")
+        super().resimulate(inputs)
+
+
+@pytest.mark.parametrize("go_on", [False, True])
+def test_a_game_that_raises_while_re_simulating(go_on: bool) -> None:
+    errors: list[GameError] = []
+
+    def handler(error: GameError) -> bool:
+        errors.append(error)
+        return go_on
+
+    def arm(loop: GameLoop) -> None:
+        if loop.ticks == 140:
+            loop.game.armed = True
+
+    loops = simulate_games(
+        FailingReplays,
+        _keys,
+        frames=300,
+        one_way_ms=60.0,
+        loss=0.2,
+        seed=7,
+        input_delay=0,
+        perturb=arm,
+        on_game_error=handler,
+    )
+    a, b = (loops[side].rollback for side in ("a", "b"))
+    assert [(e.phase, e.frame, e.resimulating) for e in errors] == [("resimulate", 150, True)]
+    if go_on:
+        # The rollback is tried again on the next tick; nothing of the failed pass remains.
+        assert a.episodes == b.episodes and a.stats()["desyncs"] == b.stats()["desyncs"] == 0
+    else:
+        assert a.state.value == b.state.value == "closed"
+        assert a.end_reason is not None and b.end_reason is not None
+        assert {**a.end_reason, "by": "local"} == b.end_reason
+        assert b.end_reason["resimulating"] is True and b.end_reason["frame"] == 150

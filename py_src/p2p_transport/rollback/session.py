@@ -561,9 +561,10 @@ class RollbackSession:
         self._counts["rollbacks"] += 1
         self._depths[present - wrong] += 1
         end_frame = self._end_frame
+        saved = self._ring.load(wrong)
         try:
             try:
-                self.game.load_state(self._ring.load(wrong))
+                self.game.load_state(saved)
             except Exception as error:
                 raise GameError("load_state", self.episode, wrong, True, error) from error
             self._end_frame = None
