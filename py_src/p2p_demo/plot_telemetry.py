@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from p2p_transport.session.telemetry import SCHEMA, SCHEMA_VERSION
+from p2p_transport.session.telemetry import SAME_FIELDS_AS_VERSION, SCHEMA
 
 __all__ = ["main", "plot", "sessions_in", "time_offsets"]
 
@@ -63,10 +63,11 @@ def sessions_in(data: Any) -> list[dict[str, Any]]:
     for record in records:
         if not isinstance(record, dict) or record.get("schema") != SCHEMA:
             raise TelemetryFileError(f"not a {SCHEMA} record")
-        if record.get("schema_version") != SCHEMA_VERSION:
+        # The plot does not read ``state``, the one field version 3 changed.
+        if record.get("schema_version") not in SAME_FIELDS_AS_VERSION:
             raise TelemetryFileError(
                 f"schema_version {record.get('schema_version')!r}; this version reads "
-                f"{SCHEMA_VERSION}"
+                f"{', '.join(map(str, sorted(SAME_FIELDS_AS_VERSION)))}"
             )
     return records
 

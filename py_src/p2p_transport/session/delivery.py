@@ -77,11 +77,6 @@ class Delivery:
         self._callbacks = callbacks
         self._input_target = self._layer.on_input if self._layer else callbacks.on_input
 
-    @property
-    def layer(self) -> LayerHandlers | None:
-        """The layer's handlers, once one is attached."""
-        return self._layer
-
     def attach_layer(self, handlers: LayerHandlers) -> None:
         """Let ``handlers`` consume their share from now on; a session carries one layer."""
         if self._layer is not None:

@@ -21,8 +21,8 @@ __all__ = ["SessionReport"]
 
 
 class SessionReport:
-    """Reads one session's pieces into ``stats()`` and ``telemetry()``; ``state()`` tells the
-    session's :class:`~.edge.SessionState`."""
+    """Reads one session's pieces into ``stats()`` and ``telemetry()``; ``state``, a function
+    given by the session, tells its :class:`~.edge.SessionState`."""
 
     def __init__(
         self,

@@ -30,6 +30,7 @@ __all__ = [
     "ROUTE_CHANGE_ROWS",
     "RTT_COLUMNS",
     "RTT_SAMPLE_ROWS",
+    "SAME_FIELDS_AS_VERSION",
     "SCHEMA",
     "SCHEMA_VERSION",
     "BoundedLog",
@@ -40,7 +41,11 @@ __all__ = [
 SCHEMA: Final = "p2p_transport.session.telemetry"
 #: Raised whenever a field changes meaning or goes away; adding a field does not raise it.
 #: Version 2: RTT rows gained the naive RTT, the peer's hold and the handled-late flag.
-SCHEMA_VERSION: Final = 2
+#: Version 3: ``state`` is ``shut_down`` once the session was closed (``closed`` now means only
+#: that the DataChannel closed and may reopen).
+SCHEMA_VERSION: Final = 3
+#: The versions whose fields other than ``state`` read the same as this one's.
+SAME_FIELDS_AS_VERSION: Final = frozenset({2, 3})
 #: The columns of an RTT row: when the sample was taken, the RTT (corrected for the peer's hold
 #: on the ping channel), the naive RTT (handling minus sending; the RTT itself on the game channel
 #: and the relay), how long the peer held the ping (``None`` where its pong does not say), and
