@@ -12,6 +12,7 @@ pages that boot Pyodide through the shim.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -221,7 +222,9 @@ def wait_for_boot(page: Page, timeout_ms: float = BOOT_TIMEOUT_MS) -> dict[str, 
         "() => ({ready: p2pShim.ready, error: p2pShim.error, timings: p2pShim.timings})"
     )
     if state["ready"]:
-        BOOT_TIMINGS.append(dict(state["timings"]))
+        # pytest names the running test "path::name (call)": the line says whose boot it was.
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0].split("::")[-1]
+        BOOT_TIMINGS.append({**state["timings"], "test": test})
     return state
 
 
@@ -234,11 +237,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not BOOT_TIMINGS:
         return
     terminalreporter.section("Pyodide boot timings (ms after navigation)")
+    terminalreporter.write_line(
+        f"one line per page booted ({len(BOOT_TIMINGS)}): the test, Pyodide loaded, micropip and "
+        "the wheels installed after it, the page ready; a figure, never a pass/fail"
+    )
     for t in BOOT_TIMINGS:
         # The archive installer loads no micropip: its wheels step follows Pyodide directly.
         micropip_done = t.get("micropipMs", t["pyodideLoadedMs"])
         terminalreporter.write_line(
-            f"pyodide {t['pyodideLoadedMs']:.0f}  "
+            f"{t['test'][:48]:48}  pyodide {t['pyodideLoadedMs']:.0f}  "
             f"micropip +{micropip_done - t['pyodideLoadedMs']:.0f}  "
             f"wheels +{t['wheelsMs'] - micropip_done:.0f}  "
             f"ready {t['readyMs']:.0f}"

@@ -12,9 +12,15 @@
     return options;
   }
 
+  const missing = (value) => value === null || value === undefined || Number.isNaN(value);
+
   function fmt(value, digits) {
-    return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
+    return missing(value) ? "–" : Number(value).toFixed(digits);
   }
+
+  // Several figures in one cell, "–" for each not measured yet (before pairing stats() is empty).
+  const both = (...values) => values.map((v) => (missing(v) ? "–" : v)).join(" / ");
+  const sum = (a, b) => (missing(a) || missing(b) ? undefined : a + b);
 
   // What the connection is doing, in words, from the latest lifecycle event (README: events).
   const STATUS_TEXT = {
@@ -37,8 +43,20 @@
     p2p_unavailable: (d, before) =>
       (before && before.event === "ice_failed" ? STATUS_TEXT.ice_failed(before) + "; " : "") +
       `the relay alone carries the game (${d.reason.replace("_", " ")})`,
-    disconnected: () => "the other player left",
+    // "disconnected" is also silence on every path, which is not leaving: only the server's
+    // word (peer_left) says the other player left. Before any path opened, silence means the
+    // connection is still being set up.
+    disconnected: (d, before, log) =>
+      d.reason === "peer left"
+        ? "the other player left"
+        : pathEverOpened(log)
+          ? `nothing heard from the other player: ${d.reason} (waiting for it)`
+          : "paired with the other player: still connecting",
   };
+
+  function pathEverOpened(eventLog) {
+    return eventLog.some((e) => ["open", "connected", "p2p_unavailable"].includes(e.event));
+  }
 
   // Whether, at index i, the log already said P2P is unavailable (and nothing connected since):
   // a later "P2P degraded" or "reconnected" (the peer heard again, over the relay) then adds
@@ -60,7 +78,7 @@
       if (!describe || (p2pNoise && p2pGivenUp(eventLog, i))) continue;
       // ice_failed's text names the errors: the p2p_unavailable right after it keeps it.
       const before = entry.event === "p2p_unavailable" ? eventLog[i - 1] : undefined;
-      return describe(entry, before);
+      return describe(entry, before, eventLog);
     }
     return null;
   }
@@ -68,10 +86,10 @@
   function render(report, history, nowS) {
     const status = statusFrom(report.event_log || []);
     if (status) document.getElementById("p2p-status").textContent = status;
-    const s = report.stats;
+    const s = report.stats || {};
     const game = report.game || {};
     const rollbackRows = report.game_kind === "pong" ? [
-      ["episode / frame", `${game.episode ?? "–"} / ${game.frames_advanced ?? "–"}`],
+      ["episode / frame", both(game.episode, game.frames_advanced)],
       ["score", (game.score || []).join(" : ")],
       ["rollbacks (max depth)", `${game.rollbacks ?? 0} (${game.max_rollback_depth ?? 0})`],
       ["frames predicted / stalled", `${game.frames_predicted ?? 0} / ${game.stall_frames ?? 0}`],
@@ -83,25 +101,25 @@
       ...rollbackRows,
       ["health (of the path carrying the game)",
         s.health_status ? `${s.health_status} (${s.health_path ?? "no path"})` : "–"],
-      ["RTT last / p50 / p95 (ms)", `${fmt(s.rtt_last_ms, 2)} / ${fmt(s.rtt_p50_ms, 2)} / ${fmt(s.rtt_p95_ms, 2)}`],
+      ["RTT last / p50 / p95 (ms)", both(fmt(s.rtt_last_ms, 2), fmt(s.rtt_p50_ms, 2), fmt(s.rtt_p95_ms, 2))],
       ["relay RTT p50 (ms)", fmt(s.relay_rtt_p50_ms, 2)],
-      ["inputs sent / received", `${s.inputs_sent} / ${s.inputs_received}`],
+      ["inputs sent / received", both(s.inputs_sent, s.inputs_received)],
       ...(report.game_kind === "pong" ? [] : [
         ["frames verified", `${game.frames_received ?? 0} of ${game.frames ?? "–"}`],
       ]),
       ["duplicates dropped (by design: each input travels in several packets and on both paths)", s.duplicates],
       ["recovered from redundancy", s.recovered],
-      ["first delivered by p2p / relay", `${s.p2p_inputs_delivered} / ${s.relay_inputs_delivered}`],
-      ["packets sent p2p / relay", `${s.p2p_packets_sent} / ${s.relay_packets_sent}`],
-      ["route (mode)", `${s.route} (${s.route_mode})`],
+      ["first delivered by p2p / relay", both(s.p2p_inputs_delivered, s.relay_inputs_delivered)],
+      ["packets sent p2p / relay", both(s.p2p_packets_sent, s.relay_packets_sent)],
+      ["route (mode)", s.route === undefined ? "–" : `${s.route} (${s.route_mode})`],
       ["last route change", lastChange(report.route_changes)],
       ["reconnections", s.reconnects],
-      ["p2p packets dropped (fault injection)", s.fault_dropped ?? "off"],
-      ["pings sent / pongs", `${s.pings_sent} / ${s.pongs_received}`],
-      ["garbage dropped", s.p2p_decode_errors + s.relay_decode_errors],
+      ["p2p packets dropped (fault injection)", s.inputs_sent === undefined ? undefined : s.fault_dropped ?? "off"],
+      ["pings sent / pongs", both(s.pings_sent, s.pongs_received)],
+      ["garbage dropped", sum(s.p2p_decode_errors, s.relay_decode_errors)],
     ];
     document.getElementById("p2p-stats").innerHTML = rows
-      .map(([k, v]) => `<tr><th>${k}</th><td>${v ?? "–"}</td></tr>`)
+      .map(([k, v]) => `<tr><th>${k}</th><td>${missing(v) ? "–" : v}</td></tr>`)
       .join("");
     drawChart(document.getElementById("p2p-chart"), history, nowS);
   }

@@ -23,18 +23,21 @@ changes; and the rollback layer's, with every episode's inputs) goes to ``PATH``
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import p2p_transport
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.protocol.rtt import nearest_rank
 from p2p_transport.rollback.session import MAX_INPUT_DELAY
 from p2p_transport.timing import FRAME_MS
 
-__all__ = ["main", "player_summary", "run_headless"]
+__all__ = ["is_loopback_host", "main", "player_summary", "run_headless", "serve_interactive"]
 
 #: Beyond the frames themselves: two Pyodide boots at once take about 4-5 s on 2 cores, and the
 #: last inputs need a moment to arrive.
@@ -356,15 +359,67 @@ def telemetry_path_for(report_path: Path) -> Path:
     return report_path.with_suffix(".telemetry.json")
 
 
+def serve_interactive(host: str, port: int, local_turn: bool | None = None) -> None:
+    """Serve the demo page until interrupted; with ``local_turn`` (by default: when ``host`` is a
+    loopback address) also coturn on 127.0.0.1, whose STUN and TURN URLs every page gets with
+    ``paired``, with credentials minted for it.
+
+    A browser whose only interface is loopback (``scripts/netns.sh``) gathers no ICE candidate
+    without a STUN server there, so without one it never gets a DataChannel and the relay
+    carries everything; on a host with a real interface the tabs connect either way.
+    """
+    from p2p_demo.harness import TurnServer, ice_servers_for
+    from p2p_server.server import run_server
+    from p2p_server.settings import ServerOptions
+    from p2p_server.turn import TurnCredentials
+
+    if local_turn is None:
+        local_turn = is_loopback_host(host)
+    if not local_turn:
+        run_server(host, port)
+        return
+    secret = secrets.token_hex(16)
+    with TurnServer(auth_secret=secret) as turn:
+        urls = tuple(str(entry["urls"]) for entry in ice_servers_for(turn.port))
+        print(f"coturn on 127.0.0.1:{turn.port} is the pages' STUN/TURN server", flush=True)
+        credentials = TurnCredentials(secret.encode(), urls)
+        run_server(host, port, options=ServerOptions(turn=credentials))
+
+
+def is_loopback_host(host: str) -> bool:
+    """``host`` names this machine's loopback (127.0.0.0/8, ::1 or localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m p2p_demo", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {p2p_transport.__version__}"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interactive mode: default %(default)s")
-    parser.add_argument("--port", type=int, default=8000, help="interactive mode: 0 picks one")
+    parser.add_argument(
+        "--port", type=int, default=8000, help="interactive mode: default %(default)s, 0 picks one"
+    )
+    parser.add_argument(
+        "--local-turn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="interactive mode: run coturn on 127.0.0.1 as the pages' STUN/TURN server (default: "
+        "when --host is a loopback address, where browsers gather no candidate without one)",
+    )
     parser.add_argument(
         "--headless", action="store_true", help="run both tabs in headless Chromium"
     )
     parser.add_argument(
-        "--frames", type=int, default=600, help="frames per episode and player (headless)"
+        "--frames",
+        type=int,
+        default=600,
+        help="frames per episode and player (headless; default %(default)s)",
     )
     parser.add_argument(
         "--game",
@@ -376,14 +431,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--input-delay", type=int, default=2, help="Pong's input delay in frames (default 2)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="write the report here (headless)")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="write the report here (headless; default: none)"
+    )
     faults = parser.add_argument_group("fault injection and routing (headless, both tabs)")
     faults.add_argument(
-        "--loss", type=float, default=0.0, help="fraction of DataChannel packets dropped"
+        "--loss",
+        type=float,
+        default=0.0,
+        help="fraction of DataChannel packets dropped (default %(default)s)",
     )
-    faults.add_argument("--burst", type=int, default=1, help="packets dropped per loss event")
     faults.add_argument(
-        "--delay", type=float, default=0.0, metavar="MS", help="added DataChannel delay"
+        "--burst", type=int, default=1, help="packets dropped per loss event (default %(default)s)"
+    )
+    faults.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="added DataChannel delay (default %(default)s)",
     )
     faults.add_argument(
         "--route",
@@ -391,7 +457,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=RouteMode.PARALLEL.value,
         help="which path inputs take (default %(default)s)",
     )
-    faults.add_argument("--seed", type=int, default=0, help="fault injection seed")
+    faults.add_argument(
+        "--seed", type=int, default=0, help="fault injection seed (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error("--frames must be at least 1")
@@ -407,14 +475,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--delay must not be negative")
 
     if not args.headless:
-        from p2p_server.server import run_server
-
         print(
             "Open the printed URL in two browser tabs; they pair, connect over WebRTC and show "
             "live stats. Ctrl-C stops.",
             flush=True,
         )
-        run_server(args.host, args.port)
+        serve_interactive(args.host, args.port, local_turn=args.local_turn)
         return 0
 
     options: dict[str, Any] = {"route": args.route, "game": args.game}

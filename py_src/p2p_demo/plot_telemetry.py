@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import p2p_transport
 from p2p_transport.session.telemetry import SAME_FIELDS_AS_VERSION, SCHEMA
 
 __all__ = ["main", "plot", "sessions_in", "time_offsets"]
@@ -221,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "telemetry", type=Path, nargs="+", help="telemetry JSON files (their records together)"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {p2p_transport.__version__}"
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
     parser.add_argument("--title", default=None, help="a title above the panels")

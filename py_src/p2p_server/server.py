@@ -22,6 +22,7 @@ from typing import Any, Final
 import socketio
 import uvicorn
 
+import p2p_transport
 from p2p_server.limits import ClientLimits
 from p2p_server.relay_socket import CLOSE_POLICY, RelaySocket
 from p2p_server.rooms import MAX_TRANSPORT_PACKET_BYTES, RelayServer
@@ -334,7 +335,12 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="default: %(default)s (loopback)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {p2p_transport.__version__}"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="default: %(default)s; 0 picks a free port"
+    )
     parser.add_argument(
         "--assets-root",
         type=Path,
@@ -347,7 +353,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--wheels", type=Path, default=None, help="default: <root>/build/wheels")
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="default: %(default)s",
     )
     parser.add_argument(
         "--data-dir",
@@ -385,7 +394,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="URL",
         help="the TURN server's URLs, e.g. turn:turn.example.org:3478?transport=udp "
-        "(comma-separated or repeated)",
+        "(comma-separated or repeated; default: none, pages get no TURN server from here)",
     )
     parser.add_argument(
         "--turn-ttl",

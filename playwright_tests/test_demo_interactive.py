@@ -1,0 +1,94 @@
+"""The README's interactive demo, run as the README runs it (``python -m p2p_demo`` inside the
+loopback namespace), with two tabs that open its URL and nothing else: they get a DataChannel
+(the launcher's own coturn on 127.0.0.1 is their STUN server), and the page never shows an
+undefined figure, a NaN, or a connecting peer as one who left."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from conftest import BOOT_TIMEOUT_MS, PROJECT_ROOT
+from playwright.sync_api import BrowserContext, Page
+
+#: The launcher prints the real port in this line once it listens.
+LISTENING = re.compile(r"listening on (http://\S+?)/?$")
+#: coturn and the server start in about a second; a loaded machine gets ten.
+START_TIMEOUT_S = 30.0
+#: Strings a page must never show in its status or its stats table.
+BROKEN_TEXT = ("undefined", "NaN", "[object")
+
+
+@pytest.fixture
+def demo_url() -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "p2p_demo", "--port", "0"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = None
+        for line in process.stdout:
+            if match := LISTENING.search(line.strip()):
+                url = match.group(1)
+                break
+        assert url is not None, "the launcher never printed its URL"
+        yield url
+    finally:
+        # Ctrl-C, as the README says: the launcher stops the server and its coturn.
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=START_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def page_text(page: Page) -> str:
+    return str(page.evaluate("() => document.body.innerText"))
+
+
+def assert_readable(page: Page) -> None:
+    text = page_text(page)
+    for broken in BROKEN_TEXT:
+        assert broken not in text, f"the page shows {broken!r}:\n{text}"
+
+
+def test_interactive_demo_gets_a_data_channel(context: BrowserContext, demo_url: str) -> None:
+    first = context.new_page()
+    first.goto(demo_url + "/")
+    # Alone in the room, with the stats table drawn from an empty stats(): nothing undefined.
+    first.wait_for_function(
+        "() => window.p2pLastReport && document.querySelectorAll('#p2p-stats tr').length > 3",
+        timeout=BOOT_TIMEOUT_MS,
+    )
+    assert_readable(first)
+    second = context.new_page()
+    second.goto(demo_url + "/")
+    statuses: list[str] = []
+    for page in (first, second):
+        page.wait_for_function(
+            "() => window.p2pLastReport && window.p2pLastReport.event_log"
+            ".some((e) => e.event === 'connected')",
+            timeout=BOOT_TIMEOUT_MS,
+        )
+    # Some pings and inputs on both paths, then every figure is a figure.
+    first.wait_for_function(
+        "() => window.p2pLastReport.stats.rtt_samples >= 3", timeout=BOOT_TIMEOUT_MS
+    )
+    for page in (first, second):
+        assert_readable(page)
+        report = json.loads(page.evaluate("() => JSON.stringify(window.p2pLastReport)"))
+        events = [entry["event"] for entry in report["event_log"]]
+        assert "ice_failed" not in events and "disconnected" not in events, events
+        assert report["stats"]["p2p_packets_sent"] > 0
+        statuses.append(page.inner_text("#p2p-status"))
+    assert all("left" not in status for status in statuses), statuses
