@@ -3,9 +3,11 @@ scene, a game scene of two human players, an end scene. Run by the mug server's 
 (``.venv-mug``, made by ``scripts/setup.sh``), from a scratch directory (it writes ``iglog.log``
 and ``data/`` there):
 
-    .venv-mug/bin/python tests/mug_experiment/experiment.py PORT [string|int]
+    .venv-mug/bin/python tests/mug_experiment/experiment.py PORT string|int [USER CREDENTIAL]
 
 ``string`` gives the players the ids ``"agent_left"``/``"agent_right"``, ``int`` the ids 0/1.
+``USER CREDENTIAL``: the TURN credentials the server hands both players (``turn_config``), as a
+deployment configures them; the pages hold the TURN URLs.
 The server never runs the environment code: the transport's tests play no game of mug's.
 """
 
@@ -27,7 +29,7 @@ PLAYER_IDS = {"string": ("agent_left", "agent_right"), "int": (0, 1)}
 
 
 def main() -> None:
-    port, style = int(sys.argv[1]), sys.argv[2]
+    port, style, *turn = sys.argv[1:]
     players = PLAYER_IDS[style]
     game = (
         GymScene()
@@ -46,8 +48,10 @@ def main() -> None:
     config = (
         ExperimentConfig()
         .experiment(stager=stager, experiment_id=f"p2p_transport_{style}")
-        .hosting(port=port, host="127.0.0.1")
+        .hosting(port=int(port), host="127.0.0.1")
     )
+    if turn:
+        config.webrtc(turn_username=turn[0], turn_credential=turn[1])
     app.run(config)
 
 

@@ -34,11 +34,13 @@ def free_port() -> int:
 class MugServer:
     """One mug server process for a test session; its log is :meth:`log`."""
 
-    def __init__(self, id_style: str) -> None:
+    def __init__(self, id_style: str, turn: tuple[str, str] | None = None) -> None:
         if not MUG_PYTHON.exists():
             pytest.fail(f"{MUG_PYTHON} is missing: run scripts/setup.sh")
         self.id_style = id_style
         self.player_ids = ID_STYLES[id_style]
+        #: The TURN username and credential the server sends players, if any.
+        self.turn = turn
         self.port = free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="mug-server-")
         self._log_path = Path(self._dir.name) / "server.log"
@@ -60,6 +62,7 @@ class MugServer:
                     str(EXPERIMENT),
                     str(self.port),
                     self.id_style,
+                    *(self.turn or ()),
                 ],
                 cwd=self._dir.name,
                 stdout=log,

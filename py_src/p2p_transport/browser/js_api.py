@@ -20,6 +20,7 @@ import js
 from p2p_transport.browser.options import IceServer, TransportOptions
 from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.errors import P2PTransportError, UsageError
+from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.session import Callbacks, SessionConfig
 from p2p_transport.wire.dialects import REFUSAL_EVENTS, MugDialect
@@ -35,6 +36,7 @@ OPTION_NAMES: Final = {
     "routeMode": str,
     "token": str,
     "dialect": dict,
+    "reconnect": bool,
 }
 #: What the ``dialect`` option takes: ``{name: "mug", subjectId?, turnUrls?}`` (see
 #: :class:`~p2p_transport.wire.dialects.MugDialect`); without it, the reference server's.
@@ -78,6 +80,9 @@ def parse_options(options_json: str, attach: bool = False) -> TransportOptions:
             fields["ice_servers"] = tuple(IceServer.of(server) for server in options["iceServers"])
         except (TypeError, ValueError) as error:
             raise UsageError(f"iceServers: {error}") from None
+    if options.get("reconnect") is False:
+        # A DataChannel lost stays lost: the relay carries the game from then on.
+        fields["reconnect"] = ReconnectConfig(max_attempts=0)
     if "dialect" in options:
         fields["dialect"] = _dialect(options["dialect"], attach)
     elif attach:

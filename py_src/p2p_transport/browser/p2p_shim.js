@@ -289,7 +289,7 @@ def _missing_requirements(site, names):
             setTimeout(() => conn.close(), 0);
             reject(new Error(message));
           },
-          socket || null,
+          socket || undefined,
         );
       } catch (err) {
         reject(new Error(pythonMessage(err)));

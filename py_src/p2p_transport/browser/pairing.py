@@ -427,7 +427,7 @@ class Pairing:
         """The DataChannel is gone while the peer is still there: said once per loss."""
         self._stop_validation_watch()
         session = self.session
-        over = session is None or session.state in (SessionState.CLOSED, SessionState.SHUT_DOWN)
+        over = session is None or session.state is SessionState.SHUT_DOWN
         # After the peer left (the server deleted the game) or this side closed, nobody to tell.
         if self._lost_at is None and not self._closed and not over:
             self._lost_at = self._clock()

@@ -190,9 +190,17 @@ class BrowserTransport:
     async def _enter_then_open(self, path: str) -> None:
         """The deployed server serves the participant's page before it registers them: fetched
         (its answer unread: it is another origin's, and only its having been served counts),
-        then the socket opens. A failure is an ``error`` event (see :meth:`_spawn`)."""
+        then the socket opens. A cross-origin-isolated page is refused the answer of another
+        origin that does not allow it (``Cross-Origin-Embedder-Policy``), after the server has
+        served it: a failure is not a sign the server lacks the participant, so the socket opens
+        all the same (a server that cannot be reached is then the socket's to report)."""
         base = (self.options.server_url or str(js.location.origin)).rstrip("/")
-        await js.fetch(base + path, js_object({"mode": "no-cors", "cache": "no-store"}))
+        try:
+            await js.fetch(base + path, js_object({"mode": "no-cors", "cache": "no-store"}))
+        except Exception as error:
+            logger.info(
+                "GET %s: %s (the request went out; its answer is not this page's)", path, error
+            )
         if not self._closed:
             self._open_socket()
 
