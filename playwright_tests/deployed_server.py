@@ -5,8 +5,11 @@ What the notes describe, it does: ``webrtc_signal {game_id, target_player_id, ty
 forwarded to the target as ``{type, from_player_id, game_id, payload}`` (signals of unknown games
 or players dropped), game start as ``pyodide_game_ready {players, game_id}``, and the JSON relay,
 ``pyodide_player_action`` forwarded to the other players as ``pyodide_other_player_action
-{player_id, action, frame_number, timestamp}``. How a client enters a game the notes leave to
-the deployed server's lobby; here a client says ``join_game {game_id, player_id}``.
+{player_id, action, frame_number, timestamp}``. A client enters a game by saying ``join_game
+{game_id, player_id}``: ids it knew before any server said them, which the real server (its lobby
+assigns them; see ``tests/mug_experiment``) has no way to take. That is the one case this
+stand-in is kept for (``DeployedDialect`` with a ``join``); the deployed server's own flow is
+tested against the real one (``test_mug_server.py``).
 """
 
 from __future__ import annotations
