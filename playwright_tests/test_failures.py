@@ -17,9 +17,10 @@ from playwright.sync_api import BrowserContext, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from test_transport import OPEN_TIMEOUT_MS, Tab
 
-from p2p_demo.harness import TURN_USER, TurnServer, open_tab, wait_ready
+from p2p_demo.harness import QUIET_TAB, TURN_USER, TurnServer, open_tab, wait_ready
 from p2p_server.cluster import Cluster
 from p2p_server.server import ServerThread
+from p2p_server.settings import ServerOptions
 
 # The lifecycle's first waiting_for_peer comes after 3 s; ice_failed after the test's timeout.
 EVENT_TIMEOUT_MS: Final = 30_000
@@ -96,13 +97,76 @@ def closed_port() -> int:
 
 def test_a_server_that_is_not_running(context: BrowserContext, server: ServerThread) -> None:
     # The page comes from the running server; the signaling server it is told to use is not there.
-    tab = demo_tab(context, server, server_url=f"http://127.0.0.1:{closed_port()}")
+    tab = demo_tab(
+        context,
+        server,
+        server_url=f"http://127.0.0.1:{closed_port()}",
+        connect_timeout_ms=CONNECT_TIMEOUT_MS,
+    )
     event = wait_for_event(tab, "server_unreachable")
     assert event["attempt"] == 1 and event["reason"]
     tab.page.wait_for_function(
         "() => document.getElementById('p2p-status').textContent.startsWith('cannot reach')"
     )
-    assert status_text(tab.page) == f"cannot reach the server: {event['reason']} (retrying)"
+    assert status_text(tab.page).startswith("cannot reach the")
+    failed = wait_for_event(tab, "connect_failed")
+    assert failed["attempts"] >= 1 and failed["reason"]
+    tab.page.wait_for_function(
+        "() => document.getElementById('p2p-status').textContent.includes('is it running')"
+    )
+    assert status_text(tab.page) == failed["message"]
+
+
+#: A page's connect() against a server that is not there: a bound short enough for a test.
+CONNECT_TIMEOUT_MS: Final = 2_000
+#: How much later than its bound connect() may settle on a loaded machine (the lifecycle looks at
+#: the time four times a second; two Pyodide tabs may be busy).
+SETTLE_SLACK_MS: Final = 3_000
+TOKEN_SECRET: Final = b"x" * 32
+
+CONNECT_JS = """async (options) => {
+  const started = performance.now();
+  try {
+    const conn = await p2pShim.connect({ onInput() {}, ...options });
+    conn.close();
+    return { resolved: true, ms: performance.now() - started };
+  } catch (err) {
+    return { message: String(err.message), ms: performance.now() - started };
+  }
+}"""
+
+
+def test_connect_settles_with_a_sentence_for_each_failure(
+    context: BrowserContext, server: ServerThread
+) -> None:
+    page = open_tab(context, server.url, QUIET_TAB)
+    wait_ready(page)
+    # The server is not running: connect() rejects with the reason within its bound.
+    down = page.evaluate(
+        CONNECT_JS,
+        {
+            "serverUrl": f"http://127.0.0.1:{closed_port()}",
+            "room": "nobody-home",
+            "connectTimeoutMs": CONNECT_TIMEOUT_MS,
+        },
+    )
+    assert down["message"].startswith("cannot reach the signaling server: no answer in 2 s ("), down
+    assert CONNECT_TIMEOUT_MS <= down["ms"] <= CONNECT_TIMEOUT_MS + SETTLE_SLACK_MS, down
+    # relayOnly with no TURN server: refused at once, where the options are checked.
+    relay = page.evaluate(CONNECT_JS, {"room": "no-turn", "relayOnly": True})
+    assert relay["message"].startswith("ValueError: relay_only (relayOnly) needs a TURN server")
+    assert relay["ms"] < 1000, relay
+    stun_only = [{"urls": "stun:127.0.0.1:3478"}]
+    relay = page.evaluate(CONNECT_JS, {"relayOnly": True, "iceServers": stun_only})
+    assert "needs a TURN server" in relay["message"]
+    # A forged token: the message names the token, and the server's words follow.
+    origin = {"allowed_origins": [server.url], "token_secret": TOKEN_SECRET}
+    with ServerThread(options=ServerOptions(**origin)) as guarded:
+        forged = page.evaluate(
+            CONNECT_JS, {"serverUrl": guarded.url, "room": "study", "token": "not.a.token"}
+        )
+    assert forged["message"].startswith("the server refused this page's room token"), forged
+    assert "(the server said: " in forged["message"] and "{" not in forged["message"]
 
 
 def test_two_tabs_in_different_rooms_wait_for_their_peers(

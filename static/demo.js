@@ -26,9 +26,14 @@
   const STATUS_TEXT = {
     joined: (d) => `joined room ${d.room}: waiting for the other player`,
     waiting_for_peer: (d) => `waiting for the other player (${Math.round(d.waited_ms / 1000)} s)`,
-    server_unreachable: (d) => `cannot reach the server: ${d.reason} (retrying)`,
+    // After connect_failed, its sentence stays: the retries that follow add nothing new.
+    server_unreachable: (d, before, log) => {
+      const failed = log.findLast((e) => e.event === "connect_failed");
+      return failed ? failed.message : `cannot reach the server: ${d.reason} (retrying)`;
+    },
+    connect_failed: (d) => d.message,
     room_full: (d) => `room ${d.room} is full: two players are in it already`,
-    refused: (d) => `the server refused: ${d.message}`,
+    refused: (d) => d.message,
     paired: () => "paired with the other player: connecting",
     rejoined: () => "back on the server with the same player: the game went on",
     connected: () => "connected via P2P",

@@ -6,14 +6,20 @@ from typing import Any
 
 import pytest
 
+from p2p_transport.browser.options import TransportOptions
+from p2p_transport.browser.pairing import Pairing
+from p2p_transport.errors import UsageError
 from p2p_transport.protocol.lifecycle import (
     MAX_CANDIDATE_ERRORS,
+    REFUSAL_SENTENCES,
     WAITING_FIRST_MS,
     WAITING_REPEAT_MS,
     Lifecycle,
     candidate_type,
 )
-from tests.fakes import FakeClock, FakeScheduler
+from p2p_transport.session import Callbacks
+from p2p_transport.wire.signaling import ERROR_EVENT
+from tests.fakes import FakeClock, FakeScheduler, FakeSocket
 
 
 class Harness:
@@ -128,20 +134,118 @@ def test_server_errors_and_reachability() -> None:
     lifecycle, _, events = make()
     lifecycle.server_error({"message": "join: room 'r' is full", "code": "room_full"})
     lifecycle.server_error({"message": "relay: join a room first", "code": "refused"})
-    lifecycle.server_error({"message": "join: the token has expired", "code": "unauthorized"})
+    lifecycle.server_error({"message": "join: Not enough segments", "code": "unauthorized"})
     lifecycle.connect_error("xhr poll error")
     lifecycle.connect_error("websocket error")
     lifecycle.server_lost("transport close")
     lifecycle.reconnect_failed()
+    token = (
+        "the server refused this page's room token (missing, forged, expired or for another "
+        "room): the page needs a valid token from the experiment's backend (the server said: "
+        "join: Not enough segments)"
+    )
     assert events == [
-        ("room_full", {"room": "r", "message": "join: room 'r' is full"}),
-        ("refused", {"message": "relay: join a room first", "code": "refused"}),
-        ("refused", {"message": "join: the token has expired", "code": "unauthorized"}),
+        (
+            "room_full",
+            {
+                "room": "r",
+                "message": "room r is full: two players are in it already",
+                "server_message": "join: room 'r' is full",
+            },
+        ),
+        (
+            "refused",
+            {
+                "message": "the server refused: relay: join a room first",
+                "code": "refused",
+                "server_message": "relay: join a room first",
+            },
+        ),
+        (
+            "refused",
+            {
+                "message": token,
+                "code": "unauthorized",
+                "server_message": "join: Not enough segments",
+            },
+        ),
         ("server_unreachable", {"reason": "xhr poll error", "attempt": 1}),
         ("server_unreachable", {"reason": "websocket error", "attempt": 2}),
         ("server_unreachable", {"reason": "connection lost: transport close"}),
         ("p2p_unavailable", {"reason": "reconnect_failed"}),
     ]
+
+
+@pytest.mark.parametrize("code", [*REFUSAL_SENTENCES, "refused", "something_new"])
+def test_each_refusal_is_one_event_whose_message_is_a_sentence(code: str) -> None:
+    lifecycle, _, events = make()
+    lifecycle.server_error({"message": "the server's words", "code": code})
+    lifecycle.server_error({"message": "no such game"}, event="join_game_error")
+    (name, detail), (dialect_name, dialect_detail) = events
+    assert name == "refused" and detail["code"] == code
+    assert detail["message"].startswith(REFUSAL_SENTENCES.get(code, "the server refused"))
+    assert detail["message"].endswith(
+        "the server's words" + (")" if code in REFUSAL_SENTENCES else "")
+    )
+    assert "{" not in detail["message"]  # words, never a JSON blob
+    assert dialect_name == "join_game_error"
+    assert dialect_detail["message"] == "the server refused (join_game_error): no such game"
+
+
+def test_connect_gives_up_once_after_its_timeout_and_the_retries_go_on() -> None:
+    lifecycle, h, events = make(connect_timeout_ms=5000.0)
+    assert not lifecycle.timer_running
+    lifecycle.connecting()
+    assert lifecycle.timer_running
+    for at, reason in ((1000, "xhr poll error"), (3000, "websocket error")):
+        h.run_until(at)
+        lifecycle.connect_error(reason)
+    h.run_until(4750)
+    assert [name for name, _ in events] == ["server_unreachable"] * 2
+    h.run_until(5000)
+    assert events[-1] == (
+        "connect_failed",
+        {
+            "waited_ms": 5000.0,
+            "attempts": 2,
+            "reason": "websocket error",
+            "message": "cannot reach the signaling server: no answer in 5 s (2 attempts, the "
+            "last: websocket error); is it running, and is this page allowed to use it?",
+        },
+    )
+    assert not lifecycle.timer_running  # said once
+    lifecycle.connect_error("websocket error")  # the client's retries go on, and are told
+    h.run_until(60_000)
+    assert [name for name, _ in events].count("connect_failed") == 1
+    assert events[-1][0] == "server_unreachable"
+
+
+def test_a_server_that_answers_in_time_is_no_failure() -> None:
+    lifecycle, h, events = make(connect_timeout_ms=5000.0)
+    lifecycle.connecting()
+    h.run_until(4000)
+    lifecycle.server_reached()
+    assert not lifecycle.timer_running
+    h.run_until(60_000)
+    assert events == []
+
+
+def test_no_connect_timeout_waits_as_long_as_it_takes() -> None:
+    lifecycle, h, events = make(connect_timeout_ms=None)
+    lifecycle.connecting()
+    assert not lifecycle.timer_running
+    h.run_until(600_000)
+    assert events == []
+    with pytest.raises(ValueError, match="connect_timeout_ms"):
+        make(connect_timeout_ms=0.0)
+
+
+def test_a_closed_lifecycle_never_reports_the_server() -> None:
+    lifecycle, h, events = make(connect_timeout_ms=1000.0)
+    lifecycle.connecting()
+    lifecycle.close()
+    h.run_until(10_000)
+    assert events == [] and not h.scheduler.active
 
 
 def test_candidate_types_and_options() -> None:
@@ -151,3 +255,61 @@ def test_candidate_types_and_options() -> None:
     assert candidate_type("not a candidate") is None
     with pytest.raises(ValueError, match="ice_timeout_ms must be positive"):
         make(ice_timeout_ms=0)
+
+
+# --- through the browser edge's decisions (Pairing) and the options ---------------------------
+
+
+def pairing_tab(**options: Any) -> tuple[Pairing, FakeScheduler, list[tuple[str, dict[str, Any]]]]:
+    clock = FakeClock(0.0)
+    scheduler = FakeScheduler(clock)
+    events: list[tuple[str, dict[str, Any]]] = []
+    pairing = Pairing(
+        TransportOptions(room="r", **options),
+        Callbacks(
+            on_input=lambda frame, action: None,
+            on_event=lambda name, detail: events.append((name, detail)),
+        ),
+        lambda action: None,
+        clock=clock,
+        scheduler=scheduler,
+        new_relay=FakeSocket,
+    )
+    return pairing, scheduler, events
+
+
+def test_a_server_refusal_reaches_the_page_as_one_event() -> None:
+    pairing, _, events = pairing_tab()
+    pairing.server_event(ERROR_EVENT, {"code": "unauthorized", "message": "Not enough segments"})
+    ((name, detail),) = events
+    assert name == "refused" and detail["code"] == "unauthorized"
+    assert "room token" in detail["message"] and "Not enough segments" in detail["message"]
+
+
+def test_connect_fails_after_the_options_timeout_unless_the_server_answers() -> None:
+    pairing, scheduler, events = pairing_tab(connect_timeout_ms=2000.0)
+    pairing.connecting()
+    pairing.server_unreachable("websocket error")
+    scheduler.advance(2000.0)
+    assert [name for name, _ in events] == ["server_unreachable", "connect_failed"]
+    answered, scheduler, events = pairing_tab(connect_timeout_ms=2000.0)
+    answered.connecting()
+    answered.socket_connected()
+    scheduler.advance(10_000.0)
+    assert "connect_failed" not in [name for name, _ in events]
+
+
+TURN = {"urls": "turn:127.0.0.1:3478", "username": "u", "credential": "c"}
+
+
+@pytest.mark.parametrize(
+    "ice_servers",
+    [(), ({"urls": "stun:127.0.0.1:3478"},), ({"urls": ["stun:a:1", "stun:b:2"]},)],
+)
+def test_relay_only_without_a_turn_server_is_refused_where_the_options_are_made(
+    ice_servers: tuple[dict[str, Any], ...],
+) -> None:
+    with pytest.raises(UsageError, match=r"relay_only \(relayOnly\) needs a TURN server"):
+        TransportOptions(relay_only=True, ice_servers=ice_servers)
+    TransportOptions(relay_only=True, ice_servers=(*ice_servers, TURN))
+    TransportOptions(relay_only=True, ice_servers=({"urls": ["stun:a:1", "turns:b:5349"]},))

@@ -15,7 +15,7 @@ from p2p_demo.scripted_game import ScriptedGame
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.protocol.faults import FaultConfig
-from p2p_transport.protocol.lifecycle import DEFAULT_ICE_TIMEOUT_MS
+from p2p_transport.protocol.lifecycle import DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_ICE_TIMEOUT_MS
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.protocol.routing import RouteMode, RoutingThresholds
 from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
@@ -37,7 +37,8 @@ class DemoTab:
     player's game diverge at a frame) or ``scripted`` (:class:`ScriptedGame`: the transport
     alone, each input checked on arrival). Options of both: ``frames`` (per episode),
     ``autostart``, ``room``, ``server_url``, ``ice_servers``, ``relay_only``,
-    ``ice_timeout_ms``, ``relay_inputs``, ``ping_interval_ms``, ``rtt_window``;
+    ``ice_timeout_ms``, ``connect_timeout_ms`` (``null``: none), ``token``, ``relay_inputs``,
+    ``ping_interval_ms``, ``rtt_window``;
     ``route`` (``parallel``, ``p2p-first``, ``p2p``, ``relay``) and ``routing`` (a dict of
     :class:`~.routing.RoutingThresholds` fields); fault injection on what this tab sends over the
     DataChannel: ``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``, ``fault_seed``;
@@ -75,6 +76,8 @@ class DemoTab:
                 ice_servers=tuple(options.get("ice_servers", ())),
                 relay_only=bool(options.get("relay_only", False)),
                 ice_timeout_ms=float(options.get("ice_timeout_ms", DEFAULT_ICE_TIMEOUT_MS)),
+                connect_timeout_ms=options.get("connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS),
+                token=options.get("token"),
                 session=session_config,
                 reconnect=ReconnectConfig(**reconnect),
                 faults=fault_config(options),

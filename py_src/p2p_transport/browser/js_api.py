@@ -37,7 +37,11 @@ OPTION_NAMES: Final = {
     "token": str,
     "dialect": dict,
     "reconnect": bool,
+    "connectTimeoutMs": float,
 }
+#: Events after which ``connect()`` can no longer pair: the promise rejects with their message.
+#: (A dialect's refusal events and ``error`` are in ``REFUSAL_EVENTS``.)
+_FAILURES: Final = ("refused", "room_full", "connect_failed")
 #: What the ``dialect`` option takes: ``{name: "mug", subjectId?, turnUrls?}`` (see
 #: :class:`~p2p_transport.wire.dialects.MugDialect`); without it, the reference server's.
 DIALECT_NAMES: Final = ("mug",)
@@ -49,6 +53,7 @@ _FIELDS: Final = {
     "room": "room",
     "relayOnly": "relay_only",
     "token": "token",
+    "connectTimeoutMs": "connect_timeout_ms",
 }
 
 # Every connection made, while it lives: what the tests count after close().
@@ -66,6 +71,9 @@ def parse_options(options_json: str, attach: bool = False) -> TransportOptions:
         if kind is None:
             allowed = ", ".join([*OPTION_NAMES, "socket", "onInput", "onEvent"])
             raise UsageError(f"unknown option {name!r}: connect() takes {allowed}")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is float and (value is None or number):
+            continue  # a number of milliseconds, or null for no bound
         if not isinstance(value, kind):
             raise UsageError(f"{name} must be a {_JS_TYPES[kind]}, got {json.dumps(value)}")
     route = options.get("routeMode", RouteMode.PARALLEL.value)
@@ -105,7 +113,13 @@ def _dialect(spec: dict[str, Any], attach: bool) -> MugDialect:
     return MugDialect(spec.get("subjectId"), attach=attach, turn_urls=spec.get("turnUrls", ()))
 
 
-_JS_TYPES: Final = {str: "string", list: "array", bool: "boolean", dict: "object"}
+_JS_TYPES: Final = {
+    str: "string",
+    list: "array",
+    bool: "boolean",
+    dict: "object",
+    float: "number or null",
+}
 
 #: The built-in classes a page reads an error by, the more telling first. The shim shows a
 #: Python error's last line, and the README documents those lines (``ValueError: routeMode must
@@ -227,9 +241,9 @@ class JsConnection:
             on_paired, _ = self._settle
             self._settle = None
             on_paired(detail["player_index"])
-        elif name in REFUSAL_EVENTS:
-            said = "" if name == "error" else f" ({name})"
-            self._refuse(f"the server refused{said}: {json.dumps(detail, default=str)}")
+        elif name in REFUSAL_EVENTS or name in _FAILURES:
+            # Each of these events' message is a sentence (see protocol.lifecycle).
+            self._refuse(str(detail.get("message") or json.dumps(detail, default=str)))
         if self._on_event_js is not None:
             self._on_event_js(name, js.JSON.parse(json.dumps(detail, default=str)))
 

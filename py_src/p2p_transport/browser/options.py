@@ -13,13 +13,16 @@ from typing import Any
 from p2p_transport._checks import check_int, check_positive
 from p2p_transport.errors import UsageError
 from p2p_transport.protocol.faults import FaultConfig
-from p2p_transport.protocol.lifecycle import DEFAULT_ICE_TIMEOUT_MS
+from p2p_transport.protocol.lifecycle import DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_ICE_TIMEOUT_MS
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.session.config import SessionConfig
 from p2p_transport.wire.dialects import Dialect
 from p2p_transport.wire.signaling import DEFAULT_ROOM
 
 __all__ = ["IceServer", "TransportOptions"]
+
+#: The URL schemes of a TURN server (RFC 7065); ``stun:`` servers relay nothing.
+TURN_SCHEMES = ("turn:", "turns:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,12 @@ class IceServer:
             )
         return cls(server["urls"], server.get("username"), server.get("credential"))
 
+    @property
+    def is_turn(self) -> bool:
+        """Whether one of its URLs is a TURN server's (``turn:`` or ``turns:``)."""
+        urls = [self.urls] if isinstance(self.urls, str) else list(self.urls)
+        return any(url.startswith(TURN_SCHEMES) for url in urls)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"urls": self.urls if isinstance(self.urls, str) else list(self.urls)}
         if self.username is not None:
@@ -79,7 +88,8 @@ class TransportOptions:
     #: STUN server that cannot be reached only slows gathering down. Each an :class:`IceServer`
     #: or a ``{urls, username, credential}`` dict.
     ice_servers: Sequence[IceServer | Mapping[str, Any]] = ()
-    #: Force every packet through a TURN server (``iceTransportPolicy: "relay"``).
+    #: Force every packet through a TURN server (``iceTransportPolicy: "relay"``): one of
+    #: ``ice_servers`` must be a TURN server, or there is no way through at all.
     relay_only: bool = False
     session: SessionConfig = field(default_factory=SessionConfig)
     #: Fresh peer connections after the DataChannel is lost (``max_attempts=0``: never).
@@ -96,6 +106,9 @@ class TransportOptions:
     #: Paired but no DataChannel after this long: ``ice_failed`` (see
     #: :mod:`~p2p_transport.protocol.lifecycle`).
     ice_timeout_ms: float = DEFAULT_ICE_TIMEOUT_MS
+    #: ``connect()`` without reaching the signaling server this long: ``connect_failed`` (the
+    #: JavaScript ``connect()`` rejects with its reason); ``None``: keep trying, say nothing.
+    connect_timeout_ms: float | None = DEFAULT_CONNECT_TIMEOUT_MS
 
     def __post_init__(self) -> None:
         # Each option checked where it is given, by name, with what is allowed.
@@ -117,10 +130,17 @@ class TransportOptions:
             raise UsageError(f"faults must be a FaultConfig or None, got {self.faults!r}")
         check_int("fault_seed", self.fault_seed)
         check_positive(self, "ice_timeout_ms")
+        if self.connect_timeout_ms is not None:
+            check_positive(self, "connect_timeout_ms")
         # The shape every WebRTC page writes, {urls, username, credential}, is taken too.
         object.__setattr__(
             self, "ice_servers", tuple(IceServer.of(server) for server in self.ice_servers)
         )
+        if self.relay_only and not any(IceServer.of(s).is_turn for s in self.ice_servers):
+            raise UsageError(
+                "relay_only (relayOnly) needs a TURN server in ice_servers (iceServers), a "
+                "turn: or turns: URL: through TURN alone, without one, nothing ever connects"
+            )
 
     def rtc_configuration(
         self, extra: Sequence[IceServer] = (), force_relay: bool = False

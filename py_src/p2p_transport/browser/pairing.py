@@ -159,6 +159,7 @@ class Pairing:
             options.room,
             relay_only=options.relay_only,
             ice_timeout_ms=options.ice_timeout_ms,
+            connect_timeout_ms=options.connect_timeout_ms,
         )
         #: The session with the current peer, from ``paired`` on.
         self.session: P2PSession | None = None
@@ -215,8 +216,13 @@ class Pairing:
 
     # --- the signaling server -----------------------------------------------------------------
 
+    def connecting(self) -> None:
+        """``connect()`` was called: the server has the connect timeout to answer."""
+        self._lifecycle.connecting()
+
     def socket_connected(self) -> None:
         """The signaling socket (re)connected: join (again)."""
+        self._lifecycle.server_reached()
         self._send_all(self.dialect.join())
 
     def server_unreachable(self, reason: str) -> None:
@@ -253,8 +259,8 @@ class Pairing:
             self._peer_left(incoming.detail)
         elif isinstance(incoming, ServerError):
             logger.warning("server reported %s: %s", incoming.event, incoming.detail)
-            self.emit(incoming.event, incoming.detail)
-            self._lifecycle.server_error(incoming.detail)
+            # One event per refusal, its message a sentence (the lifecycle words it).
+            self._lifecycle.server_error(incoming.detail, incoming.event)
         elif isinstance(incoming, TelemetrySaved):
             self._execute(incoming)
 

@@ -173,6 +173,7 @@ class BrowserTransport:
                 "to use the page's"
             )
         entry = dialect.entry_path if isinstance(dialect, MugDialect) else None
+        self._pairing.connecting()
         if socket is None and entry is not None:
             self._spawn(self._enter_then_open(entry), "the participant's page")
         else:

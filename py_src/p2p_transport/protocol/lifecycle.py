@@ -5,10 +5,18 @@ ICE that never connects) each become an event with a detail a person can read:
 
 - ``server_unreachable``: the signaling server cannot be reached (``reason``, ``attempt``; the
   Socket.IO client retries with backoff), or the connection to it was lost (``reason``);
+- ``connect_failed``: ``connect()`` has not reached the server within the connect timeout
+  (``waited_ms``, ``attempts``, ``reason``: the last attempt's, ``message``: a sentence), once;
+  ``p2pShim.connect()`` rejects with its message;
 - ``waiting_for_peer``: joined, and still alone in the room (``room``, ``waited_ms``), repeated
   every :data:`WAITING_REPEAT_MS`;
 - ``room_full``: the server refused the join because two players are in the room already;
-- ``refused``: any other error the server sent (``message``);
+- ``refused``: any other error the server sent: ``message`` a sentence that says what it means
+  (a token problem named as one), ``code``, ``server_message`` (the server's own words).
+
+A refusal is one event: the reference server's ``error`` becomes ``room_full`` or ``refused``; a
+dialect's own refusal events (a deployed server's ``join_game_error``) keep their names, with the
+same ``message``, ``code`` and ``server_message``.
 - ``ice_failed``: paired, but no DataChannel opened within the ICE timeout: ``candidate_errors``
   (each ICE server's error, e.g. a TURN server's 401), ``gathered`` (how many local candidates
   of each type: host, srflx, relay), ``relay_only``;
@@ -22,6 +30,7 @@ DataChannel), as the control channel's retransmit timer runs only while a messag
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -32,8 +41,10 @@ from p2p_transport._checks import check_positive
 from p2p_transport.timing import Clock, Scheduler
 
 __all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_MS",
     "DEFAULT_ICE_TIMEOUT_MS",
     "MAX_CANDIDATE_ERRORS",
+    "REFUSAL_SENTENCES",
     "TICK_MS",
     "WAITING_FIRST_MS",
     "WAITING_REPEAT_MS",
@@ -50,6 +61,22 @@ WAITING_REPEAT_MS: Final = 5_000.0
 #: opens within a second; through TURN across the internet, within a few (WebRTC's own ICE
 #: checks give up after about 30 s, which is far too long for a participant to watch).
 DEFAULT_ICE_TIMEOUT_MS: Final = 10_000.0
+#: ``connect()`` without reaching the signaling server for this long: ``connect_failed``. The
+#: Socket.IO client's retries back off from 1 s to 5 s, so this is four or five attempts; a
+#: server that is up answers the first within a second even across the internet.
+DEFAULT_CONNECT_TIMEOUT_MS: Final = 10_000.0
+#: What each refusal ``code`` of the reference server means, in words a participant's
+#: experimenter can act on; the server's own message follows in brackets.
+REFUSAL_SENTENCES: Final = {
+    "unauthorized": "the server refused this page's room token (missing, forged, expired or for "
+    "another room): the page needs a valid token from the experiment's backend",
+    "rate_limited": "the server disconnected this page for sending too many messages",
+    "slow_reader": "the server disconnected this page because it read too slowly",
+    "join_timeout": "the server disconnected this page because it did not join a room in time",
+    "malformed": "the server disconnected this page for sending messages it could not read",
+    "replaced": "this player joined the room again from another tab or connection, which "
+    "replaced this one",
+}
 #: ICE candidate errors kept for the detail: one per ICE server and address family is typical.
 MAX_CANDIDATE_ERRORS: Final = 16
 #: How often the timer looks at the time while waiting: a quarter of a second is precise enough
@@ -81,9 +108,14 @@ class Lifecycle:
         *,
         relay_only: bool = False,
         ice_timeout_ms: float = DEFAULT_ICE_TIMEOUT_MS,
+        connect_timeout_ms: float | None = DEFAULT_CONNECT_TIMEOUT_MS,
     ) -> None:
         self.ice_timeout_ms = ice_timeout_ms
         check_positive(self, "ice_timeout_ms")
+        #: ``None``: wait for the server as long as it takes (the retries go on, no event).
+        self.connect_timeout_ms = connect_timeout_ms
+        if connect_timeout_ms is not None:
+            check_positive(self, "connect_timeout_ms")
         self._clock = clock
         self._scheduler = scheduler
         self._timer: object | None = None
@@ -92,6 +124,9 @@ class Lifecycle:
         self.room = room
         self.relay_only = relay_only
         self.connect_errors = 0
+        self._last_connect_error = ""
+        # Since when connect() waits for the server to answer at all (None: not waiting).
+        self._connecting_since: float | None = None
         self._joined_at: float | None = None
         self._next_waiting_at: float | None = None
         self._paired_at: float | None = None
@@ -102,8 +137,20 @@ class Lifecycle:
 
     # --- what the transport reports -----------------------------------------------------------
 
+    def connecting(self) -> None:
+        """``connect()`` was called: the server has :attr:`connect_timeout_ms` to answer."""
+        if self.connect_timeout_ms is not None and not self._closed:
+            self._connecting_since = self._clock()
+            self._sync_timer()
+
+    def server_reached(self) -> None:
+        """The signaling socket connected: ``connect()`` no longer waits for the server."""
+        self._connecting_since = None
+        self._sync_timer()
+
     def connect_error(self, reason: str) -> None:
         self.connect_errors += 1
+        self._last_connect_error = reason
         self._emit("server_unreachable", {"reason": reason, "attempt": self.connect_errors})
 
     def server_lost(self, reason: str) -> None:
@@ -136,17 +183,27 @@ class Lifecycle:
         self._paired_at = None
         self.joined()
 
-    def server_error(self, detail: dict[str, Any]) -> None:
-        if detail.get("code") == "room_full":
-            self._emit("room_full", {"room": self.room, "message": detail.get("message", "")})
-        else:
+    def server_error(self, detail: dict[str, Any], event: str = "error") -> None:
+        """The server refused something: one event, ``room_full`` or ``refused`` for the
+        reference server's ``error``, else the dialect's own ``event``, whose ``message`` is a
+        sentence (see :data:`REFUSAL_SENTENCES`)."""
+        said = str(detail.get("message", "")) or json.dumps(detail, default=str)
+        code = str(detail.get("code", "refused"))
+        if event == "error" and code == "room_full":
+            sentence = f"room {self.room} is full: two players are in it already"
             self._emit(
-                "refused",
-                {
-                    "message": str(detail.get("message", detail)),
-                    "code": str(detail.get("code", "refused")),
-                },
+                "room_full", {"room": self.room, "message": sentence, "server_message": said}
             )
+            return
+        meaning = REFUSAL_SENTENCES.get(code)
+        if meaning is None:
+            # A refusal without a known code says what was refused in the server's own words.
+            what = "the server refused" if event == "error" else f"the server refused ({event})"
+            sentence = f"{what}: {said}"
+        else:
+            sentence = f"{meaning} (the server said: {said})"
+        name = "refused" if event == "error" else event
+        self._emit(name, {"message": sentence, "code": code, "server_message": said})
 
     def local_candidate(self, candidate: str) -> None:
         kind = candidate_type(candidate)
@@ -170,8 +227,10 @@ class Lifecycle:
     def waiting(self) -> bool:
         """Whether there is anything to watch: a peer that has not come, or a DataChannel that
         has not opened. The timer runs only then."""
-        return self._next_waiting_at is not None or (
-            self._paired_at is not None and not self._channel_opened and not self._ice_reported
+        return (
+            self._next_waiting_at is not None
+            or self._connecting_since is not None
+            or (self._paired_at is not None and not self._channel_opened and not self._ice_reported)
         )
 
     @property
@@ -181,6 +240,7 @@ class Lifecycle:
     def close(self) -> None:
         """Stop the timer for good (the transport closed)."""
         self._closed = True
+        self._connecting_since = None
         self._sync_timer()
 
     def _sync_timer(self) -> None:
@@ -201,6 +261,11 @@ class Lifecycle:
 
     def tick(self) -> None:
         now = self._clock()
+        since = self._connecting_since
+        limit = self.connect_timeout_ms
+        if since is not None and limit is not None and now - since >= limit:
+            self._connecting_since = None  # said once; the client's retries go on
+            self._emit("connect_failed", self._connect_failure(now - since))
         if self._next_waiting_at is not None and now >= self._next_waiting_at:
             assert self._joined_at is not None
             self._next_waiting_at = now + WAITING_REPEAT_MS
@@ -223,3 +288,14 @@ class Lifecycle:
                 },
             )
             self._emit("p2p_unavailable", {"reason": "ice_failed"})
+
+    def _connect_failure(self, waited_ms: float) -> dict[str, Any]:
+        attempts = self.connect_errors
+        last = self._last_connect_error
+        sentence = (
+            f"cannot reach the signaling server: no answer in {waited_ms / 1000:.0f} s"
+            f" ({attempts} attempt{'s' if attempts != 1 else ''}"
+            + (f", the last: {last}" if last else "")
+            + "); is it running, and is this page allowed to use it?"
+        )
+        return {"waited_ms": waited_ms, "attempts": attempts, "reason": last, "message": sentence}
