@@ -195,3 +195,40 @@ def test_two_tabs_play_through_the_real_mug_server(
         if mode == "attach":
             # The page's socket is the page's: still connected after the transport closed.
             assert page.evaluate("() => window.pageSocket.connected")
+
+
+def test_connect_names_a_wrong_mug_option_and_a_refusal(
+    context: BrowserContext, server: ServerThread, mug: MugServer, console_messages: list[str]
+) -> None:
+    page = open_tab(context, server, console_messages)
+    wheels = [url for url in served_wheel_urls() if "/p2p_transport-" in url]
+    errors = page.evaluate(
+        """async ({wheelUrls, mugUrl}) => {
+            await p2pShim.boot({pyodideBase: "/pyodide/", wheelUrls});
+            const onInput = () => {};
+            const attempt = (options) =>
+              p2pShim.connect({onInput, serverUrl: mugUrl, ...options})
+                .then(() => null, (err) => err.message);
+            const socket = io(mugUrl, {transports: ["websocket"]});
+            const wrong = [
+              await attempt({dialect: {name: "mog"}}),
+              await attempt({dialect: {name: "mug", subject: "x"}}),
+              await attempt({dialect: {name: "mug", turnUrls: "turn:x"}}),
+              await attempt({socket}),
+            ];
+            // The page's socket never went through the lobby: the server knows no participant.
+            const refused = attempt({socket, dialect: {name: "mug"}});
+            socket.emit("join_game", {session_id: null});
+            return [...wrong, await refused, socket.connected];
+        }""",
+        {"wheelUrls": wheels, "mugUrl": mug.url},
+    )
+    assert errors[:4] == [
+        "ValueError: dialect.name must be one of mug, got 'mog'",
+        "ValueError: unknown dialect option 'subject': it takes name, subjectId, turnUrls",
+        'ValueError: dialect.turnUrls must be a array, got "turn:x"',
+        'ValueError: socket needs a dialect that attaches: dialect: {name: "mug"}',
+    ]
+    assert "Session not found" in errors[4]  # join_game_error's message
+    assert errors[5] is True  # the page's socket, left connected
+    assert_no_page_errors(console_messages)

@@ -279,7 +279,7 @@ def _missing_requirements(site, names):
         py = api.JsConnection(
           JSON.stringify(options),
           onInput,
-          onEvent || null,
+          onEvent || undefined,
           (playerIndex) => {
             conn.playerIndex = playerIndex;
             resolve(conn);
