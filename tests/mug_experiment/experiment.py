@@ -15,6 +15,7 @@ import eventlet
 
 eventlet.monkey_patch()
 
+import logging  # noqa: E402
 import sys  # noqa: E402
 
 from mug.configurations.configuration_constants import PolicyTypes  # noqa: E402
@@ -30,6 +31,11 @@ PLAYER_IDS = {"string": ("agent_left", "agent_right"), "int": (0, 1)}
 
 def main() -> None:
     port, style, *turn = sys.argv[1:]
+    # The server's modules other than its app log through the root logger, bare (no level) on
+    # stderr: with its app's format, every warning and error in the log says what it is.
+    logging.basicConfig(
+        format="%(asctime)s - %(name)s - %(levelname)s - %(message)s", level=logging.WARNING
+    )
     players = PLAYER_IDS[style]
     game = (
         GymScene()
