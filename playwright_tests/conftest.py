@@ -222,10 +222,15 @@ def wait_for_boot(page: Page, timeout_ms: float = BOOT_TIMEOUT_MS) -> dict[str, 
         "() => ({ready: p2pShim.ready, error: p2pShim.error, timings: p2pShim.timings})"
     )
     if state["ready"]:
-        # pytest names the running test "path::name (call)": the line says whose boot it was.
-        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0].split("::")[-1]
-        BOOT_TIMINGS.append({**state["timings"], "test": test})
+        record_boot(state["timings"])
     return state
+
+
+def record_boot(timings: dict[str, Any]) -> None:
+    """Keep a booted page's timings for the summary, with the test that booted it."""
+    # pytest names the running test "path::name (phase)": the line says whose boot it was.
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0].split("::")[-1]
+    BOOT_TIMINGS.append({**timings, "test": test})
 
 
 def wait_for_shim(page: Page, timeout_ms: float = BOOT_TIMEOUT_MS) -> None:

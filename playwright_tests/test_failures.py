@@ -311,3 +311,25 @@ def test_a_cluster_process_killed_mid_game_its_pair_rejoins_another_and_resumes(
             tab.wait_game_done(frames)
             game = tab.report()["game"]
             assert game["delivered_exactly_once"], game
+
+
+def test_a_game_the_relay_alone_carries_is_measured_on_the_relay(
+    context: BrowserContext, server: ServerThread
+) -> None:
+    # No ICE server in the loopback namespace: no candidate, no DataChannel, the relay alone.
+    room = f"relay-alone-{uuid.uuid4().hex}"
+    tabs = [
+        demo_tab(context, server, room=room, ice_timeout_ms=ICE_TIMEOUT_MS, frames=120)
+        for _ in range(2)
+    ]
+    for tab in tabs:
+        wait_for_event(tab, "p2p_unavailable")
+        tab.wait_game_done(120)
+        tab.wait_until("r.stats.relay_rtt_samples >= 3", EVENT_TIMEOUT_MS)
+        stats = tab.stats()
+        assert stats["p2p_pings_sent"] == 0 and stats["relay_pings_sent"] >= 3
+        assert stats["relay_rtt_p50_ms"] > 0
+        assert (stats["health_path"], stats["health_status"]) == ("relay", "good")
+        record = json.loads(tab.page.evaluate("() => p2pDemo.telemetry_json()"))
+        _, path, _, status = record["game_health_transitions"]["rows"][-1]
+        assert (path, status) == ("relay", "good")

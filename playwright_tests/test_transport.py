@@ -18,10 +18,10 @@ from typing import Any, Final
 import pytest
 from conftest import (
     BOOT_TIMEOUT_MS,
-    BOOT_TIMINGS,
     LoopbackGuard,
     capture_console,
     new_guarded_context,
+    record_boot,
 )
 from playwright.sync_api import Browser, BrowserContext, Page
 
@@ -136,7 +136,7 @@ def open_pair(
         )
         error = page.evaluate("() => window.p2pDemoError || null")
         assert error is None, f"the demo did not start: {error}"
-        BOOT_TIMINGS.append(dict(page.evaluate("() => p2pShim.timings")))
+        record_boot(dict(page.evaluate("() => p2pShim.timings")))
     tabs = [Tab(page) for page in pages]
     for tab in tabs:
         tab.wait_until("r.player_index !== null", OPEN_TIMEOUT_MS)
@@ -268,28 +268,33 @@ def test_no_request_of_the_game_left_loopback(played: Played) -> None:
     assert any(url.startswith("ws://127.0.0.1:") for url in played.guard.urls)
 
 
-def test_pings_stop_after_the_channel_closes(played: Played) -> None:
+def test_p2p_pings_stop_after_the_channel_closes_and_the_relays_go_on(played: Played) -> None:
     """The one test that changes the shared pair; the others read reports taken before."""
     first, second = played.tabs
     first.page.evaluate("() => p2pDemo.transport.close_channel()")
     for tab in played.tabs:
-        tab.wait_closed(5_000)
-    counts = [tab.stats()["pings_sent"] for tab in played.tabs]
+        tab.wait_until('r.stats.state === "closed"', 5_000)
+    counts = [tab.stats() for tab in played.tabs]
     first.page.wait_for_timeout(AFTER_CLOSE_WAIT_MS)
-    assert [tab.stats()["pings_sent"] for tab in played.tabs] == counts
+    for tab, before in zip(played.tabs, counts, strict=True):
+        after = tab.stats()
+        assert after["p2p_pings_sent"] == before["p2p_pings_sent"]
+        # The relay carries the game now: its round trip is still measured.
+        assert after["relay_pings_sent"] > before["relay_pings_sent"]
+        assert after["ping_timer_running"] is True
     for tab in (first, second):
         names = tab.event_names()
         assert "closed" in names
         assert "degraded" in names
         assert "reconnecting" not in names
-        # The game finished and the ping timer stopped. The peer is still there over the relay,
-        # so the session's watchdog and its resend timer for acked inputs (if negotiated) may
+        # The game finished. The peer is still there over the relay, so the session's
+        # watchdog, the relay's pings and the resend timer for acked inputs (if negotiated) may
         # legitimately run; nothing else may.
         stats = tab.stats()
         assert stats["watchdog_running"] is True
         resend_timer = bool(stats["resend_timer_running"])
-        assert tab.active_intervals() == 1 + int(resend_timer)
-        print(f"after the channel closed: watchdog and resend timer ({resend_timer}) running")
+        assert tab.active_intervals() == 2 + int(resend_timer)
+        print(f"after the channel closed: watchdog, relay pings, resend ({resend_timer}) running")
     assert_no_page_errors(played.console)
 
 

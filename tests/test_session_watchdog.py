@@ -55,8 +55,9 @@ def test_start_watchdog_starts_one_timer_that_close_stops() -> None:
     assert not w.session.parts.timers.watchdog_running
     w.session.edge.start_watchdog()
     w.session.edge.start_watchdog()
-    assert len(w.scheduler.active) == 1
-    assert w.session.parts.timers.watchdog_running
+    # The watchdog, and the ping timer for the relay, which may carry the game alone.
+    assert len(w.scheduler.active) == 2
+    assert w.session.parts.timers.watchdog_running and w.session.parts.timers.ping_running
     assert w.session.stats()["watchdog_running"] is True
     w.session.close()
     assert w.scheduler.active == {}

@@ -26,7 +26,7 @@ from typing import Any, Final
 import p2p_transport
 from p2p_transport.session.telemetry import SAME_FIELDS_AS_VERSION, SCHEMA
 
-__all__ = ["main", "plot", "sessions_in", "time_offsets"]
+__all__ = ["degraded_spans", "main", "plot", "sessions_in", "time_offsets"]
 
 #: Each panel's size in inches: wide enough for an hour of samples to stay legible.
 PANEL_SIZE_IN: Final = (11.0, 3.6)
@@ -73,19 +73,32 @@ def sessions_in(data: Any) -> list[dict[str, Any]]:
     return records
 
 
-def _degraded_spans(record: dict[str, Any], end_ms: float) -> list[tuple[float, float, str]]:
-    """(start, end, status) of each stretch the health status was not ``good``."""
+def degraded_spans(record: dict[str, Any], end_ms: float) -> list[tuple[float, float, str]]:
+    """(start, end, label) of each stretch the game's health was not ``good``, judged by the
+    path that carried the game (``game_health_transitions``: a game the relay carries alone is
+    as healthy as the relay); a record from before that field is judged by the DataChannel's."""
+    game = record.get("game_health_transitions")
+    if game is not None:
+        changes = [
+            (at_ms, to, f"health {to} ({path or 'no path'})")
+            for at_ms, path, _previous, to in game["rows"]
+        ]
+    else:
+        changes = [
+            (at_ms, to, f"p2p health {to}")
+            for at_ms, _previous, to in record["health_transitions"]["rows"]
+        ]
     spans: list[tuple[float, float, str]] = []
     start: float | None = None
-    status = "good"
-    for at_ms, _previous, to in record["health_transitions"]["rows"]:
+    label = ""
+    for at_ms, to, what in changes:
         if start is not None:
-            spans.append((start, at_ms, status))
+            spans.append((start, at_ms, label))
             start = None
         if to != "good":
-            start, status = at_ms, to
+            start, label = at_ms, what
     if start is not None:
-        spans.append((start, end_ms, status))
+        spans.append((start, end_ms, label))
     return spans
 
 
@@ -140,16 +153,16 @@ def plot(records: Sequence[dict[str, Any]], out: Path, title: str | None = None)
         origin = -offset  # the record's own time that sits at 0 on the axis
         end_ms = record["clock"]["recorded_at_ms"]
         shaded: set[str] = set()
-        for start, stop, status in _degraded_spans(record, end_ms):
+        for start, stop, label in degraded_spans(record, end_ms):
             ax.axvspan(
                 (start - origin) / MS_PER_S,
                 (stop - origin) / MS_PER_S,
                 color=DEGRADED_COLOUR,
-                alpha=0.12 if status == "warning" else 0.25,
+                alpha=0.12 if "warning" in label else 0.25,
                 linewidth=0,
-                label=None if status in shaded else f"p2p health {status}",
+                label=None if label in shaded else label,
             )
-            shaded.add(status)
+            shaded.add(label)
         highest = 0.0
         for path, series in record["rtt"].items():
             rows = series["rows"]

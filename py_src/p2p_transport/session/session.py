@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from p2p_transport.errors import UsageError
-from p2p_transport.protocol.health import ConnectionHealthMonitor
+from p2p_transport.protocol.health import ConnectionHealthMonitor, carrying_health
 from p2p_transport.protocol.receiver import InputCallback
 from p2p_transport.protocol.relay import SocketIOLike
 from p2p_transport.protocol.routing import Link
@@ -88,7 +88,16 @@ class P2PSession:
             """Let telemetry record the health status if it changed. Called where the status's
             inputs change or time has passed: the watchdog and ping ticks (silence), each P2P RTT
             sample, and the peer's stall starting or ending."""
-            telemetry.observe_health(clock(), health.status)
+            now = clock()
+            telemetry.observe_health(now, health.status)
+            path, status = carrying_health(
+                health.status,
+                paths.is_open(Link.P2P),
+                watchdog.relay_silence_ms,
+                relay_rtt.one_way_ms,
+                health.thresholds,
+            )
+            telemetry.observe_game_health(now, path, status)
 
         delivery = Delivery(Callbacks.of(callbacks), counters, telemetry, observe_health)
         watchdog = Watchdog(clock, paths, health, delivery.on_event)

@@ -132,12 +132,17 @@ class TelemetryRecorder:
         self.started_at_ms = started_at_ms
         self.rtt = {path: BoundedLog(RTT_COLUMNS, RTT_SAMPLE_ROWS) for path in paths}
         self.health = BoundedLog(("at_ms", "from", "to"), HEALTH_TRANSITION_ROWS)
+        #: The health of the path that carried the game (``path``: ``p2p``, ``relay`` or
+        #: ``None`` for neither), which a relay-only game is judged by; ``health`` above is the
+        #: DataChannel's own.
+        self.game_health = BoundedLog(("at_ms", "path", "from", "to"), HEALTH_TRANSITION_ROWS)
         self.routes = BoundedLog(
             ("at_ms", "previous", "route", "target", "reason"), ROUTE_CHANGE_ROWS
         )
         self.loss = BoundedLog(("at_ms", "loss_estimate"), LOSS_SAMPLE_ROWS)
         self.control = BoundedLog(("acked_at_ms", "delivery_ms"), CONTROL_DELIVERY_ROWS)
         self._health_status: HealthStatus | None = None
+        self._game_health: tuple[str | None, HealthStatus] | None = None
 
     @property
     def health_status(self) -> HealthStatus | None:
@@ -167,6 +172,17 @@ class TelemetryRecorder:
         self.health.append(_ms(at_ms), None if previous is None else previous.value, status.value)
         return True
 
+    def observe_game_health(self, at_ms: float, path: str | None, status: HealthStatus) -> bool:
+        """The same for the path that carries the game: a row when the path or its status
+        changed. Returns whether one did."""
+        previous = self._game_health
+        if previous == (path, status):
+            return False
+        self._game_health = (path, status)
+        before = None if previous is None else previous[1].value
+        self.game_health.append(_ms(at_ms), path, before, status.value)
+        return True
+
     def record_route_change(self, change: RouteChange) -> None:
         """A :meth:`~.routing.Router.subscribe` callback."""
         self.routes.append(*change.as_dict().values())
@@ -191,6 +207,7 @@ class TelemetryRecorder:
         return {
             "rtt": rtt,
             "health_transitions": self.health.to_dict(),
+            "game_health_transitions": self.game_health.to_dict(),
             "route_changes": self.routes.to_dict(),
             "loss_estimates": self.loss.to_dict(),
             "control_deliveries": self.control.to_dict(),

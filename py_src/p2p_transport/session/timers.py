@@ -73,7 +73,9 @@ class SessionTimers:
         self._observe_health = observe_health
         self._check_peer_version = check_peer_version
         self._closed = False
-        # The scheduler's handle of each running timer. Pings run while the DataChannel is open;
+        # The scheduler's handle of each running timer. Pings run while the DataChannel is open,
+        # and, with relay pings, from start_watchdog() (the pairing) to close(): the relay may
+        # carry the game alone, and its round trip is then the one that matters;
         # resends of pending acked inputs while the game sends none, from negotiation to close();
         # the watchdog from start_watchdog() to close(); validation pings after a channel opens,
         # until they are answered.
@@ -81,6 +83,9 @@ class SessionTimers:
         self._resend: object | None = None
         self._watchdog_timer: object | None = None
         self._validation_timer: object | None = None
+        # Between the DataChannel's open and its close: only then is it pinged (a channel the
+        # edge holds may read "open" before its open event came).
+        self._channel_open = False
 
     @property
     def closed(self) -> bool:
@@ -103,17 +108,23 @@ class SessionTimers:
         """The DataChannel opened: pings, and this side's validation pings (each at most once)."""
         if self._closed:
             return
-        if self._ping is None:
-            self._ping = self._every(self._config.ping_interval_ms, self._ping_tick, "ping timer")
+        self._channel_open = True
+        self._start_pings()
         if self._validation_timer is None:
             self._validation_timer = self._every(
                 VALIDATION_TICK_MS, self._validation_tick, "validation timer"
             )
 
     def stop_channel_timers(self) -> None:
-        """The DataChannel closed or failed."""
-        self._stop("_ping")
+        """The DataChannel closed or failed: the relay's pings, if any, go on."""
+        self._channel_open = False
+        if not self._config.relay_pings:
+            self._stop("_ping")
         self._stop("_validation_timer")
+
+    def _start_pings(self) -> None:
+        if self._ping is None:
+            self._ping = self._every(self._config.ping_interval_ms, self._ping_tick, "ping timer")
 
     def start_resend(self) -> None:
         """Acked inputs were negotiated: resend pending ones while the game sends none."""
@@ -127,6 +138,8 @@ class SessionTimers:
         self._watchdog_timer = self._every(
             self._config.keepalive_interval_ms, self._watchdog_tick, "watchdog"
         )
+        if self._config.relay_pings:
+            self._start_pings()
 
     def close(self) -> None:
         self._closed = True
@@ -156,7 +169,7 @@ class SessionTimers:
         self._watchdog.note_awake()
         self._telemetry.record_loss(self._clock(), self._health.loss_estimate)
         self._observe_health()
-        if self._paths.is_open(Link.P2P):
+        if self._channel_open and self._paths.is_open(Link.P2P):
             self._pinger.ping(Link.P2P)
         if self._config.relay_pings and self._paths.is_open(Link.RELAY):
             self._pinger.ping(Link.RELAY)
