@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import BOOT_TIMEOUT_MS, PROJECT_ROOT
@@ -20,6 +21,10 @@ from playwright.sync_api import BrowserContext, Page
 LISTENING = re.compile(r"listening on (http://\S+?)/?$")
 #: coturn and the server start in about a second; a loaded machine gets ten.
 START_TIMEOUT_S = 30.0
+#: The emulated one-way delay of the link test.
+LINK_DELAY_MS = 30.0
+#: Two Pyodide boots and 2 s of Pong take about 15 s; a loaded machine gets more.
+DEMO_TIMEOUT_S = 180
 #: Strings a page must never show in its status or its stats table.
 BROKEN_TEXT = ("undefined", "NaN", "[object")
 
@@ -92,3 +97,27 @@ def test_interactive_demo_gets_a_data_channel(context: BrowserContext, demo_url:
         assert report["stats"]["p2p_packets_sent"] > 0
         statuses.append(page.inner_text("#p2p-status"))
     assert all("left" not in status for status in statuses), statuses
+
+
+def test_the_demos_link_emulation_is_seen_on_every_path(tmp_path: Path) -> None:
+    """``python -m p2p_demo --headless --link 'delay 30ms'``, as the README runs it: without
+    netem in the kernel each tab emulates the link on all it receives, and both paths' RTT is
+    the emulated round trip."""
+    out = tmp_path / "demo.json"
+    link = f"delay {LINK_DELAY_MS:g}ms"
+    command = ["-m", "p2p_demo", "--headless", "--frames", "120", "--link", link]
+    done = subprocess.run(
+        [sys.executable, *command, "--json", str(out)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert report["options"]["link_by"] in ("netem", "the transport's own emulation, every path")
+    for player in report["players"]:
+        for key in ("rtt_p50_ms", "relay_rtt_p50_ms"):
+            # Each direction crosses the link once; the ping timer's granularity adds a little.
+            assert 2 * LINK_DELAY_MS <= player[key] <= 2 * LINK_DELAY_MS + 25, (key, player)
+    assert "relay RTT p50 (ms)" in done.stdout

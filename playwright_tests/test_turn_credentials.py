@@ -42,8 +42,7 @@ def test_the_pair_connects_relay_only_with_the_credentials_the_server_minted(
         # loopback namespace a TURN server is the only way to a candidate at all, so the pair
         # connects through it without relay_only (which needs a TURN server of the page's own).
         tabs = [
-            demo_tab(context, server, room=room, frames=FRAMES, ice_servers=[])
-            for _ in range(2)
+            demo_tab(context, server, room=room, frames=FRAMES, ice_servers=[]) for _ in range(2)
         ]
         for index, tab in enumerate(tabs):
             tab.wait_open()

@@ -20,7 +20,7 @@ from typing import Any
 
 from p2p_demo.match import LOOP_WAKE_MS, MAX_LAG_FRAMES, MAX_TICKS_PER_WAKE, PongMatch
 from p2p_transport import P2PSession, SessionConfig
-from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.protocol.faults import FaultConfig, FaultyChannel, LinkConfig
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.rollback import RollbackSession
 from tests.fakes import FakeClock, FakeScheduler
@@ -195,6 +195,7 @@ def simulate_games(
     charge: float = 1.0,
     perturb: Callable[[GameLoop], None] | None = None,
     start_ms: float = 0.0,
+    link: LinkConfig | None = None,
     **options: Any,
 ) -> dict[str, GameLoop]:
     """One episode of ``frames`` frames of ``make_game()`` on both sides, ``action(player,
@@ -205,7 +206,8 @@ def simulate_games(
     clock = FakeClock(0.0)
     scheduler = FakeScheduler(clock)
     fault = FaultConfig(loss=loss, delay_ms=max(one_way_ms, _AFTER_RETURN_MS))
-    config = SessionConfig(relay_inputs=False, route_mode=RouteMode.P2P)
+    # ``link``: the whole-link emulation on both sessions, on top of the faulty channels.
+    config = SessionConfig(relay_inputs=False, route_mode=RouteMode.P2P, link=link)
     pair, faulty = linked_sessions(clock, scheduler, fault, seed, config)
     loops: dict[str, GameLoop] = {}
     for side, session in zip(("a", "b"), pair, strict=True):

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "TurnServer",
     "ice_servers_for",
     "launch_chromium",
+    "netem_on_loopback",
     "open_tab",
     "quiet_page",
     "require_loopback_namespace",
@@ -162,7 +164,8 @@ def open_tab(context: Any, base_url: str, options: dict[str, Any], query: str = 
     ``query`` is the page's own query string, e.g. ``"installer=archive"``.
     """
     page = context.new_page()
-    fragment = json.dumps(options, separators=(",", ":"))
+    # Quoted: the page decodes it with decodeURIComponent, and a '%' (a loss of "5%") is text.
+    fragment = urllib.parse.quote(json.dumps(options, separators=(",", ":")), safe="")
     page.goto(f"{base_url}/{'?' + query if query else ''}#{fragment}", wait_until="commit")
     return page
 
@@ -202,3 +205,21 @@ def require_loopback_namespace() -> None:
             "browser runs must be inside a loopback-only network namespace (scripts/netns.sh); "
             f"this one also has {', '.join(interfaces)}. Set P2P_ALLOW_HOST_NETWORK=1 to override."
         )
+
+
+def netem_on_loopback(link: str) -> bool:
+    """Put ``link`` (netem's words, e.g. ``delay 40ms 5ms loss 5%``) on this namespace's
+    loopback with Linux netem; return whether it took. Kernels without netem (these machines')
+    answer "Specified qdisc kind is unknown": the caller then emulates the link itself. Only
+    inside a loopback-only namespace, whose ``lo`` nothing else uses."""
+    require_loopback_namespace()
+    tc = shutil.which("tc") or "/usr/sbin/tc"
+    try:
+        done = subprocess.run(
+            [tc, "qdisc", "replace", "dev", "lo", "root", "netem", *link.split()],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import p2p_transport
+from p2p_transport.protocol.faults import LinkConfig
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.protocol.rtt import nearest_rank
 from p2p_transport.rollback.session import MAX_INPUT_DELAY
@@ -56,6 +57,7 @@ REPORT_KEYS: Final = (
     "pongs_received",
     "rtt_p50_ms",
     "rtt_p95_ms",
+    "relay_rtt_p50_ms",
     "p2p_packets_sent",
     "relay_packets_sent",
     "fault_dropped",
@@ -162,6 +164,7 @@ def run_headless(
     from p2p_demo.harness import (
         TurnServer,
         launch_chromium,
+        netem_on_loopback,
         open_tab,
         require_loopback_namespace,
         wait_ready,
@@ -170,6 +173,12 @@ def run_headless(
 
     require_loopback_namespace()
     options = {"game": "pong", **(options or {})}
+    link = options.get("link")
+    # Linux netem on the namespace's loopback delays every packet of every path; where the
+    # kernel lacks it, each tab emulates the link on everything it receives.
+    netem = bool(link) and netem_on_loopback(str(link))
+    if link:
+        options["link_by"] = "netem" if netem else "the transport's own emulation, every path"
     pong = options["game"] == "pong"
     play_s = frames * int(options.get("episodes", 1)) * FRAME_MS / 1000
     play_s += float(options.get("late_ms", 0)) / 1000
@@ -181,6 +190,8 @@ def run_headless(
             context = browser.new_context()
             tab_options = {"frames": frames, "room": "demo", "ice_servers": turn.ice_servers}
             tab_options.update(options)
+            if netem:
+                del tab_options["link"]
             pages = [open_tab(context, server.url, tab_options) for _ in range(2)]
             for page in pages:
                 wait_ready(page)
@@ -328,6 +339,7 @@ def format_summary(report: dict[str, Any]) -> str:
         ("pongs received", "pongs_received", "{}"),
         ("RTT p50 (ms)", "rtt_p50_ms", "{:.2f}"),
         ("RTT p95 (ms)", "rtt_p95_ms", "{:.2f}"),
+        ("relay RTT p50 (ms)", "relay_rtt_p50_ms", "{:.2f}"),
         ("page ready (ms)", "ready_ms", "{:.0f}"),
         ("channel open (ms)", "channel_open_ms", "{:.0f}"),
     ]
@@ -460,6 +472,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     faults.add_argument(
         "--seed", type=int, default=0, help="fault injection seed (default %(default)s)"
     )
+    faults.add_argument(
+        "--link",
+        default=None,
+        metavar="NETEM",
+        help="the whole link, every path (game channel, ping channel, relay), in netem's words, "
+        "e.g. 'delay 40ms 5ms loss 5%%': Linux netem on the namespace's loopback where the "
+        "kernel has it, else the transport's own emulation in both tabs (default: none)",
+    )
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error("--frames must be at least 1")
@@ -473,6 +493,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--burst must be at least 1")
     if not args.delay >= 0:
         parser.error("--delay must not be negative")
+    if args.link is not None:
+        try:
+            LinkConfig.parse(args.link)
+        except ValueError as error:
+            parser.error(f"--link: {error}")
 
     if not args.headless:
         print(
@@ -488,6 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.update(episodes=args.episodes, input_delay=args.input_delay)
     if args.loss > 0 or args.delay > 0:
         options.update(loss=args.loss, burst=args.burst, delay_ms=args.delay, fault_seed=args.seed)
+    if args.link is not None:
+        options["link"] = args.link
     report = run_headless(args.frames, options)
     telemetry = report.pop("telemetry", [])
     print(format_summary(report))

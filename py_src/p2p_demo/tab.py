@@ -14,7 +14,7 @@ from p2p_demo.match import PongMatch
 from p2p_demo.scripted_game import ScriptedGame
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.transport import BrowserTransport
-from p2p_transport.protocol.faults import FaultConfig
+from p2p_transport.protocol.faults import FaultConfig, LinkConfig
 from p2p_transport.protocol.lifecycle import DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_ICE_TIMEOUT_MS
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.protocol.routing import RouteMode, RoutingThresholds
@@ -42,6 +42,7 @@ class DemoTab:
     ``route`` (``parallel``, ``p2p-first``, ``p2p``, ``relay``) and ``routing`` (a dict of
     :class:`~.routing.RoutingThresholds` fields); fault injection on what this tab sends over the
     DataChannel: ``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``, ``fault_seed``;
+    ``link``: whole-link emulation of what this tab receives on every path, in netem's words;
     ``reconnect_attempts`` (0: no reconnection) and ``reconnect`` (a dict of
     :class:`~.reconnect.ReconnectConfig` fields); ``deployed`` (``{game_id, player_id, join}``)
     to pair through a server of the deployed interactive_gym / mug shapes at ``server_url``.
@@ -59,6 +60,8 @@ class DemoTab:
             redundancy=int(options.get("redundancy", DEFAULT_REDUNDANCY)),
             acked_inputs=bool(options.get("acked_inputs", True)),
             control_on_relay=bool(options.get("control_on_relay", True)),
+            # Whole-link emulation in netem's words ("delay 40ms 5ms loss 5%"), every path.
+            link=LinkConfig.parse(options["link"]) if options.get("link") else None,
             relay_pings=bool(options.get("relay_pings", True)),
             ping_interval_ms=float(options.get("ping_interval_ms", DEFAULT_PING_INTERVAL_MS)),
             # The report's percentiles cover the whole run, not only the last 10 pings.

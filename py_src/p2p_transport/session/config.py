@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from p2p_transport._checks import check_positive
 from p2p_transport.errors import UsageError
+from p2p_transport.protocol.faults import LinkConfig
 from p2p_transport.protocol.health import HealthThresholds
 from p2p_transport.protocol.receiver import DEFAULT_HISTORY_FRAMES
 from p2p_transport.protocol.routing import RouteMode, RoutingThresholds
@@ -51,6 +52,9 @@ class SessionConfig:
     #: ``P2PSession._transmit_control``). False keeps them on the DataChannel: less server
     #: traffic, but they wait while the DataChannel is down.
     control_on_relay: bool = True
+    #: Whole-link emulation of what this side receives on every path (delay, jitter, loss; see
+    #: :class:`~p2p_transport.protocol.faults.LinkConfig`); ``None``: the link as it is.
+    link: LinkConfig | None = None
 
     def __post_init__(self) -> None:
         check_positive(self, "ping_interval_ms", "keepalive_interval_ms")

@@ -12,12 +12,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from p2p_transport.protocol.faults import PacketIntake
 from p2p_transport.protocol.health import ConnectionHealthMonitor
 from p2p_transport.protocol.routing import Link
 from p2p_transport.protocol.sender import DataChannelLike
 from p2p_transport.protocol.validation import Validation
 from p2p_transport.session.counters import SessionCounters
-from p2p_transport.session.intake import Intake
 from p2p_transport.session.paths import Paths
 from p2p_transport.session.pinger import PingChannelLike, Pinger
 from p2p_transport.session.timers import SessionTimers
@@ -55,7 +55,7 @@ class SessionEdge:
 
     def __init__(
         self,
-        intake: Intake,
+        intake: PacketIntake,
         timers: SessionTimers,
         counters: SessionCounters,
         paths: Paths,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from p2p_transport.errors import UsageError
+from p2p_transport.protocol.faults import LinkEmulator
 from p2p_transport.protocol.health import ConnectionHealthMonitor, carrying_health
 from p2p_transport.protocol.receiver import InputCallback
 from p2p_transport.protocol.relay import SocketIOLike
@@ -186,8 +187,21 @@ class P2PSession:
             telemetry=telemetry,
             counters=counters,
         )
+        #: The emulated link every incoming packet goes through, if configured.
+        self.link = (
+            LinkEmulator(cfg.link, clock, scheduler, seed=player_index)
+            if cfg.link is not None
+            else None
+        )
         self._edge = SessionEdge(
-            intake, timers, counters, paths, health, watchdog, pinger, validation
+            self.link.intake(intake) if self.link is not None else intake,
+            timers,
+            counters,
+            paths,
+            health,
+            watchdog,
+            pinger,
+            validation,
         )
         self._routing = routing
         self._report = SessionReport(
@@ -272,6 +286,8 @@ class P2PSession:
         parts.paths.close()
         parts.pinger.close()
         parts.control.close()
+        if self.link is not None:
+            self.link.close()
 
     def stats(self) -> dict[str, Any]:
         """Every counter and RTT figure as a flat, JSON-serialisable dict."""
