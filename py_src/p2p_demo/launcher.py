@@ -371,8 +371,15 @@ def telemetry_path_for(report_path: Path) -> Path:
     return report_path.with_suffix(".telemetry.json")
 
 
-def serve_interactive(host: str, port: int, local_turn: bool | None = None) -> None:
-    """Serve the demo page until interrupted; with ``local_turn`` (by default: when ``host`` is a
+def serve_interactive(
+    host: str,
+    port: int,
+    local_turn: bool | None = None,
+    static_dir: Path | None = None,
+    wheels_dir: Path | None = None,
+) -> None:
+    """Serve the demo page (or the page in ``static_dir``, with the wheels in ``wheels_dir``)
+    until interrupted; with ``local_turn`` (by default: when ``host`` is a
     loopback address) also coturn on 127.0.0.1, whose STUN and TURN URLs every page gets with
     ``paired``, with credentials minted for it.
 
@@ -388,14 +395,20 @@ def serve_interactive(host: str, port: int, local_turn: bool | None = None) -> N
     if local_turn is None:
         local_turn = is_loopback_host(host)
     if not local_turn:
-        run_server(host, port)
+        run_server(host, port, static_dir=static_dir, wheels_dir=wheels_dir)
         return
     secret = secrets.token_hex(16)
     with TurnServer(auth_secret=secret) as turn:
         urls = tuple(str(entry["urls"]) for entry in ice_servers_for(turn.port))
         print(f"coturn on 127.0.0.1:{turn.port} is the pages' STUN/TURN server", flush=True)
         credentials = TurnCredentials(secret.encode(), urls)
-        run_server(host, port, options=ServerOptions(turn=credentials))
+        run_server(
+            host,
+            port,
+            static_dir=static_dir,
+            wheels_dir=wheels_dir,
+            options=ServerOptions(turn=credentials),
+        )
 
 
 def is_loopback_host(host: str) -> bool:
@@ -416,6 +429,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="interactive mode: default %(default)s")
     parser.add_argument(
         "--port", type=int, default=8000, help="interactive mode: default %(default)s, 0 picks one"
+    )
+    parser.add_argument(
+        "--static",
+        type=Path,
+        default=None,
+        help="interactive mode: serve this folder's index.html at / instead of the demo page "
+        "(your own game's page; default: ./static)",
+    )
+    parser.add_argument(
+        "--wheels",
+        type=Path,
+        default=None,
+        help="interactive mode: the wheels the page installs, listed at /wheels/index.json "
+        "(default: ./build/wheels)",
     )
     parser.add_argument(
         "--local-turn",
@@ -505,7 +532,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "live stats. Ctrl-C stops.",
             flush=True,
         )
-        serve_interactive(args.host, args.port, local_turn=args.local_turn)
+        serve_interactive(
+            args.host, args.port, args.local_turn, static_dir=args.static, wheels_dir=args.wheels
+        )
         return 0
 
     options: dict[str, Any] = {"route": args.route, "game": args.game}
