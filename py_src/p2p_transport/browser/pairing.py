@@ -169,6 +169,9 @@ class Pairing:
         self.ice_servers: tuple[IceServer, ...] = ()
         #: ``on_event`` or ``on_route_change`` raised (logged; the transport went on).
         self.callback_errors = 0
+        #: ICE candidates a peer connection refused (one of an old connection, say), counted
+        #: here so a refusal that comes after its connection closed still counts.
+        self.ice_candidate_errors = 0
         self._event_log: deque[dict[str, Any]] = deque(maxlen=MAX_EVENT_LOG)
         self._faults = options.faults
         # The fault-injecting wrapper the session sends through, once faults are configured: one
@@ -328,6 +331,9 @@ class Pairing:
         # The same detail whatever the dialect: the indices, beside what the server said.
         self.emit("paired", {**detail, **indices})
         self._lifecycle.paired()
+        servers = (*self._options.ice_servers, *self.ice_servers)
+        if self._options.relay_only and not any(IceServer.of(s).is_turn for s in servers):
+            self._lifecycle.no_turn_server()
         self._machine.paired(player, peer)
 
     def _peer_left(self, detail: dict[str, Any]) -> None:

@@ -66,8 +66,6 @@ class RtcConnection:
         #: The game channel, once there is one.
         self.channel: JsDataChannel | None = None
         self._ping_channel: WorkerChannel | None = None
-        #: ``addIceCandidate`` refused a candidate (one of an old connection, say).
-        self.candidate_errors = 0
         pc = self.raw = js.RTCPeerConnection.new(js_object(configuration))
         create = proxies.create
         pc.onicecandidate = create(self._on_ice_candidate)
@@ -125,7 +123,7 @@ class RtcConnection:
         except Exception:
             # A candidate the connection cannot use (one of an old connection, say) is not a
             # failure of the connection: ICE goes on with the others.
-            self.candidate_errors += 1
+            self._pairing.ice_candidate_errors += 1
             logger.debug("addIceCandidate failed", exc_info=True)
 
     # --- the browser's events -----------------------------------------------------------------

@@ -104,8 +104,6 @@ class BrowserTransport:
         self._relay: DialectRelay | None = None
         self._relay_socket: RelaySocket | None = None
         self._rtc: RtcConnection | None = None
-        # addIceCandidate refusals of the connections closed so far.
-        self._closed_candidate_errors = 0
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         # save_telemetry()'s futures by save id, until the server answers.
@@ -138,8 +136,7 @@ class BrowserTransport:
     @property
     def ice_candidate_errors(self) -> int:
         """ICE candidates the peer connections refused (one of an old connection, say)."""
-        current = self._rtc.candidate_errors if self._rtc is not None else 0
-        return self._closed_candidate_errors + current
+        return self._pairing.ice_candidate_errors
 
     @property
     def peer_connection(self) -> Any:
@@ -375,7 +372,6 @@ class BrowserTransport:
         rtc, self._rtc = self._rtc, None
         if rtc is not None:
             rtc.close()
-            self._closed_candidate_errors += rtc.candidate_errors
         self._pc_proxies.destroy_all()
 
     def _new_relay(self) -> DialectRelay:
