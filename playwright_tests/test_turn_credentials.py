@@ -38,11 +38,10 @@ def test_the_pair_connects_relay_only_with_the_credentials_the_server_minted(
 ) -> None:
     room = f"minted-{uuid.uuid4().hex}"
     with ServerThread(options=ServerOptions(turn=credentials(rest_turn))) as server:
-        # The pages know no TURN server of their own: what they use comes with "paired". In the
-        # loopback namespace a TURN server is the only way to a candidate at all, so the pair
-        # connects through it without relay_only (which needs a TURN server of the page's own).
+        # The pages know no TURN server of their own: what they use comes with "paired".
         tabs = [
-            demo_tab(context, server, room=room, frames=FRAMES, ice_servers=[]) for _ in range(2)
+            demo_tab(context, server, room=room, relay_only=True, frames=FRAMES, ice_servers=[])
+            for _ in range(2)
         ]
         for index, tab in enumerate(tabs):
             tab.wait_open()

@@ -47,7 +47,7 @@
     // After ice_failed, that event's text (which names the ICE errors) comes first.
     p2p_unavailable: (d, before) =>
       (before && before.event === "ice_failed" ? STATUS_TEXT.ice_failed(before) + "; " : "") +
-      `the relay alone carries the game (${d.reason.replace("_", " ")})`,
+      (d.message || `the relay alone carries the game (${d.reason.replaceAll("_", " ")})`),
     // "disconnected" is also silence on every path, which is not leaving: only the server's
     // word (peer_left) says the other player left. Before any path opened, silence means the
     // connection is still being set up.

@@ -18,7 +18,7 @@ from p2p_transport.protocol.lifecycle import (
     candidate_type,
 )
 from p2p_transport.session import Callbacks
-from p2p_transport.wire.signaling import ERROR_EVENT
+from p2p_transport.wire.signaling import ERROR_EVENT, PAIRED_EVENT
 from tests.fakes import FakeClock, FakeScheduler, FakeSocket
 
 
@@ -304,7 +304,7 @@ TURN = {"urls": "turn:127.0.0.1:3478", "username": "u", "credential": "c"}
 
 @pytest.mark.parametrize(
     "ice_servers",
-    [(), ({"urls": "stun:127.0.0.1:3478"},), ({"urls": ["stun:a:1", "stun:b:2"]},)],
+    [({"urls": "stun:127.0.0.1:3478"},), ({"urls": ["stun:a:1", "stun:b:2"]},)],
 )
 def test_relay_only_without_a_turn_server_is_refused_where_the_options_are_made(
     ice_servers: tuple[dict[str, Any], ...],
@@ -313,3 +313,22 @@ def test_relay_only_without_a_turn_server_is_refused_where_the_options_are_made(
         TransportOptions(relay_only=True, ice_servers=ice_servers)
     TransportOptions(relay_only=True, ice_servers=(*ice_servers, TURN))
     TransportOptions(relay_only=True, ice_servers=({"urls": ["stun:a:1", "turns:b:5349"]},))
+
+
+@pytest.mark.parametrize("minted", [False, True])
+def test_relay_only_without_ice_servers_is_decided_at_pairing(minted: bool) -> None:
+    pairing, scheduler, events = pairing_tab(relay_only=True)
+    detail: dict[str, Any] = {"player_index": 0, "peer_index": 1, "peer_client": "b"}
+    if minted:
+        detail["ice_servers"] = [TURN]
+    pairing.server_event(PAIRED_EVENT, detail)
+    names = [name for name, _ in events]
+    if minted:  # the server's TURN server: ICE goes on as usual
+        assert "p2p_unavailable" not in names
+        return
+    # No TURN server from anyone: said at once, in words, not after the ICE timeout.
+    assert names[-2:] == ["paired", "p2p_unavailable"]
+    assert events[-1][1]["reason"] == "no_turn_server"
+    assert "needs a TURN server" in events[-1][1]["message"]
+    scheduler.advance(60_000.0)
+    assert "ice_failed" not in [name for name, _ in events]

@@ -89,7 +89,7 @@ class TransportOptions:
     #: or a ``{urls, username, credential}`` dict.
     ice_servers: Sequence[IceServer | Mapping[str, Any]] = ()
     #: Force every packet through a TURN server (``iceTransportPolicy: "relay"``): one of
-    #: ``ice_servers`` must be a TURN server, or there is no way through at all.
+    #: ``ice_servers`` must be a TURN server, or, with none given, one the server mints.
     relay_only: bool = False
     session: SessionConfig = field(default_factory=SessionConfig)
     #: Fresh peer connections after the DataChannel is lost (``max_attempts=0``: never).
@@ -136,7 +136,10 @@ class TransportOptions:
         object.__setattr__(
             self, "ice_servers", tuple(IceServer.of(server) for server in self.ice_servers)
         )
-        if self.relay_only and not any(IceServer.of(s).is_turn for s in self.ice_servers):
+        # With no ICE servers at all the signaling server may mint TURN credentials with
+        # "paired" (the pairing then decides); ICE servers without a TURN one are a mistake.
+        servers = [IceServer.of(s) for s in self.ice_servers]
+        if self.relay_only and servers and not any(s.is_turn for s in servers):
             raise UsageError(
                 "relay_only (relayOnly) needs a TURN server in ice_servers (iceServers), a "
                 "turn: or turns: URL: through TURN alone, without one, nothing ever connects"

@@ -20,8 +20,9 @@ same ``message``, ``code`` and ``server_message``.
 - ``ice_failed``: paired, but no DataChannel opened within the ICE timeout: ``candidate_errors``
   (each ICE server's error, e.g. a TURN server's 401), ``gathered`` (how many local candidates
   of each type: host, srflx, relay), ``relay_only``;
-- ``p2p_unavailable``: the relay alone carries the game (``reason``: ``ice_failed`` or
-  ``reconnect_failed``).
+- ``p2p_unavailable``: the relay alone carries the game (``reason``: ``ice_failed``,
+  ``reconnect_failed``, or ``no_turn_server`` at pairing when ``relay_only`` has no TURN server
+  from the page or the server, with a ``message``).
 
 Sans-IO: the transport reports what happens, the events go to ``emit(name, detail)``, and the
 lifecycle's timer runs on the injected scheduler only while it waits for something (a peer, a
@@ -217,6 +218,20 @@ class Lifecycle:
     def channel_opened(self) -> None:
         self._channel_opened = True
         self._sync_timer()
+
+    def no_turn_server(self) -> None:
+        """Paired with ``relay_only`` and no TURN server from the page or the server: nothing
+        can connect, so say so at once instead of after the ICE timeout."""
+        self._ice_reported = True
+        self._sync_timer()
+        self._emit(
+            "p2p_unavailable",
+            {
+                "reason": "no_turn_server",
+                "message": "relay_only needs a TURN server, and neither this page's ice_servers "
+                "nor the signaling server's name one: the relay carries the game",
+            },
+        )
 
     def reconnect_failed(self) -> None:
         self._emit("p2p_unavailable", {"reason": "reconnect_failed"})
