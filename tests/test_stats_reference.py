@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from p2p_transport import P2PSession
+from p2p_transport.browser.options import TransportOptions
+from p2p_transport.protocol.faults import FaultConfig
 from p2p_transport.rollback import RollbackSession
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler, FakeSocket
+from tests.test_pairing import Tab
 from tests.test_rollback import HistoryGame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,10 +78,11 @@ def browser_stats_keys() -> set[str]:
     return keys
 
 
-def test_the_reference_has_the_four_sections() -> None:
+def test_the_reference_has_its_five_sections() -> None:
     assert set(documented_keys()) == {
         "P2PSession.stats()",
         "BrowserTransport.stats()",
+        "Pairing.stats()",
         "RollbackSession.stats()",
         "P2PSession.telemetry()",
     }
@@ -103,7 +107,9 @@ def test_browser_transport_stats_keys_match_the_reference() -> None:
     assert keys == documented_keys()["BrowserTransport.stats()"]
 
 
-@pytest.mark.parametrize("section", ["P2PSession.stats()", "RollbackSession.stats()"])
+@pytest.mark.parametrize(
+    "section", ["P2PSession.stats()", "Pairing.stats()", "RollbackSession.stats()"]
+)
 def test_no_key_is_listed_twice_in_a_section(section: str) -> None:
     names: list[str] = []
     in_section = False
@@ -113,3 +119,15 @@ def test_no_key_is_listed_twice_in_a_section(section: str) -> None:
         elif in_section and line.startswith("| `"):
             names += re.findall(r"`([^`]+)`", line.split("|")[1])
     assert len(names) == len(set(names))
+
+
+def test_pairing_stats_keys_match_the_reference() -> None:
+    faulty = Tab(TransportOptions(room="reference", faults=FaultConfig(loss=0.1)))
+    faulty.paired()
+    faulty.open_channel()
+    # Without faults the pairing has no fault_* counters; with them, once a channel is attached.
+    assert set(faulty.pairing.stats()) == documented_keys()["Pairing.stats()"]
+    fault_counters = {k for k in documented_keys()["Pairing.stats()"] if k.startswith("fault_")}
+    assert set(Tab().pairing.stats()) == (
+        documented_keys()["Pairing.stats()"] - fault_counters | {"fault_pump_running"}
+    )
