@@ -46,9 +46,11 @@ from benchmarks.load_clients import (
     BINARY_HEADER,
     PACKET,
     Player,
+    next_event,
     open_socket_io,
     pair_address,
     play,
+    unjoined_socket_io,
 )
 from p2p_server.cluster import Cluster
 from p2p_transport.protocol.rtt import nearest_rank
@@ -242,24 +244,11 @@ async def slow_reader(url: str, seconds: float, pid: int) -> str:
 
 async def _admitted(url: str, local_address: str | None = None) -> Any:
     """A Socket.IO client that has not joined, from ``local_address``; a string saying why if
-    the server refuses it (at the WebSocket handshake, or with a Socket.IO connect error)."""
-    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    extra = {"local_addr": (local_address, 0)} if local_address is not None else {}
+    the server refuses it, or the connection fails (counted as a refusal here)."""
     try:
-        ws = await websockets.connect(
-            ws_url, compression=None, max_queue=None, open_timeout=10, **extra
-        )
-        await asyncio.wait_for(ws.recv(), 10)  # Engine.IO open
-        await ws.send("40")
-        answer = await asyncio.wait_for(ws.recv(), 10)
-    except websockets.InvalidStatus as error:
-        return f"HTTP {error.response.status_code}"
+        return await unjoined_socket_io(url, local_address)
     except (websockets.InvalidHandshake, websockets.ConnectionClosed, OSError) as error:
         return type(error).__name__
-    if isinstance(answer, str) and answer.startswith("44"):
-        ws.transport.abort()
-        return f"Socket.IO {answer[2:]}"
-    return ws
 
 
 async def idle_sockets(url: str, seconds: float, pid: int) -> str:
@@ -306,31 +295,10 @@ async def attachment_bomb(url: str, seconds: float, pid: int) -> str:
     )
 
 
-async def _next_event(ws: Any, name: str, deadline: float) -> Any:
-    """The payload of the next ``name`` event (the bytes, for a binary one); pings answered."""
-    binary = False
-    while True:
-        message = await asyncio.wait_for(ws.recv(), max(0.0, deadline - time.perf_counter()))
-        if isinstance(message, bytes):
-            if binary:
-                return message
-            continue
-        if message == "2":
-            await ws.send("3")
-        elif message.startswith(f'451-["{name}"'):
-            binary = True
-        elif message.startswith("42"):
-            event, *args = json.loads(message[2:])
-            if event == name:
-                return args[0] if args else None
-            if event == "error":
-                raise RuntimeError(f"error: {args[0]}")
-
-
 async def newcomers(url: str, local_address: str, room: str) -> str:
     """Two clients from ``local_address`` connect, join ``room``, pair and relay one packet."""
     started = time.perf_counter()
-    deadline = started + NEWCOMER_DEADLINE_S
+    deadline = time.monotonic() + NEWCOMER_DEADLINE_S
     pair: list[Any] = []
     try:
         for _ in range(2):
@@ -341,10 +309,10 @@ async def newcomers(url: str, local_address: str, room: str) -> str:
         for ws in pair:
             await ws.send('42["join",' + json.dumps({"room": room}) + "]")
         for ws in pair:
-            await _next_event(ws, "paired", deadline)
+            await next_event(ws, "paired", deadline)
         await pair[0].send(BINARY_HEADER)
         await pair[0].send(PACKET.pack(1, 0))
-        await _next_event(pair[1], "relay", deadline)
+        await next_event(pair[1], "relay", deadline)
     except (TimeoutError, RuntimeError, websockets.ConnectionClosed) as error:
         return f"pair from {local_address} failed ({type(error).__name__}: {error})"
     finally:

@@ -107,6 +107,55 @@ async def open_socket_io(
     return ws
 
 
+async def unjoined_socket_io(
+    url: str, local_address: str | None = None, headers: dict[str, str] | None = None
+) -> Any:
+    """A Socket.IO client at ``url`` through both handshakes, not joined, from
+    ``local_address``; or a string saying why the server refused it (``HTTP <status>`` at the
+    WebSocket handshake, ``Socket.IO <answer>`` for a connect error)."""
+    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    extra: dict[str, Any] = {}
+    if local_address is not None:
+        extra["local_addr"] = (local_address, 0)
+    if headers is not None:
+        extra["additional_headers"] = headers
+    try:
+        ws = await websockets.connect(
+            ws_url, compression=None, max_queue=None, open_timeout=CONNECT_TIMEOUT_S, **extra
+        )
+        await asyncio.wait_for(ws.recv(), CONNECT_TIMEOUT_S)  # Engine.IO open
+        await ws.send("40")
+        answer = await asyncio.wait_for(ws.recv(), CONNECT_TIMEOUT_S)
+    except websockets.InvalidStatus as error:
+        return f"HTTP {error.response.status_code}"
+    if not answer.startswith("40"):
+        ws.transport.abort()
+        return f"Socket.IO {answer}"
+    return ws
+
+
+async def next_event(ws: Any, name: str, deadline: float) -> Any:
+    """The payload of the next ``name`` event on a raw Socket.IO client (a binary one's bytes),
+    answering pings, by ``deadline`` (``time.monotonic()``); an ``error`` event raises
+    ``RuntimeError``."""
+    binary = False
+    while True:
+        message = await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic()))
+        if isinstance(message, bytes):
+            if binary:
+                return message
+        elif message == "2":
+            await ws.send("3")
+        elif message.startswith(f'451-["{name}"'):
+            binary = True
+        elif message.startswith("42"):
+            event, *args = json.loads(message[2:])
+            if event == name:
+                return args[0] if args else None
+            if event == "error":
+                raise RuntimeError(f"error: {args[0]}")
+
+
 class _Connection:
     """One player's connection; ``run`` keeps it up until ``stop_at``."""
 

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import websockets
 
+from benchmarks.load_clients import next_event, unjoined_socket_io
 from p2p_server.cluster import Cluster
 from p2p_server.limits import ClientLimits
 from p2p_server.packets import MAX_BINARY_HEADER_CHARS
@@ -108,31 +109,6 @@ def wait_for(predicate: Any, timeout: float = TIMEOUT_S) -> None:
 # --- raw Socket.IO clients (asyncio, so that a thousand cost little) -----------------------------
 
 
-async def connect(
-    url: str, address: str | None = None, headers: dict[str, str] | None = None
-) -> Any:
-    """A Socket.IO client (not joined) from ``address``, or a string saying why it was refused."""
-    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    extra: dict[str, Any] = {}
-    if address is not None:
-        extra["local_addr"] = (address, 0)
-    if headers is not None:
-        extra["additional_headers"] = headers
-    try:
-        ws = await websockets.connect(
-            ws_url, compression=None, max_queue=None, open_timeout=TIMEOUT_S, **extra
-        )
-        await asyncio.wait_for(ws.recv(), TIMEOUT_S)  # Engine.IO open
-        await ws.send("40")
-        answer = await asyncio.wait_for(ws.recv(), TIMEOUT_S)
-    except websockets.InvalidStatus as error:
-        return f"HTTP {error.response.status_code}"
-    if not answer.startswith("40"):
-        ws.transport.abort()
-        return f"Socket.IO {answer}"
-    return ws
-
-
 async def crowd(
     url: str, address: str, count: int = CROWD, forge: bool = False
 ) -> tuple[list[Any], dict[str, int]]:
@@ -144,9 +120,11 @@ async def crowd(
         batch = range(start, min(count, start + CROWD_BATCH))
         tried = await asyncio.gather(
             *(
-                connect(url, address, {"X-Forwarded-For": f"10.9.{n // 250}.{1 + n % 250}"})
+                unjoined_socket_io(
+                    url, address, {"X-Forwarded-For": f"10.9.{n // 250}.{1 + n % 250}"}
+                )
                 if forge
-                else connect(url, address)
+                else unjoined_socket_io(url, address)
                 for n in batch
             )
         )
@@ -158,40 +136,21 @@ async def crowd(
     return admitted, refused
 
 
-async def next_event(ws: Any, name: str, timeout: float = TIMEOUT_S) -> Any:
-    """The next ``name`` event's payload (a binary one's bytes); pings answered."""
-    deadline = time.monotonic() + timeout
-    binary = False
-    while True:
-        message = await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic()))
-        if isinstance(message, bytes):
-            if binary:
-                return message
-        elif message == "2":
-            await ws.send("3")
-        elif message.startswith(f'451-["{name}"'):
-            binary = True
-        elif message.startswith("42"):
-            event, *args = json.loads(message[2:])
-            if event == name:
-                return args[0] if args else None
-            assert event != "error", args
-
-
 async def pair_relays(url: str, address: str, room: str) -> float:
     """Two clients from ``address`` connect, join ``room``, pair, and one relays a packet to
     the other; the seconds it took."""
     started = time.monotonic()
-    pair = [await connect(url, address), await connect(url, address)]
+    pair = [await unjoined_socket_io(url, address), await unjoined_socket_io(url, address)]
     assert not any(isinstance(ws, str) for ws in pair), pair
     try:
         for ws in pair:
             await ws.send('42["join",' + json.dumps({"room": room}) + "]")
-        tickets = [(await next_event(ws, "paired"))["relay_ticket"] for ws in pair]
+        deadline = time.monotonic() + TIMEOUT_S
+        tickets = [(await next_event(ws, "paired", deadline))["relay_ticket"] for ws in pair]
         assert all(tickets)
         await pair[0].send('451-["relay",{"_placeholder":true,"num":0}]')
         await pair[0].send(b"\x04newcomer")
-        assert await next_event(pair[1], "relay") == b"\x04newcomer"
+        assert await next_event(pair[1], "relay", deadline) == b"\x04newcomer"
         return time.monotonic() - started
     finally:
         for ws in pair:
@@ -219,7 +178,7 @@ async def crowd_count(
 async def bomb_websocket(url: str) -> tuple[int, str | None]:
     """The bomb on a Socket.IO WebSocket: frames sent before the server closed it, and the code
     of the error event it was sent."""
-    ws = await connect(url)
+    ws = await unjoined_socket_io(url)
     assert not isinstance(ws, str)
     sent, code = 0, None
     frame = bytes(BOMB_FRAME_BYTES)
@@ -257,7 +216,7 @@ def test_binary_headers_are_bounded_even_with_one_attachment() -> None:
     header = '451-["relay",' + json.dumps({"pad": "x" * MAX_BINARY_HEADER_CHARS}) + "]"
 
     async def run(url: str) -> str | None:
-        ws = await connect(url)
+        ws = await unjoined_socket_io(url)
         await ws.send(header)
         with suppress(websockets.ConnectionClosed):
             while True:
@@ -321,10 +280,11 @@ def test_the_attachment_bomb_over_long_polling_posts_is_refused_at_its_header() 
 
 def test_the_lean_relay_socket_closes_on_a_frame_longer_than_a_relay_packet() -> None:
     async def run(url: str) -> tuple[int, int | None]:
-        pair = [await connect(url), await connect(url)]
+        pair = [await unjoined_socket_io(url), await unjoined_socket_io(url)]
         for ws in pair:
             await ws.send('42["join",{"room":"lean-bomb"}]')
-        tickets = [(await next_event(ws, "paired"))["relay_ticket"] for ws in pair]
+        deadline = time.monotonic() + TIMEOUT_S
+        tickets = [(await next_event(ws, "paired", deadline))["relay_ticket"] for ws in pair]
         lean_url = url.replace("http://", "ws://") + f"/relay?ticket={tickets[0]}&room=lean-bomb"
         lean = await websockets.connect(lean_url, compression=None, max_queue=None)
         sent = 0
@@ -338,7 +298,7 @@ def test_the_lean_relay_socket_closes_on_a_frame_longer_than_a_relay_packet() ->
         # The player's Socket.IO path still works.
         await pair[0].send('451-["relay",{"_placeholder":true,"num":0}]')
         await pair[0].send(b"\x04still")
-        assert await next_event(pair[1], "relay") == b"\x04still"
+        assert await next_event(pair[1], "relay", time.monotonic() + TIMEOUT_S) == b"\x04still"
         close_all(pair)
         return sent, code
 
