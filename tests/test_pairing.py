@@ -16,6 +16,7 @@ import pytest
 from p2p_transport.browser.options import IceServer, TransportOptions
 from p2p_transport.browser.pairing import (
     FAULT_PUMP_INTERVAL_MS,
+    VALIDATION_POLL_MS,
     CloseRelaySocket,
     EdgeAction,
     OpenRelaySocket,
@@ -31,8 +32,15 @@ from p2p_transport.protocol.peer_connection import (
     OpenConnection,
 )
 from p2p_transport.protocol.reconnect import ReconnectConfig
+from p2p_transport.protocol.validation import (
+    VALIDATION_DELAY_MS,
+    VALIDATION_RESEND_MS,
+    VALIDATION_TIMEOUT_MS,
+)
 from p2p_transport.session import Callbacks, SessionState
+from p2p_transport.wire.codec import decode, encode_validation_ping, encode_validation_pong
 from p2p_transport.wire.dialects import ReferenceDialect, TelemetrySaved
+from p2p_transport.wire.messages import ValidationPing
 from p2p_transport.wire.signaling import (
     ERROR_EVENT,
     JOIN_EVENT,
@@ -400,6 +408,60 @@ def test_faults_wrap_the_channel_and_their_pump_runs_only_with_a_connection() ->
     tab.pairing.channel_closed(0)
     tab.pairing.close()
     assert not tab.pairing.stats()["fault_pump_running"]
+
+
+# --- the deployed peers' channel validation --------------------------------------------------
+
+
+def validation_pings(channel: FakeChannel) -> list[float]:
+    return [
+        message.timestamp_ms
+        for message in map(decode, channel.sent)
+        if isinstance(message, ValidationPing)
+    ]
+
+
+def test_validated_is_told_when_the_peers_ping_comes_after_this_sides_pong() -> None:
+    # The order a loaded machine produces: this side's ping answered before the peer's own ping
+    # arrives. Validation completes on the peer's ping, and the server must hear of it then.
+    tab = Tab()
+    tab.paired()
+    channel = tab.open_channel()
+    tab.take()
+    tab.scheduler.advance(VALIDATION_DELAY_MS + VALIDATION_POLL_MS)
+    (ping,) = validation_pings(channel)
+    session = tab.pairing.session
+    assert session is not None
+    session.edge.on_message(encode_validation_pong(ping))
+    tab.scheduler.advance(10 * VALIDATION_RESEND_MS)
+    assert "validated" not in tab.names()
+    assert validation_pings(channel) == [ping]  # answered: not sent again
+    session.edge.on_message(encode_validation_ping(5.0))
+    tab.scheduler.advance(VALIDATION_POLL_MS)
+    assert tab.names().count("validated") == 1
+
+
+@pytest.mark.parametrize(
+    ("answered_after_ms", "told"),
+    [(VALIDATION_TIMEOUT_MS - 100.0, True), (VALIDATION_TIMEOUT_MS + 100.0, False)],
+)
+def test_validation_counts_until_the_deployed_peers_limit_and_not_after(
+    answered_after_ms: float, told: bool
+) -> None:
+    # Beyond 15 s the deployed peer has reported failure and its server re-pairs: a late answer
+    # is not reported, and nothing keeps polling a validation that will never count.
+    tab = Tab()
+    tab.paired()
+    channel = tab.open_channel()
+    tab.scheduler.advance(answered_after_ms)
+    session = tab.pairing.session
+    assert session is not None
+    assert session.parts.validation.expired is not told
+    session.edge.on_message(encode_validation_pong(validation_pings(channel)[-1]))
+    session.edge.on_message(encode_validation_ping(5.0))
+    tab.scheduler.advance(VALIDATION_POLL_MS)
+    assert ("validated" in tab.names()) is told
+    assert session.parts.validation.validated
 
 
 def test_close_ends_the_session_and_leaves_no_timer() -> None:

@@ -11,6 +11,7 @@ from p2p_transport.protocol.validation import (
     MAX_VALIDATION_PINGS,
     VALIDATION_DELAY_MS,
     VALIDATION_RESEND_MS,
+    VALIDATION_TIMEOUT_MS,
     Validation,
 )
 from p2p_transport.session import P2PSession
@@ -45,6 +46,8 @@ def test_validated_once_a_ping_is_sent_a_pong_received_and_the_peers_ping_seen()
     v.on_peer_ping()
     assert v.validated
     assert v.stats()["validated_after_ms"] == 120.0
+    clock.advance(VALIDATION_TIMEOUT_MS)
+    assert not v.expired  # validated stays validated
     v.on_pong(99.0)
     assert v.counters.unmatched_pongs == 1
 

@@ -446,8 +446,8 @@ class Pairing:
             self._report(LinkReport.LOST)
 
     def _watch_validation(self) -> None:
-        """Look at the new channel's validation until it is validated (or gives up), and tell
-        the server when it is: the validation has no callback of its own."""
+        """Look at the new channel's validation until it is validated (or expired), and tell the
+        server when it is: the validation has no callback of its own."""
         if self._validation_timer is None:
             self._validation_timer = self._scheduler.set_interval(
                 self._check_validation, VALIDATION_POLL_MS
@@ -461,7 +461,7 @@ class Pairing:
             if validation is not None:
                 self.emit("validated", {"after_ms": validation.stats()["validated_after_ms"]})
                 self._report(LinkReport.VALIDATED)
-        elif validation.finished:
+        elif validation.expired:
             self._stop_validation_watch()
 
     def _stop_validation_watch(self) -> None:

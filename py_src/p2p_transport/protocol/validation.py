@@ -22,6 +22,7 @@ __all__ = [
     "MAX_VALIDATION_PINGS",
     "VALIDATION_DELAY_MS",
     "VALIDATION_RESEND_MS",
+    "VALIDATION_TIMEOUT_MS",
     "Validation",
     "ValidationCounters",
 ]
@@ -35,6 +36,9 @@ VALIDATION_RESEND_MS: Final = 250.0
 #: with 0.0003, and the deployed peer waits 15 s. A peer that answers none in 3 s does not speak
 #: the validation at all, and is not sent it again.
 MAX_VALIDATION_PINGS: Final = 12
+#: The deployed peers report a channel that has not validated 15 s after it opened as failed, and
+#: their server re-pairs both participants: after that, this channel's validation is moot.
+VALIDATION_TIMEOUT_MS: Final = 15_000.0
 
 
 @dataclass(slots=True)
@@ -78,6 +82,18 @@ class Validation:
     def finished(self) -> bool:
         """Nothing more to send: the peer's pong came back, or every ping went unanswered."""
         return self._got_pong or len(self._sent) >= MAX_VALIDATION_PINGS
+
+    @property
+    def expired(self) -> bool:
+        """Not validated within the deployed peers' limit: it will no longer count. Validation
+        can still complete after :attr:`finished` (this side's pong came back first, the peer's
+        ping is still on its way), never after this."""
+        opened_at = self._opened_at
+        return (
+            not self.validated
+            and opened_at is not None
+            and self._clock() - opened_at >= VALIDATION_TIMEOUT_MS
+        )
 
     def ping_due(self) -> bool:
         now = self._clock()
