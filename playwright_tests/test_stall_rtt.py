@@ -19,13 +19,10 @@ from p2p_demo.stall_probe import STALL_MS, STALL_TAB_OPTIONS, TARGET_MS, stall_t
 from p2p_server.server import ServerThread
 
 STALLS = 6
-#: The issue's bound (TARGET_MS, 5 ms) is held by the median of the held samples. Single samples
-#: on these 2-core machines also wander past it now and then, stalled or not (the busy loop holds
-#: one core and everything carrying the pings shares the other): ``benchmarks/bench_stall_rtt.py``
-#: prints how often, over many stalls.
-#: Per sample, a bound no hold left in can pass under: every held ping was held for at least
-#: HELD_MS, most for 20-150 ms, while machine noise stays under about 10 ms.
-SAMPLE_BOUND_MS = 20.0
+#: How far short of the peer's hold a correction that takes all of it out can read: six clock
+#: readings go into a sample's naive RTT, corrected RTT and hold, each coarsened to 0.1 ms, and the
+#: telemetry rounds each figure to 0.01 ms.
+CLOCK_SLACK_MS = 1.0
 
 
 def test_corrected_rtt_ignores_the_answering_tabs_stalls(
@@ -43,9 +40,20 @@ def test_corrected_rtt_ignores_the_answering_tabs_stalls(
     held = run.held
     # The stalls were real: every stall held some answers, some for most of the stall.
     assert len(held) >= STALLS
-    assert max(naive for _, naive in held) > STALL_MS / 2
-    assert statistics.median(c for c, _ in held) < run.unstalled_median + TARGET_MS
-    assert max(c for c, _ in held) < run.unstalled_median + SAMPLE_BOUND_MS
+    assert max(s.hold_ms for s in held) > STALL_MS / 2
+    # Each sample leaves all of the hold its pong carries out: its naive RTT exceeds the corrected
+    # one by at least the hold. The rest of the gap is this tab's own hops between page and
+    # worker, which a loaded machine lengthens and never shortens, so a slow machine cannot fail
+    # this, while any hold left in makes the gap fall short by it. (A sample's corrected RTT alone
+    # cannot tell a hold left in from a slow transit: with other test suites running on these
+    # 2-core machines a held ping's corrected RTT has reached 85 ms.)
+    for sample in held:
+        assert sample.naive_ms - sample.rtt_ms >= sample.hold_ms - CLOCK_SLACK_MS, sample
+    # The bound (TARGET_MS, 5 ms), held by the median of the held samples. Single
+    # samples on these 2-core machines wander past it now and then, stalled or not (the busy loop
+    # holds one core and everything carrying the pings shares the other):
+    # ``benchmarks/bench_stall_rtt.py`` prints how often, over many stalls.
+    assert statistics.median(s.rtt_ms for s in held) < run.unstalled_median + TARGET_MS
     stats = pinger.stats()
     assert stats["held_pongs_received"] >= len(run.corrected)
     assert answerer.stats()["held_pongs_sent"] > 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from p2p_transport.protocol.rtt import nearest_rank
 
@@ -16,6 +16,7 @@ __all__ = [
     "STALL_MS",
     "STALL_TAB_OPTIONS",
     "TARGET_MS",
+    "Sample",
     "StallRun",
     "describe",
     "stall_tab",
@@ -25,9 +26,9 @@ __all__ = [
 STALL_MS: Final = 200
 #: The issue's target: corrected RTTs during stalls stay within 5 ms of the unstalled median.
 TARGET_MS: Final = 5.0
-#: A sample whose naive RTT exceeds its corrected one by this much answered a ping the peer held
-#: through a stall; below it, the gap is ordinary event-loop delay (a 60 Hz frame is 16.7 ms, an
-#: idle page answers in well under 1 ms).
+#: A pong whose hold (as the answering peer's worker measured it) is this long answered a ping the
+#: peer held through a stall; a shorter hold is ordinary event-loop delay (a 60 Hz frame is
+#: 16.7 ms, an idle page answers in well under 1 ms).
 HELD_MS: Final = 10.0
 #: Demo options for both tabs. Pings every 100 ms, so every 200 ms stall has pings arriving in
 #: it; nothing through the server and no page UI, so the second core (the first busy-loops) runs
@@ -58,14 +59,31 @@ _SAMPLES_JS: Final = """() => [
 ]"""
 
 
+class Sample(NamedTuple):
+    """One of the pinger's RTT samples (ms): when it handled the pong, the corrected RTT (timed
+    in its worker, the peer's hold taken out), the naive one (handling minus sending) and the
+    hold the pong carried (0 for a pong that carries none, which the correction takes as no hold
+    too)."""
+
+    at_ms: float
+    rtt_ms: float
+    naive_ms: float
+    hold_ms: float
+
+    @property
+    def sent_ms(self) -> float:
+        """When the pinger sent the ping."""
+        return self.at_ms - self.naive_ms
+
+
 @dataclass(frozen=True)
 class StallRun:
     """What the pinging tab measured: ``unstalled`` RTTs (ms) before any stall, then ``timed``
-    samples ``(at_ms, corrected_ms, naive_ms)`` while another tab stalled ``stalls`` times (each
-    ``(start_ms, end_ms)``; all times on the pinger's clock)."""
+    samples while another tab stalled ``stalls`` times (each ``(start_ms, end_ms)``; all times on
+    the pinger's clock)."""
 
     unstalled: list[float]
-    timed: list[tuple[float, float, float]]
+    timed: list[Sample]
     stalls: list[tuple[float, float]]
 
     @property
@@ -74,13 +92,13 @@ class StallRun:
 
     @property
     def corrected(self) -> list[float]:
-        return [c for _, c, _ in self.timed]
+        return [s.rtt_ms for s in self.timed]
 
     @property
-    def held(self) -> list[tuple[float, float]]:
-        """(corrected, naive) for the pings the answering tab held through a stall: told by the
-        hold itself, so no clock but the pinger's is involved."""
-        return [(c, n) for _, c, n in self.timed if n - c >= HELD_MS]
+    def held(self) -> list[Sample]:
+        """The samples whose ping the answering tab held through a stall: told by the hold its
+        pong carries, so neither the correction under test nor a clock across tabs is involved."""
+        return [s for s in self.timed if s.hold_ms >= HELD_MS]
 
     def in_stalls(self, during: bool) -> list[tuple[float, float]]:
         """(corrected, naive) for the samples whose round trip (from sending the ping to
@@ -88,9 +106,9 @@ class StallRun:
         stalls' times come from the stalling tab's clock; tabs agree on them to well under the
         100 ms between pings."""
         return [
-            (c, n)
-            for at, c, n in self.timed
-            if during == any(start <= at and at - n <= end for start, end in self.stalls)
+            (s.rtt_ms, s.naive_ms)
+            for s in self.timed
+            if during == any(start <= s.at_ms and s.sent_ms <= end for start, end in self.stalls)
         ]
 
     def rows(self) -> dict[str, dict[str, float]]:
@@ -135,6 +153,6 @@ def stall_tab(pinger: Any, staller: Any, stalls: int) -> StallRun:
     rows, origin = pinger.evaluate(_SAMPLES_JS)
     return StallRun(
         [row[1] for row in before],
-        [(at, rtt, naive) for at, rtt, naive, *_ in rows[len(before) :]],
+        [Sample(at, rtt, naive, hold or 0.0) for at, rtt, naive, hold, _ in rows[len(before) :]],
         [(start - origin, end - origin) for start, end in windows],
     )
