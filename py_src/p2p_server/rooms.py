@@ -28,6 +28,7 @@ from typing import Any
 import socketio
 
 from p2p_server.door import REFUSAL_MESSAGES, Door
+from p2p_server.input_record import InputRecorder
 from p2p_server.limits import ClientLimits, LogThrottle, TokenBucket
 from p2p_server.packets import AttachmentError, BoundedPacket
 from p2p_server.settings import ServerOptions
@@ -197,6 +198,14 @@ class RelayServer:
         self.log_throttle = LogThrottle(self.limits.log_interval_s)
         # Disconnections the server started, kept until they finish.
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The rooms' input records; ``None``: the server records nothing.
+        self.records = (
+            InputRecorder(
+                options.record_dir, self.stats, self.log_throttle, options.record_max_bytes
+            )
+            if options.record_dir is not None
+            else None
+        )
         self._sampler: asyncio.Task[None] | None = None
         #: Stops reading a client's WebSocket, by its Engine.IO session id (the ASGI app sets
         #: it, see P2PApp).
@@ -242,6 +251,8 @@ class RelayServer:
         if self._sampler is not None:
             self._sampler.cancel()
         await self.sio.shutdown()
+        if self.records is not None:
+            self.records.close_all()
 
     def _gauges(self) -> dict[str, int]:
         pending = getattr(self.sio, "_binary_packet", {}).values()
@@ -261,6 +272,8 @@ class RelayServer:
     async def _sample_stats(self) -> None:
         while True:
             self.stats.sample()
+            if self.records is not None:
+                self.records.flush()
             await asyncio.sleep(1)
 
     # --- bookkeeping -----------------------------------------------------------------------------
@@ -515,6 +528,8 @@ class RelayServer:
         if not room.members:
             del self._rooms[client.room]
             self.stats.rooms_open = len(self._rooms)
+            if self.records is not None:
+                self.records.close(client.room)
             return
         # A copy: the emit awaits, and the other member may disconnect meanwhile.
         for remaining_sid in list(room.members.values()):
@@ -649,6 +664,9 @@ class RelayServer:
             self._over_limit(client, sid)
             return
         peer_sid = self._peer_of(client)
+        if self.records is not None and client.room is not None:
+            # Before the peer's checks: an input is its sender's whether the peer takes it or not.
+            self.records.relayed(client.room, client.player_index, data)
         peer = self._clients.get(peer_sid) if peer_sid is not None else None
         if peer_sid is None or peer is None:
             # No error reply: at 60 packets/s a peer that just left would otherwise flood the

@@ -366,6 +366,13 @@ def _parser() -> argparse.ArgumentParser:
         "(default: keep none)",
     )
     parser.add_argument(
+        "--record-dir",
+        type=Path,
+        default=None,
+        help="record every input the relay carries here, one file per room, which "
+        "p2p_transport.rollback.read_input_record reads for replay (default: record none)",
+    )
+    parser.add_argument(
         "--allowed-origin",
         action="append",
         default=[],
@@ -488,6 +495,11 @@ def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Serve
                 f"--max-unjoined-per-address ({args.max_unjoined_per_address}) cannot be more "
                 f"than --max-per-address ({args.max_per_address})"
             )
+        if args.record_dir is not None:
+            try:
+                args.record_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                parser.error(f"--record-dir {args.record_dir}: {error.strerror}")
         limits = ClientLimits(
             max_connections=args.max_connections,
             max_per_address=args.max_per_address,
@@ -497,6 +509,7 @@ def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Serve
         )
         return ServerOptions(
             data_dir=args.data_dir,
+            record_dir=args.record_dir,
             allowed_origins=args.allowed_origin,
             token_secret=token_secret,
             turn=turn,
@@ -524,6 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("no --data-dir: pages' telemetry records are refused, not kept")
     else:
         logger.info("telemetry records are kept under %s", options.data_dir.resolve())
+    if options.record_dir is not None:
+        logger.info("the rooms' inputs are recorded under %s", options.record_dir.resolve())
     if options.token_secret is None:
         logger.warning(
             "rooms are open: anyone who knows a room's name can join it "

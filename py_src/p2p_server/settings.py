@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from p2p_server.input_record import MAX_RECORD_BYTES
 from p2p_server.limits import ClientLimits
 from p2p_server.turn import TurnCredentials
 
@@ -19,6 +20,10 @@ class ServerOptions:
 
     #: Keep the telemetry records pages send here (``None``: refuse them).
     data_dir: Path | None = None
+    #: Record every input the relay carries here, a file per room (:mod:`p2p_server.input_record`;
+    #: ``None``: record nothing), each at most ``record_max_bytes``.
+    record_dir: Path | None = None
+    record_max_bytes: int = MAX_RECORD_BYTES
     #: Pages on these origins (e.g. ``https://study.example.org``) may use this server.
     allowed_origins: Sequence[str] = ()
     #: With a secret, a join needs a token signed with it (:mod:`p2p_server.tokens`);

@@ -43,6 +43,8 @@ class ServerStats:
     # Telemetry records written to the data directory (see telemetry_store), and their bytes.
     telemetry_saved: int = 0
     telemetry_bytes: int = 0
+    #: Inputs written to the rooms' input records (see input_record; repeats are not counted).
+    inputs_recorded: int = 0
     # --- isolation (see limits and door) ---
     #: Connections refused at the door (any reason: see ``refusals``).
     connections_refused: int = 0
@@ -52,7 +54,8 @@ class ServerStats:
     #: header (``attachments``, ``binary_header``); clients dropped for ``malformed`` traffic,
     #: ``rate_limited``, ``slow_reader``, ``replaced``; lean relay sockets refused for a
     #: ``bad_ticket`` or closed for an ``oversized_frame``; joins refused ``room_full`` or
-    #: ``unauthorized``; telemetry parts refused ``telemetry_busy``.
+    #: ``unauthorized``; telemetry parts refused ``telemetry_busy``; relayed packets not recorded
+    #: for a ``record_full`` room, as ``record_malformed``, or as ``record_failed`` to write.
     refusals: dict[str, int] = field(default_factory=dict)
     #: Events dropped because their sender was over its rate limits.
     throttled: int = 0

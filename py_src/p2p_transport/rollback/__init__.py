@@ -8,12 +8,14 @@
     ok = rb.advance_frame(local_action)   # each tick; False: waiting for the peer
 
 First prove the game deterministic with :class:`SyncTestSession` (no network); keep each
-episode's record (:meth:`RollbackSession.telemetry`) and :func:`replay` it offline.
+episode's record (:meth:`RollbackSession.telemetry`) and :func:`replay` it offline; a relay
+server's input record (:func:`read_input_record`) replays the same way.
 """
 
 from p2p_transport.rollback.env_game import EnvGame
 from p2p_transport.rollback.errors import DesyncError, GameError, NotAGameError
 from p2p_transport.rollback.game import Game
+from p2p_transport.rollback.input_record import read_input_record
 from p2p_transport.rollback.replay import replay, replay_episode
 from p2p_transport.rollback.session import RollbackSession, RollbackState
 from p2p_transport.rollback.snapshots import with_global_random
@@ -28,6 +30,7 @@ __all__ = [
     "RollbackSession",
     "RollbackState",
     "SyncTestSession",
+    "read_input_record",
     "replay",
     "replay_episode",
     "with_global_random",

@@ -38,7 +38,7 @@ import hashlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any, Final
 
@@ -85,6 +85,7 @@ __all__ = [
     "MAX_PREDICTION",
     "RollbackSession",
     "RollbackState",
+    "episode_span",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,13 @@ _OWN_KINDS: Final = frozenset(
         RollbackKind.STATE_CHUNK,
     )
 )
+
+
+def episode_span(last_frames: Iterable[int]) -> int:
+    """How many wire frames an episode takes, given each player's last frame of it: past every
+    frame either side can have sent, its last frame plus the input delay. The next episode's
+    frame 0 is that many frames on (the server's input record is split the same way)."""
+    return max(last_frames) + 1 + MAX_INPUT_DELAY
 
 
 class RollbackState(StrEnum):
@@ -674,8 +682,7 @@ class RollbackSession:
             logger.warning(
                 "episode %d ended at frame %d here, %d at the peer", episode, end, peer_end
             )
-        # Past every frame either side can have sent: its last frame plus the input delay.
-        span = max(end, peer_end) + 1 + MAX_INPUT_DELAY
+        span = episode_span((end, peer_end))
         while len(self._local) < span:
             self._send_next_action(self._idle)
         early = self._peer.take_from(span)

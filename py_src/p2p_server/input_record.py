@@ -1,0 +1,224 @@
+"""The rooms' input records (``--record-dir``): every input the relay carries, appended to a file
+per room in the format of :mod:`p2p_transport.rollback.input_record`, which
+:func:`~p2p_transport.rollback.input_record.read_input_record` turns into replayable episodes.
+
+A room's record starts with the first input relayed in it, as
+``<record-dir>/<room, %-quoted>/<UTC start>-<pid>-<n>.jsonl``, and ends when its last player
+leaves (a player that comes back to an emptied room starts a new one). Episodes are not split
+into files here: the relay sees the rollback layer's episode-end messages (they travel on every
+path; a deployed JavaScript peer's own episode messages are not read), but the first inputs of
+the next episode can arrive before the end message that says where it starts (the peer's copy
+came first on the DataChannel), so the end messages go into the record as lines and the reader
+splits the episodes.
+
+What is recorded is new: inputs already recorded (which redundancy and resends repeat) are
+dropped, and so are episode ends already recorded. The file is flushed by the server's once-a-second
+timer (:meth:`InputRecorder.flush`), so a record is at most a second behind the relay while the
+server runs, whatever happens to the tabs. Past :data:`MAX_RECORD_BYTES` a room's new inputs are
+refused, counted in ``/stats`` refusals as ``record_full``; a packet the recorder cannot read as
+``record_malformed`` (it is still relayed: the relay does not judge what the peers say); a file
+that cannot be written as ``record_failed``, and that room's record stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Final, TextIO
+from urllib.parse import quote
+
+from p2p_server.limits import LogThrottle
+from p2p_server.stats import ServerStats
+from p2p_transport.rollback.input_record import end_line, header_line, input_line
+from p2p_transport.wire.codec import DecodeError, decode
+from p2p_transport.wire.control_payloads import decode_episode_end_payload
+from p2p_transport.wire.messages import (
+    AckedInputPacket,
+    ControlKind,
+    ControlMessage,
+    InputPacket,
+    InputResponse,
+    MessageType,
+)
+from p2p_transport.wire.signaling import PLAYERS_PER_ROOM
+
+__all__ = ["MAX_RECORD_BYTES", "InputRecorder"]
+
+logger = logging.getLogger("p2p_server.input_record")
+
+#: A room's record at most: a 60 Hz game's two players write about 6 MB an hour (an input line is
+#: about 14 bytes), so 16 MiB holds a session of more than two and a half hours, and a client that
+#: invents frames cannot fill the disk faster than its relay limits let it, nor past this.
+MAX_RECORD_BYTES: Final = 16 * 1024 * 1024
+#: A frame this far below a player's newest recorded one is taken as recorded: no sender repeats
+#: an input that old (the acked sender keeps 64, a receiver's history and an input response hold
+#: 256), and so what each player's frames cost the server stays bounded.
+DEDUP_WINDOW_FRAMES: Final = 1024
+#: The packets that carry inputs or episode ends; the relay's other packets are not read.
+_READ_TYPES: Final = frozenset(
+    (MessageType.INPUT, MessageType.ACKED_INPUT, MessageType.INPUT_RESPONSE, MessageType.CONTROL)
+)
+
+
+class _Frames:
+    """The frames of one player already recorded: every one up to ``floor``, and those in
+    ``recent``."""
+
+    __slots__ = ("floor", "newest", "recent")
+
+    def __init__(self) -> None:
+        self.floor = self.newest = -1
+        self.recent: set[int] = set()
+
+    def is_new(self, frame: int) -> bool:
+        return frame > self.floor and frame not in self.recent
+
+    def add(self, frame: int) -> None:
+        self.recent.add(frame)
+        if frame > self.newest:
+            self.newest = frame
+        if len(self.recent) > 2 * DEDUP_WINDOW_FRAMES:
+            self.floor = self.newest - DEDUP_WINDOW_FRAMES
+            self.recent = {f for f in self.recent if f > self.floor}
+
+
+class _RoomRecord:
+    """One room's open record file and what is in it."""
+
+    def __init__(self, out: TextIO, header: str) -> None:
+        self.out = out
+        self.bytes = 0
+        self.dirty = False
+        self.frames = [_Frames() for _ in range(PLAYERS_PER_ROOM)]
+        #: Each player's newest episode whose end is recorded (episodes only go up).
+        self.ended = [-1] * PLAYERS_PER_ROOM
+        self.write(header)
+
+    def write(self, line: str) -> None:
+        self.out.write(line)
+        self.bytes += len(line)  # the lines are ASCII: JSON escapes the room's other characters
+        self.dirty = True
+
+
+class InputRecorder:
+    """Records what the relay carries for every room under ``record_dir``."""
+
+    def __init__(
+        self,
+        record_dir: Path,
+        stats: ServerStats,
+        log_throttle: LogThrottle,
+        max_bytes: int = MAX_RECORD_BYTES,
+    ) -> None:
+        self.record_dir = record_dir
+        self.max_bytes = max_bytes
+        self._stats = stats
+        self._log_throttle = log_throttle
+        # Room name -> its record; None once writing it failed (nothing more is tried).
+        self._rooms: dict[str, _RoomRecord | None] = {}
+        self._opened = 0
+
+    def relayed(self, room: str, player: int, data: bytes) -> None:
+        """Record what is new in a packet ``player`` of ``room`` sent through the relay (the
+        player is its slot in the room, whatever the packet says)."""
+        if data and data[0] not in _READ_TYPES:  # an empty packet is malformed: counted below
+            return
+        end: tuple[int, int] | None = None
+        inputs: tuple[tuple[int, int], ...] = ()
+        try:
+            message = decode(data)
+            if isinstance(message, InputPacket | AckedInputPacket | InputResponse):
+                inputs = message.inputs
+            elif isinstance(message, ControlMessage) and message.kind == ControlKind.EPISODE_END:
+                last_frame, episode = decode_episode_end_payload(message.payload)
+                end = episode, last_frame
+        except DecodeError as error:
+            self._refuse("record_malformed", room, f"a packet it cannot read: {error}")
+            return
+        if not inputs and end is None:
+            return
+        record = self._record_of(room)
+        if record is None:
+            return
+        frames = record.frames[player]
+        new = [(frame, action) for frame, action in inputs if frames.is_new(frame)]
+        lines = [input_line(frame, player, action) for frame, action in new]
+        if end is not None and end[0] > record.ended[player]:
+            lines.append(end_line(player, *end))
+        if not lines:
+            return
+        if record.bytes + sum(len(line) for line in lines) > self.max_bytes:
+            self._refuse("record_full", room, f"the record is at its {self.max_bytes} bytes")
+            return
+        try:
+            for line in lines:
+                record.write(line)
+        except OSError as error:
+            self._fail(room, error)
+            return
+        for frame, _ in new:
+            frames.add(frame)
+        if end is not None:
+            record.ended[player] = max(record.ended[player], end[0])
+        self._stats.inputs_recorded += len(new)
+
+    def flush(self) -> None:
+        """Hand what was written since the last call to the operating system (called once a
+        second): a record then survives the server process, not only the tabs."""
+        for room, record in list(self._rooms.items()):
+            if record is not None and record.dirty:
+                try:
+                    record.out.flush()
+                except OSError as error:
+                    self._fail(room, error)
+                    continue
+                record.dirty = False
+
+    def close(self, room: str) -> None:
+        """The room emptied: its record ends."""
+        record = self._rooms.pop(room, None)
+        if record is not None:
+            try:
+                record.out.close()
+            except OSError as error:
+                self._refuse("record_failed", room, f"closing the record failed: {error}")
+
+    def close_all(self) -> None:
+        for room in list(self._rooms):
+            self.close(room)
+
+    def _record_of(self, room: str) -> _RoomRecord | None:
+        if room in self._rooms:
+            return self._rooms[room]
+        self._opened += 1
+        started = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+        name = f"{stamp}-{os.getpid()}-{self._opened}.jsonl"
+        path = self.record_dir / quote(room, safe="") / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out = open(path, "x", encoding="ascii", newline="\n")  # noqa: SIM115 (closed in close)
+            record = _RoomRecord(out, header_line(room, PLAYERS_PER_ROOM, int(started * 1000)))
+        except OSError as error:
+            self._fail(room, error)
+            return None
+        self._rooms[room] = record
+        logger.info("recording the inputs of room %r in %s", room, path)
+        return record
+
+    def _fail(self, room: str, error: OSError) -> None:
+        record = self._rooms.get(room)
+        self._rooms[room] = None
+        if record is not None:
+            # Closing flushes what is buffered, and fails as the writing did: counted below.
+            with contextlib.suppress(OSError):
+                record.out.close()
+        self._refuse("record_failed", room, f"its record stops: {error}")
+
+    def _refuse(self, reason: str, room: str, message: str) -> None:
+        self._stats.refuse(reason)
+        if self._log_throttle.allow((reason, room)):
+            logger.warning("room %r: %s (further ones muted)", room, message)
