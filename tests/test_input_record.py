@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from p2p_demo.pong import PongGame
-from p2p_server.input_record import DEDUP_WINDOW_FRAMES, _Frames
+from p2p_server.input_recorder import DEDUP_WINDOW_FRAMES, _Frames
 from p2p_server.server import ServerOptions, ServerThread, main
 from p2p_transport.rollback import read_input_record, replay, replay_episode
 from p2p_transport.rollback.input_record import end_line, header_line, input_line

@@ -35,6 +35,7 @@ SERVER_MODULES: Final = frozenset(
         "telemetry_store.py",
         "door.py",
         "packets.py",
+        "input_recorder.py",
     }
 )
 DEMO_MODULES: Final = frozenset(

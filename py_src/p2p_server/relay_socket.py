@@ -105,6 +105,8 @@ class RelaySocket:
                 await rooms.relay_from(client, sid, data)
             except ProtocolError as error:
                 rooms.stats.errors += 1
+                if error.code != "refused":
+                    rooms.stats.refuse(error.code)
                 if rooms.log_throttle.allow(sid):
                     logger.warning("refused a lean relay packet from %s: %s", sid, error)
         return False

@@ -1,10 +1,24 @@
 """Pairing, signaling and relaying: the Socket.IO side of the reference server.
 
-It does three jobs for a two-player room:
+It does three jobs for a room of 2 to 8 players (two unless its joiners say otherwise):
 
-* pairs two Socket.IO clients and tells each its player index (``join`` -> ``joined``/``paired``);
-* relays WebRTC signaling (``webrtc_signal``) so the peers can open a DataChannel;
-* relays binary input packets (``relay``) between them (the fallback, or parallel, path).
+* fills the room and tells each client its player index (``join`` -> ``joined``, then
+  ``paired`` in a two-player room, ``waiting_for_peer`` and ``room_ready`` in a larger one);
+* relays WebRTC signaling (``webrtc_signal``) so the peers can open their DataChannels;
+* relays binary input packets (``relay``) between them (the fallback, or parallel, path), and
+  copies what the players send to the whole room to the room's spectators.
+
+Why the relay fans out (one packet from a player, a copy to every other player) as well as
+carrying addressed packets in rooms of more than two: a player's input is the same for every
+peer, so sent once to the room it costs the server one packet read and N - 1 written, against
+N - 1 of each when addressed to each peer. Measured with ``benchmarks/bench_rooms.py`` (10 rooms
+of 4 at 60 Hz on the lean path, server on one core): 54 us of server CPU per player-frame with
+fan-out, 70 us addressed, 48 us for a player of a pair (writing a packet costs the server more
+than reading one, so fan-out saves less than half). And at 8 players addressed inputs alone
+(7 x 64 a second) would be past a client's relay limit, which counts each packet a client sends
+once, however many it reaches. What belongs to one link (pings, acknowledgements) goes
+addressed. Spectators get the fan-out packets only, from the server: the players send nothing
+more for them.
 
 Every client is held to :class:`~p2p_server.limits.ClientLimits`, so that one client cannot slow
 the others down, and with a token secret a room's slots belong to the holders of its tokens
@@ -28,29 +42,36 @@ from typing import Any
 import socketio
 
 from p2p_server.door import REFUSAL_MESSAGES, Door
-from p2p_server.input_record import InputRecorder
+from p2p_server.input_recorder import InputRecorder
 from p2p_server.limits import ClientLimits, LogThrottle, TokenBucket
 from p2p_server.packets import AttachmentError, BoundedPacket
 from p2p_server.settings import ServerOptions
 from p2p_server.stats import ServerStats
 from p2p_server.telemetry_store import TelemetryError, TelemetryStore, check_save_id
-from p2p_server.tokens import TokenError, verify_token
+from p2p_server.tokens import RoomClaim, TokenError, verify_token
 from p2p_transport.wire.signaling import (
     DEFAULT_ROOM,
     ERROR_EVENT,
     JOIN_EVENT,
     JOINED_EVENT,
     MAX_CLIENT_ID_CHARS,
+    MAX_PLAYERS,
     MAX_RELAY_BYTES,
     MAX_ROOM_NAME_CHARS,
+    MIN_PLAYERS,
     PAIRED_EVENT,
     PEER_LEFT_EVENT,
     PLAYERS_PER_ROOM,
     RELAY_EVENT,
+    RELAY_TO_ALL,
+    ROOM_READY_EVENT,
     SAVE_TELEMETRY_EVENT,
     SIGNAL_EVENT,
+    SIGNAL_FROM,
+    SIGNAL_TO,
     SIGNAL_TYPES,
     TELEMETRY_SAVED_EVENT,
+    WAITING_EVENT,
 )
 
 __all__ = ["Client", "Outbox", "ProtocolError", "RelayServer"]
@@ -72,14 +93,32 @@ NAMESPACE = "/"
 
 @dataclass
 class _Room:
+    #: Its number of players, fixed by its first joiner that named one (``None`` only while
+    #: spectators that named none are alone in it).
+    players: int | None = None
     # player index -> Socket.IO sid
     members: dict[int, str] = field(default_factory=dict)
+    #: Its spectators' Socket.IO sids.
+    spectators: set[str] = field(default_factory=set)
+
+    @property
+    def mesh(self) -> bool:
+        """A room of more than two players: its events and relay envelope are the mesh's."""
+        return self.players is not None and self.players > PLAYERS_PER_ROOM
+
+    @property
+    def missing(self) -> int | None:
+        return None if self.players is None else self.players - len(self.members)
 
     def lowest_free_index(self) -> int | None:
-        for index in range(PLAYERS_PER_ROOM):
+        for index in range(self.players or PLAYERS_PER_ROOM):
             if index not in self.members:
                 return index
         return None
+
+    def others(self, index: int) -> list[str]:
+        """The sids of every player but ``index``."""
+        return [sid for i, sid in self.members.items() if i != index]
 
 
 @dataclass
@@ -99,6 +138,8 @@ class Client:
     signals: TokenBucket
     room: str | None = None
     player_index: int = -1
+    #: It watches its room: no slot, no input.
+    spectator: bool = False
     #: The page's own id for itself (``join {client}``), told to its peer.
     client_id: str | None = None
     #: Events dropped for being over its limits.
@@ -136,7 +177,9 @@ def _turn_subject(room: str, index: int) -> str:
 class ProtocolError(Exception):
     """A client event that breaks the contract; its message is sent back as an ``error`` event,
     with a ``code`` a page can act on: ``room_full``, ``unauthorized`` (a join without a valid
-    token), or ``refused`` for everything else."""
+    token), ``room_size`` (a join for another number of players than the room's),
+    ``spectators_full``, ``spectator_input`` (a spectator's relay packet), or ``refused`` for
+    everything else."""
 
     def __init__(self, message: str, code: str = "refused") -> None:
         super().__init__(message)
@@ -284,14 +327,6 @@ class RelayServer:
             # An event raced with the client's disconnection.
             raise ProtocolError("not connected")
         return client
-
-    def _peer_of(self, client: Client) -> str | None:
-        if client.room is None:
-            raise ProtocolError("join a room first")
-        for index, member_sid in self._rooms[client.room].members.items():
-            if index != client.player_index:
-                return member_sid
-        return None
 
     async def _reject(self, sid: str, event: str, message: str, code: str = "refused") -> None:
         self.stats.errors += 1
@@ -520,42 +555,44 @@ class RelayServer:
             task.cancel()
         if client.room is None:
             return
-        room = self._rooms[client.room]
+        room = self._rooms.get(client.room)
+        if room is None:
+            return
+        if client.spectator:
+            room.spectators.discard(sid)
+            self.stats.spectators -= 1
+            self._forget_if_empty(client.room, room)
+            return
         if room.members.get(client.player_index) != sid:
             # Its slot was taken back by its token holder: the room has moved on.
             return
         del room.members[client.player_index]
-        if not room.members:
-            del self._rooms[client.room]
-            self.stats.rooms_open = len(self._rooms)
-            if self.records is not None:
-                self.records.close(client.room)
+        if not room.members and self.records is not None:
+            self.records.close(client.room)
+        if self._forget_if_empty(client.room, room):
             return
-        # A copy: the emit awaits, and the other member may disconnect meanwhile.
-        for remaining_sid in list(room.members.values()):
+        # Copies: the emits await, and the others may disconnect meanwhile.
+        audience = [*room.members.values(), *room.spectators]
+        for remaining_sid in audience:
             await self.sio.emit(
                 PEER_LEFT_EVENT, {"player_index": client.player_index}, to=remaining_sid
             )
+        if room.mesh:
+            await self._tell_waiting(client.room, room)
 
-    def _slot_for(self, sid: str, room_name: str, room: _Room, token: Any, wanted: Any) -> int:
-        """The player slot this join takes: the token's, when the server checks tokens (a stale
-        connection holding it is dropped), else the one it asks for again (it had it before this
-        server restarted) if free, else the lowest free one."""
-        secret = self.options.token_secret
-        if secret is None:
-            if (
-                isinstance(wanted, int)
-                and not isinstance(wanted, bool)
-                and 0 <= wanted < PLAYERS_PER_ROOM
-                and wanted not in room.members
-            ):
-                return wanted
-            index = room.lowest_free_index()
-            if index is None:
-                raise ProtocolError(f"room {room_name!r} is full", code="room_full")
-            return index
+    def _forget_if_empty(self, room_name: str, room: _Room) -> bool:
+        """Drop ``room`` if nobody is in it any more; whether it was."""
+        if room.members or room.spectators:
+            return False
+        del self._rooms[room_name]
+        self.stats.rooms_open = len(self._rooms)
+        return True
+
+    def _claim(self, room_name: str, token: Any) -> RoomClaim:
+        """What the join's token lets its bearer do in ``room_name``; refused if nothing."""
+        assert self.options.token_secret is not None
         try:
-            claim = verify_token(secret, token)
+            claim = verify_token(self.options.token_secret, token)
         except TokenError as error:
             self.stats.token_refusals += 1
             raise ProtocolError(str(error), code="unauthorized") from None
@@ -564,6 +601,42 @@ class RelayServer:
             raise ProtocolError(
                 f"the token is for room {claim.room!r}, not {room_name!r}", code="unauthorized"
             )
+        return claim
+
+    @staticmethod
+    def _players_asked(asked: Any, spectator: bool) -> int | None:
+        """The number of players a join without a token asks for (``None``: a spectator's that
+        names none)."""
+        if asked is None:
+            return None if spectator else PLAYERS_PER_ROOM
+        if (
+            isinstance(asked, bool)
+            or not isinstance(asked, int)
+            or not MIN_PLAYERS <= asked <= MAX_PLAYERS
+        ):
+            raise ProtocolError(f"'players' must be a whole number {MIN_PLAYERS}..{MAX_PLAYERS}")
+        return asked
+
+    def _slot_for(
+        self, sid: str, room_name: str, room: _Room, claim: RoomClaim | None, wanted: Any
+    ) -> int:
+        """The player slot this join takes in ``room`` (its number of players already checked):
+        the token's, when the server checks tokens (a stale connection holding it is dropped),
+        else the one it asks for again (it had it before this server restarted) if free, else
+        the lowest free one."""
+        if claim is None:
+            if (
+                isinstance(wanted, int)
+                and not isinstance(wanted, bool)
+                and 0 <= wanted < (room.players or PLAYERS_PER_ROOM)
+                and wanted not in room.members
+            ):
+                return wanted
+            index = room.lowest_free_index()
+            if index is None:
+                raise ProtocolError(f"room {room_name!r} is full", code="room_full")
+            return index
+        assert claim.player is not None
         holder = room.members.get(claim.player)
         if holder is not None and holder != sid:
             # Only the token's holder can be here with it: the old connection is a stale one
@@ -590,40 +663,166 @@ class RelayServer:
             raise ProtocolError(f"'client' must be a string of 1-{MAX_CLIENT_ID_CHARS} characters")
         if client.room is not None:
             raise ProtocolError(f"already in room {client.room!r}")
+        spectator = data.get("spectator", False)
+        if not isinstance(spectator, bool):
+            raise ProtocolError("'spectator' must be true or false")
         room = self._rooms.get(room_name) or _Room()
-        index = self._slot_for(sid, room_name, room, data.get("token"), data.get("player"))
+        claim = None
+        if self.options.token_secret is None:
+            players = self._players_asked(data.get("players"), spectator)
+        else:
+            # With tokens the token's claim decides, the join's own 'players' is not read.
+            claim = self._claim(room_name, data.get("token"))
+            if spectator != claim.spectator:
+                self.stats.token_refusals += 1
+                raise ProtocolError(
+                    "a spectator's token only watches (join with spectator: true)"
+                    if claim.spectator
+                    else "a player's token does not watch: a spectator needs a spectator token",
+                    code="unauthorized",
+                )
+            players = None if spectator else claim.players
+        if players is not None and room.players is not None and players != room.players:
+            raise ProtocolError(
+                f"room {room_name!r} is a {room.players}-player room, this join is for "
+                f"{players} players",
+                code="room_size",
+            )
+        if spectator and len(room.spectators) >= self.options.max_spectators:
+            raise ProtocolError(
+                f"room {room_name!r} has its {self.options.max_spectators} spectators",
+                code="spectators_full",
+            )
+        index = -1 if spectator else self._slot_for(sid, room_name, room, claim, data.get("player"))
 
         # State changes happen before any await so that the next event from this client (and from
         # other clients) already sees the membership.
-        room.members[index] = sid
+        if room.players is None:
+            room.players = players
+        if spectator:
+            room.spectators.add(sid)
+            self.stats.spectators += 1
+            self.stats.spectator_joins += 1
+        else:
+            room.members[index] = sid
         self._rooms[room_name] = room
         client.room, client.player_index, client.client_id = room_name, index, client_id
+        client.spectator = spectator
         if client.eio_sid is not None:
             self.door.joined(client.eio_sid)
             self._cancel_join_timer(client.eio_sid)
         self.stats.joins += 1
         self.stats.rooms_open = len(self._rooms)
-        members = dict(room.members)
-        logger.info("%s joined room %r as player %d", sid, room_name, index)
+        logger.info(
+            "%s joined room %r as %s",
+            sid,
+            room_name,
+            "a spectator" if spectator else f"player {index}",
+        )
 
-        await self.sio.emit(JOINED_EVENT, {"room": room_name, "player_index": index}, to=sid)
-        if len(members) == PLAYERS_PER_ROOM:
-            for member_index, member_sid in members.items():
-                peer_index = next(i for i in members if i != member_index)
-                peer = self._clients.get(members[peer_index])
-                paired: dict[str, Any] = {
-                    "room": room_name,
-                    "player_index": member_index,
-                    "peer_index": peer_index,
-                }
-                if peer is not None and peer.client_id is not None:
-                    paired["peer_client"] = peer.client_id
-                if self.options.turn is not None:
-                    paired["ice_servers"] = self.options.turn.mint(
-                        _turn_subject(room_name, member_index)
-                    )
-                paired["relay_ticket"] = self.ticket_for(member_sid)
-                await self.sio.emit(PAIRED_EVENT, paired, to=member_sid)
+        joined: dict[str, Any] = {"room": room_name}
+        if spectator:
+            joined.update(spectator=True, players=room.players, missing=room.missing)
+        else:
+            joined["player_index"] = index
+            if room.mesh:
+                joined.update(players=room.players, missing=room.missing)
+        # Whether this join filled the room, decided now: after the await below, a later join
+        # may have filled it, and that join tells the room.
+        full = room.missing == 0
+        await self.sio.emit(JOINED_EVENT, joined, to=sid)
+        if not full:
+            if room.mesh and not spectator:
+                await self._tell_waiting(room_name, room)
+            return
+        if spectator:
+            await self.sio.emit(ROOM_READY_EVENT, self._room_ready(room_name, room, sid), to=sid)
+        elif room.mesh:
+            for member_sid in [*room.members.values(), *room.spectators]:
+                if member_sid in self._clients:  # not gone during an earlier emit
+                    ready = self._room_ready(room_name, room, member_sid)
+                    await self.sio.emit(ROOM_READY_EVENT, ready, to=member_sid)
+        else:
+            await self._pair(room_name, room)
+
+    async def _pair(self, room_name: str, room: _Room) -> None:
+        """A two-player room is full: ``paired`` to both (as it always was), ``room_ready`` to
+        its spectators."""
+        members = dict(room.members)
+        if len(members) != PLAYERS_PER_ROOM:
+            return  # one left during the joiner's own emit: peer_left said so
+        spectators = list(room.spectators)
+        for member_index, member_sid in members.items():
+            peer_index = next(i for i in members if i != member_index)
+            peer = self._clients.get(members[peer_index])
+            paired: dict[str, Any] = {
+                "room": room_name,
+                "player_index": member_index,
+                "peer_index": peer_index,
+            }
+            if peer is not None and peer.client_id is not None:
+                paired["peer_client"] = peer.client_id
+            if self.options.turn is not None:
+                paired["ice_servers"] = self.options.turn.mint(
+                    _turn_subject(room_name, member_index)
+                )
+            paired["relay_ticket"] = self.ticket_for(member_sid)
+            await self.sio.emit(PAIRED_EVENT, paired, to=member_sid)
+        for spectator_sid in spectators:
+            ready = self._room_ready(room_name, room, spectator_sid)
+            await self.sio.emit(ROOM_READY_EVENT, ready, to=spectator_sid)
+
+    def _room_ready(self, room_name: str, room: _Room, sid: str) -> dict[str, Any]:
+        """``room_ready`` for the player or spectator ``sid`` of a full room (see signaling)."""
+        client = self._clients[sid]
+        index = None if client.spectator else client.player_index
+        peers = []
+        for peer_index in sorted(room.members):
+            if peer_index == index:
+                continue
+            peer = self._clients.get(room.members[peer_index])
+            entry: dict[str, Any] = {"player_index": peer_index}
+            if peer is not None and peer.client_id is not None:
+                entry["client"] = peer.client_id
+            peers.append(entry)
+        ready: dict[str, Any] = {"room": room_name}
+        if index is None:
+            ready["spectator"] = True
+        else:
+            ready["player_index"] = index
+        ready.update(players=room.players, peers=peers)
+        if index is not None and self.options.turn is not None:
+            ready["ice_servers"] = self.options.turn.mint(_turn_subject(room_name, index))
+        ready["relay_ticket"] = self.ticket_for(sid)
+        return ready
+
+    async def _tell_waiting(self, room_name: str, room: _Room) -> None:
+        """``waiting_for_peer`` to everyone in a room of more than two that is not full (a
+        room that filled meanwhile has been told so by the join that filled it)."""
+        if room.missing == 0:
+            return
+        waiting = {
+            "room": room_name,
+            "players": room.players,
+            "present": sorted(room.members),
+            "missing": room.missing,
+        }
+        for sid in [*room.members.values(), *room.spectators]:
+            await self.sio.emit(WAITING_EVENT, waiting, to=sid)
+
+    def _room_of(self, client: Client) -> _Room:
+        if client.room is None:
+            raise ProtocolError("join a room first")
+        return self._rooms[client.room]
+
+    def _addressee(self, room: _Room, client: Client, to: int) -> int:
+        """The player index ``to`` names, checked: another slot of the room."""
+        players = room.players or PLAYERS_PER_ROOM
+        if not 0 <= to < players or to == client.player_index:
+            raise ProtocolError(
+                f"a room of {players} players has no other player {to!r} to send to"
+            )
+        return to
 
     async def _on_signal(self, client: Client, sid: str, data: Any) -> None:
         if not client.signals.take(time.monotonic()):
@@ -636,7 +835,23 @@ class RelayServer:
             raise ProtocolError(
                 f"'type' must be one of {sorted(SIGNAL_TYPES)}, got {signal_type!r}"
             )
-        peer = self._peer_of(client)
+        room = self._room_of(client)
+        if client.spectator:
+            raise ProtocolError("a spectator opens no DataChannel: it sends no signals")
+        to = data.get(SIGNAL_TO)
+        if to is None:
+            if room.mesh:
+                raise ProtocolError(
+                    f"in a room of {room.players} players a signal names the player it is for "
+                    f"with {SIGNAL_TO!r}"
+                )
+            others = room.others(client.player_index)
+            peer = others[0] if others else None
+        else:
+            if isinstance(to, bool) or not isinstance(to, int):
+                raise ProtocolError(f"{SIGNAL_TO!r} must be a player index, got {to!r}")
+            peer = room.members.get(self._addressee(room, client, to))
+            data = {**data, SIGNAL_FROM: client.player_index}
         if peer is None:
             self.stats.dropped_no_peer += 1
             logger.info("dropped %s signal from %s: no peer", signal_type, sid)
@@ -651,8 +866,10 @@ class RelayServer:
         await self.relay_from(client, sid, data)
 
     async def relay_from(self, client: Client, sid: str, data: bytes) -> None:
-        """A packet from ``client`` (by either path) for its peer: checked, limited, forwarded on
-        the peer's lean path when it has one open, else as a Socket.IO event."""
+        """A packet from ``client`` (by either path) for its room: checked, limited (once,
+        however many it reaches), forwarded to the peer (a two-player room) or the players it
+        names (a larger room, see :data:`RELAY_TO_ALL`), and to the spectators if it is for the
+        whole room, on each one's lean path when it has one open, else as a Socket.IO event."""
         if not data:
             raise ProtocolError("payload is empty")
         if len(data) > MAX_RELAY_BYTES:
@@ -663,30 +880,60 @@ class RelayServer:
         if not (client.relay.take(now) and client.relay_bytes.take(now, len(data))):
             self._over_limit(client, sid)
             return
-        peer_sid = self._peer_of(client)
-        if self.records is not None and client.room is not None:
-            # Before the peer's checks: an input is its sender's whether the peer takes it or not.
-            self.records.relayed(client.room, client.player_index, data)
-        peer = self._clients.get(peer_sid) if peer_sid is not None else None
-        if peer_sid is None or peer is None:
+        room = self._room_of(client)
+        if client.spectator:
+            raise ProtocolError("a spectator sends no input", code="spectator_input")
+        index = client.player_index
+        if room.mesh:
+            to, packet = data[0], data[1:]
+            if not packet:
+                raise ProtocolError("payload is only an envelope")
+            out = bytes((index,)) + packet
+            if to == RELAY_TO_ALL:
+                targets = room.others(index)
+            else:
+                target = room.members.get(self._addressee(room, client, to))
+                targets = [target] if target is not None else []
+        else:
+            to, packet, out = RELAY_TO_ALL, data, data
+            targets = room.others(index)
+        if self.records is not None and client.room is not None and room.players is not None:
+            # Before the peers' checks: an input is its sender's whether they take it or not.
+            self.records.relayed(client.room, room.players, index, packet)
+        if not targets:
             # No error reply: at 60 packets/s a peer that just left would otherwise flood the
             # survivor with errors; it has already been told with peer_left.
             self.stats.dropped_no_peer += 1
-            return
         stats = self.stats
-        if self._backlogged(peer, peer_sid, now):
-            stats.dropped_slow_reader += 1
-            return
-        stats.relay_messages += 1
-        stats.events_relayed += 1
-        stats.bytes_relayed += len(data)
+        for target_sid in targets:
+            if await self._send_relay(target_sid, out, now):
+                stats.relay_messages += 1
+                stats.events_relayed += 1
+                stats.bytes_relayed += len(out)
+        if to == RELAY_TO_ALL and room.spectators:
+            watched = out if room.mesh else bytes((index,)) + packet
+            for spectator_sid in list(room.spectators):
+                if await self._send_relay(spectator_sid, watched, now):
+                    stats.spectator_messages += 1
+
+    async def _send_relay(self, sid: str, data: bytes, now: float) -> bool:
+        """Forward ``data`` to ``sid``, on its lean relay socket if it has one open, else as a
+        Socket.IO event; ``False`` if it was dropped (``sid`` gone, or not reading)."""
+        peer = self._clients.get(sid)
+        if peer is None:
+            self.stats.dropped_no_peer += 1
+            return False
+        if self._backlogged(peer, sid, now):
+            self.stats.dropped_slow_reader += 1
+            return False
         outbox = peer.relay_outbox
         if outbox is not None:
-            stats.relay_socket_messages += 1
+            self.stats.relay_socket_messages += 1
             outbox.packets.append(data)
             outbox.wakeup.set()
-            return
-        await self.sio.emit(RELAY_EVENT, data, to=peer_sid)
+            return True
+        await self.sio.emit(RELAY_EVENT, data, to=sid)
+        return True
 
     def ticket_for(self, sid: str) -> str:
         """A fresh key to the lean relay path for ``sid`` (the previous one no longer works)."""
@@ -715,6 +962,8 @@ class RelayServer:
         try:
             if client.room is None:
                 raise TelemetryError("join a room first: records are kept per room and player")
+            if client.spectator:
+                raise TelemetryError("a spectator has no record here: they are kept per player")
             if self.telemetry is None:
                 raise TelemetryError(
                     "this server keeps no telemetry (start it with --data-dir DIR)"

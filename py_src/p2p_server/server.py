@@ -1,7 +1,7 @@
 """Reference signaling/relay server for p2p_transport (CPython only, never imported in the browser).
 
-One process pairs two browsers per room, relays their signaling and input packets
-(:mod:`p2p_server.rooms`), and serves the page's assets from loopback
+One process fills rooms of 2 to 8 browsers (and spectators), relays their signaling and input
+packets (:mod:`p2p_server.rooms`), and serves the page's assets from loopback
 (:mod:`p2p_server.static_files`) so a browser test never needs the internet. Run it with
 ``python -m p2p_server``; tests start it in a thread with :class:`ServerThread`.
 """
@@ -30,7 +30,7 @@ from p2p_server.settings import ServerOptions
 from p2p_server.static_files import AsgiApp, Receive, Scope, Send, StaticApp
 from p2p_server.tokens import read_secret
 from p2p_server.turn import DEFAULT_TURN_TTL_S, TurnCredentials
-from p2p_transport.wire.signaling import RELAY_SOCKET_PATH
+from p2p_transport.wire.signaling import MAX_SPECTATORS, RELAY_SOCKET_PATH
 
 __all__ = [
     "MAX_TRANSPORT_PACKET_BYTES",
@@ -409,6 +409,12 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_TURN_TTL_S,
         help="seconds the minted TURN credentials stay valid (default: %(default)s)",
     )
+    parser.add_argument(
+        "--max-spectators",
+        type=int,
+        default=MAX_SPECTATORS,
+        help="spectators one room takes (0: none; default: %(default)s)",
+    )
     defaults = ClientLimits()
     parser.add_argument(
         "--max-connections",
@@ -515,6 +521,7 @@ def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Serve
             turn=turn,
             limits=limits,
             trusted_proxies=args.trusted_proxy,
+            max_spectators=args.max_spectators,
         )
     except (OSError, ValueError) as error:
         parser.error(str(error).replace("trusted proxy", "--trusted-proxy"))

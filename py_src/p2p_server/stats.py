@@ -25,12 +25,17 @@ class ServerStats:
     connected: int = 0
     joins: int = 0
     rooms_open: int = 0
+    #: Spectators in rooms now, and the joins that brought them since start (also in ``joins``).
+    spectators: int = 0
+    spectator_joins: int = 0
     signals_relayed: int = 0
     relay_messages: int = 0
     # Signals plus relay messages forwarded to a peer.
     events_relayed: int = 0
     # Payload bytes of forwarded ``relay`` messages (signaling is not counted: it is JSON).
     bytes_relayed: int = 0
+    #: Relayed packets written to spectators (not in ``relay_messages``: those went to players).
+    spectator_messages: int = 0
     #: Lean relay sockets open now, and the relay messages written to one (the rest went to
     #: their peer as Socket.IO events).
     relay_sockets_open: int = 0
@@ -43,7 +48,7 @@ class ServerStats:
     # Telemetry records written to the data directory (see telemetry_store), and their bytes.
     telemetry_saved: int = 0
     telemetry_bytes: int = 0
-    #: Inputs written to the rooms' input records (see input_record; repeats are not counted).
+    #: Inputs written to the rooms' input records (see input_recorder; repeats are not counted).
     inputs_recorded: int = 0
     # --- isolation (see limits and door) ---
     #: Connections refused at the door (any reason: see ``refusals``).
@@ -53,8 +58,10 @@ class ServerStats:
     #: ``evicted_unjoined`` (to make room) or at ``join_timeout``; binary events refused at their
     #: header (``attachments``, ``binary_header``); clients dropped for ``malformed`` traffic,
     #: ``rate_limited``, ``slow_reader``, ``replaced``; lean relay sockets refused for a
-    #: ``bad_ticket`` or closed for an ``oversized_frame``; joins refused ``room_full`` or
-    #: ``unauthorized``; telemetry parts refused ``telemetry_busy``; relayed packets not recorded
+    #: ``bad_ticket`` or closed for an ``oversized_frame``; joins refused ``room_full``,
+    #: ``unauthorized``, ``room_size`` (another number of players than the room's) or
+    #: ``spectators_full``; a spectator's relayed packets refused as ``spectator_input``;
+    #: telemetry parts refused ``telemetry_busy``; relayed packets not recorded
     #: for a ``record_full`` room, as ``record_malformed``, or as ``record_failed`` to write.
     refusals: dict[str, int] = field(default_factory=dict)
     #: Events dropped because their sender was over its rate limits.

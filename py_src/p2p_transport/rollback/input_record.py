@@ -31,6 +31,7 @@ import json
 import os
 from typing import Any, Final
 
+from p2p_transport.errors import UsageError
 from p2p_transport.rollback.session import episode_span
 
 __all__ = [
@@ -80,8 +81,8 @@ def read_input_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     ``inputs`` (one ``[player 0, player 1, ...]`` per frame) and ``ended`` (both ended it and
     every one of its inputs is there). An episode's parameters (``params``) never travel on the
     wire: build its game with them, ``replay(make_game(**params), record["inputs"])``. Episodes
-    after the first are listed only once they have a confirmed frame. Raises ``ValueError`` for
-    a file that is not such a record.
+    after the first are listed only once they have a confirmed frame. Raises ``UsageError`` (a
+    ``ValueError``) for a file that is not such a record.
     """
     with open(path, encoding="utf-8") as source:
         lines = source.read().split("\n")
@@ -91,17 +92,20 @@ def read_input_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     actions: list[dict[int, int]] = [{} for _ in range(players)]
     ends: dict[int, dict[int, int]] = {}
     for number, line in enumerate(lines[1:-1], start=2):
+        bad = UsageError(f"{path}:{number}: not an input record line: {line!r}")
         try:
             entry = json.loads(line)
             if isinstance(entry, list):
                 frame, player, action = entry
-                if not 0 <= player < players:
-                    raise IndexError(player)
-                actions[player].setdefault(frame, action)
+                seat = 0 <= player < players
             else:
                 ends.setdefault(entry["end"], {}).setdefault(entry["player"], entry["frame"])
-        except (ValueError, TypeError, KeyError, IndexError) as error:
-            raise ValueError(f"{path}:{number}: not an input record line: {line!r}") from error
+        except (ValueError, TypeError, KeyError) as error:
+            raise bad from error
+        if isinstance(entry, list):
+            if not seat:
+                raise bad
+            actions[player].setdefault(frame, action)
     episodes: list[dict[str, Any]] = []
     episode = base = 0
     while True:
@@ -142,13 +146,13 @@ def _header(line: str) -> dict[str, Any]:
     except ValueError:
         header = None
     if not isinstance(header, dict) or header.get("format") != INPUT_RECORD_FORMAT:
-        raise ValueError(f"not an input record: its first line is {line[:200]!r}")
+        raise UsageError(f"not an input record: its first line is {line[:200]!r}")
     if header.get("version") != INPUT_RECORD_VERSION:
-        raise ValueError(
+        raise UsageError(
             f"input record version {header.get('version')!r}: this reader reads version "
             f"{INPUT_RECORD_VERSION}"
         )
     players = header.get("players")
     if not isinstance(players, int) or players < 1:
-        raise ValueError(f"input record header names {players!r} players")
+        raise UsageError(f"input record header names {players!r} players")
     return header

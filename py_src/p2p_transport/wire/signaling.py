@@ -7,15 +7,25 @@ import these names, so the two sides cannot drift apart.
 ==============  ===========  =====================================================================
 event           direction    payload
 ==============  ===========  =====================================================================
-``join``        to server    ``{room}`` (a non-empty string of at most 64 characters)
-``joined``      to client    ``{room, player_index}``
+``join``        to server    ``{room, players?, spectator?}`` (room: a non-empty string of at most
+                             64 characters)
+``joined``      to client    ``{room, player_index}`` (more fields in rooms of more than two)
+``waiting_for_peer``  to client  ``{room, players, present, missing}``: rooms of more than two
 ``paired``      to client    ``{room, player_index, peer_index}``, to both members once two are in
+``room_ready``  to client    rooms of more than two, and spectators: every player is in
 ``webrtc_signal``  both      ``{type: offer|answer|ice-candidate, ...}``, to the other member only
+                             (in rooms of more than two: to the player named by ``to``)
 ``relay``       both         binary: one packet of :mod:`~p2p_transport.wire.codec`, to the other
-                             member only, at most :data:`MAX_RELAY_BYTES`
+                             member only, at most :data:`MAX_RELAY_BYTES` (in rooms of more than
+                             two, and to spectators, behind a one-byte envelope: see
+                             :data:`RELAY_TO_ALL`)
 ``peer_left``   to client    ``{player_index}`` of the member that left
 ``error``       to client    ``{message}``: the server refused an event
 ==============  ===========  =====================================================================
+
+Rooms of more than two players (:data:`MIN_PLAYERS` to :data:`MAX_PLAYERS`) and spectators are
+additions: a join that names neither gets today's two-player room, events and payloads, byte for
+byte.
 """
 
 from __future__ import annotations
@@ -32,28 +42,59 @@ __all__ = [
     "JOINED_EVENT",
     "JOIN_EVENT",
     "MAX_CLIENT_ID_CHARS",
+    "MAX_PLAYERS",
     "MAX_RELAY_BYTES",
     "MAX_ROOM_NAME_CHARS",
+    "MAX_SPECTATORS",
     "MAX_TELEMETRY_CHARS",
+    "MIN_PLAYERS",
     "PAIRED_EVENT",
     "PEER_LEFT_EVENT",
     "PLAYERS_PER_ROOM",
     "RELAY_EVENT",
     "RELAY_SOCKET_PATH",
+    "RELAY_TO_ALL",
+    "ROOM_READY_EVENT",
     "SAVE_TELEMETRY_EVENT",
     "SIGNAL_EVENT",
+    "SIGNAL_FROM",
+    "SIGNAL_TO",
     "SIGNAL_TYPES",
     "TELEMETRY_PART_CHARS",
     "TELEMETRY_SAVED_EVENT",
+    "WAITING_EVENT",
     "relay_socket_url",
     "telemetry_parts",
 ]
 
-#: ``{room, token?, client?}``: ``token`` for a server that checks them (see p2p_server.tokens),
-#: ``client`` an id this page's transport picked, which the peer is told in ``paired``.
+#: ``{room, token?, client?, player?, players?, spectator?}``: ``token`` for a server that checks
+#: them (see p2p_server.tokens), ``client`` an id this page's transport picked, which the peer is
+#: told in ``paired``, ``player`` the slot it had before (taken again if free), ``players`` the
+#: room's number of players, :data:`MIN_PLAYERS` to :data:`MAX_PLAYERS` (absent:
+#: :data:`PLAYERS_PER_ROOM`; with tokens the token's claim decides instead), fixed by the room's
+#: first joiner and refused (code ``room_size``) when it differs; ``spectator: true`` watches
+#: instead of playing (no slot, no input; with tokens it needs a spectator token), at most
+#: ``ServerOptions.max_spectators`` (default :data:`MAX_SPECTATORS`) per room, past which the join
+#: is refused with code ``spectators_full``. A spectator's ``players`` is optional: given, it
+#: must match the room's (or fixes it, for a spectator that comes first).
 JOIN_EVENT: Final = "join"
-#: ``{room, player_index}``
+#: ``{room, player_index}``; in a room of more than two players also ``players`` and ``missing``
+#: (players still to come); a spectator's is ``{room, spectator: true, players, missing}``
+#: (``players`` is ``null`` while no joiner has named it).
 JOINED_EVENT: Final = "joined"
+#: Rooms of more than two players only, to every member and spectator whenever a player joins or
+#: leaves while the room is not full: ``{room, players, present, missing}``, ``present`` the
+#: player indices in the room (sorted), ``missing`` how many are still to come. (A two-player room
+#: says nothing while it waits: ``joined`` without ``paired`` is its waiting, as before.)
+WAITING_EVENT: Final = "waiting_for_peer"
+#: Rooms of more than two players (instead of ``paired``), and every spectator, once every player
+#: is in (again, after one came back): ``{room, player_index, players, peers, ice_servers?,
+#: relay_ticket}``, ``peers`` every other player sorted by index, each ``{player_index,
+#: client?}`` (``client`` the id it joined with, if any). A player opens one DataChannel to each
+#: peer: it offers to every higher index and answers every lower one. A spectator's has
+#: ``spectator: true`` and no ``player_index`` (its ``peers`` are all the players), and opens no
+#: DataChannel: the server sends it the players' relayed packets.
+ROOM_READY_EVENT: Final = "room_ready"
 #: ``{room, player_index, peer_index, peer_client?, ice_servers?, relay_ticket?}``: ``peer_client``
 #: the peer's ``client`` id (the same one again: the same peer came back through the server, and
 #: the game goes on), ``ice_servers`` TURN credentials the server minted for this player,
@@ -61,8 +102,22 @@ JOINED_EVENT: Final = "joined"
 PAIRED_EVENT: Final = "paired"
 #: WebRTC signaling; deployed interactive_gym / mug peers use the same event name.
 SIGNAL_EVENT: Final = "webrtc_signal"
+#: A signal's addressee, a player index: needed in rooms of more than two players, optional in a
+#: two-player room (where a signal without it goes to the other member unchanged, as before).
+SIGNAL_TO: Final = "to"
+#: Set by the server on every signal it forwards that had :data:`SIGNAL_TO`: the sender's player
+#: index (whatever the sender put there).
+SIGNAL_FROM: Final = "from"
 #: Binary packets through the server to the other room member (the relay path).
 RELAY_EVENT: Final = "relay"
+#: The relay's envelope in rooms of more than two players: a player's packet starts with one
+#: byte, the player index it is for, or ``RELAY_TO_ALL`` for every other player (the server fans
+#: it out: one packet in, counted once against the sender's limits); each packet the server
+#: delivers there starts with the sender's player index instead. Spectators always get packets
+#: in this envelope, of every packet a player sends to the whole room (in a two-player room:
+#: every packet). So a player sends what is the same for everyone (its inputs) once to all, and
+#: only what belongs to one link (pings, acknowledgements) addressed.
+RELAY_TO_ALL: Final = 0xFF
 #: The relay's lean path: a plain WebSocket at ``RELAY_SOCKET_PATH?ticket=T&room=R`` carrying one
 #: binary frame per packet, each way, where a Socket.IO binary event costs the server two
 #: WebSocket messages and Engine.IO's per-message tasks. ``paired`` carries ``relay_ticket``, good
@@ -113,8 +168,14 @@ def telemetry_parts(save_id: str, text: str) -> list[dict[str, Any]]:
 
 #: The room a client joins when it names none.
 DEFAULT_ROOM: Final = "default"
-#: A room is a two-player game: player 0 offers, player 1 answers.
+#: A room is a two-player game unless its joiners say otherwise: player 0 offers, player 1 answers.
 PLAYERS_PER_ROOM: Final = 2
+#: The fewest and the most players a room can have: a full mesh of 8 is 28 DataChannels, each tab
+#: keeping 7 (the rollback layer's costs grow with every peer).
+MIN_PLAYERS: Final = 2
+MAX_PLAYERS: Final = 8
+#: Spectators per room by default: each costs the server a copy of every player's packets.
+MAX_SPECTATORS: Final = 16
 #: Room names are keys in server memory and appear in logs; bounded so that a client cannot make
 #: either grow without limit.
 MAX_ROOM_NAME_CHARS: Final = 64

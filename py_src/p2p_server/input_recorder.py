@@ -43,11 +43,10 @@ from p2p_transport.wire.messages import (
     InputResponse,
     MessageType,
 )
-from p2p_transport.wire.signaling import PLAYERS_PER_ROOM
 
 __all__ = ["MAX_RECORD_BYTES", "InputRecorder"]
 
-logger = logging.getLogger("p2p_server.input_record")
+logger = logging.getLogger("p2p_server.input_recorder")
 
 #: A room's record at most: a 60 Hz game's two players write about 6 MB an hour (an input line is
 #: about 14 bytes), so 16 MiB holds a session of more than two and a half hours, and a client that
@@ -88,13 +87,13 @@ class _Frames:
 class _RoomRecord:
     """One room's open record file and what is in it."""
 
-    def __init__(self, out: TextIO, header: str) -> None:
+    def __init__(self, out: TextIO, header: str, players: int) -> None:
         self.out = out
         self.bytes = 0
         self.dirty = False
-        self.frames = [_Frames() for _ in range(PLAYERS_PER_ROOM)]
+        self.frames = [_Frames() for _ in range(players)]
         #: Each player's newest episode whose end is recorded (episodes only go up).
-        self.ended = [-1] * PLAYERS_PER_ROOM
+        self.ended = [-1] * players
         self.write(header)
 
     def write(self, line: str) -> None:
@@ -121,9 +120,9 @@ class InputRecorder:
         self._rooms: dict[str, _RoomRecord | None] = {}
         self._opened = 0
 
-    def relayed(self, room: str, player: int, data: bytes) -> None:
-        """Record what is new in a packet ``player`` of ``room`` sent through the relay (the
-        player is its slot in the room, whatever the packet says)."""
+    def relayed(self, room: str, players: int, player: int, data: bytes) -> None:
+        """Record what is new in a packet ``player`` of ``room`` (a room of ``players``) sent
+        through the relay (the player is its slot in the room, whatever the packet says)."""
         if data and data[0] not in _READ_TYPES:  # an empty packet is malformed: counted below
             return
         end: tuple[int, int] | None = None
@@ -140,7 +139,7 @@ class InputRecorder:
             return
         if not inputs and end is None:
             return
-        record = self._record_of(room)
+        record = self._record_of(room, players)
         if record is None:
             return
         frames = record.frames[player]
@@ -190,7 +189,7 @@ class InputRecorder:
         for room in list(self._rooms):
             self.close(room)
 
-    def _record_of(self, room: str) -> _RoomRecord | None:
+    def _record_of(self, room: str, players: int) -> _RoomRecord | None:
         if room in self._rooms:
             return self._rooms[room]
         self._opened += 1
@@ -201,7 +200,8 @@ class InputRecorder:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             out = open(path, "x", encoding="ascii", newline="\n")  # noqa: SIM115 (closed in close)
-            record = _RoomRecord(out, header_line(room, PLAYERS_PER_ROOM, int(started * 1000)))
+            header = header_line(room, players, int(started * 1000))
+            record = _RoomRecord(out, header, players)
         except OSError as error:
             self._fail(room, error)
             return None
