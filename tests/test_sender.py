@@ -1,12 +1,16 @@
-"""P2PInputSender: the redundancy window, the exact packets, and when it holds back."""
+"""P2PInputSender: the redundancy window, the exact packets, and when it holds back; the queue
+bound that spares reading bufferedAmount for every packet."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2p_transport.protocol.sender import (
     DEFAULT_BUFFER_THRESHOLD,
     P2PInputSender,
+    QueueBound,
     SenderCounters,
     try_send,
 )
@@ -217,3 +221,76 @@ def test_try_send_counts_each_outcome() -> None:
     assert counters == SenderCounters(
         packets_sent=1, bytes_sent=3, skipped_closed=2, skipped_congested=1, send_errors=1
     )
+
+
+class QueueModel(FakeChannel):
+    """A channel whose queue grows by what is sent and drains on its own, as a browser's does,
+    counting the reads of ``bufferedAmount``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued = 0
+        self.reads = 0
+
+    @property  # type: ignore[override]
+    def bufferedAmount(self) -> int:
+        self.reads += 1
+        return self.queued
+
+    @bufferedAmount.setter
+    def bufferedAmount(self, value: int) -> None:
+        self.queued = value
+
+    def send(self, data: bytes) -> None:
+        super().send(data)
+        self.queued += len(data)
+
+
+@settings(max_examples=300)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("send"), st.integers(1, 300), st.booleans()),
+            st.tuples(st.just("drain"), st.integers(0, 2000), st.just(False)),
+        ),
+        max_size=300,
+    ),
+    threshold=st.integers(0, 4096),
+)
+def test_a_queue_bound_decides_as_reading_every_time_would(
+    steps: list[tuple[str, int, bool]], threshold: int
+) -> None:
+    """Whatever the sends (checked or small) and however the queue drains, try_send with a
+    QueueBound sends exactly what it would send reading bufferedAmount before every packet."""
+    bounded, reading = QueueModel(), QueueModel()
+    bound = QueueBound()
+    counters = [SenderCounters(), SenderCounters()]
+    for kind, size, small in steps:
+        if kind == "drain":
+            for channel in (bounded, reading):
+                channel.queued = max(0, channel.queued - size)
+            continue
+        data = bytes(size)
+        checked = None if small else threshold
+        sent = try_send(bounded, data, checked, counters[0], bound=bound)
+        assert sent == try_send(reading, data, checked, counters[1])
+    assert bounded.sent == reading.sent
+    assert counters[0] == counters[1]
+    assert bounded.reads <= reading.reads
+
+
+def test_a_queue_bound_reads_once_per_threshold_of_bytes_sent() -> None:
+    channel = QueueModel()
+    bound = QueueBound()
+    counters = SenderCounters()
+    packet = bytes(30)  # an input packet's size, about
+    for _ in range(1000):
+        assert try_send(channel, packet, DEFAULT_BUFFER_THRESHOLD, counters, bound=bound)
+        channel.queued = 0  # a link that keeps up: everything leaves before the next frame
+    # 1000 packets of 30 bytes are 30000 bytes: past the 16 KiB threshold once, so a second read.
+    assert channel.reads == 2
+    # A new channel (a reconnection) is read at once.
+    other = QueueModel()
+    other.queued = DEFAULT_BUFFER_THRESHOLD + 1
+    assert not try_send(other, packet, DEFAULT_BUFFER_THRESHOLD, counters, bound=bound)
+    assert other.reads == 1 and counters.skipped_congested == 1

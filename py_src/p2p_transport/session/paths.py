@@ -9,7 +9,7 @@ from typing import Final
 
 from p2p_transport.protocol.relay import RelayChannel, SocketIOLike
 from p2p_transport.protocol.routing import Link, Route
-from p2p_transport.protocol.sender import DataChannelLike, SenderCounters, try_send
+from p2p_transport.protocol.sender import DataChannelLike, QueueBound, SenderCounters, try_send
 
 __all__ = ["PathStats", "Paths"]
 
@@ -48,6 +48,8 @@ class Paths:
         #: channel carried (the peer's silence checks look at the game channel only).
         self.ping_channel_sent = SenderCounters()
         self._buffer_threshold = buffer_threshold
+        # What each path's channel has queued, bounded without a read for every packet.
+        self._bounds = {Link.P2P: QueueBound(), Link.RELAY: QueueBound()}
 
     def channel(self, path: Link) -> DataChannelLike | None:
         return self.p2p if path is _P2P else self.relay
@@ -60,8 +62,10 @@ class Paths:
         """Send an input packet on each path of ``route``, except a closed or congested one
         (counted either way); return whether any took it."""
         sent = False
+        threshold, bounds, stats = self._buffer_threshold, self._bounds, self.stats
         for path in route.paths:
-            if try_send(self.channel(path), packet, self._buffer_threshold, self.stats[path].sent):
+            channel = self.channel(path)
+            if try_send(channel, packet, threshold, stats[path].sent, None, bounds[path]):
                 sent = True
         return sent
 
@@ -78,7 +82,10 @@ class Paths:
         silent. ``channel`` and ``send`` stand in for the path's own (the ping channel, whose
         sends are counted in :attr:`ping_channel_sent`)."""
         if channel is None:
-            return try_send(self.channel(path), packet, None, self.stats[path].sent, send)
+            # Counted in the path's bound: a small packet queues like any other.
+            return try_send(
+                self.channel(path), packet, None, self.stats[path].sent, send, self._bounds[path]
+            )
         return try_send(channel, packet, None, self.ping_channel_sent, send)
 
     def close(self) -> None:
