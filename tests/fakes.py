@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p2p_transport import P2PSession
+from p2p_transport.wire.codec import INPUT_RECORD_TYPE
 from p2p_transport.wire.signaling import RELAY_EVENT
 
 
@@ -201,6 +202,8 @@ class FakeLink:
     def _emit(self, side: str, event: str, data: bytes) -> None:
         if event != RELAY_EVENT:
             raise AssertionError(f"unexpected Socket.IO event {event!r}")
+        if data[:1] == bytes((INPUT_RECORD_TYPE,)):
+            return  # for the server, which forwards it to no one
         self._send("relay", side, data)
 
     def _send(self, path: str, side: str, data: bytes) -> None:

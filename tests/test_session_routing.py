@@ -9,7 +9,7 @@ import pytest
 from p2p_transport import P2PSession, SessionConfig
 from p2p_transport.protocol.routing import Route, RouteChange, RouteMode, RoutingThresholds
 from p2p_transport.timing import FRAME_MS
-from p2p_transport.wire.codec import decode
+from p2p_transport.wire.codec import INPUT_RECORD_TYPE, decode
 from p2p_transport.wire.messages import AckedInputPacket, InputPacket
 from tests.fakes import FakeClock, FakeLink, FakeScheduler
 from tests.test_session import make
@@ -18,7 +18,12 @@ T = RoutingThresholds()
 
 
 def input_packets(sent: list[bytes]) -> int:
-    return sum(1 for data in sent if isinstance(decode(data), InputPacket | AckedInputPacket))
+    # Input records (0x30) are the server's, which forwards none: not packets for the peer.
+    return sum(
+        1
+        for data in sent
+        if data[0] != INPUT_RECORD_TYPE and isinstance(decode(data), InputPacket | AckedInputPacket)
+    )
 
 
 class Game:

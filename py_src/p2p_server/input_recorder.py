@@ -18,6 +18,12 @@ server runs, whatever happens to the tabs. Past :data:`MAX_RECORD_BYTES` a room'
 refused, counted in ``/stats`` refusals as ``record_full``; a packet the recorder cannot read as
 ``record_malformed`` (it is still relayed: the relay does not judge what the peers say); a file
 that cannot be written as ``record_failed``, and that room's record stops.
+
+A room routed P2P sends little on the relay: its players send the server the inputs their peer
+confirmed, about once a second, in an input record (0x30,
+:mod:`p2p_transport.protocol.input_upload`), which the relay hands to :meth:`InputRecorder.uploaded`
+and forwards to no one. Its inputs are recorded as the relay's are, once whichever way they came;
+one the recorder cannot read is refused as ``record_malformed``.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from urllib.parse import quote
 from p2p_server.limits import LogThrottle
 from p2p_server.stats import ServerStats
 from p2p_transport.rollback.input_record import end_line, header_line, input_line
-from p2p_transport.wire.codec import DecodeError, decode
+from p2p_transport.wire.codec import DecodeError, decode, decode_input_record
 from p2p_transport.wire.control_payloads import decode_episode_end_payload
 from p2p_transport.wire.messages import (
     AckedInputPacket,
@@ -137,6 +143,29 @@ class InputRecorder:
         except DecodeError as error:
             self._refuse("record_malformed", room, f"a packet it cannot read: {error}")
             return
+        self._record(room, players, player, inputs, end)
+
+    def uploaded(self, room: str, players: int, player: int, data: bytes) -> None:
+        """Record what is new in an input record (0x30) ``player`` of ``room`` sent the server
+        (the player is its slot, whatever the packet says); counted in ``input_uploads``."""
+        try:
+            inputs = decode_input_record(data).inputs
+        except DecodeError as error:
+            self._refuse("record_malformed", room, f"an input record it cannot read: {error}")
+            return
+        self._stats.input_uploads += 1
+        self._record(room, players, player, inputs, None)
+
+    def _record(
+        self,
+        room: str,
+        players: int,
+        player: int,
+        inputs: tuple[tuple[int, int], ...],
+        end: tuple[int, int] | None,
+    ) -> None:
+        """Write the inputs of ``inputs`` and the episode ``end`` (episode, last frame) not yet
+        in the room's record."""
         if not inputs and end is None:
             return
         record = self._record_of(room, players)

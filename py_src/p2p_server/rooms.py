@@ -6,7 +6,8 @@ It does three jobs for a room of 2 to 8 players (two unless its joiners say othe
   ``paired`` in a two-player room, ``waiting_for_peer`` and ``room_ready`` in a larger one);
 * relays WebRTC signaling (``webrtc_signal``) so the peers can open their DataChannels;
 * relays binary input packets (``relay``) between them (the fallback, or parallel, path), and
-  copies what the players send to the whole room to the room's spectators.
+  copies what the players send to the whole room to the room's spectators; an input record
+  (0x30), the confirmed inputs of a room routed P2P, goes into the room's record and to no one.
 
 Why the relay fans out (one packet from a player, a copy to every other player) as well as
 carrying addressed packets in rooms of more than two: a player's input is the same for every
@@ -49,6 +50,7 @@ from p2p_server.settings import ServerOptions
 from p2p_server.stats import ServerStats
 from p2p_server.telemetry_store import TelemetryError, TelemetryStore, check_save_id
 from p2p_server.tokens import RoomClaim, TokenError, verify_token
+from p2p_transport.wire.codec import INPUT_RECORD_TYPE
 from p2p_transport.wire.signaling import (
     DEFAULT_ROOM,
     ERROR_EVENT,
@@ -897,6 +899,9 @@ class RelayServer:
         else:
             to, packet, out = RELAY_TO_ALL, data, data
             targets = room.others(index)
+        if packet[0] == INPUT_RECORD_TYPE:
+            self._record_upload(client, room, packet)
+            return
         if self.records is not None and client.room is not None and room.players is not None:
             # Before the peers' checks: an input is its sender's whether they take it or not.
             self.records.relayed(client.room, room.players, index, packet)
@@ -915,6 +920,14 @@ class RelayServer:
             for spectator_sid in list(room.spectators):
                 if await self._send_relay(spectator_sid, watched, now):
                     stats.spectator_messages += 1
+
+    def _record_upload(self, client: Client, room: _Room, packet: bytes) -> None:
+        """An input record: the server's own, kept in the room's record and sent to no one (a
+        peer, deployed JavaScript ones included, never sees one)."""
+        if self.records is None:
+            self.stats.refuse("record_off")
+        elif client.room is not None and room.players is not None:
+            self.records.uploaded(client.room, room.players, client.player_index, packet)
 
     async def _send_relay(self, sid: str, data: bytes, now: float) -> bool:
         """Forward ``data`` to ``sid``, on its lean relay socket if it has one open, else as a

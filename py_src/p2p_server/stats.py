@@ -50,6 +50,9 @@ class ServerStats:
     telemetry_bytes: int = 0
     #: Inputs written to the rooms' input records (see input_recorder; repeats are not counted).
     inputs_recorded: int = 0
+    #: Input records (0x30) read for the rooms' records: what players of rooms routed P2P send
+    #: the server of their confirmed inputs (forwarded to no one).
+    input_uploads: int = 0
     # --- isolation (see limits and door) ---
     #: Connections refused at the door (any reason: see ``refusals``).
     connections_refused: int = 0
@@ -62,7 +65,8 @@ class ServerStats:
     #: ``unauthorized``, ``room_size`` (another number of players than the room's) or
     #: ``spectators_full``; a spectator's relayed packets refused as ``spectator_input``;
     #: telemetry parts refused ``telemetry_busy``; relayed packets not recorded
-    #: for a ``record_full`` room, as ``record_malformed``, or as ``record_failed`` to write.
+    #: for a ``record_full`` room, as ``record_malformed``, or as ``record_failed`` to write;
+    #: input records dropped as ``record_off`` by a server that keeps no records.
     refusals: dict[str, int] = field(default_factory=dict)
     #: Events dropped because their sender was over its rate limits.
     throttled: int = 0

@@ -1,8 +1,10 @@
 """The input path: the local inputs out (version 1 or acked, on the route the router picks) and
-the peer's in, exactly once.
+the peer's in, exactly once; and the confirmed local inputs to the relay server's record while
+the route leaves the relay out (:mod:`~p2p_transport.protocol.input_upload`).
 
 Sans-IO: the session calls :meth:`InputPath.send_local_input` for each local input, hands it
-the peer's input packets, and runs :meth:`InputPath.resend_if_idle` from its resend timer.
+the peer's input packets, and runs :meth:`InputPath.resend_if_idle` and
+:meth:`InputPath.upload_confirmed` from its resend timer.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from p2p_transport.protocol.acked_sender import AckedInputSender
 from p2p_transport.protocol.health import ConnectionHealthMonitor
+from p2p_transport.protocol.input_upload import InputUpload
 from p2p_transport.protocol.negotiation import AckNegotiation
 from p2p_transport.protocol.receiver import InputCallback, InputReceiver
 from p2p_transport.protocol.routing import Link, LinkSignals, Route, RouteMode, Router
@@ -63,6 +66,8 @@ class InputPath:
         self.v1 = RedundantInputs(player_index, config.redundancy, config.window)
         self.acked = AckedInputSender(player_index, config.redundancy)
         self.negotiation = AckNegotiation(clock, config.acked_inputs)
+        self.upload = InputUpload(player_index)
+        self._clock = clock
         self.router = Router(
             config.route_mode if config.relay_inputs else RouteMode.P2P, clock, config.routing
         )
@@ -110,6 +115,26 @@ class InputPath:
         if self._paths.send_on_route(self.route(), acked.pending_packet(self.receiver.ack_frame)):
             self.counters.input_resends += 1
         self._ack_owed = False
+
+    def upload_confirmed(self, final: bool = False) -> None:
+        """Send the server the local inputs the peer confirmed that have not reached it, once a
+        second (``final``: now, the session is closing)."""
+        paths, router, upload = self._paths, self.router, self.upload
+        if paths.relay is None:
+            return  # no server to keep them
+        acked = self.acked
+        upload.collect(
+            acked.recorded,
+            acked.acked_through,
+            Link.RELAY in router.route.paths,
+            router.change_count,
+        )
+        if not paths.is_open(Link.RELAY):
+            return
+        now = self._clock()
+        packet = upload.packet(now, final)
+        if packet is not None and paths.send_small(Link.RELAY, packet):
+            upload.sent(now)
 
     def on_inputs(self, player_index: int, inputs: Inputs, acked: bool, path: Link) -> None:
         """Inputs of the peer, from an input packet (``acked``: a 0x20 one) or an answer to an

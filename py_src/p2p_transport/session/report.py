@@ -72,6 +72,8 @@ class SessionReport:
             "control_undeliverable": counters.control_undeliverable,
         }
         out.update(asdict(inputs.counters))
+        out.update(asdict(inputs.upload.counters))
+        out["input_upload_backlog"] = inputs.upload.backlog
         out.update(asdict(s.pinger.counters))
         out.update(asdict(s.watchdog.counters))
         for path, stats in s.paths.stats.items():

@@ -281,6 +281,9 @@ class P2PSession:
         """Stop all timers and let go of the channel and relay; the state becomes ``SHUT_DOWN``
         for good. Safe to call more than once."""
         parts = self._parts
+        if not parts.timers.closed:
+            # What the peer confirmed since the last upload, while the relay is still there.
+            parts.inputs.upload_confirmed(final=True)
         parts.timers.close()
         parts.watchdog.stop()
         parts.paths.close()

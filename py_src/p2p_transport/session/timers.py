@@ -1,5 +1,5 @@
-"""The session's timers, on the scheduler it was given: pings, acked-input resends, the watchdog
-and a new channel's validation.
+"""The session's timers, on the scheduler it was given: pings, acked-input resends (and the
+confirmed inputs' upload to the server), the watchdog and a new channel's validation.
 
 Each runs a tick of its own; an exception in one is a bug, logged and counted
 (``handler_errors``), never raised into the scheduler. After :meth:`SessionTimers.close` none
@@ -178,6 +178,9 @@ class SessionTimers:
     def _resend_tick(self) -> None:
         self._watchdog.note_awake()
         self._inputs.resend_if_idle()
+        # The same tick: the ack moves about once a frame, so 100 ms takes the newly confirmed
+        # inputs long before they leave the acked sender's 64.
+        self._inputs.upload_confirmed()
 
     def _watchdog_tick(self) -> None:
         self._watchdog.tick()

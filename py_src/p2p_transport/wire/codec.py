@@ -30,6 +30,8 @@ type   message      layout after the type byte
                     arrival to this pong's departure
 0x22   control      sequence u32, kind u8, payload length u16, then the payload
 0x23   control ack  cumulative ack u32 (0xFFFFFFFF: none yet)
+0x30   input        player u16, count u16, then count x (frame u32, action u8), oldest first
+       record       (the input response's layout): for the relay server, never a peer
 =====  ===========  =====================================================================
 
 0x20 is not version 1: it carries, besides the inputs, the sender's acknowledgement of the peer's
@@ -45,6 +47,14 @@ control message (episode end, episode ready, state hash, or one of the game's ow
 peer's control ack, the highest sequence up to which it holds every control message, covers it.
 The transport's own control payloads are laid out in :mod:`.control_payloads`; the functions
 here that write 0x05, 0x06 and 0x07 are named ``encode_v1_*`` so that nothing confuses the two.
+
+0x30 goes to the reference relay server only, which records its inputs and forwards it to no one
+(:mod:`p2p_transport.protocol.input_upload`): a session sends it the inputs the peer confirmed
+while they do not travel on the relay. It reuses the input response's layout, which holds just
+what the server keeps (a player and a run of inputs) and up to 256 inputs (a u16 count; the acked
+packet's u8 count, its current frame and ack mean nothing to the server). :func:`decode` does not
+read it (a peer that got one would count an unknown type); the server reads it with
+:func:`decode_input_record`.
 
 Decoding is table-driven: each message type registers one parser, so later message types (acks,
 reliable control messages, episode and state-hash messages) are a new table entry, not a new branch.
@@ -76,6 +86,7 @@ from p2p_transport.wire.messages import (
     FocusState,
     HeldPong,
     InputPacket,
+    InputRecord,
     InputRequest,
     InputResponse,
     Keepalive,
@@ -94,6 +105,7 @@ __all__ = [
     "CONTROL_ACK_SIZE",
     "CONTROL_HEADER_SIZE",
     "INPUT_HEADER_SIZE",
+    "INPUT_RECORD_TYPE",
     "INPUT_RESPONSE_HEADER_SIZE",
     "INPUT_SIZE",
     "INPUT_TYPE",
@@ -103,6 +115,7 @@ __all__ = [
     "MAX_CONTROL_SEQUENCE",
     "MAX_FRAME",
     "MAX_INPUTS_PER_PACKET",
+    "MAX_INPUTS_PER_RECORD",
     "MAX_INPUTS_PER_RESPONSE",
     "MAX_PACKET_BYTES",
     "MAX_PLAYER_INDEX",
@@ -116,12 +129,14 @@ __all__ = [
     "decode",
     "decode_acked_input_fields",
     "decode_input_fields",
+    "decode_input_record",
     "encode_acked_input_packet",
     "encode_control",
     "encode_control_ack",
     "encode_focus_state",
     "encode_held_pong",
     "encode_input_packet",
+    "encode_input_record",
     "encode_input_request",
     "encode_input_response",
     "encode_keepalive",
@@ -165,6 +180,8 @@ _STATE_HASH: Final = struct.Struct(">BI8s")
 #: comparing or packing an int skips the enum's own methods (about 70 ns a time).
 INPUT_TYPE: Final = int(MessageType.INPUT)
 ACKED_INPUT_TYPE: Final = int(MessageType.ACKED_INPUT)
+#: The server checks every relayed packet's first byte against it.
+INPUT_RECORD_TYPE: Final = int(MessageType.INPUT_RECORD)
 
 INPUT_HEADER_SIZE: Final = _INPUT_HEADER.size  # 9 bytes
 INPUT_SIZE: Final = _INPUT_ENTRY.size  # 5 bytes per (frame, action)
@@ -206,11 +223,16 @@ INPUT_RESPONSE_HEADER_SIZE: Final = _INPUT_RESPONSE_HEADER.size  # 5 bytes
 #: 1285 bytes): more than any sender keeps (the acked sender's 64), and a hostile count (the field
 #: is a u16) cannot cost more than a small allocation.
 MAX_INPUTS_PER_RESPONSE: Final = 256
+#: An input record holds as many (its layout is the response's): 1285 bytes, about 4 s at 60 Hz,
+#: so one a second carries a game of up to 256 Hz and drains a backlog several times faster than
+#: a 60 Hz game adds to it.
+MAX_INPUTS_PER_RECORD: Final = MAX_INPUTS_PER_RESPONSE
 #: The largest packet of any type: an input response of 256 inputs, 1285 bytes (a control
 #: message is at most 1032, an acked input packet 332, a version-1 one 84). The relay's size
 #: limit is checked against it (:data:`p2p_transport.wire.signaling.MAX_RELAY_BYTES`).
 MAX_PACKET_BYTES: Final = max(
     INPUT_RESPONSE_HEADER_SIZE + INPUT_SIZE * MAX_INPUTS_PER_RESPONSE,
+    INPUT_RESPONSE_HEADER_SIZE + INPUT_SIZE * MAX_INPUTS_PER_RECORD,
     CONTROL_HEADER_SIZE + MAX_CONTROL_PAYLOAD,
     ACKED_INPUT_HEADER_SIZE + INPUT_SIZE * MAX_ACKED_INPUTS_PER_PACKET,
     INPUT_HEADER_SIZE + INPUT_SIZE * MAX_INPUTS_PER_PACKET,
@@ -350,13 +372,29 @@ def encode_input_request(start_frame: int, end_frame: int) -> bytes:
 
 def encode_input_response(player_index: int, inputs: Sequence[tuple[int, int]]) -> bytes:
     """This side's ``inputs`` (strictly increasing frames) answering an input request (0x13)."""
+    return _encode_player_inputs(
+        MessageType.INPUT_RESPONSE, player_index, inputs, MAX_INPUTS_PER_RESPONSE, "response"
+    )
+
+
+def encode_input_record(player_index: int, inputs: Sequence[tuple[int, int]]) -> bytes:
+    """This side's confirmed ``inputs`` (strictly increasing frames) for the relay server's
+    record (0x30)."""
+    return _encode_player_inputs(
+        MessageType.INPUT_RECORD, player_index, inputs, MAX_INPUTS_PER_RECORD, "input record"
+    )
+
+
+def _encode_player_inputs(
+    kind: MessageType, player_index: int, inputs: Sequence[tuple[int, int]], limit: int, what: str
+) -> bytes:
+    """The input response's layout, under type byte ``kind``."""
     check_int("player_index", player_index, MAX_PLAYER_INDEX)
     count = len(inputs)
-    if count > MAX_INPUTS_PER_RESPONSE:
-        raise UsageError(f"at most {MAX_INPUTS_PER_RESPONSE} inputs per response, got {count}")
+    if count > limit:
+        raise UsageError(f"at most {limit} inputs per {what}, got {count}")
     _check_inputs(inputs)
-    head = _INPUT_RESPONSE_HEADER.pack(MessageType.INPUT_RESPONSE, player_index, count)
-    return head + _pack_entries(inputs)
+    return _INPUT_RESPONSE_HEADER.pack(kind, player_index, count) + _pack_entries(inputs)
 
 
 def encode_v1_episode_end(frame: int, episode: int) -> bytes:
@@ -520,18 +558,28 @@ def _decode_input_request(data: ByteView) -> InputRequest:
 
 
 def _decode_input_response(data: ByteView) -> InputResponse:
+    return InputResponse(*_decode_player_inputs(data, MAX_INPUTS_PER_RESPONSE, "input response"))
+
+
+def decode_input_record(data: Buffer) -> InputRecord:
+    """Parse an input record (0x30), which :func:`decode` does not read: what the relay server
+    does with it. Raises :class:`DecodeError` (and only that) if ``data`` is not one."""
+    view = byte_view(data)
+    if view[:1] != bytes((INPUT_RECORD_TYPE,)):
+        raise DecodeError(f"not an input record: type {f'0x{view[0]:02x}' if view else 'missing'}")
+    return InputRecord(*_decode_player_inputs(view, MAX_INPUTS_PER_RECORD, "input record"))
+
+
+def _decode_player_inputs(data: ByteView, limit: int, what: str) -> tuple[int, Inputs]:
+    """The player and inputs of the input response's layout."""
     if len(data) < INPUT_RESPONSE_HEADER_SIZE:
         raise DecodeError(
-            f"input response truncated: {len(data)} bytes, "
-            f"header needs {INPUT_RESPONSE_HEADER_SIZE}"
+            f"{what} truncated: {len(data)} bytes, header needs {INPUT_RESPONSE_HEADER_SIZE}"
         )
     _, player_index, count = _INPUT_RESPONSE_HEADER.unpack_from(data)
-    if count > MAX_INPUTS_PER_RESPONSE:
-        raise DecodeError(
-            f"input response count {count} over the limit of {MAX_INPUTS_PER_RESPONSE}"
-        )
-    inputs = _unpack_inputs(data, INPUT_RESPONSE_HEADER_SIZE, count, "input response")
-    return InputResponse(player_index, inputs)
+    if count > limit:
+        raise DecodeError(f"{what} count {count} over the limit of {limit}")
+    return player_index, _unpack_inputs(data, INPUT_RESPONSE_HEADER_SIZE, count, what)
 
 
 def _decode_episode_end(data: ByteView) -> EpisodeEnd:

@@ -23,6 +23,7 @@ __all__ = [
     "FocusState",
     "HeldPong",
     "InputPacket",
+    "InputRecord",
     "InputRequest",
     "InputResponse",
     "Keepalive",
@@ -60,6 +61,10 @@ class MessageType(IntEnum):
     HELD_PONG = 0x21
     CONTROL = 0x22
     CONTROL_ACK = 0x23
+    #: From 0x30 on: messages for the reference relay server itself, which it keeps and forwards
+    #: to no one, so no peer (deployed JavaScript ones included) ever receives one. ``decode``
+    #: does not read them; the server does (:func:`~.codec.decode_input_record`).
+    INPUT_RECORD = 0x30
 
 
 class ControlKind(IntEnum):
@@ -195,6 +200,18 @@ class InputResponse:
     inputs: tuple[tuple[int, int], ...]
 
     type: ClassVar[MessageType] = MessageType.INPUT_RESPONSE
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """Confirmed inputs of ``player_index`` as ``(frame, action)`` pairs, oldest first, for the
+    relay server's record of a room whose inputs do not travel on the relay
+    (:mod:`p2p_transport.protocol.input_upload`). Not a :data:`Message`: no peer receives it."""
+
+    player_index: int
+    inputs: tuple[tuple[int, int], ...]
+
+    type: ClassVar[MessageType] = MessageType.INPUT_RECORD
 
 
 @dataclass(frozen=True, slots=True)
