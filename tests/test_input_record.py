@@ -58,14 +58,6 @@ def start(tmp_path: Path) -> Iterator[Start]:
         server.stop()
 
 
-@pytest.fixture
-def peers() -> Iterator[list[Peer]]:
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        peer.close()
-
-
 def pair(server: ServerThread, peers: list[Peer], room: str) -> tuple[Peer, Peer]:
     a, b = Peer(server.url, "a"), Peer(server.url, "b")
     peers += [a, b]

@@ -4,7 +4,6 @@ server that records it and forwards it to no one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -310,14 +309,6 @@ def test_a_version_1_peer_confirms_nothing_so_nothing_is_uploaded() -> None:
 
 
 # --- the server -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def peers() -> Iterator[list[Peer]]:
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        peer.close()
 
 
 def test_the_server_records_uploads_forwards_none_and_replays_them(

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,10 @@ def delta(server: ServerThread) -> Delta:
     return changed
 
 
-@pytest.fixture
-def connect(server: ServerThread) -> Iterator[Connect]:
+@contextmanager
+def peers_of(server: ServerThread) -> Iterator[Connect]:
+    """Makes clients of ``server``; closes them at the end and waits for their rooms to go (the
+    server sees the disconnects asynchronously: the next test starts with no room open)."""
     peers: list[Peer] = []
 
     def make(name: str) -> Peer:
@@ -133,8 +136,13 @@ def connect(server: ServerThread) -> Iterator[Connect]:
     yield make
     for peer in peers:
         peer.close()
-    # The server sees the disconnects asynchronously; let it close every room before the next test.
-    wait_until(lambda: server.stats.rooms_open == 0)
+    wait_until(lambda: server.stats.rooms_open == 0 and server.stats.spectators == 0)
+
+
+@pytest.fixture
+def connect(server: ServerThread) -> Iterator[Connect]:
+    with peers_of(server) as make:
+        yield make
 
 
 def paired(peer: Peer) -> dict[str, Any]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,35 +23,17 @@ from p2p_server.server import ServerOptions, ServerThread
 from p2p_server.tokens import ALGORITHM, mint_token
 from p2p_transport.wire.codec import encode_input_packet
 from p2p_transport.wire.signaling import MAX_SPECTATORS, RELAY_TO_ALL
-from tests.test_server import Peer, paired, wait_until
+from tests.test_server import Connect, Peer, paired, peers_of, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
 SECRET = b"rooms-test-secret-of-at-least-32-bytes"
-
-Connect = Callable[[str], Peer]
 
 
 @pytest.fixture(scope="module")
 def shared_server() -> Iterator[ServerThread]:
     with ServerThread() as srv:
         yield srv
-
-
-@contextmanager
-def peers_of(server: ServerThread) -> Iterator[Connect]:
-    """Makes clients of ``server``; closes them at the end and waits for their rooms to go."""
-    peers: list[Peer] = []
-
-    def make(name: str) -> Peer:
-        peer = Peer(server.url, name)
-        peers.append(peer)
-        return peer
-
-    yield make
-    for peer in peers:
-        peer.close()
-    wait_until(lambda: server.stats.rooms_open == 0 and server.stats.spectators == 0)
 
 
 @pytest.fixture

@@ -30,14 +30,6 @@ def keeping(tmp_path: Path) -> Iterator[ServerThread]:
         yield server
 
 
-@pytest.fixture
-def peers() -> Iterator[list[Peer]]:
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        peer.close()
-
-
 def connect_to(server: ServerThread, peers: list[Peer]) -> Callable[[str], Peer]:
     def make(name: str) -> Peer:
         peer = Peer(server.url, name)
