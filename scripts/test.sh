@@ -23,9 +23,10 @@ fi
 # the browser tests'; either failing fails the run.
 echo "== pytest: the CPython tests beside the browser tests" >&2
 cpython_log="$(mktemp)"
-trap 'rm -f "$cpython_log"' EXIT
 scripts/netns.sh .venv/bin/python -m pytest tests >"$cpython_log" 2>&1 &
 cpython_pid=$!
+# An interrupted run stops both suites (a background job ignores the terminal's Ctrl-C).
+trap 'kill "$cpython_pid" 2>/dev/null; rm -f "$cpython_log"' EXIT
 browser_status=0
 scripts/netns.sh .venv/bin/python -m pytest playwright_tests || browser_status=$?
 cpython_status=0

@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 
 from p2p_demo.pong import PongGame
-from p2p_server.input_recorder import DEDUP_WINDOW_FRAMES, _Frames
+from p2p_server.input_recorder import DEDUP_WINDOW_FRAMES, InputRecorder, _Frames
+from p2p_server.limits import LogThrottle
 from p2p_server.server import ServerOptions, ServerThread, main
+from p2p_server.stats import ServerStats
+from p2p_server.telemetry_store import room_dir_name
 from p2p_transport.rollback import read_input_record, replay, replay_episode
 from p2p_transport.rollback.input_record import end_line, header_line, input_line
 from p2p_transport.rollback.session import MAX_INPUT_DELAY
@@ -342,3 +345,18 @@ def test_the_reader_refuses_what_is_not_a_record(tmp_path: Path, text: str, mess
 def test_without_a_record_dir_nothing_is_recorded() -> None:
     with ServerThread() as server:
         assert server.relay.records is None
+
+
+@pytest.mark.parametrize(
+    ("room", "directory"), [("..", "%2E%2E"), (".", "%2E"), ("a/..", "a%2F..")]
+)
+def test_a_room_named_like_a_directory_stays_inside_the_record_dir(
+    tmp_path: Path, room: str, directory: str
+) -> None:
+    assert room_dir_name(room) == directory
+    records = tmp_path / "records"
+    recorder = InputRecorder(records, ServerStats(), LogThrottle(60.0))
+    recorder.relayed(room, 2, 0, encode_input_packet(0, 0, ((0, 1),)))
+    recorder.close_all()
+    [path] = (tmp_path).rglob("*.jsonl")
+    assert path.parent == records / directory

@@ -282,6 +282,29 @@ def test_the_parallel_route_uploads_nothing() -> None:
     assert uploads.records == {0: [], 1: []}
 
 
+def test_the_parallel_route_uploads_what_the_relay_skipped_while_it_was_down() -> None:
+    """With its relay socket down for 3 s, a parallel session's inputs cross on P2P alone and are
+    acknowledged there: they reach the server as uploads once the relay is back, so between the
+    relay and the uploads every confirmed input is recorded."""
+    game = Game(SessionConfig())
+    uploads = Uploads(game)
+    game.set_channels("open")
+    game.play(1500)
+    game.link.socket_a.connected = False
+    game.play(3000)
+    game.link.socket_a.connected = True
+    game.play(2000)
+    game.link.drain()
+    session = game.sessions["a"]
+    session.close()
+    acked_through = session.parts.inputs.acked.acked_through
+    assert acked_through is not None and acked_through > game.frame - 10
+    uploaded = uploads.frames(0)
+    assert len(uploaded) == len(set(uploaded))
+    assert set(range(acked_through + 1)) <= set(uploaded) | uploads.relayed_frames(0)
+    assert session.stats()["input_uploads"] >= 1
+
+
 def test_a_version_1_peer_confirms_nothing_so_nothing_is_uploaded() -> None:
     game = Game(SessionConfig(route_mode="p2p"))
     # b speaks version 1: no acked packets, no acks.

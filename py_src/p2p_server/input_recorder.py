@@ -34,10 +34,10 @@ import os
 import time
 from pathlib import Path
 from typing import Final, TextIO
-from urllib.parse import quote
 
 from p2p_server.limits import LogThrottle
 from p2p_server.stats import ServerStats
+from p2p_server.telemetry_store import room_dir_name
 from p2p_transport.rollback.input_record import end_line, header_line, input_line
 from p2p_transport.wire.codec import DecodeError, decode, decode_input_record
 from p2p_transport.wire.control_payloads import decode_episode_end_payload
@@ -225,7 +225,7 @@ class InputRecorder:
         started = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
         name = f"{stamp}-{os.getpid()}-{self._opened}.jsonl"
-        path = self.record_dir / quote(room, safe="") / name
+        path = self.record_dir / room_dir_name(room) / name
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             out = open(path, "x", encoding="ascii", newline="\n")  # noqa: SIM115 (closed in close)

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from p2p_transport.wire.signaling import MAX_TELEMETRY_CHARS, TELEMETRY_PART_CHARS
 
-__all__ = ["TelemetryError", "TelemetryStore", "check_save_id"]
+__all__ = ["TelemetryError", "TelemetryStore", "check_save_id", "room_dir_name"]
 
 #: A save id is the page's own name for one save (it has a UUID's 32 hex digits).
 MAX_SAVE_ID_CHARS: Final = 64
@@ -39,6 +39,14 @@ MAX_PENDING_CHARS: Final = 4 * MAX_TELEMETRY_CHARS
 #: 20 s even on a 1 MB/s uplink), so only a client that stopped halfway holds a save this long,
 #: and one that keeps its saves alive must keep sending, which its rate limits bound.
 STALE_SAVE_S: Final = 30.0
+
+
+def room_dir_name(room: str) -> str:
+    """A room's directory under a server's data or record directory: its name %-quoted, and the
+    dots of ``.`` and ``..`` too, which quoting leaves as they are and the file system would
+    read as this directory or its parent."""
+    name = quote(room, safe="")
+    return name.replace(".", "%2E") if name in (".", "..") else name
 
 
 class TelemetryError(ValueError):
@@ -110,7 +118,7 @@ class TelemetryStore:
             "saved_at_unix_ms": time.time() * 1000.0,
             "record": record,
         }
-        path = self.data_dir / quote(room, safe="") / f"player-{player_index}.json"
+        path = self.data_dir / room_dir_name(room) / f"player-{player_index}.json"
         size = await asyncio.to_thread(_write_durably, path, json.dumps(kept))
         return {"save_id": save_id, "bytes": size, "file": str(path.relative_to(self.data_dir))}
 

@@ -85,9 +85,10 @@ class Validation:
 
     @property
     def expired(self) -> bool:
-        """Not validated within the deployed peers' limit: it will no longer count. Validation
+        """Not validated within the deployed peers' limit: the peer has given up on this channel,
+        so a validation completing later no longer counts (nothing watches for it). Validation
         can still complete after :attr:`finished` (this side's pong came back first, the peer's
-        ping is still on its way), never after this."""
+        ping is still on its way) and count."""
         opened_at = self._opened_at
         return (
             not self.validated

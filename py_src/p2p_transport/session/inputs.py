@@ -76,6 +76,8 @@ class InputPath:
         self.receiver = InputReceiver(peer_index, on_input, config.history_frames)
         self.counters = InputCounters()
         self._stepped_since_resend_check = False
+        # The relay's skipped sends as of the last upload tick.
+        self._relay_skips = 0
         # The peer sent inputs that no packet of this side has acknowledged yet.
         self._ack_owed = False
 
@@ -123,12 +125,13 @@ class InputPath:
         if paths.relay is None:
             return  # no server to keep them
         acked = self.acked
-        upload.collect(
-            acked.recorded,
-            acked.acked_through,
-            Link.RELAY in router.route.paths,
-            router.change_count,
-        )
+        # The relay carried every input since the last tick only if the route includes it and
+        # it skipped none (closed, congested or failing: those went over P2P alone).
+        relay = paths.stats[Link.RELAY].sent
+        skips = relay.skipped_closed + relay.skipped_congested + relay.send_errors
+        relay_took_all = Link.RELAY in router.route.paths and skips == self._relay_skips
+        self._relay_skips = skips
+        upload.collect(acked.recorded, acked.acked_through, relay_took_all, router.change_count)
         if not paths.is_open(Link.RELAY):
             return
         now = self._clock()
