@@ -26,7 +26,7 @@ cpython_log="$(mktemp)"
 scripts/netns.sh .venv/bin/python -m pytest tests >"$cpython_log" 2>&1 &
 cpython_pid=$!
 # An interrupted run stops both suites (a background job ignores the terminal's Ctrl-C).
-trap 'kill "$cpython_pid" 2>/dev/null; rm -f "$cpython_log"' EXIT
+trap 'kill "$cpython_pid" 2>/dev/null || true; rm -f "$cpython_log"' EXIT
 browser_status=0
 scripts/netns.sh .venv/bin/python -m pytest playwright_tests || browser_status=$?
 cpython_status=0
