@@ -13,7 +13,11 @@ pages that boot Pyodide through the shim.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+import signal
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -236,6 +240,42 @@ def record_boot(timings: dict[str, Any]) -> None:
 def wait_for_shim(page: Page, timeout_ms: float = BOOT_TIMEOUT_MS) -> None:
     """Wait until the shim has run (for pages opened with ?autoboot=0)."""
     page.wait_for_function("() => window.p2pShim !== undefined", timeout=timeout_ms)
+
+
+#: The launchers (``python -m p2p_demo``) print the real port in this line once they listen.
+LISTENING: Final = re.compile(r"listening on (http://\S+?)/?$")
+#: A launcher's coturn and server start in about a second and stop as fast; a loaded machine
+#: gets more.
+LAUNCHER_TIMEOUT_S: Final = 30.0
+
+
+@contextmanager
+def launched(command: Sequence[str]) -> Iterator[str]:
+    """Run a launcher ``command`` from the project root, as the README runs it, and yield the
+    URL it prints once it listens; at the end, stop it with Ctrl-C, as the README says (the
+    launcher then stops its server and its coturn)."""
+    process = subprocess.Popen(
+        list(command),
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = next(
+            (m.group(1) for line in process.stdout if (m := LISTENING.search(line.strip()))),
+            None,
+        )
+        assert url is not None, f"{command[0]} ... never printed its URL"
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=LAUNCHER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

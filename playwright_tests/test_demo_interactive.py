@@ -6,21 +6,15 @@ undefined figure, a NaN, or a connecting peer as one who left."""
 from __future__ import annotations
 
 import json
-import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BOOT_TIMEOUT_MS, PROJECT_ROOT
+from conftest import BOOT_TIMEOUT_MS, PROJECT_ROOT, launched
 from playwright.sync_api import BrowserContext, Page
 
-#: The launcher prints the real port in this line once it listens.
-LISTENING = re.compile(r"listening on (http://\S+?)/?$")
-#: coturn and the server start in about a second; a loaded machine gets ten.
-START_TIMEOUT_S = 30.0
 #: The emulated one-way delay of the link test.
 LINK_DELAY_MS = 30.0
 #: Two Pyodide boots and 2 s of Pong take about 15 s; a loaded machine gets more.
@@ -31,30 +25,8 @@ BROKEN_TEXT = ("undefined", "NaN", "[object")
 
 @pytest.fixture
 def demo_url() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "p2p_demo", "--port", "0"],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = None
-        for line in process.stdout:
-            if match := LISTENING.search(line.strip()):
-                url = match.group(1)
-                break
-        assert url is not None, "the launcher never printed its URL"
+    with launched([sys.executable, "-m", "p2p_demo", "--port", "0"]) as url:
         yield url
-    finally:
-        # Ctrl-C, as the README says: the launcher stops the server and its coturn.
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=START_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def page_text(page: Page) -> str:

@@ -4,19 +4,15 @@ its end with the same confirmed final checksum."""
 
 from __future__ import annotations
 
-import re
 import shlex
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import BOOT_TIMEOUT_MS, PROJECT_ROOT
+from conftest import BOOT_TIMEOUT_MS, PROJECT_ROOT, launched
 from playwright.sync_api import BrowserContext
 
-#: The launcher prints the real port in this line once it listens.
-LISTENING = re.compile(r"listening on (http://\S+?)/?$")
 #: Building two small wheels takes a few seconds; a loaded machine gets more.
 BUILD_TIMEOUT_S = 180
 #: The rope is 20 over after about 80 frames (1.3 s) once the tabs are paired.
@@ -37,28 +33,8 @@ def tutorial_url() -> Iterator[str]:
     subprocess.run(build, cwd=PROJECT_ROOT, check=True, timeout=BUILD_TIMEOUT_S)
     # The tests already run in the loopback namespace; the README's port may be taken.
     assert serve[0] == "scripts/netns.sh"
-    process = subprocess.Popen(
-        [*serve[1:], "--port", "0"],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = next(
-            (m.group(1) for line in process.stdout if (m := LISTENING.search(line.strip()))),
-            None,
-        )
-        assert url is not None, "the server never printed its URL"
+    with launched([*serve[1:], "--port", "0"]) as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGINT)  # Ctrl-C, as the tutorial says
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_the_tutorial_builds_serves_and_plays(context: BrowserContext, tutorial_url: str) -> None:
