@@ -92,7 +92,6 @@ def read_input_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     actions: list[dict[int, int]] = [{} for _ in range(players)]
     ends: dict[int, dict[int, int]] = {}
     for number, line in enumerate(lines[1:-1], start=2):
-        bad = UsageError(f"{path}:{number}: not an input record line: {line!r}")
         try:
             entry = json.loads(line)
             if isinstance(entry, list):
@@ -101,10 +100,10 @@ def read_input_record(path: str | os.PathLike[str]) -> dict[str, Any]:
             else:
                 ends.setdefault(entry["end"], {}).setdefault(entry["player"], entry["frame"])
         except (ValueError, TypeError, KeyError) as error:
-            raise bad from error
+            raise _not_a_line(path, number, line) from error
         if isinstance(entry, list):
             if not seat:
-                raise bad
+                raise _not_a_line(path, number, line)
             actions[player].setdefault(frame, action)
     episodes: list[dict[str, Any]] = []
     episode = base = 0
@@ -138,6 +137,11 @@ def read_input_record(path: str | os.PathLike[str]) -> dict[str, Any]:
         "started_unix_ms": header["started_unix_ms"],
         "episodes": episodes,
     }
+
+
+def _not_a_line(path: str | os.PathLike[str], number: int, line: str) -> UsageError:
+    # Made only for a line that fails: a record holds hundreds of thousands of good ones.
+    return UsageError(f"{path}:{number}: not an input record line: {line!r}")
 
 
 def _header(line: str) -> dict[str, Any]:
