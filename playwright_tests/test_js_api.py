@@ -184,7 +184,7 @@ def test_connect_names_a_wrong_option(
     assert errors[2] == 'ValueError: relayOnly must be a boolean, got "yes"'
     assert errors[3].startswith("ValueError: iceServers: ")
     assert "urls" in errors[3]
-    assert errors[4] == "p2pShim.connect(): onInput(frame, action) is required"
+    assert errors[4] == "p2pShim.connect(): onInput(frame, action, player) is required"
     assert errors[5] == "ValueError: room must be a non-empty string, got ''"
 
 

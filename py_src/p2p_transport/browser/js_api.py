@@ -17,6 +17,8 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import js
 
+from p2p_transport.browser.mesh import MeshTransport
+from p2p_transport.browser.mesh_pairing import MeshCallbacks
 from p2p_transport.browser.options import IceServer, TransportOptions
 from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.errors import P2PTransportError, UsageError
@@ -24,6 +26,7 @@ from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.session import Callbacks, SessionConfig
 from p2p_transport.wire.dialects import REFUSAL_EVENTS, MugDialect
+from p2p_transport.wire.signaling import PLAYERS_PER_ROOM
 
 __all__ = ["OPTION_NAMES", "JsConnection", "live_proxies", "open_connections", "parse_options"]
 
@@ -38,10 +41,14 @@ OPTION_NAMES: Final = {
     "dialect": dict,
     "reconnect": bool,
     "connectTimeoutMs": float,
+    "players": int,
 }
 #: Events after which ``connect()`` can no longer pair: the promise rejects with their message.
 #: (A dialect's refusal events and ``error`` are in ``REFUSAL_EVENTS``.)
 _FAILURES: Final = ("refused", "room_full", "connect_failed")
+#: The event after which ``connect()`` resolves: two players' ``paired``, a mesh's
+#: ``room_ready`` (its links' own ``paired`` events carry a ``peer``).
+_READY: Final = ("paired", "room_ready")
 #: What the ``dialect`` option takes: ``{name: "mug", subjectId?, turnUrls?}`` (see
 #: :class:`~p2p_transport.wire.dialects.MugDialect`); without it, the reference server's.
 DIALECT_NAMES: Final = ("mug",)
@@ -54,6 +61,7 @@ _FIELDS: Final = {
     "relayOnly": "relay_only",
     "token": "token",
     "connectTimeoutMs": "connect_timeout_ms",
+    "players": "players",
 }
 
 # Every connection made, while it lives: what the tests count after close().
@@ -74,7 +82,7 @@ def parse_options(options_json: str, attach: bool = False) -> TransportOptions:
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if kind is float and (value is None or number):
             continue  # a number of milliseconds, or null for no bound
-        if not isinstance(value, kind):
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise UsageError(f"{name} must be a {_JS_TYPES[kind]}, got {json.dumps(value)}")
     route = options.get("routeMode", RouteMode.PARALLEL.value)
     modes = [mode.value for mode in RouteMode]
@@ -114,6 +122,7 @@ def _dialect(spec: dict[str, Any], attach: bool) -> MugDialect:
 
 
 _JS_TYPES: Final = {
+    int: "whole number",
     str: "string",
     list: "array",
     bool: "boolean",
@@ -150,35 +159,42 @@ def _builtin_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 class JsConnection:
-    """One ``p2pShim.connect()``: a :class:`BrowserTransport` whose game is JavaScript.
+    """One ``p2pShim.connect()``: a :class:`BrowserTransport` (two players) or a
+    :class:`MeshTransport` (``players`` above two) whose game is JavaScript.
 
-    ``on_input(frame, action)`` and ``on_event(name, detail)`` are the page's functions;
-    ``on_paired(player_index)`` and ``on_refused(message)`` settle the promise ``connect()``
-    returned.
+    ``on_input(frame, action, player)`` and ``on_event(name, detail)`` are the page's
+    functions; ``on_paired(player_index, player_count)`` (at ``paired``, or a mesh's
+    ``room_ready``) and ``on_refused(message)`` settle the promise ``connect()`` returned.
     """
 
     @_builtin_errors
     def __init__(
         self,
         options_json: str,
-        on_input: Callable[[int, int], object],
+        on_input: Callable[[int, int, int], object],
         on_event: Callable[[str, Any], object] | None,
-        on_paired: Callable[[int], object],
+        on_paired: Callable[[int, int], object],
         on_refused: Callable[[str], object],
         socket: Any = None,
     ) -> None:
         options = parse_options(options_json, attach=socket is not None)
         # The page's own socket (a mug page's, which did the lobby), if it gave one.
         self._socket = socket
-        self._on_input_js: Callable[[int, int], object] | None = on_input
+        self._on_input_js: Callable[[int, int, int], object] | None = on_input
         self._on_event_js = on_event
-        self._settle: tuple[Callable[[int], object], Callable[[str], object]] | None = (
+        self._settle: tuple[Callable[[int, int], object], Callable[[str], object]] | None = (
             on_paired,
             on_refused,
         )
-        self.transport = BrowserTransport(
-            options, Callbacks(on_input=self._on_input, on_event=self._on_event)
-        )
+        self.transport: BrowserTransport | MeshTransport
+        if options.players == PLAYERS_PER_ROOM:
+            self.transport = BrowserTransport(
+                options, Callbacks(on_input=self._on_peer_input, on_event=self._on_event)
+            )
+        else:
+            self.transport = MeshTransport(
+                options, MeshCallbacks(on_input=self._on_input, on_event=self._on_event)
+            )
         self.closed = False
         _made.add(self)
 
@@ -186,13 +202,29 @@ class JsConnection:
     def player_index(self) -> int | None:
         return self.transport.player_index
 
+    @property
+    def player_count(self) -> int:
+        return self.transport.options.players
+
     def connect(self) -> None:
         socket, self._socket = self._socket, None
-        self.transport.connect(socket)
+        transport = self.transport
+        if isinstance(transport, MeshTransport):
+            transport.connect()
+        else:
+            transport.connect(socket)
 
-    def close_channel(self) -> None:
-        """Close only the DataChannel (tests take the P2P path away with it)."""
-        self.transport.close_channel()
+    @_builtin_errors
+    def close_channel(self, peer: int | None = None) -> None:
+        """Close only the DataChannel (to ``peer``, in a mesh; tests take the P2P path away
+        with it)."""
+        transport = self.transport
+        if isinstance(transport, MeshTransport):
+            if not isinstance(peer, int) or isinstance(peer, bool):
+                raise UsageError(f"closeChannel(peer): which peer, by player index? got {peer!r}")
+            transport.close_channel(peer)
+        else:
+            transport.close_channel()
 
     @_builtin_errors
     def step(self, frame: int, action: int) -> bool:
@@ -232,15 +264,19 @@ class JsConnection:
         self._on_input_js = self._on_event_js = None
         self._refuse("closed before the peer paired")
 
-    def _on_input(self, frame: int, action: int) -> None:
+    def _on_input(self, frame: int, action: int, player: int) -> None:
         if self._on_input_js is not None:
-            self._on_input_js(frame, action)
+            self._on_input_js(frame, action, player)
+
+    def _on_peer_input(self, frame: int, action: int) -> None:
+        peer = self.transport.peer_index if isinstance(self.transport, BrowserTransport) else None
+        self._on_input(frame, action, -1 if peer is None else peer)
 
     def _on_event(self, name: str, detail: dict[str, Any]) -> None:
-        if name == "paired" and self._settle is not None:
+        if name in _READY and self._settle is not None and "peer" not in detail:
             on_paired, _ = self._settle
             self._settle = None
-            on_paired(detail["player_index"])
+            on_paired(detail["player_index"], self.player_count)
         elif name in REFUSAL_EVENTS or name in _FAILURES:
             # Each of these events' message is a sentence (see protocol.lifecycle).
             self._refuse(str(detail.get("message") or json.dumps(detail, default=str)))

@@ -17,7 +17,7 @@ from p2p_transport.protocol.lifecycle import DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.session.config import SessionConfig
 from p2p_transport.wire.dialects import Dialect
-from p2p_transport.wire.signaling import DEFAULT_ROOM
+from p2p_transport.wire.signaling import DEFAULT_ROOM, MAX_PLAYERS, MIN_PLAYERS, PLAYERS_PER_ROOM
 
 __all__ = ["IceServer", "TransportOptions"]
 
@@ -109,6 +109,9 @@ class TransportOptions:
     #: ``connect()`` without reaching the signaling server this long: ``connect_failed`` (the
     #: JavaScript ``connect()`` rejects with its reason); ``None``: keep trying, say nothing.
     connect_timeout_ms: float | None = DEFAULT_CONNECT_TIMEOUT_MS
+    #: The room's number of players, 2 to 8 (with tokens on, the token's claim must say the
+    #: same). More than two is a mesh: :class:`~p2p_transport.browser.mesh.MeshTransport`.
+    players: int = PLAYERS_PER_ROOM
 
     def __post_init__(self) -> None:
         # Each option checked where it is given, by name, with what is allowed.
@@ -129,6 +132,12 @@ class TransportOptions:
         if self.faults is not None and not isinstance(self.faults, FaultConfig):
             raise UsageError(f"faults must be a FaultConfig or None, got {self.faults!r}")
         check_int("fault_seed", self.fault_seed)
+        check_int("players", self.players, MAX_PLAYERS, minimum=MIN_PLAYERS)
+        if self.players != PLAYERS_PER_ROOM and self.dialect is not None:
+            raise UsageError(
+                f"a room of {self.players} players needs the reference server (dialect=None): "
+                "the deployed servers' peers play two at a time"
+            )
         check_positive(self, "ice_timeout_ms")
         if self.connect_timeout_ms is not None:
             check_positive(self, "connect_timeout_ms")

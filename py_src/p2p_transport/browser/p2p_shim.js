@@ -237,7 +237,9 @@ def _missing_requirements(site, names):
       return Promise.reject(new Error("p2pShim.connect(): await p2pShim.boot() first"));
     }
     if (typeof onInput !== "function") {
-      return Promise.reject(new Error("p2pShim.connect(): onInput(frame, action) is required"));
+      return Promise.reject(
+        new Error("p2pShim.connect(): onInput(frame, action, player) is required"),
+      );
     }
     if (onEvent !== undefined && typeof onEvent !== "function") {
       return Promise.reject(new Error("p2pShim.connect(): onEvent must be a function"));
@@ -250,9 +252,11 @@ def _missing_requirements(site, names):
       };
       const conn = {
         playerIndex: null,
+        playerCount: null,
         step: (frame, action) => live().step(frame, action),
-        // Takes the P2P path away (tests): the relay carries the game from then on.
-        closeChannel: () => live().close_channel(),
+        // Takes the P2P path away (tests; in a room of more than two, to one peer): the relay
+        // carries that link from then on.
+        closeChannel: (peer) => live().close_channel(peer),
         stats: () => JSON.parse(live().stats_json()),
         telemetry: () => JSON.parse(live().telemetry_json()),
         // Resolves once the server has the record on disk (see the README, "Keep the telemetry").
@@ -280,8 +284,9 @@ def _missing_requirements(site, names):
           JSON.stringify(options),
           onInput,
           onEvent || undefined,
-          (playerIndex) => {
+          (playerIndex, playerCount) => {
             conn.playerIndex = playerIndex;
+            conn.playerCount = playerCount;
             resolve(conn);
           },
           (message) => {

@@ -150,7 +150,9 @@ class Pairing:
         self._scheduler = scheduler
         self._new_relay = new_relay
         #: How this side's server spells its events.
-        self.dialect: Dialect = options.dialect or ReferenceDialect(options.room, options.token)
+        self.dialect: Dialect = options.dialect or ReferenceDialect(
+            options.room, options.token, options.players
+        )
         self._machine = PeerConnectionMachine(self._carry_out, clock, scheduler, options.reconnect)
         self._lifecycle = Lifecycle(
             clock,
@@ -245,12 +247,11 @@ class Pairing:
             self.unreadable(event, exc)
             return
         if isinstance(incoming, RelayPacket):
-            if self.session is not None:
-                self.session.edge.on_relay_message(incoming.packet)
+            self.relay_packet(incoming.packet)
         elif isinstance(incoming, Signal):
-            self._machine.on_signal(incoming.message)
+            self.signal(incoming.message)
         elif isinstance(incoming, Paired):
-            self._paired(incoming.player_index, incoming.peer_index, incoming.detail)
+            self.paired(incoming.player_index, incoming.peer_index, incoming.detail)
         elif isinstance(incoming, Joined):
             self._send_all(incoming.replies)
             self.emit("joined", incoming.detail)
@@ -259,7 +260,7 @@ class Pairing:
             self._send_all(incoming.replies)
             self.emit(incoming.event, incoming.detail)
         elif isinstance(incoming, PeerLeft):
-            self._peer_left(incoming.detail)
+            self.peer_left(incoming.detail)
         elif isinstance(incoming, ServerError):
             logger.warning("server reported %s: %s", incoming.event, incoming.detail)
             # One event per refusal, its message a sentence (the lifecycle words it).
@@ -291,7 +292,18 @@ class Pairing:
             and (player, peer) == (session.player_index, session.peer_index)
         )
 
-    def _paired(self, player: int, peer: int, detail: dict[str, Any]) -> None:
+    def relay_packet(self, packet: bytes) -> None:
+        """A packet the relay brought from the peer (either of the server's sockets)."""
+        if self.session is not None:
+            self.session.edge.on_relay_message(packet)
+
+    def signal(self, message: dict[str, Any]) -> None:
+        """The peer's WebRTC signal, as the transport's own ``{type, ...}``."""
+        self._machine.on_signal(message)
+
+    def paired(self, player: int, peer: int, detail: dict[str, Any]) -> None:
+        """The server paired this side (``player``) with ``peer``: a new session, or the same
+        peer back (see :meth:`resumes`)."""
         peer_client = detail.get("peer_client")
         indices = {"player_index": player, "peer_index": peer}
         ticket = detail.get("relay_ticket")
@@ -336,7 +348,8 @@ class Pairing:
             self._lifecycle.no_turn_server()
         self._machine.paired(player, peer)
 
-    def _peer_left(self, detail: dict[str, Any]) -> None:
+    def peer_left(self, detail: dict[str, Any]) -> None:
+        """The peer left the room: its session is over, and this side waits for the next."""
         self._stop_validation_watch()
         self._lost_at = None
         self._lifecycle.peer_left()

@@ -24,9 +24,17 @@ from p2p_transport.browser.adapters import (
     js_object,
     payload_bytes,
 )
-from p2p_transport.browser.pairing import Pairing
+from p2p_transport.browser.options import TransportOptions
+from p2p_transport.browser.pairing import EdgeAction, Pairing
+from p2p_transport.protocol.peer_connection import (
+    AcceptOffer,
+    AddCandidate,
+    ApplyAnswer,
+    CloseConnection,
+    OpenConnection,
+)
 
-__all__ = ["CHANNEL_LABEL", "PING_CHANNEL_ID", "PING_CHANNEL_LABEL", "RtcConnection"]
+__all__ = ["CHANNEL_LABEL", "PING_CHANNEL_ID", "PING_CHANNEL_LABEL", "RtcConnection", "RtcLink"]
 
 logger = logging.getLogger(__name__)
 
@@ -230,3 +238,67 @@ class RtcConnection:
         pc.onicecandidate = pc.onconnectionstatechange = None
         pc.ondatachannel = None
         pc.close()
+
+
+class RtcLink:
+    """The browser's side of one pairing's peer connections: the current :class:`RtcConnection`,
+    opened, fed and closed as the pairing's actions say. A tab holds one (two players) or one
+    per peer (a mesh). Each connection's handlers live in :attr:`proxies`, freed when it closes.
+    """
+
+    def __init__(self, pairing: Pairing, options: TransportOptions, spawn: Spawn) -> None:
+        self.pairing = pairing
+        self._options = options
+        self._spawn = spawn
+        self.proxies = ProxyRegistry()
+        #: The current connection (``None`` between connections).
+        self.rtc: RtcConnection | None = None
+
+    def carry_out(self, action: EdgeAction) -> bool:
+        """Carry out ``action`` if it is a peer connection's; ``False`` if it is not."""
+        rtc = self.rtc
+        if isinstance(action, OpenConnection):
+            pairing = self.pairing
+            configuration = self._options.rtc_configuration(
+                pairing.ice_servers, pairing.force_relay
+            )
+            self.rtc = RtcConnection(
+                action.connection,
+                action.offerer,
+                configuration,
+                pairing,
+                self.proxies,
+                self._spawn,
+            )
+        elif isinstance(action, CloseConnection):
+            self.close()
+        elif isinstance(action, AcceptOffer):
+            if rtc is not None:
+                rtc.accept_offer(action.sdp)
+        elif isinstance(action, ApplyAnswer):
+            if rtc is not None:
+                rtc.apply_answer(action.sdp)
+        elif isinstance(action, AddCandidate):
+            if rtc is not None:
+                rtc.add_candidate(action.candidate)
+        else:
+            return False
+        return True
+
+    @property
+    def data_channel(self) -> Any:
+        """The current connection's game ``RTCDataChannel``, or ``None``."""
+        rtc = self.rtc
+        return rtc.channel.raw if rtc is not None and rtc.channel is not None else None
+
+    def close_channel(self) -> None:
+        """Close only the game DataChannel (tests take the P2P path away with it)."""
+        channel = self.data_channel
+        if channel is not None:
+            channel.close()
+
+    def close(self) -> None:
+        rtc, self.rtc = self.rtc, None
+        if rtc is not None:
+            rtc.close()
+        self.proxies.destroy_all()

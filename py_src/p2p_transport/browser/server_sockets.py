@@ -1,5 +1,6 @@
 """The signaling server's two sockets as the browser holds them, each reporting to a
-:class:`~p2p_transport.browser.pairing.Pairing`.
+:class:`~p2p_transport.browser.pairing.Pairing` (or a mesh's
+:class:`~p2p_transport.browser.mesh_pairing.MeshPairing`).
 
 :class:`ServerSocket` is the socket.io-client connection (joining, pairing, signaling, the relay
 as events); :class:`RelaySocket` the server's lean relay WebSocket (one frame per packet, see
@@ -8,8 +9,9 @@ as events); :class:`RelaySocket` the server's lean relay WebSocket (one frame pe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import js
 
@@ -20,11 +22,27 @@ from p2p_transport.browser.adapters import (
     js_object,
     payload_bytes,
 )
-from p2p_transport.browser.pairing import Pairing
 from p2p_transport.wire.dialects import Dialect
 from p2p_transport.wire.signaling import relay_socket_url
 
-__all__ = ["DialectRelay", "RelaySocket", "ServerSocket"]
+__all__ = ["DialectRelay", "RelaySocket", "ServerListener", "ServerSocket"]
+
+
+class ServerListener(Protocol):
+    """What hears the signaling socket: a pairing (two players) or a mesh's pairing."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def socket_connected(self) -> None: ...
+
+    def server_unreachable(self, reason: str) -> None: ...
+
+    def server_lost(self, reason: str) -> None: ...
+
+    def server_event(self, event: str, value: Any) -> None: ...
+
+    def unreadable(self, event: str, error: Exception) -> None: ...
 
 
 def _reason(error: Any) -> str:
@@ -45,7 +63,7 @@ class ServerSocket:
         self,
         server_url: str | None,
         room: str,
-        pairing: Pairing,
+        pairing: ServerListener,
         proxies: ProxyRegistry,
         page_socket: Any = None,
     ) -> None:
@@ -110,21 +128,22 @@ class ServerSocket:
 
 
 class RelaySocket:
-    """The server's lean relay WebSocket, opened with a ``paired`` ticket. Its packets go to the
-    current session; the session sends on it through :class:`DialectRelay` while it is open."""
+    """The server's lean relay WebSocket, opened with a ``paired`` (or ``room_ready``) ticket. Its
+    packets go to ``on_packet``; the sessions send on it through :class:`DialectRelay` while it
+    is open."""
 
     def __init__(
         self,
         server_url: str | None,
         room: str,
         ticket: str,
-        pairing: Pairing,
+        on_packet: Callable[[bytes], None],
         proxies: ProxyRegistry,
     ) -> None:
         base = server_url or str(js.location.origin)
         raw = js.WebSocket.new(relay_socket_url(base, ticket, room))
         raw.binaryType = "arraybuffer"
-        self._pairing = pairing
+        self._on_packet = on_packet
         self._proxies = proxies
         channel = self.channel = JsDataChannel(raw)
         channel.state_changed("connecting")
@@ -133,9 +152,7 @@ class RelaySocket:
         raw.onmessage = proxies.create(self._on_message)
 
     def _on_message(self, event: Any) -> None:
-        session = self._pairing.session
-        if session is not None:
-            session.edge.on_relay_message(payload_bytes(event.data))
+        self._on_packet(payload_bytes(event.data))
 
     def close(self) -> None:
         self.channel.state_changed("closed")

@@ -11,9 +11,7 @@ browser's I/O objects, one adapter each: the signaling server's sockets
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import uuid
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
@@ -29,25 +27,17 @@ from p2p_transport.browser.pairing import (
     Pairing,
     SendToServer,
 )
-from p2p_transport.browser.rtc_connection import RtcConnection
+from p2p_transport.browser.rtc_connection import RtcLink
 from p2p_transport.browser.server_sockets import DialectRelay, RelaySocket, ServerSocket
-from p2p_transport.errors import InvalidStateError, ServerRefusedError, UsageError
+from p2p_transport.browser.telemetry_saves import TelemetrySaves
+from p2p_transport.errors import InvalidStateError, UsageError
 from p2p_transport.protocol.faults import FaultConfig
-from p2p_transport.protocol.peer_connection import (
-    AcceptOffer,
-    AddCandidate,
-    ApplyAnswer,
-    CloseConnection,
-    OpenConnection,
-)
 from p2p_transport.protocol.receiver import InputCallback
 from p2p_transport.session import Callbacks, P2PSession
 from p2p_transport.timing import Clock, monotonic_ms
 from p2p_transport.wire.dialects import MugDialect, TelemetrySaved
 from p2p_transport.wire.signaling import (
-    SAVE_TELEMETRY_EVENT,
     TELEMETRY_SAVED_EVENT,
-    telemetry_parts,
 )
 
 __all__ = ["BrowserTransport"]
@@ -85,8 +75,6 @@ class BrowserTransport:
     def __init__(self, options: TransportOptions, callbacks: Callbacks | InputCallback) -> None:
         self.options = options
         self._proxies = ProxyRegistry()
-        # The peer connection's handlers live and die with it, so a reconnection frees the old ones.
-        self._pc_proxies = ProxyRegistry()
         # The lean relay socket's handlers live and die with it.
         self._relay_proxies = ProxyRegistry()
         #: The page's timers and clock, for a game loop to share with the transport.
@@ -103,11 +91,12 @@ class BrowserTransport:
         self._socket: ServerSocket | None = None
         self._relay: DialectRelay | None = None
         self._relay_socket: RelaySocket | None = None
-        self._rtc: RtcConnection | None = None
+        # The peer connection's handlers live and die with it, so a reconnection frees the old ones.
+        self._link = RtcLink(self._pairing, options, self._spawn)
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
-        # save_telemetry()'s futures by save id, until the server answers.
-        self._saves: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # save_telemetry()'s records, until the server answers.
+        self._saves = TelemetrySaves()
 
     @property
     def session(self) -> P2PSession | None:
@@ -126,7 +115,7 @@ class BrowserTransport:
     @property
     def live_proxies(self) -> int:
         """Python functions the page still holds for this transport (0 after :meth:`close`)."""
-        return self._proxies.live + self._pc_proxies.live + self._relay_proxies.live
+        return self._proxies.live + self._link.proxies.live + self._relay_proxies.live
 
     @property
     def callback_errors(self) -> int:
@@ -143,15 +132,15 @@ class BrowserTransport:
         """The current ``RTCPeerConnection`` (``None`` between connections), to read, e.g. its
         ``getStats()``, or to tell a reconnection's new connection from the one before. The
         transport owns it: closing it or replacing its handlers breaks the transport."""
-        return self._rtc.raw if self._rtc is not None else None
+        rtc = self._link.rtc
+        return rtc.raw if rtc is not None else None
 
     @property
     def data_channel(self) -> Any:
         """The current connection's game ``RTCDataChannel`` (``None`` until there is one), to
         read its ``readyState`` or send it raw bytes as a confused peer would. The transport owns
         it: :meth:`close_channel` is the way to close it."""
-        rtc = self._rtc
-        return rtc.channel.raw if rtc is not None and rtc.channel is not None else None
+        return self._link.data_channel
 
     # --- what the game calls ------------------------------------------------------------------
 
@@ -251,17 +240,7 @@ class BrowserTransport:
             "telemetry": self.telemetry(),
             "extra": extra,
         }
-        try:
-            text = json.dumps(record, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            raise UsageError(f"extra must be what JSON can hold: {error}") from None
-        save_id = uuid.uuid4().hex
-        parts = telemetry_parts(save_id, text)  # ValueError if too long
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_event_loop().create_future()
-        self._saves[save_id] = future
-        for part in parts:
-            self._socket.emit(SAVE_TELEMETRY_EVENT, part)
-        return future
+        return self._saves.save(self._socket.emit, record)
 
     def route_changes(self) -> list[dict[str, Any]]:
         """The route changes the session's telemetry kept, oldest first."""
@@ -283,8 +262,8 @@ class BrowserTransport:
         out["relay_socket"] = (
             relay_socket.channel.readyState if relay_socket is not None else "none"
         )
-        out["live_pc_proxies"] = self._pc_proxies.live
-        out["proxies_created"] = self._proxies.created + self._pc_proxies.created
+        out["live_pc_proxies"] = self._link.proxies.live
+        out["proxies_created"] = self._proxies.created + self._link.proxies.created
         out["ice_candidate_errors"] = self.ice_candidate_errors
         out.update(self._pairing.stats())
         return out
@@ -298,8 +277,7 @@ class BrowserTransport:
 
     def close_channel(self) -> None:
         """Close only the DataChannel (tests use it to take the P2P path away)."""
-        if self._rtc is not None and self._rtc.channel is not None:
-            self._rtc.channel.raw.close()
+        self._link.close_channel()
 
     def close(self) -> None:
         """Tear everything down: timers, peer connection, socket, and every proxy. Idempotent."""
@@ -313,12 +291,7 @@ class BrowserTransport:
             self._socket = None
         for task in list(self._tasks):
             task.cancel()
-        for future in self._saves.values():
-            if not future.done():
-                future.set_exception(
-                    InvalidStateError("the transport closed before the server answered")
-                )
-        self._saves.clear()
+        self._saves.close()
         self._proxies.destroy_all()
 
     @staticmethod
@@ -334,45 +307,17 @@ class BrowserTransport:
     # --- carrying out the pairing's actions ---------------------------------------------------
 
     def _execute(self, action: EdgeAction) -> None:
-        rtc = self._rtc
+        if self._link.carry_out(action):
+            return
         if isinstance(action, SendToServer):
             if self._socket is not None:
                 self._socket.emit(action.event, action.payload)
-        elif isinstance(action, OpenConnection):
-            configuration = self.options.rtc_configuration(
-                self._pairing.ice_servers, self._pairing.force_relay
-            )
-            self._rtc = RtcConnection(
-                action.connection,
-                action.offerer,
-                configuration,
-                self._pairing,
-                self._pc_proxies,
-                self._spawn,
-            )
-        elif isinstance(action, CloseConnection):
-            self._close_connection()
-        elif isinstance(action, AcceptOffer):
-            if rtc is not None:
-                rtc.accept_offer(action.sdp)
-        elif isinstance(action, ApplyAnswer):
-            if rtc is not None:
-                rtc.apply_answer(action.sdp)
-        elif isinstance(action, AddCandidate):
-            if rtc is not None:
-                rtc.add_candidate(action.candidate)
         elif isinstance(action, OpenRelaySocket):
             self._open_relay_socket(action.ticket)
         elif isinstance(action, CloseRelaySocket):
             self._close_relay_socket()
         elif isinstance(action, TelemetrySaved):
-            self._on_telemetry_saved(action.detail)
-
-    def _close_connection(self) -> None:
-        rtc, self._rtc = self._rtc, None
-        if rtc is not None:
-            rtc.close()
-        self._pc_proxies.destroy_all()
+            self._saves.answered(action.detail)
 
     def _new_relay(self) -> DialectRelay:
         assert self._socket is not None  # pairing comes over the socket
@@ -381,7 +326,11 @@ class BrowserTransport:
 
     def _open_relay_socket(self, ticket: str) -> None:
         self._relay_socket = RelaySocket(
-            self.options.server_url, self.options.room, ticket, self._pairing, self._relay_proxies
+            self.options.server_url,
+            self.options.room,
+            ticket,
+            self._pairing.relay_packet,
+            self._relay_proxies,
         )
         if self._relay is not None:
             self._relay.lean = self._relay_socket.channel
@@ -392,17 +341,6 @@ class BrowserTransport:
             self._relay.lean = None
         if relay_socket is not None:
             relay_socket.close()
-
-    def _on_telemetry_saved(self, detail: dict[str, Any]) -> None:
-        future = self._saves.pop(str(detail.get("save_id")), None)
-        if future is None or future.done():
-            return
-        if "error" in detail:
-            future.set_exception(
-                ServerRefusedError(f"the server did not keep it: {detail['error']}")
-            )
-        else:
-            future.set_result(detail)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         async def guarded() -> None:

@@ -37,10 +37,13 @@ from p2p_transport.wire.signaling import (
     JOINED_EVENT,
     PAIRED_EVENT,
     PEER_LEFT_EVENT,
+    PLAYERS_PER_ROOM,
     RELAY_EVENT,
+    ROOM_READY_EVENT,
     SIGNAL_EVENT,
     SIGNAL_TYPES,
     TELEMETRY_SAVED_EVENT,
+    WAITING_EVENT,
 )
 
 __all__ = [
@@ -63,6 +66,7 @@ __all__ = [
     "PeerLeft",
     "ReferenceDialect",
     "RelayPacket",
+    "RoomReady",
     "ServerError",
     "Signal",
     "TelemetrySaved",
@@ -84,6 +88,17 @@ class Joined:
 class Paired:
     player_index: int
     peer_index: int
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomReady:
+    """Every player of a room of more than two is in: this side's index, the room's size, and
+    each peer's index with the client id it joined with (``None`` if it gave none)."""
+
+    player_index: int
+    players: int
+    peers: tuple[tuple[int, object], ...]
     detail: dict[str, Any]
 
 
@@ -133,7 +148,15 @@ class TelemetrySaved:
 
 
 Incoming: TypeAlias = (
-    Joined | Paired | Signal | RelayPacket | PeerLeft | ServerError | TelemetrySaved | Notice
+    Joined
+    | Paired
+    | RoomReady
+    | Signal
+    | RelayPacket
+    | PeerLeft
+    | ServerError
+    | TelemetrySaved
+    | Notice
 )
 
 
@@ -189,21 +212,30 @@ def _as_dict(data: Any) -> dict[str, Any]:
 
 class ReferenceDialect:
     """The reference server's events (:mod:`~p2p_transport.wire.signaling`): join a room by name,
-    signals and binary packets go to the other member as they are."""
+    signals and binary packets go to the other member as they are.
 
-    events: Final = (
-        JOINED_EVENT,
-        PAIRED_EVENT,
-        SIGNAL_EVENT,
-        RELAY_EVENT,
-        PEER_LEFT_EVENT,
-        ERROR_EVENT,
-        TELEMETRY_SAVED_EVENT,
-    )
+    With ``players`` above two the join asks for a room of that many, and the room's own events
+    (``waiting_for_peer``, ``room_ready``) are read too; a two-player join and its events are
+    the same as ever."""
+
     binary_events: Final = (RELAY_EVENT,)
 
-    def __init__(self, room: str = DEFAULT_ROOM, token: str | None = None) -> None:
+    def __init__(
+        self, room: str = DEFAULT_ROOM, token: str | None = None, players: int = PLAYERS_PER_ROOM
+    ) -> None:
         self.room = room
+        self.players = players
+        mesh = (WAITING_EVENT, ROOM_READY_EVENT) if players != PLAYERS_PER_ROOM else ()
+        self.events: tuple[str, ...] = (
+            JOINED_EVENT,
+            PAIRED_EVENT,
+            SIGNAL_EVENT,
+            RELAY_EVENT,
+            PEER_LEFT_EVENT,
+            ERROR_EVENT,
+            TELEMETRY_SAVED_EVENT,
+            *mesh,
+        )
         #: The room token the experiment's backend gave this player, sent with the join for a
         #: server that checks tokens (``None``: the join carries none).
         self.token = token
@@ -221,6 +253,8 @@ class ReferenceDialect:
             payload["player"] = self.player
         if self.token is not None:
             payload["token"] = self.token
+        if self.players != PLAYERS_PER_ROOM:
+            payload["players"] = self.players
         return [(JOIN_EVENT, payload)]
 
     def incoming(self, event: str, data: Any) -> Incoming | None:
@@ -241,6 +275,13 @@ class ReferenceDialect:
             return ServerError(detail or {"message": str(data)})
         if event == TELEMETRY_SAVED_EVENT:
             return TelemetrySaved(detail)
+        if event == ROOM_READY_EVENT:
+            peers = tuple(
+                (int(peer["player_index"]), peer.get("client")) for peer in detail["peers"]
+            )
+            return RoomReady(int(detail["player_index"]), int(detail["players"]), peers, detail)
+        if event == WAITING_EVENT:
+            return Notice(WAITING_EVENT, detail)
         return None
 
     def signal(self, message: dict[str, Any]) -> Outgoing:

@@ -1,0 +1,258 @@
+"""One tab's end of a room of more than two players: :class:`MeshTransport`, the class a game
+holds in a mesh.
+
+What happens is decided by :class:`~p2p_transport.browser.mesh_pairing.MeshPairing` (sans-IO);
+this class holds the browser's I/O objects, the way
+:class:`~p2p_transport.browser.transport.BrowserTransport` does for two players: the signaling
+server's sockets, one :class:`~p2p_transport.browser.rtc_connection.RtcLink` (peer connections
+and DataChannels) per peer, and the page's timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import replace
+from typing import Any
+
+import js
+
+from p2p_transport.browser.adapters import ProxyRegistry, ShimScheduler
+from p2p_transport.browser.mesh_pairing import MeshCallbacks, MeshPairing
+from p2p_transport.browser.options import TransportOptions
+from p2p_transport.browser.pairing import (
+    CloseRelaySocket,
+    EdgeAction,
+    OpenRelaySocket,
+    Pairing,
+    SendToServer,
+)
+from p2p_transport.browser.rtc_connection import RtcLink
+from p2p_transport.browser.server_sockets import DialectRelay, RelaySocket, ServerSocket
+from p2p_transport.browser.telemetry_saves import TelemetrySaves
+from p2p_transport.errors import InvalidStateError, UsageError
+from p2p_transport.protocol.faults import FaultConfig
+from p2p_transport.session import P2PSession
+from p2p_transport.timing import Clock, monotonic_ms
+from p2p_transport.wire.dialects import TelemetrySaved
+from p2p_transport.wire.signaling import PLAYERS_PER_ROOM
+
+__all__ = ["MeshTransport"]
+
+logger = logging.getLogger(__name__)
+
+
+class MeshTransport:
+    """One tab of a room of ``options.players`` players (3 to 8).
+
+    ``callbacks`` is a :class:`~p2p_transport.browser.mesh_pairing.MeshCallbacks` (or just
+    ``on_input(frame, action, player)``). Its ``on_event(name, detail)`` hears the room's events
+    (``joined``, ``waiting_for_peer`` with ``present`` and ``missing``, ``room_ready`` once every
+    player is in, ``peer_left``, ``error``, ``refused``...) and each link's events as
+    :class:`~p2p_transport.browser.transport.BrowserTransport` names them, with the peer's index
+    in ``detail["peer"]``. :attr:`sessions` holds a session per peer from ``room_ready`` on: what
+    :class:`~p2p_transport.rollback.RollbackSession` plays a room on.
+    """
+
+    def __init__(
+        self,
+        options: TransportOptions,
+        callbacks: MeshCallbacks | Any,
+    ) -> None:
+        if options.players == PLAYERS_PER_ROOM:
+            raise UsageError("a room of two players is a BrowserTransport's, not a mesh's")
+        self.options = options
+        self._proxies = ProxyRegistry()
+        self._relay_proxies = ProxyRegistry()
+        self.scheduler = ShimScheduler(self._proxies, js.p2pShim)
+        self.clock: Clock = monotonic_ms
+        game = callbacks if isinstance(callbacks, MeshCallbacks) else MeshCallbacks(callbacks)
+        self._pairing = MeshPairing(
+            options,
+            game,
+            self._execute,
+            clock=self.clock,
+            scheduler=self.scheduler,
+            new_relay=self._new_relay,
+        )
+        self._socket: ServerSocket | None = None
+        self._relay: DialectRelay | None = None
+        self._relay_socket: RelaySocket | None = None
+        self._links: dict[int, RtcLink] = {}
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._saves = TelemetrySaves()
+
+    @property
+    def player_index(self) -> int | None:
+        return self._pairing.player_index
+
+    @property
+    def player_count(self) -> int:
+        return self._pairing.player_count
+
+    @property
+    def sessions(self) -> dict[int, P2PSession]:
+        """The session with each peer, by its index (from ``room_ready`` on)."""
+        return self._pairing.sessions
+
+    @property
+    def live_proxies(self) -> int:
+        """Python functions the page still holds for this transport (0 after :meth:`close`)."""
+        links = sum(link.proxies.live for link in self._links.values())
+        return self._proxies.live + self._relay_proxies.live + links
+
+    def data_channel(self, peer: int) -> Any:
+        """The game ``RTCDataChannel`` to ``peer`` (``None`` until there is one)."""
+        link = self._links.get(peer)
+        return link.data_channel if link is not None else None
+
+    # --- what the game calls ------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the Socket.IO connection and join the room; the rest follows from events."""
+        self._pairing.connecting()
+        self._socket = ServerSocket(
+            self.options.server_url, self.options.room, self._pairing, self._proxies
+        )
+
+    def step(self, frame: int, action: int) -> bool:
+        """Send the local input for ``frame`` to every peer (see :meth:`P2PSession.step`)."""
+        if not self._pairing.sessions:
+            raise InvalidStateError("the room is not ready yet (wait for room_ready)")
+        return self._pairing.step(frame, action)
+
+    def event_log(self) -> list[dict[str, Any]]:
+        return self._pairing.event_log()
+
+    def stats(self) -> dict[str, Any]:
+        """The room's figures, and each peer's session's :meth:`~P2PSession.stats` under
+        ``links`` (keyed by the peer's index as a string)."""
+        out = self._pairing.stats()
+        out["links"] = {
+            str(peer): session.stats() for peer, session in self._pairing.sessions.items()
+        }
+        out["live_proxies"] = self.live_proxies
+        relay_socket = self._relay_socket
+        out["relay_socket"] = (
+            relay_socket.channel.readyState if relay_socket is not None else "none"
+        )
+        return out
+
+    def telemetry(self) -> dict[str, Any]:
+        """Each peer's session's telemetry record, keyed by the peer's index as a string, and
+        ``time_origin_unix_ms`` to anchor the page's clock to wall time."""
+        return {
+            "player_index": self.player_index,
+            "players": self.player_count,
+            "links": {
+                str(peer): session.telemetry() for peer, session in self._pairing.sessions.items()
+            },
+            "time_origin_unix_ms": float(js.performance.timeOrigin),
+        }
+
+    def save_telemetry(self, extra: Any = None) -> asyncio.Future[dict[str, Any]]:
+        """Hand the server this tab's :meth:`telemetry` record with ``extra``, as
+        :meth:`BrowserTransport.save_telemetry
+        <p2p_transport.browser.transport.BrowserTransport.save_telemetry>` does."""
+        if self._socket is None or self._closed:
+            raise InvalidStateError("connect() first: the record goes to the signaling server")
+        record = {
+            "time_origin_unix_ms": float(js.performance.timeOrigin),
+            "saved_at_ms": self.clock(),
+            "player_index": self.player_index,
+            "telemetry": self.telemetry(),
+            "extra": extra,
+        }
+        return self._saves.save(self._socket.emit, record)
+
+    def set_faults(self, faults: FaultConfig | None, peer: int | None = None) -> None:
+        """Impair what this tab sends to ``peer`` (every peer: ``None``) from now on."""
+        if peer is None:
+            self.options = replace(self.options, faults=faults)
+        links = self._pairing.links
+        for index, link in links.items():
+            if peer is None or index == peer:
+                link.set_faults(faults)
+
+    def close_channel(self, peer: int) -> None:
+        """Close only the DataChannel to ``peer`` (tests take a P2P path away with it)."""
+        link = self._links.get(peer)
+        if link is not None:
+            link.close_channel()
+
+    def close(self) -> None:
+        """Tear everything down: links, timers, sockets and every proxy. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pairing.close()
+        for link in self._links.values():
+            link.close()
+        self.scheduler.clear_all()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        for task in list(self._tasks):
+            task.cancel()
+        self._saves.close()
+        self._proxies.destroy_all()
+
+    # --- carrying out the pairing's actions ---------------------------------------------------
+
+    def _execute(self, action: EdgeAction, pairing: Pairing | None) -> None:
+        if pairing is not None:
+            self._link_for(pairing).carry_out(action)
+        elif isinstance(action, SendToServer):
+            if self._socket is not None:
+                self._socket.emit(action.event, action.payload)
+        elif isinstance(action, OpenRelaySocket):
+            self._relay_socket = RelaySocket(
+                self.options.server_url,
+                self.options.room,
+                action.ticket,
+                self._pairing.relay_packet,
+                self._relay_proxies,
+            )
+            if self._relay is not None:
+                self._relay.lean = self._relay_socket.channel
+        elif isinstance(action, TelemetrySaved):
+            self._saves.answered(action.detail)
+        elif isinstance(action, CloseRelaySocket):
+            relay_socket, self._relay_socket = self._relay_socket, None
+            if self._relay is not None:
+                self._relay.lean = None
+            if relay_socket is not None:
+                relay_socket.close()
+
+    def _link_for(self, pairing: Pairing) -> RtcLink:
+        """The peer connections of ``pairing``'s peer; a new link to that seat (its player was
+        replaced) closes the old one's first."""
+        peer = pairing.peer_index
+        assert peer is not None  # a link acts only once paired
+        link = self._links.get(peer)
+        if link is None or link.pairing is not pairing:
+            if link is not None:
+                link.close()
+            link = self._links[peer] = RtcLink(
+                pairing, self.options, lambda coro, what: self._spawn(pairing, coro, what)
+            )
+        return link
+
+    def _new_relay(self) -> DialectRelay:
+        assert self._socket is not None  # the room is ready only over the socket
+        self._relay = self._socket.relay(self._pairing.dialect)
+        return self._relay
+
+    def _spawn(self, pairing: Pairing, coro: Coroutine[Any, Any, None], what: str) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception as exc:
+                logger.exception("%s failed", what)
+                pairing.step_failed(what, exc)
+
+        task = asyncio.ensure_future(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
