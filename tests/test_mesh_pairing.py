@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from p2p_transport.browser.mesh_pairing import MESH_ROUTE_MODE, MeshCallbacks, MeshPairing
+from p2p_transport.browser.mesh_pairing import MeshCallbacks, MeshPairing
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.pairing import (
     CloseRelaySocket,
@@ -21,6 +21,7 @@ from p2p_transport.browser.pairing import (
 )
 from p2p_transport.errors import UsageError
 from p2p_transport.protocol.peer_connection import CloseConnection, OpenConnection
+from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.session import SessionState
 from p2p_transport.wire.dialects import MugDialect, ReferenceDialect
 from p2p_transport.wire.signaling import (
@@ -152,7 +153,7 @@ def test_each_tab_offers_to_every_higher_index_and_answers_every_lower_one() -> 
             {"player_index": tab.index, "players": PLAYERS, "peers": sorted(tab.mesh.sessions)}
         ]
         for session in tab.mesh.sessions.values():
-            assert session.parts.inputs.router.mode is MESH_ROUTE_MODE
+            assert session.parts.inputs.router.mode is RouteMode.PARALLEL  # the options' own
 
 
 def test_signals_reach_the_link_of_their_sender_only() -> None:

@@ -317,19 +317,20 @@ def test_the_spectator_past_the_limit_is_refused(
     assert player.join("crowded")["player_index"] == 0
 
 
-def test_a_clients_packets_count_once_against_its_limits_however_many_they_reach() -> None:
+def test_a_clients_packets_count_once_against_limits_scaled_by_its_links() -> None:
     limits = ClientLimits(relay_per_s=10.0, burst_s=1.0)
     with ServerThread(options=ServerOptions(limits=limits)) as server, peers_of(server) as connect:
         peers = fill(connect, "limited", 4)
-        sent = 20
+        sent = 50
         for i in range(sent):
             peers[0].emit("relay", bytes((RELAY_TO_ALL, 1, i)))
         stats = server.stats
         wait_until(lambda: stats.relay_messages + 3 * stats.throttled >= 3 * sent)
         passed = sent - stats.throttled
-        # The bucket holds 10 packets (more refill while they are sent), each counted once
-        # although it reaches 3 players: counted 3 times, only 3 would have passed.
-        assert 10 <= passed < sent
+        # A player of 4 has 3 links: its bucket holds 3 x 10 packets (more refill while they
+        # are sent), each counted once although it reaches 3 players: counted 3 times, only 10
+        # would have passed.
+        assert 30 <= passed < sent
         assert stats.relay_messages == 3 * passed
         for peer in peers[1:]:
             got = [peer.expect("relay") for _ in range(passed)]

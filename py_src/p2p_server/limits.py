@@ -118,6 +118,12 @@ class TokenBucket:
         self._level = capacity
         self._updated = now
 
+    def scale(self, factor: float) -> None:
+        """Refill ``factor`` times as fast and hold ``factor`` times as much."""
+        self.rate *= factor
+        self.capacity *= factor
+        self._level *= factor
+
     def take(self, now: float, amount: float = 1.0) -> bool:
         """Spend ``amount`` if the bucket holds it; ``False`` (nothing spent) if it does not."""
         level = min(self.capacity, self._level + (now - self._updated) * self.rate)

@@ -707,6 +707,10 @@ class RelayServer:
             self.stats.spectator_joins += 1
         else:
             room.members[index] = sid
+            if room.mesh and room.players is not None:
+                # One link per peer, each with its own packets and signals, as a pair's one.
+                for bucket in (client.relay, client.relay_bytes, client.signals):
+                    bucket.scale(room.players - 1)
         self._rooms[room_name] = room
         client.room, client.player_index, client.client_id = room_name, index, client_id
         client.spectator = spectator

@@ -11,9 +11,10 @@ envelope on a relay packet) and hands what the server delivers to the link it ca
 Each link's input packets go to its peer addressed, on the relay too: a link's input packet
 carries that link's acknowledgement and the inputs its peer has not acknowledged, so the packets
 for two peers differ, and one packet to the whole room would have to carry the slowest link's
-window to everyone. Rooms of more than two therefore default to the ``p2p-first`` route (see
-:data:`MESH_ROUTE_MODE`): the relay carries a link's inputs only while its DataChannel is down,
-and the server's per-player-frame cost is paid for those links alone.
+window to everyone. Each link follows the session's route mode as a pair does; with the default
+(``parallel``) a player of N sends the server N - 1 packets a frame (the server scales a mesh
+player's limits by its links), with ``p2p-first`` only those of links whose DataChannel is
+down.
 
 A peer that leaves the room ends its link (its session shuts down: the rollback layer then
 idles its seat); a player who joins that seat again gets a new link.
@@ -26,7 +27,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Final
+from typing import Any
 
 from p2p_transport._guard import call_guarded
 from p2p_transport.browser.options import TransportOptions
@@ -40,7 +41,6 @@ from p2p_transport.browser.pairing import (
 )
 from p2p_transport.protocol.lifecycle import Lifecycle
 from p2p_transport.protocol.relay import SocketIOLike
-from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.session import Callbacks, P2PSession, SessionState
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.dialects import (
@@ -57,14 +57,9 @@ from p2p_transport.wire.dialects import (
 )
 from p2p_transport.wire.signaling import MAX_PLAYERS, SIGNAL_EVENT, SIGNAL_FROM, SIGNAL_TO
 
-__all__ = ["MESH_ROUTE_MODE", "AddressedRelay", "MeshCallbacks", "MeshPairing"]
+__all__ = ["AddressedRelay", "MeshCallbacks", "MeshPairing"]
 
 logger = logging.getLogger(__name__)
-
-#: A mesh link's inputs take the relay only while its DataChannel is unhealthy (see the module
-#: docstring): with every link on ``parallel`` a player of 8 would send the server 7 packets a
-#: frame, past a client's relay limit, for paths that are almost always redundant.
-MESH_ROUTE_MODE: Final = RouteMode.P2P_FIRST
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +128,6 @@ class MeshPairing:
             ice_timeout_ms=options.ice_timeout_ms,
             connect_timeout_ms=options.connect_timeout_ms,
         )
-        session = options.session
-        if session.route_mode is RouteMode.PARALLEL:
-            session = replace(session, route_mode=MESH_ROUTE_MODE)
-        self._link_session_config = session
         #: This side's player index, from ``joined`` on.
         self.player_index: int | None = None
         #: The room's number of players.
@@ -299,7 +290,6 @@ class MeshPairing:
         options = replace(
             self._options,
             players=2,
-            session=self._link_session_config,
             # Each link's faults draw from their own sequence, the same in every run.
             fault_seed=self._options.fault_seed * MAX_PLAYERS + peer,
         )
