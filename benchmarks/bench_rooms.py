@@ -1,6 +1,7 @@
 """The server's CPU per player-frame in rooms of N players: fan-out against addressed packets.
 
     .venv/bin/python -m benchmarks.bench_rooms [--rooms 5] [--players 2 4] [--seconds 10]
+        [--inputs]
 
 Starts ``python -m p2p_server`` pinned to core 0 (as ``bench_server`` does) and drives it from this
 process on core 1, loopback only. Every player joins its room (``players: N``), opens its lean
@@ -10,6 +11,11 @@ relay socket with the ticket ``paired`` / ``room_ready`` gave it, and sends at 6
 * ``fan-out`` (N > 2): one packet a frame with the envelope for the whole room
   (``RELAY_TO_ALL``), which the server copies to the N - 1 others;
 * ``addressed`` (N > 2): one packet a frame to each of its N - 1 peers.
+
+The packet is a 24-byte one the server does not read, or with ``--inputs`` an acked input packet
+of the frame's input and the 7 before it (54 bytes, as a player sends them), which the server's
+spectator feed reads and keeps (:mod:`p2p_server.spectator_feed`; no spectator joins): the
+difference between the two runs is what the feed costs a room without spectators.
 
 Printed per row: the mode, N, players, the packets the server read and wrote per second, its CPU
 (% of one core) and its CPU per player-frame in microseconds (CPU time over players x frames),
@@ -31,12 +37,16 @@ import websockets
 
 from benchmarks.bench_server import CLIENT_CORE, _cpu_seconds, start_server
 from benchmarks.load_clients import PACKET, next_event, open_socket_io
+from p2p_transport.wire.codec import encode_acked_input_packet
 from p2p_transport.wire.signaling import RELAY_TO_ALL, relay_socket_url
 
 FRAME_HZ: Final = 60.0
 #: How long after the last send the players keep reading, for packets still on their way.
 DRAIN_S: Final = 1.0
 JOIN_TIMEOUT_S: Final = 30.0
+#: The inputs an ``--inputs`` packet holds: its frame's and the ones before (a sender repeats
+#: those its peer has not acknowledged).
+WINDOW: Final = 8
 
 
 @dataclass
@@ -97,7 +107,16 @@ def _envelopes(mode: str, player: _Player, players: int) -> list[bytes]:
     return [bytes((peer,)) for peer in range(players) if peer != player.index]
 
 
-async def run(url: str, pid: int, mode: str, rooms: int, players: int, seconds: float) -> str:
+def _packet(player: _Player, frame: int, inputs: bool) -> bytes:
+    if not inputs:
+        return PACKET.pack(frame, time.perf_counter_ns())
+    window = [(f, (f + player.index) % 4) for f in range(max(0, frame - WINDOW + 1), frame + 1)]
+    return encode_acked_input_packet(player.index, frame, frame - 1 if frame else None, window)
+
+
+async def run(
+    url: str, pid: int, mode: str, rooms: int, players: int, seconds: float, inputs: bool
+) -> str:
     tag = f"{mode}-{players}-{time.monotonic_ns()}"
     everyone = [p for r in range(rooms) for p in await _join(url, f"{tag}-{r}", players)]
     plans = [(p, _envelopes(mode, p, players)) for p in everyone]
@@ -106,8 +125,9 @@ async def run(url: str, pid: int, mode: str, rooms: int, players: int, seconds: 
     frames = 0
     while (now := time.perf_counter()) < start + seconds:
         for player, envelopes in plans:
+            packet = _packet(player, frames, inputs)
             for envelope in envelopes:
-                await player.lean.send(envelope + PACKET.pack(frames, time.perf_counter_ns()))
+                await player.lean.send(envelope + packet)
         frames += 1
         await asyncio.sleep(max(0.0, start + frames / FRAME_HZ - now))
     elapsed = time.perf_counter() - start
@@ -134,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rooms", type=int, default=5)
     parser.add_argument("--players", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--inputs", action="store_true", help="relay real input packets")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {CLIENT_CORE})
     server, proc = start_server()
@@ -143,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             modes = ["pairs"] if players == 2 else ["fan-out", "addressed"]
             for mode in modes:
                 row = asyncio.run(
-                    run(server.url, proc.pid, mode, args.rooms, players, args.seconds)
+                    run(server.url, proc.pid, mode, args.rooms, players, args.seconds, args.inputs)
                 )
                 print(row, flush=True)
     finally:

@@ -334,7 +334,7 @@ def test_a_version_1_peer_confirms_nothing_so_nothing_is_uploaded() -> None:
 # --- the server -----------------------------------------------------------------------------
 
 
-def test_the_server_records_uploads_forwards_none_and_replays_them(
+def test_the_server_records_uploads_feeds_only_spectators_and_replays_them(
     tmp_path: Path, peers: list[Peer]
 ) -> None:
     frames = 150
@@ -358,8 +358,16 @@ def test_the_server_records_uploads_forwards_none_and_replays_them(
                 peer.emit("relay", encode_input_record(7, actions[start : start + 60]))
         wait_until(lambda: server.stats.inputs_recorded == 2 * frames)
         assert server.stats.input_uploads == 6
-        for peer in (a, b, watcher):
-            peer.expect_silence()  # forwarded to no one
+        for peer in (a, b):
+            peer.expect_silence()  # forwarded to no player
+        # The spectator gets what each upload brought that was new, in the feed's envelope.
+        fed = sorted(watcher.expect("relay") for _ in range(6))
+        assert fed == sorted(
+            bytes((p,)) + encode_input_record(p, [(f, inputs[f][p]) for f in range(lo, hi)])
+            for p in (0, 1)
+            for lo, hi in ((0, 60), (60, 120), (120, 150))
+        )
+        watcher.expect_silence()
         # A spectator's is refused; a malformed one is counted, not recorded.
         watcher.emit("relay", encode_input_record(0, [(frames, 1)]))
         assert watcher.expect("error")["code"] == "spectator_input"

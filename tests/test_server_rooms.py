@@ -21,7 +21,7 @@ import pytest
 from p2p_server.limits import ClientLimits
 from p2p_server.server import ServerOptions, ServerThread
 from p2p_server.tokens import ALGORITHM, mint_token
-from p2p_transport.wire.codec import encode_input_packet
+from p2p_transport.wire.codec import encode_input_packet, encode_input_record
 from p2p_transport.wire.signaling import MAX_SPECTATORS, RELAY_TO_ALL
 from tests.test_server import Connect, Peer, paired, peers_of, wait_until
 
@@ -216,7 +216,7 @@ def test_a_two_player_room_takes_an_addressed_signal_too(connect: Connect) -> No
 # --- the relay ------------------------------------------------------------------------------------
 
 
-def test_a_packet_for_the_room_fans_out_to_every_other_player_and_the_spectators(
+def test_a_packet_for_the_room_fans_out_to_every_other_player_and_its_input_to_the_spectators(
     connect: Connect, shared_server: ServerThread
 ) -> None:
     watcher = connect("watcher")
@@ -239,12 +239,13 @@ def test_a_packet_for_the_room_fans_out_to_every_other_player_and_the_spectators
     before = shared_server.stats.snapshot()
     assert before["spectators"] == 1
 
-    packet = b"\x01input"
+    packet = encode_input_packet(1, 7, [(6, 2), (7, 3)])
     peers[1].emit("relay", bytes((RELAY_TO_ALL,)) + packet)
     for index in (0, 2, 3):
         assert peers[index].expect("relay") == b"\x01" + packet  # the sender's index first
-    assert watcher.expect("relay") == b"\x01" + packet
-    # Addressed: to player 3 only, and not to the spectators (it is one link's).
+    # The spectators get the server's feed of it instead (tests/test_spectator_feed.py).
+    assert watcher.expect("relay") == b"\x01" + encode_input_record(1, [(6, 2), (7, 3)])
+    # Addressed: to player 3 only, and nothing to the spectators (no input in it).
     peers[2].emit("relay", b"\x03" + b"\x02ping")
     assert peers[3].expect("relay") == b"\x02\x02ping"
     for other in (peers[0], peers[1], peers[2], watcher):
@@ -258,7 +259,7 @@ def test_a_packet_for_the_room_fans_out_to_every_other_player_and_the_spectators
         assert why in peers[1].expect("error")["message"]
 
 
-def test_a_spectator_of_a_two_player_room_gets_each_packet_with_its_sender(
+def test_a_spectator_of_a_two_player_room_gets_each_input_with_its_sender(
     connect: Connect,
 ) -> None:
     a, b = connect("a"), connect("b")
@@ -275,9 +276,10 @@ def test_a_spectator_of_a_two_player_room_gets_each_packet_with_its_sender(
         "missing": 0,
     }
     assert ready(watcher)["peers"] == [{"player_index": 0}, {"player_index": 1}]
-    b.emit("relay", b"\x01unchanged")
-    assert a.expect("relay") == b"\x01unchanged"  # the players' packets as they always were
-    assert watcher.expect("relay") == b"\x01\x01unchanged"
+    packet = encode_input_packet(1, 0, [(0, 2)])
+    b.emit("relay", packet)
+    assert a.expect("relay") == packet  # the players' packets as they always were
+    assert watcher.expect("relay") == b"\x01" + encode_input_record(1, [(0, 2)])
     b.expect_silence()
 
 

@@ -24,6 +24,9 @@ confirmed, about once a second, in an input record (0x30,
 :mod:`p2p_transport.protocol.input_upload`), which the relay hands to :meth:`InputRecorder.uploaded`
 and forwards to no one. Its inputs are recorded as the relay's are, once whichever way they came;
 one the recorder cannot read is refused as ``record_malformed``.
+
+What is read of a packet (:func:`read_packet`) and what of it is new (:class:`NewInputs`) is the
+server's spectator feed's too (:mod:`p2p_server.spectator_feed`), which takes the same packets.
 """
 
 from __future__ import annotations
@@ -39,18 +42,25 @@ from p2p_server.limits import LogThrottle
 from p2p_server.stats import ServerStats
 from p2p_server.telemetry_store import room_dir_name
 from p2p_transport.rollback.input_record import end_line, header_line, input_line
-from p2p_transport.wire.codec import DecodeError, decode, decode_input_record
+from p2p_transport.wire.codec import (
+    ACKED_INPUT_TYPE,
+    INPUT_TYPE,
+    DecodeError,
+    Inputs,
+    decode,
+    decode_acked_input_fields,
+    decode_input_fields,
+    decode_input_record,
+)
 from p2p_transport.wire.control_payloads import decode_episode_end_payload
 from p2p_transport.wire.messages import (
-    AckedInputPacket,
     ControlKind,
     ControlMessage,
-    InputPacket,
     InputResponse,
     MessageType,
 )
 
-__all__ = ["MAX_RECORD_BYTES", "InputRecorder"]
+__all__ = ["DEDUP_WINDOW_FRAMES", "MAX_RECORD_BYTES", "InputRecorder", "NewInputs", "read_packet"]
 
 logger = logging.getLogger("p2p_server.input_recorder")
 
@@ -69,8 +79,8 @@ _READ_TYPES: Final = frozenset(
 
 
 class _Frames:
-    """The frames of one player already recorded: every one up to ``floor``, and those in
-    ``recent``."""
+    """The frames of one player already taken (recorded, or fed to spectators): every one up
+    to ``floor``, and those in ``recent``."""
 
     __slots__ = ("floor", "newest", "recent")
 
@@ -90,6 +100,58 @@ class _Frames:
             self.recent = {f for f in self.recent if f > self.floor}
 
 
+class NewInputs:
+    """What of a room's inputs and episode ends has been taken, per player, so that what comes
+    again (redundancy, resends, the same input on each of a player's links, or by relay and
+    upload both) is taken once: the first action of a (player, frame), and a player's end of an
+    episode newer than its last one taken."""
+
+    __slots__ = ("ended", "frames")
+
+    def __init__(self, players: int) -> None:
+        self.frames = [_Frames() for _ in range(players)]
+        #: Each player's newest episode whose end was taken (episodes only go up).
+        self.ended = [-1] * players
+
+    def new(
+        self, player: int, inputs: Inputs, end: tuple[int, int] | None
+    ) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+        """What of ``inputs`` and of the episode ``end`` (episode, last frame) ``player`` sent
+        has not been taken yet: the caller keeps it, then calls :meth:`took`."""
+        frames = self.frames[player]
+        fresh = [(frame, action) for frame, action in inputs if frames.is_new(frame)]
+        return fresh, end if end is not None and end[0] > self.ended[player] else None
+
+    def took(self, player: int, inputs: list[tuple[int, int]], end: tuple[int, int] | None) -> None:
+        """``player``'s ``inputs`` and ``end`` (what :meth:`new` gave) are kept."""
+        frames = self.frames[player]
+        for frame, _ in inputs:
+            frames.add(frame)
+        if end is not None:
+            self.ended[player] = max(self.ended[player], end[0])
+
+
+def read_packet(data: bytes) -> tuple[Inputs, tuple[int, int] | None] | None:
+    """The inputs and the episode end (episode, last frame) a packet a player relayed carries;
+    ``None`` for a packet that carries neither (pings, acks, a game's own messages).
+    Raises :class:`~p2p_transport.wire.codec.DecodeError` for one it cannot read."""
+    kind = data[0] if data else None  # an empty packet is malformed: decode says so
+    if kind == ACKED_INPUT_TYPE:
+        # Most of what is relayed: read without a message object, in half the time.
+        return decode_acked_input_fields(data)[3], None
+    if kind == INPUT_TYPE:
+        return decode_input_fields(data)[2], None
+    if data and kind not in _READ_TYPES:
+        return None
+    message = decode(data)
+    if isinstance(message, InputResponse):
+        return message.inputs, None
+    if isinstance(message, ControlMessage) and message.kind == ControlKind.EPISODE_END:
+        last_frame, episode = decode_episode_end_payload(message.payload)
+        return (), (episode, last_frame)
+    return None
+
+
 class _RoomRecord:
     """One room's open record file and what is in it."""
 
@@ -97,9 +159,7 @@ class _RoomRecord:
         self.out = out
         self.bytes = 0
         self.dirty = False
-        self.frames = [_Frames() for _ in range(players)]
-        #: Each player's newest episode whose end is recorded (episodes only go up).
-        self.ended = [-1] * players
+        self.taken = NewInputs(players)
         self.write(header)
 
     def write(self, line: str) -> None:
@@ -129,21 +189,13 @@ class InputRecorder:
     def relayed(self, room: str, players: int, player: int, data: bytes) -> None:
         """Record what is new in a packet ``player`` of ``room`` (a room of ``players``) sent
         through the relay (the player is its slot in the room, whatever the packet says)."""
-        if data and data[0] not in _READ_TYPES:  # an empty packet is malformed: counted below
-            return
-        end: tuple[int, int] | None = None
-        inputs: tuple[tuple[int, int], ...] = ()
         try:
-            message = decode(data)
-            if isinstance(message, InputPacket | AckedInputPacket | InputResponse):
-                inputs = message.inputs
-            elif isinstance(message, ControlMessage) and message.kind == ControlKind.EPISODE_END:
-                last_frame, episode = decode_episode_end_payload(message.payload)
-                end = episode, last_frame
+            read = read_packet(data)
         except DecodeError as error:
             self._refuse("record_malformed", room, f"a packet it cannot read: {error}")
             return
-        self._record(room, players, player, inputs, end)
+        if read is not None:
+            self._record(room, players, player, *read)
 
     def uploaded(self, room: str, players: int, player: int, data: bytes) -> None:
         """Record what is new in an input record (0x30) ``player`` of ``room`` sent the server
@@ -161,7 +213,7 @@ class InputRecorder:
         room: str,
         players: int,
         player: int,
-        inputs: tuple[tuple[int, int], ...],
+        inputs: Inputs,
         end: tuple[int, int] | None,
     ) -> None:
         """Write the inputs of ``inputs`` and the episode ``end`` (episode, last frame) not yet
@@ -171,10 +223,9 @@ class InputRecorder:
         record = self._record_of(room, players)
         if record is None:
             return
-        frames = record.frames[player]
-        new = [(frame, action) for frame, action in inputs if frames.is_new(frame)]
+        new, end = record.taken.new(player, inputs, end)
         lines = [input_line(frame, player, action) for frame, action in new]
-        if end is not None and end[0] > record.ended[player]:
+        if end is not None:
             lines.append(end_line(player, *end))
         if not lines:
             return
@@ -187,10 +238,7 @@ class InputRecorder:
         except OSError as error:
             self._fail(room, error)
             return
-        for frame, _ in new:
-            frames.add(frame)
-        if end is not None:
-            record.ended[player] = max(record.ended[player], end[0])
+        record.taken.took(player, new, end)
         self._stats.inputs_recorded += len(new)
 
     def flush(self) -> None:

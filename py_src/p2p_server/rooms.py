@@ -1,13 +1,15 @@
 """Pairing, signaling and relaying: the Socket.IO side of the reference server.
 
-It does three jobs for a room of 2 to 8 players (two unless its joiners say otherwise):
+It does four jobs for a room of 2 to 8 players (two unless its joiners say otherwise):
 
 * fills the room and tells each client its player index (``join`` -> ``joined``, then
   ``paired`` in a two-player room, ``waiting_for_peer`` and ``room_ready`` in a larger one);
 * relays WebRTC signaling (``webrtc_signal``) so the peers can open their DataChannels;
-* relays binary input packets (``relay``) between them (the fallback, or parallel, path), and
-  copies what the players send to the whole room to the room's spectators; an input record
-  (0x30), the confirmed inputs of a room routed P2P, goes into the room's record and to no one.
+* relays binary input packets (``relay``) between them (the fallback, or parallel, path); an
+  input record (0x30), the confirmed inputs of a room routed P2P, goes into the room's record
+  and to no player;
+* sends the room's spectators every player's inputs and episode ends, from what the players
+  relay and upload (:mod:`p2p_server.spectator_feed`).
 
 Why the relay fans out (one packet from a player, a copy to every other player) as well as
 carrying addressed packets in rooms of more than two: a player's input is the same for every
@@ -18,8 +20,9 @@ fan-out, 70 us addressed, 48 us for a player of a pair (writing a packet costs t
 than reading one, so fan-out saves less than half). And at 8 players addressed inputs alone
 (7 x 64 a second) would be past a client's relay limit, which counts each packet a client sends
 once, however many it reaches. What belongs to one link (pings, acknowledgements) goes
-addressed. Spectators get the fan-out packets only, from the server: the players send nothing
-more for them.
+addressed. Spectators get no player's packet as it is: the feed reads every one (fan-out or
+addressed, and the uploads of a room routed P2P) and sends them each input once, so the players
+send nothing more for them, whatever their route.
 
 Every client is held to :class:`~p2p_server.limits.ClientLimits`, so that one client cannot slow
 the others down, and with a token secret a room's slots belong to the holders of its tokens
@@ -47,6 +50,7 @@ from p2p_server.input_recorder import InputRecorder
 from p2p_server.limits import ClientLimits, LogThrottle, TokenBucket
 from p2p_server.packets import AttachmentError, BoundedPacket
 from p2p_server.settings import ServerOptions
+from p2p_server.spectator_feed import SpectatorFeed
 from p2p_server.stats import ServerStats
 from p2p_server.telemetry_store import TelemetryError, TelemetryStore, check_save_id
 from p2p_server.tokens import RoomClaim, TokenError, verify_token
@@ -251,6 +255,15 @@ class RelayServer:
             if options.record_dir is not None
             else None
         )
+        #: Every room's inputs, kept for its spectators and sent to them.
+        self.feed = SpectatorFeed(
+            self._send_to_spectator,
+            self._queued_for,
+            # Half the queue: what is live (and the room's events) has the rest.
+            self.limits.max_queued // 2,
+            self.stats,
+            self.log_throttle,
+        )
         self._sampler: asyncio.Task[None] | None = None
         #: Stops reading a client's WebSocket, by its Engine.IO session id (the ASGI app sets
         #: it, see P2PApp).
@@ -295,6 +308,7 @@ class RelayServer:
     async def shutdown(self) -> None:
         if self._sampler is not None:
             self._sampler.cancel()
+        self.feed.stop()
         await self.sio.shutdown()
         if self.records is not None:
             self.records.close_all()
@@ -312,6 +326,7 @@ class RelayServer:
             "telemetry_stale_saves_dropped": (
                 self.telemetry.stale_saves_dropped if self.telemetry is not None else 0
             ),
+            "spectator_feed_kept": self.feed.kept,
         }
 
     async def _sample_stats(self) -> None:
@@ -429,16 +444,24 @@ class RelayServer:
         ):
             self.stats.disconnected_flooding += 1
 
-    def _backlogged(self, peer: Client, peer_sid: str, now: float) -> bool:
-        """Whether what waits to be written to ``peer`` (its lean relay socket's outbox, else its
-        Engine.IO queue) is full, so that a relay to it is dropped; a client that stays full for
-        ``slow_reader_s`` is disconnected."""
+    def _queued(self, peer: Client) -> int:
+        """How many packets wait to be written to ``peer``: its lean relay socket's outbox, else
+        its Engine.IO queue."""
         if peer.relay_outbox is not None:
-            queued = len(peer.relay_outbox.packets)
-        else:
-            socket = self.sio.eio.sockets.get(peer.eio_sid)
-            queued = socket.queue.qsize() if socket is not None else 0
-        if queued < self.limits.max_queued:
+            return len(peer.relay_outbox.packets)
+        socket = self.sio.eio.sockets.get(peer.eio_sid)
+        return socket.queue.qsize() if socket is not None else 0
+
+    def _queued_for(self, sid: str) -> int | None:
+        """:meth:`_queued` of the client ``sid``; ``None`` if it is gone or going."""
+        client = self._clients.get(sid)
+        return None if client is None or client.dropping else self._queued(client)
+
+    def _backlogged(self, peer: Client, peer_sid: str, now: float) -> bool:
+        """Whether what waits to be written to ``peer`` is full (:meth:`_queued`), so that a
+        relay to it is dropped; a client that stays full for ``slow_reader_s`` is
+        disconnected."""
+        if self._queued(peer) < self.limits.max_queued:
             peer.full_since = None
             return False
         if peer.full_since is None:
@@ -563,14 +586,17 @@ class RelayServer:
         if client.spectator:
             room.spectators.discard(sid)
             self.stats.spectators -= 1
+            self.feed.unwatch(client.room, sid)
             self._forget_if_empty(client.room, room)
             return
         if room.members.get(client.player_index) != sid:
             # Its slot was taken back by its token holder: the room has moved on.
             return
         del room.members[client.player_index]
-        if not room.members and self.records is not None:
-            self.records.close(client.room)
+        if not room.members:
+            self.feed.close(client.room)
+            if self.records is not None:
+                self.records.close(client.room)
         if self._forget_if_empty(client.room, room):
             return
         # Copies: the emits await, and the others may disconnect meanwhile.
@@ -737,13 +763,19 @@ class RelayServer:
         # may have filled it, and that join tells the room.
         full = room.missing == 0
         await self.sio.emit(JOINED_EVENT, joined, to=sid)
+        if spectator:
+            if full:
+                ready = self._room_ready(room_name, room, sid)
+                await self.sio.emit(ROOM_READY_EVENT, ready, to=sid)
+            if sid in room.spectators:  # not gone during the emits
+                # After its join's events: the room's inputs so far, then the new ones.
+                self.feed.watch(room_name, sid)
+            return
         if not full:
-            if room.mesh and not spectator:
+            if room.mesh:
                 await self._tell_waiting(room_name, room)
             return
-        if spectator:
-            await self.sio.emit(ROOM_READY_EVENT, self._room_ready(room_name, room, sid), to=sid)
-        elif room.mesh:
+        if room.mesh:
             for member_sid in [*room.members.values(), *room.spectators]:
                 if member_sid in self._clients:  # not gone during an earlier emit
                     ready = self._room_ready(room_name, room, member_sid)
@@ -874,8 +906,8 @@ class RelayServer:
     async def relay_from(self, client: Client, sid: str, data: bytes) -> None:
         """A packet from ``client`` (by either path) for its room: checked, limited (once,
         however many it reaches), forwarded to the peer (a two-player room) or the players it
-        names (a larger room, see :data:`RELAY_TO_ALL`), and to the spectators if it is for the
-        whole room, on each one's lean path when it has one open, else as a Socket.IO event."""
+        names (a larger room, see :data:`RELAY_TO_ALL`), on each one's lean path when it has one
+        open, else as a Socket.IO event; its inputs go to the record and the spectator feed."""
         if not data:
             raise ProtocolError("payload is empty")
         if len(data) > MAX_RELAY_BYTES:
@@ -901,10 +933,10 @@ class RelayServer:
                 target = room.members.get(self._addressee(room, client, to))
                 targets = [target] if target is not None else []
         else:
-            to, packet, out = RELAY_TO_ALL, data, data
+            packet = out = data
             targets = room.others(index)
         if packet[0] == INPUT_RECORD_TYPE:
-            self._record_upload(client, room, packet)
+            await self._take_upload(client, room, packet)
             return
         if self.records is not None and client.room is not None and room.players is not None:
             # Before the peers' checks: an input is its sender's whether they take it or not.
@@ -919,19 +951,28 @@ class RelayServer:
                 stats.relay_messages += 1
                 stats.events_relayed += 1
                 stats.bytes_relayed += len(out)
-        if to == RELAY_TO_ALL and room.spectators:
-            watched = out if room.mesh else bytes((index,)) + packet
-            for spectator_sid in list(room.spectators):
-                if await self._send_relay(spectator_sid, watched, now):
-                    stats.spectator_messages += 1
+        if client.room is not None and room.players is not None:
+            await self.feed.relayed(client.room, room.players, index, packet)
 
-    def _record_upload(self, client: Client, room: _Room, packet: bytes) -> None:
-        """An input record: the server's own, kept in the room's record and sent to no one (a
-        peer, deployed JavaScript ones included, never sees one)."""
+    async def _take_upload(self, client: Client, room: _Room, packet: bytes) -> None:
+        """An input record: the server's own, kept in the room's record and fed to its
+        spectators, sent to no player (a peer, deployed JavaScript ones included, never sees
+        one)."""
+        if client.room is None or room.players is None:
+            return
         if self.records is None:
             self.stats.refuse("record_off")
-        elif client.room is not None and room.players is not None:
+        else:
             self.records.uploaded(client.room, room.players, client.player_index, packet)
+        await self.feed.uploaded(client.room, room.players, client.player_index, packet)
+
+    async def _send_to_spectator(self, sid: str, packet: bytes) -> bool:
+        """A packet of the spectator feed, written to the spectator ``sid`` (as a relay packet);
+        ``False`` if it was not (``sid`` gone, or not reading)."""
+        sent = await self._send_relay(sid, packet, time.monotonic())
+        if sent:
+            self.stats.spectator_messages += 1
+        return sent
 
     async def _send_relay(self, sid: str, data: bytes, now: float) -> bool:
         """Forward ``data`` to ``sid``, on its lean relay socket if it has one open, else as a

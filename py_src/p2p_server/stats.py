@@ -34,8 +34,13 @@ class ServerStats:
     events_relayed: int = 0
     # Payload bytes of forwarded ``relay`` messages (signaling is not counted: it is JSON).
     bytes_relayed: int = 0
-    #: Relayed packets written to spectators (not in ``relay_messages``: those went to players).
+    #: Packets of the spectator feed written to spectators (not in ``relay_messages``: those
+    #: went to players).
     spectator_messages: int = 0
+    #: Inputs the spectator feed kept for its rooms (see spectator_feed; repeats not counted).
+    inputs_fed: int = 0
+    #: Spectators sent a room's kept inputs: at their join, or after their queue was full.
+    spectator_catch_ups: int = 0
     #: Lean relay sockets open now, and the relay messages written to one (the rest went to
     #: their peer as Socket.IO events).
     relay_sockets_open: int = 0
@@ -66,7 +71,8 @@ class ServerStats:
     #: ``spectators_full``; a spectator's relayed packets refused as ``spectator_input``;
     #: telemetry parts refused ``telemetry_busy``; relayed packets not recorded
     #: for a ``record_full`` room, as ``record_malformed``, or as ``record_failed`` to write;
-    #: input records dropped as ``record_off`` by a server that keeps no records.
+    #: input records dropped as ``record_off`` by a server that keeps no records; inputs not
+    #: kept for a room's spectators, its feed being full (``spectator_feed_full``).
     refusals: dict[str, int] = field(default_factory=dict)
     #: Events dropped because their sender was over its rate limits.
     throttled: int = 0

@@ -23,12 +23,15 @@ starts at frame 0, and episode ``n + 1`` at episode ``n``'s first frame plus the
 players' last frames, plus one, plus the most input delay there is
 (:func:`~p2p_transport.rollback.session.episode_span`). It therefore needs both players' end lines
 of an episode to find the next: episodes after one whose end lines are missing are not read.
+:class:`RoomInputs` is that rule, which a spectator
+(:class:`~p2p_transport.rollback.spectator.SpectatorSession`) follows too as the inputs arrive.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from typing import Any, Final
 
 from p2p_transport.errors import UsageError
@@ -37,6 +40,7 @@ from p2p_transport.rollback.session import episode_span
 __all__ = [
     "INPUT_RECORD_FORMAT",
     "INPUT_RECORD_VERSION",
+    "RoomInputs",
     "end_line",
     "header_line",
     "input_line",
@@ -89,8 +93,7 @@ def read_input_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     # The last piece is "" after a final newline, or a line cut short: not read either way.
     header = _header(lines[0] if len(lines) > 1 else "")
     players: int = header["players"]
-    actions: list[dict[int, int]] = [{} for _ in range(players)]
-    ends: dict[int, dict[int, int]] = {}
+    room = RoomInputs(players)
     for number, line in enumerate(lines[1:-1], start=2):
         try:
             entry = json.loads(line)
@@ -98,25 +101,25 @@ def read_input_record(path: str | os.PathLike[str]) -> dict[str, Any]:
                 frame, player, action = entry
                 seat = 0 <= player < players
             else:
-                ends.setdefault(entry["end"], {}).setdefault(entry["player"], entry["frame"])
+                room.add_end(entry["player"], entry["end"], entry["frame"])
         except (ValueError, TypeError, KeyError) as error:
             raise _not_a_line(path, number, line) from error
         if isinstance(entry, list):
             if not seat:
                 raise _not_a_line(path, number, line)
-            actions[player].setdefault(frame, action)
+            room.add_input(player, frame, action)
     episodes: list[dict[str, Any]] = []
     episode = base = 0
     while True:
-        marks = ends.get(episode, {})
-        limit = min(marks.values()) + 1 if marks else None
+        limit = room.limit(episode)
         inputs: list[list[int]] = []
         while limit is None or len(inputs) < limit:
-            frame = base + len(inputs)
-            if any(frame not in mine for mine in actions):
+            row = room.take_row(base + len(inputs))
+            if row is None:
                 break
-            inputs.append([mine[frame] for mine in actions])
-        ended = len(marks) == players and len(inputs) == limit
+            inputs.append(row)
+        following = room.next_base(episode, base)
+        ended = following is not None and len(inputs) == limit
         if inputs or not episodes:
             episodes.append(
                 {
@@ -127,9 +130,9 @@ def read_input_record(path: str | os.PathLike[str]) -> dict[str, Any]:
                     "ended": ended,
                 }
             )
-        if not ended:
+        if following is None or not ended:
             break
-        base += episode_span(marks.values())
+        base = following
         episode += 1
     return {
         "room": header["room"],
@@ -137,6 +140,77 @@ def read_input_record(path: str | os.PathLike[str]) -> dict[str, Any]:
         "started_unix_ms": header["started_unix_ms"],
         "episodes": episodes,
     }
+
+
+class RoomInputs:
+    """A room's inputs by player and wire frame, and its players' episode ends, read into
+    episodes as the rollback layer numbers them: the reader's rule, and a spectator's.
+
+    The first action given for a (player, frame) and the first end given for a (player,
+    episode) are the ones kept, as in a record. Episode ``n`` has at most :meth:`limit` frames
+    (one past the earliest last frame any player gave for it), and episode ``n + 1`` starts at
+    :meth:`next_base` once every player's end of ``n`` is known.
+    """
+
+    __slots__ = ("actions", "ends", "players")
+
+    def __init__(self, players: int) -> None:
+        self.players = players
+        #: Player -> {wire frame: action}.
+        self.actions: list[dict[int, int]] = [{} for _ in range(players)]
+        #: Episode -> {player: the episode's own last frame}.
+        self.ends: dict[int, dict[int, int]] = {}
+
+    def add_input(self, player: int, frame: int, action: int) -> bool:
+        """Keep ``player``'s ``action`` for the wire ``frame``; ``False`` if one was kept
+        already (the first stays)."""
+        mine = self.actions[player]
+        if frame in mine:
+            return False
+        mine[frame] = action
+        return True
+
+    def add_end(self, player: int, episode: int, last_frame: int) -> bool:
+        """Keep ``player``'s end of ``episode`` (its frame ``last_frame`` counted from the
+        episode's frame 0); ``False`` if one was kept already (the first stays)."""
+        marks = self.ends.setdefault(episode, {})
+        if player in marks:
+            return False
+        marks[player] = last_frame
+        return True
+
+    def complete(self, frame: int) -> bool:
+        """Whether every player's input for the wire ``frame`` is here."""
+        return all(frame in mine for mine in self.actions)
+
+    def take_row(self, frame: int) -> list[int] | None:
+        """Every player's action for the wire ``frame`` (by player index), forgotten once taken:
+        what reads the frames in order keeps only those it has not reached. ``None`` (nothing
+        taken) while any is missing."""
+        if not self.complete(frame):
+            return None
+        return [mine.pop(frame) for mine in self.actions]
+
+    def discard(self, frames: Iterable[int]) -> None:
+        """Forget the inputs of ``frames`` (those between an episode's end and the next one's
+        start, which no episode plays)."""
+        for mine in self.actions:
+            for frame in frames:
+                mine.pop(frame, None)
+
+    def limit(self, episode: int) -> int | None:
+        """The most frames ``episode`` has: one past the earliest last frame a player gave for
+        it (``None``: no player has ended it yet)."""
+        marks = self.ends.get(episode)
+        return min(marks.values()) + 1 if marks else None
+
+    def next_base(self, episode: int, base: int) -> int | None:
+        """The wire frame of episode ``episode + 1``'s frame 0, ``episode`` starting at wire
+        frame ``base``; ``None`` until every player's end of ``episode`` is known."""
+        marks = self.ends.get(episode, {})
+        if len(marks) != self.players:
+            return None
+        return base + episode_span(marks.values())
 
 
 def _not_a_line(path: str | os.PathLike[str], number: int, line: str) -> UsageError:

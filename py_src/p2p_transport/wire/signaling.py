@@ -17,8 +17,8 @@ event           direction    payload
                              (in rooms of more than two: to the player named by ``to``)
 ``relay``       both         binary: one packet of :mod:`~p2p_transport.wire.codec`, to the other
                              member only, at most :data:`MAX_RELAY_BYTES` (in rooms of more than
-                             two, and to spectators, behind a one-byte envelope: see
-                             :data:`RELAY_TO_ALL`)
+                             two behind a one-byte envelope: see :data:`RELAY_TO_ALL`); to a
+                             spectator, the server's spectator feed (see :data:`ROOM_READY_EVENT`)
 ``peer_left``   to client    ``{player_index}`` of the member that left
 ``error``       to client    ``{message}``: the server refused an event
 ==============  ===========  =====================================================================
@@ -93,7 +93,16 @@ WAITING_EVENT: Final = "waiting_for_peer"
 #: client?}`` (``client`` the id it joined with, if any). A player opens one DataChannel to each
 #: peer: it offers to every higher index and answers every lower one. A spectator's has
 #: ``spectator: true`` and no ``player_index`` (its ``peers`` are all the players), and opens no
-#: DataChannel: the server sends it the players' relayed packets.
+#: DataChannel: the server sends it, as relay packets (on its lean relay socket once it opens
+#: one with ``relay_ticket``), every player's inputs and episode ends, each once, whatever route
+#: the players use (``p2p_server.spectator_feed``), first everything the room had before it
+#: joined (from the room's first input, even before its ``room_ready``), then what is new. Each
+#: packet starts with the player index it is about, then either an input record (0x30,
+#: :func:`~p2p_transport.wire.codec.encode_input_record`: that player's inputs, frames on the
+#: wire, strictly increasing) or an episode end (0x05,
+#: :func:`~p2p_transport.wire.codec.encode_v1_episode_end`: the episode and its last frame,
+#: counted from the episode's frame 0).
+#: :class:`~p2p_transport.rollback.spectator.SpectatorSession` plays them.
 ROOM_READY_EVENT: Final = "room_ready"
 #: ``{room, player_index, peer_index, peer_client?, ice_servers?, relay_ticket?}``: ``peer_client``
 #: the peer's ``client`` id (the same one again: the same peer came back through the server, and
@@ -113,10 +122,10 @@ RELAY_EVENT: Final = "relay"
 #: The relay's envelope in rooms of more than two players: a player's packet starts with one
 #: byte, the player index it is for, or ``RELAY_TO_ALL`` for every other player (the server fans
 #: it out: one packet in, counted once against the sender's limits); each packet the server
-#: delivers there starts with the sender's player index instead. Spectators always get packets
-#: in this envelope, of every packet a player sends to the whole room (in a two-player room:
-#: every packet). So a player sends what is the same for everyone (its inputs) once to all, and
-#: only what belongs to one link (pings, acknowledgements) addressed.
+#: delivers there starts with the sender's player index instead. So a player sends what is the
+#: same for everyone (its inputs) once to all, and only what belongs to one link (pings,
+#: acknowledgements) addressed. Spectators get no player's packet as it is, but the server's
+#: spectator feed, in an envelope of the same shape: see :data:`ROOM_READY_EVENT`.
 RELAY_TO_ALL: Final = 0xFF
 #: The relay's lean path: a plain WebSocket at ``RELAY_SOCKET_PATH?ticket=T&room=R`` carrying one
 #: binary frame per packet, each way, where a Socket.IO binary event costs the server two
@@ -174,7 +183,8 @@ PLAYERS_PER_ROOM: Final = 2
 #: keeping 7 (the rollback layer's costs grow with every peer).
 MIN_PLAYERS: Final = 2
 MAX_PLAYERS: Final = 8
-#: Spectators per room by default: each costs the server a copy of every player's packets.
+#: Spectators per room by default: each costs the server a packet for every player's packet that
+#: brings a new input.
 MAX_SPECTATORS: Final = 16
 #: Room names are keys in server memory and appear in logs; bounded so that a client cannot make
 #: either grow without limit.
