@@ -20,11 +20,14 @@ import js
 from p2p_transport.browser.mesh import MeshTransport
 from p2p_transport.browser.mesh_pairing import MeshCallbacks
 from p2p_transport.browser.options import IceServer, TransportOptions
+from p2p_transport.browser.spectator import SpectatorTransport
 from p2p_transport.browser.transport import BrowserTransport
-from p2p_transport.errors import P2PTransportError, UsageError
+from p2p_transport.errors import InvalidStateError, P2PTransportError, UsageError
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.protocol.routing import RouteMode
+from p2p_transport.rollback.spectator import read_feed_packet
 from p2p_transport.session import Callbacks, SessionConfig
+from p2p_transport.wire.codec import DecodeError
 from p2p_transport.wire.dialects import REFUSAL_EVENTS, MugDialect
 from p2p_transport.wire.signaling import PLAYERS_PER_ROOM
 
@@ -42,6 +45,7 @@ OPTION_NAMES: Final = {
     "reconnect": bool,
     "connectTimeoutMs": float,
     "players": int,
+    "spectator": bool,
 }
 #: Events after which ``connect()`` can no longer pair: the promise rejects with their message.
 #: (A dialect's refusal events and ``error`` are in ``REFUSAL_EVENTS``.)
@@ -62,6 +66,7 @@ _FIELDS: Final = {
     "token": "token",
     "connectTimeoutMs": "connect_timeout_ms",
     "players": "players",
+    "spectator": "spectator",
 }
 
 # Every connection made, while it lives: what the tests count after close().
@@ -159,12 +164,16 @@ def _builtin_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 class JsConnection:
-    """One ``p2pShim.connect()``: a :class:`BrowserTransport` (two players) or a
-    :class:`MeshTransport` (``players`` above two) whose game is JavaScript.
+    """One ``p2pShim.connect()``: a :class:`BrowserTransport` (two players), a
+    :class:`MeshTransport` (``players`` above two) or a :class:`SpectatorTransport`
+    (``spectator: true``) whose game is JavaScript.
 
     ``on_input(frame, action, player)`` and ``on_event(name, detail)`` are the page's
-    functions; ``on_paired(player_index, player_count)`` (at ``paired``, or a mesh's
-    ``room_ready``) and ``on_refused(message)`` settle the promise ``connect()`` returned.
+    functions; ``on_paired(player_index, player_count)`` (at ``paired``, or ``room_ready``;
+    a spectator's index is ``None``) and ``on_refused(message)`` settle the promise
+    ``connect()`` returned. A spectator's ``on_input`` gets every player's inputs from the
+    server's feed, its frames those on the wire, and each player's episode end is an
+    ``episode_end`` event (``player``, ``episode``, ``frame``: its last, from the episode's 0).
     """
 
     @_builtin_errors
@@ -173,7 +182,7 @@ class JsConnection:
         options_json: str,
         on_input: Callable[[int, int, int], object],
         on_event: Callable[[str, Any], object] | None,
-        on_paired: Callable[[int, int], object],
+        on_paired: Callable[[int | None, int], object],
         on_refused: Callable[[str], object],
         socket: Any = None,
     ) -> None:
@@ -182,12 +191,16 @@ class JsConnection:
         self._socket = socket
         self._on_input_js: Callable[[int, int, int], object] | None = on_input
         self._on_event_js = on_event
-        self._settle: tuple[Callable[[int, int], object], Callable[[str], object]] | None = (
+        self._settle: tuple[Callable[[int | None, int], object], Callable[[str], object]] | None = (
             on_paired,
             on_refused,
         )
-        self.transport: BrowserTransport | MeshTransport
-        if options.players == PLAYERS_PER_ROOM:
+        #: Spectator feed packets that could not be read (counted, dropped).
+        self.feed_malformed = 0
+        self.transport: BrowserTransport | MeshTransport | SpectatorTransport
+        if options.spectator:
+            self.transport = SpectatorTransport(options, self._on_feed_packet, self._on_event)
+        elif options.players == PLAYERS_PER_ROOM:
             self.transport = BrowserTransport(
                 options, Callbacks(on_input=self._on_peer_input, on_event=self._on_event)
             )
@@ -200,19 +213,16 @@ class JsConnection:
 
     @property
     def player_index(self) -> int | None:
-        return self.transport.player_index
-
-    @property
-    def player_count(self) -> int:
-        return self.transport.options.players
+        transport = self.transport
+        return None if isinstance(transport, SpectatorTransport) else transport.player_index
 
     def connect(self) -> None:
         socket, self._socket = self._socket, None
         transport = self.transport
-        if isinstance(transport, MeshTransport):
-            transport.connect()
-        else:
+        if isinstance(transport, BrowserTransport):
             transport.connect(socket)
+        else:
+            transport.connect()
 
     @_builtin_errors
     def close_channel(self, peer: int | None = None) -> None:
@@ -223,8 +233,10 @@ class JsConnection:
             if not isinstance(peer, int) or isinstance(peer, bool):
                 raise UsageError(f"closeChannel(peer): which peer, by player index? got {peer!r}")
             transport.close_channel(peer)
-        else:
+        elif isinstance(transport, BrowserTransport):
             transport.close_channel()
+        else:
+            raise InvalidStateError("closeChannel(): a spectator has no DataChannel")
 
     @_builtin_errors
     def step(self, frame: int, action: int) -> bool:
@@ -233,19 +245,31 @@ class JsConnection:
         for name, value in (("frame", frame), ("action", action)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise UsageError(f"step(): {name} must be an integer, got {value!r}")
-        return self.transport.step(frame, action)
+        transport = self.transport
+        if isinstance(transport, SpectatorTransport):
+            raise InvalidStateError("step(): a spectator sends no input")
+        return transport.step(frame, action)
 
     def stats_json(self) -> str:
-        return json.dumps(self.transport.stats())
+        stats = self.transport.stats()
+        if isinstance(self.transport, SpectatorTransport):
+            stats["feed_malformed"] = self.feed_malformed
+        return json.dumps(stats)
 
     def telemetry_json(self) -> str:
-        return json.dumps(self.transport.telemetry())
+        transport = self.transport
+        if isinstance(transport, SpectatorTransport):
+            return json.dumps({"spectator": True, **transport.stats()})
+        return json.dumps(transport.telemetry())
 
     @_builtin_errors
     def save_telemetry_json(self, extra_json: str) -> asyncio.Task[str]:
         """:meth:`BrowserTransport.save_telemetry` with ``extra`` as JSON text; the task's
         result is the server's answer as JSON text."""
-        saved = self.transport.save_telemetry(json.loads(extra_json))
+        transport = self.transport
+        if isinstance(transport, SpectatorTransport):
+            raise InvalidStateError("saveTelemetry(): a spectator has no session record")
+        saved = transport.save_telemetry(json.loads(extra_json))
 
         async def answer() -> str:
             try:
@@ -268,6 +292,22 @@ class JsConnection:
         if self._on_input_js is not None:
             self._on_input_js(frame, action, player)
 
+    def _on_feed_packet(self, data: bytes) -> None:
+        transport = self.transport
+        assert isinstance(transport, SpectatorTransport) and transport.players is not None
+        try:
+            packet = read_feed_packet(data, transport.players)
+        except DecodeError:
+            self.feed_malformed += 1
+            return
+        if packet.end is not None:
+            episode, frame = packet.end
+            self._on_event(
+                "episode_end", {"player": packet.player, "episode": episode, "frame": frame}
+            )
+        for frame, action in packet.inputs:
+            self._on_input(frame, action, packet.player)
+
     def _on_peer_input(self, frame: int, action: int) -> None:
         peer = self.transport.peer_index if isinstance(self.transport, BrowserTransport) else None
         self._on_input(frame, action, -1 if peer is None else peer)
@@ -276,7 +316,7 @@ class JsConnection:
         if name in _READY and self._settle is not None and "peer" not in detail:
             on_paired, _ = self._settle
             self._settle = None
-            on_paired(detail["player_index"], self.player_count)
+            on_paired(detail.get("player_index"), int(detail.get("players", PLAYERS_PER_ROOM)))
         elif name in REFUSAL_EVENTS or name in _FAILURES:
             # Each of these events' message is a sentence (see protocol.lifecycle).
             self._refuse(str(detail.get("message") or json.dumps(detail, default=str)))

@@ -255,7 +255,11 @@ class MeshPairing:
                 },
             )
             return
-        me = self.player_index = ready.player_index
+        me = ready.player_index
+        if me is None:
+            self.unrouted["room_ready"] += 1  # a spectator's: not this tab's
+            return
+        self.player_index = me
         if self._relay is None:
             self._relay = self._new_relay()
         for peer, client in ready.peers:

@@ -112,6 +112,11 @@ class TransportOptions:
     #: The room's number of players, 2 to 8 (with tokens on, the token's claim must say the
     #: same). More than two is a mesh: :class:`~p2p_transport.browser.mesh.MeshTransport`.
     players: int = PLAYERS_PER_ROOM
+    #: Watch the room instead of playing (a
+    #: :class:`~p2p_transport.browser.spectator.SpectatorTransport`): no slot, no input; every
+    #: player's inputs come from the server. ``players`` then need not be given (the room's own
+    #: is told at ``room_ready``); given, it must match the room's.
+    spectator: bool = False
 
     def __post_init__(self) -> None:
         # Each option checked where it is given, by name, with what is allowed.
@@ -133,6 +138,10 @@ class TransportOptions:
             raise UsageError(f"faults must be a FaultConfig or None, got {self.faults!r}")
         check_int("fault_seed", self.fault_seed)
         check_int("players", self.players, MAX_PLAYERS, minimum=MIN_PLAYERS)
+        if not isinstance(self.spectator, bool):
+            raise UsageError(f"spectator must be True or False, got {self.spectator!r}")
+        if self.spectator and self.dialect is not None:
+            raise UsageError("a spectator watches through the reference server (dialect=None)")
         if self.players != PLAYERS_PER_ROOM and self.dialect is not None:
             raise UsageError(
                 f"a room of {self.players} players needs the reference server (dialect=None): "

@@ -285,7 +285,7 @@ def _missing_requirements(site, names):
           onInput,
           onEvent || undefined,
           (playerIndex, playerCount) => {
-            conn.playerIndex = playerIndex;
+            conn.playerIndex = playerIndex ?? null; // null: a spectator
             conn.playerCount = playerCount;
             resolve(conn);
           },

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Final
 
 from p2p_transport._checks import check_finite, check_int
@@ -55,7 +56,13 @@ from p2p_transport.wire.codec import (
 from p2p_transport.wire.messages import EpisodeEnd
 from p2p_transport.wire.signaling import MAX_PLAYERS, MIN_PLAYERS
 
-__all__ = ["CATCH_UP_BEHIND_FRAMES", "MAX_FRAMES_PER_TICK", "SpectatorSession"]
+__all__ = [
+    "CATCH_UP_BEHIND_FRAMES",
+    "MAX_FRAMES_PER_TICK",
+    "FeedPacket",
+    "SpectatorSession",
+    "read_feed_packet",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +74,38 @@ CATCH_UP_BEHIND_FRAMES: Final = 4
 #: 1 ms a frame in Pyodide take half of a 60 Hz tick, so the page still draws every tick; it
 #: gains 7 frames a tick on the players, so 5 s behind (300 frames) takes under a second.
 MAX_FRAMES_PER_TICK: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPacket:
+    """One packet of the spectator feed, read: the player it is about, and either that player's
+    inputs (``(wire frame, action)``) or one of its episode ends (``(episode, last frame)``)."""
+
+    player: int
+    inputs: tuple[tuple[int, int], ...] = ()
+    end: tuple[int, int] | None = None
+
+
+def read_feed_packet(data: bytes, players: int) -> FeedPacket:
+    """A packet of the spectator feed of a room of ``players`` (see the module's docstring);
+    :class:`~p2p_transport.wire.codec.DecodeError` if it is not one."""
+    view = byte_view(data)
+    if len(view) < 2:
+        raise DecodeError(f"a packet of {len(view)} bytes has no message")
+    player, body = view[0], view[1:]
+    if player >= players:
+        raise DecodeError(f"player {player} in a room of {players}")
+    if body[0] == INPUT_RECORD_TYPE:
+        record = decode_input_record(body)
+        if record.player_index != player:
+            raise DecodeError(
+                f"the envelope names player {player}, the record {record.player_index}"
+            )
+        return FeedPacket(player, record.inputs)
+    message = decode(body)
+    if not isinstance(message, EpisodeEnd):
+        raise DecodeError(f"a {type(message).__name__} is not for a spectator")
+    return FeedPacket(player, end=(message.episode, message.frame))
 
 
 class SpectatorSession:
@@ -170,27 +209,15 @@ class SpectatorSession:
         docstring). Never raises: what it cannot read is counted (``malformed_packets``)."""
         self._counts["packets"] += 1
         try:
-            view = byte_view(data)
-            if len(view) < 2:
-                raise DecodeError(f"a packet of {len(view)} bytes has no message")
-            player, body = view[0], view[1:]
-            if player >= self.players:
-                raise DecodeError(f"player {player} in a room of {self.players}")
-            if body[0] == INPUT_RECORD_TYPE:
-                record = decode_input_record(body)
-                if record.player_index != player:
-                    raise DecodeError(
-                        f"the envelope names player {player}, the record {record.player_index}"
-                    )
-                self._take_inputs(player, record.inputs)
-                return
-            message = decode(body)
-            if not isinstance(message, EpisodeEnd):
-                raise DecodeError(f"a {type(message).__name__} is not for a spectator")
-            self._take_end(player, message.episode, message.frame)
+            packet = read_feed_packet(data, self.players)
         except DecodeError as error:
             self._counts["malformed_packets"] += 1
             logger.debug("spectator packet dropped: %s", error)
+            return
+        if packet.end is None:
+            self._take_inputs(packet.player, packet.inputs)
+        else:
+            self._take_end(packet.player, *packet.end)
 
     def advance(self) -> int:
         """Simulate this tick's frames: the next one if its inputs are here, or several while

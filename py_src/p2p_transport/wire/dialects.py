@@ -93,10 +93,11 @@ class Paired:
 
 @dataclass(frozen=True, slots=True)
 class RoomReady:
-    """Every player of a room of more than two is in: this side's index, the room's size, and
-    each peer's index with the client id it joined with (``None`` if it gave none)."""
+    """Every player of a room of more than two (or a spectator's room) is in: this side's index
+    (``None`` for a spectator), the room's size, and each peer's index with the client id it
+    joined with (``None`` if it gave none)."""
 
-    player_index: int
+    player_index: int | None
     players: int
     peers: tuple[tuple[int, object], ...]
     detail: dict[str, Any]
@@ -221,11 +222,17 @@ class ReferenceDialect:
     binary_events: Final = (RELAY_EVENT,)
 
     def __init__(
-        self, room: str = DEFAULT_ROOM, token: str | None = None, players: int = PLAYERS_PER_ROOM
+        self,
+        room: str = DEFAULT_ROOM,
+        token: str | None = None,
+        players: int = PLAYERS_PER_ROOM,
+        spectator: bool = False,
     ) -> None:
         self.room = room
         self.players = players
-        mesh = (WAITING_EVENT, ROOM_READY_EVENT) if players != PLAYERS_PER_ROOM else ()
+        #: Join to watch (no slot, no input): the room's events are then ``room_ready``'s.
+        self.spectator = spectator
+        mesh = (WAITING_EVENT, ROOM_READY_EVENT) if players != PLAYERS_PER_ROOM or spectator else ()
         self.events: tuple[str, ...] = (
             JOINED_EVENT,
             PAIRED_EVENT,
@@ -255,6 +262,8 @@ class ReferenceDialect:
             payload["token"] = self.token
         if self.players != PLAYERS_PER_ROOM:
             payload["players"] = self.players
+        if self.spectator:
+            payload["spectator"] = True
         return [(JOIN_EVENT, payload)]
 
     def incoming(self, event: str, data: Any) -> Incoming | None:
@@ -279,7 +288,8 @@ class ReferenceDialect:
             peers = tuple(
                 (int(peer["player_index"]), peer.get("client")) for peer in detail["peers"]
             )
-            return RoomReady(int(detail["player_index"]), int(detail["players"]), peers, detail)
+            index = None if detail.get("spectator") is True else int(detail["player_index"])
+            return RoomReady(index, int(detail["players"]), peers, detail)
         if event == WAITING_EVENT:
             return Notice(WAITING_EVENT, detail)
         return None
