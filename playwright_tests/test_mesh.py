@@ -10,10 +10,13 @@ from typing import Any, Final
 from playwright.sync_api import BrowserContext, Page
 from test_boot import served_wheel_urls
 from test_js_api import open_js_game
-from test_transport import OPEN_TIMEOUT_MS
+from test_rollback import DATACHANNEL_ONLY, records
+from test_transport import OPEN_TIMEOUT_MS, assert_no_page_errors, open_tabs
 
 from p2p_demo.harness import TurnServer
+from p2p_demo.pong import PongGame
 from p2p_server.server import ServerThread
+from p2p_transport.rollback import replay
 from p2p_transport.timing import FRAME_MS
 
 PLAYERS: Final = 4
@@ -117,3 +120,130 @@ def test_four_tabs_exchange_every_input_over_a_mesh_through_the_javascript_api(
             assert link["state"] == "open", game
             assert link["p2p"] > 0, game
         assert game["unrouted"] == {}, game
+
+
+def test_four_tabs_play_team_pong_under_rollback_with_one_lossy_link(
+    context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
+) -> None:
+    """The demo's team Pong in 4 tabs over the mesh, DataChannels alone; the link between
+    players 1 and 2 loses 30% of its packets each way and delays the rest: predictions of each
+    other miss and those two roll back, and still every tab ends on the same inputs and
+    checksum, which the record replays to."""
+    frames = 600
+    tabs = open_tabs(
+        PLAYERS,
+        context,
+        server,
+        turn,
+        console_messages,
+        game="pong",
+        players=PLAYERS,
+        frames=frames,
+        fault_link=[1, 2],
+        loss=0.3,
+        delay_ms=30,
+        fault_seed=7,
+        **DATACHANNEL_ONLY,
+    )
+    for tab in tabs:
+        tab.wait_until(
+            "r.game !== null && r.game.finished",
+            OPEN_TIMEOUT_MS + frames * FRAME_MS + SLACK_MS,
+        )
+    games = [tab.report()["game"] for tab in tabs]
+    played = [records(tab) for tab in tabs]
+    assert all(record == played[0] for record in played)
+    (episode,) = played[0]
+    assert episode["frames"] == frames
+    assert all(len(inputs) == PLAYERS for inputs in episode["inputs"])
+    assert {game["final_checksum"] for game in games} == {episode["final_checksum"]}
+    assert (
+        replay(PongGame(0, players=PLAYERS), episode["inputs"]).hex() == (episode["final_checksum"])
+    )
+    assert all(game["desyncs"] == 0 for game in games)
+    # The lossy link's two ends predicted each other wrongly and rolled back.
+    assert games[1]["rollbacks"] > 0 and games[2]["rollbacks"] > 0, games
+    for tab in tabs:
+        links = tab.report()["stats"]["links"]
+        faults = {peer: link.get("fault_dropped", 0) for peer, link in links.items()}
+        me = tab.report()["player_index"]
+        lossy = {"1": "2", "2": "1"}.get(str(me))
+        assert all((count > 0) == (peer == lossy) for peer, count in faults.items()), faults
+    assert_no_page_errors(console_messages)
+
+
+# A spectator page: connect to watch, and check every input the feed brings against the script.
+SPECTATOR: Final = """async ({wheelUrls, room, frames, players}) => {
+  await p2pShim.boot({pyodideBase: "/pyodide/", wheelUrls});
+  const action = (player, frame) => (frame * 7 + player * 3) % 256;
+  const watch = window.watch = {received: {}, duplicates: 0, wrong: 0, events: []};
+  const conn = await p2pShim.connect({
+    room, spectator: true,
+    onInput(frame, action_, player) {
+      const seen = watch.received[player] = watch.received[player] || new Set();
+      if (seen.has(frame)) watch.duplicates += 1;
+      seen.add(frame);
+      if (action_ !== action(player, frame)) watch.wrong += 1;
+    },
+    onEvent(name, detail) { watch.events.push([name, detail]); },
+  });
+  watch.conn = conn;
+  watch.playerIndex = conn.playerIndex;
+  watch.playerCount = conn.playerCount;
+  let refused = null;
+  try { conn.step(0, 1); } catch (err) { refused = err.message; }
+  watch.stepRefused = refused;
+}"""
+
+
+def test_three_tabs_and_a_spectator_through_the_javascript_api(
+    context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
+) -> None:
+    """The spectator joins first and watches a room of 3 through the JS API: every player's
+    input arrives once from the server's feed (the players send nothing for it)."""
+    players = 3
+    room = f"watched-{uuid.uuid4().hex}"
+    wheels = [url for url in served_wheel_urls() if "/p2p_transport-" in url]
+    watcher = open_js_game(context, server, console_messages)
+    watcher.evaluate(
+        f"(args) => {{ ({SPECTATOR})(args)"
+        ".catch((err) => { window.watchError = String(err); }); }",
+        {"wheelUrls": wheels, "room": room, "frames": FRAMES, "players": players},
+    )
+    pages = [open_js_game(context, server, console_messages) for _ in range(players)]
+    args = {
+        "wheelUrls": wheels,
+        "room": room,
+        "iceServers": turn.ice_servers,
+        "frames": FRAMES,
+        "players": players,
+    }
+    for page in pages:
+        page.evaluate(START, args)
+    for page in pages:
+        page.wait_for_function(
+            "() => window.meshGameError || (window.meshGame && window.meshGame.done)",
+            timeout=OPEN_TIMEOUT_MS + FRAMES * FRAME_MS + SLACK_MS,
+        )
+        assert page.evaluate("() => window.meshGameError || null") is None
+    watcher.wait_for_function(
+        """([n, frames]) => window.watchError || (window.watch && [...Array(n).keys()]
+            .every((p) => (window.watch.received[p] || new Set()).size === frames))""",
+        arg=[players, FRAMES],
+        timeout=SLACK_MS,
+    )
+    watch: dict[str, Any] = watcher.evaluate(
+        """() => ({
+            error: window.watchError || null, me: window.watch.playerIndex,
+            count: window.watch.playerCount, duplicates: window.watch.duplicates,
+            wrong: window.watch.wrong, stepRefused: window.watch.stepRefused,
+            events: window.watch.events.map(([n]) => n),
+            malformed: window.watch.conn.stats().feed_malformed,
+        })"""
+    )
+    assert watch["error"] is None
+    assert watch["me"] is None and watch["count"] == players
+    assert watch["duplicates"] == 0 and watch["wrong"] == 0 and watch["malformed"] == 0
+    assert "a spectator sends no input" in watch["stepRefused"]
+    assert watch["events"][:1] == ["joined"] and "room_ready" in watch["events"]
+    assert_no_page_errors(console_messages)

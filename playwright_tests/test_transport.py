@@ -118,6 +118,19 @@ def open_pair(
     **options: Any,
 ) -> tuple[Tab, Tab]:
     """Two booted demo tabs paired in a fresh room, ordered by player index."""
+    first, second = open_tabs(2, context, server, turn, console, **options)
+    return first, second
+
+
+def open_tabs(
+    count: int,
+    context: BrowserContext,
+    server: ServerThread,
+    turn: TurnServer,
+    console: list[str],
+    **options: Any,
+) -> list[Tab]:
+    """``count`` booted demo tabs in a fresh room, each with its player index, in its order."""
     tab_options = {
         # The transport's own tests: a scripted game checks every input as it arrives.
         "game": "scripted",
@@ -126,7 +139,7 @@ def open_pair(
         "ping_interval_ms": PING_INTERVAL_MS,
         **options,
     }
-    pages = [open_tab(context, server.url, tab_options) for _ in range(2)]
+    pages = [open_tab(context, server.url, tab_options) for _ in range(count)]
     for index, page in enumerate(pages):
         capture_console(page, console, prefix=f"tab{index} ")
     for page in pages:
@@ -141,7 +154,7 @@ def open_pair(
     for tab in tabs:
         tab.wait_until("r.player_index !== null", OPEN_TIMEOUT_MS)
     tabs.sort(key=lambda tab: tab.report()["player_index"])
-    return tabs[0], tabs[1]
+    return tabs
 
 
 # --- one 600-frame game with both paths, shared by the tests that only read its results ---------

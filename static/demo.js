@@ -25,7 +25,12 @@
   // What the connection is doing, in words, from the latest lifecycle event (README: events).
   const STATUS_TEXT = {
     joined: (d) => `joined room ${d.room}: waiting for the other player`,
-    waiting_for_peer: (d) => `waiting for the other player (${Math.round(d.waited_ms / 1000)} s)`,
+    // A room of more than two says how many are missing; the tab's own repeat says how long.
+    waiting_for_peer: (d) =>
+      d.missing !== undefined
+        ? `waiting for ${d.missing} more player${d.missing === 1 ? "" : "s"} of ${d.players}`
+        : `waiting for the other player (${Math.round(d.waited_ms / 1000)} s)`,
+    room_ready: (d) => `all ${d.players} players are in: connecting to each`,
     // After connect_failed, its sentence stays: the retries that follow add nothing new.
     server_unreachable: (d, before, log) => {
       const failed = log.findLast((e) => e.event === "connect_failed");
@@ -101,8 +106,13 @@
       ["frames ahead of the peer", fmt(game.frames_ahead, 2)],
       ["desyncs", game.desyncs ?? 0],
     ] : [];
+    // A room of more than two: one line per peer (its link's route and RTT).
+    const linkRows = Object.entries(s.links || {}).map(([peer, l]) => [
+      `link to player ${peer}: route / RTT p50 (ms)`, both(l.route, fmt(l.rtt_p50_ms, 2)),
+    ]);
     const rows = [
       ["player", report.player_index],
+      ...linkRows,
       ...rollbackRows,
       ["health (of the path carrying the game)",
         s.health_status ? `${s.health_status} (${s.health_path ?? "no path"})` : "–"],
@@ -195,17 +205,18 @@
     ctx.fillStyle = "#111";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
     ctx.fillStyle = "#eee";
-    const [left, right] = view.paddles;
-    ctx.fillRect(view.inset * scale, left * scale, view.paddle_w * scale, view.paddle_h * scale);
-    ctx.fillRect((view.width - view.inset - view.paddle_w) * scale, right * scale,
-      view.paddle_w * scale, view.paddle_h * scale);
+    view.paddles.forEach((top, seat) => {
+      ctx.fillRect(view.paddle_x[seat] * scale, top * scale, view.paddle_w * scale,
+        view.paddle_h * scale);
+    });
     ctx.fillRect(view.ball[0] * scale, view.ball[1] * scale, view.ball_size * scale,
       view.ball_size * scale);
     ctx.font = `${16 * scale}px monospace`;
     ctx.textAlign = "center";
     ctx.fillText(`${view.score[0]}   ${view.score[1]}`, canvas.width / 2, 20 * scale);
     if (view.state !== "running") {
-      ctx.fillText(view.state === "ended" ? "episode over" : "waiting for the other player",
+      const others = view.players > 2 ? "the other players" : "the other player";
+      ctx.fillText(view.state === "ended" ? "episode over" : `waiting for ${others}`,
         canvas.width / 2, canvas.height / 2);
     }
   }

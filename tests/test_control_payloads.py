@@ -1,17 +1,21 @@
-"""The transport's control payloads, byte for byte: episode end, episode ready, state hash and
-time sync, each encoded, decoded and refused when malformed."""
+"""The transport's control payloads, byte for byte: episode end, episode ready, state hash, time
+sync and seat left, each encoded, decoded and refused when malformed."""
 
 from __future__ import annotations
 
 import pytest
 
 from p2p_transport.wire.control_payloads import (
+    MAX_SEAT_LEFT_ACTIONS,
+    RollbackKind,
     decode_episode_end_payload,
     decode_episode_ready_payload,
+    decode_seat_left_payload,
     decode_state_hash_payload,
     decode_time_sync_payload,
     encode_episode_end_payload,
     encode_episode_ready_payload,
+    encode_seat_left_payload,
     encode_state_hash_payload,
     encode_time_sync_payload,
 )
@@ -51,3 +55,32 @@ def test_time_sync_payload_bytes() -> None:
     assert encode_time_sync_payload(1e9, 0) == b"\x7f\xff\x00"  # clamped, not wrapped
     with pytest.raises(ValueError, match="3 bytes"):
         decode_time_sync_payload(b"\x00\x00")
+
+
+def test_seat_left_payload_bytes() -> None:
+    assert RollbackKind.SEAT_LEFT == 0x08
+    # Episode 2, player 3, frames 0..301 held (302 of them), the last two handed on.
+    payload = encode_seat_left_payload(301, 2, 3, b"\x01\x04")
+    assert payload == bytes.fromhex("00000002 03 0000012e 0104")
+    assert decode_seat_left_payload(payload) == (301, 2, 3, b"\x01\x04")
+    # Nothing held yet: -1 travels as 0 frames held, with no actions.
+    assert encode_seat_left_payload(-1, 0, 7, b"") == bytes.fromhex("00000000 07 00000000")
+    assert decode_seat_left_payload(bytes.fromhex("00000000 07 00000000")) == (-1, 0, 7, b"")
+    assert MAX_SEAT_LEFT_ACTIONS == 1024 - 9
+    whole = encode_seat_left_payload(5000, 0, 1, bytes(MAX_SEAT_LEFT_ACTIONS))
+    assert len(whole) == 1024
+
+
+def test_seat_left_payload_refusals() -> None:
+    with pytest.raises(ValueError, match=r"player must be in 0\.\.7, got 8"):
+        encode_seat_left_payload(10, 0, 8, b"")
+    with pytest.raises(ValueError, match="3 actions for frames up to 1"):
+        encode_seat_left_payload(1, 0, 1, b"\x00\x00\x00")
+    with pytest.raises(ValueError, match=r"last_frame must be in -1\.\."):
+        encode_seat_left_payload(-2, 0, 1, b"")
+    with pytest.raises(ValueError, match=r"9\.\.1024 bytes, got 8"):
+        decode_seat_left_payload(bytes(8))
+    with pytest.raises(ValueError, match="names player 8"):
+        decode_seat_left_payload(bytes.fromhex("00000000 08 00000001"))
+    with pytest.raises(ValueError, match="hands on 2 actions of 1 frames held"):
+        decode_seat_left_payload(bytes.fromhex("00000000 01 00000001 0000"))

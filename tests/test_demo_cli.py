@@ -35,7 +35,10 @@ def test_every_cli_says_its_version(module: str) -> None:
             "p2p_server",
             ("--host", "--port", "--log-level", "--data-dir", "--turn-urls", "--turn-ttl"),
         ),
-        ("p2p_demo", ("--host", "--port", "--local-turn", "--frames", "--loss", "--delay")),
+        (
+            "p2p_demo",
+            ("--host", "--port", "--local-turn", "--frames", "--players", "--loss", "--delay"),
+        ),
     ],
 )
 def test_help_gives_each_option_its_default(module: str, options: tuple[str, ...]) -> None:

@@ -36,6 +36,7 @@ SERVER_MODULES: Final = frozenset(
         "door.py",
         "packets.py",
         "input_recorder.py",
+        "spectator_feed.py",
     }
 )
 DEMO_MODULES: Final = frozenset(

@@ -1,4 +1,4 @@
-"""The two-tab demo.
+"""The two-tab demo (or more: ``--players``).
 
 ``python -m p2p_demo`` serves the demo page on 127.0.0.1 and prints the URL to open in two
 tabs. ``python -m p2p_demo --headless --frames N [--json PATH]`` runs both tabs in headless
@@ -8,6 +8,10 @@ per episode (``--episodes``). It prints a summary, writes a JSON report and exit
 input arrived exactly once in both directions, both tabs recorded the same inputs for every
 frame, ended on the same checksum, and found no desync. ``--game scripted`` runs the transport
 alone instead: a scripted input per frame, each checked on arrival.
+
+``--players N`` (3 to 8) plays team Pong in N tabs, each linked to every other (a mesh); the
+report then has one entry per player, and the run is sound only if every input crossed to every
+other player exactly once and every tab ended on the same checksum.
 
 ``--loss P --burst N --delay MS`` impair what each tab sends over the DataChannel (both
 directions, each with its own seeded random sequence); ``--route MODE`` pins the routing
@@ -37,6 +41,7 @@ from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.protocol.rtt import nearest_rank
 from p2p_transport.rollback.session import MAX_INPUT_DELAY
 from p2p_transport.timing import FRAME_MS
+from p2p_transport.wire.signaling import MAX_PLAYERS, PLAYERS_PER_ROOM
 
 __all__ = ["is_loopback_host", "main", "player_summary", "run_headless", "serve_interactive"]
 
@@ -82,6 +87,8 @@ def player_summary(tab_report: dict[str, Any], ready_ms: float | None) -> dict[s
     """One player's entry in the JSON report, from a tab's ``DemoTab.report()``. For a Pong tab,
     ``lost`` and ``delivered_exactly_once`` need the peer's report: see :func:`cross_check`."""
     stats = tab_report["stats"]
+    if "links" in stats:
+        stats = {**stats, **link_totals(link_stats(tab_report))}
     game = tab_report["game"]
     scripted = game is not None and "frames_received" in game
     entry: dict[str, Any] = {key: stats.get(key) for key in REPORT_KEYS}
@@ -94,6 +101,7 @@ def player_summary(tab_report: dict[str, Any], ready_ms: float | None) -> dict[s
         route_changes=tab_report.get("route_changes", []),
         ready_ms=ready_ms,
         channel_open_ms=tab_report["channel_open_ms"],
+        link_open_ms=tab_report.get("link_open_ms") or None,
         delivered_exactly_once=bool(scripted and game["delivered_exactly_once"]),
         game=game,
         p2p_bytes_per_packet=(
@@ -108,16 +116,74 @@ def player_summary(tab_report: dict[str, Any], ready_ms: float | None) -> dict[s
     return entry
 
 
-def cross_check(players: list[dict[str, Any]], records: list[list[dict[str, Any]]]) -> bool:
-    """Fill in two Pong players' ``lost`` (what the peer sent that never arrived) and
-    ``delivered_exactly_once``; return whether the match is sound: nothing lost, both tabs
-    recorded the same inputs for every frame of every episode and the same final checksums,
-    and no desync."""
-    for entry, peer in ((players[0], players[1]), (players[1], players[0])):
-        sent, received = peer["inputs_sent"], entry["inputs_received"]
-        entry["lost"] = None if sent is None or received is None else sent - received
-        entry["delivered_exactly_once"] = entry["lost"] == 0
-    same_records = bool(records[0]) and records[0] == records[1]
+def link_stats(tab_report: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """A tab's figures per peer, by the peer's index: a pair's one session, a mesh's links."""
+    stats = tab_report["stats"]
+    if "links" in stats:
+        return {int(peer): link for peer, link in stats["links"].items()}
+    peer = stats.get("peer_index")
+    return {} if peer is None else {int(peer): stats}
+
+
+#: Per-link figures a mesh player's entry adds up over its links.
+SUMMED_KEYS: Final = (
+    "inputs_sent",
+    "inputs_received",
+    "duplicates",
+    "recovered",
+    "pings_sent",
+    "pongs_received",
+    "p2p_packets_sent",
+    "relay_packets_sent",
+    "p2p_bytes_sent",
+    "fault_dropped",
+    "reconnects",
+    "p2p_inputs_delivered",
+    "relay_inputs_delivered",
+)
+#: Per-link round trips: a mesh player's entry gives its worst link's.
+WORST_KEYS: Final = ("rtt_p50_ms", "rtt_p95_ms", "relay_rtt_p50_ms")
+
+
+def link_totals(links: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """A mesh player's figures over its links: counts summed, round trips the worst link's,
+    and the routes the links ended on."""
+    out: dict[str, Any] = {
+        key: sum(link.get(key) or 0 for link in links.values()) for key in SUMMED_KEYS
+    }
+    for key in WORST_KEYS:
+        values = [link[key] for link in links.values() if link.get(key) is not None]
+        out[key] = max(values, default=None)
+    out["route"] = "/".join(sorted({str(link.get("route")) for link in links.values()}))
+    out["health_status"] = "/".join(
+        sorted({str(link.get("health_status")) for link in links.values()})
+    )
+    return out
+
+
+def cross_check(
+    players: list[dict[str, Any]],
+    links: dict[int, dict[int, dict[str, Any]]],
+    records: list[list[dict[str, Any]]],
+) -> bool:
+    """Fill in each Pong player's ``lost`` (what the others sent it that never arrived) and
+    ``delivered_exactly_once`` from every tab's figures per peer (``links[i][j]``: player
+    ``i``'s of its link to ``j``); return whether the match is sound: nothing lost on any link,
+    every tab recorded the same inputs for every frame of every episode and the same final
+    checksums, and no desync."""
+    for entry in players:
+        me = entry["player_index"]
+        lost: int | None = 0
+        for peer, link in links[me].items():
+            sent, received = links[peer][me].get("inputs_sent"), link.get("inputs_received")
+            if sent is None or received is None or lost is None:
+                lost = None
+            else:
+                lost += sent - received
+        linked = sorted(links[me]) == sorted(p["player_index"] for p in players if p is not entry)
+        entry["lost"] = lost
+        entry["delivered_exactly_once"] = linked and lost == 0
+    same_records = bool(records[0]) and all(record == records[0] for record in records)
     checksums = {entry["final_checksum"] for entry in players}
     return (
         same_records
@@ -180,6 +246,7 @@ def run_headless(
     if link:
         options["link_by"] = "netem" if netem else "the transport's own emulation, every path"
     pong = options["game"] == "pong"
+    count = int(options.get("players", 2))
     play_s = frames * int(options.get("episodes", 1)) * FRAME_MS / 1000
     play_s += float(options.get("late_ms", 0)) / 1000
     deadline_s = timeout_s if timeout_s is not None else play_s + HEADLESS_SLACK_S
@@ -192,7 +259,7 @@ def run_headless(
             tab_options.update(options)
             if netem:
                 del tab_options["link"]
-            pages = [open_tab(context, server.url, tab_options) for _ in range(2)]
+            pages = [open_tab(context, server.url, tab_options) for _ in range(count)]
             for page in pages:
                 wait_ready(page)
             reports = _wait_for_games(pages, started + deadline_s)
@@ -208,9 +275,10 @@ def run_headless(
         player_summary(report, ready_ms) for report, ready_ms in zip(reports, ready, strict=True)
     ]
     if pong:
-        order = sorted(range(2), key=lambda i: players[i]["player_index"])
+        order = sorted(range(count), key=lambda i: players[i]["player_index"])
         players = [players[i] for i in order]
-        ok = cross_check(players, [extra[i]["episode_records"] for i in order])
+        links = {report["player_index"]: link_stats(report) for report in reports}
+        ok = cross_check(players, links, [extra[i]["episode_records"] for i in order])
         for record, rollback in zip(telemetry, extra, strict=True):
             if record is not None:
                 record["rollback"] = rollback
@@ -249,19 +317,22 @@ def _finished(games: list[dict[str, Any] | None]) -> bool:
 
 
 def _all_arrived(reports: list[dict[str, Any]]) -> bool:
-    """Each tab received every input the other sent (a scripted tab checks its own)."""
+    """Each tab received every input each other tab sent it (a scripted tab checks its own)."""
     games = [r["game"] for r in reports]
     if all("done" in g for g in games):
         return all(g["done"] for g in games)
-    stats = [r["stats"] for r in reports]
+    links = {r["player_index"]: link_stats(r) for r in reports}
     return _finished(games) and all(
-        own["inputs_received"] == other["inputs_sent"]
-        for own, other in ((stats[0], stats[1]), (stats[1], stats[0]))
+        peer in links
+        and me in links[peer]
+        and link["inputs_received"] == links[peer][me]["inputs_sent"]
+        for me, own in links.items()
+        for peer, link in own.items()
     )
 
 
 def _wait_for_games(pages: Sequence[Any], deadline: float) -> list[dict[str, Any]]:
-    """Poll both tabs until every input arrived, or both finished and then waited
+    """Poll the tabs until every input arrived, or all finished and then waited
     :data:`SETTLE_S` for the rest (inputs a lossy link lost never come), or the deadline."""
     all_sent_at: float | None = None
     while True:
@@ -287,12 +358,14 @@ def format_summary(report: dict[str, Any]) -> str:
     pong = any("final_checksum" in player for player in report["players"])
     if pong:
         verdict = (
-            "every input arrived exactly once, the same inputs and final checksum on both"
-            " sides, no desync"
+            "every input arrived exactly once, the same inputs and final checksum on every"
+            " side, no desync"
             if report["ok"]
             else "INPUTS MISSING, RECORDS DIFFERENT OR DESYNC"
         )
-        what = f"Pong through the rollback layer, {report['frames']} frames per episode"
+        count = len(report["players"])
+        game = "Pong" if count == 2 else f"team Pong for {count}"
+        what = f"{game} through the rollback layer, {report['frames']} frames per episode"
     else:
         verdict = (
             "every input delivered exactly once" if report["ok"] else "INPUTS MISSING OR DUPLICATED"
@@ -468,6 +541,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--episodes", type=int, default=1, help="Pong episodes (default 1)")
     parser.add_argument(
+        "--players",
+        type=int,
+        default=PLAYERS_PER_ROOM,
+        help=f"players in the room, a tab and a bot each ({PLAYERS_PER_ROOM} to {MAX_PLAYERS}; "
+        "more than two play team Pong, each tab linked to every other; default %(default)s)",
+    )
+    parser.add_argument(
         "--input-delay", type=int, default=2, help="Pong's input delay in frames (default 2)"
     )
     parser.add_argument(
@@ -512,6 +592,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--frames must be at least 1")
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
+    if not PLAYERS_PER_ROOM <= args.players <= MAX_PLAYERS:
+        parser.error(f"--players must be in {PLAYERS_PER_ROOM}..{MAX_PLAYERS}")
+    if args.players != PLAYERS_PER_ROOM and args.game != "pong":
+        parser.error("--players above two plays pong (--game scripted is two players')")
     if not 0 <= args.input_delay <= MAX_INPUT_DELAY:
         parser.error(f"--input-delay must be in 0..{MAX_INPUT_DELAY}")
     if not 0.0 <= args.loss <= 1.0:
@@ -540,6 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options: dict[str, Any] = {"route": args.route, "game": args.game}
     if args.game == "pong":
         options.update(episodes=args.episodes, input_delay=args.input_delay)
+    if args.players != PLAYERS_PER_ROOM:
+        options["players"] = args.players
     if args.loss > 0 or args.delay > 0:
         options.update(loss=args.loss, burst=args.burst, delay_ms=args.delay, fault_seed=args.seed)
     if args.link is not None:

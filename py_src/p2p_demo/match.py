@@ -1,5 +1,6 @@
-"""A match of Pong between two tabs: the game, the rollback layer over the tab's session, and a
-game loop that keeps time the way the rollback layer recommends.
+"""A match of Pong between two tabs (or team Pong among 3 to 8): the game, the rollback layer over
+the tab's session (or its session with each peer), and a game loop that keeps time the way the
+rollback layer recommends.
 
 Sans-IO like the transport: the clock and the timers are injected, so the CPython tests run two
 matches over a simulated link and the page runs the same code on the browser's timers.
@@ -7,6 +8,7 @@ matches over a simulated link and the page runs the same code on the browser's t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from p2p_demo.pong import PongBot, PongGame
@@ -28,16 +30,17 @@ MAX_LAG_FRAMES: Final = 4
 
 
 class PongMatch:
-    """``episodes`` episodes of Pong over ``session``, played by a bot until a key is pressed.
+    """``episodes`` episodes of Pong over ``session`` (a :class:`P2PSession`, or in a room of more
+    than two the session with each peer, by its index), played by a bot until a key is pressed.
 
-    ``seed`` picks every episode's serves (episode ``n`` uses ``seed + n``); both tabs use the
-    same. ``perturb_at`` makes this tab's game differ from the peer's from that frame on (a
-    deliberate desync, for the tests).
+        ``seed`` picks every episode's serves (episode ``n`` uses ``seed + n``); both tabs use the
+        same. ``perturb_at`` makes this tab's game differ from the peer's from that frame on (a
+        deliberate desync, for the tests).
     """
 
     def __init__(
         self,
-        session: P2PSession,
+        session: P2PSession | Mapping[int, P2PSession],
         scheduler: Scheduler,
         clock: Clock,
         *,
@@ -52,7 +55,8 @@ class PongMatch:
             raise ValueError(f"episodes must be at least 1, got {episodes}")
         self.episodes = episodes
         self.seed = seed
-        self.game = PongGame(seed, perturb_at)
+        players = 2 if isinstance(session, P2PSession) else len(session) + 1
+        self.game = PongGame(seed, perturb_at, players=players)
         self.rollback = RollbackSession(
             self.game,
             session,
@@ -61,7 +65,7 @@ class PongMatch:
             episode_frames=episode_frames,
             on_desync=self._on_desync,
         )
-        self.bot = PongBot(session.player_index, seed)
+        self.bot = PongBot(self.rollback.player_index, seed)
         #: The keyboard's action bits once the player pressed a key (``None``: the bot plays).
         self.keys: int | None = None
         self._scheduler = scheduler
@@ -156,5 +160,5 @@ class PongMatch:
         }
 
     def records(self) -> list[dict[str, Any]]:
-        """Each finished episode's record: frames, final checksum and both players' inputs."""
+        """Each finished episode's record: frames, final checksum and every player's inputs."""
         return list(self.rollback.episodes)

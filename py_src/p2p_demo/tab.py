@@ -1,7 +1,8 @@
 """One tab of the demo page: a :class:`~p2p_transport.browser.transport.BrowserTransport`
 carrying a match of Pong under the rollback layer (:class:`~p2p_demo.match.PongMatch`), or, for
-the transport's own tests, driving a :class:`~p2p_demo.scripted_game.ScriptedGame`; with reports
-for the page and tests."""
+the transport's own tests, driving a :class:`~p2p_demo.scripted_game.ScriptedGame`; in a room of
+more than two players a :class:`~p2p_transport.browser.mesh.MeshTransport` carrying team Pong;
+with reports for the page and tests."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import js
 
 from p2p_demo.match import PongMatch
 from p2p_demo.scripted_game import ScriptedGame
+from p2p_transport.browser.mesh import MeshTransport
+from p2p_transport.browser.mesh_pairing import MeshCallbacks
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.protocol.faults import FaultConfig, LinkConfig
@@ -22,7 +25,7 @@ from p2p_transport.protocol.sender import DEFAULT_REDUNDANCY
 from p2p_transport.session import Callbacks, SessionConfig
 from p2p_transport.session.pinger import DEFAULT_PING_INTERVAL_MS
 from p2p_transport.wire.dialects import DeployedDialect
-from p2p_transport.wire.signaling import DEFAULT_ROOM
+from p2p_transport.wire.signaling import DEFAULT_ROOM, PLAYERS_PER_ROOM
 
 __all__ = ["DemoTab", "dialect", "fault_config"]
 
@@ -45,7 +48,11 @@ class DemoTab:
     ``link``: whole-link emulation of what this tab receives on every path, in netem's words;
     ``reconnect_attempts`` (0: no reconnection) and ``reconnect`` (a dict of
     :class:`~.reconnect.ReconnectConfig` fields); ``deployed`` (``{game_id, player_id, join}``)
-    to pair through a server of the deployed interactive_gym / mug shapes at ``server_url``.
+    to pair through a server of the deployed interactive_gym / mug shapes at ``server_url``;
+    ``players`` (3 to 8, Pong only) for a room of that many, each tab linked to every other; its
+    game starts once every link's DataChannel opened (or was found unavailable); there,
+    ``fault_link`` (``[a, b]``) confines the fault injection to the link between players ``a``
+    and ``b`` (both directions).
     """
 
     def __init__(self, options_json: str) -> None:
@@ -72,40 +79,57 @@ class DemoTab:
         reconnect = dict(options.get("reconnect", {}))
         if "reconnect_attempts" in options:
             reconnect["max_attempts"] = int(options["reconnect_attempts"])
-        self.transport = BrowserTransport(
-            TransportOptions(
-                server_url=str(options.get("server_url", "")),
-                room=str(options.get("room", DEFAULT_ROOM)),
-                ice_servers=tuple(options.get("ice_servers", ())),
-                relay_only=bool(options.get("relay_only", False)),
-                ice_timeout_ms=float(options.get("ice_timeout_ms", DEFAULT_ICE_TIMEOUT_MS)),
-                connect_timeout_ms=options.get("connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS),
-                token=options.get("token"),
-                session=session_config,
-                reconnect=ReconnectConfig(**reconnect),
-                faults=fault_config(options),
-                fault_seed=int(options.get("fault_seed", 0)),
-                dialect=dialect(options),
-            ),
-            Callbacks(
-                on_input=self._on_input,
-                on_event=self._on_event,
-                on_control=self._on_control,
-            ),
+        self.players = int(options.get("players", PLAYERS_PER_ROOM))
+        if self.players != PLAYERS_PER_ROOM and self.game_kind != "pong":
+            raise ValueError(f"a room of {self.players} players plays pong, not {self.game_kind}")
+        transport_options = TransportOptions(
+            server_url=str(options.get("server_url", "")),
+            room=str(options.get("room", DEFAULT_ROOM)),
+            ice_servers=tuple(options.get("ice_servers", ())),
+            relay_only=bool(options.get("relay_only", False)),
+            ice_timeout_ms=float(options.get("ice_timeout_ms", DEFAULT_ICE_TIMEOUT_MS)),
+            connect_timeout_ms=options.get("connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS),
+            token=options.get("token"),
+            session=session_config,
+            reconnect=ReconnectConfig(**reconnect),
+            faults=None if "fault_link" in options else fault_config(options),
+            fault_seed=int(options.get("fault_seed", 0)),
+            dialect=dialect(options),
+            players=self.players,
         )
+        self.transport: BrowserTransport | MeshTransport
+        if self.players == PLAYERS_PER_ROOM:
+            self.transport = BrowserTransport(
+                transport_options,
+                Callbacks(
+                    on_input=self._on_input,
+                    on_event=self._on_event,
+                    on_control=self._on_control,
+                ),
+            )
+        else:
+            self.transport = MeshTransport(
+                transport_options,
+                MeshCallbacks(on_input=lambda frame, action, player: None, on_event=self._on_event),
+            )
         self.game: ScriptedGame | None = None
         self.match: PongMatch | None = None
         #: The peer's control messages as they arrived, (kind, payload), for the tests.
         self.controls_received: list[tuple[int, bytes]] = []
         self.channel_open_ms: float | None = None
         self.paired_ms: float | None = None
+        #: In a room of more than two: when each peer's DataChannel first opened (or was found
+        #: unavailable: ``None``), by the peer's index.
+        self.link_open_ms: dict[int, float | None] = {}
 
     def start(self) -> None:
         self.transport.connect()
 
     def _on_event(self, name: str, detail: dict[str, Any]) -> None:
         transport = self.transport
-        if name == "paired":
+        if isinstance(transport, MeshTransport):
+            self._on_mesh_event(transport, name, detail)
+        elif name == "paired":
             self.paired_ms = transport.clock()
             player = int(detail["player_index"])
             if self.game_kind == "pong":
@@ -128,10 +152,36 @@ class DemoTab:
             # No DataChannel: the relay alone carries the game, which starts all the same.
             self.start_game(only_if_new=True)
 
+    def _on_mesh_event(self, transport: MeshTransport, name: str, detail: dict[str, Any]) -> None:
+        if name == "room_ready":
+            self.paired_ms = transport.clock()
+            me = int(detail["player_index"])
+            link = self.options.get("fault_link")
+            if link is not None and me in link:
+                (peer,) = [index for index in link if index != me]
+                transport.set_faults(fault_config(self.options), int(peer))
+            self.match = self._pong_match(me)
+            return
+        peer = detail.get("peer")
+        if peer is None or peer in self.link_open_ms:
+            return
+        if name == "open":
+            self.link_open_ms[peer] = transport.clock()
+        elif name == "p2p_unavailable":
+            self.link_open_ms[peer] = None
+        else:
+            return
+        if len(self.link_open_ms) == self.players - 1:
+            opened = [ms for ms in self.link_open_ms.values() if ms is not None]
+            self.channel_open_ms = max(opened, default=None)
+            if self.autostart:
+                self.start_game(only_if_new=True)
+
     def _pong_match(self, player: int) -> PongMatch:
         options = self.options
-        session = self.transport.session
-        assert session is not None  # paired
+        transport = self.transport
+        session = transport.sessions if isinstance(transport, MeshTransport) else transport.session
+        assert session  # paired, or the room is ready
         perturb = options.get("perturb_at") if options.get("perturb_player") == player else None
         return PongMatch(
             session,
@@ -189,6 +239,7 @@ class DemoTab:
         """A new episode on the same connection: transport state and the game start over."""
         if self.game is None:
             raise RuntimeError("not paired yet")
+        assert isinstance(self.transport, BrowserTransport)  # a scripted game is two players'
         self.transport.reset_episode()
         self.game.reset()
 
@@ -197,6 +248,7 @@ class DemoTab:
             "player_index": self.transport.player_index,
             "paired_ms": self.paired_ms,
             "channel_open_ms": self.channel_open_ms,
+            "link_open_ms": {str(peer): ms for peer, ms in self.link_open_ms.items()},
             "game_kind": self.game_kind,
             "game": (
                 self.match.report()

@@ -126,12 +126,23 @@ class MeshTransport:
     def event_log(self) -> list[dict[str, Any]]:
         return self._pairing.event_log()
 
+    def route_changes(self) -> list[dict[str, Any]]:
+        """Every link's route changes its telemetry kept, each with its ``peer``, in time order."""
+        changes = [
+            {**change, "peer": peer}
+            for peer, session in self._pairing.sessions.items()
+            for change in session.route_changes()
+        ]
+        return sorted(changes, key=lambda change: float(change["at_ms"]))
+
     def stats(self) -> dict[str, Any]:
-        """The room's figures, and each peer's session's :meth:`~P2PSession.stats` under
-        ``links`` (keyed by the peer's index as a string)."""
+        """The room's figures, and under ``links`` (keyed by the peer's index as a string) each
+        peer's session's :meth:`~P2PSession.stats` with its peer connection's figures."""
         out = self._pairing.stats()
+        links = self._pairing.links
         out["links"] = {
-            str(peer): session.stats() for peer, session in self._pairing.sessions.items()
+            str(peer): {**session.stats(), **links[peer].stats()}
+            for peer, session in self._pairing.sessions.items()
         }
         out["live_proxies"] = self.live_proxies
         relay_socket = self._relay_socket

@@ -90,8 +90,8 @@ class InputReceiver:
     @property
     def ack_frame(self) -> int | None:
         """The acknowledgement to send the peer: the highest frame F such that every frame from
-        the first one seen up to F was delivered, or can no longer be (it fell out of the history,
-        or the peer's acked packets show it stopped sending it). ``None`` before anything was.
+        0 up to F was delivered, or can no longer be (it fell out of the history, or the peer's
+        acked packets show it stopped sending it). ``None`` before anything was.
 
         The peer drops its copies of frames up to F, so F never passes a frame still on its way.
         """
@@ -207,14 +207,18 @@ class InputReceiver:
         # An acked packet carries every input its sender has not seen acknowledged, so the frames
         # before its oldest one were delivered or given up; a version-1 packet says no such thing.
         # The ack moves over those and every delivered frame after them.
-        frame = self._first_seen if self._ack is None else self._ack + 1
+        # From frame 0, not the first frame seen: the packets that carried the first frames may
+        # all have been lost (version-1 packets carry only the last few), and an ack past them
+        # would make the peer drop them for good. A peer whose frames start later says so with
+        # its first acked packet, whose oldest frame moves the ack.
+        frame = 0 if self._ack is None else self._ack + 1
         if self._floor > frame:
             frame = self._floor
         if acked and oldest > frame:
             frame = oldest
         while frame in actions:
             frame += 1
-        if frame > self._first_seen:
+        if frame > 0:
             self._ack = frame - 1
 
     def stats(self) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Rollback netcode for two-player Python games on the transport.
+"""Rollback netcode for Python games of two to eight players on the transport.
 
 ::
 
@@ -6,6 +6,8 @@
 
     rb = RollbackSession(game, session, input_delay=2, max_prediction=8, fps=60)
     ok = rb.advance_frame(local_action)   # each tick; False: waiting for the peer
+
+    rb = RollbackSession(game, mesh.sessions)   # a room: {other player's index: session}
 
 First prove the game deterministic with :class:`SyncTestSession` (no network); keep each
 episode's record (:meth:`RollbackSession.telemetry`) and :func:`replay` it offline; a relay

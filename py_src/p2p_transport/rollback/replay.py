@@ -12,9 +12,9 @@ __all__ = ["replay", "replay_episode"]
 
 def replay(game: Game, inputs: Iterable[Sequence[int]]) -> bytes:
     """Advance ``game`` (fresh, as the episode started) through ``inputs`` (one ``[player 0,
-    player 1]`` per frame, as an episode record of :meth:`RollbackSession.telemetry` keeps them)
-    and return its final checksum: the one both players ended the episode on, if the game is
-    deterministic."""
+    player 1, ...]`` per frame, as an episode record of :meth:`RollbackSession.telemetry` keeps
+    them) and return its final checksum: the one every player ended the episode on, if the game
+    is deterministic."""
     check_game(game)
     for frame_inputs in inputs:
         game.advance(tuple(frame_inputs))

@@ -1,34 +1,51 @@
-"""Rollback netcode on a :class:`~p2p_transport.session.P2PSession`: the game runs every frame
-on time, predicting the peer's input until it arrives, and re-simulates when a prediction was
-wrong.
+"""Rollback netcode on :class:`~p2p_transport.session.P2PSession` objects: the game runs every
+frame on time, predicting the other players' inputs until they arrive, and re-simulates when a
+prediction was wrong.
+
+Two players play over one session. A room of N players (up to
+:data:`~p2p_transport.wire.signaling.MAX_PLAYERS`) is a full mesh: each side holds one session per
+other player, and the layer keeps a :class:`~.seats.Seat` for each (its inputs, its predictions,
+the time sync on its link). A frame is confirmed once every player's input for it is known; the
+local action, the control messages and the state hashes go to every other player, each over its
+own session, so every pair of players compares its states.
 
 Each call to :meth:`RollbackSession.advance_frame` does, in order:
 
-1. roll back if an input that arrived since contradicts what a simulated frame assumed: load
+1. in a room of more than two, notice the players who left (see below);
+2. roll back if an input that arrived since contradicts what a simulated frame assumed: load
    the state saved before the earliest wrong frame and re-simulate up to the present;
-2. send the state hashes of frames newly confirmed (both inputs known, simulated with them) and
+3. send the state hashes of frames newly confirmed (every input known, simulated with them) and
    end the episode if its last frame is now confirmed;
-3. measure the frame advantage and, a few times a second, report it to the peer;
-4. stall (simulate nothing, return ``False``) if the next frame would be more than
-   ``max_prediction`` frames past the peer's last confirmed input;
-5. schedule the local action for ``current_frame + input_delay``, send it, and simulate one frame.
+4. measure the frame advantage on each link and, a few times a second, report it on that link;
+5. stall (simulate nothing, return ``False``) if the next frame would be more than
+   ``max_prediction`` frames past the last confirmed input of the player furthest behind;
+6. schedule the local action for ``current_frame + input_delay``, send it, and simulate one frame.
 
 When the game's own code raises in any of these, the frame state stays as it was before the
 frame (or the rollback) that failed, and ``on_game_error`` decides: go on (the frame or the
-rollback is tried again on the next call), or end the session for both sides, the reason in
-both sides' records.
+rollback is tried again on the next call), or end the session for every side, the reason in
+every side's record.
 
-With ``repair_desync``, a desync is repaired: the side with the lower player index sends its
-state after its newest confirmed frame (in chunks over the reliable control path, with a
-digest), the other loads it once it has confirmed that frame too, re-simulates its predicted
-frames on it, and both go on; each side's record lists the transfer.
+With ``repair_desync``, a desync is repaired: the player with the lowest index sends its state
+after its newest confirmed frame (in chunks over the reliable control path, with a digest) to
+every other player once any of its links reports a desync; each receiver loads it once it has
+confirmed that frame too, re-simulates its predicted frames on it, and all go on; each side's
+record lists the transfer. Two players who differ both differ from the lowest index's state
+(hashes of one frame are equal or not), so its links see every desync.
 
 With ``delay_range``, the layer chooses the input delay itself (see :mod:`.frame_budget`): each
-side works out the delay the other must use so that its own rollbacks fit in a frame, both send
-it, and both use the larger, changed only between frames.
+side works out the delay the others must use so that its own rollbacks fit in a frame (from its
+slowest link), sends it to all, and all use the largest, changed only between frames.
+
+In a room of more than two, a player who leaves plays its idle action from a frame the others
+agree on (:mod:`.seats`), and the others go on. A seat has left when its session is shut down
+(``P2PSession.close()``: the mesh closes the session with a player the server says left) or
+when :meth:`RollbackSession.seat_left` says so. A DataChannel that closed is not a player who
+left: the relay carries on and a reconnection may follow. Two players' sessions never do this:
+the game ends with the peer, as before.
 
 Frame numbers on the wire never restart: episode ``n`` uses the transport frames from its base
-on, and the next base lies past every frame either side can have sent in episode ``n``. An input
+on, and the next base lies past every frame any side can have sent in episode ``n``. An input
 from an old episode that arrives late therefore never lands in a new one.
 """
 
@@ -38,8 +55,9 @@ import hashlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
+from functools import partial
 from typing import Any, Final
 
 from p2p_transport._checks import check_finite, check_int
@@ -57,10 +75,11 @@ from p2p_transport.rollback.game import (
     idle_action,
     resimulate,
 )
-from p2p_transport.rollback.peer_inputs import PeerInputs
+from p2p_transport.rollback.seats import Seat, forwarded_frames
 from p2p_transport.rollback.state_ring import StateRing
 from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
 from p2p_transport.session.delivery import LayerHandlers
+from p2p_transport.session.edge import SessionState
 from p2p_transport.session.session import P2PSession
 from p2p_transport.wire.control_payloads import (
     MAX_CHUNK_DATA,
@@ -71,6 +90,7 @@ from p2p_transport.wire.control_payloads import (
     decode_episode_ready_payload,
     decode_input_delay_payload,
     decode_rollback_end_payload,
+    decode_seat_left_payload,
     decode_state_chunk_payload,
     decode_time_sync_payload,
     encode_input_delay_payload,
@@ -79,6 +99,7 @@ from p2p_transport.wire.control_payloads import (
     encode_time_sync_payload,
 )
 from p2p_transport.wire.messages import ControlKind
+from p2p_transport.wire.signaling import MAX_PLAYERS, MIN_PLAYERS, PLAYERS_PER_ROOM
 
 __all__ = [
     "MAX_INPUT_DELAY",
@@ -116,13 +137,17 @@ _OWN_KINDS: Final = frozenset(
         RollbackKind.ROLLBACK_END,
         RollbackKind.INPUT_DELAY,
         RollbackKind.STATE_CHUNK,
+        RollbackKind.SEAT_LEFT,
     )
 )
+#: The inputs of a player who left that each report hands on: enough whatever the delay and
+#: prediction window (see ``forwarded_frames``).
+FORWARDED_FRAMES: Final = forwarded_frames(MAX_PREDICTION, MAX_INPUT_DELAY)
 
 
 def episode_span(last_frames: Iterable[int]) -> int:
     """How many wire frames an episode takes, given each player's last frame of it: past every
-    frame either side can have sent, its last frame plus the input delay. The next episode's
+    frame any side can have sent, its last frame plus the input delay. The next episode's
     frame 0 is that many frames on (the server's input record is split the same way)."""
     return max(last_frames) + 1 + MAX_INPUT_DELAY
 
@@ -132,30 +157,35 @@ class RollbackState(StrEnum):
     RUNNING = "running"
     #: This episode's last frame is confirmed; the game resets and calls ``start_next_episode``.
     ENDED = "ended"
-    #: ``start_next_episode`` was called; waiting for the peer's end and readiness.
+    #: ``start_next_episode`` was called; waiting for the other players' ends and readiness.
     WAITING = "waiting"
-    #: A game's code raised (this side's or the peer's) and the session ended: see
+    #: A game's code raised (this side's or another player's) and the session ended: see
     #: ``RollbackSession.end_reason``. Nothing advances any more.
     CLOSED = "closed"
 
 
 class RollbackSession:
-    """Two players' game over ``session``, simulated with input delay, prediction and rollback.
+    """A game of two to eight players over their sessions, simulated with input delay,
+    prediction and rollback.
 
-    ``session`` is a :class:`P2PSession` (in the browser, ``BrowserTransport.session`` once
-    paired) whose players are 0 and 1. The rollback layer attaches to it
-    (:meth:`P2PSession.attach_layer`) and consumes the peer's inputs, whatever ``on_input`` the
-    session was built with, and the control messages of the kinds it uses (``EPISODE_END``,
-    ``EPISODE_READY``, ``TIME_SYNC``); other control messages, and desyncs after this layer saw
-    them, still reach the session's own callbacks.
+    ``session`` is the :class:`P2PSession` with the other player of two (in the browser,
+    ``BrowserTransport.session`` once paired), or, for a room, a mapping from each other
+    player's index to the session with that player (``MeshTransport.sessions``): every session
+    has this side's ``player_index``, the indices are 0 to N - 1, and
+    :meth:`~p2p_transport.rollback.game.Game.advance` gets N actions in player order. The
+    rollback layer attaches to each session (:meth:`P2PSession.attach_layer`) and consumes the
+    other player's inputs, whatever ``on_input`` the session was built with, and the control
+    messages of the kinds it uses (``EPISODE_END``, ``EPISODE_READY``, ``TIME_SYNC``); other
+    control messages, and desyncs after this layer saw them, still reach the session's own
+    callbacks.
 
     ``episode_frames`` ends every episode after that many frames; a game's ``done()`` can end it
-    sooner. ``on_desync(desync)`` hears the first confirmed frame whose state hashes differ
-    (:class:`~p2p_transport.protocol.desync.Desync`: episode, frame, both hashes).
+    sooner. ``on_desync(desync)`` hears the first confirmed frame whose state hashes differ on
+    any link (:class:`~p2p_transport.protocol.desync.Desync`: episode, frame, both hashes).
 
     ``on_game_error(error)`` hears a :class:`~p2p_transport.rollback.errors.GameError` (the
     game's own code raised: which method, the frame, whether it was a re-simulation); returning
-    true goes on, anything else (or no handler) ends the session for both sides.
+    true goes on, anything else (or no handler) ends the session for every player.
 
     ``repair_desync=True`` repairs a desync by a state transfer (see the module's docstring);
     the game then has ``encode_state(state) -> bytes`` and ``decode_state(data) -> state``
@@ -165,15 +195,19 @@ class RollbackSession:
     measured RTT and the game's measured step cost (:mod:`.frame_budget`); ``input_delay`` is
     the delay until it has measured. Setting :attr:`input_delay` fixes it again. ``timer`` is
     the CPU clock the step costs are measured with (seconds; ``time.perf_counter``).
+
+    In a room of more than two, a player who leaves is noticed by :meth:`advance_frame` (its
+    session shut down) or told by :meth:`seat_left`; the others agree on the frame from which
+    it plays its idle action, and each episode record says so (``"left": {"<player>":
+    frame}``, its last real input; -1 for a whole episode). A side that has finished its
+    episodes keeps calling :meth:`advance_frame` until the room ends, or the others wait for its
+    report.
     """
 
     # The episode's state, set by _start_episode.
-    _peer: PeerInputs
-    _peer_newest: int
     _current: int
     _local: bytearray  # this side's scheduled actions, by frame
     _last_action: int
-    _used: bytearray  # the peer action each simulated frame used (real or predicted)
     _checksums: dict[int, bytes]  # hashes of simulated frames not yet confirmed
     _end_frame: int | None  # the simulated frame that ends the episode, once simulated
     _hashed_through: int
@@ -183,7 +217,7 @@ class RollbackSession:
     def __init__(
         self,
         game: Game,
-        session: P2PSession,
+        session: P2PSession | Mapping[int, P2PSession],
         *,
         input_delay: int = DEFAULT_INPUT_DELAY,
         max_prediction: int = DEFAULT_MAX_PREDICTION,
@@ -204,11 +238,11 @@ class RollbackSession:
         check_int("check_interval", check_interval, minimum=1)
         if episode_frames is not None:
             check_int("episode_frames", episode_frames, minimum=1)
-        players = {session.player_index, session.peer_index}
-        if players != {0, 1}:
-            raise UsageError(f"a rollback session is for players 0 and 1, got {sorted(players)}")
+        sessions = _room_of(session)
+        first = next(iter(sessions.values()))
+        self._player_index = first.player_index
+        self._player_count = len(sessions) + 1
         self.game = game
-        self.session = session
         self.max_prediction = max_prediction
         self.fps = float(fps)
         self.check_interval = check_interval
@@ -221,7 +255,6 @@ class RollbackSession:
         self._predict: Callable[[int, int, int], object] | None = (
             predict if callable(predict) else None
         )
-        self._peer_index = session.peer_index
         if repair_desync and not all(
             callable(getattr(game, name, None)) for name in ("encode_state", "decode_state")
         ):
@@ -243,33 +276,35 @@ class RollbackSession:
             self._delay_range = (low, high)
             self._input_delay = min(max(input_delay, low), high)
         self._delay_wanted_sent: int | None = None
-        self._peer_delay_wanted: int | None = None
         self._delay_changed_ms: float | None = None
         self._delay_sent_ms: float | None = None
-        #: Why the session ended (``state`` CLOSED): who ("local" or "peer"), the episode, the
-        #: frame, whether it was a re-simulation, the game's exception. ``None`` while it runs.
+        #: Why the session ended (``state`` CLOSED): who ("local", or "peer": another player), the
+        #: episode, the frame, whether it was a re-simulation, the game's exception. ``None``
+        #: while it runs.
         self.end_reason: dict[str, Any] | None = None
         self.last_game_error: GameError | None = None
-        self._clock = session.parts.clock
-        self._local_first = session.player_index == 0
-        self._time_sync = TimeSync(fps)
+        self._clock = first.parts.clock
+        # Each other player, in player order; those still in the game (all, in a game of two).
+        self._seats = {peer: Seat(peer, sessions[peer], fps) for peer in sorted(sessions)}
+        self._seat_list = list(self._seats.values())
+        self._playing = self._seat_list
         self._ring = StateRing(max_prediction + 2)
-        session.attach_layer(
-            LayerHandlers(
-                on_input=self._on_peer_input,
-                control_kinds=_OWN_KINDS,
-                on_control=self._on_control,
-                on_desync=self._on_session_desync,
+        for seat in self._seats.values():
+            seat.session.attach_layer(
+                LayerHandlers(
+                    on_input=partial(self._on_peer_input, seat),
+                    control_kinds=_OWN_KINDS,
+                    on_control=partial(self._on_control, seat),
+                    on_desync=self._on_session_desync,
+                )
             )
-        )
         self.state = RollbackState.RUNNING
         self.episode = 0
-        session.parts.desync.start_episode(0)
+        for seat in self._seats.values():
+            seat.session.parts.desync.start_episode(0)
         #: One record per finished episode: its inputs, length and final checksum.
         self.episodes: list[dict[str, Any]] = []
         self._base = 0  # the transport frame of this episode's frame 0
-        self._peer_ends: dict[int, int] = {}
-        self._peer_ready: set[int] = set()
         self._counts: Counter[str] = Counter()
         self._depths: Counter[int] = Counter()
         self._stall_ms = 0.0
@@ -282,7 +317,7 @@ class RollbackSession:
         self.first_desync: Desync | None = None
         self._params = episode_params(game)
         self._next_params: dict[str, Any] | None = None
-        self._start_episode(PeerInputs(), -1)
+        self._start_episode()
 
     # --- what the game calls ------------------------------------------------------------------
 
@@ -299,30 +334,59 @@ class RollbackSession:
         self._delay_range = None
 
     @property
+    def player_index(self) -> int:
+        """This side's player index."""
+        return self._player_index
+
+    @property
+    def player_count(self) -> int:
+        """The players of the game, this side included (2 to 8)."""
+        return self._player_count
+
+    @property
+    def sessions(self) -> dict[int, P2PSession]:
+        """The session with each other player, by the player's index."""
+        return {player: seat.session for player, seat in self._seats.items()}
+
+    @property
+    def session(self) -> P2PSession:
+        """The session with the other player of two; a room has one per player
+        (:attr:`sessions`)."""
+        if self._player_count != PLAYERS_PER_ROOM:
+            raise InvalidStateError(
+                f"a game of {self._player_count} players has one session per other player: "
+                "see sessions"
+            )
+        (seat,) = self._seats.values()
+        return seat.session
+
+    @property
     def current_frame(self) -> int:
         """The next frame to simulate (frames simulated so far in this episode)."""
         return self._current
 
     @property
     def confirmed_frame(self) -> int:
-        """The last frame simulated with both players' real inputs (-1: none yet)."""
-        return min(self._peer.confirmed_frame, self._current - 1)
+        """The last frame simulated with every player's real input (-1: none yet)."""
+        known = self._inputs_known_through()
+        return self._current - 1 if known is None else min(known, self._current - 1)
 
     @property
     def frames_ahead(self) -> float:
-        """How many frames this side runs ahead of the peer (negative: behind)."""
-        return self._time_sync.frames_ahead
+        """How many frames this side runs ahead of the player furthest behind (negative: it is
+        behind every other player)."""
+        return self._time_sync_ahead().frames_ahead
 
     @property
     def tick_stretch(self) -> float:
         """By how much to lengthen the game loop's next tick (1.0: not at all): a side that
         runs ahead slows down gradually instead of stalling."""
-        return self._time_sync.tick_stretch
+        return self._time_sync_ahead().tick_stretch
 
     @property
     def frame_ms(self) -> float:
         """The game loop's next tick in milliseconds: ``1000 / fps`` times :attr:`tick_stretch`."""
-        return 1000.0 / self.fps * self._time_sync.tick_stretch
+        return 1000.0 / self.fps * self.tick_stretch
 
     @property
     def episode_over(self) -> bool:
@@ -332,9 +396,9 @@ class RollbackSession:
 
     def advance_frame(self, local_action: int) -> bool:
         """Simulate one frame with ``local_action`` (0..255, any integer type); ``False`` if
-        nothing was simulated (the peer's inputs are too far behind, the episode is over, the
-        game raised, the session ended), and then the action is not used: pass the current one
-        on the next call."""
+        nothing was simulated (another player's inputs are too far behind, the episode is over,
+        the game raised, the session ended), and then the action is not used: pass the current
+        one on the next call."""
         action = as_action("local_action", local_action)
         started = self._timer()
         try:
@@ -344,6 +408,8 @@ class RollbackSession:
 
     def _advance(self, local_action: int) -> bool:
         now = self._clock()
+        if self._player_count > PLAYERS_PER_ROOM:
+            self._notice_departures()
         if self.state is RollbackState.WAITING:
             self._try_start()
         if self.state is not RollbackState.RUNNING:
@@ -361,7 +427,8 @@ class RollbackSession:
         if self._end_frame is not None:
             self._counts["end_wait_frames"] += 1
             return False
-        if self._current - self._peer.confirmed_frame > self.max_prediction:
+        known = self._inputs_known_through()
+        if known is not None and self._current - known > self.max_prediction:
             self._counts["stall_frames"] += 1
             if self._stall_started is None:
                 self._stall_started = now
@@ -380,19 +447,40 @@ class RollbackSession:
         return True
 
     def start_next_episode(self) -> None:
-        """Start the next episode once the peer is ready too: call it after resetting the game
-        (both sides' games must start the episode in the same state). Until both are ready,
-        :meth:`advance_frame` returns ``False``."""
+        """Start the next episode once every other player is ready too: call it after resetting
+        the game (every side's game must start the episode in the same state). Until all are
+        ready, :meth:`advance_frame` returns ``False``."""
         if self.state is RollbackState.CLOSED:
             raise InvalidStateError("the rollback session ended (see end_reason)")
         if self.state is RollbackState.WAITING:
-            raise InvalidStateError(f"episode {self.episode + 1} already waits for the peer")
+            others = "the peer" if self._player_count == PLAYERS_PER_ROOM else "the other players"
+            raise InvalidStateError(f"episode {self.episode + 1} already waits for {others}")
         if self.state is RollbackState.RUNNING:
             raise InvalidStateError(f"episode {self.episode} is not over yet (see episode_over)")
         self.state = RollbackState.WAITING
         self._next_params = episode_params(self.game)
-        self._send(self.session.send_episode_ready, self.episode + 1)
+        if self._player_count > PLAYERS_PER_ROOM:
+            self._notice_departures()
+        for seat in self._playing:
+            self._send(seat.session.send_episode_ready, self.episode + 1)
         self._try_start()
+
+    def seat_left(self, player: int) -> None:
+        """Player ``player`` left the room (of more than two): from a frame the players who stay
+        agree on, it plays its idle action (see :mod:`.seats`). :meth:`advance_frame` notices a
+        player whose session was shut down by itself; call this when the game learns it first.
+        Saying it again changes nothing."""
+        if self._player_count == PLAYERS_PER_ROOM:
+            raise UsageError(
+                "a game of two ends when the peer leaves: seat_left is for rooms of more"
+            )
+        seat = self._seats.get(player) if isinstance(player, int) else None
+        if seat is None:
+            raise UsageError(
+                f"player must be another player's index ({sorted(self._seats)}), got {player!r}"
+            )
+        if not seat.left:
+            self._seat_leaves(seat)
 
     def stats(self) -> dict[str, Any]:
         """Counters and figures as a plain, JSON-serialisable dict; reading changes nothing."""
@@ -401,8 +489,10 @@ class RollbackSession:
         if self._stall_started is not None:
             stall_ms += self._clock() - self._stall_started
         desync = self.first_desync
+        checks = [seat.session.parts.desync.counters for seat in self._seats.values()]
         return {
             "state": self.state.value,
+            "player_count": self._player_count,
             "episode": self.episode,
             "frame": self._current,
             "confirmed_frame": self.confirmed_frame,
@@ -420,11 +510,10 @@ class RollbackSession:
             "frames_ahead": round(self.frames_ahead, 3),
             "frames_ahead_max": round(self._frames_ahead_max, 3),
             "tick_stretch": round(self.tick_stretch, 3),
-            "desyncs": self.session.parts.desync.counters.mismatches,
+            "desyncs": sum(checker.mismatches for checker in checks),
             "first_desync_episode": None if desync is None else desync.episode,
             "first_desync_frame": None if desync is None else desync.frame,
-            "hashes_compared": self.session.parts.desync.counters.matches
-            + self.session.parts.desync.counters.mismatches,
+            "hashes_compared": sum(checker.matches + checker.mismatches for checker in checks),
             "episode_end_mismatches": counts["episode_end_mismatches"],
             "inputs_dropped_by_delay": counts["inputs_dropped_by_delay"],
             "stale_inputs": counts["stale_inputs"],
@@ -440,14 +529,24 @@ class RollbackSession:
             "delay_changes": counts["delay_changes"],
             "game_errors": counts["game_errors"],
             "ended_by": None if self.end_reason is None else self.end_reason["by"],
+            "seat_reports_ignored": counts["seat_reports_ignored"],
+            "peers": {
+                str(player): {
+                    "confirmed_frame": seat.inputs.confirmed_frame,
+                    "frames_ahead": round(seat.time_sync.frames_ahead, 3),
+                    "left": seat.left_detail(),
+                }
+                for player, seat in self._seats.items()
+            },
         }
 
     def telemetry(self) -> dict[str, Any]:
         """What the experiment keeps: :meth:`stats`; ``frames_ahead`` over time (``[ms,
         frames]`` on the session's clock, one per report); the first desync with both
-        checksums; each finished episode's record (``inputs``: ``[player 0, player 1]`` per
-        frame, which :func:`~p2p_transport.rollback.replay.replay` re-simulates); and the
-        confirmed frames of the episode under way, so a session cut short keeps them too."""
+        checksums; each finished episode's record (``inputs``: ``[player 0, player 1, ...]``
+        per frame, which :func:`~p2p_transport.rollback.replay.replay` re-simulates; ``left``:
+        the players who left, each with its last real input); and the confirmed frames of the
+        episode under way, so a session cut short keeps them too."""
         desync = self.first_desync
         under_way: dict[str, Any] | None = None
         if self.state in (RollbackState.RUNNING, RollbackState.CLOSED) and self._ended_at is None:
@@ -457,6 +556,7 @@ class RollbackSession:
                 "frames": confirmed,
                 **self._params_entry(),
                 "inputs": self._inputs_of(confirmed),
+                **self._left_entry(confirmed),
             }
         return {
             **self.stats(),
@@ -482,11 +582,37 @@ class RollbackSession:
         return {} if self._params is None else {"params": self._params}
 
     def _inputs_of(self, frames: int) -> list[list[int]]:
-        """Both players' actions of the episode's first ``frames`` frames, by player index."""
-        local = self._local[:frames]
-        peer = self._peer.confirmed[:frames]
-        first, second = (local, peer) if self._local_first else (peer, local)
-        return [[a, b] for a, b in zip(first, second, strict=True)]
+        """Every player's actions of the episode's first ``frames`` frames, by player index."""
+        columns = [seat.recorded(frames, self._idle) for seat in self._seats.values()]
+        columns.insert(self._player_index, bytes(self._local[:frames]))
+        return [list(actions) for actions in zip(*columns, strict=True)]
+
+    def _left_entry(self, frames: int) -> dict[str, Any]:
+        """``{"left": {"<player>": last real frame}}`` for the players who played their idle
+        action in any of the episode's first ``frames`` frames, else nothing."""
+        left = {
+            str(player): seat.idle_from - 1
+            for player, seat in self._seats.items()
+            if seat.idle_from is not None and seat.idle_from < frames
+        }
+        return {"left": left} if left else {}
+
+    def _inputs_known_through(self) -> int | None:
+        """The last frame every other player's input is known for; ``None`` when all are (every
+        other player left)."""
+        playing = self._playing
+        if playing is self._seat_list:
+            # Nobody left: the common case, read twice a frame.
+            return min(seat.inputs.confirmed_frame for seat in playing)
+        episode = self.episode
+        known = [seat.confirmed_frame(episode) for seat in self._seats.values()]
+        return min((frame for frame in known if frame is not None), default=None)
+
+    def _time_sync_ahead(self) -> TimeSync:
+        """The time sync of the link this side runs furthest ahead on (the player furthest
+        behind): it sets the pace. Once every other player left, theirs, all reset."""
+        playing = self._playing or self._seat_list
+        return max(playing, key=lambda seat: seat.time_sync.frames_ahead).time_sync
 
     # --- the frame ----------------------------------------------------------------------------
 
@@ -505,24 +631,32 @@ class RollbackSession:
         self._last_action = action
 
     def _send_next_action(self, action: int) -> None:
-        """Schedule ``action`` for the first frame not yet scheduled, and send it."""
+        """Schedule ``action`` for the first frame not yet scheduled, and send it to every other
+        player."""
         self._local.append(action)
-        self.session.step(self._base + len(self._local) - 1, action)
+        frame = self._base + len(self._local) - 1
+        for seat in self._playing:
+            seat.session.step(frame, action)
 
     def _simulate(self, frame: int, *, first_time: bool) -> None:
         """Simulate ``frame`` (the game's calls raise as :class:`GameError`, the layer's own
         bookkeeping untouched: it is done after every call of the game's succeeded)."""
         game = self.game
         phase = "save_state"
+        seats = self._seat_list
         try:
             self._ring.save(frame, game.save_state())
-            peer = self._peer.get(frame)
-            predicted = peer is None
-            if peer is None:
-                phase = "predict"
-                peer = self._prediction(frame)
-            local = self._local[frame]
-            inputs = (local, peer) if self._local_first else (peer, local)
+            actions: list[int] = []
+            predicted = False
+            for seat in seats:
+                action = seat.action(frame, self._idle)
+                if action is None:
+                    phase = "predict"
+                    action = self._prediction(seat, frame)
+                    predicted = True
+                actions.append(action)
+            own = self._player_index
+            inputs = (*actions[:own], self._local[frame], *actions[own:])
             phase = "advance" if first_time else "resimulate"
             started = self._timer()
             if first_time:
@@ -540,23 +674,27 @@ class RollbackSession:
             raise GameError(phase, self.episode, frame, not first_time, error) from error
         self._budget.step_took(cost_ms, resimulating=not first_time)
         if first_time:
-            self._used.append(peer)
+            for seat, action in zip(seats, actions, strict=True):
+                seat.used.append(action)
             self._counts["frames_advanced"] += 1
             if predicted:
                 self._counts["frames_predicted"] += 1
         else:
-            self._used[frame] = peer
+            for seat, action in zip(seats, actions, strict=True):
+                seat.used[frame] = action
             self._counts["frames_resimulated"] += 1
         if ends:
             self._end_frame = frame
         if checksum is not None:
             self._checksums[frame] = checksum
 
-    def _prediction(self, frame: int) -> int:
-        last = self._peer.prediction(self._idle)
+    def _prediction(self, seat: Seat, frame: int) -> int:
+        if seat.left:
+            return self._idle  # what it plays once the others agree where it stopped
+        last = seat.inputs.prediction(self._idle)
         if self._predict is None:
             return last
-        return as_action("predict()", self._predict(self._peer_index, frame, last))
+        return as_action("predict()", self._predict(seat.player, frame, last))
 
     def _correct(self) -> bool:
         """Roll back to the earliest frame simulated with a wrong prediction, and re-simulate;
@@ -591,7 +729,8 @@ class RollbackSession:
             self._game_failed(error)
             return False
         # The corrected past may end the episode sooner: what was simulated after is void.
-        del self._used[self._current :]
+        for seat in self._seats.values():
+            del seat.used[self._current :]
         for frame in [f for f in self._checksums if f >= self._current]:
             del self._checksums[frame]
         return True
@@ -632,7 +771,8 @@ class RollbackSession:
         payload = encode_rollback_end_payload(
             error.frame, error.episode, error.resimulating, error.reason
         )
-        self._send(self.session.parts.control.send, RollbackKind.ROLLBACK_END, payload)
+        for seat in self._playing:
+            self._send(seat.session.parts.control.send, RollbackKind.ROLLBACK_END, payload)
 
     def _close(self, by: str, episode: int, frame: int, resimulating: bool, reason: str) -> None:
         self.state = RollbackState.CLOSED
@@ -649,8 +789,11 @@ class RollbackSession:
         confirmed = self.confirmed_frame
         if confirmed <= self._hashed_through:
             return
+        playing = self._playing
         for frame in sorted(f for f in self._checksums if f <= confirmed):
-            self._send(self.session.parts.desync.add_local_hash, frame, self._checksums.pop(frame))
+            checksum = self._checksums.pop(frame)
+            for seat in playing:
+                self._send(seat.session.parts.desync.add_local_hash, frame, checksum)
         self._hashed_through = confirmed
         end = self._end_frame
         if end is not None and confirmed >= end:
@@ -666,50 +809,60 @@ class RollbackSession:
                 "frames": end + 1,
                 "final_checksum": _digest(self.game.checksum()).hex(),
                 "inputs": self._inputs_of(end + 1),
+                **self._left_entry(end + 1),
             }
         )
-        self._send(self.session.send_episode_end, end, self.episode)
+        for seat in self._playing:
+            self._send(seat.session.send_episode_end, end, self.episode)
 
     def _try_start(self) -> None:
-        """Start the next episode if both sides have ended this one and are ready."""
+        """Start the next episode if every player still in the game has ended this one and is
+        ready."""
         episode = self.episode
-        peer_end = self._peer_ends.get(episode)
-        if peer_end is None or episode + 1 not in self._peer_ready:
-            return
+        playing = self._playing
+        seat_ends: list[int] = []
+        for seat in playing:
+            seat_end = seat.ends.get(episode)
+            if seat_end is None or episode + 1 not in seat.ready:
+                return
+            seat_ends.append(seat_end)
         end = self.episodes[-1]["frames"] - 1
-        if peer_end != end:
-            self._counts["episode_end_mismatches"] += 1
-            logger.warning(
-                "episode %d ended at frame %d here, %d at the peer", episode, end, peer_end
-            )
-        span = episode_span((end, peer_end))
+        for seat, seat_end in zip(playing, seat_ends, strict=True):
+            if seat_end != end:
+                self._counts["episode_end_mismatches"] += 1
+                logger.warning(
+                    "episode %d ended at frame %d here, %d at player %d",
+                    episode,
+                    end,
+                    seat_end,
+                    seat.player,
+                )
+        span = episode_span((end, *seat_ends))
         while len(self._local) < span:
             self._send_next_action(self._idle)
-        early = self._peer.take_from(span)
+        early = {seat: seat.inputs.take_from(span) for seat in self._seats.values()}
         self._base += span
         self.episode = episode + 1
-        self.session.parts.desync.start_episode(self.episode)
-        peer = PeerInputs()
-        for frame in sorted(early):
-            peer.add(frame, early[frame])
+        for seat in playing:
+            seat.session.parts.desync.start_episode(self.episode)
+        for seat, inputs in early.items():
+            seat.start_episode(self.episode, inputs)
         self._params = self._next_params
-        self._start_episode(peer, max(early, default=-1))
+        self._start_episode()
         self.state = RollbackState.RUNNING
 
-    def _start_episode(self, peer: PeerInputs, peer_newest: int) -> None:
-        self._peer = peer
-        self._peer_newest = peer_newest
+    def _start_episode(self) -> None:
         self._current = 0
         self._local = bytearray()
         self._last_action = self._idle
         self._ended_at = None
-        self._used = bytearray()
         self._ring.clear()
         self._checksums = {}
         self._end_frame = None
         self._hashed_through = -1
         self._first_wrong = None
-        self._time_sync.reset()
+        for seat in self._seats.values():
+            seat.time_sync.reset()
         self._send_state = False
         self._chunks = {}
         self._received_state = None
@@ -731,11 +884,13 @@ class RollbackSession:
         digest = hashlib.blake2b(data, digest_size=STATE_DIGEST_SIZE).digest()
         pieces = [data[i : i + MAX_CHUNK_DATA] for i in range(0, len(data), MAX_CHUNK_DATA)]
         pieces = pieces or [b""]
+        playing = self._playing
         for index, piece in enumerate(pieces):
             payload = encode_state_chunk_payload(
                 frame, self.episode, index, len(pieces), digest, piece
             )
-            self._send(self.session.parts.control.send, RollbackKind.STATE_CHUNK, payload)
+            for seat in playing:
+                self._send(seat.session.parts.control.send, RollbackKind.STATE_CHUNK, payload)
         self.state_transfers.append(
             {"role": "sent", "episode": self.episode, "frame": frame, "bytes": len(data)}
         )
@@ -758,7 +913,7 @@ class RollbackSession:
         self._received_state = (episode, frame, whole)
 
     def _load_received_state(self) -> None:
-        """Take the peer's state after frame F once this side has confirmed F (its frames up
+        """Take the sender's state after frame F once this side has confirmed F (its frames up
         to F are then never re-simulated, so nothing rebuilds them from its own diverged
         states), and re-simulate from F + 1 on it."""
         assert self._received_state is not None
@@ -781,25 +936,29 @@ class RollbackSession:
         )
 
     def _choose_delay(self, now: float) -> None:
-        """With ``delay_range``: work out the delay this side needs the peer to use, tell the
-        peer, and use the larger of both sides' figures. It grows at once, and the peer hears
-        of it at once (rollbacks overrun until it does); it shrinks a frame at a time,
-        DELAY_SHRINK_MS apart, and a smaller figure is sent at most every REPORT_INTERVAL_MS,
-        so a round trip's jitter does not make it flap."""
+        """With ``delay_range``: work out the delay this side needs the others to use (from its
+        slowest link), tell them, and use the largest of every side's figure. It grows at once,
+        and the others hear of it at once (rollbacks overrun until they do); it shrinks a frame
+        at a time, DELAY_SHRINK_MS apart, and a smaller figure is sent at most every
+        REPORT_INTERVAL_MS, so a round trip's jitter does not make it flap."""
         bounds = self._delay_range
         if bounds is None:
             return
-        parts = self.session.parts
-        rtt = parts.rtt.srtt_ms or parts.relay_rtt.srtt_ms or 0.0
+        playing = self._playing
+        rtt = max((_rtt_ms(seat.session) for seat in playing), default=0.0)
         wanted = self._budget.wanted_delay(rtt, *bounds)
         sent, sent_ms = self._delay_wanted_sent, self._delay_sent_ms
         if wanted != sent and (
             sent is None or wanted > sent or now - (sent_ms or 0.0) >= REPORT_INTERVAL_MS
         ):
             payload = encode_input_delay_payload(wanted)
-            if self._send(parts.control.send, RollbackKind.INPUT_DELAY, payload):
+            sends = [
+                self._send(seat.session.parts.control.send, RollbackKind.INPUT_DELAY, payload)
+                for seat in playing
+            ]
+            if all(sends):
                 self._delay_wanted_sent, self._delay_sent_ms = wanted, now
-        target = max(wanted, self._peer_delay_wanted or bounds[0])
+        target = max([wanted, *(seat.delay_wanted or bounds[0] for seat in playing)])
         delay, changed = self._input_delay, self._delay_changed_ms
         if target > delay or (
             target < delay and (changed is None or now - changed >= DELAY_SHRINK_MS)
@@ -809,19 +968,23 @@ class RollbackSession:
             self._delay_changed_ms = now
 
     def _measure(self, now: float) -> None:
-        """Sample the frame advantage; report it to the peer every REPORT_INTERVAL_MS."""
-        if self._peer_newest < 0:
+        """Sample the frame advantage on each link; report it on that link every
+        REPORT_INTERVAL_MS."""
+        samples: list[tuple[Seat, float]] = []
+        for seat in self._playing:
+            if seat.newest >= 0:
+                rtt = _rtt_ms(seat.session)
+                samples.append((seat, seat.time_sync.sample(self._current, seat.newest, rtt)))
+        if not samples:
             return
-        session = self.session
-        rtt = session.parts.rtt.srtt_ms or session.parts.relay_rtt.srtt_ms or 0.0
-        advantage = self._time_sync.sample(self._current, self._peer_newest, rtt)
         if self._last_report_ms is not None and now - self._last_report_ms < REPORT_INTERVAL_MS:
             return
         self._last_report_ms = now
-        payload = encode_time_sync_payload(advantage, self._input_delay)
-        if self._send(session.send_time_sync, payload):
-            self._counts["time_sync_sent"] += 1
-        ahead = self._time_sync.frames_ahead
+        for seat, advantage in samples:
+            payload = encode_time_sync_payload(advantage, self._input_delay)
+            if self._send(seat.session.send_time_sync, payload):
+                self._counts["time_sync_sent"] += 1
+        ahead = self.frames_ahead
         self._frames_ahead_series.append((now, ahead))
         self._frames_ahead_max = max(self._frames_ahead_max, ahead)
 
@@ -835,51 +998,133 @@ class RollbackSession:
             return False
         return True
 
-    # --- what the session delivers ------------------------------------------------------------
+    # --- players who leave (see .seats) -------------------------------------------------------
 
-    def _on_peer_input(self, transport_frame: int, action: int) -> None:
+    def _notice_departures(self) -> None:
+        """Take a seat whose session was shut down as gone; send the reports a full window
+        refused before."""
+        for seat in self._playing:
+            if seat.session.state is SessionState.SHUT_DOWN:
+                self._seat_leaves(seat)
+        for seat in self._seats.values():
+            if seat.unreported:
+                self._send_report(seat)
+
+    def _seat_leaves(self, seat: Seat) -> None:
+        """``seat`` left, as this side just learned: report how far this side holds its inputs
+        to every player still in the game, and see whether that completes an agreement."""
+        seat.leave(self._player_index, self.episode, FORWARDED_FRAMES)
+        self._playing = [other for other in self._playing if other is not seat]
+        seat.unreported = {other.player for other in self._playing}
+        self._send_report(seat)
+        self._agree()
+
+    def _send_report(self, seat: Seat) -> None:
+        for player in sorted(seat.unreported):
+            other = self._seats[player]
+            if other.session.state is SessionState.SHUT_DOWN and not other.left:
+                continue  # it left too: noticed at the next frame
+            if other.left or self._send(
+                other.session.parts.control.send, RollbackKind.SEAT_LEFT, seat.report_payload
+            ):
+                seat.unreported.discard(player)
+
+    def _on_seat_report(self, reporter: Seat, payload: bytes) -> None:
+        """Another player's report that a seat left: take the inputs it hands on, and agree once
+        every player still in the game has reported."""
+        last, episode, player, actions = decode_seat_left_payload(payload)
+        seat = self._seats.get(player)
+        if (
+            self._player_count == PLAYERS_PER_ROOM
+            or seat is None
+            or seat is reporter
+            or reporter.player in seat.reports
+        ):
+            # About this side, about the reporter itself, or a second report: nothing to take.
+            self._counts["seat_reports_ignored"] += 1
+            return
+        if not seat.left:
+            self._seat_leaves(seat)
+        handed_on = seat.take_report(reporter.player, episode, last, actions, self.episode)
+        for frame, action in handed_on.items():
+            self._take_input(seat, frame, action)
+        self._agree()
+
+    def _agree(self) -> None:
+        """Settle every departure all players still in the game have reported; roll back the
+        frames simulated otherwise than the agreement says."""
+        reporters = [self._player_index, *(seat.player for seat in self._playing)]
+        for seat in self._seats.values():
+            if seat.left and seat.agreed is None:
+                wrong = seat.agree(reporters, self.episode, self._idle)
+                if wrong is not None:
+                    self._note_wrong(wrong)
+
+    # --- what the sessions deliver ------------------------------------------------------------
+
+    def _on_peer_input(self, seat: Seat, transport_frame: int, action: int) -> None:
         frame = transport_frame - self._base
         if frame < 0:
             self._counts["stale_inputs"] += 1
             return
-        if not self._peer.add(frame, action):
+        if seat.left:
+            return  # what it holds was reported; the others hand on the rest
+        if not self._take_input(seat, frame, action):
             self._counts["duplicate_inputs"] += 1
-            return
-        if frame > self._peer_newest:
-            self._peer_newest = frame
-        if frame < len(self._used) and self._used[frame] != action:
-            wrong = self._first_wrong
-            self._first_wrong = frame if wrong is None else min(wrong, frame)
 
-    def _on_control(self, kind: int, payload: bytes) -> None:
+    def _take_input(self, seat: Seat, frame: int, action: int) -> bool:
+        """Take ``seat``'s real ``action`` for ``frame``; ``False`` if it was already here."""
+        idle_from = seat.idle_from
+        if idle_from is not None and frame >= idle_from:
+            return True  # it plays its idle action there, whatever arrives
+        if not seat.inputs.add(frame, action):
+            return False
+        if frame > seat.newest:
+            seat.newest = frame
+        used = seat.used
+        if frame < len(used) and used[frame] != action:
+            self._note_wrong(frame)
+        return True
+
+    def _note_wrong(self, frame: int) -> None:
+        wrong = self._first_wrong
+        self._first_wrong = frame if wrong is None else min(wrong, frame)
+
+    def _on_control(self, seat: Seat, kind: int, payload: bytes) -> None:
         try:
             if kind == ControlKind.TIME_SYNC:
-                self._time_sync.on_report(*decode_time_sync_payload(payload))
+                seat.time_sync.on_report(*decode_time_sync_payload(payload))
                 self._counts["time_sync_received"] += 1
             elif kind == RollbackKind.STATE_CHUNK:
                 self._on_state_chunk(payload)
             elif kind == RollbackKind.INPUT_DELAY:
-                self._peer_delay_wanted = decode_input_delay_payload(payload)
+                seat.delay_wanted = decode_input_delay_payload(payload)
             elif kind == RollbackKind.ROLLBACK_END:
                 frame, episode, resimulating, reason = decode_rollback_end_payload(payload)
                 if self.state is not RollbackState.CLOSED:
                     self._close("peer", episode, frame, resimulating, reason)
+            elif kind == RollbackKind.SEAT_LEFT:
+                self._on_seat_report(seat, payload)
             elif kind == ControlKind.EPISODE_END:
                 frame, episode = decode_episode_end_payload(payload)
-                self._peer_ends[episode] = frame
+                seat.ends[episode] = frame
             else:
-                self._peer_ready.add(decode_episode_ready_payload(payload))
+                seat.ready.add(decode_episode_ready_payload(payload))
         except ValueError:
             self._counts["malformed_control"] += 1
 
     def _on_session_desync(self, desync: Desync) -> None:
-        self.first_desync = desync
+        """A link's first desync: the lowest index still in the game sends its state (with
+        ``repair_desync``); the game and ``on_desync`` hear the first of any link."""
         if (
             self.repair_desync
             and desync.episode == self.episode
-            and self.session.player_index < self._peer_index
+            and all(self._player_index < seat.player for seat in self._playing)
         ):
             self._send_state = True
+        if self.first_desync is not None:
+            return
+        self.first_desync = desync
         told = getattr(self.game, "on_desync", None)
         if callable(told) and not call_guarded(told, desync, what="the game's on_desync"):
             self._counts["callback_errors"] += 1
@@ -887,6 +1132,43 @@ class RollbackSession:
             self.on_desync, desync, what="on_desync"
         ):
             self._counts["callback_errors"] += 1
+
+
+def _room_of(session: P2PSession | Mapping[int, P2PSession]) -> dict[int, P2PSession]:
+    """The session with each other player, checked: one player index, each session's peer the
+    player it is filed under, every index from 0 to N - 1."""
+    if isinstance(session, Mapping):
+        sessions = dict(session)
+    elif isinstance(getattr(session, "peer_index", None), int):
+        sessions = {session.peer_index: session}
+    else:
+        raise UsageError(
+            "session must be a P2PSession or a mapping from each other player's index to the "
+            f"session with that player, got {type(session).__name__}"
+        )
+    if not sessions:
+        raise UsageError("a rollback session needs at least one other player's session")
+    own = {link.player_index for link in sessions.values()}
+    if len(own) != 1:
+        raise UsageError(f"every session must have the same player_index, got {sorted(own)}")
+    for peer, link in sessions.items():
+        if link.peer_index != peer:
+            raise UsageError(
+                f"the session under {peer!r} is with player {link.peer_index} (its peer_index)"
+            )
+    players = sorted([*own, *sessions])
+    if not MIN_PLAYERS <= len(players) <= MAX_PLAYERS or players != list(range(len(players))):
+        raise UsageError(
+            f"the players must be 0 to N - 1 with N from {MIN_PLAYERS} to {MAX_PLAYERS}, "
+            f"got {players}"
+        )
+    return sessions
+
+
+def _rtt_ms(session: P2PSession) -> float:
+    """The link's round trip: the DataChannel's, else the relay's, else 0 (not measured)."""
+    parts = session.parts
+    return parts.rtt.srtt_ms or parts.relay_rtt.srtt_ms or 0.0
 
 
 def _digest(checksum: bytes) -> bytes:

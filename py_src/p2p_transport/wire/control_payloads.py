@@ -20,6 +20,9 @@ rollback end  episode u32, frame u32, flags u8 (bit 0: during a re-simulation), 
 input delay   the input delay the sender needs both sides to use, u8
 state chunk   episode u32, frame u32, chunk index u16, chunk count u16, the whole state's
               16-byte BLAKE2b, then up to :data:`MAX_CHUNK_DATA` bytes of the state
+seat left     episode u32, player u8, frames held u32 (the player's last frame the sender
+              holds the input of, plus one), then the actions (u8 each) of the last of those
+              frames, up to :data:`MAX_SEAT_LEFT_ACTIONS`
 ============  ===========================================================================
 """
 
@@ -32,17 +35,20 @@ from typing import Final
 from p2p_transport._checks import check_int
 from p2p_transport.errors import UsageError
 from p2p_transport.wire.codec import MAX_CONTROL_PAYLOAD, MAX_FRAME, DecodeError
+from p2p_transport.wire.signaling import MAX_PLAYERS
 
 __all__ = [
     "MAX_CHUNK_DATA",
     "MAX_HASH_SIZE",
     "MAX_REASON_SIZE",
+    "MAX_SEAT_LEFT_ACTIONS",
     "STATE_DIGEST_SIZE",
     "RollbackKind",
     "decode_episode_end_payload",
     "decode_episode_ready_payload",
     "decode_input_delay_payload",
     "decode_rollback_end_payload",
+    "decode_seat_left_payload",
     "decode_state_chunk_payload",
     "decode_state_hash_payload",
     "decode_time_sync_payload",
@@ -50,6 +56,7 @@ __all__ = [
     "encode_episode_ready_payload",
     "encode_input_delay_payload",
     "encode_rollback_end_payload",
+    "encode_seat_left_payload",
     "encode_state_chunk_payload",
     "encode_state_hash_payload",
     "encode_time_sync_payload",
@@ -59,11 +66,14 @@ __all__ = [
 class RollbackKind(IntEnum):
     """The rollback layer's own control kinds, in the range :class:`~.messages.ControlKind`
     reserves for the transport's later messages (a peer without them acknowledges and drops
-    them). Their payloads are the last three rows of the table above."""
+    them). Their payloads are the last four rows of the table above."""
 
     ROLLBACK_END = 0x05
     INPUT_DELAY = 0x06
     STATE_CHUNK = 0x07
+    #: A player of a room of more than two left; the sender says how far it holds that player's
+    #: inputs, and hands on the last of them (see :mod:`p2p_transport.rollback.seats`).
+    SEAT_LEFT = 0x08
 
 
 #: A SHA-256 digest; a longer hash detects nothing a 32-byte one misses.
@@ -84,6 +94,10 @@ STATE_DIGEST_SIZE: Final = 16
 _STATE_CHUNK_HEAD: Final = struct.Struct(">IIHH16s")  # episode, frame, index, count, digest
 #: A state chunk's data: what the largest control payload leaves after its head.
 MAX_CHUNK_DATA: Final = MAX_CONTROL_PAYLOAD - _STATE_CHUNK_HEAD.size
+_SEAT_LEFT_HEAD: Final = struct.Struct(">IBI")  # episode, player, frames held
+#: The actions a seat-left message hands on: what the largest control payload leaves after its
+#: head.
+MAX_SEAT_LEFT_ACTIONS: Final = MAX_CONTROL_PAYLOAD - _SEAT_LEFT_HEAD.size
 #: The time sync's advantage is in hundredths of a frame, so a window's average keeps its
 #: fraction.
 _ADVANTAGE_SCALE: Final = 100
@@ -219,3 +233,37 @@ def decode_state_chunk_payload(payload: bytes) -> tuple[int, int, int, int, byte
     if not index < count:
         raise DecodeError(f"state chunk {index} of {count}")
     return frame, episode, index, count, digest, bytes(payload[head:])
+
+
+def encode_seat_left_payload(last_frame: int, episode: int, player: int, actions: bytes) -> bytes:
+    """The SEAT_LEFT payload: ``player`` left during ``episode``, and the sender holds that
+    player's inputs of every frame up to ``last_frame`` (-1: none); ``actions`` are the inputs
+    of the last ``len(actions)`` of those frames, oldest first."""
+    check_int("last_frame", last_frame, MAX_FRAME - 1, minimum=-1)
+    check_int("episode", episode, MAX_FRAME)
+    check_int("player", player, MAX_PLAYERS - 1)
+    if not isinstance(actions, bytes | bytearray):
+        raise UsageError(f"actions must be bytes, got {type(actions).__name__}")
+    if len(actions) > min(last_frame + 1, MAX_SEAT_LEFT_ACTIONS):
+        raise UsageError(
+            f"{len(actions)} actions for frames up to {last_frame} "
+            f"(at most {MAX_SEAT_LEFT_ACTIONS} travel)"
+        )
+    return _SEAT_LEFT_HEAD.pack(episode, player, last_frame + 1) + bytes(actions)
+
+
+def decode_seat_left_payload(payload: bytes) -> tuple[int, int, int, bytes]:
+    """``(last_frame, episode, player, actions)`` from a SEAT_LEFT payload."""
+    head = _SEAT_LEFT_HEAD.size
+    if not head <= len(payload) <= head + MAX_SEAT_LEFT_ACTIONS:
+        raise DecodeError(
+            f"a seat left payload is {head}..{head + MAX_SEAT_LEFT_ACTIONS} bytes, "
+            f"got {len(payload)}"
+        )
+    episode, player, held = _SEAT_LEFT_HEAD.unpack_from(payload)
+    actions = bytes(payload[head:])
+    if player >= MAX_PLAYERS:
+        raise DecodeError(f"a seat left names player {player}, past the last ({MAX_PLAYERS - 1})")
+    if len(actions) > held:
+        raise DecodeError(f"a seat left hands on {len(actions)} actions of {held} frames held")
+    return held - 1, episode, player, actions

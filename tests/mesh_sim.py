@@ -1,0 +1,295 @@
+"""A room of N players under the rollback layer, over a full mesh of seeded faulty DataChannels on a
+virtual clock.
+
+The engine behind tests/test_rollback_mesh.py. Every pair of players has its own pair of
+sessions, each sending over a :class:`~p2p_transport.protocol.faults.FaultyChannel` with that
+link's loss and one-way delay (the links' delays differ); the sessions use the DataChannel alone,
+so the loss is what the game sees. Each player runs a game loop on the fake scheduler that ticks
+every ``frame_ms`` (as the rollback layer stretches it), its actions chosen by a seeded bot, and
+plays :class:`RingGame`, a small deterministic game of N players. Time is virtual and
+event-driven, and nothing depends on the machine's speed, so a run is exactly reproducible for a
+seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any, Final
+
+from p2p_demo.match import LOOP_WAKE_MS, MAX_LAG_FRAMES, MAX_TICKS_PER_WAKE
+from p2p_transport import P2PSession, SessionConfig
+from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
+from p2p_transport.protocol.routing import RouteMode
+from p2p_transport.rollback import RollbackSession
+from tests.fakes import FakeClock, FakeScheduler
+from tests.link_sim import Pipe
+from tests.rollback_sim import _AFTER_RETURN_MS, DRAIN_MS, SETTLE_MS
+
+#: The ring's cells: a prime, so tokens that move by 1 and 3 reach every cell.
+RING: Final = 101
+#: How far each action moves a player's token: 0 (idle) stays.
+STEPS: Final = (0, 1, -1, 3, -3)
+
+
+class RingGame:
+    """``players`` tokens on a ring of :data:`RING` cells. Each frame every player's action moves
+    its own token (:data:`STEPS`), then a token that lands on a cell another holds pushes the
+    other one on a cell, lower players first; a running score folds in every position, so every
+    player's every input counts for the checksum. ``perturb_at`` makes this game's score differ
+    from everyone else's after that frame (a deliberate desync)."""
+
+    idle_action = 0
+
+    def __init__(self, players: int, seed: int = 0, perturb_at: int | None = None) -> None:
+        self.players = players
+        self.perturb_at = perturb_at
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        self.positions = tuple((seed * 7 + player * 13) % RING for player in range(self.players))
+        self.score = seed
+        self.frame = 0
+
+    def save_state(self) -> object:
+        return (self.positions, self.score, self.frame)
+
+    def load_state(self, state: object) -> None:
+        self.positions, self.score, self.frame = state  # type: ignore[misc]
+
+    def advance(self, inputs: tuple[int, ...]) -> None:
+        if len(inputs) != self.players:
+            raise ValueError(f"{len(inputs)} actions for {self.players} players")
+        moved = [
+            (cell + STEPS[action]) % RING
+            for cell, action in zip(self.positions, inputs, strict=True)
+        ]
+        for player in range(self.players):
+            for other in range(self.players):
+                if other != player and moved[other] == moved[player]:
+                    moved[other] = (moved[other] + 1) % RING
+        score = self.score
+        for cell in moved:
+            score = (score * 31 + cell) & 0xFFFFFFFF
+        if self.frame == self.perturb_at:
+            score ^= 0x5A5A
+        self.positions = tuple(moved)
+        self.score = score
+        self.frame += 1
+
+    def encode_state(self, state: object) -> bytes:
+        positions, score, frame = state  # type: ignore[misc]
+        return bytes(positions) + score.to_bytes(4, "big") + frame.to_bytes(4, "big")
+
+    def decode_state(self, data: bytes) -> object:
+        cells = len(data) - 8
+        score, frame = int.from_bytes(data[cells:-4], "big"), int.from_bytes(data[-4:], "big")
+        return (tuple(data[:cells]), score, frame)
+
+    def checksum(self) -> bytes:
+        state = (self.positions, self.score, self.frame)
+        return hashlib.blake2b(repr(state).encode(), digest_size=16).digest()
+
+
+def bot_actions(seed: int, player: int, count: int = 600) -> bytes:
+    """A player's actions, one per tick (repeating): each held for 1 to 11 ticks, as keys are."""
+    rng = random.Random(seed * 1000 + player)
+    actions = bytearray()
+    while len(actions) < count:
+        actions += bytes([rng.randrange(len(STEPS))]) * rng.randrange(1, 12)
+    return bytes(actions[:count])
+
+
+@dataclass
+class MeshPlayer:
+    """One tab: its game, its rollback layer over its sessions, and its game loop."""
+
+    index: int
+    game: RingGame
+    rollback: RollbackSession
+    actions: bytes
+    episodes: int
+    seed: int
+    next_due: float
+    ticks: int = 0
+    #: Virtual time at which it finished all its episodes.
+    finished_at_ms: float | None = None
+    #: It left the room: its loop no longer ticks.
+    gone: bool = False
+
+    def wake(self, now: float) -> None:
+        if self.gone:
+            return
+        ticks = 0
+        while now >= self.next_due and ticks < MAX_TICKS_PER_WAKE and not self.gone:
+            self._tick(now)
+            self.next_due += self.rollback.frame_ms
+            ticks += 1
+        if now - self.next_due > MAX_LAG_FRAMES * self.rollback.frame_ms:
+            self.next_due = now
+
+    def _tick(self, now: float) -> None:
+        rollback = self.rollback
+        if rollback.episode_over and len(rollback.episodes) < self.episodes:
+            self.game.reset(self.seed + rollback.episode + 1)
+            rollback.start_next_episode()
+        if self.finished_at_ms is None and len(rollback.episodes) >= self.episodes:
+            self.finished_at_ms = now
+        # A player that finished keeps ticking: it still has to report a player who leaves.
+        rollback.advance_frame(self.actions[self.ticks % len(self.actions)])
+        self.ticks += 1
+
+
+@dataclass(frozen=True)
+class Leave:
+    """``player`` leaves once its own frame reaches ``frame``: it closes its sessions at once, and
+    each other player closes its session with it when the server's word reaches it, 20 to 200 ms
+    later (seeded)."""
+
+    player: int
+    frame: int
+
+
+@dataclass
+class MeshRun:
+    players: list[MeshPlayer]
+    #: (player, peer) -> the player's session with that peer.
+    sessions: dict[tuple[int, int], P2PSession]
+    channels: list[FaultyChannel]
+    clock: FakeClock
+    #: (lower, higher) -> the link's one-way delay in ms.
+    delays_ms: dict[tuple[int, int], float]
+    #: When each leaving player left, and when each other player heard of it: (player who
+    #: left, player who heard) -> ms.
+    left_at_ms: dict[int, float] = field(default_factory=dict)
+    heard_at_ms: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    def staying(self) -> list[MeshPlayer]:
+        return [player for player in self.players if not player.gone]
+
+
+def simulate_mesh(
+    count: int,
+    *,
+    frames: int,
+    episodes: int = 1,
+    loss: float = 0.3,
+    reorder: float = 0.0,
+    delay_range_ms: tuple[float, float] = (5.0, 60.0),
+    seed: int = 0,
+    input_delay: int = 2,
+    max_prediction: int = 8,
+    start_ms: dict[int, float] | None = None,
+    leaving: Sequence[Leave] = (),
+    diverge: tuple[int, int] | None = None,
+    **options: Any,
+) -> MeshRun:
+    """``count`` players play ``episodes`` episodes of ``frames`` frames of :class:`RingGame`
+    (episode ``n`` from seed ``seed + n``); player ``p``'s loop starts at ``start_ms[p]`` (0 by
+    default). Each link's one-way delay is drawn from ``delay_range_ms``; each direction drops
+    ``loss`` of its packets and holds back ``reorder`` of them a further 50 ms. Each of
+    ``leaving`` leaves as :class:`Leave` says. ``diverge=(player, frame)`` makes that player's
+    game differ after that frame of the first episode. ``options`` go to every player's
+    :class:`RollbackSession`."""
+    clock = FakeClock(0.0)
+    scheduler = FakeScheduler(clock)
+    rng = random.Random(seed)
+    config = SessionConfig(relay_inputs=False, route_mode=RouteMode.P2P)
+    sessions: dict[tuple[int, int], P2PSession] = {}
+    channels: list[FaultyChannel] = []
+    pipes: dict[tuple[int, int], Pipe] = {}
+    delays: dict[tuple[int, int], float] = {}
+    for low, high in combinations(range(count), 2):
+        delay = delays[(low, high)] = round(rng.uniform(*delay_range_ms), 1)
+        fault = FaultConfig(loss=loss, delay_ms=max(delay, _AFTER_RETURN_MS), reorder=reorder)
+        for player, peer in ((low, high), (high, low)):
+            pipe = pipes[(player, peer)] = Pipe()
+            channel = FaultyChannel(pipe, fault, clock, seed=seed * 10_000 + player * 100 + peer)
+            channels.append(channel)
+            sessions[(player, peer)] = P2PSession(
+                player,
+                peer,
+                lambda frame, action: None,
+                clock=clock,
+                scheduler=scheduler,
+                channel=channel,
+                config=config,
+            )
+    for (player, peer), pipe in pipes.items():
+        pipe.receive = sessions[(peer, player)].edge.on_message
+        sessions[(player, peer)].edge.on_open()
+    starts = start_ms or {}
+    players = []
+    for index in range(count):
+        perturb_at = diverge[1] if diverge is not None and diverge[0] == index else None
+        game = RingGame(count, seed, perturb_at)
+        links = {peer: sessions[(index, peer)] for peer in range(count) if peer != index}
+        rollback = RollbackSession(
+            game,
+            links,
+            input_delay=input_delay,
+            max_prediction=max_prediction,
+            episode_frames=frames,
+            **options,
+        )
+        players.append(
+            MeshPlayer(
+                index,
+                game,
+                rollback,
+                bot_actions(seed, index),
+                episodes,
+                seed,
+                next_due=starts.get(index, 0.0),
+            )
+        )
+    run = MeshRun(players, sessions, channels, clock, delays)
+
+    def one_shot(callback: Callable[[], None], after_ms: float) -> None:
+        handle: list[object] = []
+
+        def fire() -> None:
+            scheduler.clear_interval(handle[0])
+            callback()
+
+        handle.append(scheduler.set_interval(fire, after_ms))
+
+    def close_link(player: int, peer: int) -> None:
+        sessions[(player, peer)].close()
+        run.heard_at_ms[(peer, player)] = clock()
+
+    leaves_at = {leave.player: leave.frame for leave in leaving}
+
+    def wake(player: MeshPlayer) -> None:
+        player.wake(clock())
+        frame = leaves_at.get(player.index)
+        if frame is not None and not player.gone and player.rollback.current_frame >= frame:
+            player.gone = True
+            run.left_at_ms[player.index] = clock()
+            for peer in range(count):
+                if peer != player.index and not players[peer].gone:
+                    sessions[(player.index, peer)].close()
+                    at_ms = rng.uniform(20.0, 200.0)
+                    one_shot(lambda p=peer: close_link(p, player.index), at_ms)
+
+    for player in players:
+        scheduler.set_interval(lambda p=player: wake(p), LOOP_WAKE_MS)
+
+    def run_until(end_ms: float, stop_early: bool) -> None:
+        while clock() < end_ms:
+            if stop_early and all(p.finished_at_ms is not None for p in run.staying()):
+                return
+            due = [c.next_due_ms for c in channels if c.next_due_ms is not None]
+            due += [timer.next_due_ms for timer in scheduler.active.values()]
+            next_ms = min(due, default=end_ms)
+            scheduler.advance(max(0.0, min(next_ms, end_ms) - clock()))
+            for channel in channels:
+                channel.pump()
+
+    latest = max(starts.values(), default=0.0)
+    run_until(latest + episodes * frames * 1000 / 60 + SETTLE_MS, stop_early=True)
+    run_until(clock() + DRAIN_MS, stop_early=False)
+    return run
