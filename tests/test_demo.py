@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from p2p_demo.launcher import format_summary, main, player_summary
+from p2p_demo.launcher import (
+    cross_check,
+    format_summary,
+    link_stats,
+    main,
+    player_summary,
+    watched_alike,
+)
 
 
 def tab_report(player: int, frames: int, received: int) -> dict[str, Any]:
@@ -121,3 +128,59 @@ def test_input_delays_compare_two_tabs_on_their_common_clock() -> None:
         "extra_delay_frames_mean": None,
         "extra_delay_frames_p99": None,
     }
+
+
+def mesh_report(player: int, players: int, sent: int, received: dict[int, int]) -> dict[str, Any]:
+    """A team Pong tab's report: per link, what it sent that peer and received from it."""
+    links = {
+        str(peer): {
+            "inputs_sent": sent,
+            "inputs_received": received.get(peer, sent),
+            "p2p_packets_sent": 100,
+            "rtt_p50_ms": 1.0 + peer,
+            "route": "both",
+        }
+        for peer in range(players)
+        if peer != player
+    }
+    return {
+        "player_index": player,
+        "channel_open_ms": 3000.0,
+        "game": {},
+        "stats": {"links": links},
+    }
+
+
+def pong_entry(report: dict[str, Any], checksum: str = "ab") -> dict[str, Any]:
+    entry = player_summary(report, ready_ms=None)
+    entry.update(final_checksum=checksum, desyncs=0)
+    return entry
+
+
+def test_a_room_of_four_is_sound_only_if_every_link_delivered_everything() -> None:
+    reports = [mesh_report(p, 4, 600, {}) for p in range(4)]
+    # Player 2 got 597 of player 0's 600 inputs: its entry says 3 lost, and the run fails.
+    reports[2] = mesh_report(2, 4, 600, {0: 597})
+    players = [pong_entry(report) for report in reports]
+    links = {report["player_index"]: link_stats(report) for report in reports}
+    records = [[{"episode": 0, "inputs": [[1, 2, 3, 4]]}]] * 4
+    assert not cross_check(players, links, records)
+    assert [entry["lost"] for entry in players] == [0, 0, 3, 0]
+    assert [entry["delivered_exactly_once"] for entry in players] == [True, True, False, True]
+    # A player's entry adds up its links: 3 links of 600 sent, the worst link's RTT.
+    assert players[0]["inputs_sent"] == 1800 and players[0]["rtt_p50_ms"] == 4.0
+    fine = [pong_entry(mesh_report(p, 4, 600, {})) for p in range(4)]
+    fine_links = {p: link_stats(mesh_report(p, 4, 600, {})) for p in range(4)}
+    assert cross_check(fine, fine_links, records)
+    other = [*records[:3], [{"episode": 0, "inputs": [[1, 2, 3, 5]]}]]
+    assert not cross_check(fine, fine_links, other)
+
+
+def test_a_spectator_passes_only_on_the_players_very_episodes() -> None:
+    records = [{"episode": 0, "final_checksum": "ab", "inputs": [[1, 2, 3]]}]
+    same = ({"spectator": 0}, [dict(records[0])])
+    different = ({"spectator": 1}, [{**records[0], "final_checksum": "cd"}])
+    assert watched_alike([same], records)
+    assert not watched_alike([same, different], records)
+    assert [same[0]["same_records"], different[0]["same_records"]] == [True, False]
+    assert not watched_alike([({"spectator": 2}, [])], records)

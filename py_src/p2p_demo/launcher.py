@@ -11,7 +11,8 @@ alone instead: a scripted input per frame, each checked on arrival.
 
 ``--players N`` (3 to 8) plays team Pong in N tabs, each linked to every other (a mesh); the
 report then has one entry per player, and the run is sound only if every input crossed to every
-other player exactly once and every tab ended on the same checksum.
+other player exactly once and every tab ended on the same checksum. ``--spectators K`` adds K
+tabs that watch from the server's feed; each must end on the players' very episodes.
 
 ``--loss P --burst N --delay MS`` impair what each tab sends over the DataChannel (both
 directions, each with its own seeded random sequence); ``--route MODE`` pins the routing
@@ -41,7 +42,7 @@ from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.protocol.rtt import nearest_rank
 from p2p_transport.rollback.session import MAX_INPUT_DELAY
 from p2p_transport.timing import FRAME_MS
-from p2p_transport.wire.signaling import MAX_PLAYERS, PLAYERS_PER_ROOM
+from p2p_transport.wire.signaling import MAX_PLAYERS, MAX_SPECTATORS, PLAYERS_PER_ROOM
 
 __all__ = ["is_loopback_host", "main", "player_summary", "run_headless", "serve_interactive"]
 
@@ -247,6 +248,7 @@ def run_headless(
         options["link_by"] = "netem" if netem else "the transport's own emulation, every path"
     pong = options["game"] == "pong"
     count = int(options.get("players", 2))
+    spectators = int(options.get("spectators", 0))
     play_s = frames * int(options.get("episodes", 1)) * FRAME_MS / 1000
     play_s += float(options.get("late_ms", 0)) / 1000
     deadline_s = timeout_s if timeout_s is not None else play_s + HEADLESS_SLACK_S
@@ -259,10 +261,13 @@ def run_headless(
             tab_options.update(options)
             if netem:
                 del tab_options["link"]
+            watching = {**tab_options, "spectator": True}
+            watchers = [open_tab(context, server.url, watching) for _ in range(spectators)]
             pages = [open_tab(context, server.url, tab_options) for _ in range(count)]
-            for page in pages:
+            for page in [*watchers, *pages]:
                 wait_ready(page)
             reports = _wait_for_games(pages, started + deadline_s)
+            watched = _wait_for_spectators(watchers, started + deadline_s + SETTLE_S)
             ready = [page.evaluate("() => window.p2pShim.timings.readyMs") for page in pages]
             telemetry = [
                 json.loads(page.evaluate("() => p2pDemo.telemetry_json()")) for page in pages
@@ -279,6 +284,7 @@ def run_headless(
         players = [players[i] for i in order]
         links = {report["player_index"]: link_stats(report) for report in reports}
         ok = cross_check(players, links, [extra[i]["episode_records"] for i in order])
+        ok = watched_alike(watched, extra[order[0]]["episode_records"]) and ok
         for record, rollback in zip(telemetry, extra, strict=True):
             if record is not None:
                 record["rollback"] = rollback
@@ -296,12 +302,57 @@ def run_headless(
         "ok": ok,
         "elapsed_s": round(time.monotonic() - started, 2),
         "players": players,
+        "spectators": [entry for entry, _ in watched],
         # Each player's session telemetry; main() writes it to its own file.
         "telemetry": sorted(
             (record for record in telemetry if record is not None),
             key=lambda record: record["player_index"],
         ),
     }
+
+
+#: A spectator's figures that go into its entry.
+SPECTATOR_KEYS: Final = (
+    "frames",
+    "final_checksum",
+    "episodes_finished",
+    "frames_behind",
+    "catch_up_ticks",
+    "most_frames_in_a_tick",
+    "inputs_received",
+    "duplicate_inputs",
+    "malformed_packets",
+    "finished",
+)
+
+
+def watched_alike(
+    watched: list[tuple[dict[str, Any], list[dict[str, Any]]]], records: list[dict[str, Any]]
+) -> bool:
+    """Whether every spectator played the players' episodes, input for input and checksum for
+    checksum (``same_records`` in each spectator's entry)."""
+    for entry, seen in watched:
+        entry["same_records"] = bool(records) and seen == records
+    return all(entry["same_records"] for entry, _ in watched)
+
+
+def _wait_for_spectators(
+    pages: Sequence[Any], deadline: float
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Poll the spectators' tabs until each finished its episodes (or the deadline): each one's
+    entry and episode records."""
+    while True:
+        games = [json.loads(page.evaluate("() => p2pDemo.report_json()"))["game"] for page in pages]
+        if all(g is not None and g["finished"] for g in games) or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_S)
+    return [
+        (
+            {"spectator": index, **{key: (game or {}).get(key) for key in SPECTATOR_KEYS}},
+            _page_json(page, "records_json"),
+        )
+        for index, (page, game) in enumerate(zip(pages, games, strict=True))
+    ]
 
 
 def _page_json(page: Any, method: str) -> Any:
@@ -424,6 +475,14 @@ def format_summary(report: dict[str, Any]) -> str:
             for p in report["players"]
         )
         lines.append(f"{label:28}{cells}")
+    for watcher in report.get("spectators", []):
+        lines.append(
+            f"spectator {watcher['spectator']}: {watcher['frames']} frames, final checksum "
+            f"{str(watcher['final_checksum'])[:12]}, "
+            + ("the players' very episodes" if watcher["same_records"] else "RECORDS DIFFERENT")
+            + f" (caught up {watcher['catch_up_ticks']} ticks, at most "
+            f"{watcher['most_frames_in_a_tick']} frames a tick)"
+        )
     for p in report["players"]:
         for change in p["route_changes"]:
             lines.append(
@@ -548,6 +607,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "more than two play team Pong, each tab linked to every other; default %(default)s)",
     )
     parser.add_argument(
+        "--spectators",
+        type=int,
+        default=0,
+        help="tabs that watch the game from the server's feed, each checked to end on the "
+        "players' episodes (default %(default)s)",
+    )
+    parser.add_argument(
         "--input-delay", type=int, default=2, help="Pong's input delay in frames (default 2)"
     )
     parser.add_argument(
@@ -592,6 +658,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--frames must be at least 1")
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
+    if not 0 <= args.spectators <= MAX_SPECTATORS:
+        parser.error(f"--spectators must be in 0..{MAX_SPECTATORS}")
+    if args.spectators and args.game != "pong":
+        parser.error("--spectators watch pong")
     if not PLAYERS_PER_ROOM <= args.players <= MAX_PLAYERS:
         parser.error(f"--players must be in {PLAYERS_PER_ROOM}..{MAX_PLAYERS}")
     if args.players != PLAYERS_PER_ROOM and args.game != "pong":
@@ -626,6 +696,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.update(episodes=args.episodes, input_delay=args.input_delay)
     if args.players != PLAYERS_PER_ROOM:
         options["players"] = args.players
+    if args.spectators:
+        options["spectators"] = args.spectators
     if args.loss > 0 or args.delay > 0:
         options.update(loss=args.loss, burst=args.burst, delay_ms=args.delay, fault_seed=args.seed)
     if args.link is not None:

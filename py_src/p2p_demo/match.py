@@ -14,10 +14,11 @@ from typing import Any, Final
 from p2p_demo.pong import PongBot, PongGame
 from p2p_transport.protocol.desync import Desync
 from p2p_transport.rollback import RollbackSession
+from p2p_transport.rollback.spectator import SpectatorSession
 from p2p_transport.session import P2PSession
 from p2p_transport.timing import Clock, Scheduler
 
-__all__ = ["LOOP_WAKE_MS", "PongMatch"]
+__all__ = ["LOOP_WAKE_MS", "FrameLoop", "PongMatch", "SpectatorMatch"]
 
 #: How often the loop wakes to see whether a frame is due: a quarter of a 60 Hz frame, so a tick
 #: that the rollback layer lengthens by a few percent is honoured within 4 ms (browsers clamp
@@ -29,52 +30,22 @@ MAX_TICKS_PER_WAKE: Final = 2
 MAX_LAG_FRAMES: Final = 4
 
 
-class PongMatch:
-    """``episodes`` episodes of Pong over ``session`` (a :class:`P2PSession`, or in a room of more
-    than two the session with each peer, by its index), played by a bot until a key is pressed.
+class FrameLoop:
+    """A game loop on the page's timers: it wakes every :data:`LOOP_WAKE_MS` and ticks once a
+    frame is due, :attr:`frame_ms` apart, catching up a little after a late wake. A subclass
+    gives :attr:`frame_ms` and :meth:`_tick`, and calls :meth:`_finish` when it is done."""
 
-        ``seed`` picks every episode's serves (episode ``n`` uses ``seed + n``); both tabs use the
-        same. ``perturb_at`` makes this tab's game differ from the peer's from that frame on (a
-        deliberate desync, for the tests).
-    """
-
-    def __init__(
-        self,
-        session: P2PSession | Mapping[int, P2PSession],
-        scheduler: Scheduler,
-        clock: Clock,
-        *,
-        episodes: int = 1,
-        episode_frames: int | None = None,
-        seed: int = 0,
-        input_delay: int = 2,
-        max_prediction: int = 8,
-        perturb_at: int | None = None,
-    ) -> None:
-        if episodes < 1:
-            raise ValueError(f"episodes must be at least 1, got {episodes}")
-        self.episodes = episodes
-        self.seed = seed
-        players = 2 if isinstance(session, P2PSession) else len(session) + 1
-        self.game = PongGame(seed, perturb_at, players=players)
-        self.rollback = RollbackSession(
-            self.game,
-            session,
-            input_delay=input_delay,
-            max_prediction=max_prediction,
-            episode_frames=episode_frames,
-            on_desync=self._on_desync,
-        )
-        self.bot = PongBot(self.rollback.player_index, seed)
-        #: The keyboard's action bits once the player pressed a key (``None``: the bot plays).
-        self.keys: int | None = None
+    def __init__(self, scheduler: Scheduler, clock: Clock) -> None:
         self._scheduler = scheduler
         self._clock = clock
         self._timer: object | None = None
         self._next_due = 0.0
         self.started_at_ms: float | None = None
         self.finished_at_ms: float | None = None
-        self.desync: Desync | None = None
+
+    @property
+    def frame_ms(self) -> float:
+        raise NotImplementedError
 
     @property
     def finished(self) -> bool:
@@ -96,28 +67,85 @@ class PongMatch:
             timer, self._timer = self._timer, None
             self._scheduler.clear_interval(timer)
 
-    def set_keys(self, bits: int) -> None:
-        """The keyboard's action bits (UP, DOWN); from the first key on, the bot stops."""
-        self.keys = bits
-
     def _wake(self) -> None:
         now = self._clock()
         ticks = 0
         while now >= self._next_due and ticks < MAX_TICKS_PER_WAKE and self._timer is not None:
+            if self.started_at_ms is None:
+                self.started_at_ms = now
             self._tick(now)
-            self._next_due += self.rollback.frame_ms
+            self._next_due += self.frame_ms
             ticks += 1
-        if now - self._next_due > MAX_LAG_FRAMES * self.rollback.frame_ms:
+        if now - self._next_due > MAX_LAG_FRAMES * self.frame_ms:
             self._next_due = now
 
     def _tick(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _finish(self, now: float) -> None:
+        self.finished_at_ms = now
+        self.stop()
+
+
+class PongMatch(FrameLoop):
+    """``episodes`` episodes of Pong over ``session`` (a :class:`P2PSession`, or in a room of more
+    than two the session with each peer, by its index), played by a bot until a key is pressed.
+
+    ``seed`` picks every episode's serves (episode ``n`` uses ``seed + n``); every tab uses the
+    same. ``perturb_at`` makes this tab's game differ from the others' from that frame on (a
+    deliberate desync, for the tests).
+    """
+
+    def __init__(
+        self,
+        session: P2PSession | Mapping[int, P2PSession],
+        scheduler: Scheduler,
+        clock: Clock,
+        *,
+        episodes: int = 1,
+        episode_frames: int | None = None,
+        seed: int = 0,
+        input_delay: int = 2,
+        max_prediction: int = 8,
+        perturb_at: int | None = None,
+    ) -> None:
+        super().__init__(scheduler, clock)
+        if episodes < 1:
+            raise ValueError(f"episodes must be at least 1, got {episodes}")
+        self.episodes = episodes
+        self.seed = seed
+        players = 2 if isinstance(session, P2PSession) else len(session) + 1
+        self.game = PongGame(seed, perturb_at, players=players)
+        self.rollback = RollbackSession(
+            self.game,
+            session,
+            input_delay=input_delay,
+            max_prediction=max_prediction,
+            episode_frames=episode_frames,
+            on_desync=self._on_desync,
+        )
+        self.bot = PongBot(self.rollback.player_index, seed)
+        #: The keyboard's action bits once the player pressed a key (``None``: the bot plays).
+        self.keys: int | None = None
+        self.desync: Desync | None = None
+
+    @property
+    def frame_ms(self) -> float:
+        return self.rollback.frame_ms
+
+    def progress(self) -> tuple[int, str]:
+        """The episode under way and the rollback layer's state, for the page to draw."""
+        return self.rollback.episode, self.rollback.state.value
+
+    def set_keys(self, bits: int) -> None:
+        """The keyboard's action bits (UP, DOWN); from the first key on, the bot stops."""
+        self.keys = bits
+
+    def _tick(self, now: float) -> None:
         rollback = self.rollback
-        if self.started_at_ms is None:
-            self.started_at_ms = now
         if rollback.episode_over:
             if len(rollback.episodes) >= self.episodes:
-                self.finished_at_ms = now
-                self.stop()
+                self._finish(now)
                 return
             self.game.reset(self.seed + rollback.episode + 1)
             rollback.start_next_episode()
@@ -162,3 +190,67 @@ class PongMatch:
     def records(self) -> list[dict[str, Any]]:
         """Each finished episode's record: frames, final checksum and every player's inputs."""
         return list(self.rollback.episodes)
+
+
+class SpectatorMatch(FrameLoop):
+    """``episodes`` episodes of (team) Pong for ``players``, watched: a
+    :class:`~p2p_transport.rollback.spectator.SpectatorSession` fed with :meth:`on_packet`,
+    advanced every frame, the game reset between episodes as the players' tabs reset theirs."""
+
+    def __init__(
+        self,
+        players: int,
+        scheduler: Scheduler,
+        clock: Clock,
+        *,
+        episodes: int = 1,
+        episode_frames: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(scheduler, clock)
+        self.episodes = episodes
+        self.seed = seed
+        self.game = PongGame(seed, players=players)
+        self.spectator = SpectatorSession(self.game, players, episode_frames=episode_frames)
+
+    @property
+    def frame_ms(self) -> float:
+        return self.spectator.frame_ms
+
+    def on_packet(self, data: bytes) -> None:
+        self.spectator.on_packet(data)
+
+    def progress(self) -> tuple[int, str]:
+        """The episode under way and whether it is over (or waiting for the next), as
+        :meth:`PongMatch.progress` says it."""
+        spectator = self.spectator
+        return spectator.episode, "ended" if spectator.episode_over else "running"
+
+    def _tick(self, now: float) -> None:
+        spectator = self.spectator
+        if spectator.episode_over:
+            if len(spectator.episodes) >= self.episodes:
+                self._finish(now)
+                return
+            self.game.reset(self.seed + spectator.episode + 1)
+            spectator.start_next_episode()
+        spectator.advance()
+
+    def report(self) -> dict[str, Any]:
+        stats = self.spectator.stats()
+        finished = self.spectator.episodes
+        return {
+            **stats,
+            "spectator": True,
+            "frames": sum(record["frames"] for record in finished),
+            "final_checksum": finished[-1]["final_checksum"] if finished else None,
+            "episodes_finished": len(finished),
+            "episodes": self.episodes,
+            "score": [self.game.state.score0, self.game.state.score1],
+            "finished": self.finished,
+            "started_at_ms": self.started_at_ms,
+            "finished_at_ms": self.finished_at_ms,
+        }
+
+    def records(self) -> list[dict[str, Any]]:
+        return list(self.spectator.episodes)

@@ -11,11 +11,12 @@ from typing import Any
 
 import js
 
-from p2p_demo.match import PongMatch
+from p2p_demo.match import PongMatch, SpectatorMatch
 from p2p_demo.scripted_game import ScriptedGame
 from p2p_transport.browser.mesh import MeshTransport
 from p2p_transport.browser.mesh_pairing import MeshCallbacks
 from p2p_transport.browser.options import TransportOptions
+from p2p_transport.browser.spectator import SpectatorTransport
 from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.protocol.faults import FaultConfig, LinkConfig
 from p2p_transport.protocol.lifecycle import DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_ICE_TIMEOUT_MS
@@ -49,6 +50,8 @@ class DemoTab:
     ``reconnect_attempts`` (0: no reconnection) and ``reconnect`` (a dict of
     :class:`~.reconnect.ReconnectConfig` fields); ``deployed`` (``{game_id, player_id, join}``)
     to pair through a server of the deployed interactive_gym / mug shapes at ``server_url``;
+    ``spectator`` (Pong only) watches the room instead: no slot, no input, the game run behind the
+    players from the server's feed (:class:`~p2p_demo.match.SpectatorMatch`);
     ``players`` (3 to 8, Pong only) for a room of that many, each tab linked to every other; its
     game starts once every link's DataChannel opened (or was found unavailable); there,
     ``fault_link`` (``[a, b]``) confines the fault injection to the link between players ``a``
@@ -96,9 +99,14 @@ class DemoTab:
             fault_seed=int(options.get("fault_seed", 0)),
             dialect=dialect(options),
             players=self.players,
+            spectator=bool(options.get("spectator", False)),
         )
-        self.transport: BrowserTransport | MeshTransport
-        if self.players == PLAYERS_PER_ROOM:
+        self.transport: BrowserTransport | MeshTransport | SpectatorTransport
+        if transport_options.spectator:
+            self.transport = SpectatorTransport(
+                transport_options, self._on_feed_packet, self._on_event
+            )
+        elif self.players == PLAYERS_PER_ROOM:
             self.transport = BrowserTransport(
                 transport_options,
                 Callbacks(
@@ -113,7 +121,9 @@ class DemoTab:
                 MeshCallbacks(on_input=lambda frame, action, player: None, on_event=self._on_event),
             )
         self.game: ScriptedGame | None = None
-        self.match: PongMatch | None = None
+        self.match: PongMatch | SpectatorMatch | None = None
+        #: A spectator's feed packets that came before its match existed.
+        self.feed_dropped = 0
         #: The peer's control messages as they arrived, (kind, payload), for the tests.
         self.controls_received: list[tuple[int, bytes]] = []
         self.channel_open_ms: float | None = None
@@ -127,7 +137,20 @@ class DemoTab:
 
     def _on_event(self, name: str, detail: dict[str, Any]) -> None:
         transport = self.transport
-        if isinstance(transport, MeshTransport):
+        if isinstance(transport, SpectatorTransport):
+            if name == "room_ready":
+                self.paired_ms = transport.clock()
+                self.match = SpectatorMatch(
+                    int(detail["players"]),
+                    transport.scheduler,
+                    transport.clock,
+                    episodes=int(self.options.get("episodes", 1)),
+                    episode_frames=self.frames,
+                    seed=int(self.options.get("seed", 0)),
+                )
+                if self.autostart:
+                    self.start_game()
+        elif isinstance(transport, MeshTransport):
             self._on_mesh_event(transport, name, detail)
         elif name == "paired":
             self.paired_ms = transport.clock()
@@ -180,6 +203,7 @@ class DemoTab:
     def _pong_match(self, player: int) -> PongMatch:
         options = self.options
         transport = self.transport
+        assert not isinstance(transport, SpectatorTransport)  # a player's tab
         session = transport.sessions if isinstance(transport, MeshTransport) else transport.session
         assert session  # paired, or the room is ready
         perturb = options.get("perturb_at") if options.get("perturb_player") == player else None
@@ -195,6 +219,12 @@ class DemoTab:
             perturb_at=None if perturb is None else int(perturb),
         )
 
+    def _on_feed_packet(self, data: bytes) -> None:
+        if isinstance(self.match, SpectatorMatch):
+            self.match.on_packet(data)
+        else:
+            self.feed_dropped += 1
+
     def _on_input(self, frame: int, action: int) -> None:
         if self.game is not None:
             self.game.on_input(frame, action)
@@ -203,7 +233,10 @@ class DemoTab:
         """Start the game loop (a late player's after its ``late_ms``)."""
         if self.match is not None:
             if not (only_if_new and self.match.started):
-                late = self.options.get("late_player") == self.transport.player_index
+                late = (
+                    isinstance(self.match, PongMatch)
+                    and self.options.get("late_player") == self.match.rollback.player_index
+                )
                 self.match.start(float(self.options.get("late_ms", 0)) if late else 0.0)
             return
         if self.game is None:
@@ -213,26 +246,27 @@ class DemoTab:
 
     def set_keys(self, bits: int) -> None:
         """The keyboard's action bits (1 up, 2 down): the player takes over from the bot."""
-        if self.match is not None:
+        if isinstance(self.match, PongMatch):
             self.match.set_keys(int(bits))
 
     def view_json(self) -> str:
         """What the page draws of the game now (``null`` before pairing)."""
         if self.match is None:
             return "null"
-        rollback = self.match.rollback
-        return json.dumps(
-            {**self.match.game.view(), "episode": rollback.episode, "state": rollback.state.value}
-        )
+        episode, state = self.match.progress()
+        return json.dumps({**self.match.game.view(), "episode": episode, "state": state})
 
     def records_json(self) -> str:
         """Each finished episode's record (both players' inputs, final checksum) as JSON."""
         return json.dumps(self.match.records() if self.match is not None else [])
 
     def rollback_telemetry_json(self) -> str:
-        """The rollback layer's telemetry (``null`` without a match)."""
+        """The rollback layer's telemetry (a spectator's: its figures; ``null`` without a
+        match)."""
         if self.match is None:
             return "null"
+        if isinstance(self.match, SpectatorMatch):
+            return json.dumps(self.match.spectator.stats())
         return json.dumps(self.match.rollback.telemetry())
 
     def reset_episode(self) -> None:
@@ -245,7 +279,10 @@ class DemoTab:
 
     def report(self) -> dict[str, Any]:
         return {
-            "player_index": self.transport.player_index,
+            "player_index": None
+            if isinstance(self.transport, SpectatorTransport)
+            else self.transport.player_index,
+            "spectator": isinstance(self.transport, SpectatorTransport),
             "paired_ms": self.paired_ms,
             "channel_open_ms": self.channel_open_ms,
             "link_open_ms": {str(peer): ms for peer, ms in self.link_open_ms.items()},
@@ -259,7 +296,9 @@ class DemoTab:
             ),
             "stats": self.transport.stats(),
             "event_log": self.transport.event_log(),
-            "route_changes": self.transport.route_changes(),
+            "route_changes": []
+            if isinstance(self.transport, SpectatorTransport)
+            else self.transport.route_changes(),
         }
 
     def _on_control(self, kind: int, payload: bytes) -> None:
@@ -285,12 +324,18 @@ class DemoTab:
         return json.dumps(self.report())
 
     def telemetry_json(self) -> str:
-        """The session's telemetry record as JSON (``null`` before pairing)."""
-        return json.dumps(self.transport.telemetry())
+        """The session's telemetry record as JSON (``null`` before pairing; a spectator, which
+        has no session, ``null`` too)."""
+        transport = self.transport
+        if isinstance(transport, SpectatorTransport):
+            return "null"
+        return json.dumps(transport.telemetry())
 
     def set_faults(self, options_json: str) -> None:
         """Change this tab's fault injection mid-game: the same keys as the page options
         (``loss``, ``burst``, ``delay_ms``, ``duplicate``, ``reorder``); ``{}`` for none."""
+        if isinstance(self.transport, SpectatorTransport):
+            raise ValueError("a spectator sends nothing to impair")
         self.transport.set_faults(fault_config(json.loads(options_json)))
 
     def close(self) -> None:
