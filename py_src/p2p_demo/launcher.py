@@ -103,6 +103,13 @@ def player_summary(tab_report: dict[str, Any], ready_ms: float | None) -> dict[s
         ready_ms=ready_ms,
         channel_open_ms=tab_report["channel_open_ms"],
         link_open_ms=tab_report.get("link_open_ms") or None,
+        # From pairing (a mesh: room_ready, the last join) to the (last) DataChannel open.
+        channels_open_after_ms=(
+            tab_report["channel_open_ms"] - tab_report["paired_ms"]
+            if tab_report.get("channel_open_ms") is not None
+            and tab_report.get("paired_ms") is not None
+            else None
+        ),
         delivered_exactly_once=bool(scripted and game["delivered_exactly_once"]),
         game=game,
         p2p_bytes_per_packet=(
@@ -466,6 +473,7 @@ def format_summary(report: dict[str, Any]) -> str:
         ("relay RTT p50 (ms)", "relay_rtt_p50_ms", "{:.2f}"),
         ("page ready (ms)", "ready_ms", "{:.0f}"),
         ("channel open (ms)", "channel_open_ms", "{:.0f}"),
+        ("all open after pairing (ms)", "channels_open_after_ms", "{:.0f}"),
     ]
     for label, key, fmt in rows:
         if key != "route_change_count" and all(key not in p for p in report["players"]):
