@@ -17,6 +17,7 @@ from p2p_demo.harness import TurnServer
 from p2p_demo.pong import PongGame
 from p2p_server.server import ServerThread
 from p2p_transport.rollback import replay
+from p2p_transport.rollback.game import idle_action
 from p2p_transport.timing import FRAME_MS
 
 PLAYERS: Final = 4
@@ -247,3 +248,50 @@ def test_three_tabs_and_a_spectator_through_the_javascript_api(
     assert "a spectator sends no input" in watch["stepRefused"]
     assert watch["events"][:1] == ["joined"] and "room_ready" in watch["events"]
     assert_no_page_errors(console_messages)
+
+
+def test_a_player_who_closes_its_tab_mid_game_idles_from_a_frame_the_others_agree_on(
+    context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
+) -> None:
+    """Player 3 of 4 closes its tab around frame 300 of 900: the server tells the others, each
+    ends its link to player 3, they agree on player 3's last real frame and play its seat idle
+    from there, and all three end on the same record, which says so."""
+    frames, leave_at = 900, 300
+    tabs = open_tabs(
+        PLAYERS,
+        context,
+        server,
+        turn,
+        console_messages,
+        game="pong",
+        players=PLAYERS,
+        frames=frames,
+    )
+    leaver, staying = tabs[3], tabs[:3]
+    leaver.wait_until(
+        f"r.game !== null && r.game.frames_advanced >= {leave_at}",
+        OPEN_TIMEOUT_MS + leave_at * FRAME_MS + SLACK_MS,
+    )
+    leaver.page.close()
+    for tab in staying:
+        tab.wait_until(
+            "r.game !== null && r.game.finished",
+            (frames - leave_at) * FRAME_MS + SLACK_MS,
+        )
+    played = [records(tab) for tab in staying]
+    assert all(record == played[0] for record in played)
+    (episode,) = played[0]
+    assert episode["frames"] == frames
+    last = episode["left"]["3"]
+    assert leave_at - 60 <= last < frames
+    idle = idle_action(PongGame(0, players=PLAYERS))
+    assert all(row[3] == idle for row in episode["inputs"][last + 1 :])
+    assert (
+        replay(PongGame(0, players=PLAYERS), episode["inputs"]).hex() == (episode["final_checksum"])
+    )
+    for tab in staying:
+        report = tab.report()
+        assert report["game"]["desyncs"] == 0
+        names = [e["event"] for e in report["event_log"]]
+        assert "peer_left" in names
+        assert "3" not in report["stats"]["links"]

@@ -22,14 +22,11 @@ from p2p_transport.browser.adapters import ProxyRegistry, ShimScheduler
 from p2p_transport.browser.mesh_pairing import MeshCallbacks, MeshPairing
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.pairing import (
-    CloseRelaySocket,
     EdgeAction,
-    OpenRelaySocket,
     Pairing,
-    SendToServer,
 )
 from p2p_transport.browser.rtc_connection import RtcLink
-from p2p_transport.browser.server_sockets import DialectRelay, RelaySocket, ServerSocket
+from p2p_transport.browser.server_sockets import ServerConnection
 from p2p_transport.browser.telemetry_saves import TelemetrySaves
 from p2p_transport.errors import InvalidStateError, UsageError
 from p2p_transport.protocol.faults import FaultConfig
@@ -64,7 +61,6 @@ class MeshTransport:
             raise UsageError("a room of two players is a BrowserTransport's, not a mesh's")
         self.options = options
         self._proxies = ProxyRegistry()
-        self._relay_proxies = ProxyRegistry()
         self.scheduler = ShimScheduler(self._proxies, js.p2pShim)
         self.clock: Clock = monotonic_ms
         game = callbacks if isinstance(callbacks, MeshCallbacks) else MeshCallbacks(callbacks)
@@ -74,11 +70,11 @@ class MeshTransport:
             self._execute,
             clock=self.clock,
             scheduler=self.scheduler,
-            new_relay=self._new_relay,
+            new_relay=lambda: self._server.relay(),
         )
-        self._socket: ServerSocket | None = None
-        self._relay: DialectRelay | None = None
-        self._relay_socket: RelaySocket | None = None
+        self._server = ServerConnection(
+            options, self._pairing, self._proxies, self._pairing.relay_packet
+        )
         self._links: dict[int, RtcLink] = {}
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -101,7 +97,7 @@ class MeshTransport:
     def live_proxies(self) -> int:
         """Python functions the page still holds for this transport (0 after :meth:`close`)."""
         links = sum(link.proxies.live for link in self._links.values())
-        return self._proxies.live + self._relay_proxies.live + links
+        return self._proxies.live + self._server.live_proxies + links
 
     def data_channel(self, peer: int) -> Any:
         """The game ``RTCDataChannel`` to ``peer`` (``None`` until there is one)."""
@@ -113,9 +109,7 @@ class MeshTransport:
     def connect(self) -> None:
         """Open the Socket.IO connection and join the room; the rest follows from events."""
         self._pairing.connecting()
-        self._socket = ServerSocket(
-            self.options.server_url, self.options.room, self._pairing, self._proxies
-        )
+        self._server.open()
 
     def step(self, frame: int, action: int) -> bool:
         """Send the local input for ``frame`` to every peer (see :meth:`P2PSession.step`)."""
@@ -145,10 +139,7 @@ class MeshTransport:
             for peer, session in self._pairing.sessions.items()
         }
         out["live_proxies"] = self.live_proxies
-        relay_socket = self._relay_socket
-        out["relay_socket"] = (
-            relay_socket.channel.readyState if relay_socket is not None else "none"
-        )
+        out["relay_socket"] = self._server.relay_socket_state
         return out
 
     def telemetry(self) -> dict[str, Any]:
@@ -167,7 +158,7 @@ class MeshTransport:
         """Hand the server this tab's :meth:`telemetry` record with ``extra``, as
         :meth:`BrowserTransport.save_telemetry
         <p2p_transport.browser.transport.BrowserTransport.save_telemetry>` does."""
-        if self._socket is None or self._closed:
+        if self._server.socket is None or self._closed:
             raise InvalidStateError("connect() first: the record goes to the signaling server")
         record = {
             "time_origin_unix_ms": float(js.performance.timeOrigin),
@@ -176,7 +167,7 @@ class MeshTransport:
             "telemetry": self.telemetry(),
             "extra": extra,
         }
-        return self._saves.save(self._socket.emit, record)
+        return self._saves.save(self._server.socket.emit, record)
 
     def set_faults(self, faults: FaultConfig | None, peer: int | None = None) -> None:
         """Impair what this tab sends to ``peer`` (every peer: ``None``) from now on."""
@@ -202,9 +193,7 @@ class MeshTransport:
         for link in self._links.values():
             link.close()
         self.scheduler.clear_all()
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        self._server.close()
         for task in list(self._tasks):
             task.cancel()
         self._saves.close()
@@ -215,27 +204,8 @@ class MeshTransport:
     def _execute(self, action: EdgeAction, pairing: Pairing | None) -> None:
         if pairing is not None:
             self._link_for(pairing).carry_out(action)
-        elif isinstance(action, SendToServer):
-            if self._socket is not None:
-                self._socket.emit(action.event, action.payload)
-        elif isinstance(action, OpenRelaySocket):
-            self._relay_socket = RelaySocket(
-                self.options.server_url,
-                self.options.room,
-                action.ticket,
-                self._pairing.relay_packet,
-                self._relay_proxies,
-            )
-            if self._relay is not None:
-                self._relay.lean = self._relay_socket.channel
-        elif isinstance(action, TelemetrySaved):
+        elif not self._server.carry_out(action) and isinstance(action, TelemetrySaved):
             self._saves.answered(action.detail)
-        elif isinstance(action, CloseRelaySocket):
-            relay_socket, self._relay_socket = self._relay_socket, None
-            if self._relay is not None:
-                self._relay.lean = None
-            if relay_socket is not None:
-                relay_socket.close()
 
     def _link_for(self, pairing: Pairing) -> RtcLink:
         """The peer connections of ``pairing``'s peer; a new link to that seat (its player was
@@ -250,11 +220,6 @@ class MeshTransport:
                 pairing, self.options, lambda coro, what: self._spawn(pairing, coro, what)
             )
         return link
-
-    def _new_relay(self) -> DialectRelay:
-        assert self._socket is not None  # the room is ready only over the socket
-        self._relay = self._socket.relay(self._pairing.dialect)
-        return self._relay
 
     def _spawn(self, pairing: Pairing, coro: Coroutine[Any, Any, None], what: str) -> None:
         async def guarded() -> None:

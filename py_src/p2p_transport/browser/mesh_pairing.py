@@ -23,7 +23,7 @@ idles its seat); a player who joins that seat again gets a new link.
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -32,18 +32,18 @@ from typing import Any
 from p2p_transport._guard import call_guarded
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.pairing import (
-    MAX_EVENT_LOG,
     CloseRelaySocket,
     EdgeAction,
     OpenRelaySocket,
     Pairing,
     SendToServer,
 )
-from p2p_transport.protocol.lifecycle import Lifecycle
+from p2p_transport.browser.room_listener import RoomListener
 from p2p_transport.protocol.relay import SocketIOLike
 from p2p_transport.session import Callbacks, P2PSession, SessionState
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.dialects import (
+    Incoming,
     Joined,
     Notice,
     Paired,
@@ -93,7 +93,7 @@ class AddressedRelay:
         return self._socket.emit(event, self._envelope + data)
 
 
-class MeshPairing:
+class MeshPairing(RoomListener):
     """One tab's decisions in a room of ``options.players`` (more than two) players.
 
     ``execute(action, link)`` carries out an action: a peer connection's for ``link`` (that
@@ -111,23 +111,20 @@ class MeshPairing:
         scheduler: Scheduler,
         new_relay: Callable[[], SocketIOLike],
     ) -> None:
+        super().__init__(
+            options,
+            ReferenceDialect(options.room, options.token, options.players),
+            callbacks.on_event,
+            lambda event, payload: execute(SendToServer(event, payload), None),
+            clock=clock,
+            scheduler=scheduler,
+        )
         self._options = options
         self._game = callbacks
         self._execute = execute
-        self._clock = clock
         self._scheduler = scheduler
         self._new_relay = new_relay
         self._relay: SocketIOLike | None = None
-        self.dialect = ReferenceDialect(options.room, options.token, options.players)
-        self._lifecycle = Lifecycle(
-            clock,
-            scheduler,
-            self.emit,
-            options.room,
-            relay_only=options.relay_only,
-            ice_timeout_ms=options.ice_timeout_ms,
-            connect_timeout_ms=options.connect_timeout_ms,
-        )
         #: This side's player index, from ``joined`` on.
         self.player_index: int | None = None
         #: The room's number of players.
@@ -139,8 +136,6 @@ class MeshPairing:
         #: What the server delivered that no link could take (a peer not or no longer linked,
         #: a packet without its envelope), by kind.
         self.unrouted: Counter[str] = Counter()
-        self.callback_errors = 0
-        self._event_log: deque[dict[str, Any]] = deque(maxlen=MAX_EVENT_LOG)
 
     @property
     def sessions(self) -> dict[int, P2PSession]:
@@ -159,10 +154,6 @@ class MeshPairing:
                 sent = True
         return sent
 
-    def event_log(self) -> list[dict[str, Any]]:
-        """The room's and the links' last events, each ``{at_ms, event, **detail}``."""
-        return list(self._event_log)
-
     def stats(self) -> dict[str, Any]:
         return {
             "player_index": self.player_index,
@@ -174,33 +165,10 @@ class MeshPairing:
             "lifecycle_timer_running": self._lifecycle.timer_running,
         }
 
-    # --- the signaling server -----------------------------------------------------------------
+    # --- the signaling server (the links' DataChannels go on if it is lost: the server readies
+    # the room again when all are back) --------------------------------------------------------
 
-    def connecting(self) -> None:
-        self._lifecycle.connecting()
-
-    def socket_connected(self) -> None:
-        self._lifecycle.server_reached()
-        for event, payload in self.dialect.join():
-            self._execute(SendToServer(event, payload), None)
-
-    def server_unreachable(self, reason: str) -> None:
-        self._lifecycle.connect_error(reason)
-
-    def server_lost(self, reason: str) -> None:
-        """The links' DataChannels go on; the server pairs the room again when all are back."""
-        self._lifecycle.server_lost(reason)
-
-    def unreadable(self, event: str, error: Exception) -> None:
-        logger.error("could not read the server's %s event", event, exc_info=error)
-        self.emit("error", {"message": f"unreadable {event} from the server: {error}"})
-
-    def server_event(self, event: str, value: Any) -> None:
-        try:
-            incoming = self.dialect.incoming(event, value)
-        except Exception as exc:
-            self.unreadable(event, exc)
-            return
+    def _incoming(self, incoming: Incoming) -> None:
         if isinstance(incoming, RelayPacket):
             self.relay_packet(incoming.packet)
         elif isinstance(incoming, Signal):
@@ -210,8 +178,7 @@ class MeshPairing:
         elif isinstance(incoming, PeerLeft):
             self._peer_left(incoming.detail)
         elif isinstance(incoming, Joined):
-            for reply in incoming.replies:
-                self._execute(SendToServer(*reply), None)
+            self._send_all(incoming.replies)
             index = incoming.detail.get("player_index")
             if isinstance(index, int) and not isinstance(index, bool):
                 self.player_index = index
@@ -220,8 +187,7 @@ class MeshPairing:
         elif isinstance(incoming, Notice):
             self.emit(incoming.event, incoming.detail)
         elif isinstance(incoming, ServerError):
-            logger.warning("server reported %s: %s", incoming.event, incoming.detail)
-            self._lifecycle.server_error(incoming.detail, incoming.event)
+            self._server_error(incoming.detail, incoming.event)
         elif isinstance(incoming, TelemetrySaved):
             self._execute(incoming, None)
         elif isinstance(incoming, Paired):
@@ -340,14 +306,6 @@ class MeshPairing:
 
     def _link_event(self, peer: int, name: str, detail: dict[str, Any]) -> None:
         self.emit(name, {**detail, "peer": peer})
-
-    def emit(self, name: str, detail: dict[str, Any] | None = None) -> None:
-        """Tell the game ``name`` (logged in :meth:`event_log`)."""
-        detail = detail or {}
-        self._event_log.append({"at_ms": self._clock(), "event": name, **detail})
-        on_event = self._game.on_event
-        if on_event is not None:
-            self._guarded(on_event, name, detail)
 
     def _guarded(self, callback: Callable[..., object], *args: Any) -> None:
         if not call_guarded(callback, *args, what=getattr(callback, "__name__", "a callback")):

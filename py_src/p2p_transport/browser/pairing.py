@@ -18,16 +18,15 @@ imports ``js``, so the decisions run under CPython with a fake clock and schedul
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from p2p_transport._guard import call_guarded
 from p2p_transport.browser.options import IceServer, TransportOptions
+from p2p_transport.browser.room_listener import RoomListener
 from p2p_transport.errors import UsageError
 from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
-from p2p_transport.protocol.lifecycle import Lifecycle
 from p2p_transport.protocol.peer_connection import (
     AcceptOffer,
     Action,
@@ -51,7 +50,7 @@ from p2p_transport.session import (
 )
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.dialects import (
-    Dialect,
+    Incoming,
     Joined,
     LinkReport,
     Notice,
@@ -66,7 +65,6 @@ from p2p_transport.wire.dialects import (
 
 __all__ = [
     "FAULT_PUMP_INTERVAL_MS",
-    "MAX_EVENT_LOG",
     "VALIDATION_POLL_MS",
     "CloseRelaySocket",
     "EdgeAction",
@@ -80,8 +78,6 @@ logger = logging.getLogger(__name__)
 #: How often delayed packets of the fault injection are checked: 5 ms, under a third of a frame,
 #: so an added delay is accurate to a few ms (browsers clamp intervals to 4 ms anyway).
 FAULT_PUMP_INTERVAL_MS: Final = 5.0
-#: Game events kept with their details for the report; older ones drop out.
-MAX_EVENT_LOG: Final = 200
 #: How often a new DataChannel's validation is looked at until it is validated, for a server
 #: that wants to hear it (the validation's own timer ticks about as often): a few ms added to
 #: the ~100 ms the validation takes.
@@ -125,7 +121,7 @@ EdgeAction: TypeAlias = (
 )
 
 
-class Pairing:
+class Pairing(RoomListener):
     """One tab's decisions about its peer, from joining the room to closing.
 
     ``new_relay()`` gives each new session its relay path (the server's socket as a channel).
@@ -143,38 +139,29 @@ class Pairing:
         scheduler: Scheduler,
         new_relay: Callable[[], SocketIOLike],
     ) -> None:
+        super().__init__(
+            options,
+            options.dialect or ReferenceDialect(options.room, options.token, options.players),
+            callbacks.on_event,
+            lambda event, payload: execute(SendToServer(event, payload)),
+            clock=clock,
+            scheduler=scheduler,
+        )
         self._options = options
         self._game = callbacks
         self._execute = execute
-        self._clock = clock
         self._scheduler = scheduler
         self._new_relay = new_relay
-        #: How this side's server spells its events.
-        self.dialect: Dialect = options.dialect or ReferenceDialect(
-            options.room, options.token, options.players
-        )
         self._machine = PeerConnectionMachine(self._carry_out, clock, scheduler, options.reconnect)
-        self._lifecycle = Lifecycle(
-            clock,
-            scheduler,
-            self.emit,
-            options.room,
-            relay_only=options.relay_only,
-            ice_timeout_ms=options.ice_timeout_ms,
-            connect_timeout_ms=options.connect_timeout_ms,
-        )
         #: The session with the current peer, from ``paired`` on.
         self.session: P2PSession | None = None
         #: The peer's client id (see ``ReferenceDialect.client``) from the last new pairing.
         self.peer_client: object = None
         #: The TURN credentials the server minted for this player, from the last new pairing.
         self.ice_servers: tuple[IceServer, ...] = ()
-        #: ``on_event`` or ``on_route_change`` raised (logged; the transport went on).
-        self.callback_errors = 0
         #: ICE candidates a peer connection refused (one of an old connection, say), counted
         #: here so a refusal that comes after its connection closed still counts.
         self.ice_candidate_errors = 0
-        self._event_log: deque[dict[str, Any]] = deque(maxlen=MAX_EVENT_LOG)
         self._faults = options.faults
         # The fault-injecting wrapper the session sends through, once faults are configured: one
         # for the whole session, so its counters and random sequence span reconnections.
@@ -206,10 +193,6 @@ class Pairing:
         one is stale (its connection was replaced meanwhile)."""
         return self._machine.connection
 
-    def event_log(self) -> list[dict[str, Any]]:
-        """The last :data:`MAX_EVENT_LOG` events, each ``{at_ms, event, **detail}``."""
-        return list(self._event_log)
-
     def stats(self) -> dict[str, Any]:
         """The peer connection's figures, and the timers and faults decided here."""
         out = self._machine.stats()
@@ -219,33 +202,10 @@ class Pairing:
             out.update({f"fault_{k}": v for k, v in self._faulty.stats().items()})
         return out
 
-    # --- the signaling server -----------------------------------------------------------------
+    # --- the signaling server (the peer connection and the session go on if it is lost: the
+    # server pairs the same peer again when both are back, see resumes) ----------------------
 
-    def connecting(self) -> None:
-        """``connect()`` was called: the server has the connect timeout to answer."""
-        self._lifecycle.connecting()
-
-    def socket_connected(self) -> None:
-        """The signaling socket (re)connected: join (again)."""
-        self._lifecycle.server_reached()
-        self._send_all(self.dialect.join())
-
-    def server_unreachable(self, reason: str) -> None:
-        """The socket could not reach the server (its client retries with backoff)."""
-        self._lifecycle.connect_error(reason)
-
-    def server_lost(self, reason: str) -> None:
-        """The socket lost the server. The peer connection and the session go on: the server
-        pairs the same peer again when both are back (see :meth:`resumes`)."""
-        self._lifecycle.server_lost(reason)
-
-    def server_event(self, event: str, value: Any) -> None:
-        """One of the dialect's events, its payload as plain data (bytes for binary events)."""
-        try:
-            incoming = self.dialect.incoming(event, value)
-        except Exception as exc:
-            self.unreadable(event, exc)
-            return
+    def _incoming(self, incoming: Incoming) -> None:
         if isinstance(incoming, RelayPacket):
             self.relay_packet(incoming.packet)
         elif isinstance(incoming, Signal):
@@ -262,20 +222,9 @@ class Pairing:
         elif isinstance(incoming, PeerLeft):
             self.peer_left(incoming.detail)
         elif isinstance(incoming, ServerError):
-            logger.warning("server reported %s: %s", incoming.event, incoming.detail)
-            # One event per refusal, its message a sentence (the lifecycle words it).
-            self._lifecycle.server_error(incoming.detail, incoming.event)
+            self._server_error(incoming.detail, incoming.event)
         elif isinstance(incoming, TelemetrySaved):
             self._execute(incoming)
-
-    def _send_all(self, outgoing: tuple[tuple[str, Any], ...] | list[tuple[str, Any]]) -> None:
-        for event, payload in outgoing:
-            self._execute(SendToServer(event, payload))
-
-    def unreadable(self, event: str, error: Exception) -> None:
-        """A server event that could not be read: an ``error`` event, never an exception in JS."""
-        logger.error("could not read the server's %s event", event, exc_info=error)
-        self.emit("error", {"message": f"unreadable {event} from the server: {error}"})
 
     def resumes(self, player: int, peer: int, peer_client: object) -> bool:
         """Whether a ``paired`` is the same peer coming back through the server (it restarted,
@@ -535,16 +484,6 @@ class Pairing:
         on_route_change = self._game.on_route_change
         if on_route_change is not None and not call_guarded(
             on_route_change, change, what="on_route_change"
-        ):
-            self.callback_errors += 1
-
-    def emit(self, name: str, detail: dict[str, Any] | None = None) -> None:
-        """Tell the game ``name`` (logged in :meth:`event_log`)."""
-        detail = detail or {}
-        self._event_log.append({"at_ms": self._clock(), "event": name, **detail})
-        on_event = self._game.on_event
-        if on_event is not None and not call_guarded(
-            on_event, name, detail, what=f"on_event ({name})"
         ):
             self.callback_errors += 1
 

@@ -1,6 +1,5 @@
-"""The signaling server's two sockets as the browser holds them, each reporting to a
-:class:`~p2p_transport.browser.pairing.Pairing` (or a mesh's
-:class:`~p2p_transport.browser.mesh_pairing.MeshPairing`).
+"""The signaling server's two sockets as the browser holds them, each reporting to a tab's
+pairing (a :class:`~p2p_transport.browser.room_listener.RoomListener`).
 
 :class:`ServerSocket` is the socket.io-client connection (joining, pairing, signaling, the relay
 as events); :class:`RelaySocket` the server's lean relay WebSocket (one frame per packet, see
@@ -11,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import js
 
@@ -22,27 +21,13 @@ from p2p_transport.browser.adapters import (
     js_object,
     payload_bytes,
 )
+from p2p_transport.browser.options import TransportOptions
+from p2p_transport.browser.pairing import CloseRelaySocket, OpenRelaySocket, SendToServer
+from p2p_transport.browser.room_listener import RoomListener
 from p2p_transport.wire.dialects import Dialect
 from p2p_transport.wire.signaling import relay_socket_url
 
-__all__ = ["DialectRelay", "RelaySocket", "ServerListener", "ServerSocket"]
-
-
-class ServerListener(Protocol):
-    """What hears the signaling socket: a pairing (two players) or a mesh's pairing."""
-
-    @property
-    def dialect(self) -> Dialect: ...
-
-    def socket_connected(self) -> None: ...
-
-    def server_unreachable(self, reason: str) -> None: ...
-
-    def server_lost(self, reason: str) -> None: ...
-
-    def server_event(self, event: str, value: Any) -> None: ...
-
-    def unreadable(self, event: str, error: Exception) -> None: ...
+__all__ = ["DialectRelay", "RelaySocket", "ServerConnection", "ServerSocket"]
 
 
 def _reason(error: Any) -> str:
@@ -63,7 +48,7 @@ class ServerSocket:
         self,
         server_url: str | None,
         room: str,
-        pairing: ServerListener,
+        pairing: RoomListener,
         proxies: ProxyRegistry,
         page_socket: Any = None,
     ) -> None:
@@ -189,3 +174,90 @@ class DialectRelay:
         if outgoing is None:
             return None
         return self._socket.emit_data(*outgoing)
+
+
+class ServerConnection:
+    """A tab's connection to the signaling server: its Socket.IO socket (the transport's own, or
+    the page's), the sessions' relay path over it, and the lean relay WebSocket while a ticket
+    opens one. It carries out the pairing's server actions (:meth:`carry_out`)."""
+
+    def __init__(
+        self,
+        options: TransportOptions,
+        listener: RoomListener,
+        proxies: ProxyRegistry,
+        on_relay_packet: Callable[[bytes], None],
+    ) -> None:
+        self._options = options
+        self._listener = listener
+        self._proxies = proxies
+        self._on_relay_packet = on_relay_packet
+        # The lean relay socket's handlers live and die with it.
+        self._relay_proxies = ProxyRegistry()
+        #: The Socket.IO socket, from :meth:`open` to :meth:`close`.
+        self.socket: ServerSocket | None = None
+        self._relay: DialectRelay | None = None
+        self._relay_socket: RelaySocket | None = None
+
+    @property
+    def live_proxies(self) -> int:
+        """The lean relay socket's handlers still held (the Socket.IO socket's are the tab's)."""
+        return self._relay_proxies.live
+
+    @property
+    def relay_socket_state(self) -> str:
+        """The lean relay socket's ``readyState``, or ``none``."""
+        relay_socket = self._relay_socket
+        return relay_socket.channel.readyState if relay_socket is not None else "none"
+
+    def open(self, page_socket: Any = None) -> None:
+        """Open the transport's own socket, or attach to ``page_socket``."""
+        options = self._options
+        self.socket = ServerSocket(
+            options.server_url, options.room, self._listener, self._proxies, page_socket
+        )
+
+    def relay(self) -> DialectRelay:
+        """The sessions' relay path over the socket (and the lean socket while it is open)."""
+        assert self.socket is not None  # pairing comes over the socket
+        relay = self._relay = self.socket.relay(self._listener.dialect)
+        if self._relay_socket is not None:
+            relay.lean = self._relay_socket.channel
+        return relay
+
+    def carry_out(self, action: object) -> bool:
+        """Carry out ``action`` if it is the server's; ``False`` if it is not."""
+        if isinstance(action, SendToServer):
+            if self.socket is not None:
+                self.socket.emit(action.event, action.payload)
+        elif isinstance(action, OpenRelaySocket):
+            self._close_relay_socket()
+            options = self._options
+            relay_socket = self._relay_socket = RelaySocket(
+                options.server_url,
+                options.room,
+                action.ticket,
+                self._on_relay_packet,
+                self._relay_proxies,
+            )
+            if self._relay is not None:
+                self._relay.lean = relay_socket.channel
+        elif isinstance(action, CloseRelaySocket):
+            self._close_relay_socket()
+        else:
+            return False
+        return True
+
+    def _close_relay_socket(self) -> None:
+        relay_socket, self._relay_socket = self._relay_socket, None
+        if self._relay is not None:
+            self._relay.lean = None
+        if relay_socket is not None:
+            relay_socket.close()
+
+    def close(self) -> None:
+        """Close the lean socket and leave the server (an attached socket stays the page's)."""
+        self._close_relay_socket()
+        if self.socket is not None:
+            self.socket.close()
+            self.socket = None

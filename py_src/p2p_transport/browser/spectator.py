@@ -15,12 +15,9 @@ import js
 from p2p_transport.browser.adapters import ProxyRegistry, ShimScheduler
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.pairing import (
-    CloseRelaySocket,
     EdgeAction,
-    OpenRelaySocket,
-    SendToServer,
 )
-from p2p_transport.browser.server_sockets import RelaySocket, ServerSocket
+from p2p_transport.browser.server_sockets import ServerConnection
 from p2p_transport.browser.spectator_pairing import SpectatorPairing
 from p2p_transport.errors import UsageError
 from p2p_transport.timing import Clock, monotonic_ms
@@ -47,15 +44,15 @@ class SpectatorTransport:
             raise UsageError("a SpectatorTransport watches: TransportOptions(spectator=True)")
         self.options = options
         self._proxies = ProxyRegistry()
-        self._relay_proxies = ProxyRegistry()
         #: The page's timers and clock, for a game loop to share with the transport.
         self.scheduler = ShimScheduler(self._proxies, js.p2pShim)
         self.clock: Clock = monotonic_ms
         self._pairing = SpectatorPairing(
             options, on_packet, on_event, self._execute, clock=self.clock, scheduler=self.scheduler
         )
-        self._socket: ServerSocket | None = None
-        self._relay_socket: RelaySocket | None = None
+        self._server = ServerConnection(
+            options, self._pairing, self._proxies, self._pairing.relay_packet
+        )
         self._closed = False
 
     @property
@@ -65,25 +62,22 @@ class SpectatorTransport:
 
     @property
     def live_proxies(self) -> int:
-        return self._proxies.live + self._relay_proxies.live
+        return self._proxies.live + self._server.live_proxies
 
     def connect(self) -> None:
         """Open the Socket.IO connection and join the room as a spectator."""
         self._pairing.connecting()
-        self._socket = ServerSocket(
-            self.options.server_url, self.options.room, self._pairing, self._proxies
-        )
+        self._server.open()
 
     def event_log(self) -> list[dict[str, Any]]:
         return self._pairing.event_log()
 
     def stats(self) -> dict[str, Any]:
-        relay_socket = self._relay_socket
         return {
             "players": self.players,
             "packets_dropped": self._pairing.dropped,
             "callback_errors": self._pairing.callback_errors,
-            "relay_socket": relay_socket.channel.readyState if relay_socket else "none",
+            "relay_socket": self._server.relay_socket_state,
             "live_proxies": self.live_proxies,
         }
 
@@ -94,24 +88,8 @@ class SpectatorTransport:
         self._closed = True
         self._pairing.close()
         self.scheduler.clear_all()
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        self._server.close()
         self._proxies.destroy_all()
 
     def _execute(self, action: EdgeAction) -> None:
-        if isinstance(action, SendToServer):
-            if self._socket is not None:
-                self._socket.emit(action.event, action.payload)
-        elif isinstance(action, OpenRelaySocket):
-            self._relay_socket = RelaySocket(
-                self.options.server_url,
-                self.options.room,
-                action.ticket,
-                self._pairing.relay_packet,
-                self._relay_proxies,
-            )
-        elif isinstance(action, CloseRelaySocket):
-            relay_socket, self._relay_socket = self._relay_socket, None
-            if relay_socket is not None:
-                relay_socket.close()
+        self._server.carry_out(action)

@@ -7,22 +7,21 @@ lean relay socket when it has one, else as Socket.IO events.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from p2p_transport._guard import call_guarded
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.pairing import (
-    MAX_EVENT_LOG,
     CloseRelaySocket,
     EdgeAction,
     OpenRelaySocket,
     SendToServer,
 )
-from p2p_transport.protocol.lifecycle import Lifecycle
+from p2p_transport.browser.room_listener import RoomListener
 from p2p_transport.timing import Clock, Scheduler
 from p2p_transport.wire.dialects import (
+    Incoming,
     Joined,
     Notice,
     PeerLeft,
@@ -37,7 +36,7 @@ __all__ = ["SpectatorPairing"]
 logger = logging.getLogger(__name__)
 
 
-class SpectatorPairing:
+class SpectatorPairing(RoomListener):
     """A spectator's decisions: join to watch, take the room's size at ``room_ready``, and hand
     every packet the server sends to ``on_packet`` (whole, in the feed's envelope).
 
@@ -56,56 +55,23 @@ class SpectatorPairing:
         clock: Clock,
         scheduler: Scheduler,
     ) -> None:
-        self._on_packet = on_packet
-        self._on_event = on_event
-        self._execute = execute
-        self._clock = clock
-        players = options.players
-        self.dialect = ReferenceDialect(options.room, options.token, players, spectator=True)
-        self._lifecycle = Lifecycle(
-            clock,
-            scheduler,
-            self.emit,
-            options.room,
-            connect_timeout_ms=options.connect_timeout_ms,
+        super().__init__(
+            options,
+            ReferenceDialect(options.room, options.token, options.players, spectator=True),
+            on_event,
+            lambda event, payload: execute(SendToServer(event, payload)),
+            clock=clock,
+            scheduler=scheduler,
         )
+        self._on_packet = on_packet
+        self._execute = execute
         #: The room's number of players, from ``room_ready`` on (``None`` before).
         self.players: int | None = None
-        #: Packets that came before the room was ready, or that the callback raised on.
+        #: Packets that came before the room was ready (counted, dropped).
         self.dropped = 0
-        self.callback_errors = 0
-        self._event_log: deque[dict[str, Any]] = deque(maxlen=MAX_EVENT_LOG)
         self._closed = False
 
-    def event_log(self) -> list[dict[str, Any]]:
-        return list(self._event_log)
-
-    # --- the signaling server -----------------------------------------------------------------
-
-    def connecting(self) -> None:
-        self._lifecycle.connecting()
-
-    def socket_connected(self) -> None:
-        self._lifecycle.server_reached()
-        for event, payload in self.dialect.join():
-            self._execute(SendToServer(event, payload))
-
-    def server_unreachable(self, reason: str) -> None:
-        self._lifecycle.connect_error(reason)
-
-    def server_lost(self, reason: str) -> None:
-        self._lifecycle.server_lost(reason)
-
-    def unreadable(self, event: str, error: Exception) -> None:
-        logger.error("could not read the server's %s event", event, exc_info=error)
-        self.emit("error", {"message": f"unreadable {event} from the server: {error}"})
-
-    def server_event(self, event: str, value: Any) -> None:
-        try:
-            incoming = self.dialect.incoming(event, value)
-        except Exception as exc:
-            self.unreadable(event, exc)
-            return
+    def _incoming(self, incoming: Incoming) -> None:
         if isinstance(incoming, RelayPacket):
             self.relay_packet(incoming.packet)
         elif isinstance(incoming, RoomReady):
@@ -117,13 +83,12 @@ class SpectatorPairing:
             self.emit("room_ready", {"players": incoming.players, "spectator": True})
         elif isinstance(incoming, Joined):
             self.emit("joined", incoming.detail)
-        elif isinstance(incoming, Notice | PeerLeft):
-            self.emit(
-                incoming.event if isinstance(incoming, Notice) else "peer_left", incoming.detail
-            )
+        elif isinstance(incoming, Notice):
+            self.emit(incoming.event, incoming.detail)
+        elif isinstance(incoming, PeerLeft):
+            self.emit("peer_left", incoming.detail)
         elif isinstance(incoming, ServerError):
-            logger.warning("server reported %s: %s", incoming.event, incoming.detail)
-            self._lifecycle.server_error(incoming.detail, incoming.event)
+            self._server_error(incoming.detail, incoming.event)
 
     def relay_packet(self, packet: bytes) -> None:
         """A feed packet from either of the server's sockets."""
@@ -131,14 +96,6 @@ class SpectatorPairing:
             self.dropped += 1
             return
         if not call_guarded(self._on_packet, packet, what="on_packet"):
-            self.callback_errors += 1
-
-    def emit(self, name: str, detail: dict[str, Any] | None = None) -> None:
-        detail = detail or {}
-        self._event_log.append({"at_ms": self._clock(), "event": name, **detail})
-        if self._on_event is not None and not call_guarded(
-            self._on_event, name, detail, what=f"on_event ({name})"
-        ):
             self.callback_errors += 1
 
     def close(self) -> None:

@@ -21,14 +21,11 @@ import js
 from p2p_transport.browser.adapters import ProxyRegistry, ShimScheduler, js_object
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.pairing import (
-    CloseRelaySocket,
     EdgeAction,
-    OpenRelaySocket,
     Pairing,
-    SendToServer,
 )
 from p2p_transport.browser.rtc_connection import RtcLink
-from p2p_transport.browser.server_sockets import DialectRelay, RelaySocket, ServerSocket
+from p2p_transport.browser.server_sockets import ServerConnection
 from p2p_transport.browser.telemetry_saves import TelemetrySaves
 from p2p_transport.errors import InvalidStateError, UsageError
 from p2p_transport.protocol.faults import FaultConfig
@@ -75,8 +72,6 @@ class BrowserTransport:
     def __init__(self, options: TransportOptions, callbacks: Callbacks | InputCallback) -> None:
         self.options = options
         self._proxies = ProxyRegistry()
-        # The lean relay socket's handlers live and die with it.
-        self._relay_proxies = ProxyRegistry()
         #: The page's timers and clock, for a game loop to share with the transport.
         self.scheduler = ShimScheduler(self._proxies, js.p2pShim)
         self.clock: Clock = monotonic_ms
@@ -86,11 +81,11 @@ class BrowserTransport:
             self._execute,
             clock=self.clock,
             scheduler=self.scheduler,
-            new_relay=self._new_relay,
+            new_relay=lambda: self._server.relay(),
         )
-        self._socket: ServerSocket | None = None
-        self._relay: DialectRelay | None = None
-        self._relay_socket: RelaySocket | None = None
+        self._server = ServerConnection(
+            options, self._pairing, self._proxies, self._pairing.relay_packet
+        )
         # The peer connection's handlers live and die with it, so a reconnection frees the old ones.
         self._link = RtcLink(self._pairing, options, self._spawn)
         self._closed = False
@@ -115,7 +110,7 @@ class BrowserTransport:
     @property
     def live_proxies(self) -> int:
         """Python functions the page still holds for this transport (0 after :meth:`close`)."""
-        return self._proxies.live + self._link.proxies.live + self._relay_proxies.live
+        return self._proxies.live + self._link.proxies.live + self._server.live_proxies
 
     @property
     def callback_errors(self) -> int:
@@ -163,16 +158,7 @@ class BrowserTransport:
         if socket is None and entry is not None:
             self._spawn(self._enter_then_open(entry), "the participant's page")
         else:
-            self._open_socket(socket)
-
-    def _open_socket(self, page_socket: Any = None) -> None:
-        self._socket = ServerSocket(
-            self.options.server_url,
-            self.options.room,
-            self._pairing,
-            self._proxies,
-            page_socket,
-        )
+            self._server.open(socket)
 
     async def _enter_then_open(self, path: str) -> None:
         """The deployed server serves the participant's page before it registers them: fetched
@@ -189,7 +175,7 @@ class BrowserTransport:
                 "GET %s: %s (the request went out; its answer is not this page's)", path, error
             )
         if not self._closed:
-            self._open_socket()
+            self._server.open()
 
     def step(self, frame: int, action: int) -> bool:
         """Send the local input for ``frame`` (see :meth:`P2PSession.step`)."""
@@ -231,7 +217,7 @@ class BrowserTransport:
         or if the transport closes first. Records longer than one message go in parts."""
         if TELEMETRY_SAVED_EVENT not in self._pairing.dialect.events:
             raise InvalidStateError("this signaling server's dialect has no telemetry storage")
-        if self._socket is None or self._closed:
+        if self._server.socket is None or self._closed:
             raise InvalidStateError("connect() first: the record goes to the signaling server")
         record = {
             "time_origin_unix_ms": self._time_origin_unix_ms(),
@@ -240,7 +226,7 @@ class BrowserTransport:
             "telemetry": self.telemetry(),
             "extra": extra,
         }
-        return self._saves.save(self._socket.emit, record)
+        return self._saves.save(self._server.socket.emit, record)
 
     def route_changes(self) -> list[dict[str, Any]]:
         """The route changes the session's telemetry kept, oldest first."""
@@ -248,7 +234,7 @@ class BrowserTransport:
         return session.route_changes() if session is not None else []
 
     def event_log(self) -> list[dict[str, Any]]:
-        """The last events (see :data:`~p2p_transport.browser.pairing.MAX_EVENT_LOG`), each
+        """The last events (see :data:`~p2p_transport.browser.room_listener.MAX_EVENT_LOG`), each
         ``{at_ms, event, **detail}``."""
         return self._pairing.event_log()
 
@@ -258,10 +244,7 @@ class BrowserTransport:
         out = session.stats() if session is not None else {}
         out["callback_errors"] = out.get("callback_errors", 0) + self.callback_errors
         out["live_proxies"] = self.live_proxies
-        relay_socket = self._relay_socket
-        out["relay_socket"] = (
-            relay_socket.channel.readyState if relay_socket is not None else "none"
-        )
+        out["relay_socket"] = self._server.relay_socket_state
         out["live_pc_proxies"] = self._link.proxies.live
         out["proxies_created"] = self._proxies.created + self._link.proxies.created
         out["ice_candidate_errors"] = self.ice_candidate_errors
@@ -286,9 +269,7 @@ class BrowserTransport:
         self._closed = True
         self._pairing.close()
         self.scheduler.clear_all()
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        self._server.close()
         for task in list(self._tasks):
             task.cancel()
         self._saves.close()
@@ -307,40 +288,10 @@ class BrowserTransport:
     # --- carrying out the pairing's actions ---------------------------------------------------
 
     def _execute(self, action: EdgeAction) -> None:
-        if self._link.carry_out(action):
+        if self._link.carry_out(action) or self._server.carry_out(action):
             return
-        if isinstance(action, SendToServer):
-            if self._socket is not None:
-                self._socket.emit(action.event, action.payload)
-        elif isinstance(action, OpenRelaySocket):
-            self._open_relay_socket(action.ticket)
-        elif isinstance(action, CloseRelaySocket):
-            self._close_relay_socket()
-        elif isinstance(action, TelemetrySaved):
+        if isinstance(action, TelemetrySaved):
             self._saves.answered(action.detail)
-
-    def _new_relay(self) -> DialectRelay:
-        assert self._socket is not None  # pairing comes over the socket
-        self._relay = self._socket.relay(self._pairing.dialect)
-        return self._relay
-
-    def _open_relay_socket(self, ticket: str) -> None:
-        self._relay_socket = RelaySocket(
-            self.options.server_url,
-            self.options.room,
-            ticket,
-            self._pairing.relay_packet,
-            self._relay_proxies,
-        )
-        if self._relay is not None:
-            self._relay.lean = self._relay_socket.channel
-
-    def _close_relay_socket(self) -> None:
-        relay_socket, self._relay_socket = self._relay_socket, None
-        if self._relay is not None:
-            self._relay.lean = None
-        if relay_socket is not None:
-            relay_socket.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         async def guarded() -> None:
