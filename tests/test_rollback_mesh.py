@@ -82,6 +82,14 @@ def test_a_room_agrees_on_a_lossy_mesh(players: int) -> None:
         assert set(stats["peers"]) == {str(p) for p in range(players) if p != player.index}
 
 
+def test_a_link_whose_early_packets_and_probes_were_all_lost_does_not_deadlock() -> None:
+    # Seed 11: players 1 and 3 lost each other's first inputs with every copy and every probe
+    # sent while they stepped; both then waited for the other, sending nothing, and version 1
+    # resends nothing: they waited for good until the ping timer probed for them.
+    run = simulate_mesh(4, frames=600, loss=0.3, seed=11)
+    _assert_agree(run, episodes=1, frames=600, seed=11)
+
+
 def test_two_episodes_in_a_room_of_four() -> None:
     run = simulate_mesh(4, frames=600, episodes=2, loss=0.3, seed=12)
     _assert_agree(run, episodes=2, frames=600, seed=12)

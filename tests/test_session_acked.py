@@ -7,6 +7,7 @@ from p2p_transport import SessionConfig
 from p2p_transport.protocol.acked_sender import PENDING_LIMIT, RESEND_INTERVAL_MS
 from p2p_transport.protocol.health import HealthStatus
 from p2p_transport.protocol.negotiation import MAX_PROBES, PROBE_INTERVAL_MS
+from p2p_transport.session.pinger import DEFAULT_PING_INTERVAL_MS as PING_INTERVAL_MS
 from p2p_transport.timing import FRAME_MS
 from p2p_transport.wire.codec import decode, encode_acked_input_packet, encode_input_packet
 from p2p_transport.wire.messages import AckedInputPacket, InputPacket, MessageType
@@ -82,6 +83,25 @@ def test_version_one_until_the_peer_is_heard_then_a_probe_per_interval() -> None
     assert kinds(a)[6:] == [MessageType.INPUT, MessageType.ACKED_INPUT]
     assert a.session.stats()["acked_probes_sent"] == 2
     assert not a.session.stats()["acked_inputs_in_use"]
+
+
+def test_a_stalled_game_still_probes_so_inputs_version_one_lost_come_back() -> None:
+    # Both games stop stepping (each waits for an input of the other's) after every packet of
+    # frames 1 to 5 was lost, the probes among them too: version 1 resends nothing, so only a
+    # probe from the ping timer settles acked inputs and brings the lost inputs back.
+    pair = Pair()
+    for side in (pair.a, pair.b):
+        side.session.edge.on_open()
+    pair.play(range(1))
+    pair.play(range(1, 6), a_to_b=False, b_to_a=False)
+    assert (1, 1) not in pair.b.inputs and (1, 2) not in pair.a.inputs
+    for _ in range(4):
+        pair.scheduler.advance(PING_INTERVAL_MS)
+        pair.deliver()
+    assert pair.b.inputs == [(frame, frame % 256) for frame in range(6)]
+    assert pair.a.inputs == [(frame, (frame + 1) % 256) for frame in range(6)]
+    for side in (pair.a, pair.b):
+        assert side.session.stats()["acked_inputs_in_use"]
 
 
 def test_a_version_one_peer_gets_the_same_version_one_stream_and_everything_arrives() -> None:

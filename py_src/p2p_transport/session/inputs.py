@@ -3,8 +3,9 @@ the peer's in, exactly once; and the confirmed local inputs to the relay server'
 the route leaves the relay out (:mod:`~p2p_transport.protocol.input_upload`).
 
 Sans-IO: the session calls :meth:`InputPath.send_local_input` for each local input, hands it
-the peer's input packets, and runs :meth:`InputPath.resend_if_idle` and
-:meth:`InputPath.upload_confirmed` from its resend timer.
+the peer's input packets, runs :meth:`InputPath.resend_if_idle` and
+:meth:`InputPath.upload_confirmed` from its resend timer, and :meth:`InputPath.probe_if_idle`
+from its ping timer.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class InputPath:
         self.receiver = InputReceiver(peer_index, on_input, config.history_frames)
         self.counters = InputCounters()
         self._stepped_since_resend_check = False
+        self._stepped_since_probe_check = False
         # The relay's skipped sends as of the last upload tick.
         self._relay_skips = 0
         # The peer sent inputs that no packet of this side has acknowledged yet.
@@ -100,7 +102,7 @@ class InputPath:
             if negotiation.probe_due():
                 self._paths.send_on_route(route, acked.packet(self.receiver.ack_frame))
                 negotiation.probe_sent()
-        self._stepped_since_resend_check = True
+        self._stepped_since_resend_check = self._stepped_since_probe_check = True
         self._ack_owed = False
         self._set_peer_stalled(acked.stalled)
         return sent
@@ -117,6 +119,20 @@ class InputPath:
         if self._paths.send_on_route(self.route(), acked.pending_packet(self.receiver.ack_frame)):
             self.counters.input_resends += 1
         self._ack_owed = False
+
+    def probe_if_idle(self) -> None:
+        """Probe from a timer while acked inputs are not settled and the game sends nothing: a
+        game waiting for an input of the peer's that version 1 lost (its few copies all gone)
+        probes no more, and the peer's game may be waiting for one of this side's, so neither
+        would ever settle nor resend. The probe carries every pending input."""
+        negotiation = self.negotiation
+        if self._stepped_since_probe_check:
+            self._stepped_since_probe_check = False
+            return
+        if negotiation.use_acked or not self.acked.has_pending or not negotiation.probe_due():
+            return
+        self._paths.send_on_route(self.route(), self.acked.packet(self.receiver.ack_frame))
+        negotiation.probe_sent()
 
     def upload_confirmed(self, final: bool = False) -> None:
         """Send the server the local inputs the peer confirmed that have not reached it, once a

@@ -174,6 +174,7 @@ class SessionTimers:
         if self._config.relay_pings and self._paths.is_open(Link.RELAY):
             self._pinger.ping(Link.RELAY)
         self._check_peer_version()
+        self._inputs.probe_if_idle()
 
     def _resend_tick(self) -> None:
         self._watchdog.note_awake()
