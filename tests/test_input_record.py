@@ -19,7 +19,13 @@ from p2p_server.server import ServerOptions, ServerThread, main
 from p2p_server.stats import ServerStats
 from p2p_server.telemetry_store import room_dir_name
 from p2p_transport.rollback import read_input_record, replay, replay_episode
-from p2p_transport.rollback.input_record import end_line, header_line, input_line
+from p2p_transport.rollback.input_record import (
+    SeatReport,
+    end_line,
+    header_line,
+    input_line,
+    left_line,
+)
 from p2p_transport.rollback.session import MAX_INPUT_DELAY
 from p2p_transport.wire.codec import (
     encode_acked_input_packet,
@@ -89,11 +95,14 @@ def episode_end(sequence: int, episode: int, last_frame: int) -> bytes:
 
 def test_the_lines_of_a_record() -> None:
     assert header_line("study/1 é", 2, 1712345678901) == (
-        '{"format":"p2p_transport.input_record","version":1,"room":"study/1 \\u00e9",'
+        '{"format":"p2p_transport.input_record","version":2,"room":"study/1 \\u00e9",'
         '"players":2,"started_unix_ms":1712345678901}\n'
     )
     assert input_line(1234, 1, 3) == "[1234,1,3]\n"
     assert end_line(0, 2, 119) == '{"end":2,"player":0,"frame":119}\n'
+    assert left_line(2, SeatReport(3, 1, 40, bytes([0, 4, 1]))) == (
+        '{"left":3,"by":2,"episode":1,"frame":40,"actions":[0,4,1]}\n'
+    )
 
 
 def test_the_server_writes_each_new_input_and_episode_end_once_in_these_lines(
@@ -330,7 +339,7 @@ def test_the_reader_needs_both_players_ends_to_find_the_next_episode(tmp_path: P
     ("text", "message"),
     [
         ("", "not an input record"),
-        ('{"format":"p2p_transport.input_record","version":2,"players":2}\n', "version 2"),
+        ('{"format":"p2p_transport.input_record","version":3,"players":2}\n', "version 3"),
         (header_line("r", 2, 0) + "[0,2,1]\n", ":2: not an input record line"),
         (header_line("r", 2, 0) + '{"player":0}\n', ":2: not an input record line"),
     ],

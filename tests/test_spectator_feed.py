@@ -1,8 +1,9 @@
 """The server's spectator feed (p2p_server.spectator_feed) over real loopback sockets: every
-player's inputs and episode ends reach a room's spectators once each, in the feed's envelope,
-whatever way the players sent them (addressed per link, to the whole room, in a pair, uploaded),
-a spectator that joins late first gets what the room had, and a room's feed is bounded. The
-clients are tests.test_server's; the rooms are filled as tests.test_server_rooms fills them.
+player's inputs, episode ends and reports of a player who left reach a room's spectators once
+each, in the feed's envelope, whatever way the players sent them (addressed per link, to the
+whole room, in a pair, uploaded), a spectator that joins late first gets what the room had, and
+a room's feed is bounded. The clients are tests.test_server's; the rooms are filled as
+tests.test_server_rooms fills them.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from p2p_server.limits import LogThrottle
 from p2p_server.server import ServerThread
 from p2p_server.spectator_feed import CATCH_UP_PAUSE_S, SpectatorFeed
 from p2p_server.stats import ServerStats
+from p2p_transport.rollback.input_record import SeatReport
 from p2p_transport.wire.codec import (
     MAX_INPUTS_PER_RECORD,
     decode_input_record,
     encode_acked_input_packet,
+    encode_control,
     encode_input_packet,
     encode_input_record,
     encode_v1_episode_end,
 )
+from p2p_transport.wire.control_payloads import RollbackKind
 from tests.test_input_record import episode_end
 from tests.test_server import Connect, Peer, paired, peers_of, wait_until
 from tests.test_server_rooms import fill, ready
@@ -254,6 +258,33 @@ def test_a_players_episode_ends_reach_the_spectators_once(
         assert got == {bytes((p,)) + encode_v1_episode_end(last, episode) for p in range(4)}
     # An older episode's end after a newer one's: not news.
     peers[0].emit("relay", bytes((1,)) + episode_end(0, 0, 599))
+    watcher.expect_silence()
+
+
+def test_the_reports_of_a_player_who_left_reach_the_spectators_once(
+    connect: Connect, server: ServerThread
+) -> None:
+    peers = fill(connect, "left", 4)
+    watcher = connect("watcher")
+    watcher.emit("join", {"room": "left", "spectator": True})
+    watcher.expect("joined")
+    ready(watcher)
+    reports = {
+        reporter: SeatReport(3, 0, 200 + reporter, bytes([reporter, 1, 2])) for reporter in range(3)
+    }
+    for reporter, report in reports.items():
+        packet = encode_control(7, RollbackKind.SEAT_LEFT, report.encode())
+        # Sent to each other player who stays, and resent until acknowledged.
+        for to in [*(i for i in range(3) if i != reporter), (reporter + 1) % 3]:
+            peers[reporter].emit("relay", bytes((to,)) + packet)
+    got = {watcher.expect("relay") for _ in range(3)}
+    assert got == {
+        bytes((reporter,)) + encode_control(0, RollbackKind.SEAT_LEFT, report.encode())
+        for reporter, report in reports.items()
+    }
+    # One about a player the room does not have: not for the spectators.
+    bad = SeatReport(5, 0, 10, b"")
+    peers[0].emit("relay", bytes((1,)) + encode_control(8, RollbackKind.SEAT_LEFT, bad.encode()))
     watcher.expect_silence()
 
 

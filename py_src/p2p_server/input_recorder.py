@@ -11,13 +11,22 @@ the next episode can arrive before the end message that says where it starts (th
 came first on the DataChannel), so the end messages go into the record as lines and the reader
 splits the episodes.
 
+In a room of more than two, the relay also sees the reports of a player who left (the rollback
+layer's ``SEAT_LEFT`` control messages, each player who stays sending one to every other, on
+every path: :mod:`p2p_transport.rollback.seats`): they go into the record as lines too, so that
+the reader knows where that player stops, and what the relay missed of its last inputs. A report
+the players would not take (in a room of two, about a player the room does not have, or about
+its sender) is refused as ``record_malformed``.
+
 What is recorded is new: inputs already recorded (which redundancy and resends repeat) are
-dropped, and so are episode ends already recorded. The file is flushed by the server's once-a-second
-timer (:meth:`InputRecorder.flush`), so a record is at most a second behind the relay while the
-server runs, whatever happens to the tabs. Past :data:`MAX_RECORD_BYTES` a room's new inputs are
-refused, counted in ``/stats`` refusals as ``record_full``; a packet the recorder cannot read as
-``record_malformed`` (it is still relayed: the relay does not judge what the peers say); a file
-that cannot be written as ``record_failed``, and that room's record stops.
+dropped, and so are episode ends already recorded and reports of a (reporter, player left)
+already recorded (a report is resent until acknowledged, and sent to each player who stays). The
+file is flushed by the server's once-a-second timer (:meth:`InputRecorder.flush`), so a record is
+at most a second behind the relay while the server runs, whatever happens to the tabs. Past
+:data:`MAX_RECORD_BYTES` a room's new inputs are refused, counted in ``/stats`` refusals as
+``record_full``; a packet the recorder cannot read as ``record_malformed`` (it is still relayed:
+the relay does not judge what the peers say); a file that cannot be written as
+``record_failed``, and that room's record stops.
 
 A room routed P2P sends little on the relay: its players send the server the inputs their peer
 confirmed, about once a second, in an input record (0x30,
@@ -35,24 +44,31 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final, NamedTuple, TextIO
 
 from p2p_server.limits import LogThrottle
 from p2p_server.stats import ServerStats
 from p2p_server.telemetry_store import room_dir_name
-from p2p_transport.rollback.input_record import end_line, header_line, input_line
+from p2p_transport.rollback.input_record import (
+    SeatReport,
+    end_line,
+    header_line,
+    input_line,
+    is_seat_report,
+    left_line,
+)
 from p2p_transport.wire.codec import (
     ACKED_INPUT_TYPE,
     INPUT_TYPE,
     DecodeError,
-    Inputs,
     decode,
     decode_acked_input_fields,
     decode_input_fields,
     decode_input_record,
 )
-from p2p_transport.wire.control_payloads import decode_episode_end_payload
+from p2p_transport.wire.control_payloads import RollbackKind, decode_episode_end_payload
 from p2p_transport.wire.messages import (
     ControlKind,
     ControlMessage,
@@ -60,7 +76,14 @@ from p2p_transport.wire.messages import (
     MessageType,
 )
 
-__all__ = ["DEDUP_WINDOW_FRAMES", "MAX_RECORD_BYTES", "InputRecorder", "NewInputs", "read_packet"]
+__all__ = [
+    "DEDUP_WINDOW_FRAMES",
+    "MAX_RECORD_BYTES",
+    "Carried",
+    "InputRecorder",
+    "NewInputs",
+    "read_packet",
+]
 
 logger = logging.getLogger("p2p_server.input_recorder")
 
@@ -72,7 +95,8 @@ MAX_RECORD_BYTES: Final = 16 * 1024 * 1024
 #: an input that old (the acked sender keeps 64, a receiver's history and an input response hold
 #: 256), and so what each player's frames cost the server stays bounded.
 DEDUP_WINDOW_FRAMES: Final = 1024
-#: The packets that carry inputs or episode ends; the relay's other packets are not read.
+#: The packets that carry inputs, episode ends or seat-left reports; the relay's other packets
+#: are not read.
 _READ_TYPES: Final = frozenset(
     (MessageType.INPUT, MessageType.ACKED_INPUT, MessageType.INPUT_RESPONSE, MessageType.CONTROL)
 )
@@ -100,55 +124,75 @@ class _Frames:
             self.recent = {f for f in self.recent if f > self.floor}
 
 
-class NewInputs:
-    """What of a room's inputs and episode ends has been taken, per player, so that what comes
-    again (redundancy, resends, the same input on each of a player's links, or by relay and
-    upload both) is taken once: the first action of a (player, frame), and a player's end of an
-    episode newer than its last one taken."""
+class Carried(NamedTuple):
+    """What a packet carries for the record: inputs (``(wire frame, action)``), an episode end
+    (episode, last frame), a report that a player left."""
 
-    __slots__ = ("ended", "frames")
+    inputs: Sequence[tuple[int, int]] = ()
+    end: tuple[int, int] | None = None
+    report: SeatReport | None = None
+
+
+class NewInputs:
+    """What of a room's inputs, episode ends and seat-left reports has been taken, per player,
+    so that what comes again (redundancy, resends, the same input or report on each of a
+    player's links, or by relay and upload both) is taken once: the first action of a (player,
+    frame), a player's end of an episode newer than its last one taken, and the first report of
+    a (reporter, player left)."""
+
+    __slots__ = ("ended", "frames", "reported")
 
     def __init__(self, players: int) -> None:
         self.frames = [_Frames() for _ in range(players)]
         #: Each player's newest episode whose end was taken (episodes only go up).
         self.ended = [-1] * players
+        #: (reporter, player left) of the reports taken.
+        self.reported: set[tuple[int, int]] = set()
 
-    def new(
-        self, player: int, inputs: Inputs, end: tuple[int, int] | None
-    ) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
-        """What of ``inputs`` and of the episode ``end`` (episode, last frame) ``player`` sent
-        has not been taken yet: the caller keeps it, then calls :meth:`took`."""
+    def new(self, player: int, carried: Carried) -> Carried:
+        """What of ``carried``, which ``player`` sent, has not been taken yet: the caller keeps
+        it, then calls :meth:`took`."""
         frames = self.frames[player]
-        fresh = [(frame, action) for frame, action in inputs if frames.is_new(frame)]
-        return fresh, end if end is not None and end[0] > self.ended[player] else None
+        end, report = carried.end, carried.report
+        return Carried(
+            [(frame, action) for frame, action in carried.inputs if frames.is_new(frame)],
+            end if end is not None and end[0] > self.ended[player] else None,
+            report if report is not None and (player, report.player) not in self.reported else None,
+        )
 
-    def took(self, player: int, inputs: list[tuple[int, int]], end: tuple[int, int] | None) -> None:
-        """``player``'s ``inputs`` and ``end`` (what :meth:`new` gave) are kept."""
+    def took(self, player: int, carried: Carried) -> None:
+        """What :meth:`new` gave of ``player``'s packet is kept."""
         frames = self.frames[player]
-        for frame, _ in inputs:
+        for frame, _ in carried.inputs:
             frames.add(frame)
-        if end is not None:
-            self.ended[player] = max(self.ended[player], end[0])
+        if carried.end is not None:
+            self.ended[player] = max(self.ended[player], carried.end[0])
+        if carried.report is not None:
+            self.reported.add((player, carried.report.player))
 
 
-def read_packet(data: bytes) -> tuple[Inputs, tuple[int, int] | None] | None:
-    """The inputs and the episode end (episode, last frame) a packet a player relayed carries;
-    ``None`` for a packet that carries neither (pings, acks, a game's own messages).
-    Raises :class:`~p2p_transport.wire.codec.DecodeError` for one it cannot read."""
+def read_packet(data: bytes) -> Carried | None:
+    """What a packet a player relayed carries for the record (inputs, an episode end or a
+    report that a player left); ``None`` for a packet that carries none of them (pings, acks,
+    a game's own messages). Raises :class:`~p2p_transport.wire.codec.DecodeError` for one it
+    cannot read."""
     kind = data[0] if data else None  # an empty packet is malformed: decode says so
     if kind == ACKED_INPUT_TYPE:
         # Most of what is relayed: read without a message object, in half the time.
-        return decode_acked_input_fields(data)[3], None
+        return Carried(decode_acked_input_fields(data)[3])
     if kind == INPUT_TYPE:
-        return decode_input_fields(data)[2], None
+        return Carried(decode_input_fields(data)[2])
     if data and kind not in _READ_TYPES:
         return None
     message = decode(data)
     if isinstance(message, InputResponse):
-        return message.inputs, None
-    if isinstance(message, ControlMessage) and message.kind == ControlKind.EPISODE_END:
-        last_frame, episode = decode_episode_end_payload(message.payload)
-        return (), (episode, last_frame)
+        return Carried(message.inputs)
+    if isinstance(message, ControlMessage):
+        if message.kind == ControlKind.EPISODE_END:
+            last_frame, episode = decode_episode_end_payload(message.payload)
+            return Carried(end=(episode, last_frame))
+        if message.kind == RollbackKind.SEAT_LEFT:
+            return Carried(report=SeatReport.decode(message.payload))
     return None
 
 
@@ -190,12 +234,12 @@ class InputRecorder:
         """Record what is new in a packet ``player`` of ``room`` (a room of ``players``) sent
         through the relay (the player is its slot in the room, whatever the packet says)."""
         try:
-            read = read_packet(data)
+            carried = read_packet(data)
         except DecodeError as error:
             self._refuse("record_malformed", room, f"a packet it cannot read: {error}")
             return
-        if read is not None:
-            self._record(room, players, player, *read)
+        if carried is not None:
+            self._record(room, players, player, carried)
 
     def uploaded(self, room: str, players: int, player: int, data: bytes) -> None:
         """Record what is new in an input record (0x30) ``player`` of ``room`` sent the server
@@ -206,27 +250,30 @@ class InputRecorder:
             self._refuse("record_malformed", room, f"an input record it cannot read: {error}")
             return
         self._stats.input_uploads += 1
-        self._record(room, players, player, inputs, None)
+        self._record(room, players, player, Carried(inputs))
 
-    def _record(
-        self,
-        room: str,
-        players: int,
-        player: int,
-        inputs: Inputs,
-        end: tuple[int, int] | None,
-    ) -> None:
-        """Write the inputs of ``inputs`` and the episode ``end`` (episode, last frame) not yet
-        in the room's record."""
-        if not inputs and end is None:
+    def _record(self, room: str, players: int, player: int, carried: Carried) -> None:
+        """Write what of ``carried`` is not yet in the room's record."""
+        inputs, end, report = carried
+        if report is not None and not is_seat_report(players, player, report.player):
+            self._refuse(
+                "record_malformed",
+                room,
+                f"player {player}'s report that player {report.player} left, in a room of "
+                f"{players}",
+            )
+            return
+        if not inputs and end is None and report is None:
             return
         record = self._record_of(room, players)
         if record is None:
             return
-        new, end = record.taken.new(player, inputs, end)
-        lines = [input_line(frame, player, action) for frame, action in new]
-        if end is not None:
-            lines.append(end_line(player, *end))
+        new = record.taken.new(player, carried)
+        lines = [input_line(frame, player, action) for frame, action in new.inputs]
+        if new.end is not None:
+            lines.append(end_line(player, *new.end))
+        if new.report is not None:
+            lines.append(left_line(player, new.report))
         if not lines:
             return
         if record.bytes + sum(len(line) for line in lines) > self.max_bytes:
@@ -238,8 +285,8 @@ class InputRecorder:
         except OSError as error:
             self._fail(room, error)
             return
-        record.taken.took(player, new, end)
-        self._stats.inputs_recorded += len(new)
+        record.taken.took(player, new)
+        self._stats.inputs_recorded += len(new.inputs)
 
     def flush(self) -> None:
         """Hand what was written since the last call to the operating system (called once a

@@ -12,10 +12,17 @@ it joined, so the players send nothing more for it. Each packet it receives goes
   wire (never restarting across episodes), strictly increasing within the packet;
 - ``[player] + episode end (0x05)``: the player index, then
   :func:`~p2p_transport.wire.codec.encode_v1_episode_end` of the episode and its last frame,
-  counted from the episode's own frame 0, as the rollback layer's episode-end message counts it.
+  counted from the episode's own frame 0, as the rollback layer's episode-end message counts it;
+- ``[reporter] + control message (0x22) of kind SEAT_LEFT``: in a room of more than two, the
+  index of a player who reported that another left, then
+  :func:`~p2p_transport.wire.codec.encode_control` (sequence 0) of its ``SEAT_LEFT`` payload
+  (:mod:`p2p_transport.wire.control_payloads`): how far it holds the inputs of the player who
+  left, and the last of them.
 
 Packets may come in any order, and repeated: the spectator keeps the first action of each
-(player, frame), as the server's record does. What it cannot read is counted and dropped.
+(player, frame), and the first report of each (reporter, player who left), as the server's
+record does. What it cannot read, and a report the players would not take (about a player the
+room does not have, or about its sender, or in a room of two), is counted and dropped.
 
 The game loop calls :meth:`SpectatorSession.advance` once a tick. It simulates the next frame
 once every player's input for it is here, numbering the frames of each episode from the
@@ -27,6 +34,17 @@ ends it: the game's ``done()``, ``episode_frames``, or the earliest last frame a
 :class:`~p2p_transport.rollback.session.RollbackSession`, the page resets the game and calls
 :meth:`SpectatorSession.start_next_episode`; the next episode starts once every player's end is
 known (its first wire frame depends on all of them).
+
+A player who leaves a room of more than two plays its idle action from the frame the players who
+stay agree on (:mod:`.seats`), and the spectator plays it so, with the same reports: once one
+report of its leaving is here, it simulates none of its frames past the furthest report so far,
+and waits there until every player who stays has reported (it does not guess); then the player's
+real inputs end at the furthest report (those the relay missed come from the reports), its idle
+action follows, and its end of that episode and its inputs of later ones are not waited for. The
+episode records say so as the players' do (``"left"``). A spectator that simulated a frame past
+where the players agree before any report came (the relay carried the player's last input to
+the server but to no player who stays, which a relay that delivers what it carries rules out)
+counts it in ``left_mismatches``; its records then differ from the players'.
 
 A spectator more than :data:`CATCH_UP_BEHIND_FRAMES` behind the newest frame it could simulate
 (one that joined late, or whose tab was in the background) simulates several frames a tick, at
@@ -43,8 +61,8 @@ from typing import Any, Final
 from p2p_transport._checks import check_finite, check_int
 from p2p_transport.errors import InvalidStateError, UsageError
 from p2p_transport.rollback.errors import GameError
-from p2p_transport.rollback.game import Game, check_game, episode_params, game_over
-from p2p_transport.rollback.input_record import RoomInputs
+from p2p_transport.rollback.game import Game, check_game, episode_params, game_over, idle_action
+from p2p_transport.rollback.input_record import RoomInputs, SeatReport, is_seat_report
 from p2p_transport.rollback.session import _digest
 from p2p_transport.wire.codec import (
     INPUT_RECORD_TYPE,
@@ -53,7 +71,8 @@ from p2p_transport.wire.codec import (
     decode,
     decode_input_record,
 )
-from p2p_transport.wire.messages import EpisodeEnd
+from p2p_transport.wire.control_payloads import RollbackKind
+from p2p_transport.wire.messages import ControlMessage, EpisodeEnd
 from p2p_transport.wire.signaling import MAX_PLAYERS, MIN_PLAYERS
 
 __all__ = [
@@ -78,12 +97,14 @@ MAX_FRAMES_PER_TICK: Final = 8
 
 @dataclass(frozen=True, slots=True)
 class FeedPacket:
-    """One packet of the spectator feed, read: the player it is about, and either that player's
-    inputs (``(wire frame, action)``) or one of its episode ends (``(episode, last frame)``)."""
+    """One packet of the spectator feed, read: the player who sent it, and either that player's
+    inputs (``(wire frame, action)``), one of its episode ends (``(episode, last frame)``) or its
+    report that another player left."""
 
     player: int
     inputs: tuple[tuple[int, int], ...] = ()
     end: tuple[int, int] | None = None
+    report: SeatReport | None = None
 
 
 def read_feed_packet(data: bytes, players: int) -> FeedPacket:
@@ -103,9 +124,16 @@ def read_feed_packet(data: bytes, players: int) -> FeedPacket:
             )
         return FeedPacket(player, record.inputs)
     message = decode(body)
-    if not isinstance(message, EpisodeEnd):
-        raise DecodeError(f"a {type(message).__name__} is not for a spectator")
-    return FeedPacket(player, end=(message.episode, message.frame))
+    if isinstance(message, EpisodeEnd):
+        return FeedPacket(player, end=(message.episode, message.frame))
+    if isinstance(message, ControlMessage) and message.kind == RollbackKind.SEAT_LEFT:
+        report = SeatReport.decode(message.payload)
+        if not is_seat_report(players, player, report.player):
+            raise DecodeError(
+                f"player {player}'s report that player {report.player} left, in a room of {players}"
+            )
+        return FeedPacket(player, report=report)
+    raise DecodeError(f"a {type(message).__name__} is not for a spectator")
 
 
 class SpectatorSession:
@@ -119,8 +147,9 @@ class SpectatorSession:
 
     ``episodes`` has one record per finished episode, as the players' rollback layer keeps them:
     ``episode``, ``params`` (a game that declares ``episode_params()``), ``frames``,
-    ``final_checksum`` (hex, the digest the players' records hold) and ``inputs``
-    (``[player 0, ..., player N-1]`` per frame).
+    ``final_checksum`` (hex, the digest the players' records hold), ``inputs``
+    (``[player 0, ..., player N-1]`` per frame) and ``left`` when a player who left idled in any
+    of its frames (``{"<player>": its last real frame}``, -1 for the whole episode).
 
     If the game's own code raises, the spectator stops there: :attr:`game_error` says where
     (a :class:`~p2p_transport.rollback.errors.GameError`), and nothing advances any more.
@@ -148,7 +177,7 @@ class SpectatorSession:
         self.fps = float(fps)
         self.episode_frames = episode_frames
         self.max_frames_per_tick = max_frames_per_tick
-        self._room = RoomInputs(players)
+        self._room = RoomInputs(players, idle_action(game))
         self.episode = 0
         #: One record per finished episode (see the class docstring).
         self.episodes: list[dict[str, Any]] = []
@@ -156,8 +185,9 @@ class SpectatorSession:
         self.game_error: GameError | None = None
         self._base = 0  # the wire frame of this episode's frame 0
         self._current = 0  # the next frame of this episode to simulate
-        # The first wire frame some player's input is missing for.
-        self._complete = 0
+        # The first frame of this episode (from the current one on) some player's input is not
+        # known for.
+        self._known = 0
         # Inputs of wire frames below it are played, or lie before the episode under way: stale.
         self._floor = 0
         self._ended_at: int | None = None  # this episode's last frame, once simulated
@@ -198,7 +228,7 @@ class SpectatorSession:
         yet (0 once its last frame is simulated)."""
         if self._ended_at is not None or self.game_error is not None:
             return 0
-        known = self._complete - self._base
+        known = self._known
         limit = self._room.limit(self.episode)
         if limit is not None:
             known = min(known, limit)
@@ -214,7 +244,9 @@ class SpectatorSession:
             self._counts["malformed_packets"] += 1
             logger.debug("spectator packet dropped: %s", error)
             return
-        if packet.end is None:
+        if packet.report is not None:
+            self._take_report(packet.player, packet.report)
+        elif packet.end is None:
             self._take_inputs(packet.player, packet.inputs)
         else:
             self._take_end(packet.player, *packet.end)
@@ -274,8 +306,12 @@ class SpectatorSession:
             "ends_received": counts["ends_received"],
             "duplicate_ends": counts["duplicate_ends"],
             "stale_ends": counts["stale_ends"],
+            "reports_received": counts["reports_received"],
+            "duplicate_reports": counts["duplicate_reports"],
             "malformed_packets": counts["malformed_packets"],
             "episode_end_mismatches": counts["episode_end_mismatches"],
+            "left_mismatches": counts["left_mismatches"],
+            "left": self._left_detail(),
             "episodes_finished": len(self.episodes),
             "game_error": None if self.game_error is None else self.game_error.reason,
         }
@@ -291,7 +327,7 @@ class SpectatorSession:
                 counts["inputs_received"] += 1
             else:
                 counts["duplicate_inputs"] += 1
-        self._find_complete()
+        self._find_known()
 
     def _take_end(self, player: int, episode: int, last_frame: int) -> None:
         if episode < self.episode:
@@ -301,12 +337,63 @@ class SpectatorSession:
         else:
             self._counts["duplicate_ends"] += 1
 
-    def _find_complete(self) -> None:
-        """Move :attr:`_complete` past the frames whose inputs have all arrived."""
-        room, frame = self._room, self._complete
-        while room.complete(frame):
+    def _take_report(self, reporter: int, report: SeatReport) -> None:
+        room = self._room
+        settled = set(room.agreed)
+        if not room.add_report(reporter, report):
+            self._counts["duplicate_reports"] += 1
+            return
+        self._counts["reports_received"] += 1
+        for player in room.agreed - settled:
+            self._check_simulated(player, room.furthest[player])
+        # Frames past the reports so far wait for the rest; frames past the agreement idle.
+        self._known = self._current
+        self._find_known()
+
+    def _check_simulated(self, player: int, agreed: tuple[int, int]) -> None:
+        """``player`` plays its real inputs up to ``agreed`` (episode, frame), as the players
+        agreed: count a frame past it simulated already (with its real input, before any report
+        of its leaving came)."""
+        left_in, last = agreed
+        episode = self.episode
+        if left_in > episode:
+            return
+        if left_in == episode:
+            past = self._current > last + 1
+        else:
+            past = (
+                self.episodes[left_in]["frames"] > last + 1
+                or episode > left_in + 1
+                or self._current > 0
+            )
+        if past:
+            self._counts["left_mismatches"] += 1
+            logger.warning(
+                "player %d left after frame %d of episode %d, as the players agree; the "
+                "spectator simulated past it before the reports came",
+                player,
+                last,
+                left_in,
+            )
+
+    def _find_known(self) -> None:
+        """Move :attr:`_known` past the frames of this episode whose inputs are all known."""
+        if self._ended_at is not None:
+            return  # the next episode's base is not known yet
+        room, episode, base = self._room, self.episode, self._base
+        frame = max(self._known, self._current)
+        while room.ready(episode, base, frame):
             frame += 1
-        self._complete = frame
+        self._known = frame
+
+    def _left_detail(self) -> dict[str, str | list[int]]:
+        """For stats: each player reported as left, ``"pending"`` while the reports come in,
+        then ``[episode, frame]``: its last real input."""
+        room = self._room
+        return {
+            str(player): "pending" if player not in room.agreed else list(room.furthest[player])
+            for player in sorted(room.reports)
+        }
 
     # --- the frame ----------------------------------------------------------------------------
 
@@ -314,7 +401,7 @@ class SpectatorSession:
         """Simulate the next frame (its inputs are here); ``False`` if the game raised."""
         frame = self._current
         wire = self._base + frame
-        row = self._room.take_row(wire)
+        row = self._room.take_row(self.episode, self._base, frame)
         assert row is not None, "frames_behind counts only frames whose inputs are here"
         game = self.game
         checksum: str | None = None
@@ -340,6 +427,7 @@ class SpectatorSession:
         self._counts["frames_simulated"] += 1
         if checksum is not None:
             self._ended_at = frame
+            left = self._room.left(self.episode, frame + 1)
             self.episodes.append(
                 {
                     "episode": self.episode,
@@ -347,6 +435,7 @@ class SpectatorSession:
                     "frames": frame + 1,
                     "final_checksum": checksum,
                     "inputs": self._inputs,
+                    **({"left": left} if left else {}),
                 }
             )
         return True
@@ -358,23 +447,21 @@ class SpectatorSession:
         following = self._room.next_base(episode, self._base)
         if following is None:
             return
-        marks = self._room.ends.pop(episode)
-        if any(last != ended_at for last in marks.values()):
+        # The frames between this episode's end and the next one's start: no episode plays them.
+        marks = self._room.finish(episode, range(self._floor, following))
+        if any(last != ended_at for last in marks):
             self._counts["episode_end_mismatches"] += 1
             logger.warning(
                 "episode %d ended at frame %d here, at %s for the players",
                 episode,
                 ended_at,
-                sorted(marks.values()),
+                sorted(marks),
             )
-        # The frames between this episode's end and the next one's start: no episode plays them.
-        self._room.discard(range(self._floor, following))
         self._base = self._floor = following
-        self._complete = max(self._complete, following)
-        self._find_complete()
         self.episode = episode + 1
-        self._current = 0
+        self._current = self._known = 0
         self._ended_at = None
         self._waiting = False
         self._inputs = []
         self._params = self._next_params
+        self._find_known()

@@ -94,14 +94,19 @@ WAITING_EVENT: Final = "waiting_for_peer"
 #: peer: it offers to every higher index and answers every lower one. A spectator's has
 #: ``spectator: true`` and no ``player_index`` (its ``peers`` are all the players), and opens no
 #: DataChannel: the server sends it, as relay packets (on its lean relay socket once it opens
-#: one with ``relay_ticket``), every player's inputs and episode ends, each once, whatever route
-#: the players use (``p2p_server.spectator_feed``), first everything the room had before it
-#: joined (from the room's first input, even before its ``room_ready``), then what is new. Each
-#: packet starts with the player index it is about, then either an input record (0x30,
+#: one with ``relay_ticket``), every player's inputs and episode ends, and the reports of a player
+#: who left, each once, whatever route the players use (``p2p_server.spectator_feed``), first
+#: everything the room had before it joined (from the room's first input, even before its
+#: ``room_ready``), then what is new. Each packet starts with the index of the player who sent
+#: what follows, then either an input record (0x30,
 #: :func:`~p2p_transport.wire.codec.encode_input_record`: that player's inputs, frames on the
-#: wire, strictly increasing) or an episode end (0x05,
+#: wire, strictly increasing), an episode end (0x05,
 #: :func:`~p2p_transport.wire.codec.encode_v1_episode_end`: the episode and its last frame,
-#: counted from the episode's frame 0).
+#: counted from the episode's frame 0), or, in a room of more than two, a control message (0x22,
+#: :func:`~p2p_transport.wire.codec.encode_control` with sequence 0) of kind ``SEAT_LEFT`` (0x08):
+#: that player's report that another left, its payload as the player sent it
+#: (:mod:`p2p_transport.wire.control_payloads`: how far it holds the inputs of the player who
+#: left, and the last of them).
 #: :class:`~p2p_transport.rollback.spectator.SpectatorSession` plays them.
 ROOM_READY_EVENT: Final = "room_ready"
 #: ``{room, player_index, peer_index, peer_client?, ice_servers?, relay_ticket?}``: ``peer_client``
@@ -125,7 +130,8 @@ RELAY_EVENT: Final = "relay"
 #: delivers there starts with the sender's player index instead. So a player sends what is the
 #: same for everyone (its inputs) once to all, and only what belongs to one link (pings,
 #: acknowledgements) addressed. Spectators get no player's packet as it is, but the server's
-#: spectator feed, in an envelope of the same shape: see :data:`ROOM_READY_EVENT`.
+#: spectator feed (inputs, episode ends, reports of a player who left), in an envelope of the
+#: same shape: see :data:`ROOM_READY_EVENT`.
 RELAY_TO_ALL: Final = 0xFF
 #: The relay's lean path: a plain WebSocket at ``RELAY_SOCKET_PATH?ticket=T&room=R`` carrying one
 #: binary frame per packet, each way, where a Socket.IO binary event costs the server two
