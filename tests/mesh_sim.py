@@ -6,9 +6,10 @@ sessions, each sending over a :class:`~p2p_transport.protocol.faults.FaultyChann
 link's loss and one-way delay (the links' delays differ); the sessions use the DataChannel alone,
 so the loss is what the game sees. Each player runs a game loop on the fake scheduler that ticks
 every ``frame_ms`` (as the rollback layer stretches it), its actions chosen by a seeded bot, and
-plays :class:`RingGame`, a small deterministic game of N players. Time is virtual and
-event-driven, and nothing depends on the machine's speed, so a run is exactly reproducible for a
-seed.
+plays :class:`RingGame`, a small deterministic game of N players. A player's page can be hidden
+for a while (:class:`Hide`): its timers then wake once a second, as Chromium's do. Time is virtual
+and event-driven, and nothing depends on the machine's speed, so a run is exactly reproducible for
+a seed.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Final
 
-from p2p_demo.match import LOOP_WAKE_MS, MAX_LAG_FRAMES, MAX_TICKS_PER_WAKE
+from p2p_demo.match import LOOP_WAKE_MS, MAX_LAG_FRAMES, MAX_TICKS_PER_WAKE, advance_tick
 from p2p_transport import P2PSession, SessionConfig
 from p2p_transport.protocol.faults import FaultConfig, FaultyChannel
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.rollback import RollbackSession
+from p2p_transport.rollback.visibility import THROTTLED_WAKE_MS
 from tests.fakes import FakeClock, FakeScheduler
 from tests.link_sim import Pipe
 from tests.rollback_sim import _AFTER_RETURN_MS, DRAIN_MS, SETTLE_MS
@@ -119,6 +121,8 @@ class MeshPlayer:
     finished_at_ms: float | None = None
     #: It left the room: its loop no longer ticks.
     gone: bool = False
+    #: Every tick: (virtual ms, frames simulated, frames_behind after, (episode, frame) after).
+    ticks_log: list[tuple[float, int, int, tuple[int, int]]] = field(default_factory=list)
 
     def wake(self, now: float) -> None:
         if self.gone:
@@ -139,8 +143,24 @@ class MeshPlayer:
         if self.finished_at_ms is None and len(rollback.episodes) >= self.episodes:
             self.finished_at_ms = now
         # A player that finished keeps ticking: it still has to report a player who leaves.
-        rollback.advance_frame(self.actions[self.ticks % len(self.actions)])
+        frames = advance_tick(rollback, self.actions[self.ticks % len(self.actions)])
+        self.ticks_log.append(
+            (now, frames, rollback.frames_behind, (rollback.episode, rollback.current_frame))
+        )
         self.ticks += 1
+
+    def frames_between(self, start_ms: float, end_ms: float) -> int:
+        """Frames its loop simulated from ``start_ms`` (included) to ``end_ms`` (excluded)."""
+        return sum(frames for at, frames, _, _ in self.ticks_log if start_ms <= at < end_ms)
+
+    def frame_at(self, at_ms: float) -> tuple[int, int]:
+        """(episode, frame) after its last tick before ``at_ms``."""
+        mark = (0, 0)
+        for at, _, _, after in self.ticks_log:
+            if at >= at_ms:
+                break
+            mark = after
+        return mark
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,44 @@ class Leave:
 
     player: int
     frame: int
+
+
+@dataclass(frozen=True)
+class Hide:
+    """``player``'s page is hidden from ``from_ms`` to ``to_ms``: its loop calls
+    ``set_hidden(True)`` and ``set_hidden(False)`` at the edges (``visibilitychange`` runs at once),
+    and meanwhile each of its timers (its game loop's, its sessions') runs only on its first firing
+    in each whole second, as Chromium throttles a background tab; its message handlers still run
+    as packets arrive."""
+
+    player: int
+    from_ms: float
+    to_ms: float
+
+
+class PageTimers:
+    """One page's timers on the shared scheduler, throttled while the page is hidden."""
+
+    def __init__(self, scheduler: FakeScheduler) -> None:
+        self._scheduler = scheduler
+        self.hidden = False
+
+    def set_interval(self, callback: Callable[[], None], interval_ms: float) -> object:
+        last_second: list[int | None] = [None]
+        clock = self._scheduler.clock
+
+        def throttled() -> None:
+            if self.hidden:
+                second = int(clock() // THROTTLED_WAKE_MS)
+                if second == last_second[0]:
+                    return
+                last_second[0] = second
+            callback()
+
+        return self._scheduler.set_interval(throttled, interval_ms)
+
+    def clear_interval(self, handle: object) -> None:
+        self._scheduler.clear_interval(handle)
 
 
 @dataclass
@@ -184,6 +242,7 @@ def simulate_mesh(
     max_prediction: int = 8,
     start_ms: dict[int, float] | None = None,
     leaving: Sequence[Leave] = (),
+    hiding: Sequence[Hide] = (),
     diverge: tuple[int, int] | None = None,
     **options: Any,
 ) -> MeshRun:
@@ -191,7 +250,8 @@ def simulate_mesh(
     (episode ``n`` from seed ``seed + n``); player ``p``'s loop starts at ``start_ms[p]`` (0 by
     default). Each link's one-way delay is drawn from ``delay_range_ms``; each direction drops
     ``loss`` of its packets and holds back ``reorder`` of them a further 50 ms. Each of
-    ``leaving`` leaves as :class:`Leave` says. ``diverge=(player, frame)`` makes that player's
+    ``leaving`` leaves as :class:`Leave` says, each of ``hiding`` hides its page as :class:`Hide`
+    says. ``diverge=(player, frame)`` makes that player's
     game differ after that frame of the first episode. ``options`` go to every player's
     :class:`RollbackSession`."""
     clock = FakeClock(0.0)
@@ -200,6 +260,8 @@ def simulate_mesh(
     config = SessionConfig(relay_inputs=False, route_mode=RouteMode.P2P)
     sessions: dict[tuple[int, int], P2PSession] = {}
     channels: list[FaultyChannel] = []
+    # The players who hide get timers of their own (the others share the scheduler as it is).
+    pages = {hide.player: PageTimers(scheduler) for hide in hiding}
     pipes: dict[tuple[int, int], Pipe] = {}
     delays: dict[tuple[int, int], float] = {}
     for low, high in combinations(range(count), 2):
@@ -214,7 +276,7 @@ def simulate_mesh(
                 peer,
                 lambda frame, action: None,
                 clock=clock,
-                scheduler=scheduler,
+                scheduler=pages.get(player, scheduler),
                 channel=channel,
                 config=config,
             )
@@ -276,7 +338,15 @@ def simulate_mesh(
                     one_shot(lambda p=peer: close_link(p, player.index), at_ms)
 
     for player in players:
-        scheduler.set_interval(lambda p=player: wake(p), LOOP_WAKE_MS)
+        pages.get(player.index, scheduler).set_interval(lambda p=player: wake(p), LOOP_WAKE_MS)
+
+    def set_hidden(player: int, hidden: bool) -> None:
+        pages[player].hidden = hidden
+        players[player].rollback.set_hidden(hidden)
+
+    for hide in hiding:
+        one_shot(lambda p=hide.player: set_hidden(p, True), hide.from_ms)
+        one_shot(lambda p=hide.player: set_hidden(p, False), hide.to_ms)
 
     def run_until(end_ms: float, stop_early: bool) -> None:
         while clock() < end_ms:

@@ -1,5 +1,5 @@
 """The transport's control payloads, byte for byte: episode end, episode ready, state hash, time
-sync and seat left, each encoded, decoded and refused when malformed."""
+sync, seat left and seat hidden, each encoded, decoded and refused when malformed."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from p2p_transport.wire.control_payloads import (
     RollbackKind,
     decode_episode_end_payload,
     decode_episode_ready_payload,
+    decode_seat_hidden_payload,
     decode_seat_left_payload,
     decode_state_hash_payload,
     decode_time_sync_payload,
     encode_episode_end_payload,
     encode_episode_ready_payload,
+    encode_seat_hidden_payload,
     encode_seat_left_payload,
     encode_state_hash_payload,
     encode_time_sync_payload,
@@ -84,3 +86,33 @@ def test_seat_left_payload_refusals() -> None:
         decode_seat_left_payload(bytes.fromhex("00000000 08 00000001"))
     with pytest.raises(ValueError, match="hands on 2 actions of 1 frames held"):
         decode_seat_left_payload(bytes.fromhex("00000000 01 00000001 0000"))
+
+
+def test_seat_hidden_payload_bytes() -> None:
+    assert RollbackKind.SEAT_HIDDEN == 0x09
+    # Episode 2, frame 603: idles from there (hidden), real inputs again from 1250 (not hidden).
+    assert encode_seat_hidden_payload(603, 2, True, False) == bytes.fromhex("00000002 0000025b 01")
+    back = encode_seat_hidden_payload(1250, 2, False, False)
+    assert back == bytes.fromhex("00000002 000004e2 00")
+    # Pause at frame 7 of episode 0, and the pause over.
+    assert encode_seat_hidden_payload(7, 0, True, True) == bytes.fromhex("00000000 00000007 03")
+    assert encode_seat_hidden_payload(7, 0, False, True) == bytes.fromhex("00000000 00000007 02")
+    for hidden in (False, True):
+        for pause in (False, True):
+            payload = encode_seat_hidden_payload(0xFFFFFFFF, 5, hidden, pause)
+            assert decode_seat_hidden_payload(payload) == (0xFFFFFFFF, 5, hidden, pause)
+
+
+def test_seat_hidden_payload_refusals() -> None:
+    with pytest.raises(ValueError, match=r"frame must be in 0\.\.4294967295, got -1"):
+        encode_seat_hidden_payload(-1, 0, True, False)
+    with pytest.raises(ValueError, match="hidden must be a bool, got int"):
+        encode_seat_hidden_payload(0, 0, 1, False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pause must be a bool, got NoneType"):
+        encode_seat_hidden_payload(0, 0, True, None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="9 bytes, got 8"):
+        decode_seat_hidden_payload(bytes(8))
+    with pytest.raises(ValueError, match="9 bytes, got 10"):
+        decode_seat_hidden_payload(bytes(10))
+    with pytest.raises(ValueError, match="unknown bits: 0x04"):
+        decode_seat_hidden_payload(bytes.fromhex("00000000 00000000 04"))

@@ -17,6 +17,7 @@ from p2p_transport.session.pinger import MAX_OUTSTANDING_PINGS
 from p2p_transport.session.timers import VALIDATION_TICK_MS
 from p2p_transport.wire.codec import (
     decode,
+    encode_focus_state,
     encode_input_packet,
     encode_keepalive,
     encode_ping,
@@ -671,3 +672,36 @@ def test_a_reused_receive_buffer_is_not_taken_for_a_repeat() -> None:
     assert a.inputs == [(0, 1), (1, 2)]
     stats = a.session.stats()
     assert stats["duplicates"] == 1 and stats["inputs_received"] == 2
+
+
+# --- focus --------------------------------------------------------------------------------------
+
+
+def test_send_focus_goes_on_every_open_path_and_the_peer_reports_it() -> None:
+    a, _, clock, scheduler = pair()
+    events: list[tuple[str, dict[str, object]]] = []
+    b = P2PSession(
+        1,
+        0,
+        Callbacks(on_input=lambda frame, action: None, on_event=lambda e, d: events.append((e, d))),
+        clock=clock,
+        scheduler=scheduler,
+        channel=FakeChannel(),
+    )
+    assert a.session.send_focus(False, 310) is True
+    # 0x14, focused 0, frame 310: the deployed peers' focus state.
+    packet = bytes.fromhex("14 00 00000136")
+    assert a.channel.sent == [packet]
+    assert a.socket.emitted == [("relay", packet)]
+    b.edge.on_message(a.channel.sent[0])
+    b.edge.on_message(encode_focus_state(True, 400))
+    assert events == [
+        ("peer_focus", {"focused": False, "frame": 310}),
+        ("peer_focus", {"focused": True, "frame": 400}),
+    ]
+    a.channel.readyState = "closed"
+    a.socket.connected = False
+    assert a.session.send_focus(True, 311) is False
+    assert a.channel.sent == [packet]
+    with pytest.raises(ValueError, match="focused must be a bool"):
+        a.session.send_focus(1, 312)  # type: ignore[arg-type]

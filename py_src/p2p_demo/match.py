@@ -15,10 +15,11 @@ from p2p_demo.pong import PongBot, PongGame
 from p2p_transport.protocol.desync import Desync
 from p2p_transport.rollback import RollbackSession
 from p2p_transport.rollback.spectator import SpectatorSession
+from p2p_transport.rollback.visibility import CATCH_UP_FRAMES_PER_TICK, CATCH_UP_THRESHOLD
 from p2p_transport.session import P2PSession
 from p2p_transport.timing import Clock, Scheduler
 
-__all__ = ["LOOP_WAKE_MS", "FrameLoop", "PongMatch", "SpectatorMatch"]
+__all__ = ["LOOP_WAKE_MS", "FrameLoop", "PongMatch", "SpectatorMatch", "advance_tick"]
 
 #: How often the loop wakes to see whether a frame is due: a quarter of a 60 Hz frame, so a tick
 #: that the rollback layer lengthens by a few percent is honoured within 4 ms (browsers clamp
@@ -28,6 +29,18 @@ LOOP_WAKE_MS: Final = 4.0
 #: wake; further behind than MAX_LAG_FRAMES, it gives up the lost time instead of racing.
 MAX_TICKS_PER_WAKE: Final = 2
 MAX_LAG_FRAMES: Final = 4
+
+
+def advance_tick(rollback: RollbackSession, action: int) -> int:
+    """One tick's frames: one, and more while the rollback layer says this side trails the others
+    (back from a hidden tab, see :mod:`p2p_transport.rollback.visibility`), at most
+    CATCH_UP_FRAMES_PER_TICK in all. Returns how many it simulated."""
+    frames = 0
+    while rollback.advance_frame(action):
+        frames += 1
+        if frames == CATCH_UP_FRAMES_PER_TICK or rollback.frames_behind <= CATCH_UP_THRESHOLD:
+            break
+    return frames
 
 
 class FrameLoop:
@@ -150,7 +163,7 @@ class PongMatch(FrameLoop):
             self.game.reset(self.seed + rollback.episode + 1)
             rollback.start_next_episode()
         action = self.keys if self.keys is not None else self.bot.action(self.game)
-        rollback.advance_frame(action)
+        advance_tick(rollback, action)
 
     def _on_desync(self, desync: Desync) -> None:
         self.desync = desync

@@ -405,11 +405,12 @@ class RoomInputs:
 
 
 def _report_of(entry: dict[str, Any]) -> tuple[int, SeatReport]:
-    """A left line's reporter and report; ``ValueError`` or ``TypeError`` if it is not one."""
+    """A left line's reporter and report; ``ValueError`` (a :class:`UsageError`: the reader's
+    caller names the file) if it is not one."""
     fields = (entry["left"], entry["by"], entry["episode"], entry["frame"])
     actions = entry["actions"]
     if not all(type(value) is int for value in fields) or not isinstance(actions, list):
-        raise TypeError("a left line holds integers and a list of actions")
+        raise UsageError("a left line holds integers and a list of actions")
     player, reporter, episode, last_frame = fields
     report = SeatReport(player, episode, last_frame, bytes(actions))
     report.encode()  # the checks a SEAT_LEFT payload passes (a UsageError is a ValueError)

@@ -3,7 +3,8 @@ who left stops playing.
 
 A seat is one other player: the session with it (each pair of players has its own link), its
 inputs of the episode under way, the action each simulated frame used for it (real or
-predicted), the time sync on that link, and its episode ends and readiness.
+predicted), the time sync on that link, its episode ends and readiness, and whether its page is
+hidden (:mod:`.visibility`).
 
 A player who leaves a room of more than two plays its idle action from some frame on, and every
 player who stays must pick the same frame, though each holds that player's inputs up to a
@@ -36,6 +37,7 @@ from collections.abc import Iterable
 
 from p2p_transport.rollback.peer_inputs import PeerInputs
 from p2p_transport.rollback.time_sync import TimeSync
+from p2p_transport.rollback.visibility import HiddenPolicy, IdleRanges
 from p2p_transport.session.session import P2PSession
 from p2p_transport.wire.control_payloads import encode_seat_left_payload
 
@@ -85,6 +87,12 @@ class Seat:
         #: Inputs that reports handed on for an episode this side has not started: episode ->
         #: frame -> action.
         self.forwarded: dict[int, dict[int, int]] = {}
+        #: What the seat does while its page is hidden, as its last ``SEAT_HIDDEN`` said: it
+        #: idles (its inputs run ahead of its game: they set no pace) or pauses the game;
+        #: ``None`` while it plays.
+        self.away: HiddenPolicy | None = None
+        #: The frames it idled while hidden.
+        self.idled = IdleRanges()
         self.start_episode(0, {})
 
     def start_episode(self, episode: int, early: dict[int, int]) -> None:

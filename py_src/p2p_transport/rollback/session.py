@@ -17,8 +17,9 @@ Each call to :meth:`RollbackSession.advance_frame` does, in order:
 3. send the state hashes of frames newly confirmed (every input known, simulated with them) and
    end the episode if its last frame is now confirmed;
 4. measure the frame advantage on each link and, a few times a second, report it on that link;
-5. stall (simulate nothing, return ``False``) if the next frame would be more than
-   ``max_prediction`` frames past the last confirmed input of the player furthest behind;
+5. wait (simulate nothing, return ``False``) at a frame a player whose page is hidden asked
+   everyone to pause at, and stall if the next frame would be more than ``max_prediction``
+   frames past the last confirmed input of the player furthest behind;
 6. schedule the local action for ``current_frame + input_delay``, send it, and simulate one frame.
 
 When the game's own code raises in any of these, the frame state stays as it was before the
@@ -44,9 +45,14 @@ when :meth:`RollbackSession.seat_left` says so. A DataChannel that closed is not
 left: the relay carries on and a reconnection may follow. Two players' sessions never do this:
 the game ends with the peer, as before.
 
+A player whose page is hidden (:meth:`RollbackSession.set_hidden`) idles its seat, pauses the
+game, or stalls the others, as the game's ``hidden_policy`` says (:mod:`.visibility`).
+
 Frame numbers on the wire never restart: episode ``n`` uses the transport frames from its base
-on, and the next base lies past every frame any side can have sent in episode ``n``. An input
-from an old episode that arrives late therefore never lands in a new one.
+on, and the next base lies past every frame any side can have sent in episode ``n``, but for the
+idle actions a hidden side sends ahead: those past the base are the next episode's first ones, on
+every side (this side keeps its own for that episode). An input from an old episode that arrives
+late therefore never lands in a new one.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from typing import Any, Final
 from p2p_transport._checks import check_finite, check_int
 from p2p_transport._guard import call_guarded
 from p2p_transport.errors import InvalidStateError, P2PTransportError, UsageError
+from p2p_transport.protocol.acked_sender import PENDING_LIMIT
 from p2p_transport.protocol.desync import Desync
 from p2p_transport.rollback.errors import GameError
 from p2p_transport.rollback.frame_budget import FrameBudget
@@ -78,6 +85,14 @@ from p2p_transport.rollback.game import (
 from p2p_transport.rollback.seats import Seat, forwarded_frames
 from p2p_transport.rollback.state_ring import StateRing
 from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
+from p2p_transport.rollback.visibility import (
+    CATCH_UP_THRESHOLD,
+    HIDDEN_GRACE_MS,
+    HiddenPolicy,
+    IdleRanges,
+    Mark,
+    idle_lead,
+)
 from p2p_transport.session.delivery import LayerHandlers
 from p2p_transport.session.edge import SessionState
 from p2p_transport.session.session import P2PSession
@@ -90,11 +105,13 @@ from p2p_transport.wire.control_payloads import (
     decode_episode_ready_payload,
     decode_input_delay_payload,
     decode_rollback_end_payload,
+    decode_seat_hidden_payload,
     decode_seat_left_payload,
     decode_state_chunk_payload,
     decode_time_sync_payload,
     encode_input_delay_payload,
     encode_rollback_end_payload,
+    encode_seat_hidden_payload,
     encode_state_chunk_payload,
     encode_time_sync_payload,
 )
@@ -138,8 +155,11 @@ _OWN_KINDS: Final = frozenset(
         RollbackKind.INPUT_DELAY,
         RollbackKind.STATE_CHUNK,
         RollbackKind.SEAT_LEFT,
+        RollbackKind.SEAT_HIDDEN,
     )
 )
+# Read for every seat each frame: a member named through its enum class costs about 75 ns.
+_IDLE: Final = HiddenPolicy.IDLE
 #: The inputs of a player who left that each report hands on: enough whatever the delay and
 #: prediction window (see ``forwarded_frames``).
 FORWARDED_FRAMES: Final = forwarded_frames(MAX_PREDICTION, MAX_INPUT_DELAY)
@@ -202,6 +222,13 @@ class RollbackSession:
     frame}``, its last real input; -1 for a whole episode). A side that has finished its
     episodes keeps calling :meth:`advance_frame` until the room ends, or the others wait for its
     report.
+
+    The page calls :meth:`set_hidden` on every ``visibilitychange``; ``hidden_policy`` (``"idle"``,
+    ``"pause"`` or ``"stall"``) says what a hidden player's seat does (:mod:`.visibility`), every
+    episode record lists the frames each seat idled (``"idled": {"<player>": [[first, end],
+    ...]}``, ``end`` exclusive), and ``on_peer_hidden(player, hidden)`` hears another player's
+    seat start and stop idling or pausing. Back from hidden, the game loop catches up while
+    :attr:`frames_behind` says so.
     """
 
     # The episode's state, set by _start_episode.
@@ -229,8 +256,15 @@ class RollbackSession:
         delay_range: tuple[int, int] | None = None,
         repair_desync: bool = False,
         timer: Callable[[], float] = time.perf_counter,
+        hidden_policy: HiddenPolicy | str = HiddenPolicy.IDLE,
+        on_peer_hidden: Callable[[int, bool], None] | None = None,
     ) -> None:
         check_game(game)
+        if not isinstance(hidden_policy, str) or hidden_policy not in set(HiddenPolicy):
+            raise UsageError(
+                f"hidden_policy must be one of {[policy.value for policy in HiddenPolicy]}, "
+                f"got {hidden_policy!r}"
+            )
         check_int("max_prediction", max_prediction, MAX_PREDICTION)
         check_finite("fps", fps)
         if not fps > 0:
@@ -249,6 +283,8 @@ class RollbackSession:
         self.episode_frames = episode_frames
         self.on_desync = on_desync
         self.on_game_error = on_game_error
+        self.hidden_policy = HiddenPolicy(hidden_policy)
+        self.on_peer_hidden = on_peer_hidden
         self.input_delay = input_delay  # checked by the setter
         self._idle = idle_action(game)
         predict = getattr(game, "predict", None)
@@ -315,6 +351,25 @@ class RollbackSession:
         )
         self._last_report_ms: float | None = None
         self.first_desync: Desync | None = None
+        # This side's page (see .visibility): hidden since when, and for how long before.
+        self._hidden_since: float | None = None
+        self._hidden_ms = 0.0
+        self._idle_lead = idle_lead(self.fps)
+        # This side's seat idles: its idle actions go out ahead of the others (the last of
+        # self._idled's stretches is open); and back in front, it has caught up since (its
+        # actions then count from the first frame not yet scheduled, the few frames of idle
+        # actions sent ahead being played first).
+        self._idling = False
+        self._caught_up = False
+        self._idled = IdleRanges()
+        # Each player's idle stretches, by player index, this side's own included.
+        idled = {player: seat.idled for player, seat in self._seats.items()}
+        idled[self._player_index] = self._idled
+        self._idled_by_player = dict(sorted(idled.items()))
+        # The pauses asked for (this side's own too): player -> the frame nobody may simulate.
+        self._pauses: dict[int, Mark] = {}
+        # SEAT_HIDDEN payloads a full control window refused, per player, oldest first.
+        self._hidden_unsent: dict[int, list[bytes]] = {}
         self._params = episode_params(game)
         self._next_params: dict[str, Any] | None = None
         self._start_episode()
@@ -389,6 +444,52 @@ class RollbackSession:
         return 1000.0 / self.fps * self.tick_stretch
 
     @property
+    def frames_behind(self) -> int:
+        """How many frames this side trails the others while it comes back from a hidden page
+        whose seat idled (see :mod:`.visibility`): the frames every other player still playing
+        has sent its inputs for, less that player's input delay, past the current frame; 0 the
+        rest of the time. While it is above
+        :data:`~p2p_transport.rollback.visibility.CATCH_UP_THRESHOLD`, the game loop calls
+        :meth:`advance_frame` several times a tick, at most
+        :data:`~p2p_transport.rollback.visibility.CATCH_UP_FRAMES_PER_TICK`."""
+        if not self._idling or self._caught_up or self.state is not RollbackState.RUNNING:
+            return 0
+        return self._behind()
+
+    @property
+    def hidden(self) -> bool:
+        """The page is hidden, as :meth:`set_hidden` last said."""
+        return self._hidden_since is not None
+
+    def set_hidden(self, hidden: bool) -> None:
+        """The page was hidden (``True``: ``document.visibilityState`` is ``"hidden"``) or is
+        visible again (``False``): call it on every ``visibilitychange``. Once the page has stayed
+        hidden for :data:`~p2p_transport.rollback.visibility.HIDDEN_GRACE_MS`, ``hidden_policy``
+        applies (:mod:`.visibility`); the next call into the layer (a tick, or a message from
+        another player) sees to it. Every other player's session hears this side's focus
+        (:meth:`P2PSession.send_focus`, which deployed peers keep track of). Saying the same
+        again changes nothing."""
+        if not isinstance(hidden, bool):
+            raise UsageError(f"hidden must be a bool, got {type(hidden).__name__}")
+        if hidden is self.hidden:
+            return
+        now = self._clock()
+        if hidden:
+            self._hidden_since = now
+            self._caught_up = False
+        else:
+            assert self._hidden_since is not None
+            self._hidden_ms += now - self._hidden_since
+            self._hidden_since = None
+            own = self._pauses.pop(self._player_index, None)
+            if own is not None:
+                episode, frame = own
+                self._tell_hidden(encode_seat_hidden_payload(frame, episode, False, True))
+        frame = self._base + self._current
+        for seat in self._playing:
+            seat.session.send_focus(not hidden, frame)
+
+    @property
     def episode_over(self) -> bool:
         """The episode's last frame is confirmed on this side: reset the game, then call
         :meth:`start_next_episode`."""
@@ -396,9 +497,10 @@ class RollbackSession:
 
     def advance_frame(self, local_action: int) -> bool:
         """Simulate one frame with ``local_action`` (0..255, any integer type); ``False`` if
-        nothing was simulated (another player's inputs are too far behind, the episode is over,
-        the game raised, the session ended), and then the action is not used: pass the current
-        one on the next call."""
+        nothing was simulated (another player's inputs are too far behind, a hidden player
+        paused the game, the episode is over, the game raised, the session ended), and then the
+        action is not used: pass the current one on the next call. While this side's seat idles
+        (its page hidden, see :mod:`.visibility`) the action is not used either."""
         action = as_action("local_action", local_action)
         started = self._timer()
         try:
@@ -412,8 +514,12 @@ class RollbackSession:
             self._notice_departures()
         if self.state is RollbackState.WAITING:
             self._try_start()
+        if self._hidden_unsent:
+            self._send_unsent_hidden()
         if self.state is not RollbackState.RUNNING:
             return False
+        if self._hidden_since is not None or self._idling:
+            self._tend_hidden()
         if self._received_state is not None:
             self._load_received_state()
         if not self._correct():
@@ -423,7 +529,11 @@ class RollbackSession:
             return False
         if self._send_state:
             self._send_confirmed_state()
-        self._measure(now)
+        if not self._idling:
+            # Idling, this side runs far behind on purpose: its advantage would mislead.
+            self._measure(now)
+        if self._pauses and self._paused():
+            return False
         if self._end_frame is not None:
             self._counts["end_wait_frames"] += 1
             return False
@@ -433,9 +543,7 @@ class RollbackSession:
             if self._stall_started is None:
                 self._stall_started = now
             return False
-        if self._stall_started is not None:
-            self._stall_ms += now - self._stall_started
-            self._stall_started = None
+        self._stall_over(now)
         self._choose_delay(now)
         self._schedule(local_action)
         frame = self._current
@@ -444,7 +552,17 @@ class RollbackSession:
         except GameError as error:
             return self._new_frame_failed(error)
         self._current = frame + 1
+        if self._idling and not self._caught_up and self._hidden_since is None:
+            # Judged after the frame, as the game loop reads frames_behind. Once caught up, for
+            # good, even if it falls a frame behind again: its actions must get past the idle
+            # ones scheduled.
+            self._caught_up = self._behind() <= CATCH_UP_THRESHOLD
         return True
+
+    def _stall_over(self, now: float) -> None:
+        if self._stall_started is not None:
+            self._stall_ms += now - self._stall_started
+            self._stall_started = None
 
     def start_next_episode(self) -> None:
         """Start the next episode once every other player is ready too: call it after resetting
@@ -485,9 +603,13 @@ class RollbackSession:
     def stats(self) -> dict[str, Any]:
         """Counters and figures as a plain, JSON-serialisable dict; reading changes nothing."""
         counts = self._counts
+        now = self._clock()
         stall_ms = self._stall_ms
         if self._stall_started is not None:
-            stall_ms += self._clock() - self._stall_started
+            stall_ms += now - self._stall_started
+        hidden_ms = self._hidden_ms
+        if self._hidden_since is not None:
+            hidden_ms += now - self._hidden_since
         desync = self.first_desync
         checks = [seat.session.parts.desync.counters for seat in self._seats.values()]
         return {
@@ -530,11 +652,16 @@ class RollbackSession:
             "game_errors": counts["game_errors"],
             "ended_by": None if self.end_reason is None else self.end_reason["by"],
             "seat_reports_ignored": counts["seat_reports_ignored"],
+            "hidden": self.hidden,
+            "hidden_ms": round(hidden_ms, 3),
+            "frames_idled": counts["frames_idled"],
+            "paused_frames": counts["paused_frames"],
             "peers": {
                 str(player): {
                     "confirmed_frame": seat.inputs.confirmed_frame,
                     "frames_ahead": round(seat.time_sync.frames_ahead, 3),
                     "left": seat.left_detail(),
+                    "hidden": None if seat.away is None else seat.away.value,
                 }
                 for player, seat in self._seats.items()
             },
@@ -545,8 +672,9 @@ class RollbackSession:
         frames]`` on the session's clock, one per report); the first desync with both
         checksums; each finished episode's record (``inputs``: ``[player 0, player 1, ...]``
         per frame, which :func:`~p2p_transport.rollback.replay.replay` re-simulates; ``left``:
-        the players who left, each with its last real input); and the confirmed frames of the
-        episode under way, so a session cut short keeps them too."""
+        the players who left, each with its last real input; ``idled``: the frames each player
+        idled while its page was hidden, ``[first, end]`` with ``end`` exclusive); and the
+        confirmed frames of the episode under way, so a session cut short keeps them too."""
         desync = self.first_desync
         under_way: dict[str, Any] | None = None
         if self.state in (RollbackState.RUNNING, RollbackState.CLOSED) and self._ended_at is None:
@@ -557,6 +685,7 @@ class RollbackSession:
                 **self._params_entry(),
                 "inputs": self._inputs_of(confirmed),
                 **self._left_entry(confirmed),
+                **self._idled_entry(self.episode, confirmed),
             }
         return {
             **self.stats(),
@@ -619,10 +748,21 @@ class RollbackSession:
     def _schedule(self, action: int) -> None:
         """Schedule ``action`` for ``current + input_delay`` and send it; frames the delay skips
         (it grew) repeat the last action, and a frame already scheduled (it shrank) keeps its
-        action, this one being dropped."""
+        action, this one being dropped. While this side idles (see :mod:`.visibility`), the idle
+        action goes in its place, and once it has caught up the first frame not yet scheduled
+        takes the action; while it pauses the game, nothing is scheduled."""
+        if self._player_index in self._pauses:
+            return  # its frames from the pause on wait for its return
         target = self._current + self._input_delay
         local = self._local
-        if target < len(local):
+        if self._idling:
+            if self._keeps_idling():
+                self._send_idle(target + 1 - len(local))
+                return
+            if target < len(local):
+                return  # an idle action sent ahead holds that frame
+            self._stop_idling(target)
+        elif target < len(local):
             self._counts["inputs_dropped_by_delay"] += 1
             return
         while len(local) < target:
@@ -810,6 +950,7 @@ class RollbackSession:
                 "final_checksum": _digest(self.game.checksum()).hex(),
                 "inputs": self._inputs_of(end + 1),
                 **self._left_entry(end + 1),
+                **self._idled_entry(self.episode, end + 1),
             }
         )
         for seat in self._playing:
@@ -840,6 +981,8 @@ class RollbackSession:
         span = episode_span((end, *seat_ends))
         while len(self._local) < span:
             self._send_next_action(self._idle)
+        # Idle actions a hidden side sent past the span are the next episode's first ones.
+        ahead = bytes(self._local[span:])
         early = {seat: seat.inputs.take_from(span) for seat in self._seats.values()}
         self._base += span
         self.episode = episode + 1
@@ -848,12 +991,12 @@ class RollbackSession:
         for seat, inputs in early.items():
             seat.start_episode(self.episode, inputs)
         self._params = self._next_params
-        self._start_episode()
+        self._start_episode(ahead)
         self.state = RollbackState.RUNNING
 
-    def _start_episode(self) -> None:
+    def _start_episode(self, scheduled: bytes = b"") -> None:
         self._current = 0
-        self._local = bytearray()
+        self._local = bytearray(scheduled)
         self._last_action = self._idle
         self._ended_at = None
         self._ring.clear()
@@ -972,7 +1115,7 @@ class RollbackSession:
         REPORT_INTERVAL_MS."""
         samples: list[tuple[Seat, float]] = []
         for seat in self._playing:
-            if seat.newest >= 0:
+            if seat.newest >= 0 and seat.away is not _IDLE:
                 rtt = _rtt_ms(seat.session)
                 samples.append((seat, seat.time_sync.sample(self._current, seat.newest, rtt)))
         if not samples:
@@ -1014,6 +1157,7 @@ class RollbackSession:
         """``seat`` left, as this side just learned: report how far this side holds its inputs
         to every player still in the game, and see whether that completes an agreement."""
         seat.leave(self._player_index, self.episode, FORWARDED_FRAMES)
+        self._pauses.pop(seat.player, None)
         self._playing = [other for other in self._playing if other is not seat]
         seat.unreported = {other.player for other in self._playing}
         self._send_report(seat)
@@ -1060,6 +1204,192 @@ class RollbackSession:
                 if wrong is not None:
                     self._note_wrong(wrong)
 
+    # --- hidden pages (see .visibility) -------------------------------------------------------
+
+    def _tend_hidden(self) -> None:
+        """On every call into the layer while this side's page is hidden or its seat idles: once
+        the grace is over, apply the policy; while idling, keep the idle actions ahead."""
+        if self._hidden_unsent:
+            self._send_unsent_hidden()
+        if self.state is not RollbackState.RUNNING:
+            return
+        since = self._hidden_since
+        if (
+            since is not None
+            and not self._idling
+            and self._player_index not in self._pauses
+            and self.hidden_policy is not HiddenPolicy.STALL
+            and self._clock() - since >= HIDDEN_GRACE_MS
+        ):
+            self._go_away()
+        if self._idling and self._keeps_idling():
+            self._top_up()
+
+    def _go_away(self) -> None:
+        """The grace is over: idle from the first frame not yet scheduled, or ask everyone to
+        pause there; tell every other player."""
+        episode, frame = self.episode, len(self._local)
+        pause = self.hidden_policy is HiddenPolicy.PAUSE
+        if pause:
+            self._pauses[self._player_index] = (episode, frame)
+        else:
+            self._idled.start(episode, frame)
+            self._idling = True
+            for seat in self._seat_list:
+                seat.time_sync.reset()
+        self._tell_hidden(encode_seat_hidden_payload(frame, episode, True, pause))
+
+    def _keeps_idling(self) -> bool:
+        """This side's seat goes on idling ahead: its page is hidden, or it has not caught up
+        since (the game it shows is in the past, where nothing the player does can count)."""
+        return self._hidden_since is not None or not self._caught_up
+
+    def _behind(self) -> int:
+        """See :attr:`frames_behind`."""
+        reach = [
+            seat.inputs.confirmed_frame
+            - (
+                delay
+                if (delay := seat.time_sync.peer_input_delay) is not None
+                else self._input_delay
+            )
+            for seat in self._playing
+            if seat.away is not _IDLE
+        ]
+        return max(0, min(reach) + 1 - self._current) if reach else 0
+
+    def _top_up(self) -> None:
+        """Keep the idle actions scheduled past the newest frame heard from a player still
+        playing (an idling player's inputs run ahead of its game): by the lead while hidden,
+        since the next tick may be a throttled second away; by nothing while catching up, which
+        ticks every frame. At most what every link's acked sender can still keep pending."""
+        newest = max(
+            (seat.newest for seat in self._playing if seat.away is not _IDLE),
+            default=None,
+        )
+        if newest is None:
+            return
+        lead = self._idle_lead if self._hidden_since is not None else 0
+        wanted = newest + 1 + lead - len(self._local)
+        if wanted > 0:
+            self._send_idle(min(wanted, self._pending_room()))
+
+    def _pending_room(self) -> int:
+        """How many more inputs every link's acked sender can keep unacknowledged."""
+        room = PENDING_LIMIT
+        for seat in self._playing:
+            acked = seat.session.parts.inputs.acked
+            if acked.acks_expected:
+                room = min(room, PENDING_LIMIT - acked.pending_count)
+        return room
+
+    def _send_idle(self, count: int) -> None:
+        """Schedule and send the idle action for the next ``count`` frames not yet scheduled."""
+        if count > 0:
+            for _ in range(count):
+                self._send_next_action(self._idle)
+            self._counts["frames_idled"] += count
+
+    def _stop_idling(self, frame: int) -> None:
+        """This side has caught up: its actions count again from ``frame`` (the frames before it
+        not yet scheduled idle too), and every other player hears so."""
+        self._send_idle(frame - len(self._local))
+        self._idling = False
+        self._idled.end(self.episode, frame)
+        for seat in self._seat_list:
+            seat.time_sync.reset()
+        self._tell_hidden(encode_seat_hidden_payload(frame, self.episode, False, False))
+
+    def _tell_hidden(self, payload: bytes) -> None:
+        """Send a SEAT_HIDDEN to every other player still in the game, in order: one a full
+        control window refuses waits, with those after it, for a later call."""
+        for seat in self._playing:
+            waiting = self._hidden_unsent.get(seat.player)
+            if waiting is not None:
+                waiting.append(payload)
+            elif _window_full(seat.session):
+                self._hidden_unsent[seat.player] = [payload]
+            else:
+                self._send(seat.session.parts.control.send, RollbackKind.SEAT_HIDDEN, payload)
+
+    def _send_unsent_hidden(self) -> None:
+        """Send what a full window refused, as far as the windows let; forget a player's once it
+        left."""
+        for player, waiting in list(self._hidden_unsent.items()):
+            seat = self._seats[player]
+            while waiting and not seat.left and not _window_full(seat.session):
+                self._send(seat.session.parts.control.send, RollbackKind.SEAT_HIDDEN, waiting[0])
+                del waiting[0]
+            if not waiting or seat.left:
+                del self._hidden_unsent[player]
+
+    def _on_seat_hidden(self, seat: Seat, payload: bytes) -> None:
+        """Another player's seat idles or pauses the game, or is back."""
+        frame, episode, hidden, pause = decode_seat_hidden_payload(payload)
+        if pause:
+            if hidden:
+                self._pauses[seat.player] = (episode, frame)
+            else:
+                self._pauses.pop(seat.player, None)
+            seat.away = HiddenPolicy.PAUSE if hidden else None
+        else:
+            if hidden:
+                seat.idled.start(episode, frame)
+            else:
+                seat.idled.end(episode, frame)
+            seat.away = HiddenPolicy.IDLE if hidden else None
+            # Its inputs ran ahead of its game: what the windows hold says nothing of its pace.
+            seat.time_sync.reset()
+            # A record may have been written before this arrived: correct it.
+            for record in self.episodes:
+                record.pop("idled", None)
+                record.update(self._idled_entry(record["episode"], record["frames"]))
+        told = self.on_peer_hidden
+        if told is not None and not call_guarded(told, seat.player, hidden, what="on_peer_hidden"):
+            self._counts["callback_errors"] += 1
+
+    def _paused(self) -> bool:
+        """Whether a pause holds this side at the current frame: the earliest one asked for,
+        once reached. A side that simulated past it (on a guess of the input of the player who
+        asked, which nobody has) goes back to it."""
+        episode, frame = min(self._pauses.values())
+        if (self.episode, self._current) < (episode, frame):
+            return False
+        if episode == self.episode and self._current > frame:
+            self._rewind(frame)
+        self._stall_over(self._clock())
+        self._counts["paused_frames"] += 1
+        return True
+
+    def _rewind(self, frame: int) -> None:
+        """Go back to the state saved before ``frame``, forgetting what was simulated after."""
+        try:
+            saved = self._ring.load(frame)
+        except LookupError:
+            return  # past the prediction window: only a confused peer asks for that
+        try:
+            self.game.load_state(saved)
+        except Exception as error:
+            self._game_failed(GameError("load_state", self.episode, frame, True, error))
+            return
+        self._current = frame
+        for seat in self._seats.values():
+            del seat.used[frame:]
+        for simulated in [f for f in self._checksums if f >= frame]:
+            del self._checksums[simulated]
+        if self._end_frame is not None and self._end_frame >= frame:
+            self._end_frame = None
+
+    def _idled_entry(self, episode: int, frames: int) -> dict[str, Any]:
+        """``{"idled": {"<player>": [[first, end], ...]}}`` for the players who idled while
+        hidden in any of the episode's first ``frames`` frames, else nothing."""
+        idled = {
+            str(player): spans
+            for player, ranges in self._idled_by_player.items()
+            if (spans := ranges.within(episode, frames))
+        }
+        return {"idled": idled} if idled else {}
+
     # --- what the sessions deliver ------------------------------------------------------------
 
     def _on_peer_input(self, seat: Seat, transport_frame: int, action: int) -> None:
@@ -1071,6 +1401,12 @@ class RollbackSession:
             return  # what it holds was reported; the others hand on the rest
         if not self._take_input(seat, frame, action):
             self._counts["duplicate_inputs"] += 1
+        elif self._hidden_since is not None or self._idling:
+            # A hidden page's handlers run at once where its timers wait: its idle actions keep
+            # ahead from here. Sending from inside the session's packet handler is safe: the
+            # input path only reads the acknowledgement as it stood before this packet (an
+            # older one, which the next packet brings up to date).
+            self._tend_hidden()
 
     def _take_input(self, seat: Seat, frame: int, action: int) -> bool:
         """Take ``seat``'s real ``action`` for ``frame``; ``False`` if it was already here."""
@@ -1093,7 +1429,9 @@ class RollbackSession:
     def _on_control(self, seat: Seat, kind: int, payload: bytes) -> None:
         try:
             if kind == ControlKind.TIME_SYNC:
-                seat.time_sync.on_report(*decode_time_sync_payload(payload))
+                advantage, delay = decode_time_sync_payload(payload)
+                if seat.away is not _IDLE:  # one sent before it idled: stale
+                    seat.time_sync.on_report(advantage, delay)
                 self._counts["time_sync_received"] += 1
             elif kind == RollbackKind.STATE_CHUNK:
                 self._on_state_chunk(payload)
@@ -1105,6 +1443,8 @@ class RollbackSession:
                     self._close("peer", episode, frame, resimulating, reason)
             elif kind == RollbackKind.SEAT_LEFT:
                 self._on_seat_report(seat, payload)
+            elif kind == RollbackKind.SEAT_HIDDEN:
+                self._on_seat_hidden(seat, payload)
             elif kind == ControlKind.EPISODE_END:
                 frame, episode = decode_episode_end_payload(payload)
                 seat.ends[episode] = frame
@@ -1112,6 +1452,8 @@ class RollbackSession:
                 seat.ready.add(decode_episode_ready_payload(payload))
         except ValueError:
             self._counts["malformed_control"] += 1
+        if self._hidden_since is not None or self._idling:
+            self._tend_hidden()  # another prompt handler (see _on_peer_input)
 
     def _on_session_desync(self, desync: Desync) -> None:
         """A link's first desync: the lowest index still in the game sends its state (with
@@ -1163,6 +1505,12 @@ def _room_of(session: P2PSession | Mapping[int, P2PSession]) -> dict[int, P2PSes
             f"got {players}"
         )
     return sessions
+
+
+def _window_full(session: P2PSession) -> bool:
+    """The session's control channel refuses another message until an acknowledgement comes."""
+    control = session.parts.control
+    return control.in_flight >= control.window
 
 
 def _rtt_ms(session: P2PSession) -> float:

@@ -37,6 +37,7 @@ from p2p_transport.session.telemetry import TelemetryRecorder
 from p2p_transport.session.timers import SessionTimers
 from p2p_transport.session.watchdog import Watchdog
 from p2p_transport.timing import Clock, Scheduler
+from p2p_transport.wire.codec import encode_focus_state
 from p2p_transport.wire.messages import ControlKind
 
 __all__ = ["P2PSession"]
@@ -268,6 +269,19 @@ class P2PSession:
         :meth:`send_episode_end` does. ``state_hash``, 8 ASCII characters (the first 8 hex digits
         of the new episode's state hash), goes only to a version-1 peer, which stores it."""
         return self._routing.send_episode_ready(episode, state_hash)
+
+    def send_focus(self, focused: bool, frame: int) -> bool:
+        """Tell the peer whether this side's page is in the foreground (``FOCUS_STATE``, 0x14:
+        focused, and the frame it changed at), on every open path. Deployed JavaScript peers
+        keep track of it; a peer of this package reports it as a ``peer_focus`` event. It goes
+        once, like a ping: a lost one is not sent again. Returns whether any path took it."""
+        packet = encode_focus_state(focused, frame)  # validates
+        paths = self._parts.paths
+        sent = False
+        for path in Link:
+            if paths.is_open(path):
+                sent = paths.send_small(path, packet) or sent
+        return sent
 
     def reset_episode(self) -> None:
         """Forget inputs and frame numbers for a new episode; keep the connection and RTT."""

@@ -23,6 +23,8 @@ state chunk   episode u32, frame u32, chunk index u16, chunk count u16, the whol
 seat left     episode u32, player u8, frames held u32 (the player's last frame the sender
               holds the input of, plus one), then the actions (u8 each) of the last of those
               frames, up to :data:`MAX_SEAT_LEFT_ACTIONS`
+seat hidden   episode u32, frame u32, flags u8 (bit 0: hidden, bit 1: pause; the others must
+              be 0)
 ============  ===========================================================================
 """
 
@@ -48,6 +50,7 @@ __all__ = [
     "decode_episode_ready_payload",
     "decode_input_delay_payload",
     "decode_rollback_end_payload",
+    "decode_seat_hidden_payload",
     "decode_seat_left_payload",
     "decode_state_chunk_payload",
     "decode_state_hash_payload",
@@ -56,6 +59,7 @@ __all__ = [
     "encode_episode_ready_payload",
     "encode_input_delay_payload",
     "encode_rollback_end_payload",
+    "encode_seat_hidden_payload",
     "encode_seat_left_payload",
     "encode_state_chunk_payload",
     "encode_state_hash_payload",
@@ -66,7 +70,7 @@ __all__ = [
 class RollbackKind(IntEnum):
     """The rollback layer's own control kinds, in the range :class:`~.messages.ControlKind`
     reserves for the transport's later messages (a peer without them acknowledges and drops
-    them). Their payloads are the last four rows of the table above."""
+    them). Their payloads are the last five rows of the table above."""
 
     ROLLBACK_END = 0x05
     INPUT_DELAY = 0x06
@@ -74,6 +78,10 @@ class RollbackKind(IntEnum):
     #: A player of a room of more than two left; the sender says how far it holds that player's
     #: inputs, and hands on the last of them (see :mod:`p2p_transport.rollback.seats`).
     SEAT_LEFT = 0x08
+    #: The sender's page was hidden long enough that its seat plays its idle action from a frame
+    #: on, or it asks everyone to pause at a frame; or it is back (see
+    #: :mod:`p2p_transport.rollback.visibility`).
+    SEAT_HIDDEN = 0x09
 
 
 #: A SHA-256 digest; a longer hash detects nothing a 32-byte one misses.
@@ -98,6 +106,9 @@ _SEAT_LEFT_HEAD: Final = struct.Struct(">IBI")  # episode, player, frames held
 #: The actions a seat-left message hands on: what the largest control payload leaves after its
 #: head.
 MAX_SEAT_LEFT_ACTIONS: Final = MAX_CONTROL_PAYLOAD - _SEAT_LEFT_HEAD.size
+_SEAT_HIDDEN: Final = struct.Struct(">IIB")  # episode, frame, flags
+_HIDDEN_FLAG: Final = 0x01
+_PAUSE_FLAG: Final = 0x02
 #: The time sync's advantage is in hundredths of a frame, so a window's average keeps its
 #: fraction.
 _ADVANTAGE_SCALE: Final = 100
@@ -267,3 +278,27 @@ def decode_seat_left_payload(payload: bytes) -> tuple[int, int, int, bytes]:
     if len(actions) > held:
         raise DecodeError(f"a seat left hands on {len(actions)} actions of {held} frames held")
     return held - 1, episode, player, actions
+
+
+def encode_seat_hidden_payload(frame: int, episode: int, hidden: bool, pause: bool) -> bytes:
+    """The SEAT_HIDDEN payload. Without ``pause``: the sender's seat plays its idle action from
+    ``frame`` of ``episode`` on (``hidden``), or its real actions again from there (not
+    ``hidden``). With ``pause``: nobody may simulate ``frame`` of ``episode`` or later
+    (``hidden``), or the pause at that frame is over (not ``hidden``)."""
+    check_int("frame", frame, MAX_FRAME)
+    check_int("episode", episode, MAX_FRAME)
+    for name, flag in (("hidden", hidden), ("pause", pause)):
+        if not isinstance(flag, bool):
+            raise UsageError(f"{name} must be a bool, got {type(flag).__name__}")
+    flags = (_HIDDEN_FLAG if hidden else 0) | (_PAUSE_FLAG if pause else 0)
+    return _SEAT_HIDDEN.pack(episode, frame, flags)
+
+
+def decode_seat_hidden_payload(payload: bytes) -> tuple[int, int, bool, bool]:
+    """``(frame, episode, hidden, pause)`` from a SEAT_HIDDEN payload."""
+    if len(payload) != _SEAT_HIDDEN.size:
+        raise DecodeError(f"a seat hidden payload is {_SEAT_HIDDEN.size} bytes, got {len(payload)}")
+    episode, frame, flags = _SEAT_HIDDEN.unpack(payload)
+    if flags & ~(_HIDDEN_FLAG | _PAUSE_FLAG):
+        raise DecodeError(f"a seat hidden payload's flags have unknown bits: {flags:#04x}")
+    return frame, episode, bool(flags & _HIDDEN_FLAG), bool(flags & _PAUSE_FLAG)
