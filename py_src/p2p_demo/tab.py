@@ -18,6 +18,7 @@ from p2p_transport.browser.mesh_pairing import MeshCallbacks
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.browser.spectator import SpectatorTransport
 from p2p_transport.browser.transport import BrowserTransport
+from p2p_transport.browser.visibility import PageVisibility
 from p2p_transport.protocol.faults import FaultConfig, LinkConfig
 from p2p_transport.protocol.lifecycle import DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_ICE_TIMEOUT_MS
 from p2p_transport.protocol.reconnect import ReconnectConfig
@@ -131,6 +132,7 @@ class DemoTab:
         #: In a room of more than two: when each peer's DataChannel first opened (or was found
         #: unavailable: ``None``), by the peer's index.
         self.link_open_ms: dict[int, float | None] = {}
+        self._visibility = PageVisibility(self._on_visibility)
 
     def start(self) -> None:
         self.transport.connect()
@@ -207,7 +209,7 @@ class DemoTab:
         session = transport.sessions if isinstance(transport, MeshTransport) else transport.session
         assert session  # paired, or the room is ready
         perturb = options.get("perturb_at") if options.get("perturb_player") == player else None
-        return PongMatch(
+        match = PongMatch(
             session,
             self.transport.scheduler,
             self.transport.clock,
@@ -218,6 +220,16 @@ class DemoTab:
             max_prediction=int(options.get("max_prediction", 8)),
             perturb_at=None if perturb is None else int(perturb),
         )
+        # No visibilitychange comes for a page that is hidden already.
+        if self._visibility.hidden:
+            match.rollback.set_hidden(True)
+        return match
+
+    def _on_visibility(self, hidden: bool) -> None:
+        """The page went to the background or came back: the rollback layer idles this seat
+        (its hidden_policy) while its timers are throttled."""
+        if isinstance(self.match, PongMatch):
+            self.match.rollback.set_hidden(hidden)
 
     def _on_feed_packet(self, data: bytes) -> None:
         if isinstance(self.match, SpectatorMatch):
@@ -339,6 +351,7 @@ class DemoTab:
         self.transport.set_faults(fault_config(json.loads(options_json)))
 
     def close(self) -> None:
+        self._visibility.close()
         if self.match is not None:
             self.match.stop()
         if self.game is not None:

@@ -12,8 +12,12 @@
   const WARNING_ELEMENT_ID = "p2p-warning";
   const INSTALLERS = new Set(["micropip", "archive"]);
 
-  // Browser interval ids that are still running, so a test can assert none are left behind.
-  const intervals = new Set();
+  // Python's intervals still running (a test asserts none are left behind), by the id handed to
+  // Python: the function, the period asked, the browser's timer.
+  const intervals = new Map();
+  let nextIntervalId = 1;
+  // The shortest period any interval fires at (0: none), see throttleTimers.
+  let throttleMs = 0;
   let bootPromise = null;
 
   const shim = {
@@ -37,18 +41,29 @@
       return connect(options || {});
     },
 
-    // Wrappers for Python: identical to the browser's, plus a count of live intervals.
+    // Wrappers for Python: the browser's, plus a count of live intervals and a way to make them
+    // fire as a background tab's do (throttleTimers), since a headless page is never throttled.
     setInterval(fn, ms) {
-      const id = window.setInterval(fn, ms);
-      intervals.add(id);
+      const id = nextIntervalId++;
+      intervals.set(id, { fn, ms, timer: window.setInterval(fn, Math.max(ms, throttleMs)) });
       return id;
     },
     clearInterval(id) {
-      window.clearInterval(id);
+      const interval = intervals.get(id);
+      if (interval) window.clearInterval(interval.timer);
       intervals.delete(id);
     },
     activeIntervals() {
       return intervals.size;
+    },
+    // Every interval of Python's fires at most every `ms` from now on (0: as asked again), as
+    // Chromium wakes a hidden tab's timers about once a second (tests of hidden tabs).
+    throttleTimers(ms) {
+      throttleMs = ms;
+      for (const interval of intervals.values()) {
+        window.clearInterval(interval.timer);
+        interval.timer = window.setInterval(interval.fn, Math.max(interval.ms, ms));
+      }
     },
 
     // A message handler that passes Python only event.data: cheaper than a proxy of the event.
