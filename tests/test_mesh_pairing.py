@@ -227,7 +227,9 @@ def test_a_peer_that_leaves_ends_its_link_and_a_newcomer_in_its_seat_gets_a_new_
     assert {peer: tab.mesh.links[peer].session for peer in (1, 3)} == kept
     rejoined = sorted(d["peer"] for name, d in tab.events if name == "rejoined")
     assert rejoined == [1, 3]
-    assert CloseRelaySocket() in tab.server_actions
+    # The lean relay socket is the edge's to keep while it is open: no close is asked for.
+    assert CloseRelaySocket() not in tab.server_actions
+    assert tab.server_actions.count(OpenRelaySocket("ticket-0")) == 2
 
 
 def test_closing_closes_every_link_and_leaves_no_timer() -> None:
@@ -249,3 +251,21 @@ def test_room_sizes_and_dialects_a_mesh_cannot_use_are_refused() -> None:
         TransportOptions(players=1)
     with pytest.raises(UsageError, match="needs the reference server"):
         TransportOptions(players=3, dialect=MugDialect("subject"))
+
+
+def test_a_link_reconnecting_when_the_room_is_readied_again_goes_on() -> None:
+    # Another player's socket came back, so the server readies the room again while this tab's
+    # DataChannel to player 1 is down (its machine reconnecting): that link must go on, or the
+    # rollback layer would take player 1 for gone.
+    room = Room()
+    room.fill()
+    tab = room.tabs[0]
+    link = tab.mesh.links[1]
+    session = link.session
+    assert session is not None
+    session.edge.on_open()
+    session.edge.on_close()
+    assert session.state is SessionState.CLOSED
+    room.ready(tab)
+    assert tab.mesh.links[1] is link and link.session is session
+    assert session.state is SessionState.CLOSED

@@ -16,7 +16,7 @@ from p2p_transport.browser.pairing import (
     OpenRelaySocket,
     SendToServer,
 )
-from p2p_transport.browser.spectator_pairing import SpectatorPairing
+from p2p_transport.browser.spectator_pairing import MAX_EARLY_PACKETS, SpectatorPairing
 from p2p_transport.errors import UsageError
 from p2p_transport.wire.dialects import MugDialect
 from p2p_transport.wire.signaling import (
@@ -60,34 +60,48 @@ def test_the_join_watches_and_names_no_room_size_unless_given() -> None:
     assert sized.actions[0].payload["players"] == 4  # type: ignore[union-attr]
 
 
-def test_feed_packets_are_handed_on_once_the_room_is_ready() -> None:
+def test_feed_packets_are_handed_on_once_the_room_is_ready_those_before_it_first() -> None:
     watcher = Watcher()
     pairing = watcher.pairing
     pairing.connecting()
     pairing.socket_connected()
     pairing.server_event(JOINED_EVENT, {"room": ROOM, "spectator": True, "players": None})
     pairing.server_event(WAITING_EVENT, {"room": ROOM, "players": 3, "present": [0], "missing": 2})
+    # A player's first inputs can come before the spectator's room_ready: they wait for it.
     pairing.server_event(RELAY_EVENT, b"\x00early")
-    assert watcher.packets == [] and pairing.dropped == 1
-    pairing.server_event(
-        ROOM_READY_EVENT,
-        {
-            "room": ROOM,
-            "spectator": True,
-            "players": 3,
-            "peers": [{"player_index": p} for p in range(3)],
-            "relay_ticket": "t-1",
-        },
-    )
+    assert watcher.packets == [] and pairing.dropped == 0
+    ready = {
+        "room": ROOM,
+        "spectator": True,
+        "players": 3,
+        "peers": [{"player_index": p} for p in range(3)],
+        "relay_ticket": "t-1",
+    }
+    pairing.server_event(ROOM_READY_EVENT, ready)
     assert pairing.players == 3
-    assert watcher.actions[-2:] == [CloseRelaySocket(), OpenRelaySocket("t-1")]
+    assert watcher.actions[-1] == OpenRelaySocket("t-1")
     pairing.server_event(RELAY_EVENT, b"\x02feed")
     pairing.relay_packet(b"\x01lean")  # from the lean socket
-    assert watcher.packets == [b"\x02feed", b"\x01lean"]
+    assert watcher.packets == [b"\x00early", b"\x02feed", b"\x01lean"]
     pairing.server_event(PEER_LEFT_EVENT, {"player_index": 1})
+    # The room refilled: readied again, the same room and feed (the edge keeps an open socket).
+    pairing.server_event(ROOM_READY_EVENT, {**ready, "relay_ticket": "t-2"})
+    assert watcher.actions[-1] == OpenRelaySocket("t-2")
+    assert CloseRelaySocket() not in watcher.actions
     names = [name for name, _ in watcher.events]
     assert names == ["joined", "waiting_for_peer", "room_ready", "peer_left"]
     assert watcher.events[2][1] == {"players": 3, "spectator": True}
+
+
+def test_past_the_bound_packets_before_the_room_is_ready_are_counted_and_dropped() -> None:
+    watcher = Watcher()
+    for index in range(MAX_EARLY_PACKETS + 3):
+        watcher.pairing.relay_packet(bytes((0, index % 256)))
+    assert watcher.pairing.dropped == 3
+    watcher.pairing.server_event(
+        ROOM_READY_EVENT, {"room": ROOM, "spectator": True, "players": 2, "peers": []}
+    )
+    assert len(watcher.packets) == MAX_EARLY_PACKETS
 
 
 def test_a_callback_that_raises_is_counted_and_the_next_packet_still_arrives() -> None:

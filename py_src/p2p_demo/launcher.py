@@ -183,7 +183,8 @@ def cross_check(
         me = entry["player_index"]
         lost: int | None = 0
         for peer, link in links[me].items():
-            sent, received = links[peer][me].get("inputs_sent"), link.get("inputs_received")
+            sent = links.get(peer, {}).get(me, {}).get("inputs_sent")
+            received = link.get("inputs_received")
             if sent is None or received is None or lost is None:
                 lost = None
             else:

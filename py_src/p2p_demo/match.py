@@ -44,11 +44,20 @@ def advance_tick(rollback: RollbackSession, action: int) -> int:
 
 
 class FrameLoop:
-    """A game loop on the page's timers: it wakes every :data:`LOOP_WAKE_MS` and ticks once a
-    frame is due, :attr:`frame_ms` apart, catching up a little after a late wake. A subclass
-    gives :attr:`frame_ms` and :meth:`_tick`, and calls :meth:`_finish` when it is done."""
+    """A match's game loop on the page's timers: it wakes every :data:`LOOP_WAKE_MS` and ticks
+    once a frame is due, :attr:`frame_ms` apart, catching up a little after a late wake. A
+    subclass (a player's match, a spectator's) gives :attr:`frame_ms` and :meth:`_tick`, and
+    calls :meth:`_finish` when it is done."""
 
-    def __init__(self, scheduler: Scheduler, clock: Clock) -> None:
+    def __init__(
+        self, scheduler: Scheduler, clock: Clock, game: PongGame, episodes: int, seed: int
+    ) -> None:
+        if episodes < 1:
+            raise ValueError(f"episodes must be at least 1, got {episodes}")
+        #: The game, episode ``n`` played from ``seed + n``, for ``episodes`` episodes.
+        self.game = game
+        self.episodes = episodes
+        self.seed = seed
         self._scheduler = scheduler
         self._clock = clock
         self._timer: object | None = None
@@ -99,6 +108,20 @@ class FrameLoop:
         self.finished_at_ms = now
         self.stop()
 
+    def _progress(self, finished: list[dict[str, Any]]) -> dict[str, Any]:
+        """How far the match is, from its finished episodes' records."""
+        state = self.game.state
+        return {
+            "frames": sum(record["frames"] for record in finished),
+            "final_checksum": finished[-1]["final_checksum"] if finished else None,
+            "episodes_finished": len(finished),
+            "episodes": self.episodes,
+            "score": [state.score0, state.score1],
+            "finished": self.finished,
+            "started_at_ms": self.started_at_ms,
+            "finished_at_ms": self.finished_at_ms,
+        }
+
 
 class PongMatch(FrameLoop):
     """``episodes`` episodes of Pong over ``session`` (a :class:`P2PSession`, or in a room of more
@@ -122,13 +145,10 @@ class PongMatch(FrameLoop):
         max_prediction: int = 8,
         perturb_at: int | None = None,
     ) -> None:
-        super().__init__(scheduler, clock)
-        if episodes < 1:
-            raise ValueError(f"episodes must be at least 1, got {episodes}")
-        self.episodes = episodes
-        self.seed = seed
         players = 2 if isinstance(session, P2PSession) else len(session) + 1
-        self.game = PongGame(seed, perturb_at, players=players)
+        super().__init__(
+            scheduler, clock, PongGame(seed, perturb_at, players=players), episodes, seed
+        )
         self.rollback = RollbackSession(
             self.game,
             session,
@@ -188,17 +208,7 @@ class PongMatch(FrameLoop):
             "frames_ahead_max",
             "input_delay",
         )
-        return {
-            **{key: stats[key] for key in keys},
-            "frames": sum(record["frames"] for record in finished),
-            "final_checksum": finished[-1]["final_checksum"] if finished else None,
-            "episodes_finished": len(finished),
-            "episodes": self.episodes,
-            "score": [self.game.state.score0, self.game.state.score1],
-            "finished": self.finished,
-            "started_at_ms": self.started_at_ms,
-            "finished_at_ms": self.finished_at_ms,
-        }
+        return {**{key: stats[key] for key in keys}, **self._progress(finished)}
 
     def records(self) -> list[dict[str, Any]]:
         """Each finished episode's record: frames, final checksum and every player's inputs."""
@@ -220,10 +230,7 @@ class SpectatorMatch(FrameLoop):
         episode_frames: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(scheduler, clock)
-        self.episodes = episodes
-        self.seed = seed
-        self.game = PongGame(seed, players=players)
+        super().__init__(scheduler, clock, PongGame(seed, players=players), episodes, seed)
         self.spectator = SpectatorSession(self.game, players, episode_frames=episode_frames)
 
     @property
@@ -252,18 +259,7 @@ class SpectatorMatch(FrameLoop):
     def report(self) -> dict[str, Any]:
         stats = self.spectator.stats()
         finished = self.spectator.episodes
-        return {
-            **stats,
-            "spectator": True,
-            "frames": sum(record["frames"] for record in finished),
-            "final_checksum": finished[-1]["final_checksum"] if finished else None,
-            "episodes_finished": len(finished),
-            "episodes": self.episodes,
-            "score": [self.game.state.score0, self.game.state.score1],
-            "finished": self.finished,
-            "started_at_ms": self.started_at_ms,
-            "finished_at_ms": self.finished_at_ms,
-        }
+        return {**stats, "spectator": True, **self._progress(finished)}
 
     def records(self) -> list[dict[str, Any]]:
         return list(self.spectator.episodes)

@@ -140,7 +140,7 @@ class DemoTab:
     def _on_event(self, name: str, detail: dict[str, Any]) -> None:
         transport = self.transport
         if isinstance(transport, SpectatorTransport):
-            if name == "room_ready":
+            if name == "room_ready" and self.match is None:
                 self.paired_ms = transport.clock()
                 self.match = SpectatorMatch(
                     int(detail["players"]),

@@ -173,7 +173,10 @@ class JsConnection:
     a spectator's index is ``None``) and ``on_refused(message)`` settle the promise
     ``connect()`` returned. A spectator's ``on_input`` gets every player's inputs from the
     server's feed, its frames those on the wire, and each player's episode end is an
-    ``episode_end`` event (``player``, ``episode``, ``frame``: its last, from the episode's 0).
+    ``episode_end`` event (``player``, ``episode``, ``frame``: its last, from the episode's 0),
+    each report that a player left a ``seat_left`` event (``player``, ``by``, ``episode``,
+    ``frame``: the last of its inputs the reporter holds, ``actions``: its last ones; the
+    players take the furthest report once all who stay have sent theirs).
     """
 
     @_builtin_errors
@@ -305,6 +308,16 @@ class JsConnection:
             self._on_event(
                 "episode_end", {"player": packet.player, "episode": episode, "frame": frame}
             )
+        if packet.report is not None:
+            report = packet.report
+            left = {
+                "player": report.player,
+                "by": packet.player,
+                "episode": report.episode,
+                "frame": report.last_frame,
+                "actions": list(report.actions),
+            }
+            self._on_event("seat_left", left)
         for frame, action in packet.inputs:
             self._on_input(frame, action, packet.player)
 
@@ -317,8 +330,9 @@ class JsConnection:
             on_paired, _ = self._settle
             self._settle = None
             on_paired(detail.get("player_index"), int(detail.get("players", PLAYERS_PER_ROOM)))
-        elif name in REFUSAL_EVENTS or name in _FAILURES:
-            # Each of these events' message is a sentence (see protocol.lifecycle).
+        elif (name in REFUSAL_EVENTS or name in _FAILURES) and "peer" not in detail:
+            # Each of these events' message is a sentence (see protocol.lifecycle); one link's
+            # trouble (its detail names the peer) is not the room's refusal.
             self._refuse(str(detail.get("message") or json.dumps(detail, default=str)))
         if self._on_event_js is not None:
             self._on_event_js(name, js.JSON.parse(json.dumps(detail, default=str)))

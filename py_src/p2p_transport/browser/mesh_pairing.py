@@ -17,7 +17,9 @@ player's limits by its links), with ``p2p-first`` only those of links whose Data
 down.
 
 A peer that leaves the room ends its link (its session shuts down: the rollback layer then
-idles its seat); a player who joins that seat again gets a new link.
+idles its seat). A player who joins that seat again gets a new link, but a game under way plays
+on without it: the rollback layer takes no new session for a seat (a refilled seat is a new
+game's).
 """
 
 from __future__ import annotations
@@ -182,8 +184,8 @@ class MeshPairing(RoomListener):
             index = incoming.detail.get("player_index")
             if isinstance(index, int) and not isinstance(index, bool):
                 self.player_index = index
+            # No lifecycle waiting timer: the server says who is missing (waiting_for_peer).
             self.emit("joined", incoming.detail)
-            self._lifecycle.joined()
         elif isinstance(incoming, Notice):
             self.emit(incoming.event, incoming.detail)
         elif isinstance(incoming, ServerError):
@@ -211,7 +213,9 @@ class MeshPairing(RoomListener):
 
     def _room_ready(self, ready: RoomReady) -> None:
         """Every player is in: a link to each peer not linked yet (or linked to a player who has
-        since been replaced), and the same peer back through the server resumes its link."""
+        since been replaced). The server readies the room again whenever a join fills it (a
+        restart, anyone's socket back): a link to the same peer then goes on as it is, its
+        DataChannel reconnecting or not (only its own machine decides that)."""
         if ready.players != self.player_count:
             self.emit(
                 "error",
@@ -233,19 +237,28 @@ class MeshPairing(RoomListener):
                 self.unrouted["room_ready_peer"] += 1
                 continue
             link = self.links.get(peer)
-            if link is None or not link.resumes(me, peer, client):
-                if link is not None:
-                    link.close()
-                link = self.links[peer] = self._new_link(peer)
+            session = link.session if link is not None else None
+            if (
+                link is not None
+                and session is not None
+                and session.state is not SessionState.SHUT_DOWN
+                and client is not None
+                and client == link.peer_client
+            ):
+                self.emit("rejoined", {"peer": peer, "player_index": me, "peer_index": peer})
+                continue
+            if link is not None:
+                link.close()
+            link = self.links[peer] = self._new_link(peer)
             detail = {
                 "room": ready.detail.get("room"),
                 "peer_client": client,
                 "ice_servers": ready.detail.get("ice_servers"),
             }
             link.paired(me, peer, detail)
-        self._execute(CloseRelaySocket(), None)
         ticket = ready.detail.get("relay_ticket")
         if isinstance(ticket, str) and ticket:
+            # The edge keeps a lean socket that is still open: what it has on the way stays.
             self._execute(OpenRelaySocket(ticket), None)
         self._lifecycle.paired()
         self._lifecycle.channel_opened()  # each link watches its own ICE

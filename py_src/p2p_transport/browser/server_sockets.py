@@ -179,7 +179,9 @@ class DialectRelay:
 class ServerConnection:
     """A tab's connection to the signaling server: its Socket.IO socket (the transport's own, or
     the page's), the sessions' relay path over it, and the lean relay WebSocket while a ticket
-    opens one. It carries out the pairing's server actions (:meth:`carry_out`)."""
+    opens one. It carries out the pairing's server actions (:meth:`carry_out`); a ticket that
+    comes while the lean socket is open (the room readied again) leaves it open, since the
+    server writes to it until another claims the new ticket."""
 
     def __init__(
         self,
@@ -231,6 +233,8 @@ class ServerConnection:
             if self.socket is not None:
                 self.socket.emit(action.event, action.payload)
         elif isinstance(action, OpenRelaySocket):
+            if self.relay_socket_state in ("open", "connecting"):
+                return True  # still this tab's on the server: what is on its way stays
             self._close_relay_socket()
             options = self._options
             relay_socket = self._relay_socket = RelaySocket(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from p2p_transport._guard import call_guarded
 from p2p_transport.browser.options import TransportOptions
@@ -31,7 +31,11 @@ from p2p_transport.wire.dialects import (
     ServerError,
 )
 
-__all__ = ["SpectatorPairing"]
+__all__ = ["MAX_EARLY_PACKETS", "SpectatorPairing"]
+
+#: Feed packets kept while ``room_ready`` is on its way: a second of a room of 8 at 60 Hz, far
+#: more than the few the server can send a spectator before it.
+MAX_EARLY_PACKETS: Final = 512
 
 logger = logging.getLogger(__name__)
 
@@ -67,20 +71,27 @@ class SpectatorPairing(RoomListener):
         self._execute = execute
         #: The room's number of players, from ``room_ready`` on (``None`` before).
         self.players: int | None = None
-        #: Packets that came before the room was ready (counted, dropped).
+        #: Packets that came before the room was ready past :data:`MAX_EARLY_PACKETS`
+        #: (counted, dropped); those before it wait in ``_early``.
         self.dropped = 0
+        self._early: list[bytes] = []
         self._closed = False
 
     def _incoming(self, incoming: Incoming) -> None:
         if isinstance(incoming, RelayPacket):
             self.relay_packet(incoming.packet)
         elif isinstance(incoming, RoomReady):
-            self.players = incoming.players
-            self._execute(CloseRelaySocket())
             ticket = incoming.detail.get("relay_ticket")
             if isinstance(ticket, str) and ticket:
+                # The edge keeps a lean socket that is still open: the feed does not resend.
                 self._execute(OpenRelaySocket(ticket))
+            if self.players is not None:
+                return  # readied again (the room refilled): the same room, the same feed
+            self.players = incoming.players
             self.emit("room_ready", {"players": incoming.players, "spectator": True})
+            early, self._early = self._early, []
+            for packet in early:
+                self.relay_packet(packet)
         elif isinstance(incoming, Joined):
             self.emit("joined", incoming.detail)
         elif isinstance(incoming, Notice):
@@ -91,9 +102,14 @@ class SpectatorPairing(RoomListener):
             self._server_error(incoming.detail, incoming.event)
 
     def relay_packet(self, packet: bytes) -> None:
-        """A feed packet from either of the server's sockets."""
+        """A feed packet from either of the server's sockets; one that comes before
+        ``room_ready`` (the server readies spectators after the players, and the first inputs
+        may be quicker) waits for it."""
         if self.players is None:
-            self.dropped += 1
+            if len(self._early) < MAX_EARLY_PACKETS:
+                self._early.append(packet)
+            else:
+                self.dropped += 1
             return
         if not call_guarded(self._on_packet, packet, what="on_packet"):
             self.callback_errors += 1
