@@ -329,7 +329,13 @@ class JsConnection:
         if name in _READY and self._settle is not None and "peer" not in detail:
             on_paired, _ = self._settle
             self._settle = None
-            on_paired(detail.get("player_index"), int(detail.get("players", PLAYERS_PER_ROOM)))
+            # A mesh's or a spectator's room_ready says the room's size; a deployed server's
+            # "paired" detail has its own "players" (the participants' ids).
+            two = isinstance(self.transport, BrowserTransport)
+            on_paired(
+                detail.get("player_index"),
+                PLAYERS_PER_ROOM if two else int(detail["players"]),
+            )
         elif (name in REFUSAL_EVENTS or name in _FAILURES) and "peer" not in detail:
             # Each of these events' message is a sentence (see protocol.lifecycle); one link's
             # trouble (its detail names the peer) is not the room's refusal.
