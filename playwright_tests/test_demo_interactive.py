@@ -89,7 +89,12 @@ def test_the_demos_link_emulation_is_seen_on_every_path(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["options"]["link_by"] in ("netem", "the transport's own emulation, every path")
     for player in report["players"]:
-        for key in ("rtt_p50_ms", "relay_rtt_p50_ms"):
-            # Each direction crosses the link once; the ping timer's granularity adds a little.
-            assert 2 * LINK_DELAY_MS <= player[key] <= 2 * LINK_DELAY_MS + 25, (key, player)
+        for path in ("", "relay_"):
+            # Each direction crosses the link once: no round trip is shorter than twice the
+            # delay, and the shortest is about that (the ping timer's granularity adds a little;
+            # a loaded machine delays most samples, not the best one, and a link emulated twice
+            # would be twice as long).
+            fastest, typical = player[f"{path}rtt_min_ms"], player[f"{path}rtt_p50_ms"]
+            assert 2 * LINK_DELAY_MS <= fastest <= 2 * LINK_DELAY_MS + 25, (path, player)
+            assert typical >= fastest, (path, player)
     assert "relay RTT p50 (ms)" in done.stdout

@@ -61,8 +61,10 @@ REPORT_KEYS: Final = (
     "recovered",
     "pings_sent",
     "pongs_received",
+    "rtt_min_ms",
     "rtt_p50_ms",
     "rtt_p95_ms",
+    "relay_rtt_min_ms",
     "relay_rtt_p50_ms",
     "p2p_packets_sent",
     "relay_packets_sent",
@@ -150,7 +152,13 @@ SUMMED_KEYS: Final = (
     "relay_inputs_delivered",
 )
 #: Per-link round trips: a mesh player's entry gives its worst link's.
-WORST_KEYS: Final = ("rtt_p50_ms", "rtt_p95_ms", "relay_rtt_p50_ms")
+WORST_KEYS: Final = (
+    "rtt_min_ms",
+    "rtt_p50_ms",
+    "rtt_p95_ms",
+    "relay_rtt_min_ms",
+    "relay_rtt_p50_ms",
+)
 
 
 def link_totals(links: dict[int, dict[str, Any]]) -> dict[str, Any]:
