@@ -135,22 +135,6 @@ def link_stats(tab_report: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return {} if peer is None else {int(peer): stats}
 
 
-#: Per-link figures a mesh player's entry adds up over its links.
-SUMMED_KEYS: Final = (
-    "inputs_sent",
-    "inputs_received",
-    "duplicates",
-    "recovered",
-    "pings_sent",
-    "pongs_received",
-    "p2p_packets_sent",
-    "relay_packets_sent",
-    "p2p_bytes_sent",
-    "fault_dropped",
-    "reconnects",
-    "p2p_inputs_delivered",
-    "relay_inputs_delivered",
-)
 #: Per-link round trips: a mesh player's entry gives its worst link's.
 WORST_KEYS: Final = (
     "rtt_min_ms",
@@ -158,6 +142,14 @@ WORST_KEYS: Final = (
     "rtt_p95_ms",
     "relay_rtt_min_ms",
     "relay_rtt_p50_ms",
+)
+#: Per-link figures a mesh player's entry adds up over its links: the report's counts, and what
+#: its other rows are worked out from.
+SUMMED_KEYS: Final = (
+    *(key for key in REPORT_KEYS if key not in WORST_KEYS),
+    "p2p_bytes_sent",
+    "p2p_inputs_delivered",
+    "relay_inputs_delivered",
 )
 
 

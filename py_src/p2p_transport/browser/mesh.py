@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +24,7 @@ from p2p_transport.browser.pairing import (
     EdgeAction,
     Pairing,
 )
-from p2p_transport.browser.rtc_connection import RtcLink
+from p2p_transport.browser.rtc_connection import RtcLink, SignalingSteps
 from p2p_transport.browser.server_sockets import ServerConnection
 from p2p_transport.browser.telemetry_saves import TelemetrySaves
 from p2p_transport.errors import InvalidStateError, UsageError
@@ -77,7 +76,7 @@ class MeshTransport:
         )
         self._links: dict[int, RtcLink] = {}
         self._closed = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._steps = SignalingSteps()
         self._saves = TelemetrySaves()
 
     @property
@@ -194,8 +193,7 @@ class MeshTransport:
             link.close()
         self.scheduler.clear_all()
         self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        self._steps.cancel_all()
         self._saves.close()
         self._proxies.destroy_all()
 
@@ -217,18 +215,6 @@ class MeshTransport:
             if link is not None:
                 link.close()
             link = self._links[peer] = RtcLink(
-                pairing, self.options, lambda coro, what: self._spawn(pairing, coro, what)
+                pairing, self.options, lambda coro, what: self._steps.spawn(pairing, coro, what)
             )
         return link
-
-    def _spawn(self, pairing: Pairing, coro: Coroutine[Any, Any, None], what: str) -> None:
-        async def guarded() -> None:
-            try:
-                await coro
-            except Exception as exc:
-                logger.exception("%s failed", what)
-                pairing.step_failed(what, exc)
-
-        task = asyncio.ensure_future(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

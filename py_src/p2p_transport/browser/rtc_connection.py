@@ -9,6 +9,7 @@ answer, candidates) await promises.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Coroutine
@@ -34,7 +35,14 @@ from p2p_transport.protocol.peer_connection import (
     OpenConnection,
 )
 
-__all__ = ["CHANNEL_LABEL", "PING_CHANNEL_ID", "PING_CHANNEL_LABEL", "RtcConnection", "RtcLink"]
+__all__ = [
+    "CHANNEL_LABEL",
+    "PING_CHANNEL_ID",
+    "PING_CHANNEL_LABEL",
+    "RtcConnection",
+    "RtcLink",
+    "SignalingSteps",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -302,3 +310,28 @@ class RtcLink:
         if rtc is not None:
             rtc.close()
         self.proxies.destroy_all()
+
+
+class SignalingSteps:
+    """A tab's signaling steps under way (offers, answers, candidates, a lobby's page fetch):
+    each runs to its end, one that throws is told to its pairing (``step_failed``), and
+    :meth:`cancel_all` stops those left at close."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, pairing: Pairing, coro: Coroutine[Any, Any, None], what: str) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception as exc:
+                logger.exception("%s failed", what)
+                pairing.step_failed(what, exc)
+
+        task = asyncio.ensure_future(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()

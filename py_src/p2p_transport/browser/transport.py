@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -24,7 +23,7 @@ from p2p_transport.browser.pairing import (
     EdgeAction,
     Pairing,
 )
-from p2p_transport.browser.rtc_connection import RtcLink
+from p2p_transport.browser.rtc_connection import RtcLink, SignalingSteps
 from p2p_transport.browser.server_sockets import ServerConnection
 from p2p_transport.browser.telemetry_saves import TelemetrySaves
 from p2p_transport.errors import InvalidStateError, UsageError
@@ -87,9 +86,13 @@ class BrowserTransport:
             options, self._pairing, self._proxies, self._pairing.relay_packet
         )
         # The peer connection's handlers live and die with it, so a reconnection frees the old ones.
-        self._link = RtcLink(self._pairing, options, self._spawn)
+        self._link = RtcLink(
+            self._pairing,
+            options,
+            lambda coro, what: self._steps.spawn(self._pairing, coro, what),
+        )
         self._closed = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._steps = SignalingSteps()
         # save_telemetry()'s records, until the server answers.
         self._saves = TelemetrySaves()
 
@@ -156,7 +159,7 @@ class BrowserTransport:
         entry = dialect.entry_path if isinstance(dialect, MugDialect) else None
         self._pairing.connecting()
         if socket is None and entry is not None:
-            self._spawn(self._enter_then_open(entry), "the participant's page")
+            self._steps.spawn(self._pairing, self._enter_then_open(entry), "the participant's page")
         else:
             self._server.open(socket)
 
@@ -270,8 +273,7 @@ class BrowserTransport:
         self._pairing.close()
         self.scheduler.clear_all()
         self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        self._steps.cancel_all()
         self._saves.close()
         self._proxies.destroy_all()
 
@@ -292,15 +294,3 @@ class BrowserTransport:
             return
         if isinstance(action, TelemetrySaved):
             self._saves.answered(action.detail)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
-        async def guarded() -> None:
-            try:
-                await coro
-            except Exception as exc:
-                logger.exception("%s failed", what)
-                self._pairing.step_failed(what, exc)
-
-        task = asyncio.ensure_future(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
