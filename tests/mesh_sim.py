@@ -137,10 +137,10 @@ class MeshPlayer:
 
     def _tick(self, now: float) -> None:
         rollback = self.rollback
-        if rollback.episode_over and len(rollback.episodes) < self.episodes:
+        if rollback.episode_over and rollback.finished_episodes < self.episodes:
             self.game.reset(self.seed + rollback.episode + 1)
             rollback.start_next_episode()
-        if self.finished_at_ms is None and len(rollback.episodes) >= self.episodes:
+        if self.finished_at_ms is None and rollback.finished_episodes >= self.episodes:
             self.finished_at_ms = now
         # A player that finished keeps ticking: it still has to report a player who leaves.
         frames = advance_tick(rollback, self.actions[self.ticks % len(self.actions)])
@@ -171,6 +171,20 @@ class Leave:
 
     player: int
     frame: int
+
+
+@dataclass(frozen=True)
+class Reload:
+    """``player``'s page reloads once its own frame reaches ``frame`` (a game of two): the page is
+    gone at once (its sessions stop), and the other player closes its session with it when the
+    server's word reaches it, 20 to 200 ms later (seeded). ``back_ms`` after it left, its new page
+    is paired again: a session each way on a new link, a new game and a ``RollbackSession`` with
+    ``resume=True`` on its side; the other player's layer gets its session
+    (``replace_session``)."""
+
+    player: int
+    frame: int
+    back_ms: float
 
 
 @dataclass(frozen=True)
@@ -224,6 +238,10 @@ class MeshRun:
     #: left, player who heard) -> ms.
     left_at_ms: dict[int, float] = field(default_factory=dict)
     heard_at_ms: dict[tuple[int, int], float] = field(default_factory=dict)
+    #: The pages that reloaded, as they were before (their new ones are in ``players``), and
+    #: when each new one was paired again.
+    reloaded: list[MeshPlayer] = field(default_factory=list)
+    back_at_ms: dict[int, float] = field(default_factory=dict)
 
     def staying(self) -> list[MeshPlayer]:
         return [player for player in self.players if not player.gone]
@@ -243,6 +261,7 @@ def simulate_mesh(
     start_ms: dict[int, float] | None = None,
     leaving: Sequence[Leave] = (),
     hiding: Sequence[Hide] = (),
+    reloading: Sequence[Reload] = (),
     diverge: tuple[int, int] | None = None,
     **options: Any,
 ) -> MeshRun:
@@ -251,7 +270,9 @@ def simulate_mesh(
     default). Each link's one-way delay is drawn from ``delay_range_ms``; each direction drops
     ``loss`` of its packets and holds back ``reorder`` of them a further 50 ms. Each of
     ``leaving`` leaves as :class:`Leave` says, each of ``hiding`` hides its page as :class:`Hide`
-    says. ``diverge=(player, frame)`` makes that player's
+    says, each of ``reloading`` reloads its page as :class:`Reload` says (the first page's
+    :class:`MeshPlayer` then stays in ``run.reloaded``, the new one takes its place).
+    ``diverge=(player, frame)`` makes that player's
     game differ after that frame of the first episode. ``options`` go to every player's
     :class:`RollbackSession`."""
     clock = FakeClock(0.0)
@@ -264,12 +285,15 @@ def simulate_mesh(
     pages = {hide.player: PageTimers(scheduler) for hide in hiding}
     pipes: dict[tuple[int, int], Pipe] = {}
     delays: dict[tuple[int, int], float] = {}
-    for low, high in combinations(range(count), 2):
-        delay = delays[(low, high)] = round(rng.uniform(*delay_range_ms), 1)
+
+    def link(low: int, high: int, generation: int) -> None:
+        """A session each way between ``low`` and ``high`` over a new faulty link."""
+        delay = delays[(low, high)]
         fault = FaultConfig(loss=loss, delay_ms=max(delay, _AFTER_RETURN_MS), reorder=reorder)
         for player, peer in ((low, high), (high, low)):
             pipe = pipes[(player, peer)] = Pipe()
-            channel = FaultyChannel(pipe, fault, clock, seed=seed * 10_000 + player * 100 + peer)
+            channel_seed = seed * 10_000 + player * 100 + peer + generation * 1_000_000
+            channel = FaultyChannel(pipe, fault, clock, seed=channel_seed)
             channels.append(channel)
             sessions[(player, peer)] = P2PSession(
                 player,
@@ -280,9 +304,13 @@ def simulate_mesh(
                 channel=channel,
                 config=config,
             )
-    for (player, peer), pipe in pipes.items():
-        pipe.receive = sessions[(peer, player)].edge.on_message
-        sessions[(player, peer)].edge.on_open()
+        for player, peer in ((low, high), (high, low)):
+            pipes[(player, peer)].receive = sessions[(peer, player)].edge.on_message
+            sessions[(player, peer)].edge.on_open()
+
+    for low, high in combinations(range(count), 2):
+        delays[(low, high)] = round(rng.uniform(*delay_range_ms), 1)
+        link(low, high, 0)
     starts = start_ms or {}
     players = []
     for index in range(count):
@@ -324,9 +352,52 @@ def simulate_mesh(
         run.heard_at_ms[(peer, player)] = clock()
 
     leaves_at = {leave.player: leave.frame for leave in leaving}
+    reloads = {reload.player: reload for reload in reloading}
+    away: set[int] = set()  # reloaded pages not back yet
+
+    def come_back(reload: Reload) -> None:
+        """The reloaded page is paired again: new links, a new game and layer that resume."""
+        index = reload.player
+        away.discard(index)
+        old = players[index]
+        run.reloaded.append(old)
+        for peer in range(count):
+            if peer != index:
+                link(min(index, peer), max(index, peer), len(run.reloaded))
+        game = RingGame(count, seed)
+        links = {peer: sessions[(index, peer)] for peer in range(count) if peer != index}
+        rollback = RollbackSession(
+            game,
+            links,
+            input_delay=input_delay,
+            max_prediction=max_prediction,
+            episode_frames=frames,
+            resume=True,
+            **options,
+        )
+        new = players[index] = MeshPlayer(
+            index, game, rollback, old.actions, episodes, seed, next_due=clock()
+        )
+        run.back_at_ms[index] = clock()
+        for peer in range(count):
+            if peer != index:
+                players[peer].rollback.replace_session(index, sessions[(peer, index)])
+        scheduler.set_interval(lambda: wake(new), LOOP_WAKE_MS)
 
     def wake(player: MeshPlayer) -> None:
         player.wake(clock())
+        reload = reloads.get(player.index)
+        if reload is not None and not player.gone and player.rollback.current_frame >= reload.frame:
+            del reloads[player.index]  # once
+            away.add(player.index)
+            player.gone = True
+            run.left_at_ms[player.index] = clock()
+            for peer in range(count):
+                if peer != player.index:
+                    sessions[(player.index, peer)].close()
+                    one_shot(lambda p=peer: close_link(p, player.index), rng.uniform(20.0, 200.0))
+            one_shot(lambda: come_back(reload), reload.back_ms)
+            return
         frame = leaves_at.get(player.index)
         if frame is not None and not player.gone and player.rollback.current_frame >= frame:
             player.gone = True
@@ -350,7 +421,7 @@ def simulate_mesh(
 
     def run_until(end_ms: float, stop_early: bool) -> None:
         while clock() < end_ms:
-            if stop_early and all(p.finished_at_ms is not None for p in run.staying()):
+            if stop_early and not away and all(p.finished_at_ms is not None for p in run.staying()):
                 return
             due = [c.next_due_ms for c in channels if c.next_due_ms is not None]
             due += [timer.next_due_ms for timer in scheduler.active.values()]

@@ -177,7 +177,7 @@ class PongMatch(FrameLoop):
     def _tick(self, now: float) -> None:
         rollback = self.rollback
         if rollback.episode_over:
-            if len(rollback.episodes) >= self.episodes:
+            if rollback.finished_episodes >= self.episodes:
                 self._finish(now)
                 return
             self.game.reset(self.seed + rollback.episode + 1)

@@ -135,9 +135,22 @@ class PongGame:
         self.state = PongState(*state)
 
     def checksum(self) -> bytes:
-        *fields, more = astuple(self.state)
-        data = _PACK.pack(*fields) + struct.pack(f">{len(more)}q", *more)
-        return hashlib.blake2b(data, digest_size=16).digest()
+        return hashlib.blake2b(self.encode_state(self.save_state()), digest_size=16).digest()
+
+    def encode_state(self, state: tuple[Any, ...]) -> bytes:
+        """A saved state as bytes (for a page that comes back, or a desync's repair): the
+        fields packed, then the paddles of seats 2 and up."""
+        *fields, more = state
+        return _PACK.pack(*fields) + struct.pack(f">{len(more)}q", *more)
+
+    def decode_state(self, data: bytes) -> tuple[Any, ...]:
+        """The state :meth:`encode_state` made; ``ValueError`` for bytes of another game's size
+        (another number of players)."""
+        size = _PACK.size + 8 * (self.players - 2)
+        if len(data) != size:
+            raise ValueError(f"a {self.players}-player state is {size} bytes, got {len(data)}")
+        more = struct.unpack_from(f">{self.players - 2}q", data, _PACK.size)
+        return (*_PACK.unpack_from(data), more)
 
     def done(self) -> bool:
         return max(self.state.score0, self.state.score1) >= WIN_SCORE

@@ -2,10 +2,11 @@
 
 Deployed peers speak only version 1 and drop a message type they do not know, so a session must
 keep sending them 0x01 exactly as before. Each side therefore starts with 0x01 and, once it hears
-the peer's inputs (a peer is there and playing), also sends the same inputs as one 0x20 packet
-every :data:`PROBE_INTERVAL_MS`. A peer that understands it now knows this side does too and
-answers in 0x20; the first 0x20 packet received settles it, on both sides, for the rest of the
-session. A version-1 peer drops the probes and goes on receiving 0x01; after
+the peer's inputs (a peer is there and playing) or a message only this package sends (a peer that
+has no inputs to send yet, say one waiting for this side's), also sends the same inputs as one
+0x20 packet every :data:`PROBE_INTERVAL_MS`. A peer that understands it now knows this side does
+too and answers in 0x20; the first 0x20 packet received settles it, on both sides, for the rest of
+the session. A version-1 peer drops the probes and goes on receiving 0x01; after
 :data:`MAX_PROBES` unanswered probes this side stops sending them and takes the peer for a
 version-1 peer (:attr:`AckNegotiation.peer_version`).
 """
@@ -100,7 +101,7 @@ class AckNegotiation:
         if (
             not self.enabled
             or self.peer_speaks_acked
-            or not self._heard_peer_inputs
+            or not (self._heard_peer_inputs or self._heard_extension)
             or self.probes_sent >= MAX_PROBES
         ):
             return False

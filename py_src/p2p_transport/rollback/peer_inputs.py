@@ -43,6 +43,10 @@ class PeerInputs:
             self._early[frame] = action
         return True
 
+    def drop_early(self) -> None:
+        """Forget the inputs held past the first missing frame (it will never come)."""
+        self._early.clear()
+
     def get(self, frame: int) -> int | None:
         """The action that arrived for ``frame``, or ``None``."""
         if 0 <= frame < len(self._confirmed):

@@ -91,8 +91,12 @@ class Seat:
         #: idles (its inputs run ahead of its game: they set no pace) or pauses the game;
         #: ``None`` while it plays.
         self.away: HiddenPolicy | None = None
-        #: The frames it idled while hidden.
+        #: The frames it idled while hidden (or absent, see :mod:`.resume`).
         self.idled = IdleRanges()
+        #: In a game of two: since when its session is shut down, this side waiting for it to
+        #: come back (``None``: it plays); and whether its new page asked for the game.
+        self.absent_since: float | None = None
+        self.asked = False
         self.start_episode(0, {})
 
     def start_episode(self, episode: int, early: dict[int, int]) -> None:
@@ -107,6 +111,12 @@ class Seat:
         self.newest = max(early, default=-1)
         self.used = bytearray()
         self.settle(episode)
+
+    def end_for_absent(self, episode: int, end: int) -> None:
+        """This side ended ``episode`` at ``end`` while the seat is absent: the seat ends it
+        there too and is ready for the next (its page, back, joins the episode under way)."""
+        self.ends[episode] = end
+        self.ready.add(episode + 1)
 
     def settle(self, episode: int) -> None:
         """Work out :attr:`idle_from` for ``episode`` from the agreement, if there is one."""

@@ -71,6 +71,7 @@ from p2p_transport._guard import call_guarded
 from p2p_transport.errors import InvalidStateError, P2PTransportError, UsageError
 from p2p_transport.protocol.acked_sender import PENDING_LIMIT
 from p2p_transport.protocol.desync import Desync
+from p2p_transport.rollback.chunks import ChunkAssembler, chunk_payloads
 from p2p_transport.rollback.errors import GameError
 from p2p_transport.rollback.frame_budget import FrameBudget
 from p2p_transport.rollback.game import (
@@ -82,6 +83,7 @@ from p2p_transport.rollback.game import (
     idle_action,
     resimulate,
 )
+from p2p_transport.rollback.resume import DEFAULT_RETURN_LIMIT_MS, ResumePackage
 from p2p_transport.rollback.seats import Seat, forwarded_frames
 from p2p_transport.rollback.state_ring import StateRing
 from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
@@ -96,10 +98,9 @@ from p2p_transport.rollback.visibility import (
 from p2p_transport.session.delivery import LayerHandlers
 from p2p_transport.session.edge import SessionState
 from p2p_transport.session.session import P2PSession
+from p2p_transport.wire.codec import DecodeError
 from p2p_transport.wire.control_payloads import (
-    MAX_CHUNK_DATA,
     MAX_HASH_SIZE,
-    STATE_DIGEST_SIZE,
     RollbackKind,
     decode_episode_end_payload,
     decode_episode_ready_payload,
@@ -107,12 +108,10 @@ from p2p_transport.wire.control_payloads import (
     decode_rollback_end_payload,
     decode_seat_hidden_payload,
     decode_seat_left_payload,
-    decode_state_chunk_payload,
     decode_time_sync_payload,
     encode_input_delay_payload,
     encode_rollback_end_payload,
     encode_seat_hidden_payload,
-    encode_state_chunk_payload,
     encode_time_sync_payload,
 )
 from p2p_transport.wire.messages import ControlKind
@@ -145,6 +144,10 @@ DEFAULT_CHECK_INTERVAL: Final = 10
 DELAY_SHRINK_MS: Final = 2000.0
 #: frames_ahead samples kept for telemetry: 5 a second (one per report) for 30 minutes.
 MAX_FRAMES_AHEAD_SAMPLES: Final = 9000
+#: The other player's inputs a page that came back keeps while the game under way reaches it: a
+#: minute's at 60 Hz, where the transfer takes a few round trips (the receiver acknowledged
+#: them: the sender never sends them again), and a bound on what a peer can make it hold.
+MAX_KEPT_FOR_RESUME: Final = 3600
 #: The control messages this layer consumes; the session hands the rest to the game's callbacks.
 _OWN_KINDS: Final = frozenset(
     (
@@ -156,6 +159,8 @@ _OWN_KINDS: Final = frozenset(
         RollbackKind.STATE_CHUNK,
         RollbackKind.SEAT_LEFT,
         RollbackKind.SEAT_HIDDEN,
+        RollbackKind.RESUME_ASK,
+        RollbackKind.RESUME,
     )
 )
 # Read for every seat each frame: a member named through its enum class costs about 75 ns.
@@ -179,9 +184,19 @@ class RollbackState(StrEnum):
     ENDED = "ended"
     #: ``start_next_episode`` was called; waiting for the other players' ends and readiness.
     WAITING = "waiting"
-    #: A game's code raised (this side's or another player's) and the session ended: see
-    #: ``RollbackSession.end_reason``. Nothing advances any more.
+    #: A game's code raised (this side's or another player's), or the other player did not come
+    #: back in time, and the session ended: see ``RollbackSession.end_reason``. Nothing advances
+    #: any more.
     CLOSED = "closed"
+    #: A page that came back waits for the game under way (``resume=True``, see :mod:`.resume`).
+    RESUMING = "resuming"
+
+
+#: The states in which a game of two notices the other player gone (see .resume).
+_GOES_ON: Final = frozenset((RollbackState.RUNNING, RollbackState.ENDED, RollbackState.WAITING))
+#: The states in which it answers the page that came back (waiting for the next episode's start,
+#: which the absent player's readiness does not hold up, it waits a frame).
+_ANSWERS: Final = frozenset((RollbackState.RUNNING, RollbackState.ENDED))
 
 
 class RollbackSession:
@@ -258,6 +273,9 @@ class RollbackSession:
         timer: Callable[[], float] = time.perf_counter,
         hidden_policy: HiddenPolicy | str = HiddenPolicy.IDLE,
         on_peer_hidden: Callable[[int, bool], None] | None = None,
+        resume: bool = False,
+        return_limit_ms: float = DEFAULT_RETURN_LIMIT_MS,
+        on_peer_absent: Callable[[int, str], None] | None = None,
     ) -> None:
         check_game(game)
         if not isinstance(hidden_policy, str) or hidden_policy not in set(HiddenPolicy):
@@ -270,6 +288,9 @@ class RollbackSession:
         if not fps > 0:
             raise UsageError(f"fps must be positive, got {fps}")
         check_int("check_interval", check_interval, minimum=1)
+        check_finite("return_limit_ms", return_limit_ms)
+        if not return_limit_ms >= 0:
+            raise UsageError(f"return_limit_ms must not be negative, got {return_limit_ms}")
         if episode_frames is not None:
             check_int("episode_frames", episode_frames, minimum=1)
         sessions = _room_of(session)
@@ -291,13 +312,32 @@ class RollbackSession:
         self._predict: Callable[[int, int, int], object] | None = (
             predict if callable(predict) else None
         )
-        if repair_desync and not all(
+        encodes = all(
             callable(getattr(game, name, None)) for name in ("encode_state", "decode_state")
-        ):
+        )
+        if repair_desync and not encodes:
             raise UsageError("repair_desync needs the game's encode_state and decode_state")
+        if resume and not encodes:
+            raise UsageError("resume needs the game's encode_state and decode_state")
+        if resume and self._player_count != PLAYERS_PER_ROOM:
+            raise UsageError("resume is for a game of two: a player who leaves a room is gone")
         self.repair_desync = repair_desync
+        # A game of two whose state travels waits for the other player to come back (.resume).
+        self._awaits_returns = encodes and self._player_count == PLAYERS_PER_ROOM
+        self.return_limit_ms = float(return_limit_ms)
+        self.on_peer_absent = on_peer_absent
+        self._resume_chunks = ChunkAssembler()
+        # Inputs that came before the game under way did (resume=True): player -> transport
+        # frame -> action.
+        self._before_resume: dict[int, dict[int, int]] = {}
+        #: The other players' absences (see :mod:`.resume`), and this page's own return: each
+        #: with the player, when it started and ended (ms on the session's clock), the episode
+        #: and frame, and how it ended (``"resumed"``, ``"gone"``, or ``None`` while it lasts).
+        self.absences: list[dict[str, Any]] = []
+        #: This page came back (``resume=True``): what it got (``None`` until then).
+        self.resumed: dict[str, Any] | None = None
         self._send_state = False
-        self._chunks: dict[tuple[int, int, bytes], dict[int, bytes]] = {}
+        self._state_chunks = ChunkAssembler()
         self._received_state: tuple[int, int, bytes] | None = None
         #: The state transfers that repaired a desync: role ("sent" or "received"), episode,
         #: frame (the state is the one after it), size in bytes.
@@ -326,14 +366,7 @@ class RollbackSession:
         self._playing = self._seat_list
         self._ring = StateRing(max_prediction + 2)
         for seat in self._seats.values():
-            seat.session.attach_layer(
-                LayerHandlers(
-                    on_input=partial(self._on_peer_input, seat),
-                    control_kinds=_OWN_KINDS,
-                    on_control=partial(self._on_control, seat),
-                    on_desync=self._on_session_desync,
-                )
-            )
+            self._attach(seat)
         self.state = RollbackState.RUNNING
         self.episode = 0
         for seat in self._seats.values():
@@ -341,6 +374,8 @@ class RollbackSession:
         #: One record per finished episode: its inputs, length and final checksum.
         self.episodes: list[dict[str, Any]] = []
         self._base = 0  # the transport frame of this episode's frame 0
+        self._episodes_before = 0  # those a page that came back did not play (see .resume)
+        self._end_state: bytes | None = None  # the encoded state after the episode's last frame
         self._counts: Counter[str] = Counter()
         self._depths: Counter[int] = Counter()
         self._stall_ms = 0.0
@@ -368,11 +403,26 @@ class RollbackSession:
         self._idled_by_player = dict(sorted(idled.items()))
         # The pauses asked for (this side's own too): player -> the frame nobody may simulate.
         self._pauses: dict[int, Mark] = {}
-        # SEAT_HIDDEN payloads a full control window refused, per player, oldest first.
-        self._hidden_unsent: dict[int, list[bytes]] = {}
+        # Control messages a full window refused, per player, oldest first: (kind, payload).
+        self._unsent: dict[int, list[tuple[int, bytes]]] = {}
         self._params = episode_params(game)
         self._next_params: dict[str, Any] | None = None
         self._start_episode()
+        if resume:
+            self.state = RollbackState.RESUMING
+            self._resume_asked_ms = self._clock()
+            for seat in self._seat_list:
+                self._tell(seat, RollbackKind.RESUME_ASK, b"")
+
+    def _attach(self, seat: Seat) -> None:
+        seat.session.attach_layer(
+            LayerHandlers(
+                on_input=partial(self._on_peer_input, seat),
+                control_kinds=_OWN_KINDS,
+                on_control=partial(self._on_control, seat),
+                on_desync=self._on_session_desync,
+            )
+        )
 
     # --- what the game calls ------------------------------------------------------------------
 
@@ -490,6 +540,12 @@ class RollbackSession:
             seat.session.send_focus(not hidden, frame)
 
     @property
+    def finished_episodes(self) -> int:
+        """How many of the game's episodes have ended on this side: those in :attr:`episodes`,
+        and for a page that came back (``resume=True``) those before the one it resumed in."""
+        return self._episodes_before + len(self.episodes)
+
+    @property
     def episode_over(self) -> bool:
         """The episode's last frame is confirmed on this side: reset the game, then call
         :meth:`start_next_episode`."""
@@ -512,10 +568,12 @@ class RollbackSession:
         now = self._clock()
         if self._player_count > PLAYERS_PER_ROOM:
             self._notice_departures()
+        elif self._awaits_returns:
+            self._tend_absence(now)
         if self.state is RollbackState.WAITING:
             self._try_start()
-        if self._hidden_unsent:
-            self._send_unsent_hidden()
+        if self._unsent:
+            self._send_unsent()
         if self.state is not RollbackState.RUNNING:
             return False
         if self._hidden_since is not None or self._idling:
@@ -645,7 +703,7 @@ class RollbackSession:
             "malformed_control": counts["malformed_control"],
             "control_send_failures": counts["control_send_failures"],
             "callback_errors": counts["callback_errors"],
-            "episodes_finished": len(self.episodes),
+            "episodes_finished": self.finished_episodes,
             **self._budget.stats(),
             "state_transfers": len(self.state_transfers),
             "delay_changes": counts["delay_changes"],
@@ -942,6 +1000,12 @@ class RollbackSession:
     def _finish_episode(self, end: int) -> None:
         self.state = RollbackState.ENDED
         self._ended_at = end
+        if self._awaits_returns:
+            # For a page that comes back before the next episode starts (the game reset by then).
+            self._end_state = self._encoded_state_before(end + 1)
+        for seat in self._seat_list:
+            if seat.absent_since is not None:
+                seat.end_for_absent(self.episode, end)
         self.episodes.append(
             {
                 "episode": self.episode,
@@ -1007,53 +1071,45 @@ class RollbackSession:
         for seat in self._seats.values():
             seat.time_sync.reset()
         self._send_state = False
-        self._chunks = {}
+        self._state_chunks.clear()
         self._received_state = None
 
     def _send_confirmed_state(self) -> None:
-        """Send the state after the newest confirmed frame (the state saved before the next
-        one, or the game's own if that one is not simulated yet), in chunks."""
+        """Send the state after the newest confirmed frame, in chunks."""
         frame = self.confirmed_frame
         if frame < 0:
             return
         self._send_state = False
-        game: Any = self.game
-        try:
-            state = game.save_state() if frame + 1 == self._current else self._ring.load(frame + 1)
-            data = bytes(game.encode_state(state))
-        except Exception as error:
-            self._game_failed(GameError("encode_state", self.episode, frame, False, error))
+        data = self._encoded_state_before(frame + 1)
+        if data is None:
             return
-        digest = hashlib.blake2b(data, digest_size=STATE_DIGEST_SIZE).digest()
-        pieces = [data[i : i + MAX_CHUNK_DATA] for i in range(0, len(data), MAX_CHUNK_DATA)]
-        pieces = pieces or [b""]
-        playing = self._playing
-        for index, piece in enumerate(pieces):
-            payload = encode_state_chunk_payload(
-                frame, self.episode, index, len(pieces), digest, piece
-            )
-            for seat in playing:
-                self._send(seat.session.parts.control.send, RollbackKind.STATE_CHUNK, payload)
+        for payload in chunk_payloads(frame, self.episode, data):
+            for seat in self._playing:
+                self._tell(seat, RollbackKind.STATE_CHUNK, payload)
         self.state_transfers.append(
             {"role": "sent", "episode": self.episode, "frame": frame, "bytes": len(data)}
         )
 
+    def _encoded_state_before(self, frame: int) -> bytes | None:
+        """The game's state before ``frame`` (≤ the current frame: the one saved before it, or
+        the game's own if it is not simulated yet), encoded; ``None`` if the game raised."""
+        game: Any = self.game
+        try:
+            state = game.save_state() if frame == self._current else self._ring.load(frame)
+            return bytes(game.encode_state(state))
+        except Exception as error:
+            self._game_failed(GameError("encode_state", self.episode, frame - 1, False, error))
+            return None
+
     def _on_state_chunk(self, payload: bytes) -> None:
-        frame, episode, index, count, digest, data = decode_state_chunk_payload(payload)
+        whole = self._state_chunks.add(payload)
+        if whole is None:
+            return
+        frame, episode, data = whole
         if episode != self.episode or not self.repair_desync:
             self._counts["stale_state_chunks"] += 1
             return
-        key = (frame, count, digest)
-        pieces = self._chunks.setdefault(key, {})
-        pieces[index] = data
-        if len(pieces) < count:
-            return
-        del self._chunks[key]
-        whole = b"".join(pieces[i] for i in range(count))
-        if hashlib.blake2b(whole, digest_size=STATE_DIGEST_SIZE).digest() != digest:
-            self._counts["state_transfers_corrupt"] += 1
-            return
-        self._received_state = (episode, frame, whole)
+        self._received_state = (episode, frame, data)
 
     def _load_received_state(self) -> None:
         """Take the sender's state after frame F once this side has confirmed F (its frames up
@@ -1209,8 +1265,8 @@ class RollbackSession:
     def _tend_hidden(self) -> None:
         """On every call into the layer while this side's page is hidden or its seat idles: once
         the grace is over, apply the policy; while idling, keep the idle actions ahead."""
-        if self._hidden_unsent:
-            self._send_unsent_hidden()
+        if self._unsent:
+            self._send_unsent()
         if self.state is not RollbackState.RUNNING:
             return
         since = self._hidden_since
@@ -1301,27 +1357,31 @@ class RollbackSession:
         self._tell_hidden(encode_seat_hidden_payload(frame, self.episode, False, False))
 
     def _tell_hidden(self, payload: bytes) -> None:
-        """Send a SEAT_HIDDEN to every other player still in the game, in order: one a full
-        control window refuses waits, with those after it, for a later call."""
+        """Send a SEAT_HIDDEN to every other player still in the game."""
         for seat in self._playing:
-            waiting = self._hidden_unsent.get(seat.player)
-            if waiting is not None:
-                waiting.append(payload)
-            elif _window_full(seat.session):
-                self._hidden_unsent[seat.player] = [payload]
-            else:
-                self._send(seat.session.parts.control.send, RollbackKind.SEAT_HIDDEN, payload)
+            self._tell(seat, RollbackKind.SEAT_HIDDEN, payload)
 
-    def _send_unsent_hidden(self) -> None:
+    def _tell(self, seat: Seat, kind: int, payload: bytes) -> None:
+        """Send a control message to ``seat`` in order: one a full control window refuses
+        waits, with those after it, for a later call."""
+        waiting = self._unsent.get(seat.player)
+        if waiting is not None:
+            waiting.append((kind, payload))
+        elif _window_full(seat.session):
+            self._unsent[seat.player] = [(kind, payload)]
+        else:
+            self._send(seat.session.parts.control.send, kind, payload)
+
+    def _send_unsent(self) -> None:
         """Send what a full window refused, as far as the windows let; forget a player's once it
-        left."""
-        for player, waiting in list(self._hidden_unsent.items()):
+        left, or its session was replaced."""
+        for player, waiting in list(self._unsent.items()):
             seat = self._seats[player]
             while waiting and not seat.left and not _window_full(seat.session):
-                self._send(seat.session.parts.control.send, RollbackKind.SEAT_HIDDEN, waiting[0])
+                self._send(seat.session.parts.control.send, *waiting[0])
                 del waiting[0]
             if not waiting or seat.left:
-                del self._hidden_unsent[player]
+                del self._unsent[player]
 
     def _on_seat_hidden(self, seat: Seat, payload: bytes) -> None:
         """Another player's seat idles or pauses the game, or is back."""
@@ -1390,15 +1450,259 @@ class RollbackSession:
         }
         return {"idled": idled} if idled else {}
 
+    # --- a page that comes back (see .resume) --------------------------------------------------
+
+    @property
+    def absent_players(self) -> tuple[int, ...]:
+        """The other players this side waits for (their session was shut down while the game
+        ran, see :mod:`.resume`): give each its new session with :meth:`replace_session`."""
+        return tuple(seat.player for seat in self._seat_list if seat.absent_since is not None)
+
+    def replace_session(self, player: int, session: P2PSession) -> None:
+        """``player``, absent (see :attr:`absent_players`), is back on ``session`` (its page
+        reloaded, and the server paired it again): the layer attaches to it, and answers the
+        page's ``RESUME_ASK`` with the game under way."""
+        seat = self._seats.get(player) if isinstance(player, int) else None
+        if seat is None or seat.absent_since is None:
+            raise UsageError(
+                f"player must be an absent player's index ({list(self.absent_players)}), "
+                f"got {player!r}"
+            )
+        if not isinstance(session, P2PSession) or (session.player_index, session.peer_index) != (
+            self._player_index,
+            player,
+        ):
+            raise UsageError(
+                f"the session must be player {self._player_index}'s with player {player}"
+            )
+        self._unsent.pop(player, None)  # what was for the old session
+        seat.session = session
+        seat.asked = False
+        self._playing = self._seat_list
+        self._attach(seat)
+        session.parts.desync.start_episode(self.episode)
+
+    def _tend_absence(self, now: float) -> None:
+        """A game of two, on every frame: notice the other player gone, keep its seat idling
+        while it is, answer its page's ask once an episode runs, or give up past the limit."""
+        seat = self._seat_list[0]
+        since = seat.absent_since
+        if since is None:
+            if seat.session.state is SessionState.SHUT_DOWN and self.state in _GOES_ON:
+                self._seat_absent(seat, now)
+            return
+        if seat.asked and self.state in _ANSWERS:
+            self._send_resume(seat, now)
+        elif now - since > self.return_limit_ms:
+            self._close(
+                "local",
+                self.episode,
+                self._current,
+                False,
+                f"player {seat.player} did not come back within {self.return_limit_ms / 1000:g} s",
+            )
+            self._end_absence(seat, now, "gone")
+        elif self.hidden_policy is _IDLE and self.state is RollbackState.RUNNING:
+            for frame in range(seat.inputs.confirmed_frame + 1, self._current + self._input_delay):
+                self._take_input(seat, frame, self._idle)
+
+    def _seat_absent(self, seat: Seat, now: float) -> None:
+        """The other player's session was shut down: its seat idles from the frame after its
+        last input here (nobody else holds any), or the game stalls, until it comes back."""
+        seat.absent_since = now
+        seat.asked = False
+        self._playing = []  # nothing to send it until it is back
+        seat.inputs.drop_early()  # those past a gap: the gap never fills now
+        seat.newest = seat.inputs.confirmed_frame
+        seat.time_sync.reset()
+        self._pauses.pop(seat.player, None)
+        self._unsent.pop(seat.player, None)
+        first = seat.inputs.confirmed_frame + 1
+        if self.hidden_policy is _IDLE:
+            seat.away = _IDLE
+            if not seat.idled.open:
+                seat.idled.start(self.episode, first)
+        else:
+            seat.away = None
+        if self._ended_at is not None:
+            seat.end_for_absent(self.episode, self._ended_at)
+        self.absences.append(
+            {
+                "player": seat.player,
+                "from_ms": round(now, 1),
+                "to_ms": None,
+                "episode": self.episode,
+                "frame": first,
+                "ended": None,
+            }
+        )
+        self._tell_absent(seat.player, "absent")
+
+    def _send_resume(self, seat: Seat, now: float) -> None:
+        """The game under way, to the page that came back (see :mod:`.resume`): the episode
+        running, or the one that ended here (the game may be over)."""
+        ended = self._ended_at
+        if ended is None:
+            next_frame = self.confirmed_frame + 1
+            state = self._encoded_state_before(next_frame)
+            if self._end_frame is not None and self._end_frame < next_frame:
+                ended = self._end_frame  # confirmed, the episode ends at the next _confirm
+        else:
+            next_frame, state = ended + 1, self._end_state
+        if state is None:
+            return
+        actions = [seat.inputs.confirmed for seat in self._seat_list]
+        actions.insert(self._player_index, bytes(self._local))
+        package = ResumePackage(
+            self.episode,
+            next_frame,
+            self._base,
+            self._input_delay,
+            tuple(actions),
+            state,
+            self._params,
+            {
+                player: spans
+                for player, ranges in self._idled_by_player.items()
+                if (spans := ranges.in_episode(self.episode))
+            },
+            ended=ended is not None,
+        )
+        data = package.encode()
+        for payload in chunk_payloads(next_frame, self.episode, data):
+            self._tell(seat, RollbackKind.RESUME, payload)
+        if ended is not None:
+            self._send(seat.session.send_episode_end, ended, self.episode)
+        # Idling, its inputs go on running ahead of its game until its SEAT_HIDDEN says it is
+        # back in front (.visibility).
+        seat.time_sync.reset()
+        self.absences[-1]["bytes"] = len(data)
+        self._end_absence(seat, now, "resumed")
+
+    def _end_absence(self, seat: Seat, now: float, how: str) -> None:
+        seat.absent_since = None
+        seat.asked = False
+        absence = self.absences[-1]
+        absence.update(to_ms=round(now, 1), ended=how)
+        self._tell_absent(seat.player, how)
+
+    def _tell_absent(self, player: int, event: str) -> None:
+        told = self.on_peer_absent
+        if told is not None and not call_guarded(told, player, event, what="on_peer_absent"):
+            self._counts["callback_errors"] += 1
+
+    def _on_resume_ask(self, seat: Seat) -> None:
+        """A page that came back asks for the game under way: answered once an episode runs,
+        if this side waits for that player; with nothing otherwise."""
+        if seat.absent_since is not None and self.state is not RollbackState.CLOSED:
+            seat.asked = True
+            if self.state in _ANSWERS:
+                self._send_resume(seat, self._clock())
+        else:
+            self._tell(seat, RollbackKind.RESUME, b"")
+
+    def _keep_for_resume(self, seat: Seat, transport_frame: int, action: int) -> None:
+        kept = self._before_resume.setdefault(seat.player, {})
+        if len(kept) < MAX_KEPT_FOR_RESUME:
+            kept[transport_frame] = action
+        else:
+            self._counts["stale_inputs"] += 1
+
+    def _on_resume(self, seat: Seat, payload: bytes) -> None:
+        """The answer to this page's ask: nothing (start the first episode as any page would),
+        or a chunk of the game under way."""
+        if self.state is not RollbackState.RESUMING:
+            self._counts["stale_resumes"] += 1
+            return
+        now = self._clock()
+        if not payload:
+            self.state = RollbackState.RUNNING
+            for player, kept in self._before_resume.items():
+                for frame, action in kept.items():
+                    self._on_peer_input(self._seats[player], frame, action)
+            self._before_resume.clear()
+            self.resumed = {
+                "resumed": False,
+                "asked_ms": round(self._resume_asked_ms, 1),
+                "answered_ms": round(now, 1),
+            }
+            return
+        whole = self._resume_chunks.add(payload)
+        if whole is not None:
+            self._load_resume(ResumePackage.decode(whole[2]), now)
+
+    def _load_resume(self, package: ResumePackage, now: float) -> None:
+        """Take the game under way from ``package`` and play on from its next frame."""
+        if len(package.actions) != self._player_count:
+            raise DecodeError(f"a resume package for {len(package.actions)} players")
+        if package.input_delay > MAX_INPUT_DELAY:
+            raise DecodeError(f"a resume package's input delay {package.input_delay}")
+        episode, next_frame = package.episode, package.next_frame
+        try:
+            state = self.game.decode_state(package.state)  # type: ignore[attr-defined]
+            self.game.load_state(state)
+        except Exception as error:
+            self._game_failed(GameError("decode_state", episode, next_frame - 1, False, error))
+            return
+        self.episode = self._episodes_before = episode
+        self._base = package.base
+        self._input_delay = package.input_delay
+        self._params = package.params
+        own = package.actions[self._player_index]
+        self._start_episode(own)
+        self._current = next_frame
+        self._hashed_through = next_frame - 1
+        if package.ended:
+            # The episode ended there: the next _confirm finishes it (its record, its end sent).
+            self._end_frame = next_frame - 1
+            self._hashed_through = next_frame - 2
+        self._last_action = own[-1] if own else self._idle
+        for seat in self._seat_list:
+            actions = package.actions[seat.player]
+            early = dict(enumerate(actions))
+            for frame, action in self._before_resume.pop(seat.player, {}).items():
+                early.setdefault(frame - package.base, action)
+            seat.start_episode(episode, {f: a for f, a in early.items() if f >= 0})
+            seat.used = bytearray(actions[:next_frame])
+            seat.session.parts.desync.start_episode(episode)
+        for player, spans in package.idled.items():
+            ranges = self._idled_by_player.get(player)
+            if ranges is None:
+                raise DecodeError(f"idle stretches of player {player}")
+            for first, end in spans:
+                ranges.start(episode, first)
+                if end is not None:
+                    ranges.end(episode, end)
+        if self._idled.open:
+            # It idled while this page was away: it catches up as a page back from hidden does.
+            self._idling = True
+            self._caught_up = False
+        self.state = RollbackState.RUNNING
+        self.resumed = {
+            "resumed": True,
+            "episode": episode,
+            "frame": next_frame,
+            "asked_ms": round(self._resume_asked_ms, 1),
+            "answered_ms": round(now, 1),
+            "bytes": len(package.state),
+        }
+
     # --- what the sessions deliver ------------------------------------------------------------
 
     def _on_peer_input(self, seat: Seat, transport_frame: int, action: int) -> None:
+        if self.state is RollbackState.RESUMING:
+            self._keep_for_resume(seat, transport_frame, action)
+            return
         frame = transport_frame - self._base
         if frame < 0:
             self._counts["stale_inputs"] += 1
             return
         if seat.left:
             return  # what it holds was reported; the others hand on the rest
+        if seat.absent_since is not None:
+            # Its old page's, late: this side decided alone what the seat played.
+            self._counts["stale_inputs"] += 1
+            return
         if not self._take_input(seat, frame, action):
             self._counts["duplicate_inputs"] += 1
         elif self._hidden_since is not None or self._idling:
@@ -1445,6 +1749,10 @@ class RollbackSession:
                 self._on_seat_report(seat, payload)
             elif kind == RollbackKind.SEAT_HIDDEN:
                 self._on_seat_hidden(seat, payload)
+            elif kind == RollbackKind.RESUME_ASK:
+                self._on_resume_ask(seat)
+            elif kind == RollbackKind.RESUME:
+                self._on_resume(seat, payload)
             elif kind == ControlKind.EPISODE_END:
                 frame, episode = decode_episode_end_payload(payload)
                 seat.ends[episode] = frame

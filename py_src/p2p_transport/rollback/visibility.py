@@ -149,6 +149,17 @@ class IdleRanges:
             raise IdlingOutOfOrder(f"idling from {first} cannot end before, at {episode}:{frame}")
         self._ranges[-1] = (first, (episode, frame))
 
+    def in_episode(self, episode: int) -> list[tuple[int, int | None]]:
+        """The stretches that touch ``episode``, as ``(first, end)`` within it (``end``
+        ``None``: it lasts past the episode's frames so far)."""
+        spans: list[tuple[int, int | None]] = []
+        for (first_episode, first), end in self._ranges:
+            if first_episode > episode or (end is not None and end <= (episode, 0)):
+                continue
+            start = first if first_episode == episode else 0
+            spans.append((start, end[1] if end is not None and end[0] == episode else None))
+        return spans
+
     def within(self, episode: int, frames: int) -> list[list[int]]:
         """The idle stretches among the first ``frames`` frames of ``episode``, as ``[first,
         end]`` (``end`` exclusive)."""

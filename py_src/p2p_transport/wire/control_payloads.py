@@ -25,6 +25,9 @@ seat left     episode u32, player u8, frames held u32 (the player's last frame t
               frames, up to :data:`MAX_SEAT_LEFT_ACTIONS`
 seat hidden   episode u32, frame u32, flags u8 (bit 0: hidden, bit 1: pause; the others must
               be 0)
+resume ask    empty
+resume        empty (nothing to resume), or a chunk laid out as a state chunk's, its data part
+              of the resume package (:mod:`p2p_transport.rollback.resume`)
 ============  ===========================================================================
 """
 
@@ -82,6 +85,11 @@ class RollbackKind(IntEnum):
     #: on, or it asks everyone to pause at a frame; or it is back (see
     #: :mod:`p2p_transport.rollback.visibility`).
     SEAT_HIDDEN = 0x09
+    #: The sender is a page that came back (a reload) and asks for the game under way, if any
+    #: (see :mod:`p2p_transport.rollback.resume`).
+    RESUME_ASK = 0x0A
+    #: The answer: nothing to resume, or a chunk of the game under way.
+    RESUME = 0x0B
 
 
 #: A SHA-256 digest; a longer hash detects nothing a 32-byte one misses.
