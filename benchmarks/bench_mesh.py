@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+from benchmarks.in_page import run_in_page
+
 #: The room sizes measured: a pair, the smallest mesh, the issue's 4, and the largest room.
 SIZES: Final = (2, 3, 4, 8)
 
@@ -151,21 +153,8 @@ def in_cpython(frames: int) -> dict[str, dict[str, float]]:
 
 
 def in_pyodide(frames: int) -> dict[str, dict[str, float]]:
-    from playwright.sync_api import sync_playwright
-
-    from p2p_demo.harness import launch_chromium, quiet_page, require_loopback_namespace
-    from p2p_server.server import ServerThread
-
-    require_loopback_namespace()
-    with ServerThread() as server, sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = quiet_page(browser, server.url)
-            code = MESH_SOURCE + f"\nimport json\njson.dumps(measure({frames}, {SIZES!r}))"
-            text = page.evaluate("(code) => p2pShim.pyodide.runPythonAsync(code)", code)
-        finally:
-            browser.close()
-    result: dict[str, dict[str, float]] = json.loads(text)
+    code = MESH_SOURCE + f"\nimport json\njson.dumps(measure({frames}, {SIZES!r}))"
+    result: dict[str, dict[str, float]] = json.loads(run_in_page(code))
     return result
 
 

@@ -28,6 +28,7 @@ from statistics import mean
 from typing import Any
 
 from benchmarks.bench_frame import FRAME_SOURCE
+from benchmarks.in_page import run_in_page
 from tests.rollback_sim import simulate_matches
 
 ROUND_TRIPS_MS = (0.0, 50.0, 100.0, 200.0)
@@ -157,22 +158,8 @@ def cost_in_cpython(frames: int) -> dict[str, Any]:
 
 
 def cost_in_pyodide(frames: int) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
-    from p2p_demo.harness import launch_chromium, quiet_page, require_loopback_namespace
-    from p2p_server.server import ServerThread
-
-    require_loopback_namespace()
-    with ServerThread() as server, sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = quiet_page(browser, server.url)
-            code = COST_SOURCE + f"\nimport json\njson.dumps(cost({frames}))"
-            result: dict[str, Any] = json.loads(
-                page.evaluate("(code) => p2pShim.pyodide.runPython(code)", code)
-            )
-        finally:
-            browser.close()
+    code = COST_SOURCE + f"\nimport json\njson.dumps(cost({frames}))"
+    result: dict[str, Any] = json.loads(run_in_page(code))
     return result
 
 

@@ -9,6 +9,11 @@
     const options = fragment ? JSON.parse(fragment) : {};
     const room = new URLSearchParams(location.search).get("room");
     if (room) options.room = room;
+    // A page that played in this room before (sessionStorage outlives a reload, not the tab)
+    // takes the game under way back from the other player, if there is one.
+    const key = `p2p_demo:played:${options.room || ""}`;
+    if (sessionStorage.getItem(key)) options.resume = true;
+    sessionStorage.setItem(key, "1");
     return options;
   }
 
@@ -41,6 +46,9 @@
     refused: (d) => d.message,
     paired: () => "paired with the other player: connecting",
     rejoined: () => "back on the server with the same player: the game went on",
+    peer_absent: () => "the other player's page went away: waiting for it to come back",
+    peer_resumed: () => "the other player's page came back: the game goes on",
+    peer_gone: () => "the other player did not come back: the game ended",
     connected: () => "connected via P2P",
     reconnected: () => "connected via P2P (reconnected)",
     degraded: (d) => `P2P degraded (${d.reason}): the relay carries the game`,

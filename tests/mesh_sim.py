@@ -347,8 +347,10 @@ def simulate_mesh(
 
         handle.append(scheduler.set_interval(fire, after_ms))
 
-    def close_link(player: int, peer: int) -> None:
-        sessions[(player, peer)].close()
+    def close_link(player: int, peer: int, session: P2PSession | None = None) -> None:
+        """``player`` hears that ``peer`` left: it closes its session with it (``session``,
+        the one there was when it left: a reloaded peer may have a new one by then)."""
+        (session or sessions[(player, peer)]).close()
         run.heard_at_ms[(peer, player)] = clock()
 
     leaves_at = {leave.player: leave.frame for leave in leaving}
@@ -363,6 +365,9 @@ def simulate_mesh(
         run.reloaded.append(old)
         for peer in range(count):
             if peer != index:
+                # Paired with a new session, the pairing closes the old one if the server's
+                # peer_left has not come yet.
+                sessions[(peer, index)].close()
                 link(min(index, peer), max(index, peer), len(run.reloaded))
         game = RingGame(count, seed)
         links = {peer: sessions[(index, peer)] for peer in range(count) if peer != index}
@@ -395,7 +400,11 @@ def simulate_mesh(
             for peer in range(count):
                 if peer != player.index:
                     sessions[(player.index, peer)].close()
-                    one_shot(lambda p=peer: close_link(p, player.index), rng.uniform(20.0, 200.0))
+                    old = sessions[(peer, player.index)]
+                    one_shot(
+                        lambda p=peer, o=old: close_link(p, player.index, o),
+                        rng.uniform(20.0, 200.0),
+                    )
             one_shot(lambda: come_back(reload), reload.back_ms)
             return
         frame = leaves_at.get(player.index)

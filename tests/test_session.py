@@ -548,6 +548,21 @@ def test_open_after_close_starts_no_timer() -> None:
     assert session.state is SessionState.SHUT_DOWN
 
 
+def test_packets_after_close_are_dropped_and_counted() -> None:
+    a, b, _, _ = pair()
+    a.session.edge.on_open()
+    a.session.step(0, 5)
+    packet = a.channel.sent[-1]
+    b.session.close()
+    b.session.edge.on_message(packet)
+    b.session.edge.on_relay_message(packet)
+    assert b.inputs == []
+    assert b.session.stats()["packets_after_close"] == 2
+    fresh = make(1, 0)
+    fresh.session.edge.on_message(packet)
+    assert fresh.inputs == [(0, 5)]
+
+
 def test_congestion_holds_inputs_back_but_not_pings_and_pongs() -> None:
     clock = FakeClock()
     channel = FakeChannel(bufferedAmount=1_000_000)

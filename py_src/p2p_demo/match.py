@@ -8,7 +8,7 @@ matches over a simulated link and the page runs the same code on the browser's t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from p2p_demo.pong import PongBot, PongGame
@@ -129,7 +129,10 @@ class PongMatch(FrameLoop):
 
     ``seed`` picks every episode's serves (episode ``n`` uses ``seed + n``); every tab uses the
     same. ``perturb_at`` makes this tab's game differ from the others' from that frame on (a
-    deliberate desync, for the tests).
+    deliberate desync, for the tests). ``resume``: this tab is a page that came back (a reload)
+    and takes the game under way from the other player, if there is one
+    (:mod:`p2p_transport.rollback.resume`); ``on_peer_absent(player, event)`` hears the other's
+    page go (``"absent"``) and come back (``"resumed"``) or not (``"gone"``).
     """
 
     def __init__(
@@ -144,6 +147,8 @@ class PongMatch(FrameLoop):
         input_delay: int = 2,
         max_prediction: int = 8,
         perturb_at: int | None = None,
+        resume: bool = False,
+        on_peer_absent: Callable[[int, str], None] | None = None,
     ) -> None:
         players = 2 if isinstance(session, P2PSession) else len(session) + 1
         super().__init__(
@@ -156,6 +161,8 @@ class PongMatch(FrameLoop):
             max_prediction=max_prediction,
             episode_frames=episode_frames,
             on_desync=self._on_desync,
+            resume=resume,
+            on_peer_absent=on_peer_absent,
         )
         self.bot = PongBot(self.rollback.player_index, seed)
         #: The keyboard's action bits once the player pressed a key (``None``: the bot plays).
@@ -208,7 +215,12 @@ class PongMatch(FrameLoop):
             "frames_ahead_max",
             "input_delay",
         )
-        return {**{key: stats[key] for key in keys}, **self._progress(finished)}
+        return {
+            **{key: stats[key] for key in keys},
+            **self._progress(finished),
+            "absences": self.rollback.absences,
+            "resumed": self.rollback.resumed,
+        }
 
     def records(self) -> list[dict[str, Any]]:
         """Each finished episode's record: frames, final checksum and every player's inputs."""

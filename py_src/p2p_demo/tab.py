@@ -39,9 +39,11 @@ class DemoTab:
     :meth:`report_json`. ``game`` is ``pong`` (the default: :class:`PongMatch`, with
     ``episodes``, ``seed``, ``input_delay``, ``max_prediction``; ``late_player`` and
     ``late_ms`` start that player's loop late; ``perturb_player`` and ``perturb_at`` make that
-    player's game diverge at a frame) or ``scripted`` (:class:`ScriptedGame`: the transport
-    alone, each input checked on arrival). Options of both: ``frames`` (per episode),
-    ``autostart``, ``room``, ``server_url``, ``ice_servers``, ``relay_only``,
+    player's game diverge at a frame; ``resume``, which the page sets when it played in this
+    room before a reload, takes the game under way back from the other player) or
+    ``scripted`` (:class:`ScriptedGame`: the transport alone, each input checked on arrival).
+    Options of both: ``frames`` (per episode), ``autostart``, ``room``, ``server_url``,
+    ``ice_servers``, ``relay_only``,
     ``ice_timeout_ms``, ``connect_timeout_ms`` (``null``: none), ``token``, ``relay_inputs``,
     ``ping_interval_ms``, ``rtt_window``;
     ``route`` (``parallel``, ``p2p-first``, ``p2p``, ``relay``) and ``routing`` (a dict of
@@ -133,6 +135,8 @@ class DemoTab:
         #: unavailable: ``None``), by the peer's index.
         self.link_open_ms: dict[int, float | None] = {}
         self._visibility = PageVisibility(self._on_visibility)
+        #: The game's own events (the other player's page away and back), for the event log.
+        self.game_events: list[dict[str, Any]] = []
 
     def start(self) -> None:
         self.transport.connect()
@@ -155,8 +159,15 @@ class DemoTab:
         elif isinstance(transport, MeshTransport):
             self._on_mesh_event(transport, name, detail)
         elif name == "paired":
-            self.paired_ms = transport.clock()
             player = int(detail["player_index"])
+            peer = int(detail["peer_index"])
+            match = self.match
+            if isinstance(match, PongMatch) and match.rollback.awaits(peer):
+                # The other player's page came back (a reload): it takes the game under way.
+                assert transport.session is not None
+                match.rollback.replace_session(peer, transport.session)
+                return
+            self.paired_ms = transport.clock()
             if self.game_kind == "pong":
                 self.match = self._pong_match(player)
             else:
@@ -219,11 +230,20 @@ class DemoTab:
             input_delay=int(options.get("input_delay", 2)),
             max_prediction=int(options.get("max_prediction", 8)),
             perturb_at=None if perturb is None else int(perturb),
+            resume=bool(options.get("resume", False)) and self.players == PLAYERS_PER_ROOM,
+            on_peer_absent=self._on_peer_absent,
         )
         # No visibilitychange comes for a page that is hidden already.
         if self._visibility.hidden:
             match.rollback.set_hidden(True)
         return match
+
+    def _on_peer_absent(self, player: int, event: str) -> None:
+        """The other player's page went away, came back, or did not in time: in the page's
+        event log as ``peer_absent``, ``peer_resumed``, ``peer_gone``."""
+        self.game_events.append(
+            {"at_ms": self.transport.clock(), "event": f"peer_{event}", "player_index": player}
+        )
 
     def _on_visibility(self, hidden: bool) -> None:
         """The page went to the background or came back: the rollback layer idles this seat
@@ -307,7 +327,9 @@ class DemoTab:
                 else None
             ),
             "stats": self.transport.stats(),
-            "event_log": self.transport.event_log(),
+            "event_log": sorted(
+                [*self.transport.event_log(), *self.game_events], key=lambda e: e["at_ms"]
+            ),
             "route_changes": []
             if isinstance(self.transport, SpectatorTransport)
             else self.transport.route_changes(),

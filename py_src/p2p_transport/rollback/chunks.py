@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
+from p2p_transport.errors import UsageError
 from p2p_transport.wire.codec import DecodeError
 from p2p_transport.wire.control_payloads import (
     MAX_CHUNK_DATA,
@@ -36,7 +37,7 @@ def chunk_payloads(frame: int, episode: int, data: bytes) -> list[bytes]:
     """``data`` as the payloads of its chunks, in order (one, empty, for no data)."""
     pieces = [data[i : i + MAX_CHUNK_DATA] for i in range(0, len(data), MAX_CHUNK_DATA)] or [b""]
     if len(pieces) > MAX_CHUNKS:
-        raise ValueError(f"{len(data)} bytes take more than {MAX_CHUNKS} chunks")
+        raise UsageError(f"{len(data)} bytes take more than {MAX_CHUNKS} chunks")
     digest = _digest(data)
     return [
         encode_state_chunk_payload(frame, episode, index, len(pieces), digest, piece)

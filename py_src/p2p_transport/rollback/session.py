@@ -731,8 +731,9 @@ class RollbackSession:
         checksums; each finished episode's record (``inputs``: ``[player 0, player 1, ...]``
         per frame, which :func:`~p2p_transport.rollback.replay.replay` re-simulates; ``left``:
         the players who left, each with its last real input; ``idled``: the frames each player
-        idled while its page was hidden, ``[first, end]`` with ``end`` exclusive); and the
-        confirmed frames of the episode under way, so a session cut short keeps them too."""
+        idled while its page was hidden, ``[first, end]`` with ``end`` exclusive); the
+        confirmed frames of the episode under way, so a session cut short keeps them too; the
+        other player's absences and this page's own return (see :mod:`.resume`)."""
         desync = self.first_desync
         under_way: dict[str, Any] | None = None
         if self.state in (RollbackState.RUNNING, RollbackState.CLOSED) and self._ended_at is None:
@@ -762,6 +763,8 @@ class RollbackSession:
             "episode_under_way": under_way,
             "end_reason": None if self.end_reason is None else dict(self.end_reason),
             "state_transfer_records": [dict(t) for t in self.state_transfers],
+            "absences": [dict(absence) for absence in self.absences],
+            "resumed": None if self.resumed is None else dict(self.resumed),
         }
 
     def _params_entry(self) -> dict[str, Any]:
@@ -1452,22 +1455,30 @@ class RollbackSession:
 
     # --- a page that comes back (see .resume) --------------------------------------------------
 
-    @property
-    def absent_players(self) -> tuple[int, ...]:
-        """The other players this side waits for (their session was shut down while the game
-        ran, see :mod:`.resume`): give each its new session with :meth:`replace_session`."""
-        return tuple(seat.player for seat in self._seat_list if seat.absent_since is not None)
+    def awaits(self, player: int) -> bool:
+        """Whether this side waits for ``player`` to come back (a game of two whose game can
+        travel, see :mod:`.resume`, and the session with it shut down while the game goes on):
+        then give it the player's new session with :meth:`replace_session`, rather than
+        starting a new game."""
+        seat = self._seats.get(player)
+        return (
+            seat is not None
+            and self._awaits_returns
+            and (
+                seat.absent_since is not None
+                or (seat.session.state is SessionState.SHUT_DOWN and self.state in _GOES_ON)
+            )
+        )
 
     def replace_session(self, player: int, session: P2PSession) -> None:
-        """``player``, absent (see :attr:`absent_players`), is back on ``session`` (its page
-        reloaded, and the server paired it again): the layer attaches to it, and answers the
-        page's ``RESUME_ASK`` with the game under way."""
-        seat = self._seats.get(player) if isinstance(player, int) else None
-        if seat is None or seat.absent_since is None:
-            raise UsageError(
-                f"player must be an absent player's index ({list(self.absent_players)}), "
-                f"got {player!r}"
-            )
+        """``player``, whom this side :meth:`awaits`, is back on ``session`` (its page reloaded,
+        and the server paired it again): the layer attaches to it, and answers the page's
+        ``RESUME_ASK`` with the game under way."""
+        if not isinstance(player, int) or not self.awaits(player):
+            raise UsageError(f"this side does not wait for player {player!r} to come back")
+        seat = self._seats[player]
+        if seat.absent_since is None:
+            self._seat_absent(seat, self._clock())  # shut down since this side last looked
         if not isinstance(session, P2PSession) or (session.player_index, session.peer_index) != (
             self._player_index,
             player,

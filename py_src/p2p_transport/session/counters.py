@@ -19,6 +19,9 @@ class SessionCounters:
     handler_errors: int = 0
     #: Text messages on the DataChannel (see :meth:`~.edge.SessionEdge.on_text_message`).
     text_messages: int = 0
+    #: Packets that arrived after ``close()``: dropped (the game may already play with a new
+    #: session to the same peer, which a late one from the old must not reach).
+    packets_after_close: int = 0
     #: Control messages of the game's own kinds, unacknowledged when the peer turned out to be a
     #: version-1 peer, which has no such messages: dropped, with a warning logged.
     control_undeliverable: int = 0

@@ -130,12 +130,18 @@ class SessionEdge:
         self._channel_state = SessionState.FAILED
 
     def on_message(self, data: Buffer) -> None:
-        """A packet arrived on the DataChannel."""
-        self._receive(data, _P2P)
+        """A packet arrived on the DataChannel (dropped, and counted, after ``close()``)."""
+        if self._timers.closed:
+            self._counters.packets_after_close += 1
+        else:
+            self._receive(data, _P2P)
 
     def on_relay_message(self, data: Buffer) -> None:
-        """A packet arrived through the Socket.IO relay."""
-        self._receive(data, _RELAY)
+        """A packet arrived through the Socket.IO relay (dropped after ``close()``)."""
+        if self._timers.closed:
+            self._counters.packets_after_close += 1
+        else:
+            self._receive(data, _RELAY)
 
     def on_text_message(self, text: str) -> None:
         """A text (not binary) message arrived on the DataChannel: deployed peers send one JSON

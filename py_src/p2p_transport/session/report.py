@@ -69,6 +69,7 @@ class SessionReport:
             "acked_stalled": inputs.acked.stalled,
             "handler_errors": counters.handler_errors,
             "text_messages": counters.text_messages,
+            "packets_after_close": counters.packets_after_close,
             "control_undeliverable": counters.control_undeliverable,
         }
         out.update(asdict(inputs.counters))
