@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any, Final
 
@@ -188,6 +188,15 @@ class Reload:
 
 
 @dataclass(frozen=True)
+class Cut:
+    """Every link loses every packet sent from ``from_ms`` to ``to_ms`` (a long drop: both pages
+    alive, nothing gets through)."""
+
+    from_ms: float
+    to_ms: float
+
+
+@dataclass(frozen=True)
 class Hide:
     """``player``'s page is hidden from ``from_ms`` to ``to_ms``: its loop calls
     ``set_hidden(True)`` and ``set_hidden(False)`` at the edges (``visibilitychange`` runs at once),
@@ -262,6 +271,7 @@ def simulate_mesh(
     leaving: Sequence[Leave] = (),
     hiding: Sequence[Hide] = (),
     reloading: Sequence[Reload] = (),
+    cutting: Sequence[Cut] = (),
     diverge: tuple[int, int] | None = None,
     **options: Any,
 ) -> MeshRun:
@@ -270,7 +280,8 @@ def simulate_mesh(
     default). Each link's one-way delay is drawn from ``delay_range_ms``; each direction drops
     ``loss`` of its packets and holds back ``reorder`` of them a further 50 ms. Each of
     ``leaving`` leaves as :class:`Leave` says, each of ``hiding`` hides its page as :class:`Hide`
-    says, each of ``reloading`` reloads its page as :class:`Reload` says (the first page's
+    says, each of ``cutting`` cuts every link as :class:`Cut` says, each of ``reloading``
+    reloads its page as :class:`Reload` says (the first page's
     :class:`MeshPlayer` then stays in ``run.reloaded``, the new one takes its place).
     ``diverge=(player, frame)`` makes that player's
     game differ after that frame of the first episode. ``options`` go to every player's
@@ -427,6 +438,14 @@ def simulate_mesh(
     for hide in hiding:
         one_shot(lambda p=hide.player: set_hidden(p, True), hide.from_ms)
         one_shot(lambda p=hide.player: set_hidden(p, False), hide.to_ms)
+
+    def cut(cutting: bool) -> None:
+        for channel in channels:
+            channel.config = replace(channel.config, loss=1.0 if cutting else loss)
+
+    for gap in cutting:
+        one_shot(lambda: cut(True), gap.from_ms)
+        one_shot(lambda: cut(False), gap.to_ms)
 
     def run_until(end_ms: float, stop_early: bool) -> None:
         while clock() < end_ms:

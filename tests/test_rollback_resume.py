@@ -19,7 +19,7 @@ from p2p_transport.errors import UsageError
 from p2p_transport.rollback import RollbackSession
 from p2p_transport.rollback.chunks import MAX_CHUNKS, ChunkAssembler, chunk_payloads
 from p2p_transport.rollback.replay import replay
-from p2p_transport.rollback.resume import ResumePackage
+from p2p_transport.rollback.resume import LONG_DROP_MS, ResumePackage
 from p2p_transport.wire.codec import DecodeError, decode
 from p2p_transport.wire.control_payloads import (
     MAX_CHUNK_DATA,
@@ -27,7 +27,7 @@ from p2p_transport.wire.control_payloads import (
     encode_state_chunk_payload,
 )
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler
-from tests.mesh_sim import MeshRun, Reload, RingGame, simulate_mesh
+from tests.mesh_sim import Cut, MeshRun, Reload, RingGame, simulate_mesh
 
 FRAMES = 900
 RELOAD_AT = 300
@@ -180,6 +180,107 @@ def test_a_page_that_never_comes_back_ends_the_game_past_the_limit() -> None:
     assert under_way["frames"] > RELOAD_AT and under_way["idled"] == {
         "1": [[absence["frame"], under_way["frames"]]]
     }
+
+
+# --- long drops ------------------------------------------------------------------------------
+
+CUT_FROM_MS, CUT_TO_MS = 5000.0, 20_000.0
+
+
+def test_a_long_drop_under_idle_the_lower_index_plays_on_and_the_other_takes_its_game() -> None:
+    heard: list[tuple[int, str]] = []
+    run = simulate_mesh(
+        2,
+        frames=1800,
+        loss=0.05,
+        seed=3,
+        cutting=[Cut(CUT_FROM_MS, CUT_TO_MS)],
+        on_peer_absent=lambda player, event: heard.append((player, event)),
+    )
+    lower, higher = run.players
+    records = lower.rollback.episodes
+    assert higher.rollback.episodes == records and len(records) == 1
+    (record,) = records
+    assert record["frames"] == 1800
+    assert replay(RingGame(2, 3), record["inputs"]).hex() == record["final_checksum"]
+    # The lower index played on once the drop was long, at full rate; the other stalled.
+    judged_ms = CUT_FROM_MS + LONG_DROP_MS + 500
+    on_time = (CUT_TO_MS - judged_ms) * 60 / 1000
+    assert lower.frames_between(judged_ms, CUT_TO_MS) >= 0.95 * on_time
+    assert higher.frames_between(judged_ms, CUT_TO_MS) == 0
+    # The higher index's seat idled from its last input before the cut to past the cut's end.
+    ((first, end),) = record["idled"]["1"]
+    assert first < CUT_FROM_MS * 60 / 1000 + 12 and end > lower.frame_at(CUT_TO_MS)[1]
+    assert heard == [(1, "absent"), (1, "resumed")]
+    resumed = higher.rollback.resumed
+    assert resumed is not None and resumed["resumed"] and resumed["asked_ms"] is None
+    for player in run.players:
+        assert player.rollback.stats()["desyncs"] == 0
+
+
+@pytest.mark.parametrize("policy", ["stall", "pause"])
+def test_a_long_drop_under_stall_or_pause_stalls_both_and_goes_on(policy: str) -> None:
+    run = simulate_mesh(
+        2,
+        frames=1800,
+        loss=0.05,
+        seed=3,
+        cutting=[Cut(CUT_FROM_MS, CUT_TO_MS)],
+        hidden_policy=policy,
+    )
+    first, second = run.players
+    assert first.rollback.episodes == second.rollback.episodes
+    (record,) = first.rollback.episodes
+    assert record["frames"] == 1800 and "idled" not in record
+    for player in run.players:
+        assert player.frames_between(CUT_FROM_MS + 1000, CUT_TO_MS) == 0
+        assert player.rollback.absences == [] and player.rollback.resumed is None
+
+
+@pytest.mark.parametrize("policy", ["idle", "stall"])
+def test_silent_past_the_limit_both_sides_end_with_the_reason(policy: str) -> None:
+    run = simulate_mesh(
+        2,
+        frames=1800,
+        loss=0.0,
+        seed=2,
+        cutting=[Cut(CUT_FROM_MS, 40_000.0)],
+        hidden_policy=policy,
+        return_limit_ms=8000.0,
+    )
+    reasons = [player.rollback.end_reason for player in run.players]
+    assert all(player.rollback.state.value == "closed" for player in run.players)
+    assert reasons[0] is not None and reasons[1] is not None
+    if policy == "idle":
+        # The lower index waited for the seat it idled; the other counted the silence.
+        assert reasons[0]["reason"] == "player 1 did not come back within 8 s"
+    else:
+        assert reasons[0]["reason"] == "player 1 was silent for more than 8 s"
+    assert reasons[1]["reason"] == "player 0 was silent for more than 8 s"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    loss=st.sampled_from([0.0, 0.1, 0.3]),
+    reorder=st.sampled_from([0.0, 0.2]),
+    # Once the game is under way: a cut of the very first packets is the negotiation's (the
+    # sides have heard nothing of each other to probe).
+    from_ms=st.floats(1500.0, 10_000.0),
+    length_ms=st.floats(500.0, 12_000.0),
+)
+def test_every_long_drop_ends_on_the_same_records(
+    seed: int, loss: float, reorder: float, from_ms: float, length_ms: float
+) -> None:
+    run = simulate_mesh(
+        2,
+        frames=FRAMES,
+        loss=loss,
+        reorder=reorder,
+        seed=seed,
+        cutting=[Cut(from_ms, from_ms + length_ms)],
+    )
+    assert_same_records(run, 1, seed, lossy=True)
 
 
 def resuming_page(**options: Any) -> tuple[RollbackSession, P2PSession, FakeChannel]:

@@ -43,6 +43,10 @@ class PeerInputs:
             self._early[frame] = action
         return True
 
+    def held(self) -> dict[int, int]:
+        """Every input here, frame -> action: the confirmed ones and those past a gap."""
+        return {**dict(enumerate(self._confirmed)), **self._early}
+
     def drop_early(self) -> None:
         """Forget the inputs held past the first missing frame (it will never come)."""
         self._early.clear()

@@ -25,6 +25,16 @@ while it re-simulates at up to ``CATCH_UP_FRAMES_PER_TICK`` frames a tick, and i
 count from an agreed frame once it is there. The frames the seat idled are in both records
 (``"idled"``).
 
+A long drop (nothing from the other player on any path for :data:`LONG_DROP_MS`, both pages
+alive) is the same story on the same session. Under ``"idle"`` the lower index decides: it idles
+the other's seat from the frame after its last input there, as for a reload; the higher index,
+cut off, stalls at the prediction window. Once the lower index hears the other again it sends it
+the game under way unasked, and the higher index, which takes such a package from the lower
+index whenever it comes, replaces what it played since its last confirmed frame with it (what
+it played alone, nobody saw). Under ``"pause"`` and ``"stall"`` both stall and the session goes
+on where it was once packets flow again. Silent past ``return_limit_ms``, either side ends with
+the reason in ``end_reason``.
+
 Why the state, not the inputs replayed: both sides' records need the inputs anyway, but
 replaying an episode costs its length in simulated frames, where the state costs one
 ``encode_state`` and one ``decode_state`` whatever the episode's length
@@ -54,8 +64,14 @@ from typing import Any, Final
 from p2p_transport.wire.codec import DecodeError
 from p2p_transport.wire.signaling import MAX_PLAYERS, MIN_PLAYERS
 
-__all__ = ["DEFAULT_RETURN_LIMIT_MS", "ResumePackage"]
+__all__ = ["DEFAULT_RETURN_LIMIT_MS", "HEARD_AGAIN_MS", "LONG_DROP_MS", "ResumePackage"]
 
+#: Nothing from the other player on any path for this long is a long drop: the watchdog's
+#: ``peer_gone`` threshold (``HealthThresholds.disconnect_silence_ms``), where a page that keeps
+#: its game sends keepalives five times a second.
+LONG_DROP_MS: Final = 3000.0
+#: A packet within this long: the other player is heard again after a long drop.
+HEARD_AGAIN_MS: Final = 1000.0
 #: A reload of a game page takes several seconds (Pyodide boots again); a participant whose
 #: network dropped may take longer. A minute, then the player who stayed ends the game.
 DEFAULT_RETURN_LIMIT_MS: Final = 60_000.0

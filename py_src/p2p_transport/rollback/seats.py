@@ -97,6 +97,12 @@ class Seat:
         #: come back (``None``: it plays); and whether its new page asked for the game.
         self.absent_since: float | None = None
         self.asked = False
+        #: The game under way goes to it at the end of this side's next frame.
+        self.resume_due = False
+        #: Its inputs that came while absent (a long drop: its page went on), frame -> action,
+        #: and since when it is heard again.
+        self.held_while_absent: dict[int, int] = {}
+        self.heard_back_at: float | None = None
         self.start_episode(0, {})
 
     def start_episode(self, episode: int, early: dict[int, int]) -> None:

@@ -83,7 +83,12 @@ from p2p_transport.rollback.game import (
     idle_action,
     resimulate,
 )
-from p2p_transport.rollback.resume import DEFAULT_RETURN_LIMIT_MS, ResumePackage
+from p2p_transport.rollback.resume import (
+    DEFAULT_RETURN_LIMIT_MS,
+    HEARD_AGAIN_MS,
+    LONG_DROP_MS,
+    ResumePackage,
+)
 from p2p_transport.rollback.seats import Seat, forwarded_frames
 from p2p_transport.rollback.state_ring import StateRing
 from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
@@ -408,6 +413,11 @@ class RollbackSession:
         self._params = episode_params(game)
         self._next_params: dict[str, Any] | None = None
         self._start_episode()
+        self._resume_asked_ms: float | None = None
+        # The higher index of two, under "idle": since when it holds its game after a long
+        # silence (see _tend_cut_off), and whether it asked since it hears the other again.
+        self._cut_off_since: float | None = None
+        self._cut_off_asked = False
         if resume:
             self.state = RollbackState.RESUMING
             self._resume_asked_ms = self._clock()
@@ -570,6 +580,9 @@ class RollbackSession:
             self._notice_departures()
         elif self._awaits_returns:
             self._tend_absence(now)
+            if self._cut_off_since is not None:
+                self._counts["cut_off_frames"] += 1
+                return False
         if self.state is RollbackState.WAITING:
             self._try_start()
         if self._unsent:
@@ -587,6 +600,8 @@ class RollbackSession:
             return False
         if self._send_state:
             self._send_confirmed_state()
+        if self._awaits_returns and (seat := self._seat_list[0]).resume_due:
+            self._send_resume(seat, now)
         if not self._idling:
             # Idling, this side runs far behind on purpose: its advantage would mislead.
             self._measure(now)
@@ -994,7 +1009,9 @@ class RollbackSession:
         for frame in sorted(f for f in self._checksums if f <= confirmed):
             checksum = self._checksums.pop(frame)
             for seat in playing:
-                self._send(seat.session.parts.desync.add_local_hash, frame, checksum)
+                # An absent seat's page cannot agree with frames this side decided alone.
+                if seat.absent_since is None:
+                    self._send(seat.session.parts.desync.add_local_hash, frame, checksum)
         self._hashed_through = confirmed
         end = self._end_frame
         if end is not None and confirmed >= end:
@@ -1498,12 +1515,52 @@ class RollbackSession:
         while it is, answer its page's ask once an episode runs, or give up past the limit."""
         seat = self._seat_list[0]
         since = seat.absent_since
+        session = seat.session
         if since is None:
-            if seat.session.state is SessionState.SHUT_DOWN and self.state in _GOES_ON:
+            if self.state not in _GOES_ON:
+                return
+            if session.state is SessionState.SHUT_DOWN:
                 self._seat_absent(seat, now)
+                return
+            silence = session.parts.watchdog.peer_silence_ms
+            if self._player_index > seat.player and self.hidden_policy is _IDLE:
+                self._tend_cut_off(seat, silence, now)
+            if silence <= LONG_DROP_MS:
+                return
+            if self.hidden_policy is _IDLE and self._player_index < seat.player:
+                self._seat_absent(seat, now)  # this side decides (see .resume)
+            elif silence > self.return_limit_ms:
+                self._close(
+                    "local",
+                    self.episode,
+                    self._current,
+                    False,
+                    f"player {seat.player} was silent for more than "
+                    f"{self.return_limit_ms / 1000:g} s",
+                )
             return
-        if seat.asked and self.state in _ANSWERS:
-            self._send_resume(seat, now)
+        if seat.resume_due:
+            # Sent once this frame's rollback is done (_advance), or at once from an episode's
+            # end, whose state is final.
+            if self.state is RollbackState.ENDED:
+                self._send_resume(seat, now)
+            return
+        if (seat.asked and self.state in _ANSWERS) or (
+            session.state is not SessionState.SHUT_DOWN
+            and self.state in _ANSWERS
+            and self._back_from_drop(seat, session, now)
+        ):
+            # Its new page asked, or its page is back after a long drop.
+            if self.state is RollbackState.ENDED:
+                self._send_resume(seat, now)
+            else:
+                if self.hidden_policy is _IDLE:
+                    # Past every frame it sent before a long drop: what it played there alone,
+                    # nobody saw, and its next input is the next frame of its session.
+                    held = max(seat.held_while_absent, default=-1)
+                    self._idle_absent(seat, max(self._current + self._input_delay - 1, held))
+                # The states of the frames just decided are right once the rollback is done.
+                seat.resume_due = True
         elif now - since > self.return_limit_ms:
             self._close(
                 "local",
@@ -1514,15 +1571,49 @@ class RollbackSession:
             )
             self._end_absence(seat, now, "gone")
         elif self.hidden_policy is _IDLE and self.state is RollbackState.RUNNING:
-            for frame in range(seat.inputs.confirmed_frame + 1, self._current + self._input_delay):
-                self._take_input(seat, frame, self._idle)
+            self._idle_absent(seat, self._current + self._input_delay - 1)
+
+    def _back_from_drop(self, seat: Seat, session: P2PSession, now: float) -> bool:
+        """After a long drop, whether the other's page is back and what it sent before is
+        here: an input of its came (each packet carries every input it has pending), or it was
+        heard a while without one (it has none pending)."""
+        if session.parts.watchdog.peer_silence_ms >= HEARD_AGAIN_MS:
+            seat.heard_back_at = None
+            return False
+        if seat.heard_back_at is None:
+            seat.heard_back_at = now
+        return bool(seat.held_while_absent) or now - seat.heard_back_at >= HEARD_AGAIN_MS
+
+    def _tend_cut_off(self, seat: Seat, silence: float, now: float) -> None:
+        """The higher index under ``"idle"``: silent for half a long drop, it holds its game
+        (the lower index may be idling its seat, and what it plays now may be replaced); heard
+        again, it asks, and plays on when the answer says nobody idled it (or loads the game it
+        gets, see :meth:`_on_resume`)."""
+        if self._cut_off_since is None:
+            if silence > LONG_DROP_MS / 2:
+                self._cut_off_since = now
+                self._cut_off_asked = False
+        elif silence < HEARD_AGAIN_MS and not self._cut_off_asked:
+            self._cut_off_asked = True
+            self._tell(seat, RollbackKind.RESUME_ASK, b"")
+
+    def _idle_absent(self, seat: Seat, through: int) -> None:
+        """The absent seat plays its idle action up to frame ``through``."""
+        for frame in range(seat.inputs.confirmed_frame + 1, through + 1):
+            self._take_input(seat, frame, self._idle)
 
     def _seat_absent(self, seat: Seat, now: float) -> None:
-        """The other player's session was shut down: its seat idles from the frame after its
-        last input here (nobody else holds any), or the game stalls, until it comes back."""
+        """The other player's session was shut down, or nothing came from it for a long drop:
+        its seat idles from the frame after its last input here (this side decides alone), or
+        the game stalls, until it comes back."""
         seat.absent_since = now
         seat.asked = False
-        self._playing = []  # nothing to send it until it is back
+        seat.resume_due = False
+        seat.held_while_absent.clear()
+        seat.heard_back_at = None
+        self._cut_off_since = None  # it is the one away
+        if seat.session.state is SessionState.SHUT_DOWN:
+            self._playing = []  # nothing to send it until it is back
         seat.inputs.drop_early()  # those past a gap: the gap never fills now
         seat.newest = seat.inputs.confirmed_frame
         seat.time_sync.reset()
@@ -1552,6 +1643,7 @@ class RollbackSession:
     def _send_resume(self, seat: Seat, now: float) -> None:
         """The game under way, to the page that came back (see :mod:`.resume`): the episode
         running, or the one that ended here (the game may be over)."""
+        seat.resume_due = False
         ended = self._ended_at
         if ended is None:
             next_frame = self.confirmed_frame + 1
@@ -1589,6 +1681,12 @@ class RollbackSession:
         seat.time_sync.reset()
         self.absences[-1]["bytes"] = len(data)
         self._end_absence(seat, now, "resumed")
+        # What it sent past the frames the package decides (a long drop) counts as sent.
+        decided = seat.inputs.confirmed_frame
+        for frame, action in sorted(seat.held_while_absent.items()):
+            if frame > decided:
+                self._take_input(seat, frame, action)
+        seat.held_while_absent.clear()
 
     def _end_absence(self, seat: Seat, now: float, how: str) -> None:
         seat.absent_since = None
@@ -1606,9 +1704,7 @@ class RollbackSession:
         """A page that came back asks for the game under way: answered once an episode runs,
         if this side waits for that player; with nothing otherwise."""
         if seat.absent_since is not None and self.state is not RollbackState.CLOSED:
-            seat.asked = True
-            if self.state in _ANSWERS:
-                self._send_resume(seat, self._clock())
+            seat.asked = True  # answered at the next frame (_tend_absence)
         else:
             self._tell(seat, RollbackKind.RESUME, b"")
 
@@ -1622,16 +1718,23 @@ class RollbackSession:
     def _on_resume(self, seat: Seat, payload: bytes) -> None:
         """The answer to this page's ask: nothing (start the first episode as any page would),
         or a chunk of the game under way."""
-        if self.state is not RollbackState.RESUMING:
+        if self.state is not RollbackState.RESUMING and not (
+            self.state in _GOES_ON and seat.player < self._player_index
+        ):
+            # (A page cut off for a long drop takes the game from the lower index, see .resume.)
             self._counts["stale_resumes"] += 1
             return
         now = self._clock()
+        if self.state is not RollbackState.RESUMING and not payload:
+            self._cut_off_since = None  # nobody idled this seat: play on
+            return
         if not payload:
             self.state = RollbackState.RUNNING
             for player, kept in self._before_resume.items():
                 for frame, action in kept.items():
                     self._on_peer_input(self._seats[player], frame, action)
             self._before_resume.clear()
+            assert self._resume_asked_ms is not None  # resume=True: it asked
             self.resumed = {
                 "resumed": False,
                 "asked_ms": round(self._resume_asked_ms, 1),
@@ -1655,12 +1758,27 @@ class RollbackSession:
         except Exception as error:
             self._game_failed(GameError("decode_state", episode, next_frame - 1, False, error))
             return
-        self.episode = self._episodes_before = episode
-        self._base = package.base
+        if self.state is not RollbackState.RESUMING:
+            # Cut off for a long drop: what it played since is replaced, what it holds of the
+            # other's inputs kept (by transport frame), its records of earlier episodes kept.
+            for seat in self._seat_list:
+                held = self._before_resume.setdefault(seat.player, {})
+                for frame, action in seat.inputs.held().items():
+                    held[self._base + frame] = action
+            self.episodes = [r for r in self.episodes if r["episode"] < episode]
+        self.episode = episode
+        self._episodes_before = episode - len(self.episodes)
+        old_base, self._base = self._base, package.base
         self._input_delay = package.input_delay
         self._params = package.params
-        own = package.actions[self._player_index]
-        self._start_episode(own)
+        own = bytearray(package.actions[self._player_index])
+        if self.state is not RollbackState.RESUMING:
+            # What this side sent past the package's frames the other took as sent (see
+            # _send_resume): they stay this side's actions.
+            for frame, action in enumerate(self._local):
+                if old_base + frame - package.base == len(own):
+                    own.append(action)
+        self._start_episode(bytes(own))
         self._current = next_frame
         self._hashed_through = next_frame - 1
         if package.ended:
@@ -1676,24 +1794,21 @@ class RollbackSession:
             seat.start_episode(episode, {f: a for f, a in early.items() if f >= 0})
             seat.used = bytearray(actions[:next_frame])
             seat.session.parts.desync.start_episode(episode)
-        for player, spans in package.idled.items():
-            ranges = self._idled_by_player.get(player)
-            if ranges is None:
-                raise DecodeError(f"idle stretches of player {player}")
-            for first, end in spans:
-                ranges.start(episode, first)
-                if end is not None:
-                    ranges.end(episode, end)
+        if any(player not in self._idled_by_player for player in package.idled):
+            raise DecodeError(f"idle stretches of players {sorted(package.idled)}")
+        for player, ranges in self._idled_by_player.items():
+            ranges.set_episode(episode, package.idled.get(player, []))
         if self._idled.open:
             # It idled while this page was away: it catches up as a page back from hidden does.
             self._idling = True
             self._caught_up = False
         self.state = RollbackState.RUNNING
+        self._cut_off_since = None
         self.resumed = {
             "resumed": True,
             "episode": episode,
             "frame": next_frame,
-            "asked_ms": round(self._resume_asked_ms, 1),
+            "asked_ms": None if self._resume_asked_ms is None else round(self._resume_asked_ms, 1),
             "answered_ms": round(now, 1),
             "bytes": len(package.state),
         }
@@ -1711,8 +1826,12 @@ class RollbackSession:
         if seat.left:
             return  # what it holds was reported; the others hand on the rest
         if seat.absent_since is not None:
-            # Its old page's, late: this side decided alone what the seat played.
-            self._counts["stale_inputs"] += 1
+            # Sent before a long drop (its page went on): those past the frames this side
+            # decides are taken once it has (_send_resume).
+            if len(seat.held_while_absent) < MAX_KEPT_FOR_RESUME:
+                seat.held_while_absent[frame] = action
+            else:
+                self._counts["stale_inputs"] += 1
             return
         if not self._take_input(seat, frame, action):
             self._counts["duplicate_inputs"] += 1

@@ -160,6 +160,21 @@ class IdleRanges:
             spans.append((start, end[1] if end is not None and end[0] == episode else None))
         return spans
 
+    def set_episode(self, episode: int, spans: list[tuple[int, int | None]]) -> None:
+        """Make :meth:`in_episode` of ``episode`` what another side said it is (a page that
+        came back, :mod:`.resume`): the stretches from it on forgotten (one under way cut at its
+        start), ``spans`` put in their place. ``ValueError`` for spans out of order."""
+        start = (episode, 0)
+        kept: list[tuple[Mark, Mark | None]] = []
+        for first, end in self._ranges:
+            if first < start:
+                kept.append((first, end if end is not None and end <= start else start))
+        self._ranges = kept
+        for first_frame, end_frame in spans:
+            self.start(episode, first_frame)
+            if end_frame is not None:
+                self.end(episode, end_frame)
+
     def within(self, episode: int, frames: int) -> list[list[int]]:
         """The idle stretches among the first ``frames`` frames of ``episode``, as ``[first,
         end]`` (``end`` exclusive)."""
