@@ -19,7 +19,7 @@ import pytest
 from conftest import BOOT_TIMEOUT_MS, PROJECT_ROOT, capture_console
 from playwright.sync_api import BrowserContext
 from test_rollback import records, rollback_telemetry
-from test_transport import OPEN_TIMEOUT_MS, Tab, assert_no_page_errors
+from test_transport import OPEN_TIMEOUT_MS, Tab, assert_no_page_errors, open_tabs
 
 from p2p_demo.harness import TurnServer, open_tab, wait_ready
 from p2p_demo.pong import PongGame
@@ -125,4 +125,71 @@ def test_a_tab_reloaded_at_frame_300_takes_its_game_back_and_both_end_on_one_rec
         f"reload); the seat idled frames {first}-{end} ({end - first}), the other stalled "
         f"{stalled} frames in all; checksums {[r['final_checksum'] for r in reports]}"
     )
+    assert_no_page_errors(console_messages)
+
+
+CUT_FRAMES: Final = 1800
+CUT_AT_FRAME: Final = 300
+CUT_S: Final = 15.0
+JUDGED_AFTER_S: Final = 4.0
+
+
+def test_both_paths_cut_for_15_s_the_lower_index_plays_on_and_both_end_on_one_record(
+    context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
+) -> None:
+    """Every packet either tab receives, on every path, dropped for 15 s (the session's link
+    emulation, switched mid-game: a headless page's network cannot be cut alone): the lower
+    index idles the other's seat and plays on; once packets flow again the other takes its game
+    back and both finish on one record."""
+    tabs = open_tabs(
+        2, context, server, turn, console_messages, game="pong", frames=CUT_FRAMES, link="loss 0%"
+    )
+    lower, higher = tabs
+    higher.wait_until(
+        f"r.game !== null && r.game.frames_advanced >= {CUT_AT_FRAME}",
+        OPEN_TIMEOUT_MS + CUT_AT_FRAME * FRAME_MS + SLACK_MS,
+    )
+    for tab in tabs:
+        tab.page.evaluate("() => p2pDemo.set_link('loss 100%')")
+    cut_at = lower.now_ms()
+    # Past the long drop's 3 s (and the last frames of the prediction window) ...
+    time.sleep(JUDGED_AFTER_S)
+    before: dict[str, Any] = lower.report()["game"]
+    time.sleep(CUT_S - JUDGED_AFTER_S)
+    during: dict[str, Any] = lower.report()["game"]
+    for tab in tabs:
+        tab.page.evaluate("() => p2pDemo.set_link('loss 0%')")
+    restored_at = lower.now_ms()
+    for tab in tabs:
+        tab.wait_until("r.game !== null && r.game.finished", CUT_FRAMES * FRAME_MS + SLACK_MS)
+
+    played = [records(tab) for tab in tabs]
+    assert played[0] == played[1]
+    (episode,) = played[0]
+    # Pong ends at 5 points: an idle paddle loses them fast, so the episode may end sooner.
+    assert CUT_AT_FRAME < episode["frames"] <= CUT_FRAMES
+    assert replay(PongGame(0), episode["inputs"]).hex() == episode["final_checksum"]
+    reports = [tab.report()["game"] for tab in tabs]
+    assert {report["final_checksum"] for report in reports} == {episode["final_checksum"]}
+    assert all(report["desyncs"] == 0 for report in reports)
+    (absence,) = reports[0]["absences"]
+    assert absence["ended"] == "resumed"
+    # Idle from about where the cut began, for about as long as it lasted (or to the end).
+    (stretch,) = episode["idled"]["1"]
+    first, end = stretch
+    assert first >= CUT_AT_FRAME, stretch
+    assert end - first >= min(0.8 * CUT_S * 60, episode["frames"] - first), stretch
+    resumed = reports[1]["resumed"]
+    assert resumed["resumed"] is True and resumed["asked_ms"] is None
+    # ... the lower index played on: at most 5% of the frames it ticked were stalls.
+    stalled = during["stall_frames"] - before["stall_frames"]
+    ticked = during["frames_advanced"] - before["frames_advanced"] + stalled
+    print(
+        f"cut of {CUT_S:.0f} s: the lower index ticked {ticked} frames from {JUDGED_AFTER_S} s "
+        f"into it to its end, {stalled} stalled; the seat idled frames {first}-{end} "
+        f"({end - first}); the other back in the game "
+        f"{resumed['answered_ms'] - restored_at:.0f} ms after the paths were restored "
+        f"(cut at {cut_at:.0f} ms); checksums {[r['final_checksum'] for r in reports]}"
+    )
+    assert ticked > 0 and stalled <= 0.05 * ticked, (ticked, stalled)
     assert_no_page_errors(console_messages)

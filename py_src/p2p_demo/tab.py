@@ -372,6 +372,17 @@ class DemoTab:
             raise ValueError("a spectator sends nothing to impair")
         self.transport.set_faults(fault_config(json.loads(options_json)))
 
+    def set_link(self, netem: str) -> None:
+        """Change the whole-link emulation of what this tab (of two) receives, mid-game, in
+        netem's words (``"loss 100%"`` cuts every path; the tab must have started with a
+        ``link``)."""
+        transport = self.transport
+        session = transport.session if isinstance(transport, BrowserTransport) else None
+        link = None if session is None else session.link
+        if link is None:
+            raise ValueError("no emulated link: start the tab with a 'link' option")
+        link.config = LinkConfig.parse(netem)
+
     def close(self) -> None:
         self._visibility.close()
         if self.match is not None:

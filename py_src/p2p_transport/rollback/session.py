@@ -729,6 +729,8 @@ class RollbackSession:
             "hidden_ms": round(hidden_ms, 3),
             "frames_idled": counts["frames_idled"],
             "paused_frames": counts["paused_frames"],
+            "cut_off_frames": counts["cut_off_frames"],
+            "stale_resumes": counts["stale_resumes"],
             "peers": {
                 str(player): {
                     "confirmed_frame": seat.inputs.confirmed_frame,
@@ -1704,7 +1706,9 @@ class RollbackSession:
         """A page that came back asks for the game under way: answered once an episode runs,
         if this side waits for that player; with nothing otherwise."""
         if seat.absent_since is not None and self.state is not RollbackState.CLOSED:
-            seat.asked = True  # answered at the next frame (_tend_absence)
+            seat.asked = True  # answered at the next frame (_tend_absence) ...
+            if self.state is RollbackState.ENDED:
+                self._send_resume(seat, self._clock())  # ... or now: the game may be over
         else:
             self._tell(seat, RollbackKind.RESUME, b"")
 
@@ -1832,6 +1836,9 @@ class RollbackSession:
                 seat.held_while_absent[frame] = action
             else:
                 self._counts["stale_inputs"] += 1
+            now = self._clock()
+            if self.state is RollbackState.ENDED and self._back_from_drop(seat, seat.session, now):
+                self._send_resume(seat, now)  # the game may be over: no frame comes
             return
         if not self._take_input(seat, frame, action):
             self._counts["duplicate_inputs"] += 1
