@@ -67,16 +67,22 @@ def test_a_hidden_tab_idles_its_seat_and_the_other_plays_on(
     played = [records(tab) for tab in (awake, hidden)]
     assert played[0] == played[1]
     (episode,) = played[0]
-    assert episode["frames"] == FRAMES
+    # Pong ends at 5 points: an idle paddle concedes them, so the episode may end sooner (how
+    # many it concedes depends on when the hide begins).
+    assert HIDE_AT_FRAME < episode["frames"] <= FRAMES
     (stretch,) = episode["idled"]["1"]
     first, end = stretch
     # Idle from shortly after it was hidden, for about the time it was hidden.
-    assert first >= HIDE_AT_FRAME and end - first >= 0.8 * HIDDEN_S * 60, stretch
+    assert first >= HIDE_AT_FRAME, stretch
+    assert end - first >= min(0.8 * HIDDEN_S * 60, episode["frames"] - first), stretch
     seen = [rollback_telemetry(tab) for tab in (awake, hidden)]
-    assert seen[1]["frames_idled"] == end - first
+    if end < episode["frames"]:
+        assert seen[1]["frames_idled"] == end - first
+    else:  # idle actions it sent past the episode's end count too
+        assert seen[1]["frames_idled"] >= end - first
     assert seen[1]["hidden_ms"] >= HIDDEN_S * 1000 * 0.9
-    assert {record["final_checksum"] for record in played[0]} == {
-        tab.report()["game"]["final_checksum"] for tab in (awake, hidden)
-    }
+    checksums = [tab.report()["game"]["final_checksum"] for tab in (awake, hidden)]
+    print(f"hidden seat idled frames {first}-{end} ({end - first}); checksums {checksums}")
+    assert {record["final_checksum"] for record in played[0]} == set(checksums)
     assert all(tab.report()["game"]["desyncs"] == 0 for tab in (awake, hidden))
     assert_no_page_errors(console_messages)
