@@ -104,6 +104,28 @@ def test_a_stalled_game_still_probes_so_inputs_version_one_lost_come_back() -> N
         assert side.session.stats()["acked_inputs_in_use"]
 
 
+def test_games_that_never_heard_each_other_send_their_last_inputs_again_until_they_do() -> None:
+    # Every packet of frames 0 to 9 both ways lost: neither side heard the other, so neither
+    # can probe; both games stall. The ping timer sends the last version-1 inputs again (at most
+    # once a probe interval) and both get every input.
+    pair = Pair()
+    for side in (pair.a, pair.b):
+        side.session.edge.on_open()
+    pair.play(range(10), a_to_b=False, b_to_a=False)
+    assert pair.a.inputs == pair.b.inputs == []
+    sent_before = len(pair.a.channel.sent)
+    for _ in range(3):
+        pair.scheduler.advance(PING_INTERVAL_MS)
+    resent = [decode(d) for d in pair.a.channel.sent[sent_before:] if d[0] == MessageType.INPUT]
+    assert resent and all(
+        p == InputPacket(0, 9, tuple((f, f % 256) for f in range(10))) for p in resent
+    )
+    assert len(resent) <= 3 * PING_INTERVAL_MS / PROBE_INTERVAL_MS + 1
+    pair.deliver()
+    assert pair.b.inputs == [(frame, frame % 256) for frame in range(10)]
+    assert pair.a.inputs == [(frame, (frame + 1) % 256) for frame in range(10)]
+
+
 def test_a_version_one_peer_gets_the_same_version_one_stream_and_everything_arrives() -> None:
     # b stands for a deployed peer: it never sends 0x20, and drops any 0x20 it is sent.
     pair = Pair(config_b=SessionConfig(relay_inputs=False, relay_pings=False, acked_inputs=False))

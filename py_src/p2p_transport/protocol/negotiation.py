@@ -61,6 +61,7 @@ class AckNegotiation:
         self._heard_extension = False
         self._control_unanswered = False
         self._last_probe_ms: float | None = None
+        self._last_unheard_resend_ms: float | None = None
 
     @property
     def peer_version(self) -> int | None:
@@ -107,6 +108,20 @@ class AckNegotiation:
             return False
         last = self._last_probe_ms
         return last is None or self._clock() - last >= self.probe_interval_ms
+
+    def take_unheard_resend(self) -> bool:
+        """Whether to send the last version-1 inputs again now (then not for another interval):
+        the peer has sent nothing at all, so this side cannot probe it, and two games stalled on
+        first inputs that every copy of was lost would otherwise wait for each other for
+        good. A version-1 peer takes them as the copies they are."""
+        if self.peer_speaks_acked or self._heard_peer_inputs or self._heard_extension:
+            return False
+        now = self._clock()
+        last = self._last_unheard_resend_ms
+        if last is not None and now - last < self.probe_interval_ms:
+            return False
+        self._last_unheard_resend_ms = now
+        return True
 
     def probe_sent(self) -> None:
         self.probes_sent += 1

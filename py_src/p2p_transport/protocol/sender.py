@@ -169,6 +169,15 @@ class RedundantInputs:
         head = pack_input_head(self.player_index, target_frame, count)
         return head + window.entries[-count * INPUT_SIZE :]
 
+    def pack_recent(self) -> bytes | None:
+        """The packet of the last inputs, as many as one carries; ``None`` before any."""
+        window = self._window
+        count = min(MAX_INPUTS_PER_PACKET, len(window))
+        if count == 0:
+            return None
+        head = pack_input_head(self.player_index, window.inputs[-1][0], count)
+        return head + window.entries[-count * INPUT_SIZE :]
+
     def reset(self) -> None:
         """Forget the window (a new episode)."""
         self._window.clear()

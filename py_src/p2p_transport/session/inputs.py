@@ -124,15 +124,21 @@ class InputPath:
         """Probe from a timer while acked inputs are not settled and the game sends nothing: a
         game waiting for an input of the peer's that version 1 lost (its few copies all gone)
         probes no more, and the peer's game may be waiting for one of this side's, so neither
-        would ever settle nor resend. The probe carries every pending input."""
+        would ever settle nor resend. The probe carries every pending input. A peer never heard
+        at all cannot be probed: it gets the last version-1 inputs again instead."""
         negotiation = self.negotiation
         if self._stepped_since_probe_check:
             self._stepped_since_probe_check = False
             return
-        if negotiation.use_acked or not self.acked.has_pending or not negotiation.probe_due():
+        if negotiation.use_acked:
             return
-        self._paths.send_on_route(self.route(), self.acked.packet(self.receiver.ack_frame))
-        negotiation.probe_sent()
+        if self.acked.has_pending and negotiation.probe_due():
+            self._paths.send_on_route(self.route(), self.acked.packet(self.receiver.ack_frame))
+            negotiation.probe_sent()
+        elif negotiation.take_unheard_resend():
+            packet = self.v1.pack_recent()
+            if packet is not None and self._paths.send_on_route(self.route(), packet):
+                self.counters.input_resends += 1
 
     def upload_confirmed(self, final: bool = False) -> None:
         """Send the server the local inputs the peer confirmed that have not reached it, once a
