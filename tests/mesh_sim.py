@@ -323,8 +323,9 @@ def simulate_mesh(
         delays[(low, high)] = round(rng.uniform(*delay_range_ms), 1)
         link(low, high, 0)
     starts = start_ms or {}
-    players = []
-    for index in range(count):
+
+    def new_player(index: int, next_due: float, **more: Any) -> MeshPlayer:
+        """Player ``index``'s page: its game, its layer over its sessions, its bot."""
         perturb_at = diverge[1] if diverge is not None and diverge[0] == index else None
         game = RingGame(count, seed, perturb_at)
         links = {peer: sessions[(index, peer)] for peer in range(count) if peer != index}
@@ -335,18 +336,12 @@ def simulate_mesh(
             max_prediction=max_prediction,
             episode_frames=frames,
             **options,
+            **more,
         )
-        players.append(
-            MeshPlayer(
-                index,
-                game,
-                rollback,
-                bot_actions(seed, index),
-                episodes,
-                seed,
-                next_due=starts.get(index, 0.0),
-            )
-        )
+        actions = bot_actions(seed, index)
+        return MeshPlayer(index, game, rollback, actions, episodes, seed, next_due=next_due)
+
+    players = [new_player(index, starts.get(index, 0.0)) for index in range(count)]
     run = MeshRun(players, sessions, channels, clock, delays)
 
     def one_shot(callback: Callable[[], None], after_ms: float) -> None:
@@ -380,20 +375,7 @@ def simulate_mesh(
                 # peer_left has not come yet.
                 sessions[(peer, index)].close()
                 link(min(index, peer), max(index, peer), len(run.reloaded))
-        game = RingGame(count, seed)
-        links = {peer: sessions[(index, peer)] for peer in range(count) if peer != index}
-        rollback = RollbackSession(
-            game,
-            links,
-            input_delay=input_delay,
-            max_prediction=max_prediction,
-            episode_frames=frames,
-            resume=True,
-            **options,
-        )
-        new = players[index] = MeshPlayer(
-            index, game, rollback, old.actions, episodes, seed, next_due=clock()
-        )
+        new = players[index] = new_player(index, clock(), resume=True)
         run.back_at_ms[index] = clock()
         for peer in range(count):
             if peer != index:

@@ -1591,7 +1591,9 @@ class RollbackSession:
         (the lower index may be idling its seat, and what it plays now may be replaced); heard
         again, it asks, and plays on when the answer says nobody idled it (or loads the game it
         gets, see :meth:`_on_resume`)."""
-        if self._cut_off_since is None:
+        if seat.session.parts.inputs.negotiation.peer_version == 1:
+            self._cut_off_since = None  # a version-1 peer has no resume to answer with
+        elif self._cut_off_since is None:
             if silence > LONG_DROP_MS / 2:
                 self._cut_off_since = now
                 self._cut_off_asked = False
