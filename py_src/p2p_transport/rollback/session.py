@@ -42,8 +42,9 @@ In a room of more than two, a player who leaves plays its idle action from a fra
 agree on (:mod:`.seats`), and the others go on. A seat has left when its session is shut down
 (``P2PSession.close()``: the mesh closes the session with a player the server says left) or
 when :meth:`RollbackSession.seat_left` says so. A DataChannel that closed is not a player who
-left: the relay carries on and a reconnection may follow. Two players' sessions never do this:
-the game ends with the peer, as before.
+left: the relay carries on and a reconnection may follow. A game of two waits for the other
+player instead (:mod:`.resume`): a page that reloads, or a long drop, idles its seat or stalls
+the game until it is back with the game under way, or until ``return_limit_ms``.
 
 A player whose page is hidden (:meth:`RollbackSession.set_hidden`) idles its seat, pauses the
 game, or stalls the others, as the game's ``hidden_policy`` says (:mod:`.visibility`).
@@ -249,6 +250,14 @@ class RollbackSession:
     ...]}``, ``end`` exclusive), and ``on_peer_hidden(player, hidden)`` hears another player's
     seat start and stop idling or pausing. Back from hidden, the game loop catches up while
     :attr:`frames_behind` says so.
+
+    In a game of two whose game has ``encode_state``/``decode_state``, the other player's page
+    may go and come back (:mod:`.resume`): this side waits up to ``return_limit_ms`` (its seat
+    idling, or the game stalled, as ``hidden_policy`` says), ``on_peer_absent(player, event)``
+    hears ``"absent"`` then ``"resumed"`` or ``"gone"``, and the glue hands the returning page's
+    session to :meth:`replace_session` when :meth:`awaits` says so. The page that comes back
+    makes its layer with ``resume=True``: it takes the game under way (or, with nobody waiting,
+    starts the first episode). :attr:`absences` and :attr:`resumed` keep what happened.
     """
 
     # The episode's state, set by _start_episode.
