@@ -22,6 +22,7 @@ fi
 # second once those are done, beside the rest of the first. Files not named in the first half
 # run in the second. Each suite's output follows as it ends; any failing fails the run.
 FIRST_HALF=(
+    playwright_tests/test_failures.py
     playwright_tests/test_js_api.py
     playwright_tests/test_lossy.py
     playwright_tests/test_mesh.py
