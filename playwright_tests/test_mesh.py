@@ -272,7 +272,12 @@ def test_a_player_who_closes_its_tab_mid_game_idles_from_a_frame_the_others_agre
         f"r.game !== null && r.game.frames_advanced >= {leave_at}",
         OPEN_TIMEOUT_MS + leave_at * FRAME_MS + SLACK_MS,
     )
+    # The tab stops at once (its game loop and its connections), then goes: a page's close
+    # alone can take seconds on a loaded machine, while its game plays on.
+    left_at = leaver.report()["game"]["frames_advanced"]
+    leaver.page.evaluate("() => p2pDemo.close()")
     leaver.page.close()
+    assert left_at < frames - 60, left_at
     for tab in staying:
         tab.wait_until(
             "r.game !== null && r.game.finished",
