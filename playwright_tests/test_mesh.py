@@ -278,12 +278,19 @@ def test_a_player_who_closes_its_tab_mid_game_idles_from_a_frame_the_others_agre
         game="pong",
         players=PLAYERS,
         frames=frames,
+        autostart=False,
     )
     leaver, staying = tabs[3], tabs[:3]
     # The tab stops itself (its game loop and its connections) once its game reaches the frame,
     # checked beside its game loop on its own timers: a test's polling, or a page's close, can
     # lag by seconds on a loaded machine while the game plays on.
     leaver.page.evaluate(LEAVE_AT_JS, leave_at)
+    # The games start once every tab is ready and the check is in place (with autostart a
+    # loaded machine may play them to their end before the test gets here).
+    for tab in tabs:
+        tab.wait_until("r.game !== null", OPEN_TIMEOUT_MS)
+    for tab in tabs:
+        tab.page.evaluate("() => p2pDemo.start_game()")
     leaver.page.wait_for_function(
         "() => window.leftAtFrame !== undefined",
         timeout=OPEN_TIMEOUT_MS + leave_at * FRAME_MS + SLACK_MS,
