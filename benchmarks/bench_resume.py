@@ -33,7 +33,7 @@ LENGTHS: Final = (300, 1800, 10800)
 RESUME_SOURCE = """
 import time
 
-from p2p_transport.rollback.chunks import chunk_payloads
+from p2p_transport.protocol.chunks import chunk_payloads
 from p2p_transport.rollback.game import resimulate
 from p2p_transport.rollback.resume import ResumePackage
 

@@ -16,10 +16,15 @@ from hypothesis import strategies as st
 
 from p2p_transport import Callbacks, P2PSession
 from p2p_transport.errors import UsageError
+from p2p_transport.protocol.chunks import MAX_CHUNKS, ChunkAssembler, chunk_payloads
+from p2p_transport.protocol.kept_inputs import KeptInputs
 from p2p_transport.rollback import RollbackSession
-from p2p_transport.rollback.chunks import MAX_CHUNKS, ChunkAssembler, chunk_payloads
 from p2p_transport.rollback.replay import replay
-from p2p_transport.rollback.resume import LONG_DROP_MS, ResumePackage
+from p2p_transport.rollback.resume import (
+    LONG_DROP_MS,
+    MAX_KEPT_FOR_RESUME,
+    ResumePackage,
+)
 from p2p_transport.wire.codec import DecodeError, decode
 from p2p_transport.wire.control_payloads import (
     MAX_CHUNK_DATA,
@@ -318,6 +323,37 @@ def test_a_page_that_asks_where_there_is_nothing_to_resume_starts_the_first_epis
     assert rollback.resumed is not None and rollback.resumed["resumed"] is False
     assert rollback.advance_frame(1)
     assert rollback.stats()["peers"]["0"]["confirmed_frame"] == 0
+
+
+def test_a_page_that_came_back_keeps_a_bounded_number_of_inputs_and_counts_the_rest() -> None:
+    rollback, session, _ = resuming_page()
+    heard: list[tuple[int, str]] = []
+    rollback.on_peer_absent = lambda player, event: heard.append((player, event))
+    assert rollback.on_peer_absent is not None
+    for frame in reversed(range(MAX_KEPT_FOR_RESUME + 1)):
+        session.parts.delivery.on_input(frame, 2)
+    assert rollback.stats()["stale_inputs"] == 1  # frame 0, the last to come
+    session.parts.delivery.on_control(RollbackKind.RESUME, b"")
+    assert rollback.stats()["peers"]["0"]["confirmed_frame"] == -1  # frame 0 is missing
+    session.parts.delivery.on_input(0, 2)  # (a test's resend: a real sender never resends)
+    assert rollback.stats()["peers"]["0"]["confirmed_frame"] == MAX_KEPT_FOR_RESUME
+    assert heard == [] and rollback.absences == []
+
+
+def test_kept_inputs_are_bounded_and_come_back_in_frame_order() -> None:
+    kept = KeptInputs(MAX_KEPT_FOR_RESUME)
+    assert not kept and kept.newest == -1
+    for frame in reversed(range(MAX_KEPT_FOR_RESUME)):
+        assert kept.keep(frame, frame % 7)
+    assert not kept.keep(MAX_KEPT_FOR_RESUME, 1)
+    assert not kept.keep(0, 1)  # full: not even a frame it holds is replaced
+    assert kept and kept.newest == MAX_KEPT_FOR_RESUME - 1
+    taken = kept.take()
+    assert taken == [(frame, frame % 7) for frame in range(MAX_KEPT_FOR_RESUME)]
+    assert not kept and kept.take() == []
+    assert kept.keep(5, 1) and kept.keep(5, 2) and list(kept) == [(5, 2)]
+    kept.clear()
+    assert list(kept) == []
 
 
 # --- the package and its chunks -----------------------------------------------------------------

@@ -18,6 +18,12 @@ episode so far, its parameters and idle stretches; or with nothing, when it has 
 (the page then starts the first episode as any page would). The page loads the state, replays
 nothing, and plays on from there; its record of that episode is the same as the other's.
 
+Inputs that come before the package is loaded (a page that came back), or while the other
+player is absent (a long drop: its page went on sending), are kept for then, at most
+:data:`MAX_KEPT_FOR_RESUME` of them
+(:class:`~p2p_transport.protocol.kept_inputs.KeptInputs`): the sender never sends an
+acknowledged input again, so a refused one is lost, and counted as stale.
+
 The returning seat's inputs go on from the frame after the last one the package holds. Under
 ``"idle"`` those frames lie ahead of the game the page shows (the other player kept playing), so
 the page catches up as a page back from hidden does (:mod:`.visibility`): its seat keeps idling
@@ -64,7 +70,13 @@ from typing import Any, Final
 from p2p_transport.wire.codec import DecodeError
 from p2p_transport.wire.signaling import MAX_PLAYERS, MIN_PLAYERS
 
-__all__ = ["DEFAULT_RETURN_LIMIT_MS", "HEARD_AGAIN_MS", "LONG_DROP_MS", "ResumePackage"]
+__all__ = [
+    "DEFAULT_RETURN_LIMIT_MS",
+    "HEARD_AGAIN_MS",
+    "LONG_DROP_MS",
+    "MAX_KEPT_FOR_RESUME",
+    "ResumePackage",
+]
 
 #: Nothing from the other player on any path for this long is a long drop: the watchdog's
 #: ``peer_gone`` threshold (``HealthThresholds.disconnect_silence_ms``), where a page that keeps
@@ -75,6 +87,11 @@ HEARD_AGAIN_MS: Final = 1000.0
 #: A reload of a game page takes several seconds (Pyodide boots again); a participant whose
 #: network dropped may take longer. A minute, then the player who stayed ends the game.
 DEFAULT_RETURN_LIMIT_MS: Final = 60_000.0
+
+#: The inputs kept for later: a minute's at 60 Hz, where the transfer
+#: takes a few round trips (the receiver acknowledged them: the sender never sends them again),
+#: and a bound on what a peer can make a side hold.
+MAX_KEPT_FOR_RESUME: Final = 3600
 
 _HEAD: Final = struct.Struct(">IIIBB")  # episode, next frame, base, input delay, players
 _COUNT: Final = struct.Struct(">I")

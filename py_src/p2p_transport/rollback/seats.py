@@ -35,7 +35,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from p2p_transport.protocol.kept_inputs import KeptInputs
 from p2p_transport.rollback.peer_inputs import PeerInputs
+from p2p_transport.rollback.resume import HEARD_AGAIN_MS, MAX_KEPT_FOR_RESUME
 from p2p_transport.rollback.time_sync import TimeSync
 from p2p_transport.rollback.visibility import HiddenPolicy, IdleRanges
 from p2p_transport.session.session import P2PSession
@@ -99,9 +101,9 @@ class Seat:
         self.asked = False
         #: The game under way goes to it at the end of this side's next frame.
         self.resume_due = False
-        #: Its inputs that came while absent (a long drop: its page went on), frame -> action,
-        #: and since when it is heard again.
-        self.held_while_absent: dict[int, int] = {}
+        #: Its inputs that came while absent (a long drop: its page went on), by frame, and
+        #: since when it is heard again.
+        self.held_while_absent = KeptInputs(MAX_KEPT_FOR_RESUME)
         self.heard_back_at: float | None = None
         self.start_episode(0, {})
 
@@ -123,6 +125,38 @@ class Seat:
         there too and is ready for the next (its page, back, joins the episode under way)."""
         self.ends[episode] = end
         self.ready.add(episode + 1)
+
+    def go_absent(self, now: float, episode: int, idles: bool) -> int:
+        """In a game of two, the seat is absent since ``now`` (see :mod:`.resume`): it idles
+        (``idles``) from the frame after its last input here, or plays nothing while the game
+        stalls. Returns that frame."""
+        self.absent_since = now
+        self.asked = False
+        self.resume_due = False
+        self.held_while_absent.clear()
+        self.heard_back_at = None
+        self.inputs.drop_early()  # those past a gap: the gap never fills now
+        self.newest = self.inputs.confirmed_frame
+        self.time_sync.reset()
+        first = self.inputs.confirmed_frame + 1
+        if idles:
+            self.away = HiddenPolicy.IDLE
+            if not self.idled.open:
+                self.idled.start(episode, first)
+        else:
+            self.away = None
+        return first
+
+    def back_from_drop(self, now: float) -> bool:
+        """After a long drop, whether the seat's page is back and what it sent before is here:
+        an input of its came (each packet carries every input it has pending), or it was heard
+        a while without one (it has none pending)."""
+        if self.session.parts.watchdog.peer_silence_ms >= HEARD_AGAIN_MS:
+            self.heard_back_at = None
+            return False
+        if self.heard_back_at is None:
+            self.heard_back_at = now
+        return bool(self.held_while_absent) or now - self.heard_back_at >= HEARD_AGAIN_MS
 
     def settle(self, episode: int) -> None:
         """Work out :attr:`idle_from` for ``episode`` from the agreement, if there is one."""

@@ -71,8 +71,9 @@ from p2p_transport._checks import check_finite, check_int
 from p2p_transport._guard import call_guarded
 from p2p_transport.errors import InvalidStateError, P2PTransportError, UsageError
 from p2p_transport.protocol.acked_sender import PENDING_LIMIT
+from p2p_transport.protocol.chunks import ChunkAssembler, chunk_payloads
 from p2p_transport.protocol.desync import Desync
-from p2p_transport.rollback.chunks import ChunkAssembler, chunk_payloads
+from p2p_transport.rollback.absence import Absence
 from p2p_transport.rollback.errors import GameError
 from p2p_transport.rollback.frame_budget import FrameBudget
 from p2p_transport.rollback.game import (
@@ -84,12 +85,7 @@ from p2p_transport.rollback.game import (
     idle_action,
     resimulate,
 )
-from p2p_transport.rollback.resume import (
-    DEFAULT_RETURN_LIMIT_MS,
-    HEARD_AGAIN_MS,
-    LONG_DROP_MS,
-    ResumePackage,
-)
+from p2p_transport.rollback.resume import DEFAULT_RETURN_LIMIT_MS, LONG_DROP_MS, ResumePackage
 from p2p_transport.rollback.seats import Seat, forwarded_frames
 from p2p_transport.rollback.state_ring import StateRing
 from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
@@ -150,10 +146,6 @@ DEFAULT_CHECK_INTERVAL: Final = 10
 DELAY_SHRINK_MS: Final = 2000.0
 #: frames_ahead samples kept for telemetry: 5 a second (one per report) for 30 minutes.
 MAX_FRAMES_AHEAD_SAMPLES: Final = 9000
-#: The other player's inputs a page that came back keeps while the game under way reaches it: a
-#: minute's at 60 Hz, where the transfer takes a few round trips (the receiver acknowledged
-#: them: the sender never sends them again), and a bound on what a peer can make it hold.
-MAX_KEPT_FOR_RESUME: Final = 3600
 #: The control messages this layer consumes; the session hands the rest to the game's callbacks.
 _OWN_KINDS: Final = frozenset(
     (
@@ -339,17 +331,6 @@ class RollbackSession:
         # A game of two whose state travels waits for the other player to come back (.resume).
         self._awaits_returns = encodes and self._player_count == PLAYERS_PER_ROOM
         self.return_limit_ms = float(return_limit_ms)
-        self.on_peer_absent = on_peer_absent
-        self._resume_chunks = ChunkAssembler()
-        # Inputs that came before the game under way did (resume=True): player -> transport
-        # frame -> action.
-        self._before_resume: dict[int, dict[int, int]] = {}
-        #: The other players' absences (see :mod:`.resume`), and this page's own return: each
-        #: with the player, when it started and ended (ms on the session's clock), the episode
-        #: and frame, and how it ended (``"resumed"``, ``"gone"``, or ``None`` while it lasts).
-        self.absences: list[dict[str, Any]] = []
-        #: This page came back (``resume=True``): what it got (``None`` until then).
-        self.resumed: dict[str, Any] | None = None
         self._send_state = False
         self._state_chunks = ChunkAssembler()
         self._received_state: tuple[int, int, bytes] | None = None
@@ -391,6 +372,7 @@ class RollbackSession:
         self._episodes_before = 0  # those a page that came back did not play (see .resume)
         self._end_state: bytes | None = None  # the encoded state after the episode's last frame
         self._counts: Counter[str] = Counter()
+        self._absence = Absence(on_peer_absent, self._counts)
         self._depths: Counter[int] = Counter()
         self._stall_ms = 0.0
         self._stall_started: float | None = None
@@ -422,14 +404,9 @@ class RollbackSession:
         self._params = episode_params(game)
         self._next_params: dict[str, Any] | None = None
         self._start_episode()
-        self._resume_asked_ms: float | None = None
-        # The higher index of two, under "idle": since when it holds its game after a long
-        # silence (see _tend_cut_off), and whether it asked since it hears the other again.
-        self._cut_off_since: float | None = None
-        self._cut_off_asked = False
         if resume:
             self.state = RollbackState.RESUMING
-            self._resume_asked_ms = self._clock()
+            self._absence.asked_ms = self._clock()
             for seat in self._seat_list:
                 self._tell(seat, RollbackKind.RESUME_ASK, b"")
 
@@ -444,6 +421,27 @@ class RollbackSession:
         )
 
     # --- what the game calls ------------------------------------------------------------------
+
+    @property
+    def absences(self) -> list[dict[str, Any]]:
+        """The other player's absences (see :mod:`.resume`): each with the player, when it
+        started and ended (ms on the session's clock), the episode and frame, and how it ended
+        (``"resumed"``, ``"gone"``, or ``None`` while it lasts)."""
+        return self._absence.records
+
+    @property
+    def resumed(self) -> dict[str, Any] | None:
+        """This page came back (``resume=True``): what it got (``None`` until then)."""
+        return self._absence.resumed
+
+    @property
+    def on_peer_absent(self) -> Callable[[int, str], None] | None:
+        """Hears ``(player, event)``: ``"absent"``, then ``"resumed"`` or ``"gone"``."""
+        return self._absence.on_peer_absent
+
+    @on_peer_absent.setter
+    def on_peer_absent(self, told: Callable[[int, str], None] | None) -> None:
+        self._absence.on_peer_absent = told
 
     @property
     def input_delay(self) -> int:
@@ -589,7 +587,7 @@ class RollbackSession:
             self._notice_departures()
         elif self._awaits_returns:
             self._tend_absence(now)
-            if self._cut_off_since is not None:
+            if self._absence.cut_off_since is not None:
                 self._counts["cut_off_frames"] += 1
                 return False
         if self.state is RollbackState.WAITING:
@@ -1535,7 +1533,10 @@ class RollbackSession:
                 return
             silence = session.parts.watchdog.peer_silence_ms
             if self._player_index > seat.player and self.hidden_policy is _IDLE:
-                self._tend_cut_off(seat, silence, now)
+                version = session.parts.inputs.negotiation.peer_version
+                if self._absence.tend_cut_off(version, silence, now):
+                    # Heard again: the answer says whether anybody idled this seat (_on_resume).
+                    self._tell(seat, RollbackKind.RESUME_ASK, b"")
             if silence <= LONG_DROP_MS:
                 return
             if self.hidden_policy is _IDLE and self._player_index < seat.player:
@@ -1559,7 +1560,7 @@ class RollbackSession:
         if (seat.asked and self.state in _ANSWERS) or (
             session.state is not SessionState.SHUT_DOWN
             and self.state in _ANSWERS
-            and self._back_from_drop(seat, session, now)
+            and seat.back_from_drop(now)
         ):
             # Its new page asked, or its page is back after a long drop.
             if self.state is RollbackState.ENDED:
@@ -1568,7 +1569,7 @@ class RollbackSession:
                 if self.hidden_policy is _IDLE:
                     # Past every frame it sent before a long drop: what it played there alone,
                     # nobody saw, and its next input is the next frame of its session.
-                    held = max(seat.held_while_absent, default=-1)
+                    held = seat.held_while_absent.newest
                     self._idle_absent(seat, max(self._current + self._input_delay - 1, held))
                 # The states of the frames just decided are right once the rollback is done.
                 seat.resume_due = True
@@ -1584,32 +1585,6 @@ class RollbackSession:
         elif self.hidden_policy is _IDLE and self.state is RollbackState.RUNNING:
             self._idle_absent(seat, self._current + self._input_delay - 1)
 
-    def _back_from_drop(self, seat: Seat, session: P2PSession, now: float) -> bool:
-        """After a long drop, whether the other's page is back and what it sent before is
-        here: an input of its came (each packet carries every input it has pending), or it was
-        heard a while without one (it has none pending)."""
-        if session.parts.watchdog.peer_silence_ms >= HEARD_AGAIN_MS:
-            seat.heard_back_at = None
-            return False
-        if seat.heard_back_at is None:
-            seat.heard_back_at = now
-        return bool(seat.held_while_absent) or now - seat.heard_back_at >= HEARD_AGAIN_MS
-
-    def _tend_cut_off(self, seat: Seat, silence: float, now: float) -> None:
-        """The higher index under ``"idle"``: silent for half a long drop, it holds its game
-        (the lower index may be idling its seat, and what it plays now may be replaced); heard
-        again, it asks, and plays on when the answer says nobody idled it (or loads the game it
-        gets, see :meth:`_on_resume`)."""
-        if seat.session.parts.inputs.negotiation.peer_version == 1:
-            self._cut_off_since = None  # a version-1 peer has no resume to answer with
-        elif self._cut_off_since is None:
-            if silence > LONG_DROP_MS / 2:
-                self._cut_off_since = now
-                self._cut_off_asked = False
-        elif silence < HEARD_AGAIN_MS and not self._cut_off_asked:
-            self._cut_off_asked = True
-            self._tell(seat, RollbackKind.RESUME_ASK, b"")
-
     def _idle_absent(self, seat: Seat, through: int) -> None:
         """The absent seat plays its idle action up to frame ``through``."""
         for frame in range(seat.inputs.confirmed_frame + 1, through + 1):
@@ -1619,39 +1594,15 @@ class RollbackSession:
         """The other player's session was shut down, or nothing came from it for a long drop:
         its seat idles from the frame after its last input here (this side decides alone), or
         the game stalls, until it comes back."""
-        seat.absent_since = now
-        seat.asked = False
-        seat.resume_due = False
-        seat.held_while_absent.clear()
-        seat.heard_back_at = None
-        self._cut_off_since = None  # it is the one away
+        first = seat.go_absent(now, self.episode, self.hidden_policy is _IDLE)
+        self._absence.cut_off_since = None  # it is the one away
         if seat.session.state is SessionState.SHUT_DOWN:
             self._playing = []  # nothing to send it until it is back
-        seat.inputs.drop_early()  # those past a gap: the gap never fills now
-        seat.newest = seat.inputs.confirmed_frame
-        seat.time_sync.reset()
         self._pauses.pop(seat.player, None)
         self._unsent.pop(seat.player, None)
-        first = seat.inputs.confirmed_frame + 1
-        if self.hidden_policy is _IDLE:
-            seat.away = _IDLE
-            if not seat.idled.open:
-                seat.idled.start(self.episode, first)
-        else:
-            seat.away = None
         if self._ended_at is not None:
             seat.end_for_absent(self.episode, self._ended_at)
-        self.absences.append(
-            {
-                "player": seat.player,
-                "from_ms": round(now, 1),
-                "to_ms": None,
-                "episode": self.episode,
-                "frame": first,
-                "ended": None,
-            }
-        )
-        self._tell_absent(seat.player, "absent")
+        self._absence.begin(seat.player, now, self.episode, first)
 
     def _send_resume(self, seat: Seat, now: float) -> None:
         """The game under way, to the page that came back (see :mod:`.resume`): the episode
@@ -1692,26 +1643,19 @@ class RollbackSession:
         # Idling, its inputs go on running ahead of its game until its SEAT_HIDDEN says it is
         # back in front (.visibility).
         seat.time_sync.reset()
-        self.absences[-1]["bytes"] = len(data)
-        self._end_absence(seat, now, "resumed")
+        self._end_absence(seat, now, "resumed", len(data))
         # What it sent past the frames the package decides (a long drop) counts as sent.
         decided = seat.inputs.confirmed_frame
-        for frame, action in sorted(seat.held_while_absent.items()):
+        for frame, action in seat.held_while_absent.take():
             if frame > decided:
                 self._take_input(seat, frame, action)
-        seat.held_while_absent.clear()
 
-    def _end_absence(self, seat: Seat, now: float, how: str) -> None:
+    def _end_absence(
+        self, seat: Seat, now: float, how: str, package_bytes: int | None = None
+    ) -> None:
         seat.absent_since = None
         seat.asked = False
-        absence = self.absences[-1]
-        absence.update(to_ms=round(now, 1), ended=how)
-        self._tell_absent(seat.player, how)
-
-    def _tell_absent(self, player: int, event: str) -> None:
-        told = self.on_peer_absent
-        if told is not None and not call_guarded(told, player, event, what="on_peer_absent"):
-            self._counts["callback_errors"] += 1
+        self._absence.end(seat.player, now, how, package_bytes)
 
     def _on_resume_ask(self, seat: Seat) -> None:
         """A page that came back asks for the game under way: answered once an episode runs,
@@ -1723,13 +1667,6 @@ class RollbackSession:
         else:
             self._tell(seat, RollbackKind.RESUME, b"")
 
-    def _keep_for_resume(self, seat: Seat, transport_frame: int, action: int) -> None:
-        kept = self._before_resume.setdefault(seat.player, {})
-        if len(kept) < MAX_KEPT_FOR_RESUME:
-            kept[transport_frame] = action
-        else:
-            self._counts["stale_inputs"] += 1
-
     def _on_resume(self, seat: Seat, payload: bytes) -> None:
         """The answer to this page's ask: nothing (start the first episode as any page would),
         or a chunk of the game under way."""
@@ -1740,23 +1677,19 @@ class RollbackSession:
             self._counts["stale_resumes"] += 1
             return
         now = self._clock()
+        absence = self._absence
         if self.state is not RollbackState.RESUMING and not payload:
-            self._cut_off_since = None  # nobody idled this seat: play on
+            absence.cut_off_since = None  # nobody idled this seat: play on
             return
         if not payload:
             self.state = RollbackState.RUNNING
-            for player, kept in self._before_resume.items():
-                for frame, action in kept.items():
+            for player, kept in absence.before_resume.items():
+                for frame, action in kept:
                     self._on_peer_input(self._seats[player], frame, action)
-            self._before_resume.clear()
-            assert self._resume_asked_ms is not None  # resume=True: it asked
-            self.resumed = {
-                "resumed": False,
-                "asked_ms": round(self._resume_asked_ms, 1),
-                "answered_ms": round(now, 1),
-            }
+            absence.before_resume.clear()
+            absence.started_fresh(now)
             return
-        whole = self._resume_chunks.add(payload)
+        whole = absence.chunks.add(payload)
         if whole is not None:
             self._load_resume(ResumePackage.decode(whole[2]), now)
 
@@ -1773,13 +1706,14 @@ class RollbackSession:
         except Exception as error:
             self._game_failed(GameError("decode_state", episode, next_frame - 1, False, error))
             return
+        held: dict[int, dict[int, int]] = {}  # player -> transport frame -> action
         if self.state is not RollbackState.RESUMING:
             # Cut off for a long drop: what it played since is replaced, what it holds of the
             # other's inputs kept (by transport frame), its records of earlier episodes kept.
             for seat in self._seat_list:
-                held = self._before_resume.setdefault(seat.player, {})
-                for frame, action in seat.inputs.held().items():
-                    held[self._base + frame] = action
+                held[seat.player] = {
+                    self._base + frame: action for frame, action in seat.inputs.held().items()
+                }
             self.episodes = [r for r in self.episodes if r["episode"] < episode]
         self.episode = episode
         self._episodes_before = episode - len(self.episodes)
@@ -1804,7 +1738,9 @@ class RollbackSession:
         for seat in self._seat_list:
             actions = package.actions[seat.player]
             early = dict(enumerate(actions))
-            for frame, action in self._before_resume.pop(seat.player, {}).items():
+            kept = self._absence.before_resume.pop(seat.player, None)
+            arrived = {**dict(kept or ()), **held.get(seat.player, {})}
+            for frame, action in arrived.items():
                 early.setdefault(frame - package.base, action)
             seat.start_episode(episode, {f: a for f, a in early.items() if f >= 0})
             seat.used = bytearray(actions[:next_frame])
@@ -1818,21 +1754,14 @@ class RollbackSession:
             self._idling = True
             self._caught_up = False
         self.state = RollbackState.RUNNING
-        self._cut_off_since = None
-        self.resumed = {
-            "resumed": True,
-            "episode": episode,
-            "frame": next_frame,
-            "asked_ms": None if self._resume_asked_ms is None else round(self._resume_asked_ms, 1),
-            "answered_ms": round(now, 1),
-            "bytes": len(package.state),
-        }
+        self._absence.loaded(episode, next_frame, now, len(package.state))
 
     # --- what the sessions deliver ------------------------------------------------------------
 
     def _on_peer_input(self, seat: Seat, transport_frame: int, action: int) -> None:
         if self.state is RollbackState.RESUMING:
-            self._keep_for_resume(seat, transport_frame, action)
+            if not self._absence.keep_before_resume(seat.player, transport_frame, action):
+                self._counts["stale_inputs"] += 1
             return
         frame = transport_frame - self._base
         if frame < 0:
@@ -1843,12 +1772,10 @@ class RollbackSession:
         if seat.absent_since is not None:
             # Sent before a long drop (its page went on): those past the frames this side
             # decides are taken once it has (_send_resume).
-            if len(seat.held_while_absent) < MAX_KEPT_FOR_RESUME:
-                seat.held_while_absent[frame] = action
-            else:
+            if not seat.held_while_absent.keep(frame, action):
                 self._counts["stale_inputs"] += 1
             now = self._clock()
-            if self.state is RollbackState.ENDED and self._back_from_drop(seat, seat.session, now):
+            if self.state is RollbackState.ENDED and seat.back_from_drop(now):
                 self._send_resume(seat, now)  # the game may be over: no frame comes
             return
         if not self._take_input(seat, frame, action):

@@ -1,6 +1,7 @@
 """Data longer than one control message, sent as numbered chunks under a digest and put back
-together on the other side: a game state (the desync repair) or a resume package
-(:mod:`.resume`). Each chunk is a payload in the state chunk's layout
+together on the other side: a game state (the rollback layer's desync repair), a resume
+package (:mod:`p2p_transport.rollback.resume`) or a JavaScript game handed over
+(:mod:`.handoff`). Each chunk is a payload in the state chunk's layout
 (:func:`~p2p_transport.wire.control_payloads.encode_state_chunk_payload`); the reliable control
 path delivers them in order, once each, but a peer may still send nonsense, which is refused
 here with a :class:`~p2p_transport.wire.codec.DecodeError`.
