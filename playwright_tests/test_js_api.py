@@ -50,11 +50,12 @@ JS_GAME: Final = """async ({wheelUrls, room, iceServers, frames}) => {
 }"""
 
 
-# Starts JS_GAME without waiting for it: the first tab's connect() resolves only once the
-# second tab has joined.
-START_IN_BACKGROUND: Final = (
-    f"(args) => {{ ({JS_GAME})(args).catch((err) => {{ window.jsGameError = String(err); }}); }}"
-)
+def in_background(game: str) -> str:
+    """A script that starts ``game`` without waiting for it (the first tab's connect()
+    resolves only once the second tab has joined); a failure lands in ``window.jsGameError``."""
+    return (
+        f"(args) => {{ ({game})(args).catch((err) => {{ window.jsGameError = String(err); }}); }}"
+    )
 
 
 def open_js_game(context: BrowserContext, server: ServerThread, console: list[str]) -> Page:
@@ -82,7 +83,7 @@ def start_pair(
     pages = [open_js_game(context, server, console) for _ in range(2)]
     args = {"wheelUrls": wheels, "room": room, "iceServers": turn.ice_servers, "frames": frames}
     for page in pages:
-        page.evaluate(START_IN_BACKGROUND, args)
+        page.evaluate(in_background(JS_GAME), args)
     return pages, room
 
 
@@ -173,6 +174,8 @@ def test_connect_names_a_wrong_option(
               await attempt({onInput, iceServers: [{username: "u"}]}),
               await attempt({room: "r"}),
               await attempt({onInput, room: ""}),
+              await attempt({onInput, resume: {save() {}}}),
+              await attempt({onInput, players: 4, resume: {save() {}, load() {}}}),
             ];
         }""",
         wheels,
@@ -186,6 +189,8 @@ def test_connect_names_a_wrong_option(
     assert "urls" in errors[3]
     assert errors[4] == "p2pShim.connect(): onInput(frame, action, player) is required"
     assert errors[5] == "ValueError: room must be a non-empty string, got ''"
+    assert errors[6] == "p2pShim.connect(): resume must be {save() -> string, load(text, detail)}"
+    assert errors[7] == "ValueError: resume is for rooms of two players (not a spectator)"
 
 
 def test_both_players_keep_their_telemetry_and_a_closed_tab_loses_nothing(
@@ -241,3 +246,134 @@ def test_saving_without_a_data_dir_says_why(
         "RuntimeError: the server did not keep it: "
         "this server keeps no telemetry (start it with --data-dir DIR)"
     )
+
+
+RESUME_FRAMES: Final = 900
+RELOAD_AT_FRAME: Final = 300
+# Each player's inputs go out this many frames ahead of the frame they are simulated in.
+RESUME_DELAY: Final = 3
+
+# A lockstep game of two in JavaScript with the handoff: a frame is simulated once both players'
+# inputs for it are here, each input stepped RESUME_DELAY frames ahead; the game (its frame, its
+# running hash and every input it holds) is what save() returns and load() puts back. Every
+# input is checked against the script, and one that arrives twice is counted.
+LOCKSTEP_GAME: Final = """async ({wheelUrls, room, iceServers, frames, delay}) => {
+  await p2pShim.boot({pyodideBase: "/pyodide/", wheelUrls});
+  const action = (player, frame) => (frame * 7 + player * 3) % 256;
+  const g = window.jsGame = {
+    frame: 0, next: 0, hash: 0, inputs: [{}, {}], duplicates: 0, wrong: 0, events: [],
+    stalledTicks: 0, loaded: null,
+  };
+  const conn = await p2pShim.connect({
+    room, iceServers,
+    onInput(frame, action_, player) {
+      if (frame in g.inputs[player] || frame < g.frame) g.duplicates += 1;
+      g.inputs[player][frame] = action_;
+      if (action_ !== action(player, frame)) g.wrong += 1;
+    },
+    onEvent(name, detail) { g.events.push([name, detail, performance.now()]); },
+    resume: {
+      save: () => JSON.stringify({frame: g.frame, hash: g.hash, inputs: g.inputs}),
+      load(text, detail) {
+        Object.assign(g, JSON.parse(text));
+        g.loaded = detail;
+        g.loadedAt = performance.now();
+      },
+    },
+  });
+  const me = g.playerIndex = conn.playerIndex;
+  g.conn = conn;
+  if (conn.resumed) g.next = Math.max(g.frame, conn.resumed.lastInput + 1);
+  const timer = setInterval(() => {
+    for (; g.next < Math.min(g.frame + delay, frames); g.next += 1) {
+      g.inputs[me][g.next] = action(me, g.next);
+      conn.step(g.next, g.inputs[me][g.next]);
+    }
+    const f = g.frame;
+    if (f >= frames) return clearInterval(timer);
+    if (!(f in g.inputs[0] && f in g.inputs[1])) return void (g.stalledTicks += 1);
+    g.hash = (Math.imul(g.hash, 31) + g.inputs[0][f] * 256 + g.inputs[1][f]) >>> 0;
+    g.frame += 1;
+  }, 1000 / 60);
+}"""
+
+
+def lockstep_hash(frames: int) -> int:
+    """LOCKSTEP_GAME's hash after ``frames`` frames, worked out here."""
+    digest = 0
+    for frame in range(frames):
+        actions = [(frame * 7 + player * 3) % 256 for player in (0, 1)]
+        digest = (digest * 31 + actions[0] * 256 + actions[1]) % 2**32
+    return digest
+
+
+def test_a_reloaded_tab_takes_its_javascript_game_back_and_every_input_arrives_once(
+    context: BrowserContext, server: ServerThread, turn: TurnServer, console_messages: list[str]
+) -> None:
+    wheels = [url for url in served_wheel_urls() if "/p2p_transport-" in url]
+    args = {
+        "wheelUrls": wheels,
+        "room": f"js-resume-{uuid.uuid4().hex}",
+        "iceServers": turn.ice_servers,
+        "frames": RESUME_FRAMES,
+        "delay": RESUME_DELAY,
+    }
+    start = in_background(LOCKSTEP_GAME)
+    pages = [open_js_game(context, server, console_messages) for _ in range(2)]
+    for page in pages:
+        page.evaluate(start, args)
+    for page in pages:
+        page.wait_for_function(
+            "() => window.jsGameError || (window.jsGame && window.jsGame.conn)",
+            timeout=OPEN_TIMEOUT_MS + SLACK_MS,
+        )
+        assert page.evaluate("() => window.jsGameError || null") is None
+    leaving = pages[1]
+    leaving.wait_for_function(
+        f"() => window.jsGame.frame >= {RELOAD_AT_FRAME}",
+        timeout=RELOAD_AT_FRAME * FRAME_MS + SLACK_MS,
+    )
+    left_at_frame = leaving.evaluate("() => window.jsGame.frame")
+    leaving.reload()
+    wait_for_shim(leaving)
+    leaving.evaluate(start, args)
+    for page in pages:
+        page.wait_for_function(
+            f"() => window.jsGameError || (window.jsGame?.frame ?? 0) >= {RESUME_FRAMES}",
+            timeout=RESUME_FRAMES * FRAME_MS + 2 * SLACK_MS,
+        )
+        assert page.evaluate("() => window.jsGameError || null") is None
+    games = [
+        page.evaluate(
+            """() => {
+                const g = window.jsGame;
+                return {
+                  player: g.playerIndex, hash: g.hash, duplicates: g.duplicates, wrong: g.wrong,
+                  stalledTicks: g.stalledTicks, loaded: g.loaded, resumed: g.conn.resumed,
+                  events: g.events.map(([name, detail, at]) => [name, detail, at]),
+                  backMs: g.loadedAt ?? null,  // from the reloaded page's navigation
+                  stats: g.conn.stats().resume,
+                };
+            }"""
+        )
+        for page in pages
+    ]
+    stayed, came_back = games
+    print(
+        f"js resume: left at frame {left_at_frame}; game loaded {came_back['backMs']:.0f} ms after "
+        f"the reloaded page's navigation; the other stalled {stayed['stalledTicks']} ticks; "
+        f"hashes {stayed['hash']} {came_back['hash']}"
+    )
+    assert stayed["hash"] == came_back["hash"] == lockstep_hash(RESUME_FRAMES)
+    for game in games:
+        assert game["duplicates"] == 0 and game["wrong"] == 0
+    assert came_back["resumed"] == came_back["loaded"]
+    assert came_back["loaded"]["lastInput"] >= left_at_frame - 1
+    assert came_back["loaded"]["peerLastInput"] >= left_at_frame - 1
+    stayed_events = [name for name, _, _ in stayed["events"]]
+    assert stayed_events.count("paired") == 2
+    assert stayed_events.index("peer_left") < stayed_events.index("peer_resumed")
+    assert "resumed" in [name for name, _, _ in came_back["events"]]
+    assert stayed["stats"]["handed_over"] == 1
+    assert came_back["stats"]["resumed"] is True
+    assert_no_page_errors(console_messages)

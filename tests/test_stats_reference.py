@@ -17,6 +17,7 @@ import pytest
 from p2p_transport import P2PSession
 from p2p_transport.browser.options import TransportOptions
 from p2p_transport.protocol.faults import FaultConfig
+from p2p_transport.protocol.handoff import GameHandoff, HandoffHooks
 from p2p_transport.rollback import RollbackSession
 from tests.fakes import FakeChannel, FakeClock, FakeScheduler, FakeSocket
 from tests.test_pairing import Tab
@@ -78,10 +79,11 @@ def browser_stats_keys() -> set[str]:
     return keys
 
 
-def test_the_reference_has_its_five_sections() -> None:
+def test_the_reference_has_its_six_sections() -> None:
     assert set(documented_keys()) == {
         "P2PSession.stats()",
         "BrowserTransport.stats()",
+        "GameHandoff.stats()",
         "Pairing.stats()",
         "RollbackSession.stats()",
         "P2PSession.telemetry()",
@@ -101,6 +103,11 @@ def test_rollback_stats_keys_match_the_reference() -> None:
     assert set(rollback.stats()) == documented_keys()["RollbackSession.stats()"]
 
 
+def test_handoff_stats_keys_match_the_reference() -> None:
+    handoff = GameHandoff(HandoffHooks(str, print), returning=False, emit=print)
+    assert set(handoff.stats()) == documented_keys()["GameHandoff.stats()"]
+
+
 def test_browser_transport_stats_keys_match_the_reference() -> None:
     keys = browser_stats_keys()
     assert keys, "found no out[...] assignments in BrowserTransport.stats"
@@ -108,7 +115,8 @@ def test_browser_transport_stats_keys_match_the_reference() -> None:
 
 
 @pytest.mark.parametrize(
-    "section", ["P2PSession.stats()", "Pairing.stats()", "RollbackSession.stats()"]
+    "section",
+    ["P2PSession.stats()", "Pairing.stats()", "RollbackSession.stats()", "GameHandoff.stats()"],
 )
 def test_no_key_is_listed_twice_in_a_section(section: str) -> None:
     names: list[str] = []

@@ -23,6 +23,8 @@ from p2p_transport.browser.options import IceServer, TransportOptions
 from p2p_transport.browser.spectator import SpectatorTransport
 from p2p_transport.browser.transport import BrowserTransport
 from p2p_transport.errors import InvalidStateError, P2PTransportError, UsageError
+from p2p_transport.protocol.control import ControlChannelClosed
+from p2p_transport.protocol.handoff import GameHandoff, HandoffHooks, HandoffState
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.rollback.spectator import read_feed_packet
@@ -59,6 +61,13 @@ DIALECT_NAMES: Final = ("mug",)
 _MUG_KEYS: Final = {"name": str, "subjectId": str, "turnUrls": list}
 
 #: The options that are TransportOptions fields as they are, and the field each is.
+#: How often a connection that hands its game over, or waits for one, sends what its control
+#: window held back and checks the wait: a few frames, against a round trip of tens of ms.
+_HANDOFF_TICK_MS: Final = 50.0
+#: The sessionStorage key that says this tab played in a room: it outlives a reload, not the
+#: tab, and ``close()`` removes it (see :mod:`p2p_transport.protocol.handoff`).
+_PLAYED_KEY: Final = "p2p_transport:played:{server}|{room}"
+
 _FIELDS: Final = {
     "serverUrl": "server_url",
     "room": "room",
@@ -177,6 +186,12 @@ class JsConnection:
     each report that a player left a ``seat_left`` event (``player``, ``by``, ``episode``,
     ``frame``: the last of its inputs the reporter holds, ``actions``: its last ones; the
     players take the furthest report once all who stay have sent theirs).
+
+    ``save()`` and ``load(text, detail_json)``, both or neither: the page's game handed to a
+    page that comes back after a reload, and taken from the other player's when this page
+    comes back (two players; :mod:`p2p_transport.protocol.handoff`). A page that comes back
+    settles the promise once its game is loaded (or nothing was handed over); ``on_paired``'s
+    third argument is then ``load()``'s detail as JSON text, else ``None``.
     """
 
     @_builtin_errors
@@ -185,19 +200,34 @@ class JsConnection:
         options_json: str,
         on_input: Callable[[int, int, int], object],
         on_event: Callable[[str, Any], object] | None,
-        on_paired: Callable[[int | None, int], object],
+        on_paired: Callable[[int | None, int, str | None], object],
         on_refused: Callable[[str], object],
         socket: Any = None,
+        save: Callable[[], Any] | None = None,
+        load: Callable[[str, str], object] | None = None,
     ) -> None:
         options = parse_options(options_json, attach=socket is not None)
+        if (save is None) != (load is None):
+            raise UsageError("resume takes both save() and load()")
+        if save is not None and (options.spectator or options.players != PLAYERS_PER_ROOM):
+            raise UsageError("resume is for rooms of two players (not a spectator)")
         # The page's own socket (a mug page's, which did the lobby), if it gave one.
         self._socket = socket
         self._on_input_js: Callable[[int, int, int], object] | None = on_input
         self._on_event_js = on_event
-        self._settle: tuple[Callable[[int | None, int], object], Callable[[str], object]] | None = (
-            on_paired,
-            on_refused,
-        )
+        self._settle: (
+            tuple[Callable[[int | None, int, str | None], object], Callable[[str], object]] | None
+        ) = (on_paired, on_refused)
+        self._played_key = _PLAYED_KEY.format(server=options.server_url, room=options.room)
+        self._handoff: GameHandoff | None = None
+        if save is not None and load is not None:
+            hooks = HandoffHooks(save, lambda game, detail: load(game, json.dumps(detail)))
+            returning = js.sessionStorage.getItem(self._played_key) is not None
+            self._handoff = GameHandoff(hooks, returning=returning, emit=self._on_event)
+        self._handoff_timer: object | None = None
+        # Inputs the handoff held while this page asked, handed on from the next timer tick:
+        # after the code awaiting connect() has run.
+        self._released: list[tuple[int, int]] = []
         #: Spectator feed packets that could not be read (counted, dropped).
         self.feed_malformed = 0
         self.transport: BrowserTransport | MeshTransport | SpectatorTransport
@@ -205,7 +235,12 @@ class JsConnection:
             self.transport = SpectatorTransport(options, self._on_feed_packet, self._on_event)
         elif options.players == PLAYERS_PER_ROOM:
             self.transport = BrowserTransport(
-                options, Callbacks(on_input=self._on_peer_input, on_event=self._on_event)
+                options,
+                Callbacks(
+                    on_input=self._on_peer_input,
+                    on_event=self._on_event,
+                    on_control=self._on_control,
+                ),
             )
         else:
             self.transport = MeshTransport(
@@ -251,12 +286,17 @@ class JsConnection:
         transport = self.transport
         if isinstance(transport, SpectatorTransport):
             raise InvalidStateError("step(): a spectator sends no input")
-        return transport.step(frame, action)
+        sent = transport.step(frame, action)
+        if self._handoff is not None:
+            self._handoff.stepped(frame)
+        return sent
 
     def stats_json(self) -> str:
         stats = self.transport.stats()
         if isinstance(self.transport, SpectatorTransport):
             stats["feed_malformed"] = self.feed_malformed
+        if self._handoff is not None:
+            stats["resume"] = self._handoff.stats()
         return json.dumps(stats)
 
     def telemetry_json(self) -> str:
@@ -287,6 +327,11 @@ class JsConnection:
         if self.closed:
             return
         self.closed = True
+        self._stop_handoff_timer()
+        self._handoff = None  # the page's save() and load()
+        if isinstance(self.transport, BrowserTransport):
+            # Closed on purpose: a reload after this is a new game, not one to take back.
+            js.sessionStorage.removeItem(self._played_key)
         self.transport.close()
         self._on_input_js = self._on_event_js = None
         self._refuse("closed before the peer paired")
@@ -322,20 +367,98 @@ class JsConnection:
             self._on_input(frame, action, packet.player)
 
     def _on_peer_input(self, frame: int, action: int) -> None:
+        if self._handoff is None:
+            self._hand_on([(frame, action)])
+        else:
+            self._hand_on(self._handoff.take_input(frame, action))
+
+    def _hand_on(self, inputs: list[tuple[int, int]]) -> None:
         peer = self.transport.peer_index if isinstance(self.transport, BrowserTransport) else None
-        self._on_input(frame, action, -1 if peer is None else peer)
+        for frame, action in inputs:
+            self._on_input(frame, action, -1 if peer is None else peer)
+
+    def _on_control(self, kind: int, payload: bytes) -> None:
+        if self._handoff is not None:
+            self._released += self._handoff.on_control(kind, payload)
+            self._tend_handoff()
+
+    def _on_handoff_event(self, name: str, detail: dict[str, Any]) -> None:
+        """Keep the handoff in step with the pairing: ask or wait at ``paired``, wait for the
+        peer at ``peer_left``."""
+        handoff = self._handoff
+        if handoff is None or "peer" in detail:
+            return
+        if name == "paired":
+            js.sessionStorage.setItem(self._played_key, "1")
+            handoff.paired(self.transport.clock())
+            self._tend_handoff()
+        elif name == "peer_left":
+            self._released += handoff.peer_left()
+            self._tend_handoff()
+
+    def _tend_handoff(self) -> None:
+        """Send what the control window lets through, give up a wait that lasted too long, and
+        settle the promise once this page is no longer asking; a timer comes back while there
+        is more to do."""
+        handoff = self._handoff
+        transport = self.transport
+        assert handoff is not None and isinstance(transport, BrowserTransport)
+        if self._settle is None:
+            released, self._released = self._released, []
+            self._hand_on(released)
+        self._released += handoff.tick(transport.clock())
+        session = transport.session
+        outbox = handoff.outbox
+        if session is not None:
+            control = session.parts.control
+            try:
+                while outbox and control.in_flight < control.window:
+                    control.send(*outbox.pop(0))
+            except ControlChannelClosed:
+                outbox.clear()  # the session ended: the next pairing starts over
+        if handoff.state is not HandoffState.ASKING:
+            self._settle_paired()
+        if outbox or self._released or handoff.state is HandoffState.ASKING:
+            if self._handoff_timer is None:
+                self._handoff_timer = transport.scheduler.set_interval(
+                    self._tend_handoff, _HANDOFF_TICK_MS
+                )
+        else:
+            self._stop_handoff_timer()
+
+    def _stop_handoff_timer(self) -> None:
+        if self._handoff_timer is not None:
+            assert isinstance(self.transport, BrowserTransport)
+            self.transport.scheduler.clear_interval(self._handoff_timer)
+            self._handoff_timer = None
+
+    def _settle_paired(self) -> None:
+        if self._settle is None:
+            return
+        on_paired, _ = self._settle
+        self._settle = None
+        transport = self.transport
+        # (At "paired" the session has this side's index already; the pairing has it after.)
+        assert isinstance(transport, BrowserTransport) and transport.session is not None
+        resumed = self._handoff.resumed if self._handoff is not None else None
+        on_paired(
+            transport.session.player_index,
+            PLAYERS_PER_ROOM,
+            None if resumed is None else json.dumps(resumed),
+        )
 
     def _on_event(self, name: str, detail: dict[str, Any]) -> None:
+        self._on_handoff_event(name, detail)
         if name in _READY and self._settle is not None and "peer" not in detail:
-            on_paired, _ = self._settle
-            self._settle = None
-            # A mesh's or a spectator's room_ready says the room's size; a deployed server's
-            # "paired" detail has its own "players" (the participants' ids).
-            two = isinstance(self.transport, BrowserTransport)
-            on_paired(
-                detail.get("player_index"),
-                PLAYERS_PER_ROOM if two else int(detail["players"]),
-            )
+            if isinstance(self.transport, BrowserTransport):
+                # Unless this page asked for its game back: settled once the answer is in.
+                if self._handoff is None or self._handoff.state is not HandoffState.ASKING:
+                    self._settle_paired()
+            else:
+                on_paired, _ = self._settle
+                self._settle = None
+                # A mesh's or a spectator's room_ready says the room's size.
+                on_paired(detail.get("player_index"), int(detail["players"]), None)
         elif (name in REFUSAL_EVENTS or name in _FAILURES) and "peer" not in detail:
             # Each of these events' message is a sentence (see protocol.lifecycle); one link's
             # trouble (its detail names the peer) is not the room's refusal.

@@ -247,7 +247,9 @@ def _missing_requirements(site, names):
 
   // socket: a socket.io-client socket the page has already (a mug page's, which did the lobby),
   // for the transport to attach to; it is not JSON, so it goes to Python on its own.
-  function connect({ onInput, onEvent, socket, ...options }) {
+  // resume: {save() -> string, load(text, detail)}: the game handed to this page when it comes
+  // back after a reload, and handed by it to the other player's (README, "From JavaScript").
+  function connect({ onInput, onEvent, socket, resume, ...options }) {
     if (!shim.ready) {
       return Promise.reject(new Error("p2pShim.connect(): await p2pShim.boot() first"));
     }
@@ -259,6 +261,16 @@ def _missing_requirements(site, names):
     if (onEvent !== undefined && typeof onEvent !== "function") {
       return Promise.reject(new Error("p2pShim.connect(): onEvent must be a function"));
     }
+    if (
+      resume != null &&
+      (typeof resume !== "object" ||
+        typeof resume.save !== "function" ||
+        typeof resume.load !== "function")
+    ) {
+      return Promise.reject(
+        new Error("p2pShim.connect(): resume must be {save() -> string, load(text, detail)}"),
+      );
+    }
     return new Promise((resolve, reject) => {
       let py = null;
       const live = () => {
@@ -268,6 +280,8 @@ def _missing_requirements(site, names):
       const conn = {
         playerIndex: null,
         playerCount: null,
+        // What load() was given when this page took its game back after a reload, else null.
+        resumed: null,
         step: (frame, action) => live().step(frame, action),
         // Takes the P2P path away (tests; in a room of more than two, to one peer): the relay
         // carries that link from then on.
@@ -299,9 +313,10 @@ def _missing_requirements(site, names):
           JSON.stringify(options),
           onInput,
           onEvent || undefined,
-          (playerIndex, playerCount) => {
+          (playerIndex, playerCount, resumedJson) => {
             conn.playerIndex = playerIndex ?? null; // null: a spectator
             conn.playerCount = playerCount;
+            conn.resumed = resumedJson ? JSON.parse(resumedJson) : null;
             resolve(conn);
           },
           (message) => {
@@ -310,6 +325,8 @@ def _missing_requirements(site, names):
             reject(new Error(message));
           },
           socket || undefined,
+          resume ? () => resume.save() : undefined,
+          resume ? (text, detailJson) => resume.load(text, JSON.parse(detailJson)) : undefined,
         );
       } catch (err) {
         reject(new Error(pythonMessage(err)));
