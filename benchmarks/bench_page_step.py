@@ -11,10 +11,11 @@ real DataChannel (loopback coturn), and each runs a 60 Hz ``setInterval`` game l
 
 - a tight loop of calls after the game (no frame pacing), per route;
 - the parts, from Python timers wrapped around them for one more timed run: the Python side of
-  ``step`` as a whole and each send in it, labelled by where it goes (a channel this page holds,
-  or a postMessage to the worker holding the relay socket); the rest is the session's own work;
+  ``step`` as a whole and each send in it, labelled by what it goes to (the DataChannel, the
+  relay's WebSocket, a postMessage to the ping worker); the rest is the session's own work;
 - the floors no Python can lower, from JavaScript in the same loop: entering Pyodide (a Python
-  function that does nothing), the browser's own DataChannel send, a postMessage to a worker.
+  function that does nothing), the browser's own send of a packet on the DataChannel and on the
+  relay's WebSocket, a postMessage to a worker.
 
 Times are per call, both tabs' samples together; medians, p95 and max are printed and written as
 JSON. Nothing here passes or fails on speed.
@@ -34,7 +35,7 @@ from p2p_demo.harness import TurnServer, launch_chromium, require_loopback_names
 from p2p_server.server import ServerThread
 from p2p_transport.protocol.rtt import nearest_rank
 
-ROUTES: Final = ("parallel", "p2p", "relay")
+ROUTES: Final = ("parallel", "p2p-first", "p2p", "relay")
 TIGHT_CALLS: Final = 200
 
 # Boots the wheels the server lists (micropip and the transport, never the demo) and connects.
@@ -84,14 +85,13 @@ import time
 from p2p_transport.browser import adapters, js_api
 
 class Parts:
-    def __init__(self, relay_worker):
-        self.relay_worker = relay_worker
+    def __init__(self):
         self.samples = {}
         self.originals = {}
 
     def label(self, channel):
         if isinstance(channel, adapters.WorkerChannel):
-            return "post to relay worker" if channel is self.relay_worker else "post to ping worker"
+            return "post to ping worker"
         return "send on " + str(channel.raw.constructor.name)
 
     def _wrap(self, owner, name, key=None):
@@ -122,8 +122,7 @@ class Parts:
         return {key: list(values) for key, values in self.samples.items()}
 
 conn = next(c for c in js_api._made if not c.closed)
-socket = conn.transport._relay_socket
-parts = Parts(socket.channel if socket is not None else None)
+parts = Parts()
 
 def noop(frame, action):
     return True
@@ -131,16 +130,19 @@ def noop(frame, action):
 
 # What no Python can make cheaper, from the same 60 Hz loop: entering Pyodide (a Python function
 # that does nothing, called as conn.step calls into Python), the browser's own send of a 24-byte
-# packet on the game's DataChannel (the peer counts it as undecodable and drops it), and a
-# postMessage of one to a worker that does nothing with it.
+# packet on the game's DataChannel and on the relay's WebSocket (the peer counts each as
+# undecodable and drops it), and a postMessage of one to a worker that does nothing with it.
 FLOORS: Final = """(frames) => new Promise((resolve) => {
   const noop = p2pShim.pyodide.globals.get("noop");
   const channel = p2pShim.pyodide.runPython("conn.transport.data_channel");
+  // (The lean relay socket the server's ticket opened at pairing.)
+  const relay = p2pShim.pyodide.runPython("conn.transport._server._relay_socket.channel.raw");
   const worker = new Worker(URL.createObjectURL(new Blob(["onmessage = () => {};"])));
   const packet = new Uint8Array(24);
   const kinds = {
     "enter Pyodide": (frame) => noop(frame, frame % 7),
     "JS send on RTCDataChannel": () => channel.send(packet),
+    "JS send on the relay WebSocket": () => relay.send(packet),
     "JS postMessage to a worker": () => worker.postMessage(packet),
   };
   const times = Object.fromEntries(Object.keys(kinds).map((name) => [name, []]));
@@ -253,7 +255,6 @@ def measure_route(
             {"p2p": s.get("p2p_inputs_delivered"), "relay": s.get("relay_inputs_delivered")}
             for s in stats
         ],
-        "relay_socket_holder": [s.get("relay_socket_holder", "page") for s in stats],
     }
 
 
