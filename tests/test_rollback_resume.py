@@ -269,14 +269,18 @@ def test_silent_past_the_limit_both_sides_end_with_the_reason(policy: str) -> No
     seed=st.integers(0, 10_000),
     loss=st.sampled_from([0.0, 0.1, 0.3]),
     reorder=st.sampled_from([0.0, 0.2]),
-    # Once the game is under way and acked inputs are settled: a cut of seconds while the two
-    # still negotiate can make one take the other for a deployed version-1 peer (see the
-    # example below for the first frames' inputs, which does pass).
-    from_ms=st.floats(1500.0, 10_000.0),
+    # From the first frames on: a cut while the two still negotiate spends no probes (the
+    # negotiation's docstring), so neither takes the other for a deployed version-1 peer.
+    from_ms=st.floats(1.0, 10_000.0),
     length_ms=st.floats(500.0, 12_000.0),
 )
 # Every first input both ways lost: the two stalled for good before the unheard resend.
 @example(seed=0, loss=0.0, reorder=0.0, from_ms=1.0, length_ms=500.0)
+# A cut 50 ms in, before the two settled: eight probes spent on it took each for version 1.
+@example(seed=0, loss=0.0, reorder=0.2, from_ms=50.0, length_ms=9000.0)
+# The same, shorter: both stalled with lost inputs, and probes waited for the peer's inputs
+# (which it no longer sent) where its control messages said it was there.
+@example(seed=0, loss=0.0, reorder=0.2, from_ms=50.0, length_ms=3000.0)
 def test_every_long_drop_ends_on_the_same_records(
     seed: int, loss: float, reorder: float, from_ms: float, length_ms: float
 ) -> None:

@@ -78,9 +78,14 @@ def test_version_one_until_the_peer_is_heard_then_a_probe_per_interval() -> None
     clock.advance(PROBE_INTERVAL_MS - 1)
     a.session.step(4, 7)
     assert kinds(a)[5:] == [MessageType.INPUT]
+    a.session.edge.on_message(encode_input_packet(1, 1, [(0, 9), (1, 9)]))
     clock.advance(1)
     a.session.step(5, 7)
     assert kinds(a)[6:] == [MessageType.INPUT, MessageType.ACKED_INPUT]
+    # Nothing of the peer's since that probe (a cut, say): no probe is spent on it.
+    clock.advance(PROBE_INTERVAL_MS)
+    a.session.step(6, 7)
+    assert kinds(a)[8:] == [MessageType.INPUT]
     assert a.session.stats()["acked_probes_sent"] == 2
     assert not a.session.stats()["acked_inputs_in_use"]
 

@@ -14,8 +14,7 @@ import logging
 from p2p_transport.errors import UsageError
 from p2p_transport.protocol.control import ControlCallback, ReliableControlChannel
 from p2p_transport.protocol.desync import DesyncCallback, DesyncChecker
-from p2p_transport.protocol.health import ConnectionHealthMonitor
-from p2p_transport.protocol.negotiation import MAX_UNANSWERED_CONTROL_SENDS, AckNegotiation
+from p2p_transport.protocol.negotiation import AckNegotiation
 from p2p_transport.protocol.routing import Link
 from p2p_transport.protocol.rtt import RTTTracker
 from p2p_transport.protocol.v1_control import VersionOneControl, VersionOneError
@@ -59,7 +58,6 @@ class ControlRouting:
         config: SessionConfig,
         paths: Paths,
         rtt: RTTTracker,
-        health: ConnectionHealthMonitor,
         negotiation: AckNegotiation,
         telemetry: TelemetryRecorder,
         counters: SessionCounters,
@@ -70,7 +68,6 @@ class ControlRouting:
         self._config = config
         self._paths = paths
         self._rtt = rtt
-        self._health = health
         self._negotiation = negotiation
         self._telemetry = telemetry
         self._counters = counters
@@ -131,13 +128,9 @@ class ControlRouting:
         version = negotiation.peer_version
         # Version 2 is final: once the peer spoke it, nothing here can change again.
         self._peer_is_v2 = version == 2
-        if (
-            version is None
-            and self.control.most_sends >= MAX_UNANSWERED_CONTROL_SENDS
-            and self._health.last_packet_at_ms is not None
-        ):
-            negotiation.control_unanswered()
-            version = 1
+        if version is None:
+            negotiation.control_sends(self.control.most_sends)
+            version = negotiation.peer_version
         if version == 1:
             self._to_version_one()
 

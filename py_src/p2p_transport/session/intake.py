@@ -173,6 +173,7 @@ class Intake:
 
     def _heard(self, path: Link, input_frame: int | None, now: float) -> None:
         """A packet of the peer's came on ``path`` (``input_frame``: an input packet's)."""
+        self._inputs.negotiation.last_heard_ms = now
         if path is _P2P:
             self._health.record_packet(input_frame, now)
         else:

@@ -132,7 +132,6 @@ class P2PSession:
             cfg,
             paths,
             rtt,
-            health,
             inputs.negotiation,
             telemetry,
             counters,
