@@ -176,6 +176,20 @@ def test_an_ask_nobody_answers_is_given_up_and_the_held_inputs_go_on() -> None:
     assert back.handoff.counts["malformed"] == 1 and back.loaded == []
 
 
+def test_an_ask_to_a_peer_found_to_be_version_1_is_given_up_at_once() -> None:
+    back = Page(returning=True)
+    back.handoff.paired(0.0)
+    back.handoff.take_input(3, 1)
+    assert back.handoff.tick(500.0, None) == []
+    assert back.handoff.tick(2000.0, 1) == [(3, 1)]
+    assert back.events == [
+        (
+            "resume_declined",
+            {"reason": "the other player's page is a version-1 peer, which has no game"},
+        )
+    ]
+
+
 def test_the_other_player_leaving_before_it_answers_ends_the_ask() -> None:
     back = Page(returning=True)
     back.handoff.paired(0.0)

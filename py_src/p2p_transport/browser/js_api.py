@@ -406,8 +406,9 @@ class JsConnection:
         if self._settle is None:
             released, self._released = self._released, []
             self._hand_on(released)
-        self._released += handoff.tick(transport.clock())
         session = transport.session
+        version = None if session is None else session.parts.inputs.negotiation.peer_version
+        self._released += handoff.tick(transport.clock(), version)
         outbox = handoff.outbox
         if session is not None:
             control = session.parts.control

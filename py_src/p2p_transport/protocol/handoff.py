@@ -1,11 +1,11 @@
 """A game the transport cannot see (a JavaScript page's) handed to a page that came back.
 
-Two players. The rollback layer resumes its own games (:mod:`p2p_transport.rollback.resume`);
-a page whose game loop is JavaScript keeps its game where Python never looks, so the page
-lends the transport two functions: ``save()``, which returns the whole game as text (its state
-and every input it holds, its own included), and ``load(text, detail)``, which puts a saved
-game in place. The transport carries the text and keeps every input exactly once across the
-reload; what the game does while the other page is away (stall, idle its seat) is the game's.
+Two players. The rollback layer resumes its own games (:mod:`p2p_transport.rollback.resume`); a
+page whose game loop is JavaScript keeps its game where Python never looks, so the page lends
+the transport two functions: ``save()``, which returns the whole game as text (its state and
+every input it holds, its own included), and ``load(text, detail)``, which puts a saved game in
+place. The transport carries the text and keeps every input exactly once across the reload; what
+the game does while the other page is away (stall, idle its seat) is the game's.
 
 The page that stays: once it was paired, the server saying its peer left makes it wait for that
 peer; when a page in the peer's seat asks (``RESUME_ASK``, the control kind the rollback layer
@@ -14,14 +14,15 @@ uses for the same question), it calls ``save()`` and answers with a :class:`Hand
 gets an empty ``RESUME``: nothing to resume. From then on the peer's inputs for frames the saved
 game already holds are dropped (counted in ``stale_inputs``).
 
-The page that comes back (it asks when the page says it played in this room before): it asks
-once paired, holds the other player's inputs until the answer, calls ``load()`` with the text
-and ``{lastInput, peerLastInput}`` (the last frame of its own inputs the other holds, so it
-steps on from the frame after it; the last frame the other had stepped when it saved), and
-then hands on only the held inputs after ``peerLastInput``: the earlier ones are in the game it
+The page that comes back (its tab was paired in this room before: the browser edge keeps a mark)
+asks once paired, holds the other player's inputs until the answer, calls ``load()`` with the
+text and ``{lastInput, peerLastInput}`` (the last frame of its own inputs the other holds, so it
+steps on from the frame after it; the last frame the other had stepped when it saved), and then
+hands on only the held inputs after ``peerLastInput``: the earlier ones are in the game it
 loaded. An empty answer, a package that cannot be read, a ``load()`` that raises, or no answer
-within :data:`ANSWER_WAIT_MS` (a deployed version-1 peer never answers) leave it with no game
-resumed, the held inputs handed on as they are.
+within :data:`ANSWER_WAIT_MS` (a deployed version-1 peer never answers: once the session knows
+the peer for one, the wait ends there) leave it with no game resumed, the held inputs handed on
+as they are.
 
 The package, big-endian: the last frame of the asking player's inputs the sender holds, i64
 (-1: none), the last frame the sender stepped, i64 (-1: none), then the game as UTF-8 text.
@@ -210,9 +211,14 @@ class GameHandoff:
             return self._give_up(f"the game handed over could not be read: {error}")
         return self._load(package)
 
-    def tick(self, now: float) -> list[tuple[int, int]]:
-        """Time passes: an ask unanswered for :data:`ANSWER_WAIT_MS` is given up."""
-        if self._asked_at is not None and now - self._asked_at >= ANSWER_WAIT_MS:
+    def tick(self, now: float, peer_version: int | None = None) -> list[tuple[int, int]]:
+        """Time passes: an ask unanswered for :data:`ANSWER_WAIT_MS`, or made to a peer the
+        session found to be a deployed version-1 peer (``peer_version`` 1), is given up."""
+        if self._asked_at is None:
+            return []
+        if peer_version == 1:
+            return self._give_up("the other player's page is a version-1 peer, which has no game")
+        if now - self._asked_at >= ANSWER_WAIT_MS:
             return self._give_up(f"no answer in {ANSWER_WAIT_MS / 1000:.0f} s")
         return []
 
