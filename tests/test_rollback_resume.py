@@ -8,6 +8,7 @@ the same records, which replay offline to their checksums.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -18,12 +19,13 @@ from p2p_transport import Callbacks, P2PSession
 from p2p_transport.errors import UsageError
 from p2p_transport.protocol.chunks import MAX_CHUNKS, ChunkAssembler, chunk_payloads
 from p2p_transport.protocol.kept_inputs import KeptInputs
-from p2p_transport.rollback import RollbackSession
+from p2p_transport.rollback import RollbackSession, resume
 from p2p_transport.rollback.replay import replay
 from p2p_transport.rollback.resume import (
     LONG_DROP_MS,
     MAX_KEPT_FOR_RESUME,
     ResumePackage,
+    earlier_records,
 )
 from p2p_transport.wire.codec import DecodeError, decode
 from p2p_transport.wire.control_payloads import (
@@ -41,15 +43,15 @@ RELOAD_AT = 300
 def assert_same_records(
     run: MeshRun, episodes: int, seed: int, *, lossy: bool = False
 ) -> list[dict[str, Any]]:
-    """Both ended: the page that came back holds the other's records from the episode it
-    resumed in, each replays offline to its checksum (the idle action in every idled frame).
+    """Both ended: the page that came back holds the other's records (those before the episode
+    it resumed in came in the package), each replays offline to its checksum (the idle action
+    in every idled frame).
     ``lossy``: a full control window may have refused a control message (a hash, a time sync)."""
     stayed, back = run.players
     assert stayed.rollback.state.value == back.rollback.state.value == "ended"
     records = stayed.rollback.episodes
     assert len(records) == episodes
-    resumed_in = back.rollback.resumed["episode"] if back.rollback.resumed else 0
-    assert back.rollback.episodes == records[resumed_in:]
+    assert back.rollback.episodes == records
     for record in records:
         assert record["frames"] == FRAMES
         game = RingGame(2, seed + record["episode"])
@@ -374,7 +376,7 @@ def test_the_resume_package_exact_bytes() -> None:
         params=None,
         idled={1: [(2, None)]},
     )
-    extra = b'{"params":null,"idled":{"1":[[2,null]]},"ended":false}'
+    extra = b'{"params":null,"idled":{"1":[[2,null]]},"ended":false,"earlier":[]}'
     assert package.encode() == (
         bytes.fromhex("0000000100000003000000c80202")
         + bytes.fromhex("0000000401020304")
@@ -419,6 +421,30 @@ def test_a_package_decodes_to_itself_and_travels_in_chunks(
 def test_a_malformed_package_is_a_decode_error(data: bytes) -> None:
     with pytest.raises(DecodeError):
         ResumePackage.decode(data)
+
+
+@pytest.mark.parametrize(
+    "earlier",
+    [[{"episode": 2}], [{"episode": 1}, {"episode": 0}], [{"episode": 0}, {"episode": 0}], [3]],
+)
+def test_earlier_records_that_are_not_earlier_episodes_in_order_are_refused(
+    earlier: list[Any],
+) -> None:
+    package = ResumePackage(2, 0, 0, 2, (b"", b""), b"", earlier=tuple(earlier))
+    with pytest.raises(DecodeError, match="earlier episodes"):
+        ResumePackage.decode(package.encode())
+
+
+def test_a_package_carries_the_newest_earlier_records_that_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    records = [{"episode": n, "inputs": [[n, n]] * 10} for n in range(5)]
+    size = len(json.dumps(records[0], separators=(",", ":"))) + 1
+    monkeypatch.setattr(resume, "MAX_EARLIER_BYTES", 2 * size)
+    assert earlier_records([*records, {"episode": 5}], 5) == (records[3], records[4])
+    assert earlier_records(records, 4) == (records[2], records[3])
+    package = ResumePackage(5, 0, 0, 2, (b"", b""), b"", earlier=tuple(records[3:]))
+    assert ResumePackage.decode(package.encode()).earlier == tuple(records[3:])
 
 
 def test_chunks_that_do_not_match_their_digest_or_are_too_many_are_refused() -> None:

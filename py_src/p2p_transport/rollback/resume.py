@@ -46,8 +46,12 @@ replaying an episode costs its length in simulated frames, where the state costs
 ``encode_state`` and one ``decode_state`` whatever the episode's length
 (``benchmarks/bench_resume.py`` has the figures).
 
-Not resumed: rooms of more than two (a player who leaves a room is gone, :mod:`.seats`); the
-episodes that ended before the reload are in the other player's records, not the page's.
+The package also carries the records of the episodes that ended before (``earlier``), so the
+page's records are the other's: the newest of them, as many as fit in
+:data:`MAX_EARLIER_BYTES` (a long study's first episodes are then only in the other player's
+records, and the server's).
+
+Not resumed: rooms of more than two (a player who leaves a room is gone, :mod:`.seats`).
 
 The package, big-endian::
 
@@ -56,7 +60,8 @@ The package, big-endian::
     per player, in index order: frames u32, then that many actions (u8 each)
     length u32, then that many bytes of UTF-8 JSON: {"params": {...} or null, "idled":
     {"<player>": [[first, end or null], ...]}, "ended": the episode ended with the frame
-    before the next frame}
+    before the next frame, "earlier": [the records of the episodes before it, oldest first,
+    the newest that fit in MAX_EARLIER_BYTES]}
     the game's state (encode_state), the rest
 """
 
@@ -74,8 +79,10 @@ __all__ = [
     "DEFAULT_RETURN_LIMIT_MS",
     "HEARD_AGAIN_MS",
     "LONG_DROP_MS",
+    "MAX_EARLIER_BYTES",
     "MAX_KEPT_FOR_RESUME",
     "ResumePackage",
+    "earlier_records",
 ]
 
 #: Nothing from the other player on any path for this long is a long drop: the watchdog's
@@ -92,6 +99,11 @@ DEFAULT_RETURN_LIMIT_MS: Final = 60_000.0
 #: takes a few round trips (the receiver acknowledged them: the sender never sends them again),
 #: and a bound on what a peer can make a side hold.
 MAX_KEPT_FOR_RESUME: Final = 3600
+
+#: The earlier episodes' records a package carries, as JSON, at most: half of what a transfer
+#: takes (:data:`~p2p_transport.protocol.chunks.MAX_CHUNKS` chunks, about 4 MB), the rest left
+#: for the state; about 90 episodes of 60 s of two players at 60 Hz.
+MAX_EARLIER_BYTES: Final = 2_000_000
 
 _HEAD: Final = struct.Struct(">IIIBB")  # episode, next frame, base, input delay, players
 _COUNT: Final = struct.Struct(">I")
@@ -118,6 +130,9 @@ class ResumePackage:
     idled: dict[int, list[tuple[int, int | None]]] = field(default_factory=dict)
     #: The episode ended with the frame before :attr:`next_frame` (the state is its last).
     ended: bool = False
+    #: The records of the episodes before :attr:`episode` (``RollbackSession.episodes``'
+    #: entries), oldest first: the newest that fit in :data:`MAX_EARLIER_BYTES`.
+    earlier: tuple[dict[str, Any], ...] = ()
 
     def encode(self) -> bytes:
         extra = json.dumps(
@@ -125,6 +140,7 @@ class ResumePackage:
                 "params": self.params,
                 "idled": {str(p): [list(span) for span in s] for p, s in self.idled.items()},
                 "ended": self.ended,
+                "earlier": list(self.earlier),
             },
             separators=(",", ":"),
         ).encode()
@@ -157,6 +173,7 @@ class ResumePackage:
             extra = json.loads(reader.take(reader.unpack(_COUNT)[0]))
             params = extra["params"]
             ended = extra["ended"]
+            earlier = tuple(extra["earlier"])
             idled = {
                 int(player): [(int(first), None if end is None else int(end)) for first, end in s]
                 for player, s in extra["idled"].items()
@@ -167,6 +184,13 @@ class ResumePackage:
             raise DecodeError("a resume package's params are not an object")
         if not isinstance(ended, bool) or (ended and next_frame == 0):
             raise DecodeError(f"a resume package's ended is {ended!r} at frame {next_frame}")
+        numbers = [
+            record.get("episode") if isinstance(record, dict) else None for record in earlier
+        ]
+        whole = [n for n in numbers if isinstance(n, int) and not isinstance(n, bool)]
+        # Each a record of an episode before this one, oldest first, once.
+        if whole != numbers or whole != sorted(set(whole)) or (whole and whole[-1] >= episode):
+            raise DecodeError(f"a resume package's earlier episodes are {numbers!r}")
         return cls(
             episode,
             next_frame,
@@ -177,7 +201,22 @@ class ResumePackage:
             params,
             idled,
             ended,
+            earlier,
         )
+
+
+def earlier_records(records: list[dict[str, Any]], episode: int) -> tuple[dict[str, Any], ...]:
+    """What a package for ``episode`` carries of ``records`` (a layer's episode records): those
+    of earlier episodes, the newest whose JSON fits in :data:`MAX_EARLIER_BYTES`, oldest
+    first."""
+    kept: list[dict[str, Any]] = []
+    budget = MAX_EARLIER_BYTES
+    for record in reversed([r for r in records if r["episode"] < episode]):
+        budget -= len(json.dumps(record, separators=(",", ":"))) + 1  # and its comma
+        if budget < 0:
+            break
+        kept.append(record)
+    return tuple(reversed(kept))
 
 
 class _Reader:

@@ -85,7 +85,12 @@ from p2p_transport.rollback.game import (
     idle_action,
     resimulate,
 )
-from p2p_transport.rollback.resume import DEFAULT_RETURN_LIMIT_MS, LONG_DROP_MS, ResumePackage
+from p2p_transport.rollback.resume import (
+    DEFAULT_RETURN_LIMIT_MS,
+    LONG_DROP_MS,
+    ResumePackage,
+    earlier_records,
+)
 from p2p_transport.rollback.seats import Seat, forwarded_frames
 from p2p_transport.rollback.state_ring import StateRing
 from p2p_transport.rollback.time_sync import REPORT_INTERVAL_MS, TimeSync
@@ -1634,6 +1639,7 @@ class RollbackSession:
                 if (spans := ranges.in_episode(self.episode))
             },
             ended=ended is not None,
+            earlier=earlier_records(self.episodes, self.episode),
         )
         data = package.encode()
         for payload in chunk_payloads(next_frame, self.episode, data):
@@ -1715,6 +1721,8 @@ class RollbackSession:
                     self._base + frame: action for frame, action in seat.inputs.held().items()
                 }
             self.episodes = [r for r in self.episodes if r["episode"] < episode]
+        else:
+            self.episodes = list(package.earlier)
         self.episode = episode
         self._episodes_before = episode - len(self.episodes)
         old_base, self._base = self._base, package.base
