@@ -17,6 +17,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import js
 
+from p2p_transport._guard import call_guarded
 from p2p_transport.browser.mesh import MeshTransport
 from p2p_transport.browser.mesh_pairing import MeshCallbacks
 from p2p_transport.browser.options import IceServer, TransportOptions
@@ -28,8 +29,9 @@ from p2p_transport.protocol.handoff import GameHandoff, HandoffHooks, HandoffSta
 from p2p_transport.protocol.reconnect import ReconnectConfig
 from p2p_transport.protocol.routing import RouteMode
 from p2p_transport.rollback.spectator import read_feed_packet
-from p2p_transport.session import Callbacks, SessionConfig
+from p2p_transport.session import Callbacks, P2PSession, SessionConfig
 from p2p_transport.wire.codec import DecodeError
+from p2p_transport.wire.control_payloads import RollbackKind
 from p2p_transport.wire.dialects import REFUSAL_EVENTS, MugDialect
 from p2p_transport.wire.signaling import PLAYERS_PER_ROOM
 
@@ -369,18 +371,33 @@ class JsConnection:
     def _on_peer_input(self, frame: int, action: int) -> None:
         if self._handoff is None:
             self._hand_on([(frame, action)])
+            return
+        taken = self._handoff.take_input(frame, action)
+        if self._released:
+            self._released += taken  # after those released before it, on the next tick
         else:
-            self._hand_on(self._handoff.take_input(frame, action))
+            self._hand_on(taken)
 
-    def _hand_on(self, inputs: list[tuple[int, int]]) -> None:
+    def _hand_on(self, inputs: list[tuple[int, int]], errors: dict[str, int] | None = None) -> None:
+        """The peer's ``inputs`` to the page; ``errors``: counting there an ``onInput`` that
+        throws (from a timer of this class's, where nothing else would) and going on."""
         peer = self.transport.peer_index if isinstance(self.transport, BrowserTransport) else None
+        player = -1 if peer is None else peer
         for frame, action in inputs:
-            self._on_input(frame, action, -1 if peer is None else peer)
+            if errors is None:
+                self._on_input(frame, action, player)
+            elif not call_guarded(self._on_input, frame, action, player, what="onInput"):
+                errors["callback_errors"] += 1
 
     def _on_control(self, kind: int, payload: bytes) -> None:
+        transport = self.transport
+        assert isinstance(transport, BrowserTransport)
         if self._handoff is not None:
-            self._released += self._handoff.on_control(kind, payload)
+            self._released += self._handoff.on_control(kind, payload, transport.clock())
             self._tend_handoff()
+        elif kind == RollbackKind.RESUME_ASK and transport.session is not None:
+            # This page lends no game: nothing to resume, at once rather than the asker's wait.
+            _send_within_window(transport.session, [(RollbackKind.RESUME, b"")])
 
     def _on_handoff_event(self, name: str, detail: dict[str, Any]) -> None:
         """Keep the handoff in step with the pairing: ask or wait at ``paired``, wait for the
@@ -390,7 +407,7 @@ class JsConnection:
             return
         if name == "paired":
             js.sessionStorage.setItem(self._played_key, "1")
-            handoff.paired(self.transport.clock())
+            self._released += handoff.paired(self.transport.clock())
             self._tend_handoff()
         elif name == "peer_left":
             self._released += handoff.peer_left()
@@ -405,18 +422,13 @@ class JsConnection:
         assert handoff is not None and isinstance(transport, BrowserTransport)
         if self._settle is None:
             released, self._released = self._released, []
-            self._hand_on(released)
+            self._hand_on(released, handoff.counts)
         session = transport.session
         version = None if session is None else session.parts.inputs.negotiation.peer_version
         self._released += handoff.tick(transport.clock(), version)
         outbox = handoff.outbox
         if session is not None:
-            control = session.parts.control
-            try:
-                while outbox and control.in_flight < control.window:
-                    control.send(*outbox.pop(0))
-            except ControlChannelClosed:
-                outbox.clear()  # the session ended: the next pairing starts over
+            _send_within_window(session, outbox)
         if handoff.state is not HandoffState.ASKING:
             self._settle_paired()
         if outbox or self._released or handoff.state is HandoffState.ASKING:
@@ -472,6 +484,18 @@ class JsConnection:
             _, on_refused = self._settle
             self._settle = None
             on_refused(message)
+
+
+def _send_within_window(session: P2PSession, outbox: list[tuple[int, bytes]]) -> None:
+    """Send ``outbox``'s control messages in order, as far as the control window lets them
+    (what is left stays in it); a session that ended takes nothing (the next pairing starts
+    over)."""
+    control = session.parts.control
+    try:
+        while outbox and control.in_flight < control.window:
+            control.send(*outbox.pop(0))
+    except ControlChannelClosed:
+        outbox.clear()
 
 
 def open_connections() -> int:

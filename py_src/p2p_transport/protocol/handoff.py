@@ -7,22 +7,26 @@ every input it holds, its own included), and ``load(text, detail)``, which puts 
 place. The transport carries the text and keeps every input exactly once across the reload; what
 the game does while the other page is away (stall, idle its seat) is the game's.
 
-The page that stays: once it was paired, the server saying its peer left makes it wait for that
-peer; when a page in the peer's seat asks (``RESUME_ASK``, the control kind the rollback layer
-uses for the same question), it calls ``save()`` and answers with a :class:`HandoffPackage`
-(``RESUME``, in chunks, :mod:`p2p_transport.protocol.chunks`); a page that asks when nobody left
-gets an empty ``RESUME``: nothing to resume. From then on the peer's inputs for frames the saved
-game already holds are dropped (counted in ``stale_inputs``).
+The page that stays: once it was paired, a new pairing (the server said its peer left, or paired
+a new page in that seat at once) makes it wait for that peer; when the page in the peer's seat
+asks (``RESUME_ASK``, the control kind the rollback layer uses for the same question), it calls
+``save()`` and answers with a :class:`HandoffPackage` (``RESUME``, in chunks,
+:mod:`.chunks`); a page that asks when nobody left, or a ``save()`` that fails, gets an empty
+``RESUME``: nothing to resume. The page that came back then says whether it took the game
+(``RESUMED``, 0x01 or 0x00): until then the peer's inputs for frames the saved game holds are
+held; taken, they are dropped (counted in ``stale_inputs``) and the page hears
+``peer_resumed``; not taken, the other plays a new game, they go to the game, and the page hears
+``peer_resume_declined``.
 
 The page that comes back (its tab was paired in this room before: the browser edge keeps a mark)
 asks once paired, holds the other player's inputs until the answer, calls ``load()`` with the
 text and ``{lastInput, peerLastInput}`` (the last frame of its own inputs the other holds, so it
-steps on from the frame after it; the last frame the other had stepped when it saved), and then
-hands on only the held inputs after ``peerLastInput``: the earlier ones are in the game it
-loaded. An empty answer, a package that cannot be read, a ``load()`` that raises, or no answer
-within :data:`ANSWER_WAIT_MS` (a deployed version-1 peer never answers: once the session knows
-the peer for one, the wait ends there) leave it with no game resumed, the held inputs handed on
-as they are.
+steps on from the frame after it; the last frame the other had stepped when it saved), says it
+took it, and then hands on only the held inputs after ``peerLastInput``: the earlier ones are in
+the game it loaded. An empty answer, a package that cannot be read, a ``load()`` that raises, a
+peer the session finds to be a deployed version-1 peer (which has no game), or no answer within
+:data:`ANSWER_WAIT_MS` of the ask or of the last chunk leave it with no game resumed, the held
+inputs handed on as they are.
 
 The package, big-endian: the last frame of the asking player's inputs the sender holds, i64
 (-1: none), the last frame the sender stepped, i64 (-1: none), then the game as UTF-8 text.
@@ -61,6 +65,9 @@ MAX_HELD_INPUTS: Final = 7200
 _HEAD: Final = struct.Struct(">qq")  # the asker's last input held, the sender's last stepped
 #: A frame "none yet" in the package's head and in ``load()``'s detail.
 NO_FRAME: Final = -1
+#: ``RESUMED``'s payloads: the page that came back took the game handed over, or not.
+_TOOK: Final = b"\x01"
+_DID_NOT_TAKE: Final = b"\x00"
 
 #: Sends one control message of the transport's own kinds.
 Send = Callable[[int, bytes], object]
@@ -99,6 +106,8 @@ class HandoffState(Enum):
     PLAYING = "playing"
     #: Paired again after a reload: asked, and waiting for the answer.
     ASKING = "asking"
+    #: Handed the game over, and waiting for the page's word that it took it.
+    HANDING = "handing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +122,10 @@ class GameHandoff:
     """One two-player connection's side of the handoff; the edge feeds it what happens and
     sends what :attr:`outbox` holds (control messages, in order) as the window lets it.
 
-    ``emit(name, detail)`` tells the page: ``peer_resumed`` (this side handed its game over:
-    ``lastInput``, ``peerLastInput``, ``bytes``), ``resumed`` (this page took one: the same
-    keys), ``resume_declined`` (this page asked, and nothing was handed over: ``reason``).
+    ``emit(name, detail)`` tells the page: ``resumed`` (this page took the game handed over:
+    ``lastInput``, ``peerLastInput``, ``bytes``), ``resume_declined`` (this page asked, and
+    took nothing: ``reason``), ``peer_resumed`` (the page that came back took this side's game:
+    the same keys as ``resumed``), ``peer_resume_declined`` (it did not: it plays a new game).
     """
 
     def __init__(
@@ -137,12 +147,17 @@ class GameHandoff:
         self._asked_at: float | None = None
         self._last_stepped = NO_FRAME
         self._last_delivered = NO_FRAME
-        #: Inputs of frames at or before this are in the game handed over or taken: dropped.
+        #: Inputs of frames at or before this are in the game handed over or taken: dropped
+        #: (held while the page that came back has not said it took it).
         self._stale_through = NO_FRAME
+        #: The other's inputs held while asking, or those a game handed over holds while the
+        #: page that came back has not said whether it took it.
         self._held = KeptInputs(MAX_HELD_INPUTS)
+        self._handed: dict[str, int] = {}
         self._chunks = ChunkAssembler()
         self.counts = {
             "handed_over": 0,
+            "declined_by_peer": 0,
             "stale_inputs": 0,
             "dropped_held_inputs": 0,
             "malformed": 0,
@@ -151,8 +166,10 @@ class GameHandoff:
 
     # --- what happens -------------------------------------------------------------------------
 
-    def paired(self, now: float) -> None:
-        """The server paired this side (again)."""
+    def paired(self, now: float) -> list[tuple[int, int]]:
+        """The server paired this side (again: a new page in the peer's seat, whether or not a
+        ``peer_left`` came first). Returns the inputs held for the game, if any."""
+        held = self.peer_left() if self._paired_before else []
         self._chunks.clear()
         self.outbox.clear()  # what was for the peer that left
         if self._returning:
@@ -161,13 +178,18 @@ class GameHandoff:
             self._asked_at = now
             self.outbox.append((RollbackKind.RESUME_ASK, b""))
         self._paired_before = True
+        return held
 
     def peer_left(self) -> list[tuple[int, int]]:
         """The server said the peer left (a reload, a crash, a closed tab): wait for it. Returns
         the inputs held for the game, if this page was still asking."""
-        held = []
+        held: list[tuple[int, int]] = []
         if self.state is HandoffState.ASKING:
-            held = self._give_up("the other player left before it answered")
+            held = self._give_up("the other player left before it answered", tell=False)
+        elif self.state is HandoffState.HANDING:
+            # Gone before it said whether it took the game: what it sent of it is stale.
+            self.counts["stale_inputs"] += len(self._held.take())
+            self.state = HandoffState.PLAYING
         self._waits_for_peer = self._paired_before
         self._stale_through = NO_FRAME  # the next page in that seat starts where it says
         return held
@@ -178,7 +200,9 @@ class GameHandoff:
     def take_input(self, frame: int, action: int) -> list[tuple[int, int]]:
         """A peer input arrived: the inputs to hand the game now (none while asking, this one
         unless the game taken or handed over already holds it)."""
-        if self.state is HandoffState.ASKING:
+        if self.state is HandoffState.ASKING or (
+            self.state is HandoffState.HANDING and frame <= self._stale_through
+        ):
             if not self._held.keep(frame, action):
                 self.counts["dropped_held_inputs"] += 1
             return []
@@ -188,22 +212,25 @@ class GameHandoff:
         self._last_delivered = max(self._last_delivered, frame)
         return [(frame, action)]
 
-    def on_control(self, kind: int, payload: bytes) -> list[tuple[int, int]]:
+    def on_control(self, kind: int, payload: bytes, now: float) -> list[tuple[int, int]]:
         """A control message of the handoff's kinds; returns the held inputs to hand the game
-        once the answer is in."""
+        once the answer, or the word on it, is in."""
         if kind == RollbackKind.RESUME_ASK:
             self._answer()
             return []
+        if kind == RollbackKind.RESUMED:
+            return self._word(payload)
         if kind != RollbackKind.RESUME:
             return []
         if self.state is not HandoffState.ASKING:
             self.counts["malformed"] += 1  # an answer nobody asked for
             return []
         if not payload:
-            return self._give_up("the other player had no game to hand over")
+            return self._give_up("the other player had no game to hand over", tell=False)
         try:
             whole = self._chunks.add(payload)
             if whole is None:
+                self._asked_at = now  # the game is coming: the wait starts again
                 return []
             package = HandoffPackage.decode(whole[2])
         except DecodeError as error:
@@ -212,12 +239,14 @@ class GameHandoff:
         return self._load(package)
 
     def tick(self, now: float, peer_version: int | None = None) -> list[tuple[int, int]]:
-        """Time passes: an ask unanswered for :data:`ANSWER_WAIT_MS`, or made to a peer the
-        session found to be a deployed version-1 peer (``peer_version`` 1), is given up."""
+        """Time passes: an ask unanswered for :data:`ANSWER_WAIT_MS` (since the last chunk of
+        the answer), or made to a peer the session found to be a deployed version-1 peer
+        (``peer_version`` 1), is given up."""
         if self._asked_at is None:
             return []
         if peer_version == 1:
-            return self._give_up("the other player's page is a version-1 peer, which has no game")
+            reason = "the other player's page is a version-1 peer, which has no game"
+            return self._give_up(reason, tell=False)
         if now - self._asked_at >= ANSWER_WAIT_MS:
             return self._give_up(f"no answer in {ANSWER_WAIT_MS / 1000:.0f} s")
         return []
@@ -234,21 +263,42 @@ class GameHandoff:
         self._waits_for_peer = False
         try:
             game = self._hooks.save()
-        except Exception as error:
+            if not isinstance(game, str):
+                return self._not_saved(f"save() must return a string, got {type(game).__name__}")
+            package = HandoffPackage(self._last_delivered, self._last_stepped, game)
+            data = package.encode()
+            chunks = chunk_payloads(0, 0, data)
+        except Exception as error:  # the page's save(), or a game too big to send
             return self._not_saved(str(error))
-        if not isinstance(game, str):
-            return self._not_saved(f"save() must return a string, got {type(game).__name__}")
-        package = HandoffPackage(self._last_delivered, self._last_stepped, game)
-        data = package.encode()
-        self.outbox += [(RollbackKind.RESUME, chunk) for chunk in chunk_payloads(0, 0, data)]
+        self.outbox += [(RollbackKind.RESUME, chunk) for chunk in chunks]
         self._stale_through = self._last_delivered
-        self.counts["handed_over"] += 1
-        self._emit("peer_resumed", {**_detail(package), "bytes": len(data)})
+        self.state = HandoffState.HANDING
+        self._handed = {**_detail(package), "bytes": len(data)}
 
     def _not_saved(self, why: str) -> None:
         self.counts["callback_errors"] += 1
         self._emit("error", {"message": f"resume: the game could not be saved: {why}"})
         self.outbox.append((RollbackKind.RESUME, b""))
+
+    def _word(self, payload: bytes) -> list[tuple[int, int]]:
+        """The page that came back says whether it took the game this side handed over."""
+        if payload not in (_TOOK, _DID_NOT_TAKE):
+            self.counts["malformed"] += 1
+            return []
+        if self.state is not HandoffState.HANDING:
+            return []  # a word on a game this side no longer waits on
+        self.state = HandoffState.PLAYING
+        held = self._held.take()
+        if payload == _TOOK:
+            self.counts["handed_over"] += 1
+            self.counts["stale_inputs"] += len(held)
+            self._emit("peer_resumed", self._handed)
+            return []
+        # It plays a new game: what it sends is all news.
+        self.counts["declined_by_peer"] += 1
+        self._stale_through = NO_FRAME
+        self._emit("peer_resume_declined", {})
+        return [taken for frame, action in held for taken in self.take_input(frame, action)]
 
     def _load(self, package: HandoffPackage) -> list[tuple[int, int]]:
         detail = _detail(package)
@@ -262,10 +312,15 @@ class GameHandoff:
         self._stale_through = package.peer_last_input
         self._last_delivered = max(self._last_delivered, package.peer_last_input)
         self._last_stepped = max(self._last_stepped, package.last_input)
+        self.outbox.append((RollbackKind.RESUMED, _TOOK))
         self._emit("resumed", {**detail, "bytes": len(package.game.encode())})
         return self._play()
 
-    def _give_up(self, reason: str) -> list[tuple[int, int]]:
+    def _give_up(self, reason: str, *, tell: bool = True) -> list[tuple[int, int]]:
+        """Play on with no game taken; ``tell``: the other side may have handed one over and
+        waits for the word (not when it answered nothing, left, or is a version-1 peer)."""
+        if tell:
+            self.outbox.append((RollbackKind.RESUMED, _DID_NOT_TAKE))
         self._emit("resume_declined", {"reason": reason})
         return self._play()
 

@@ -1434,10 +1434,13 @@ class RollbackSession:
             seat.away = HiddenPolicy.IDLE if hidden else None
             # Its inputs ran ahead of its game: what the windows hold says nothing of its pace.
             seat.time_sync.reset()
-            # A record may have been written before this arrived: correct it.
+            # A record may have been written before this arrived: correct it (those of earlier
+            # episodes stay as they are: a page back from a reload got them whole, in the
+            # package, and holds no idle stretches of theirs).
             for record in self.episodes:
-                record.pop("idled", None)
-                record.update(self._idled_entry(record["episode"], record["frames"]))
+                if record["episode"] >= episode:
+                    record.pop("idled", None)
+                    record.update(self._idled_entry(record["episode"], record["frames"]))
         told = self.on_peer_hidden
         if told is not None and not call_guarded(told, seat.player, hidden, what="on_peer_hidden"):
             self._counts["callback_errors"] += 1

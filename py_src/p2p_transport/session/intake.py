@@ -143,8 +143,11 @@ class Intake:
         if message is None:
             return
         try:
-            if message.type is MessageType.HELD_PONG:
-                self._inputs.negotiation.heard_extension()
+            # Only a peer of this package opens the ping channel: whatever comes on it says so,
+            # as early as its first ping (a deployed version-1 peer has none).
+            negotiation = self._inputs.negotiation
+            negotiation.last_heard_ms = arrival_ms
+            negotiation.heard_extension()
             self._pinger.on_ping_channel_message(message, arrival_ms)
         except Exception:
             self._counters.handler_errors += 1

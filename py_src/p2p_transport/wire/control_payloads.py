@@ -90,6 +90,9 @@ class RollbackKind(IntEnum):
     RESUME_ASK = 0x0A
     #: The answer: nothing to resume, or a chunk of the game under way.
     RESUME = 0x0B
+    #: A JavaScript page that came back took the game handed over (payload 0x01) or not (0x00)
+    #: (:mod:`p2p_transport.protocol.handoff`; the rollback layer's pages do not send it).
+    RESUMED = 0x0C
 
 
 #: A SHA-256 digest; a longer hash detects nothing a 32-byte one misses.
