@@ -191,3 +191,12 @@ def test_an_idle_game_channel_gets_keepalives_however_busy_the_ping_channel() ->
     stats = session.stats()
     assert stats["ping_channel_packets_sent"] == len(pings.sent)
     assert stats["p2p_packets_sent"] == len(main.sent)
+
+
+def test_a_ping_on_the_ping_channel_says_the_peer_is_of_this_package() -> None:
+    # Only this package opens the ping channel: a peer whose game channel is cut one way at a
+    # game's start (its probes never answered) is not taken for a deployed version-1 peer.
+    session, clock, _, _ = make()
+    assert session.stats()["peer_protocol_version"] is None
+    session.edge.on_ping_channel_message(encode_ping(1.0), arrival_ms=clock())
+    assert session.stats()["peer_protocol_version"] == 2
