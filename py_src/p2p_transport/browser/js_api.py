@@ -62,7 +62,6 @@ _READY: Final = ("paired", "room_ready")
 DIALECT_NAMES: Final = ("mug",)
 _MUG_KEYS: Final = {"name": str, "subjectId": str, "turnUrls": list}
 
-#: The options that are TransportOptions fields as they are, and the field each is.
 #: How often a connection that hands its game over, or waits for one, sends what its control
 #: window held back and checks the wait: a few frames, against a round trip of tens of ms.
 _HANDOFF_TICK_MS: Final = 50.0
@@ -70,6 +69,7 @@ _HANDOFF_TICK_MS: Final = 50.0
 #: tab, and ``close()`` removes it (see :mod:`p2p_transport.protocol.handoff`).
 _PLAYED_KEY: Final = "p2p_transport:played:{server}|{room}"
 
+#: The options that are TransportOptions fields as they are, and the field each is.
 _FIELDS: Final = {
     "serverUrl": "server_url",
     "room": "room",
@@ -492,7 +492,7 @@ def _send_within_window(session: P2PSession, outbox: list[tuple[int, bytes]]) ->
     over)."""
     control = session.parts.control
     try:
-        while outbox and control.in_flight < control.window:
+        while outbox and not control.window_full:
             control.send(*outbox.pop(0))
     except ControlChannelClosed:
         outbox.clear()

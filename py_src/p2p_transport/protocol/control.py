@@ -202,6 +202,11 @@ class ReliableControlChannel:
         return len(self._in_flight)
 
     @property
+    def window_full(self) -> bool:
+        """Whether :meth:`send` would refuse another message until an acknowledgement comes."""
+        return len(self._in_flight) >= self.window
+
+    @property
     def most_sends(self) -> int:
         """How many times the most-sent unacknowledged message went out (0 with none)."""
         return max((entry.sends for entry in self._in_flight.values()), default=0)
@@ -233,7 +238,7 @@ class ReliableControlChannel:
         """
         if self._closed:
             raise ControlChannelClosed("the control channel is closed")
-        if len(self._in_flight) >= self.window:
+        if self.window_full:
             raise ControlWindowFull(
                 f"{len(self._in_flight)} control messages are unacknowledged, the window's "
                 f"limit: the peer is not acknowledging (is the link down?)"

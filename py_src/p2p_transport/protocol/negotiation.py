@@ -37,10 +37,10 @@ __all__ = [
 #: dropped packets a second beside sixty inputs.
 PROBE_INTERVAL_MS: Final = 250.0
 #: Probes sent before giving up on a peer that never answers: 8 (2 s of its inputs heard, each
-#: probe after the peer was heard since the one before). Each
-#: side probes, and one probe getting through settles it for both, so two peers of this package
-#: at 30% loss both ways fail to settle with probability (0.3^8)^2, about 4e-9. A deployed
-#: version-1 peer logs each probe as an unknown message type; eight is all it ever gets.
+#: probe after the peer was heard since the one before). Each side probes, and one probe getting
+#: through settles it for both, so two peers of this package at 30% loss both ways fail to settle
+#: with probability (0.3^8)^2, about 4e-9. A deployed version-1 peer logs each probe as an
+#: unknown message type; eight is all it ever gets.
 MAX_PROBES: Final = 8
 #: Sends of one control message left unacknowledged, while the peer is heard, after which a peer
 #: that has shown nothing of this package (no acked inputs: it sent no inputs to probe, say) is

@@ -1401,7 +1401,7 @@ class RollbackSession:
         waiting = self._unsent.get(seat.player)
         if waiting is not None:
             waiting.append((kind, payload))
-        elif _window_full(seat.session):
+        elif seat.session.parts.control.window_full:
             self._unsent[seat.player] = [(kind, payload)]
         else:
             self._send(seat.session.parts.control.send, kind, payload)
@@ -1411,7 +1411,7 @@ class RollbackSession:
         left, or its session was replaced."""
         for player, waiting in list(self._unsent.items()):
             seat = self._seats[player]
-            while waiting and not seat.left and not _window_full(seat.session):
+            while waiting and not seat.left and not seat.session.parts.control.window_full:
                 self._send(seat.session.parts.control.send, *waiting[0])
                 del waiting[0]
             if not waiting or seat.left:
@@ -1899,12 +1899,6 @@ def _room_of(session: P2PSession | Mapping[int, P2PSession]) -> dict[int, P2PSes
             f"got {players}"
         )
     return sessions
-
-
-def _window_full(session: P2PSession) -> bool:
-    """The session's control channel refuses another message until an acknowledgement comes."""
-    control = session.parts.control
-    return control.in_flight >= control.window
 
 
 def _rtt_ms(session: P2PSession) -> float:
